@@ -1,0 +1,50 @@
+"""libertem_gpu: GPU-first streaming reductions of large multidimensional detector data.
+
+Everything public is importable from here. Names are resolved on first use, so that
+``import libertem_gpu`` imports no Numba, CUDA or dask and compiles nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Context": "libertem_gpu.api",
+    "UDF": "libertem_gpu.udf.base",
+    "UDFMeta": "libertem_gpu.udf.base",
+    "BufferResult": "libertem_gpu.udf.buffers",
+    "UDFResults": "libertem_gpu.udf.client",
+    "TilingScheme": "libertem_gpu.io.tiles",
+    "DataSet": "libertem_gpu.io.dataset",
+    "SumUDF": "libertem_gpu.udf.sum",
+    "SumSigUDF": "libertem_gpu.udf.sumsig",
+    "StdDevUDF": "libertem_gpu.udf.stddev",
+    "MaxUDF": "libertem_gpu.udf.extrema",
+    "MinUDF": "libertem_gpu.udf.extrema",
+    "ApplyMasksUDF": "libertem_gpu.udf.masks",
+    "PickUDF": "libertem_gpu.udf.pick",
+    "CoMUDF": "libertem_gpu.udf.com",
+    "CoMParams": "libertem_gpu.udf.com",
+    "masks": "libertem_gpu.masks",
+    "config": "libertem_gpu.config",
+    "errors": "libertem_gpu.errors",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'libertem_gpu' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

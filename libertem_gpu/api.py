@@ -1,0 +1,181 @@
+"""The user's entry point: :class:`Context` loads data sets and runs UDFs on an executor."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from libertem_gpu import config
+from libertem_gpu.backends.registry import resolve_backend
+from libertem_gpu.errors import UDFDefinitionError
+from libertem_gpu.executor import Executor, make_executor
+from libertem_gpu.io.dataset import DataSet
+from libertem_gpu.io.registry import load as load_dataset
+from libertem_gpu.io.tiles import TilingScheme
+from libertem_gpu.udf.base import UDF
+from libertem_gpu.udf.buffers import BufferResult
+from libertem_gpu.udf.client import UDFResults, UDFRun
+
+log = logging.getLogger(__name__)
+
+
+class Context:
+    """Loads data sets and runs UDFs over them.
+
+    Parameters
+    ----------
+    executor : str or Executor
+        ``"threads"`` (default: one thread per core), ``"inline"`` (the calling thread), a
+        registered name such as ``"dask"``, or an :class:`~libertem_gpu.executor.Executor`.
+    backend : str
+        ``"auto"`` (a GPU where one is usable, else the CPU), ``"numpy"`` or ``"cupy"``.
+    **executor_args
+        Passed to the executor's constructor when ``executor`` is a name (e.g. ``n_threads``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from libertem_gpu import Context, SumUDF
+    >>> ctx = Context("inline")
+    >>> ds = ctx.load("memory", data=np.ones((2, 3, 4, 5), dtype=np.uint16))
+    >>> ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data.shape
+    (4, 5)
+    """
+
+    def __init__(
+        self, executor: str | Executor = "threads", *, backend: str = "auto", **executor_args: Any
+    ) -> None:
+        self.executor = make_executor(executor, **executor_args)
+        self.backend = backend
+
+    @classmethod
+    def make_with(cls, executor: str = "threads", **kwargs: Any) -> Context:
+        """LiberTEM-style constructor: ``Context.make_with("inline")``."""
+        return cls(executor, **kwargs)
+
+    def load(self, filetype: str, *args: Any, **kwargs: Any) -> DataSet:
+        """Open a data set.
+
+        Parameters
+        ----------
+        filetype : str
+            A format name (``"raw"``, ``"npy"``, ``"memory"``, ...) or ``"auto"`` to detect it
+            from ``path``.
+        *args, **kwargs
+            The format's parameters, e.g. ``path=``, ``nav_shape=``, ``sig_shape=``, ``dtype=``.
+        """
+        return load_dataset(filetype, *args, **kwargs)
+
+    def run_udf(
+        self,
+        dataset: DataSet,
+        udf: UDF | Sequence[UDF],
+        roi: Any = None,
+        progress: bool = False,
+        backends: str | Sequence[str] | None = None,
+        tiling: TilingScheme | None = None,
+    ) -> dict[str, BufferResult] | tuple[dict[str, BufferResult], ...]:
+        """Run one or several UDFs over ``dataset`` in one pass.
+
+        Parameters
+        ----------
+        dataset : DataSet
+            From :meth:`load`.
+        udf : UDF or list of UDF
+            The analyses to run together.
+        roi : numpy.ndarray of bool, optional
+            Scan positions to process, shaped like the scan (or flat).
+        progress : bool
+            Show a progress bar.
+        backends : str, optional
+            Override the context's backend for this run (``"numpy"``, ``"cupy"``, ``"auto"``).
+        tiling : TilingScheme, optional
+            Force a tile depth and frame split (normally chosen from the UDFs and backend).
+
+        Returns
+        -------
+        dict or tuple of dict
+            For one UDF, its results by name; for a list, a tuple with one dict per UDF. Each
+            result has ``.data`` (scan-shaped for ``nav`` results) and ``.raw_data``.
+        """
+        run = None
+        for run in self._execute(dataset, udf, roi, progress, backends, tiling):  # noqa: B007
+            pass
+        assert run is not None
+        results = run.results()
+        if isinstance(udf, UDF):
+            return results.buffers[0]
+        return results.buffers
+
+    def run_udf_iter(
+        self,
+        dataset: DataSet,
+        udf: UDF | Sequence[UDF],
+        roi: Any = None,
+        progress: bool = False,
+        backends: str | Sequence[str] | None = None,
+        tiling: TilingScheme | None = None,
+    ) -> Iterator[UDFResults]:
+        """Like :meth:`run_udf`, but yield :class:`~libertem_gpu.udf.client.UDFResults` after each
+        merged partition (partial results, with ``damage`` marking processed positions).
+
+        Closing the iterator early cancels the partitions not yet started.
+        """
+        for run in self._execute(dataset, udf, roi, progress, backends, tiling):
+            yield run.results()
+
+    def _execute(
+        self,
+        dataset: DataSet,
+        udf: UDF | Sequence[UDF],
+        roi: Any,
+        progress: bool,
+        backends: str | Sequence[str] | None,
+        tiling: TilingScheme | None,
+    ) -> Iterator[UDFRun]:
+        """Plan a run and yield it after each merged partition (once if nothing is selected)."""
+        udfs = [udf] if isinstance(udf, UDF) else list(udf)
+        if not all(isinstance(u, UDF) for u in udfs):
+            raise UDFDefinitionError(f"expected UDF instances, got {udfs!r}")
+        for u in udfs:
+            u.get_method()
+        requested = backends if isinstance(backends, str) or backends is None else backends[0]
+        backend = resolve_backend(requested or self.backend, [u.get_backends() for u in udfs])
+        run = UDFRun(dataset, udfs, roi, backend, self.executor.n_workers, tiling)
+        bar = _progress_bar(len(run.tasks)) if progress else None
+        try:
+            if not run.tasks:  # an empty roi: nothing to process, results stay initial
+                yield run
+                return
+            timeout = config.get("task_timeout_s")
+            for result in self.executor.run_tasks(run.tasks, timeout=timeout):
+                if run.merge(result):
+                    if bar is not None:
+                        bar.update(1)
+                    yield run
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def close(self) -> None:
+        """Shut the executor down."""
+        self.executor.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _progress_bar(total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="partition", desc="libertem_gpu")

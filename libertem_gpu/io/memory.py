@@ -1,0 +1,90 @@
+"""Data sets held in memory: a NumPy array (or any array exposing ``__array__``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.errors import DataSetError
+from libertem_gpu.io.dataset import DataSet, parse_dtype
+from libertem_gpu.io.reader import FrameReader
+
+
+class MemoryReader(FrameReader):
+    """Serves frames of an in-memory array; views are zero-copy."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self._frames = frames
+        self.dtype = frames.dtype
+        self.sig_shape = frames.shape[1:]
+
+    def read_into(self, out: np.ndarray, start: int, stop: int) -> None:
+        np.copyto(out, self._frames[start:stop], casting="no")
+
+    def view(self, start: int, stop: int) -> np.ndarray:
+        return self._frames[start:stop]
+
+
+class MemoryDataSet(DataSet):
+    """A data set backed by an array in memory, for tests, notebooks and small data.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Array of shape ``nav + sig``.
+    sig_dims : int
+        How many trailing axes form a frame (1 or 2).
+    nav_shape, sig_shape : tuple of int, optional
+        Reshape the scan or the frame (same number of elements).
+    sync_offset : int
+        See :class:`~libertem_gpu.io.dataset.DataSet`.
+    num_partitions : int, optional
+        Number of partitions.
+    """
+
+    format_name = "memory"
+
+    def __init__(
+        self,
+        data: Any = None,
+        sig_dims: int = 2,
+        *,
+        nav_shape: tuple[int, ...] | None = None,
+        sig_shape: tuple[int, ...] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ) -> None:
+        super().__init__(
+            nav_shape=nav_shape,
+            sig_shape=sig_shape,
+            sync_offset=sync_offset,
+            num_partitions=num_partitions,
+        )
+        if data is None:
+            raise DataSetError("memory data sets need data=<array>")
+        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        self.sig_dims = int(sig_dims)
+
+    @classmethod
+    def guess_can_open(cls, path: str) -> bool:
+        return False
+
+    def _initialize(self) -> None:
+        data = self.data
+        parse_dtype(data.dtype, what="dtype of the array")
+        if not 1 <= self.sig_dims <= 2 or data.ndim <= self.sig_dims:
+            raise DataSetError(
+                f"array of shape {data.shape} cannot be split into scan and {self.sig_dims} "
+                "signal dimensions (sig_dims must be 1 or 2, with at least one scan axis)"
+            )
+        nav, sig = data.shape[: -self.sig_dims], data.shape[-self.sig_dims :]
+        if len(nav) > 3 and self._nav_shape_arg is None:
+            # More scan axes than supported: flatten them unless the user says otherwise.
+            nav = (math.prod(nav),)
+        self._set_layout(nav, sig, data.dtype, math.prod(data.shape[: -self.sig_dims]))
+
+    def get_reader(self) -> MemoryReader:
+        frames = self.data.reshape(self.image_count, *self.sig_shape)
+        return MemoryReader(frames)

@@ -1,0 +1,59 @@
+"""Readers: how a data set's bytes get into a buffer the caller hands over."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+import numpy as np
+
+
+class FrameReader(ABC):
+    """Reads source frames of one data set.
+
+    One instance serves one partition task in one worker; it is not shared between threads.
+    Files are opened read-only. Source frame indices are positions in the file(s), before the
+    data set's ``sync_offset`` is applied.
+
+    Attributes
+    ----------
+    dtype : numpy.dtype
+        The element type :meth:`read_into` writes; it may be big-endian (the caller swaps bytes
+        where it computes, e.g. on the GPU).
+    sig_shape : tuple of int
+        The frame shape.
+    """
+
+    dtype: np.dtype
+    sig_shape: tuple[int, ...]
+
+    @abstractmethod
+    def read_into(self, out: np.ndarray, start: int, stop: int) -> None:
+        """Write source frames ``[start, stop)`` into ``out``.
+
+        ``out`` has shape ``(stop - start, *sig_shape)`` and dtype :attr:`dtype` (any writable
+        C-contiguous buffer: host, pinned). Raises :class:`~libertem_gpu.errors.FileFormatError`
+        naming the file where it ends early or cannot be decoded.
+        """
+
+    def view(self, start: int, stop: int) -> np.ndarray | None:
+        """A zero-copy view of source frames ``[start, stop)`` (memory-mapped), or ``None``.
+
+        The view has shape ``(stop - start, *sig_shape)`` and dtype :attr:`dtype`; its frame axis
+        may be strided. Formats that must decode bytes return ``None``.
+        """
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Close the files this reader opened."""
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,150 @@
+"""Tiles: stacks of whole or partial frames, the unit of computation, and how a partition is cut
+into them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from libertem_gpu.io.partition import Partition
+
+
+@dataclass(frozen=True)
+class TilingScheme:
+    """How a partition is cut into tiles.
+
+    Parameters
+    ----------
+    depth : int
+        Frames per tile (the last tile of a partition may hold fewer).
+    sig_rows : int or None
+        Rows of the first signal axis per tile when frames are split; ``None`` for whole frames.
+    """
+
+    depth: int
+    sig_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.depth <= 0:
+            raise ValueError(f"tile depth must be positive, got {self.depth}")
+        if self.sig_rows is not None and self.sig_rows <= 0:
+            raise ValueError(f"tile sig_rows must be positive or None, got {self.sig_rows}")
+
+
+@dataclass(frozen=True)
+class TileSlice:
+    """Where a tile sits in its partition and in the data set.
+
+    Attributes
+    ----------
+    nav_start, nav_stop : int
+        Range of this tile's frames among the partition's *selected* frames (those in the roi);
+        this indexes the partition's navigation buffers.
+    frames : numpy.ndarray
+        Flat navigation indices of the tile's frames.
+    sig_rows : tuple of (int, int) or None
+        Rows ``[r0, r1)`` of the first signal axis the tile holds, or ``None`` for whole frames.
+    """
+
+    nav_start: int
+    nav_stop: int
+    frames: np.ndarray = field(repr=False)
+    sig_rows: tuple[int, int] | None = None
+
+    @property
+    def num_frames(self) -> int:
+        """Number of (whole or partial) frames in the tile."""
+        return self.nav_stop - self.nav_start
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """The tiles of one partition.
+
+    Parameters
+    ----------
+    partition : Partition
+        The partition being processed.
+    frames : numpy.ndarray
+        Flat navigation indices of the partition's selected frames, ascending.
+    scheme : TilingScheme
+        Tile depth and row split.
+    sig_shape : tuple of int
+        Frame shape of the data set.
+    """
+
+    partition: Partition
+    frames: np.ndarray = field(repr=False)
+    scheme: TilingScheme
+    sig_shape: tuple[int, ...]
+
+    @classmethod
+    def for_partition(
+        cls,
+        partition: Partition,
+        roi_flat: np.ndarray | None,
+        scheme: TilingScheme,
+        sig_shape: tuple[int, ...],
+    ) -> TilePlan:
+        """Plan the tiles of ``partition``, keeping only frames inside ``roi_flat``."""
+        frames = np.arange(partition.start, partition.stop, dtype=np.int64)
+        if roi_flat is not None:
+            frames = frames[roi_flat[partition.start : partition.stop]]
+        return cls(partition=partition, frames=frames, scheme=scheme, sig_shape=sig_shape)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of selected frames in the partition."""
+        return len(self.frames)
+
+    def frame_stacks(self) -> Iterator[tuple[int, int]]:
+        """Yield ``(nav_start, nav_stop)`` of each stack of whole frames."""
+        depth = self.scheme.depth
+        for start in range(0, self.num_frames, depth):
+            yield start, min(self.num_frames, start + depth)
+
+    def row_ranges(self) -> list[tuple[int, int] | None]:
+        """Row ranges of the first signal axis each stack is split into (``[None]`` if not)."""
+        rows = self.scheme.sig_rows
+        total = self.sig_shape[0]
+        if rows is None or rows >= total:
+            return [None]
+        return [(r0, min(total, r0 + rows)) for r0 in range(0, total, rows)]
+
+    def tiles_of_stack(self, nav_start: int, nav_stop: int) -> Iterator[TileSlice]:
+        """Yield the tiles of one frame stack (one per row range)."""
+        frames = self.frames[nav_start:nav_stop]
+        for rows in self.row_ranges():
+            yield TileSlice(nav_start=nav_start, nav_stop=nav_stop, frames=frames, sig_rows=rows)
+
+    def __iter__(self) -> Iterator[TileSlice]:
+        for nav_start, nav_stop in self.frame_stacks():
+            yield from self.tiles_of_stack(nav_start, nav_stop)
+
+
+def choose_scheme(
+    frame_bytes: int,
+    row_bytes: int,
+    sig_rows_total: int,
+    tile_bytes: int,
+    partial_frames_allowed: bool,
+    max_depth: int | None = None,
+    whole_partition: bool = False,
+    partition_frames: int = 1,
+) -> TilingScheme:
+    """Pick a tiling scheme that keeps tiles near ``tile_bytes`` of raw input.
+
+    Frames are split into row slabs only where every UDF accepts partial frames and one frame is
+    larger than a tile.
+    """
+    if whole_partition:
+        return TilingScheme(depth=max(1, partition_frames))
+    if partial_frames_allowed and frame_bytes > tile_bytes and sig_rows_total > 1:
+        rows = max(1, tile_bytes // max(1, row_bytes))
+        return TilingScheme(depth=1, sig_rows=min(rows, sig_rows_total))
+    depth = max(1, tile_bytes // max(1, frame_bytes))
+    if max_depth is not None:
+        depth = max(1, min(depth, max_depth))
+    return TilingScheme(depth=depth)

@@ -1,0 +1,156 @@
+"""Running a set of UDFs over one partition: the task every executor runs in its workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.backends.base import Backend
+from libertem_gpu.backends.registry import get_backend
+from libertem_gpu.errors import UDFDefinitionError
+from libertem_gpu.io.dataset import DataSet
+from libertem_gpu.io.partition import Partition
+from libertem_gpu.io.tiles import TilePlan, TileSlice, TilingScheme
+from libertem_gpu.udf.base import UDF, UDFMeta
+from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
+
+
+def declare_buffers(udf: UDF) -> dict[str, BufferDecl]:
+    """Ask ``udf`` for its buffers (its ``meta`` must be set) and check the answer."""
+    decls = udf.get_result_buffers()
+    if not isinstance(decls, dict) or not all(isinstance(d, BufferDecl) for d in decls.values()):
+        raise UDFDefinitionError(
+            f"{type(udf).__name__}.get_result_buffers() must return a dict of name -> "
+            f"self.buffer(...), got {decls!r}"
+        )
+    udf.__dict__["_decls_cache"] = decls
+    return decls
+
+
+def make_meta(
+    dataset: DataSet,
+    roi_flat: np.ndarray | None,
+    backend: Backend | None = None,
+    partition: Partition | None = None,
+) -> UDFMeta:
+    """The ``meta`` a UDF sees for this data set and run: in a worker, with its ``backend`` and
+    ``partition``; on the client (``backend=None``), where buffers are NumPy arrays."""
+    roi = None if roi_flat is None else roi_flat.reshape(dataset.nav_shape)
+    return UDFMeta(
+        dataset_shape=dataset.shape,
+        dataset_dtype=dataset.storage_dtype,
+        input_dtype=dataset.dtype,
+        roi=roi,
+        backend="numpy" if backend is None else backend.name,
+        xp=np if backend is None else backend.xp,
+        device_class="cpu" if backend is None else backend.device_class,
+        partition=partition,
+    )
+
+
+@dataclass
+class PartitionResult:
+    """The buffers of every UDF after one partition, as NumPy arrays."""
+
+    partition: Partition
+    num_frames: int
+    buffers: list[dict[str, np.ndarray]]
+
+
+class _UDFInPartition:
+    """One UDF instance with its partition buffers, feeding it tiles by its process method."""
+
+    def __init__(self, udf: UDF, backend: Backend, num_frames: int, sig_shape: tuple[int, ...]):
+        self.udf = udf
+        self.method = udf.get_method()
+        self.decls = {n: d for n, d in declare_buffers(udf).items() if d.is_processed}
+        self.buffers = {
+            name: backend.zeros(decl.shape(num_frames, sig_shape), decl.dtype)
+            for name, decl in self.decls.items()
+        }
+        udf.results = BufferNamespace(dict(self.buffers))
+
+    def _views(self, tile: TileSlice, frame: int | None = None) -> BufferNamespace:
+        views = {}
+        for name, decl in self.decls.items():
+            buf = self.buffers[name]
+            if decl.kind == "nav":
+                if frame is None:
+                    views[name] = buf[tile.nav_start : tile.nav_stop]
+                elif decl.extra_shape:
+                    views[name] = buf[tile.nav_start + frame]
+                else:
+                    views[name] = buf[tile.nav_start + frame : tile.nav_start + frame + 1]
+            elif decl.kind == "sig" and tile.sig_rows is not None:
+                views[name] = buf[tile.sig_rows[0] : tile.sig_rows[1]]
+            else:
+                views[name] = buf
+        return BufferNamespace(views)
+
+    def process(self, tile: TileSlice, data: Any) -> None:
+        udf = self.udf
+        assert udf.meta is not None
+        if self.method == "frame":
+            for i in range(tile.num_frames):
+                udf.meta.tile = TileSlice(
+                    tile.nav_start + i, tile.nav_start + i + 1, tile.frames[i : i + 1]
+                )
+                udf.results = self._views(tile, frame=i)
+                udf.process_frame(data[i])  # type: ignore[attr-defined]
+        else:
+            udf.meta.tile = tile
+            udf.results = self._views(tile)
+            if self.method == "tile":
+                udf.process_tile(data)  # type: ignore[attr-defined]
+            else:
+                udf.process_partition(data)  # type: ignore[attr-defined]
+
+    def finish(self, backend: Backend) -> dict[str, np.ndarray]:
+        assert self.udf.meta is not None
+        self.udf.meta.tile = None
+        self.udf.results = BufferNamespace(dict(self.buffers))
+        self.udf.postprocess()
+        return {name: backend.to_numpy(buf) for name, buf in self.buffers.items()}
+
+
+@dataclass
+class PartitionTask:
+    """Everything a worker needs to run UDFs over one partition; picklable.
+
+    UDFs travel as (class, parameters) and are instantiated afresh in the worker.
+    """
+
+    dataset: DataSet
+    partition: Partition
+    udf_specs: list[tuple[type[UDF], dict[str, Any]]]
+    roi_flat: np.ndarray | None
+    backend: str
+    scheme: TilingScheme
+
+    def __call__(self) -> PartitionResult:
+        backend = get_backend(self.backend)()
+        try:
+            return self._run(backend)
+        finally:
+            backend.close()
+
+    def _run(self, backend: Backend) -> PartitionResult:
+        dataset = self.dataset
+        plan = TilePlan.for_partition(self.partition, self.roi_flat, self.scheme, dataset.sig_shape)
+        states = []
+        for cls, kwargs in self.udf_specs:
+            udf = cls(**kwargs)
+            udf.meta = make_meta(dataset, self.roi_flat, backend, self.partition)
+            states.append(_UDFInPartition(udf, backend, plan.num_frames, dataset.sig_shape))
+            udf.preprocess()
+        if plan.num_frames:
+            for tile, data in backend.iter_tiles(dataset, plan):
+                for state in states:
+                    state.process(tile, data)
+        return PartitionResult(
+            partition=self.partition,
+            num_frames=plan.num_frames,
+            buffers=[state.finish(backend) for state in states],
+        )

@@ -1,0 +1,45 @@
+"""Fixtures shared by the whole suite: executors, contexts and random data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from libertem_gpu import Context
+
+EXECUTORS = ["inline", "threads"]
+
+
+@pytest.fixture(params=EXECUTORS)
+def ctx(request: pytest.FixtureRequest):
+    """A Context for each local executor."""
+    context = Context(request.param)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def inline_ctx():
+    """An inline Context (one thread, deterministic)."""
+    context = Context("inline")
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded random generator: tests use random data, never zeros or constants."""
+    return np.random.default_rng(20261125)
+
+
+def random_data(rng: np.random.Generator, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """Random values spread over a good part of ``dtype``'s range (no overflow in float64 sums)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) > 0.5
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        hi = min(int(info.max), 60000)
+        lo = max(int(info.min), -30000)
+        return rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+    return (rng.standard_normal(shape) * 100 + 20).astype(dtype)
