@@ -24,6 +24,19 @@ _FORMATS: dict[str, str | type[DataSet]] = {
     "raw": "libertem_gpu.io.raw:RawFileDataSet",
     "npy": "libertem_gpu.io.npy:NPYDataSet",
     "memory": "libertem_gpu.io.memory:MemoryDataSet",
+    "hdf5": "libertem_gpu.io.hdf5:H5DataSet",
+    "arina": "libertem_gpu.io.arina:ArinaDataSet",
+    "zarr": "libertem_gpu.io.zarr_store:ZarrDataSet",
+    "mib": "libertem_gpu.io.mib:MIBDataSet",
+    "blo": "libertem_gpu.io.blo:BloDataSet",
+    "empad": "libertem_gpu.io.empad:EMPADDataSet",
+    "ser": "libertem_gpu.io.tia:SERDataSet",
+    "mrc": "libertem_gpu.io.mrc:MRCDataSet",
+    "tvips": "libertem_gpu.io.tvips:TVIPSDataSet",
+    "dm": "libertem_gpu.io.dm:DMDataSet",
+    "k2is": "libertem_gpu.io.k2is:K2ISDataSet",
+    "frms6": "libertem_gpu.io.frms6:FRMS6DataSet",
+    "seq": "libertem_gpu.io.seq:SEQDataSet",
 }
 _entry_points_loaded = False
 
@@ -78,7 +91,7 @@ def detect_format(path: str | os.PathLike[str]) -> type[DataSet]:
     for name in format_names():
         try:
             cls = get_format(name)
-        except ImportError as e:  # a format whose optional dependency is missing
+        except (ImportError, AttributeError) as e:  # an optional dependency is missing
             log.debug("format %s not available: %s", name, e)
             continue
         if cls.guess_can_open(path):
