@@ -1,0 +1,151 @@
+"""Sum over frames: ``out += tile.sum(axis=0)``.
+
+Also home of :func:`as_rows`, the tile normalisation shared by all CPU kernels: it turns a tile
+whose frames are strided (per-frame headers in a memory-mapped file) into a C-contiguous 2-D view
+without copying, so that Numba compiles one vectorised specialisation per dtype.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from libertem_gpu.errors import ShapeMismatchError
+
+__all__ = ["SUPPORTED_DTYPES", "as_rows", "check_out", "cpu", "reference"]
+
+#: Tile dtypes the CPU kernels accept (native byte order only).
+SUPPORTED_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.float32,
+        np.float64,
+        np.bool_,
+    )
+)
+
+_jit = numba.njit(nogil=True, cache=True, fastmath=False)
+
+# Pixels per block: 65536 float64 accumulators (512 KiB) stay in L2 while all frames of the tile
+# stream past, whatever the frame size.
+_PIX_BLOCK = 65536
+
+
+def as_rows(tile: np.ndarray) -> tuple[np.ndarray, int]:
+    """Normalise a tile to a C-contiguous 2-D array whose rows start at the frames.
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        ``(n, npix)`` array; the last axis must be contiguous or it is copied. The first axis may
+        be strided by any multiple of the item size (per-frame headers).
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        ``(n, row_len)`` C-contiguous array with ``row_len >= npix``; frame ``i`` is
+        ``rows[i, :npix]``. Bool tiles are reinterpreted as uint8. For strided tiles the
+        columns beyond ``npix`` alias whatever lies between frames (headers, or, in the last row,
+        memory past the tile): kernels must never read them.
+    npix : int
+        Number of valid pixels per row.
+    """
+    if tile.ndim != 2:
+        raise ShapeMismatchError(f"a tile must be 2-D (n, npix), got shape {tile.shape}")
+    if tile.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"unsupported tile dtype {tile.dtype}; supported: "
+            f"{sorted(str(d) for d in SUPPORTED_DTYPES)} in native byte order"
+        )
+    if tile.dtype == np.bool_:
+        tile = tile.view(np.uint8)
+    n, npix = tile.shape
+    if tile.flags.c_contiguous:
+        return tile, npix
+    isz = tile.itemsize
+    s0, s1 = tile.strides
+    if (s1 == isz or npix == 1) and s0 % isz == 0 and s0 >= npix * isz:
+        # Rows of length s0 // isz: a C-contiguous view over the frames *and* the gaps between
+        # them. Kernels only touch the first npix columns of each row.
+        row_len = s0 // isz
+        return as_strided(tile, shape=(n, row_len), strides=(s0, isz)), npix
+    # Rare layouts (transposed, negative or odd strides): one copy in the native dtype.
+    return np.ascontiguousarray(tile), npix
+
+
+def check_out(
+    out: np.ndarray, shape: tuple[int, ...], name: str = "out", writable: bool = True
+) -> None:
+    """Raise unless ``out`` is a (writable) float64 array of ``shape`` (cheap checks only)."""
+    if out.shape != shape:
+        raise ShapeMismatchError(f"{name} must have shape {shape}, got {out.shape}")
+    if out.dtype != np.float64:
+        raise TypeError(f"{name} must be float64, got {out.dtype}")
+    if writable and not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+
+
+def reference(tile: np.ndarray) -> np.ndarray:
+    """Sum of a tile over its frames, in plain NumPy.
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        ``(n, npix)`` array of any supported dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(npix,)``.
+    """
+    return np.asarray(tile).sum(axis=0, dtype=np.float64)
+
+
+@_jit
+def _sum_frames(a, npix, out):
+    n = a.shape[0]
+    n4 = n - n % 4
+    for p0 in range(0, npix, _PIX_BLOCK):
+        p1 = min(p0 + _PIX_BLOCK, npix)
+        m = p1 - p0
+        o = out[p0:p1]
+        # Four frames per pass over the accumulators cuts their load/store traffic by four while
+        # keeping the strictly sequential order of additions (results equal the naive loop).
+        for i in range(0, n4, 4):
+            r0 = a[i, p0:p1]
+            r1 = a[i + 1, p0:p1]
+            r2 = a[i + 2, p0:p1]
+            r3 = a[i + 3, p0:p1]
+            for p in range(m):
+                acc = o[p] + np.float64(r0[p])
+                acc = acc + np.float64(r1[p])
+                acc = acc + np.float64(r2[p])
+                o[p] = acc + np.float64(r3[p])
+        for i in range(n4, n):
+            r0 = a[i, p0:p1]
+            for p in range(m):
+                o[p] += np.float64(r0[p])
+
+
+def cpu(tile: np.ndarray, out: np.ndarray) -> None:
+    """Accumulate the sum over frames: ``out += tile.sum(axis=0)``.
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        ``(n, npix)`` tile, last axis contiguous, any supported dtype.
+    out : numpy.ndarray
+        float64 ``(npix,)``, C-contiguous, updated in place.
+    """
+    a, npix = as_rows(tile)
+    check_out(out, (npix,))
+    if a.shape[0] == 0 or npix == 0:
+        return
+    _sum_frames(a, npix, out)

@@ -1,0 +1,96 @@
+"""Sum over the signal: ``out[i] += tile[i].sum()``.
+
+Accumulating, because a frame may arrive as several partial tiles.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from libertem_gpu.kernels.sum_frames import as_rows, check_out
+
+__all__ = ["cpu", "reference"]
+
+_jit = numba.njit(nogil=True, cache=True, fastmath=False)
+
+# Integer dtypes whose row sums are exact in int64 for any realistic frame (< 2**31 pixels).
+_INT_EXACT = frozenset(np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.uint32, np.int32))
+
+# Lanes of independent float64 partial sums. Without fastmath LLVM may not reassociate a single
+# running sum, so the reduction would run at one add per FP latency; 128 explicit lanes give it an
+# element-wise loop it vectorises. The order of additions is fixed, hence results are
+# deterministic and independent of the CPU's vector width.
+_LANES = 128
+
+
+def reference(tile: np.ndarray) -> np.ndarray:
+    """Per-frame sum of a tile, in plain NumPy.
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        ``(n, npix)`` array.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n,)``.
+    """
+    return np.asarray(tile).sum(axis=1, dtype=np.float64)
+
+
+@_jit
+def _sum_sig_int(a, npix, out):
+    # Integer accumulation: exact, and LLVM vectorises integer reductions without fastmath.
+    for i in range(a.shape[0]):
+        row = a[i, :npix]
+        s = 0
+        for p in range(npix):
+            s += np.int64(row[p])
+        out[i] += np.float64(s)
+
+
+@_jit
+def _sum_sig_float(a, npix, out):
+    acc = np.empty(_LANES)
+    nb = npix // _LANES
+    for i in range(a.shape[0]):
+        row = a[i, :npix]
+        blocks = row[: nb * _LANES].reshape((nb, _LANES))
+        acc[:] = 0.0
+        for b in range(nb):
+            blk = blocks[b]
+            for q in range(_LANES):
+                acc[q] += np.float64(blk[q])
+        s = 0.0
+        for q in range(_LANES):
+            s += acc[q]
+        for p in range(nb * _LANES, npix):
+            s += np.float64(row[p])
+        out[i] += s
+
+
+def cpu(tile: np.ndarray, out: np.ndarray) -> None:
+    """Accumulate per-frame sums: ``out[i] += tile[i].sum()``.
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        ``(n, npix)`` tile, last axis contiguous, any supported dtype.
+    out : numpy.ndarray
+        float64 ``(n,)``, updated in place.
+
+    Notes
+    -----
+    8- to 32-bit integers are summed exactly in int64 per call, then added to ``out``; int64 and
+    float tiles are summed in float64 over 128 fixed lanes.
+    """
+    a, npix = as_rows(tile)
+    check_out(out, (a.shape[0],))
+    if a.shape[0] == 0 or npix == 0:
+        return
+    if a.dtype in _INT_EXACT:
+        _sum_sig_int(a, npix, out)
+    else:
+        _sum_sig_float(a, npix, out)

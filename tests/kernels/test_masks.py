@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from libertem_gpu.kernels import masks
+
+DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
+
+
+def random_tile(rng, shape, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) > 0.5
+    if dtype.kind == "f":
+        return (rng.standard_normal(shape) * 100).astype(dtype)
+    lo = max(np.iinfo(dtype).min, -1000)
+    return rng.integers(lo, 1000, size=shape, endpoint=True).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_k1(dtype):
+    rng = np.random.default_rng(12)
+    big = random_tile(rng, (14, 13 * 17), dtype)
+    tile = big[::2]  # strided; 7 frames = one 4-frame group and 3 single frames
+    m = rng.standard_normal((1, 13 * 17))
+    out = rng.random((7, 1))
+    expected = out + masks.reference(tile, m)
+    masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
+    np.testing.assert_allclose(out, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32", "int64"])
+@pytest.mark.parametrize("mdtype", ["float32", "float64"])
+def test_dense_k16(dtype, mdtype):
+    rng = np.random.default_rng(13)
+    tile = random_tile(rng, (7, 13 * 17), dtype)
+    m = rng.standard_normal((16, 13 * 17)).astype(mdtype)
+    out = np.zeros((7, 16))
+    masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
+    np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-9, atol=1e-9)
+
+
+def test_dense_k16_float32_out_and_blocks():
+    # many frames and pixels: several frame and pixel blocks on the BLAS path
+    rng = np.random.default_rng(14)
+    tile = random_tile(rng, (300, 1500), "uint16")
+    m = rng.random((16, 1500)).astype(np.float32)
+    out = np.zeros((300, 16), np.float32)
+    masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
+    np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 16])
+def test_sparse(k):
+    rng = np.random.default_rng(15)
+    npix = 13 * 17
+    big = random_tile(rng, (14, npix), "int16")
+    tile = big[::2]
+    dense = rng.standard_normal((k, npix)) * (rng.random((k, npix)) < 0.2)
+    indptr = np.zeros(k + 1, dtype=np.int64)
+    indices, data = [], []
+    for j in range(k):
+        nz = np.flatnonzero(dense[j])
+        indices.append(nz)
+        data.append(dense[j, nz])
+        indptr[j + 1] = indptr[j] + len(nz)
+    indices = np.concatenate(indices).astype(np.int32)
+    data = np.concatenate(data)
+    out = np.zeros((7, k))
+    masks.cpu_sparse(tile, indptr, indices, data, out)
+    np.testing.assert_allclose(out, masks.reference(tile, dense), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        masks.reference_sparse(tile, indptr, indices, data), masks.reference(tile, dense)
+    )
+    with pytest.raises(ValueError):
+        masks.cpu_sparse(tile, indptr, indices + npix, data, out)

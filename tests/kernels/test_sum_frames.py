@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from libertem_gpu.kernels import sum_frames
+
+DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
+
+
+def random_tile(rng, shape, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) > 0.5
+    if dtype.kind == "f":
+        return (rng.standard_normal(shape) * 100).astype(dtype)
+    lo = max(np.iinfo(dtype).min, -1000)
+    return rng.integers(lo, 1000, size=shape, endpoint=True).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_frames_dtypes(dtype):
+    rng = np.random.default_rng(1)
+    tile = random_tile(rng, (7, 13 * 17), dtype)
+    out = rng.random(13 * 17)
+    expected = out + sum_frames.reference(tile)
+    sum_frames.cpu(tile, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_sum_frames_strided_and_partial():
+    rng = np.random.default_rng(2)
+    big = random_tile(rng, (22, 13 * 17 + 5), "uint16")
+    tile = big[::2, 3 : 3 + 13 * 17]  # strided frames, gaps between rows
+    assert not tile.flags.c_contiguous
+    out = np.zeros(13 * 17)
+    sum_frames.cpu(tile[:5], out)
+    sum_frames.cpu(tile[5:], out)
+    np.testing.assert_allclose(out, sum_frames.reference(tile), rtol=1e-12)
+
+
+def test_sum_frames_large_block():
+    # more pixels than one accumulator block, frame count not a multiple of 4
+    rng = np.random.default_rng(3)
+    tile = random_tile(rng, (6, 40_000), "float32")
+    out = np.zeros(40_000)
+    sum_frames.cpu(tile, out)
+    np.testing.assert_allclose(out, sum_frames.reference(tile), rtol=1e-12)
+
+
+def test_as_rows_fallback_and_errors():
+    rng = np.random.default_rng(4)
+    t = random_tile(rng, (17, 9), "int32").T  # last axis not contiguous: copied
+    out = np.zeros(17)
+    sum_frames.cpu(t, out)
+    np.testing.assert_allclose(out, t.sum(axis=0))
+    with pytest.raises(TypeError):
+        sum_frames.cpu(t.astype(np.complex64), out)
+    with pytest.raises(ValueError):
+        sum_frames.cpu(t, np.zeros(3))

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from libertem_gpu.kernels import sum_sig
+
+DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
+
+
+def random_tile(rng, shape, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) > 0.5
+    if dtype.kind == "f":
+        return (rng.standard_normal(shape) * 100).astype(dtype)
+    lo = max(np.iinfo(dtype).min, -1000)
+    return rng.integers(lo, 1000, size=shape, endpoint=True).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_sig_dtypes(dtype):
+    rng = np.random.default_rng(5)
+    tile = random_tile(rng, (7, 13 * 17), dtype)  # 221 px: lanes plus a remainder
+    out = rng.random(7)
+    expected = out + sum_sig.reference(tile)
+    sum_sig.cpu(tile, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_sum_sig_partial_frames_strided(dtype):
+    rng = np.random.default_rng(6)
+    big = random_tile(rng, (14, 300), dtype)
+    frames = big[::2]
+    out = np.zeros(7)
+    sum_sig.cpu(frames[:, :130], out)  # a frame in two partial tiles
+    sum_sig.cpu(frames[:, 130:], out)
+    np.testing.assert_allclose(out, sum_sig.reference(frames), rtol=1e-12)
