@@ -55,7 +55,7 @@ def partition_frame_count(
         partition_bytes = min(
             config.get("max_partition_bytes"), max(config.get("min_partition_bytes"), target)
         )
-    return max(1, int(partition_bytes) // max(1, frame_bytes))
+    return max(1, min(nav_size, int(partition_bytes) // max(1, frame_bytes)))
 
 
 def make_partitions(nav_size: int, frames_per_partition: int) -> list[Partition]:

@@ -44,7 +44,7 @@ class SumPartialUDF(UDF):
         return {"partial_frames": True}
 
     def process_tile(self, tile):
-        self.results.intensity[:] += tile.sum(axis=0)
+        self.results.intensity[:] += tile.sum(axis=0, dtype=np.float64)
 
     def merge(self, dest, src):
         dest.intensity[:] += src.intensity
