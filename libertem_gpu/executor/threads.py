@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
+from threadpoolctl import threadpool_limits
+
 from libertem_gpu.errors import ExecutorError, RunTimeoutError
 from libertem_gpu.executor.base import Executor
 
@@ -51,6 +53,14 @@ class ThreadsExecutor(Executor):
         if self._pool is None:
             raise ExecutorError("this ThreadsExecutor is closed")
         pool = self._pool
+        # One BLAS thread per worker thread: the workers already use every core, and nested
+        # BLAS threads (mask GEMMs) would oversubscribe them.
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield from self._run(pool, tasks, timeout)
+
+    def _run(
+        self, pool: ThreadPoolExecutor, tasks: Sequence[Callable[[], T]], timeout: float | None
+    ) -> Iterator[T]:
         pending = list(reversed(tasks))
         in_flight: set[Future[T]] = set()
         max_in_flight = 2 * self._n  # keep workers busy without queueing every task up front

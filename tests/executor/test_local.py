@@ -1,0 +1,120 @@
+"""The inline and threads executors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from libertem_gpu import Context
+from libertem_gpu.errors import ExecutorError, RunTimeoutError
+from libertem_gpu.executor import Executor, get_executor_class, make_executor
+from libertem_gpu.executor.inline import InlineExecutor
+from libertem_gpu.executor.threads import ThreadsExecutor
+
+
+def test_registry():
+    assert get_executor_class("inline") is InlineExecutor
+    assert isinstance(make_executor("threads", n_threads=3), ThreadsExecutor)
+    custom = InlineExecutor()
+    assert make_executor(custom) is custom
+    with pytest.raises(ExecutorError, match="valid executors: .*inline.*threads"):
+        make_executor("mpi")
+
+
+def test_inline_runs_in_order_in_this_thread():
+    me = threading.get_ident()
+    results = list(
+        InlineExecutor().run_tasks([lambda i=i: (i, threading.get_ident()) for i in range(5)])
+    )
+    assert results == [(i, me) for i in range(5)]
+
+
+def test_threads_yield_in_completion_order():
+    delays = [0.3, 0.0, 0.1]
+    ex = ThreadsExecutor(n_threads=3)
+    try:
+        out = list(ex.run_tasks([lambda d=d: (time.sleep(d), d)[1] for d in delays]))
+    finally:
+        ex.close()
+    assert out == [0.0, 0.1, 0.3]
+
+
+def test_threads_run_in_parallel():
+    barrier = threading.Barrier(2, timeout=5)
+    ex = ThreadsExecutor(n_threads=2)
+    try:
+        # Both tasks must be running at once to pass the barrier.
+        assert sorted(ex.run_tasks([barrier.wait, barrier.wait])) == [0, 1]
+    finally:
+        ex.close()
+
+
+def test_threads_exception_propagates_and_cancels_the_rest():
+    started = []
+
+    def task(i):
+        started.append(i)
+        if i == 0:
+            raise ValueError("task 0 failed")
+        time.sleep(0.05)
+        return i
+
+    ex = ThreadsExecutor(n_threads=1)
+    try:
+        with pytest.raises(ValueError, match="task 0 failed"):
+            list(ex.run_tasks([lambda i=i: task(i) for i in range(50)]))
+        time.sleep(0.2)
+        assert len(started) < 50  # queued tasks were cancelled
+        assert list(ex.run_tasks([lambda: 7])) == [7]  # still usable
+    finally:
+        ex.close()
+
+
+def test_closing_the_iterator_cancels_pending_tasks():
+    ran = []
+    ex = ThreadsExecutor(n_threads=1)
+    try:
+        it = ex.run_tasks([lambda i=i: (ran.append(i), time.sleep(0.02), i)[2] for i in range(40)])
+        next(it)
+        it.close()
+        time.sleep(0.2)
+        assert len(ran) <= 4
+    finally:
+        ex.close()
+
+
+def test_timeout():
+    ex = ThreadsExecutor(n_threads=1)
+    try:
+        with pytest.raises(RunTimeoutError, match=r"within 0.05 s"):
+            list(ex.run_tasks([lambda: time.sleep(0.5)], timeout=0.05))
+    finally:
+        ex.close()
+
+
+def test_closed_executor_refuses_work():
+    ex = ThreadsExecutor(n_threads=1)
+    ex.close()
+    with pytest.raises(ExecutorError, match="closed"):
+        list(ex.run_tasks([lambda: 1]))
+
+
+def test_context_accepts_an_executor_instance():
+    class Recording(InlineExecutor):
+        calls = 0
+
+        def run_tasks(self, tasks, timeout=None):
+            Recording.calls += 1
+            return super().run_tasks(tasks, timeout)
+
+    import numpy as np
+
+    from tests.io.contract import CollectFramesUDF
+
+    with Context(Recording()) as ctx:
+        ds = ctx.load("memory", data=np.arange(24, dtype=np.uint8).reshape(2, 3, 2, 2))
+        ctx.run_udf(dataset=ds, udf=CollectFramesUDF())
+    assert Recording.calls == 1
+    assert isinstance(ctx.executor, Executor)
