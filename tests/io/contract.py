@@ -77,9 +77,9 @@ def check_dataset(
 
     roi = rng.random(ds.nav_shape) > 0.4
     roi.flat[0] = True
-    result = ctx.run_udf(
-        dataset=ds, udf=CollectFramesUDF(), roi=roi, tiling=TilingScheme(depth=3)
-    )["frames"]
+    result = ctx.run_udf(dataset=ds, udf=CollectFramesUDF(), roi=roi, tiling=TilingScheme(depth=3))[
+        "frames"
+    ]
     np.testing.assert_array_equal(result.raw_data, ref[roi])
     assert np.isnan(result.data[~roi]).all()
 

@@ -65,7 +65,7 @@ def test_roi_shape_mismatch(inline_ctx, rng, roi_shape):
             self.results.x[:] = frame.sum()
 
     ds = inline_ctx.load("memory", data=random_data(rng, (5, 7, 4, 4), "u2"))
-    with pytest.raises(ShapeMismatchError, match=r"roi has shape .*expected the scan shape \(5, 7\)"):
+    with pytest.raises(ShapeMismatchError, match=r"roi has shape .*expected the scan shape"):
         inline_ctx.run_udf(dataset=ds, udf=Nav(), roi=np.ones(roi_shape, dtype=bool))
 
 
