@@ -32,6 +32,11 @@ class ShapeMismatchError(LiberTEMGPUError, ValueError):
     """An array (roi, mask, result) does not have the shape the data set requires."""
 
 
+class InvalidParameterError(LiberTEMGPUError, ValueError):
+    """A parameter of an analysis or helper has a value it does not accept (e.g. an inner radius
+    larger than the outer one)."""
+
+
 class UDFDefinitionError(LiberTEMGPUError, TypeError):
     """A UDF class is defined in a way the framework cannot run."""
 

@@ -1,0 +1,50 @@
+"""Small helpers shared by the built-in analyses: flat views of tiles and buffers, and where a
+(possibly partial) tile sits in the frame."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from libertem_gpu.udf.base import UDFMeta
+
+#: Backends every built-in analysis runs on (kernels are looked up per backend).
+BUILTIN_BACKENDS = ("numpy", "cupy")
+
+#: Tiling preferences of analyses whose tile updates accumulate, so that huge frames may stream
+#: through in row slabs.
+PARTIAL_FRAMES = {"depth": None, "total_size": None, "partial_frames": True}
+
+
+def flat_tile(tile: Any) -> Any:
+    """``(n, *sig_part)`` tile as ``(n, npix)``; a view for whole frames and row slabs."""
+    return tile.reshape(tile.shape[0], -1)
+
+
+def flat_buffer(buf: Any) -> Any:
+    """A 1-D view of a sig buffer (or its row slab), which kernels update in place."""
+    if not buf.flags.c_contiguous:  # reshape would copy, and the update would be lost
+        raise ValueError(f"expected a contiguous buffer, got strides {buf.strides}")
+    return buf.reshape(-1)
+
+
+def pixel_range(meta: UDFMeta) -> tuple[int, int]:
+    """Flat pixel range ``[p0, p1)`` of the frame that the current tile holds."""
+    sig = meta.dataset_shape.sig
+    rows = None if meta.tile is None else meta.tile.sig_rows
+    if rows is None:
+        return 0, math.prod(sig)
+    row_len = math.prod(sig[1:])
+    return rows[0] * row_len, rows[1] * row_len
+
+
+def first_slab(meta: UDFMeta) -> bool:
+    """Whether the current tile holds the first rows of its frames (each frame is seen once with
+    this flag set, whether or not frames are split)."""
+    rows = None if meta.tile is None else meta.tile.sig_rows
+    return rows is None or rows[0] == 0
+
+
+def on_worker(meta: UDFMeta | None) -> bool:
+    """Whether the UDF runs in a partition task (as opposed to on the client)."""
+    return meta is not None and meta.partition is not None

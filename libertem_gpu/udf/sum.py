@@ -1,0 +1,72 @@
+"""Sum of all frames: :class:`SumUDF`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.kernels import get_kernel
+from libertem_gpu.udf._common import (
+    BUILTIN_BACKENDS,
+    PARTIAL_FRAMES,
+    flat_buffer,
+    flat_tile,
+    on_worker,
+)
+from libertem_gpu.udf.base import UDF
+from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
+
+
+class SumUDF(UDF):
+    """Sum up the frames, keeping the signal dimensions.
+
+    Parameters
+    ----------
+    dtype : dtype, optional
+        Accepted for LiberTEM compatibility. Sums are always accumulated and returned in
+        float64, which is exact for integer data up to 2**53 per pixel.
+
+    Results
+    -------
+    intensity : sig, float64
+        The per-pixel sum over the selected frames.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from libertem_gpu import Context, SumUDF
+    >>> ctx = Context("inline")
+    >>> ds = ctx.load("memory", data=np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5))
+    >>> ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data.shape
+    (4, 5)
+    """
+
+    def __init__(self, dtype: Any = "float32") -> None:
+        super().__init__(dtype=dtype)
+
+    def get_backends(self) -> tuple[str, ...]:
+        """Runs on the CPU and, where a GPU is, on CuPy."""
+        return BUILTIN_BACKENDS
+
+    def get_tiling_preferences(self) -> dict[str, Any]:
+        """Accepts frames split into row slabs."""
+        return dict(PARTIAL_FRAMES)
+
+    def get_result_buffers(self) -> dict[str, BufferDecl]:
+        """``intensity``: a float64 sig buffer."""
+        return {"intensity": self.buffer(kind="sig", dtype=np.float64)}
+
+    def preprocess(self) -> None:
+        """Look the kernel up once per partition."""
+        if on_worker(self.meta):
+            assert self.meta is not None
+            self._kernel = get_kernel("sum_frames", self.meta.backend)
+
+    def process_tile(self, tile: Any) -> None:
+        """Add the tile's frames (or row slabs) to the sum."""
+        self._kernel(flat_tile(tile), flat_buffer(self.results.intensity))
+
+    def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
+        """Partial sums add up."""
+        dest.intensity[...] += src.intensity

@@ -1,0 +1,53 @@
+"""Sum over the signal of each frame: :class:`SumSigUDF`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.kernels import get_kernel
+from libertem_gpu.udf._common import BUILTIN_BACKENDS, PARTIAL_FRAMES, flat_tile, on_worker
+from libertem_gpu.udf.base import UDF
+from libertem_gpu.udf.buffers import BufferDecl
+
+
+class SumSigUDF(UDF):
+    """Sum of all pixels of each frame: one value per scan position.
+
+    Results
+    -------
+    intensity : nav, float64
+        The sum of each selected frame; NaN outside the roi in ``.data``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from libertem_gpu import Context, SumSigUDF
+    >>> ctx = Context("inline")
+    >>> ds = ctx.load("memory", data=np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5))
+    >>> ctx.run_udf(dataset=ds, udf=SumSigUDF())["intensity"].data.shape
+    (2, 3)
+    """
+
+    def get_backends(self) -> tuple[str, ...]:
+        """Runs on the CPU and, where a GPU is, on CuPy."""
+        return BUILTIN_BACKENDS
+
+    def get_tiling_preferences(self) -> dict[str, Any]:
+        """Accepts frames split into row slabs (the per-frame sums accumulate)."""
+        return dict(PARTIAL_FRAMES)
+
+    def get_result_buffers(self) -> dict[str, BufferDecl]:
+        """``intensity``: a float64 nav buffer."""
+        return {"intensity": self.buffer(kind="nav", dtype=np.float64)}
+
+    def preprocess(self) -> None:
+        """Look the kernel up once per partition."""
+        if on_worker(self.meta):
+            assert self.meta is not None
+            self._kernel = get_kernel("sum_sig", self.meta.backend)
+
+    def process_tile(self, tile: Any) -> None:
+        """Add each frame's (or row slab's) sum to its scan position."""
+        self._kernel(flat_tile(tile), self.results.intensity)
