@@ -1,0 +1,146 @@
+"""NanoMegas / ASTAR block files (``.blo``): uint8 diffraction patterns of a 2-D scan.
+
+The file starts with a little-endian header (``IMGBLO``, magic ``0x0102``, the offsets of the
+virtual bright field image and of the patterns, the pattern size and the scan size), then the
+patterns, each after a 6-byte frame header (``0x55AA`` and a 32-bit frame number).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from libertem_gpu.errors import FileFormatError
+from libertem_gpu.io.dataset import DataSet
+from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
+from libertem_gpu.io.raw import require_file
+
+_ID = b"IMGBLO"
+_MAGIC = 0x0102
+_FRAME_HEADER = 6
+# ID, magic, offset of the virtual image, offset of the patterns, flags, pattern size,
+# pattern rotation, scan x, scan y, scan rotation, pixel size x/y (nm), beam energy (V),
+# pattern pixel size, camera length, acquisition time.
+_HEADER = struct.Struct("<6sHIIIHHHHHddIHId")
+
+
+class BloDataSet(DataSet):
+    """A NanoMegas ``.blo`` block file.
+
+    Parameters
+    ----------
+    path : str
+        The ``.blo`` file.
+    nav_shape : tuple of int, optional
+        Scan shape; defaults to the header's ``(NY, NX)``.
+    sig_shape : tuple of int, optional
+        Reshape the patterns (same number of pixels).
+    sync_offset : int
+        See :class:`~libertem_gpu.io.dataset.DataSet`.
+    num_partitions : int, optional
+        Number of partitions.
+
+    Examples
+    --------
+    >>> ds = ctx.load("blo", path="scan.blo")  # doctest: +SKIP
+    """
+
+    format_name = "blo"
+    extensions = ("blo",)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        nav_shape: tuple[int, ...] | None = None,
+        sig_shape: tuple[int, ...] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ) -> None:
+        super().__init__(
+            nav_shape=nav_shape,
+            sig_shape=sig_shape,
+            sync_offset=sync_offset,
+            num_partitions=num_partitions,
+        )
+        self.path = os.fspath(path)
+
+    @classmethod
+    def guess_can_open(cls, path: str) -> bool:
+        try:
+            with open(path, "rb") as f:
+                return f.read(6) == _ID
+        except OSError:
+            return False
+
+    def _initialize(self) -> None:
+        path = require_file(self.path, "block file")
+        with open(path, "rb") as f:
+            head = f.read(_HEADER.size)
+        fields = parse_blo_header(head, path)
+        size = os.stat(path).st_size
+        side, scan_x, scan_y, offset = fields["DP_SZ"], fields["NX"], fields["NY"], fields["offset"]
+        stride = _FRAME_HEADER + side * side
+        if offset > size:
+            raise FileFormatError(
+                f"{path}: header puts the patterns at byte {offset}, but the file has {size} bytes"
+            )
+        count = (size - offset) // stride
+        if count == 0:
+            raise FileFormatError(
+                f"{path}: file has {size} bytes, too short for one {side}x{side} pattern at byte "
+                f"{offset} (truncated file?)"
+            )
+        self._offset = offset
+        self._set_layout((scan_y, scan_x), (side, side), np.dtype(np.uint8), count, source=path)
+        self._meta = {"path": path, "pattern_offset": offset, **fields}
+
+    def get_reader(self) -> FixedLayoutReader:
+        segment = FileSegment(
+            self.path,
+            self._offset + _FRAME_HEADER,
+            _FRAME_HEADER + self.frame_bytes,
+            self.image_count,
+        )
+        return FixedLayoutReader([segment], self.sig_shape, self.storage_dtype)
+
+
+def parse_blo_header(head: bytes, path: str) -> dict:
+    """The sizes and calibration in a ``.blo`` header.
+
+    Raises
+    ------
+    FileFormatError
+        If the header is short, has the wrong signature, or states impossible sizes.
+    """
+    if len(head) < _HEADER.size or not head.startswith(_ID):
+        raise FileFormatError(
+            f"{path}: not a block file: expected an {_HEADER.size}-byte header starting with "
+            f"'IMGBLO', found {head[:6]!r} ({len(head)} bytes)"
+        )
+    values = _HEADER.unpack(head)
+    (_, magic, offset1, offset2, _, side, _, scan_x, scan_y, _, sx, sy, energy, sdp, cl, _) = values
+    if magic != _MAGIC:
+        raise FileFormatError(f"{path}: block file magic is {magic:#06x}, expected {_MAGIC:#06x}")
+    if side == 0 or scan_x == 0 or scan_y == 0:
+        raise FileFormatError(
+            f"{path}: header states pattern size {side} and scan {scan_x}x{scan_y}; "
+            "all must be positive"
+        )
+    if offset2 < _HEADER.size:
+        raise FileFormatError(
+            f"{path}: header puts the patterns at byte {offset2}, inside the header"
+        )
+    return {
+        "DP_SZ": side,
+        "NX": scan_x,
+        "NY": scan_y,
+        "offset": offset2,
+        "vbf_offset": offset1,
+        "pixel_size_nm": (sy, sx),
+        "beam_energy_V": energy,
+        "camera_length_10mm": cl,
+        "pattern_pixel_size": sdp,
+    }
