@@ -40,6 +40,10 @@ _TABLE: dict[tuple[str, str], str | Callable[..., Any]] = {
     ("masks_sparse", "reference"): _P + "masks:reference_sparse",
     ("com", "numpy"): _P + "com:cpu",
     ("com", "reference"): _P + "com:reference",
+    # Masks given as runs of equal value (disks, rings, rectangles): CPU only.
+    ("masks_spans", "numpy"): _P + "spans:masks_cpu",
+    ("masks_spans", "reference"): _P + "spans:reference",
+    ("com_spans", "numpy"): _P + "spans:com_cpu",
 }
 _resolved: dict[tuple[str, str], Callable[..., Any]] = {}
 _lock = threading.Lock()

@@ -1,0 +1,298 @@
+"""Piecewise-constant masks as runs of equal value along each frame row ("spans").
+
+The masks users draw (disks, rings, rectangles, points) are a handful of runs per row. Summing
+runs reads only the pixels under the mask, adds integers exactly and vectorises, where a dense
+dot product multiplies every pixel by a float. Used by the CPU paths of ``ApplyMasksUDF`` and
+``CoMUDF`` when :func:`encode` finds the masks compact enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from libertem_gpu.errors import ShapeMismatchError
+from libertem_gpu.kernels.sum_frames import as_rows
+
+__all__ = ["MaskSpans", "com_cpu", "encode", "masks_cpu", "reference"]
+
+_jit = numba.njit(nogil=True, cache=True)
+
+# Runs shorter than this on average are summed through a prefix sum of the frame instead of
+# one loop per run.
+_SHORT_RUN = 24
+
+
+@dataclass(frozen=True)
+class MaskSpans:
+    """Run-length encoding of ``k`` masks over frames of ``rows x cols`` pixels.
+
+    Attributes
+    ----------
+    ptr : numpy.ndarray
+        int64 ``(k + 1,)``: runs of mask ``j`` are ``ptr[j]:ptr[j + 1]``.
+    starts, stops : numpy.ndarray
+        int64 flat pixel index range of each run (a run never crosses a row).
+    values : numpy.ndarray
+        float64 weight of each run.
+    rows, cols : int
+        Frame shape.
+    """
+
+    ptr: np.ndarray
+    starts: np.ndarray
+    stops: np.ndarray
+    values: np.ndarray
+    rows: int
+    cols: int
+
+    @property
+    def num_masks(self) -> int:
+        """Number of masks encoded."""
+        return len(self.ptr) - 1
+
+    @property
+    def mean_run(self) -> float:
+        """Average run length in pixels."""
+        return float((self.stops - self.starts).mean()) if len(self.starts) else 0.0
+
+    @property
+    def is_binary(self) -> bool:
+        """Whether every run has weight 1."""
+        return bool(np.all(self.values == 1.0))
+
+
+def encode(masks: np.ndarray, max_runs_per_pixel: float = 0.125) -> MaskSpans | None:
+    """Encode a stack of masks ``(k, rows, cols)`` (or one ``(rows, cols)`` mask) as runs.
+
+    Returns ``None`` when the masks are not compact (more than ``max_runs_per_pixel`` runs per
+    pixel of the frame on average, e.g. smooth or random weights): callers then use the dense
+    kernels.
+    """
+    stack = np.asarray(masks)
+    if stack.ndim == 2:
+        stack = stack[np.newaxis]
+    if stack.ndim != 3:
+        raise ShapeMismatchError(f"masks must be (k, rows, cols), got shape {stack.shape}")
+    k, rows, cols = stack.shape
+    flat = stack.reshape(k, rows, cols).astype(np.float64, copy=False)
+    # A run starts where the value changes along a row, or at the row start, and is non-zero.
+    change = np.ones(flat.shape, dtype=bool)
+    change[:, :, 1:] = flat[:, :, 1:] != flat[:, :, :-1]
+    begins = change & (flat != 0)
+    budget = max_runs_per_pixel * rows * cols * k
+    if begins.sum() > budget:
+        return None
+    ptr = [0]
+    starts: list[np.ndarray] = []
+    stops: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    for j in range(k):
+        m, r, c = np.nonzero(begins[j : j + 1])
+        ends_all = np.zeros(flat.shape[1:], dtype=bool)
+        ends_all[:, :-1] = flat[j, :, 1:] != flat[j, :, :-1]
+        ends_all[:, -1] = True
+        er, ec = np.nonzero(ends_all & (flat[j] != 0))
+        # Runs and their ends pair up in row-major order.
+        starts.append(r * cols + c)
+        stops.append(er * cols + ec + 1)
+        values.append(flat[j, r, c])
+        ptr.append(ptr[-1] + len(r))
+    return MaskSpans(
+        ptr=np.asarray(ptr, dtype=np.int64),
+        starts=np.concatenate(starts).astype(np.int64),
+        stops=np.concatenate(stops).astype(np.int64),
+        values=np.concatenate(values).astype(np.float64),
+        rows=rows,
+        cols=cols,
+    )
+
+
+def reference(tile: np.ndarray, spans: MaskSpans) -> np.ndarray:
+    """``(n, k)`` mask sums from the decoded masks, in plain NumPy."""
+    dense = np.zeros((spans.num_masks, spans.rows * spans.cols))
+    for j in range(spans.num_masks):
+        for q in range(spans.ptr[j], spans.ptr[j + 1]):
+            dense[j, spans.starts[q] : spans.stops[q]] = spans.values[q]
+    return np.asarray(tile, dtype=np.float64) @ dense.T
+
+
+@_jit
+def _runs_direct(a, ptr, starts, stops, values, out):
+    k = len(ptr) - 1
+    for i in range(a.shape[0]):
+        frame = a[i]
+        for j in range(k):
+            acc = 0.0
+            for q in range(ptr[j], ptr[j + 1]):
+                seg = frame[starts[q] : stops[q]]
+                s = np.int64(0)
+                for p in range(len(seg)):  # 0-based: no negative-index checks, vectorises
+                    s += np.int64(seg[p])
+                acc += np.float64(s) * values[q]
+            out[i, j] += acc
+
+
+@_jit
+def _runs_prefix_int(a, npix, ptr, starts, stops, values, out):
+    k = len(ptr) - 1
+    prefix = np.zeros(npix + 1, dtype=np.int64)
+    for i in range(a.shape[0]):
+        frame = a[i]
+        s = np.int64(0)
+        for p in range(npix):
+            s += np.int64(frame[p])
+            prefix[p + 1] = s
+        for j in range(k):
+            acc = 0.0
+            for q in range(ptr[j], ptr[j + 1]):
+                acc += np.float64(prefix[stops[q]] - prefix[starts[q]]) * values[q]
+            out[i, j] += acc
+
+
+@_jit
+def _runs_prefix_float(a, npix, ptr, starts, stops, values, out):
+    k = len(ptr) - 1
+    prefix = np.zeros(npix + 1, dtype=np.float64)
+    for i in range(a.shape[0]):
+        frame = a[i]
+        s = 0.0
+        for p in range(npix):
+            s += np.float64(frame[p])
+            prefix[p + 1] = s
+        for j in range(k):
+            acc = 0.0
+            for q in range(ptr[j], ptr[j + 1]):
+                acc += (prefix[stops[q]] - prefix[starts[q]]) * values[q]
+            out[i, j] += acc
+
+
+def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray) -> None:
+    """Accumulate mask sums of whole frames: ``out[i, j] += sum over runs of mask j``.
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        ``(n, npix)`` whole frames, last axis contiguous, any supported dtype.
+    spans : MaskSpans
+        The masks, from :func:`encode`.
+    out : numpy.ndarray
+        ``(n, k)`` float64, updated in place.
+
+    Notes
+    -----
+    Integer frames are summed exactly in int64 (per run, or through an int64 prefix sum when
+    runs are short); float frames through a float64 prefix sum.
+    """
+    a, npix = as_rows(tile)
+    if npix != spans.rows * spans.cols:
+        raise ShapeMismatchError(f"tile has {npix} pixels, masks {spans.rows * spans.cols}")
+    if out.shape != (a.shape[0], spans.num_masks) or out.dtype != np.float64:
+        raise ShapeMismatchError(
+            f"out must be float64 {(a.shape[0], spans.num_masks)}, got {out.dtype} {out.shape}"
+        )
+    if a.shape[0] == 0 or spans.num_masks == 0:
+        return
+    args = (spans.ptr, spans.starts, spans.stops, spans.values, out)
+    if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
+        if spans.mean_run >= _SHORT_RUN:
+            _runs_direct(a, *args)
+        else:
+            _runs_prefix_int(a, npix, *args)
+    else:
+        _runs_prefix_float(a, npix, *args)
+
+
+@_jit
+def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x):
+    # Binary weights: per run an exact row sum, and per column an accumulator whose weighted
+    # sum gives the x moment once per frame. Both inner loops vectorise.
+    lo = row_offset * cols
+    hi = (row_offset + rows) * cols
+    colsum = np.zeros(cols, dtype=np.float64)
+    for i in range(a.shape[0]):
+        frame = a[i]
+        colsum[:] = 0.0
+        t = 0.0
+        sy = 0.0
+        for q in range(len(starts)):
+            st = starts[q]
+            if st < lo or st >= hi:
+                continue
+            r = st // cols
+            c0 = st - r * cols
+            seg = frame[st - lo : stops[q] - lo]
+            acc = colsum[c0 : c0 + len(seg)]
+            s = 0.0
+            for p in range(len(seg)):
+                v = np.float64(seg[p])
+                s += v
+                acc[p] += v
+            t += s
+            sy += s * r
+        sx = 0.0
+        for c in range(cols):
+            sx += colsum[c] * c
+        out_total[i] += t
+        out_y[i] += sy
+        out_x[i] += sx
+
+
+@_jit
+def _com_runs_int(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x):
+    lo = row_offset * cols
+    hi = (row_offset + rows) * cols
+    colsum = np.zeros(cols, dtype=np.int64)
+    for i in range(a.shape[0]):
+        frame = a[i]
+        colsum[:] = 0
+        t = np.int64(0)
+        sy = 0.0
+        for q in range(len(starts)):
+            st = starts[q]
+            if st < lo or st >= hi:
+                continue
+            r = st // cols
+            c0 = st - r * cols
+            seg = frame[st - lo : stops[q] - lo]
+            acc = colsum[c0 : c0 + len(seg)]
+            s = np.int64(0)
+            for p in range(len(seg)):
+                v = np.int64(seg[p])
+                s += v
+                acc[p] += v
+            t += s
+            sy += np.float64(s) * r
+        sx = 0.0
+        for c in range(cols):
+            sx += np.float64(colsum[c]) * c
+        out_total[i] += np.float64(t)
+        out_y[i] += sy
+        out_x[i] += sx
+
+
+def com_cpu(
+    tile3d: np.ndarray,
+    spans: MaskSpans,
+    row_offset: int,
+    out_total: np.ndarray,
+    out_y: np.ndarray,
+    out_x: np.ndarray,
+) -> None:
+    """Centre-of-mass sums over a binary mask given as runs (see :func:`libertem_gpu.kernels.com.cpu`
+    for the meaning of the arguments); ``spans`` must hold one binary mask."""
+    if spans.num_masks != 1 or not spans.is_binary:
+        raise ValueError("com_cpu needs exactly one binary mask")
+    n, rows, cols = tile3d.shape
+    if cols != spans.cols or row_offset + rows > spans.rows:
+        raise ShapeMismatchError(
+            f"tile rows {row_offset}..{row_offset + rows} x {cols} columns do not fit masks of "
+            f"{spans.rows} x {spans.cols}"
+        )
+    a, npix = as_rows(tile3d.reshape(n, rows * cols))
+    if n == 0:
+        return
+    kernel = _com_runs_int if a.dtype.kind in "ui" and a.dtype.itemsize <= 4 else _com_runs
+    kernel(a, cols, row_offset, rows, spans.starts, spans.stops, out_total, out_y, out_x)

@@ -1,0 +1,80 @@
+"""Run-length encoded masks: mask sums and centre-of-mass sums equal the dense references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from libertem_gpu.kernels import com, spans
+
+DTYPES = ["uint8", "uint16", "uint32", "int32", "float32", "float64", "bool"]
+
+
+def _masks(rows=13, cols=17):
+    yy, xx = np.mgrid[:rows, :cols]
+    r2 = (yy - 6) ** 2 + (xx - 8) ** 2
+    disk = r2 < 25
+    ring = (r2 < 36) & ~disk
+    return disk, ring
+
+
+def _tile(rng, dtype, n=7, npix=13 * 17):
+    if dtype == "bool":
+        return rng.random((n, npix)) > 0.5
+    values = rng.random((n, npix)) * 1000
+    if np.dtype(dtype).kind == "i":
+        values -= 500
+    return values.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("run_len", ["long", "short"])
+def test_mask_sums(rng, dtype, run_len, monkeypatch):
+    # Both strategies (a loop per run, and a prefix sum for short runs) must agree.
+    monkeypatch.setattr(spans, "_SHORT_RUN", 0 if run_len == "long" else 10**9)
+    disk, ring = _masks()
+    stack = np.stack([disk, ring * 2.5, np.eye(13, 17) * -3, np.ones((13, 17))])
+    enc = spans.encode(stack, max_runs_per_pixel=1)
+    tile = _tile(rng, dtype)
+    out = np.full((7, 4), 1.5)
+    spans.masks_cpu(tile, enc, out)
+    expected = 1.5 + tile.astype(np.float64) @ stack.reshape(4, -1).T
+    np.testing.assert_allclose(out, expected, rtol=1e-10)
+    np.testing.assert_allclose(spans.reference(tile, enc), expected - 1.5, rtol=1e-10)
+
+
+def test_strided_tile(rng):
+    disk, _ = _masks()
+    big = _tile(rng, "uint16", n=14)
+    enc = spans.encode(disk)
+    out = np.zeros((7, 1))
+    spans.masks_cpu(big[::2], enc, out)
+    np.testing.assert_allclose(out[:, 0], big[::2].astype(float) @ disk.reshape(-1))
+
+
+def test_encode_refuses_noisy_masks(rng):
+    assert spans.encode(rng.random((3, 13, 17))) is None
+    disk, _ = _masks()
+    enc = spans.encode(disk)
+    assert enc.is_binary and enc.num_masks == 1
+    assert enc.mean_run > 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("r0", "r1"), [(0, 13), (0, 5), (5, 13)])
+def test_com_sums_equal_dense_kernel(rng, dtype, r0, r1):
+    disk, _ = _masks()
+    enc = spans.encode(disk)
+    tile3d = np.ascontiguousarray(_tile(rng, dtype).reshape(7, 13, 17)[:, r0:r1])
+    got = [np.zeros(7) for _ in range(3)]
+    want = [np.zeros(7) for _ in range(3)]
+    spans.com_cpu(tile3d, enc, r0, *got)
+    com.cpu(tile3d, disk.astype(np.float64), r0, *want)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10)
+
+
+def test_com_needs_one_binary_mask():
+    disk, ring = _masks()
+    with pytest.raises(ValueError, match="one binary mask"):
+        spans.com_cpu(np.zeros((1, 13, 17)), spans.encode(disk * 2.0), 0, *np.zeros((3, 1)))
