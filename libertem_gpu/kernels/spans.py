@@ -90,7 +90,7 @@ def encode(masks: np.ndarray, max_runs_per_pixel: float = 0.125) -> MaskSpans | 
     stops: list[np.ndarray] = []
     values: list[np.ndarray] = []
     for j in range(k):
-        m, r, c = np.nonzero(begins[j : j + 1])
+        _, r, c = np.nonzero(begins[j : j + 1])
         ends_all = np.zeros(flat.shape[1:], dtype=bool)
         ends_all[:, :-1] = flat[j, :, 1:] != flat[j, :, :-1]
         ends_all[:, -1] = True
@@ -281,8 +281,10 @@ def com_cpu(
     out_y: np.ndarray,
     out_x: np.ndarray,
 ) -> None:
-    """Centre-of-mass sums over a binary mask given as runs (see :func:`libertem_gpu.kernels.com.cpu`
-    for the meaning of the arguments); ``spans`` must hold one binary mask."""
+    """Centre-of-mass sums over one binary mask given as runs.
+
+    The arguments mean what they mean for :func:`libertem_gpu.kernels.com.cpu`.
+    """
     if spans.num_masks != 1 or not spans.is_binary:
         raise ValueError("com_cpu needs exactly one binary mask")
     n, rows, cols = tile3d.shape
@@ -291,7 +293,7 @@ def com_cpu(
             f"tile rows {row_offset}..{row_offset + rows} x {cols} columns do not fit masks of "
             f"{spans.rows} x {spans.cols}"
         )
-    a, npix = as_rows(tile3d.reshape(n, rows * cols))
+    a, _ = as_rows(tile3d.reshape(n, rows * cols))
     if n == 0:
         return
     kernel = _com_runs_int if a.dtype.kind in "ui" and a.dtype.itemsize <= 4 else _com_runs

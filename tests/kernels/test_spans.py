@@ -75,6 +75,6 @@ def test_com_sums_equal_dense_kernel(rng, dtype, r0, r1):
 
 
 def test_com_needs_one_binary_mask():
-    disk, ring = _masks()
+    disk, _ = _masks()
     with pytest.raises(ValueError, match="one binary mask"):
         spans.com_cpu(np.zeros((1, 13, 17)), spans.encode(disk * 2.0), 0, *np.zeros((3, 1)))
