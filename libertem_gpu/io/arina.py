@@ -19,6 +19,7 @@ from libertem_gpu.io.hdf5 import (
     H5Part,
     H5Reader,
     aligned_partitions,
+    bitshuffle_options,
     check_filters,
     check_segments,
     direct_segments,
@@ -167,7 +168,9 @@ class ArinaDataSet(DataSet):
                         found = direct_segments(dset, file_path, 2)
                         segments = None if found is None else segments + found
                     chunks = None if dset.chunks is None else tuple(dset.chunks)
-                    parts.append(H5Part(file_path, ds_path, tuple(dset.shape), 2, chunks))
+                    shape = tuple(dset.shape)
+                    options = bitshuffle_options(dset)
+                    parts.append(H5Part(file_path, ds_path, shape, 2, chunks, options))
         assert dtype is not None
         sig = parts[0].shape[1:]
         total = sum(p.num_frames for p in parts)

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import math
 import os
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -186,6 +187,51 @@ def check_filters(dset: Any, path: str) -> None:
         )
 
 
+BITSHUFFLE_FILTER = 32008
+
+
+def bitshuffle_options(dset: Any) -> tuple[int, ...] | None:
+    """The ``cd_values`` of the dataset's bitshuffle filter, or ``None`` if it has none."""
+    plist = dset.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        fid, _, values, _ = plist.get_filter(i)
+        if fid == BITSHUFFLE_FILTER:
+            return tuple(int(v) for v in values)
+    return None
+
+
+def check_bitshuffle_chunk(raw: bytes, chunk_bytes: int, itemsize: int, compressed: bool) -> str:
+    """Check the framing of one bitshuffle-filtered chunk before HDF5 decodes it; return what is
+    wrong, or ``""``.
+
+    The bitshuffle filter trusts the sizes in a chunk (uncompressed size, block size, each
+    block's compressed size), so a corrupt chunk could make it read or write out of bounds;
+    checking them here turns that into an error instead of a crash.
+    """
+    if not compressed:
+        return "" if len(raw) == chunk_bytes else f"holds {len(raw)} bytes, not {chunk_bytes}"
+    if len(raw) < 12:
+        return f"holds {len(raw)} bytes, too few for the 12-byte bitshuffle header"
+    total, block = struct.unpack_from(">QI", raw, 0)
+    if total != chunk_bytes:
+        return f"header says {total} bytes uncompressed, the chunk holds {chunk_bytes}"
+    if block == 0 or block % (8 * itemsize) or block > 2**30:
+        return f"header gives an invalid block size of {block} bytes"
+    elements, per_block = total // itemsize, block // itemsize
+    blocks = elements // per_block + (1 if (elements % per_block) // 8 else 0)
+    pos = 12
+    for _ in range(blocks):
+        if pos + 4 > len(raw):
+            return f"ends at byte {len(raw)} inside the block table"
+        (size,) = struct.unpack_from(">I", raw, pos)
+        pos += 4 + size
+        if size == 0 or pos > len(raw):
+            return f"a block of {size} bytes runs past the chunk's end ({len(raw)} bytes)"
+    if len(raw) - pos != (elements % 8) * itemsize:
+        return f"{len(raw) - pos} bytes left after the blocks, expected {(elements % 8) * itemsize}"
+    return ""
+
+
 def _frames_contiguous_in_chunk(nav: Sequence[int], chunk_nav: Sequence[int]) -> bool:
     """Whether each chunk holds its frames back to back in flat scan order: chunked by 1 up to
     one axis, and by the full extent after it."""
@@ -298,6 +344,8 @@ class H5Part:
         Number of frame axes.
     chunks : tuple of int or None
         The dataset's chunk shape.
+    bitshuffle : tuple of int or None
+        Options of the dataset's bitshuffle filter: its chunks are checked before decoding.
     """
 
     path: str
@@ -305,6 +353,7 @@ class H5Part:
     shape: tuple[int, ...]
     sig_dims: int
     chunks: tuple[int, ...] | None = None
+    bitshuffle: tuple[int, ...] | None = None
 
     @property
     def nav(self) -> tuple[int, ...]:
@@ -335,6 +384,7 @@ class H5Reader(FrameReader):
         self.dtype = np.dtype(dtype)
         self._starts = np.cumsum([0] + [p.num_frames for p in self.parts]).tolist()
         self._open: dict[int, tuple[Any, Any]] = {}
+        self._checked: dict[int, set[tuple[int, ...]]] = {}
 
     def _dataset(self, k: int) -> Any:
         if k not in self._open:
@@ -370,9 +420,46 @@ class H5Reader(FrameReader):
                 extent = tuple(hi - lo for lo, hi in ranges)
                 dest = frames[offset : offset + math.prod(extent)].reshape(*extent, *file_sig)
                 sel = tuple(slice(lo, hi) for lo, hi in ranges)
+                if part.bitshuffle is not None:
+                    self._check_chunks(k, dset, ranges)
                 dset.read_direct(dest, source_sel=sel)
+        except LiberTEMGPUError:
+            raise
         except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:
             raise self._decode_error(k, first, last, e) from e
+
+    def _check_chunks(self, k: int, dset: Any, ranges: tuple[tuple[int, int], ...]) -> None:
+        """Check the bitshuffle framing of the chunks a hyperslab touches (once per chunk)."""
+        part = self.parts[k]
+        chunks = part.chunks or part.shape
+        checked = self._checked.setdefault(k, set())
+        sig_ranges = tuple((0, d) for d in part.shape[-part.sig_dims :])
+        grid = [
+            range(lo // c, (hi - 1) // c + 1)
+            for (lo, hi), c in zip((*ranges, *sig_ranges), chunks, strict=True)
+        ]
+        itemsize = dset.dtype.itemsize
+        compressed = len(part.bitshuffle or ()) > 4 and (part.bitshuffle or ())[4] != 0
+        chunk_bytes = math.prod(chunks) * itemsize
+        for coords in itertools.product(*grid):
+            if coords in checked:
+                continue
+            offset = tuple(i * c for i, c in zip(coords, chunks, strict=True))
+            try:
+                mask, raw = dset.id.read_direct_chunk(offset)
+            except Exception:
+                continue  # unallocated chunk: HDF5 gives the fill value, nothing to decode
+            problem = (
+                check_bitshuffle_chunk(raw, chunk_bytes, itemsize, compressed)
+                if mask == 0
+                else check_bitshuffle_chunk(raw, chunk_bytes, itemsize, False)
+            )
+            if problem:
+                raise FileFormatError(
+                    f"{part.path}: dataset {part.ds_path}: chunk {coords} is corrupt: {problem} "
+                    "(bitshuffle/LZ4 framing)"
+                )
+            checked.add(coords)
 
     def _decode_error(self, k: int, first: int, last: int, error: Exception) -> FileFormatError:
         """Find the first frame in ``[first, last)`` that fails to read and name its chunk."""
@@ -380,8 +467,11 @@ class H5Reader(FrameReader):
         dset = self._dataset(k)
         frame = first
         for frame in range(first, last):
+            index = tuple(int(x) for x in np.unravel_index(frame, part.nav))
+            if part.bitshuffle is not None:  # never hand HDF5 an unchecked chunk
+                self._check_chunks(k, dset, tuple((x, x + 1) for x in index))
             try:
-                dset[np.unravel_index(frame, part.nav)]
+                dset[index]
             except Exception:
                 break
         coords = part.chunk_coords(frame)
@@ -555,7 +645,7 @@ class H5DataSet(DataSet):
         if segments is not None:
             check_segments(segments, frame_bytes, f"dataset {ds_path} of shape {shape}")
         chunks = None if dset.chunks is None else tuple(int(c) for c in dset.chunks)
-        part = H5Part(file_path, dset.name, shape, self.sig_dims, chunks)
+        part = H5Part(file_path, dset.name, shape, self.sig_dims, chunks, bitshuffle_options(dset))
         self._parts = [part]
         self._segments = segments
         storage = dtype if segments is not None else native(dtype)
