@@ -196,8 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv : list of str, optional
         Arguments without the program name (default ``sys.argv[1:]``).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    # ``worker`` hands all its arguments (``--help`` included) to the worker's own parser.
+    if "worker" in argv and all(a in ("--debug",) for a in argv[: argv.index("worker")]):
+        i = argv.index("worker")
+        argv = [*argv[: i + 1], "--", *argv[i + 1 :]]
+    args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
@@ -371,7 +376,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         ) from None
     from libertem_gpu.cluster_cli import worker_main
 
-    result = worker_main(list(args.args))
+    rest = list(args.args[1:] if args.args[:1] == ["--"] else args.args)
+    result = worker_main(rest)
     return int(result or 0)
 
 
