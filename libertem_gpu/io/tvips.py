@@ -190,7 +190,7 @@ class TVIPSDataSet(DataSet):
         nav: tuple[int, ...] = (count,)
         source = "frame count"
         if self._nav_shape_arg is None and header["version"] == 2:
-            detected = self._detect(segments[0], header["image_header_bytes"], count)
+            detected = self._detect(segments, header["image_header_bytes"], count)
             if detected is not None:
                 sync, nav = detected
                 source = "image header scan positions"
@@ -202,21 +202,24 @@ class TVIPSDataSet(DataSet):
 
     @staticmethod
     def _detect(
-        segment: FileSegment, header_bytes: int, count: int
+        segments: list[FileSegment], header_bytes: int, count: int
     ) -> tuple[int, tuple[int, ...]] | None:
         if header_bytes < _SCAN_XY_OFFSET + 8:
             return None
-        n = min(segment.num_frames, _MAX_SCAN_PROBE)
-        positions = np.empty((n, 2))
-        first_header = segment.offset - header_bytes
-        with open(segment.path, "rb") as f:
-            for i in range(n):
-                f.seek(first_header + i * segment.frame_stride + _SCAN_XY_OFFSET)
-                x, y = struct.unpack("<2f", f.read(8))
-                positions[i] = (y, x)
-        if not np.isfinite(positions).all():
+        positions = []
+        for segment in segments:  # the scan's first line may continue in the next file
+            first_header = segment.offset - header_bytes
+            with open(segment.path, "rb") as f:
+                for i in range(min(segment.num_frames, _MAX_SCAN_PROBE - len(positions))):
+                    f.seek(first_header + i * segment.frame_stride + _SCAN_XY_OFFSET)
+                    x, y = struct.unpack("<2f", f.read(8))
+                    positions.append((y, x))
+            if len(positions) >= _MAX_SCAN_PROBE:
+                break
+        array = np.array(positions)
+        if len(array) < 2 or not np.isfinite(array).all():
             return None
-        return detect_scan(positions, count)
+        return detect_scan(array, count)
 
     def get_reader(self) -> FixedLayoutReader:
         return FixedLayoutReader(self._segments, self.sig_shape, self.storage_dtype)
