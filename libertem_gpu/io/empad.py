@@ -152,7 +152,9 @@ class EMPADDataSet(DataSet):
         if path.lower().endswith(".xml"):
             with open(path, "rb") as f:
                 info = parse_empad_xml(f.read(1 << 22), path)
-            raw_path = os.path.join(os.path.dirname(path), os.path.basename(info["raw_filename"]))
+            # The XML may name the file with a Windows path: only its last part is used.
+            raw_name = re.split(r"[\\/]", info["raw_filename"])[-1]
+            raw_path = os.path.join(os.path.dirname(path), raw_name)
             if not os.path.isfile(raw_path):
                 raise MissingFileError(
                     f"{path}: the data file {raw_path!r} it names does not exist"

@@ -1,0 +1,132 @@
+"""Direct Electron MRC movies: the real file, written movies with _info.txt, bad files,
+header fuzzing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
+from libertem_gpu.io.mrc import MRCDataSet, parse_info_txt, parse_mrc_header
+from tests.conftest import random_data
+from tests.io.builtin_analyses import check_builtin_analyses
+from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.writers_mrc import raster_info, write_mrc
+
+DATA = Path(__file__).parents[2].parent / "shared" / "data" / "mrc" / "Custom_movie.mrc"
+needs_data = pytest.mark.skipif(not DATA.is_file(), reason=f"real detector file not found: {DATA}")
+
+
+@needs_data
+def test_real_file(inline_ctx):
+    ds = inline_ctx.load("auto", path=str(DATA))
+    assert isinstance(ds, MRCDataSet)
+    assert ds.nav_shape + ds.sig_shape == (30, 16, 16) and ds.dtype == np.uint16
+    f = inline_ctx.run_udf(dataset=ds, udf=CollectFramesUDF())["frames"].raw_data
+    assert (f.sum(), (f**2).sum(), f.max(), f[0].sum(), f[-1].sum()) == (
+        9006430,
+        11569118626,
+        1596,
+        300212,
+        300183,
+    )
+
+
+@needs_data
+def test_real_file_against_rosettasciio(ctx):
+    mrc = pytest.importorskip("rsciio.mrc")
+    expected = np.asarray(mrc.file_reader(str(DATA))[0]["data"]).reshape(30, 16, 16)
+    check_dataset(ctx, ctx.load("mrc", path=str(DATA)), expected, dtype="uint16")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nav", "repeats", "extended", "big"),
+    [
+        ("uint16", (3, 5), 1, 0, False),
+        ("float32", (2, 3, 4), 2, 1536, False),
+        ("int16", (4, 2), 1, 128, True),
+        ("int8", (2, 2), 1, 0, False),
+        ("float16", (3, 3), 1, 0, False),
+    ],
+)
+def test_contract(ctx, rng, tmp_path, dtype, nav, repeats, extended, big):
+    data = random_data(rng, (*nav, 13, 17), dtype)
+    info = raster_info(nav[-2], nav[-1], repeats)
+    path = write_mrc(
+        tmp_path, data.reshape(-1, 13, 17), extended=extended, info=info, big_endian=big
+    )
+    ds = ctx.load("auto", path=path)
+    assert ds.nav_shape == nav and ds.meta["nav_shape_source"] == "info.txt raster scan"
+    check_dataset(ctx, ds, data, dtype=dtype)
+
+
+def test_nav_shape_and_analyses(ctx, rng, tmp_path):
+    data = random_data(rng, (12, 13, 17), "uint16")
+    path = write_mrc(tmp_path, data)  # no _info.txt
+    ds = ctx.load("mrc", path=path, nav_shape=(3, 4))
+    check_dataset(ctx, ds, data.reshape(3, 4, 13, 17))
+    assert "SumUDF" in check_builtin_analyses(ctx, ds, data.reshape(3, 4, 13, 17))
+    info = tmp_path / "elsewhere.txt"
+    info.write_text("Scan - Enable = Disable\n")
+    assert ctx.load("mrc", path=path, info_path=info).nav_shape == (12,)
+
+
+def test_bad_files(rng, tmp_path):
+    data = random_data(rng, (12, 13, 17), "uint16")
+    path = write_mrc(tmp_path, data, info=raster_info(3, 4))
+    with pytest.raises(FileFormatError, match=r"_movie\.mrc.*holds 12 frames.*needs 16"):
+        MRCDataSet(path, nav_shape=(4, 4)).initialize()
+    os.remove(tmp_path / "20250101_00001_info.txt")
+    with pytest.raises(MissingFileError, match=r"_movie\.mrc.*_info\.txt.*nav_shape"):
+        MRCDataSet(path).initialize()
+    with pytest.raises(MissingFileError, match=r"nothere\.txt"):
+        MRCDataSet(path, info_path=tmp_path / "nothere.txt").initialize()
+    os.truncate(path, os.path.getsize(path) - 1)
+    with pytest.raises(FileFormatError, match=r"_movie\.mrc.*header states 12 frames.*truncated"):
+        MRCDataSet(path, nav_shape=(12,)).initialize()
+    raw = bytearray(Path(path).read_bytes())
+    raw[12:16] = (4).to_bytes(4, "little")  # mode 4: complex
+    Path(path).write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match=r"_movie\.mrc.*mode 4 is not supported"):
+        MRCDataSet(path, nav_shape=(12,)).initialize()
+    assert not MRCDataSet.guess_can_open(path)
+
+
+_VALID = bytearray(1024)
+_VALID[0:16] = np.array([16, 16, 30, 6], "<i4").tobytes()
+_VALID[212:214] = b"DD"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=1100))
+def test_fuzz_header_random(data):
+    try:
+        parse_mrc_header(data, "fuzz.mrc")
+    except LiberTEMGPUError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 255), st.integers(0, 255)), max_size=8))
+def test_fuzz_header_mutated(edits):
+    data = bytearray(_VALID)
+    for pos, value in edits:
+        data[pos if pos < 100 else 112 + pos] = value
+    try:
+        parse_mrc_header(bytes(data), "fuzz.mrc")
+    except LiberTEMGPUError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_fuzz_info(text):
+    from libertem_gpu.io.mrc import nav_from_info
+
+    nav, _ = nav_from_info(parse_info_txt(text), 7)
+    assert all(isinstance(d, int) for d in nav)
