@@ -89,3 +89,38 @@ def cpu_min(tile: np.ndarray, out: np.ndarray) -> None:
     a, npix, o = _prepare(tile, out)
     if a.shape[0] and npix:
         _min(a, npix, o)
+
+
+# --- GPU --------------------------------------------------------------------------------------
+
+
+def _gpu_prepare(tile, out):
+    from libertem_gpu.kernels import gpu_common as g
+
+    a = g.rows2d(tile) if tile.dtype != np.bool_ else tile
+    if a.ndim != 2:
+        raise ShapeMismatchError(f"a tile must be 2-D (n, npix), got shape {tile.shape}")
+    if tuple(out.shape) != (a.shape[1],):
+        raise ShapeMismatchError(f"out must have shape ({a.shape[1]},), got {out.shape}")
+    if not np.can_cast(a.dtype, out.dtype, casting="safe"):
+        raise TypeError(f"out dtype {out.dtype} cannot hold tile dtype {tile.dtype} exactly")
+    return a
+
+
+def gpu_max(tile, out) -> None:
+    """CUDA twin of :func:`cpu_max` on CuPy arrays: CuPy's reduction (NaN-propagating, like
+    NumPy) and an in-place ``maximum``."""
+    import cupy as cp
+
+    a = _gpu_prepare(tile, out)
+    if a.shape[0] and a.shape[1]:
+        cp.maximum(out, a.max(axis=0), out=out)
+
+
+def gpu_min(tile, out) -> None:
+    """CUDA twin of :func:`cpu_min` on CuPy arrays."""
+    import cupy as cp
+
+    a = _gpu_prepare(tile, out)
+    if a.shape[0] and a.shape[1]:
+        cp.minimum(out, a.min(axis=0), out=out)

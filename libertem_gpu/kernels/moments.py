@@ -9,6 +9,8 @@ Golub & LeVeque (1979).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -166,3 +168,54 @@ def merge(
     mean = mean_a + delta * (n_b / n)
     m2 = np.asarray(m2_a, dtype=np.float64) + m2_b + delta * delta * (n_a * n_b / n)
     return n, mean, m2
+
+
+# --- GPU --------------------------------------------------------------------------------------
+
+# ``numba.cuda`` in the kernel bodies: bound by ``bind_cuda`` when they are compiled, so that
+# importing this module imports no CUDA.
+cuda: Any = None
+
+_GPU_FRAMES = 32
+
+
+def _moments_kernel(a, shift, s1, s2):
+    # Numba-CUDA kernel body; compiled through _cuda_moments().
+    p = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    if p >= s1.shape[0]:
+        return
+    f0 = cuda.blockIdx.y * _GPU_FRAMES
+    f1 = min(f0 + _GPU_FRAMES, a.shape[0])
+    c = float(shift[p])
+    t1 = 0.0
+    t2 = 0.0
+    for i in range(f0, f1):
+        d = float(a[i, p]) - c
+        t1 += d
+        t2 += d * d
+    cuda.atomic.add(s1, p, t1)
+    cuda.atomic.add(s2, p, t2)
+
+
+def _cuda_moments():
+    """Numba-CUDA kernel factory: shifted first and second sums per pixel in one pass over the
+    raw tile (conversion, shift, square and both sums fused)."""
+    from libertem_gpu.kernels.gpu_common import bind_cuda
+
+    return bind_cuda(_moments_kernel)
+
+
+def gpu(tile, shift, s1, s2) -> None:
+    """CUDA twin of :func:`cpu` on CuPy arrays (same arguments, updated on the current
+    stream); :func:`finalize` and :func:`merge` run on the host after ``to_numpy``."""
+    from libertem_gpu.kernels import gpu_common as g
+
+    a = g.rows2d(tile)
+    n, npix = a.shape
+    g.check_device_out(shift, (npix,), "shift")
+    g.check_device_out(s1, (npix,), "s1")
+    g.check_device_out(s2, (npix,), "s2")
+    if n == 0 or npix == 0:
+        return
+    grid = ((npix + g.BLOCK - 1) // g.BLOCK, (n + _GPU_FRAMES - 1) // _GPU_FRAMES)
+    g.launch(_cuda_moments, grid, (g.BLOCK,), a, shift, s1, s2)

@@ -5,9 +5,12 @@ Accumulating, because a frame may arrive as several partial tiles.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
+from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
 from libertem_gpu.kernels.sum_frames import as_rows, check_out
 
 __all__ = ["cpu", "reference"]
@@ -94,3 +97,60 @@ def cpu(tile: np.ndarray, out: np.ndarray) -> None:
         _sum_sig_int(a, npix, out)
     else:
         _sum_sig_float(a, npix, out)
+
+
+# --- GPU --------------------------------------------------------------------------------------
+
+# ``numba.cuda`` in the kernel bodies: bound by ``bind_cuda`` when they are compiled, so that
+# importing this module imports no CUDA.
+cuda: Any = None
+
+
+def _rowsum_kernel(a, out):
+    # Numba-CUDA kernel body; compiled through _cuda_rowsum().
+    i = cuda.blockIdx.x
+    t = cuda.threadIdx.x
+    c0 = cuda.blockIdx.y * CHUNK
+    c1 = min(c0 + CHUNK, a.shape[1])
+    s = 0.0
+    for p in range(c0 + t, c1, BLOCK):
+        s += float(a[i, p])
+    sm = cuda.shared.array(BLOCK, "float64")
+    sm[t] = s
+    cuda.syncthreads()
+    step = BLOCK // 2
+    while step > 0:
+        if t < step:
+            sm[t] += sm[t + step]
+        cuda.syncthreads()
+        step //= 2
+    if t == 0:
+        cuda.atomic.add(out, i, sm[0])
+
+
+def _cuda_rowsum():
+    """Numba-CUDA kernel factory: ``out[i] += sum_p a[i, p]``; block ``(i, chunk)`` sums a
+    chunk of frame ``i`` with a shared-memory tree (no warp shuffles: the simulator runs it)."""
+    from libertem_gpu.kernels.gpu_common import bind_cuda
+
+    return bind_cuda(_rowsum_kernel)
+
+
+def gpu(tile, out) -> None:
+    """CUDA twin of :func:`cpu`: ``out[i] += tile[i].sum()`` on CuPy arrays.
+
+    Parameters
+    ----------
+    tile : cupy.ndarray
+        ``(n, npix)``, any supported dtype and strides.
+    out : cupy.ndarray
+        float64 ``(n,)``, updated in place on the current stream.
+    """
+    from libertem_gpu.kernels import gpu_common as g
+
+    a = g.rows2d(tile)
+    n, npix = a.shape
+    g.check_device_out(out, (n,))
+    if n == 0 or npix == 0:
+        return
+    g.launch(_cuda_rowsum, (n, g.row_chunks(npix)), (g.BLOCK,), a, out)
