@@ -194,6 +194,7 @@ def decode_raw_frames(raw: np.ndarray, out: np.ndarray, layout: _Layout) -> None
     # Each 64-bit word is stored big-endian with its first pixel in the least significant bits:
     # reversing the 8 bytes of every word gives pixels in order (for 1-bit, bits LSB first).
     words = raw.reshape(n, -1, 8)[:, :, ::-1]
+    pixels: np.ndarray
     if layout.depth == 1:
         pixels = np.unpackbits(np.ascontiguousarray(words), axis=-1, bitorder="little")
     elif layout.depth == 6:

@@ -206,7 +206,7 @@ class TVIPSDataSet(DataSet):
     ) -> tuple[int, tuple[int, ...]] | None:
         if header_bytes < _SCAN_XY_OFFSET + 8:
             return None
-        positions = []
+        positions: list[tuple[float, float]] = []
         for segment in segments:  # the scan's first line may continue in the next file
             first_header = segment.offset - header_bytes
             with open(segment.path, "rb") as f:
