@@ -1,0 +1,146 @@
+"""Data set cases shared by the tests of the built-in analyses.
+
+Each case covers a few axes (dtype, nav dims, sig dims, roi, sync_offset, partitions, tiling,
+memory or big-endian raw file); together they cover every axis for every analysis without the
+full cross product.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from libertem_gpu.io.tiles import TilingScheme
+from tests.conftest import random_data
+
+
+@dataclass(frozen=True)
+class Case:
+    dtype: str
+    nav: tuple[int, ...]
+    sig: tuple[int, ...]
+    roi: bool
+    sync_offset: int
+    parts: int
+    tiling: TilingScheme | None
+    source: str = "memory"  # or "raw" (written with the dtype as given, e.g. big-endian)
+
+    @property
+    def id(self) -> str:
+        t = "auto" if self.tiling is None else f"d{self.tiling.depth}r{self.tiling.sig_rows}"
+        nav = "x".join(map(str, self.nav))
+        sig = "x".join(map(str, self.sig))
+        return (
+            f"{self.source}-{self.dtype}-nav{nav}-sig{sig}-roi{int(self.roi)}"
+            f"-sync{self.sync_offset}-p{self.parts}-{t}"
+        )
+
+
+SPLIT = TilingScheme(depth=2, sig_rows=5)
+DEPTH3 = TilingScheme(depth=3)
+
+CASES = [
+    Case("uint8", (7,), (13, 17), False, 0, 3, DEPTH3),
+    Case("uint16", (4, 5), (13, 17), True, 3, 3, SPLIT),
+    Case("uint32", (2, 3, 4), (13, 17), False, -4, 3, None),
+    Case("int32", (5, 6), (23,), True, 0, 2, DEPTH3),
+    Case("float32", (6, 5), (13, 17), True, -2, 3, SPLIT),
+    Case("float64", (3, 4), (9,), False, 1, 3, TilingScheme(depth=2, sig_rows=4)),
+    Case(">u2", (4, 6), (13, 17), True, 2, 3, DEPTH3, source="raw"),
+    Case(">f4", (9,), (13, 17), False, -1, 2, SPLIT, source="raw"),
+]
+CASES_2D_SIG = [c for c in CASES if len(c.sig) == 2]
+
+
+def case_params(cases: list[Case]) -> list:
+    return [pytest.param(c, id=c.id) for c in cases]
+
+
+@dataclass
+class Loaded:
+    """A data set of a case with what its analyses should see."""
+
+    ds: object
+    frames: np.ndarray  # (nav_size, *sig) float64 as the scan sees them (sync_offset applied)
+    native: np.ndarray  # the same in the data set's native dtype
+    roi: np.ndarray | None  # nav-shaped bool
+    case: Case
+
+    @property
+    def selected(self) -> np.ndarray:
+        """float64 frames in the roi, in scan order."""
+        if self.roi is None:
+            return self.frames
+        return self.frames[self.roi.reshape(-1)]
+
+    @property
+    def selected_native(self) -> np.ndarray:
+        if self.roi is None:
+            return self.native
+        return self.native[self.roi.reshape(-1)]
+
+    def run(self, ctx, udf):
+        return ctx.run_udf(dataset=self.ds, udf=udf, roi=self.roi, tiling=self.case.tiling)
+
+
+def load_case(ctx, case: Case, rng: np.random.Generator, tmp_path) -> Loaded:
+    """Random data for ``case``, its data set, and the frames the scan sees."""
+    dtype = np.dtype(case.dtype)
+    native_dtype = dtype.newbyteorder("=")
+    data = random_data(rng, case.nav + case.sig, native_dtype)
+    nav_size = math.prod(case.nav)
+    if case.source == "memory":
+        ds = ctx.load(
+            "memory",
+            data=data,
+            sig_dims=len(case.sig),
+            sync_offset=case.sync_offset,
+            num_partitions=case.parts,
+        )
+    else:
+        path = tmp_path / "data.raw"
+        data.astype(dtype).tofile(path)
+        ds = ctx.load(
+            "raw",
+            path=path,
+            nav_shape=case.nav,
+            sig_shape=case.sig,
+            dtype=case.dtype,
+            sync_offset=case.sync_offset,
+            num_partitions=case.parts,
+        )
+    flat = data.reshape((nav_size, *case.sig))
+    native = np.zeros_like(flat)
+    for i in range(nav_size):  # positive sync_offset skips frames, negative inserts blanks
+        src = i + case.sync_offset
+        if 0 <= src < nav_size:
+            native[i] = flat[src]
+    roi = None
+    if case.roi:
+        roi = rng.random(case.nav) > 0.4
+        roi.flat[0] = True
+        roi.flat[-1] = False
+    return Loaded(ds, native.astype(np.float64), native, roi, case)
+
+
+def assert_nav(result, expected_selected: np.ndarray, loaded: Loaded, rtol: float = 1e-7) -> None:
+    """A nav result: raw_data equals the selected values; data is NaN (or 0) outside the roi."""
+    atol = rtol * max(1.0, float(np.nanmax(np.abs(expected_selected), initial=0.0)))
+    np.testing.assert_allclose(result.raw_data, expected_selected, rtol=rtol, atol=atol)
+    nav = loaded.case.nav
+    extra = expected_selected.shape[1:]
+    assert result.data.shape == nav + extra
+    if loaded.roi is None:
+        np.testing.assert_allclose(
+            result.data.reshape(-1, *extra), expected_selected, rtol=rtol, atol=atol
+        )
+    else:
+        np.testing.assert_allclose(result.data[loaded.roi], expected_selected, rtol=rtol, atol=atol)
+        outside = result.data[~loaded.roi]
+        if result.data.dtype.kind in "fc":
+            assert np.isnan(outside).all()
+        else:
+            assert (outside == 0).all()
