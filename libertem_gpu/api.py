@@ -55,6 +55,34 @@ class Context:
         """LiberTEM-style constructor: ``Context.make_with("inline")``."""
         return cls(executor, **kwargs)
 
+    @classmethod
+    def connect(cls, address: str, *, backend: str = "auto", **kwargs: Any) -> Context:
+        """A Context on a running dask cluster, given its scheduler's address.
+
+        Parameters
+        ----------
+        address : str
+            The scheduler, e.g. ``"tcp://10.0.0.1:8786"``; its workers were started with
+            ``libertem-gpu worker ADDRESS`` or ``dask worker ADDRESS``.
+        backend : str
+            As for :class:`Context`.
+        **kwargs
+            Passed to :class:`~libertem_gpu.executor.dask.DaskExecutor` (e.g. ``max_in_flight``).
+        """
+        from libertem_gpu.executor.dask import DaskExecutor
+
+        return cls(DaskExecutor(scheduler=address, **kwargs), backend=backend)
+
+    def make_dask_array(self, dataset: DataSet, roi: Any = None) -> Any:
+        """The frames of ``dataset`` as a lazy dask array, one chunk per partition.
+
+        The scan is flattened: shape ``(n, *sig_shape)``, ``n`` the scan size or the number of
+        positions in ``roi``. See :func:`libertem_gpu.io.dask_array.make_dask_array`.
+        """
+        from libertem_gpu.io.dask_array import make_dask_array
+
+        return make_dask_array(dataset, roi=roi, n_workers=self.executor.n_workers)
+
     def load(self, filetype: str, *args: Any, **kwargs: Any) -> DataSet:
         """Open a data set.
 
@@ -142,7 +170,10 @@ class Context:
         for u in udfs:
             u.get_method()
         requested = backends if isinstance(backends, str) or backends is None else backends[0]
-        backend = resolve_backend(requested or self.backend, [u.get_backends() for u in udfs])
+        supported = [u.get_backends() for u in udfs]
+        # Only backends some worker can run (a cluster's workers may lack this process's GPU).
+        supported.append(self.executor.worker_backends)
+        backend = resolve_backend(requested or self.backend, supported)
         run = UDFRun(dataset, udfs, roi, backend, self.executor.n_workers, tiling)
         bar = _progress_bar(len(run.tasks)) if progress else None
         try:

@@ -11,6 +11,8 @@ from libertem_gpu.executor.base import Executor
 _EXECUTORS: dict[str, str | type[Executor]] = {
     "inline": "libertem_gpu.executor.inline:InlineExecutor",
     "threads": "libertem_gpu.executor.threads:ThreadsExecutor",
+    "dask": "libertem_gpu.executor.dask:DaskExecutor",
+    "dask-cuda": "libertem_gpu.executor.dask:DaskCUDAExecutor",
 }
 
 

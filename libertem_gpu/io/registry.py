@@ -24,6 +24,7 @@ _FORMATS: dict[str, str | type[DataSet]] = {
     "raw": "libertem_gpu.io.raw:RawFileDataSet",
     "npy": "libertem_gpu.io.npy:NPYDataSet",
     "memory": "libertem_gpu.io.memory:MemoryDataSet",
+    "dask": "libertem_gpu.io.dask_array:DaskDataSet",
     "hdf5": "libertem_gpu.io.hdf5:H5DataSet",
     "arina": "libertem_gpu.io.arina:ArinaDataSet",
     "zarr": "libertem_gpu.io.zarr_store:ZarrDataSet",

@@ -1,0 +1,410 @@
+"""Run partition tasks on a dask.distributed cluster: a local one started here (one worker process
+per core, or one per GPU with dask-cuda) or an existing one reached through its scheduler.
+
+Tasks are ordinary :mod:`distributed` futures: the scheduler places them, retries the tasks of a
+worker that died (``distributed.scheduler.allowed-failures``) and cancels them on request. This
+module only decides what to ship, with which resources, and how many tasks to keep in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from libertem_gpu.errors import ExecutorError, RunTimeoutError
+from libertem_gpu.executor.base import Executor
+from libertem_gpu.executor.threads import default_worker_count
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: The worker resource a partition task asks for, by backend. Workers started by this module (and
+#: by ``libertem-gpu worker``) advertise these; workers that advertise none take any task.
+RESOURCE_FOR_BACKEND = {"numpy": "CPU", "cupy": "CUDA"}
+
+
+@dataclass
+class _RunShared:
+    """The part of a run's partition tasks that is the same for every partition (data set, UDF
+    specs with their parameters, roi, backend, tiling), shipped once to each worker."""
+
+    dataset: Any
+    udf_specs: Any
+    roi_flat: Any
+    backend: str
+    scheme: Any
+
+
+def _run_partition(shared: _RunShared, partition: Any) -> Any:
+    """Worker side: rebuild the partition task around the worker's copy of the shared part."""
+    from libertem_gpu.udf.partition_task import PartitionTask
+
+    task = PartitionTask(
+        dataset=shared.dataset,
+        partition=partition,
+        udf_specs=shared.udf_specs,
+        roi_flat=shared.roi_flat,
+        backend=shared.backend,
+        scheme=shared.scheme,
+    )
+    return task()
+
+
+def _call(task: Callable[[], T]) -> T:
+    return task()
+
+
+def _worker_backends() -> list[str]:
+    """Worker side: the backends that can run in this worker process."""
+    from libertem_gpu.backends.registry import available_backends
+
+    return available_backends()
+
+
+class DaskExecutor(Executor):
+    """Runs partition tasks on a dask.distributed cluster.
+
+    With no ``scheduler`` and no ``client``, starts a :class:`distributed.LocalCluster` of
+    ``n_workers`` single-threaded worker processes listening on 127.0.0.1 only. With ``gpus`` (or
+    ``cuda=True``), starts a ``dask_cuda.LocalCUDACluster`` with one worker per GPU instead, and
+    falls back to the CPU cluster with a logged warning where dask-cuda or a GPU is missing.
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        Worker processes of a local CPU cluster; defaults to the cores this process may use.
+    scheduler : str, optional
+        Address of an existing scheduler (``"tcp://host:8786"``); its workers are used as they are
+        and it is left running on :meth:`close`.
+    client : distributed.Client, optional
+        An existing client to use (left open on :meth:`close`).
+    gpus : int or sequence of int, optional
+        Local GPUs to start one worker each on: a count or device ids.
+    cuda : bool
+        Start a dask-cuda cluster on all visible GPUs (``Context(executor="dask-cuda")``).
+    dashboard : bool or str
+        Serve the dask dashboard (``True``: on 127.0.0.1:8787; a string: that address).
+    max_in_flight : int, optional
+        Tasks submitted ahead of results; defaults to twice the cluster's threads.
+    cluster_kwargs : dict, optional
+        Extra arguments for the local cluster's constructor.
+
+    Attributes
+    ----------
+    client : distributed.Client
+        The client; use it for anything dask (``client.dashboard_link``, ``client.processing()``).
+    cluster : distributed.LocalCluster or None
+        The local cluster this executor started (None when connected to a scheduler).
+    """
+
+    name = "dask"
+
+    def __init__(
+        self,
+        n_workers: int | None = None,
+        *,
+        scheduler: str | None = None,
+        client: Any = None,
+        gpus: int | Sequence[int] | None = None,
+        cuda: bool = False,
+        dashboard: bool | str = False,
+        max_in_flight: int | None = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        from distributed import Client
+
+        self._owns_client = client is None
+        self.cluster: Any = None
+        self._max_in_flight = max_in_flight
+        self._closed = False
+        if client is not None:
+            self.client = client
+        elif scheduler is not None:
+            self.client = Client(scheduler, set_as_default=False)
+        else:
+            self.cluster = _start_local_cluster(
+                n_workers, gpus, cuda or gpus is not None, dashboard, cluster_kwargs or {}
+            )
+            try:
+                self.client = Client(self.cluster, set_as_default=False)
+            except BaseException:
+                self.cluster.close()
+                raise
+        self._backends_cache: tuple[frozenset[str], tuple[str, ...]] | None = None
+
+    @classmethod
+    def connect(cls, address: str, **kwargs: Any) -> DaskExecutor:
+        """An executor on the running cluster whose scheduler listens at ``address``."""
+        return cls(scheduler=address, **kwargs)
+
+    # --- cluster facts ------------------------------------------------------------------------
+
+    def _workers(self) -> dict[str, dict[str, Any]]:
+        return self.client.scheduler_info(n_workers=-1)["workers"]
+
+    @property
+    def n_workers(self) -> int:
+        """The cluster's total threads (at least 1, so that a cluster still starting can plan)."""
+        self._check_open()
+        return max(1, sum(self.client.nthreads().values()))
+
+    @property
+    def worker_backends(self) -> tuple[str, ...]:
+        """Backends some worker can run: from the resources the workers advertise, or where they
+        advertise none, from asking them."""
+        self._check_open()
+        workers = self._workers()
+        key = frozenset(workers)
+        if self._backends_cache is not None and self._backends_cache[0] == key:
+            return self._backends_cache[1]
+        found: set[str] = set()
+        unannotated = False
+        for info in workers.values():
+            resources = info.get("resources") or {}
+            found.update(b for b, r in RESOURCE_FOR_BACKEND.items() if resources.get(r))
+            unannotated |= not any(resources.get(r) for r in RESOURCE_FOR_BACKEND.values())
+        if unannotated or not workers:
+            try:
+                answers = self.client.run(_worker_backends)
+            except Exception as e:  # a worker that cannot import us: the run itself will say why
+                log.warning("could not ask the dask workers for their backends: %r", e)
+                answers = {"": ["numpy", "cupy"]}
+            for names in answers.values():
+                found.update(names)
+        result = tuple(b for b in ("numpy", "cupy") if b in found) or ("numpy",)
+        self._backends_cache = (key, result)
+        return result
+
+    def _resources_for(self, backend: str | None) -> dict[str, int] | None:
+        """Resources a task of ``backend`` asks for, where some worker advertises them."""
+        resource = RESOURCE_FOR_BACKEND.get(backend or "")
+        if resource is None:
+            return None
+        if any((w.get("resources") or {}).get(resource) for w in self._workers().values()):
+            return {resource: 1}
+        return None
+
+    # --- running ------------------------------------------------------------------------------
+
+    def run_tasks(
+        self, tasks: Sequence[Callable[[], T]], timeout: float | None = None
+    ) -> Iterator[T]:
+        self._check_open()
+        from distributed import as_completed
+
+        client = self.client
+        run_id = uuid.uuid4().hex[:12]
+        limit = self._max_in_flight or 2 * self.n_workers
+        shared_futures: dict[tuple[Any, ...], Any] = {}
+        submissions = self._plan_submissions(tasks, run_id, shared_futures)
+        pending = list(reversed(submissions))
+        in_flight: set[Any] = set()
+        ac = as_completed([], loop=client.loop, with_results=True)
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < limit:
+                    future = pending.pop()()
+                    in_flight.add(future)
+                    ac.add(future)
+                if timeout is not None and not _wait_ready(ac, timeout):
+                    raise RunTimeoutError(
+                        f"no partition finished within {timeout} s ({len(in_flight)} running on "
+                        "the dask cluster); raise config task_timeout_s if partitions are that "
+                        "slow"
+                    )
+                try:
+                    future, result = next(ac)
+                except StopIteration:  # defensive: every future was cancelled elsewhere
+                    raise ExecutorError(
+                        "the dask cluster dropped the run's tasks (cancelled by another client?)"
+                    ) from None
+                except Exception as e:
+                    _reraise_cluster_error(e)
+                    raise
+                in_flight.discard(future)
+                future.release()
+                yield result
+        finally:
+            if in_flight:
+                client.cancel(list(in_flight))
+            for shared in shared_futures.values():
+                shared.release()
+
+    def _plan_submissions(
+        self,
+        tasks: Sequence[Callable[[], T]],
+        run_id: str,
+        shared_futures: dict[tuple[Any, ...], Any],
+    ) -> list[Callable[[], Any]]:
+        """One submit call per task. Partition tasks are split into their shared part, scattered
+        once to every worker, and the partition, which is all that travels per task."""
+        from libertem_gpu.udf.partition_task import PartitionTask
+
+        client = self.client
+        submissions: list[Callable[[], Any]] = []
+        for i, task in enumerate(tasks):
+            if isinstance(task, PartitionTask):
+                ident = (
+                    id(task.dataset),
+                    id(task.udf_specs),
+                    id(task.roi_flat),
+                    id(task.scheme),
+                    task.backend,
+                )
+                shared = shared_futures.get(ident)
+                if shared is None:
+                    payload = _RunShared(
+                        task.dataset, task.udf_specs, task.roi_flat, task.backend, task.scheme
+                    )
+                    [shared] = client.scatter([payload], broadcast=True, hash=False)
+                    shared_futures[ident] = shared
+                key = f"libertem-partition-{task.partition.index}-{run_id}"
+                resources = self._resources_for(task.backend)
+                submissions.append(
+                    _bind_submit(client, _run_partition, (shared, task.partition), key, resources)
+                )
+            else:
+                key = f"libertem-task-{i}-{run_id}"
+                backend = getattr(task, "backend", None)
+                resources = self._resources_for(backend)
+                submissions.append(_bind_submit(client, _call, (task,), key, resources))
+        return submissions
+
+    # --- lifetime -----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ExecutorError("this DaskExecutor is closed")
+
+    def close(self) -> None:
+        """Close the client, and the local cluster if this executor started it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            self.client.close(timeout=10)
+        if self.cluster is not None:
+            self.cluster.close(timeout=20)
+            self.cluster = None
+
+
+class DaskCUDAExecutor(DaskExecutor):
+    """:class:`DaskExecutor` on a local dask-cuda cluster: one worker per GPU
+    (``Context(executor="dask-cuda")``). Falls back to a CPU cluster, with a logged warning, where
+    dask-cuda or a GPU is missing."""
+
+    name = "dask-cuda"
+
+    def __init__(self, n_workers: int | None = None, **kwargs: Any) -> None:
+        if kwargs.get("scheduler") is None and kwargs.get("client") is None:
+            kwargs.setdefault("cuda", True)
+        super().__init__(n_workers, **kwargs)
+
+
+def _wait_ready(ac: Any, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for a finished future in ``ac`` (as_completed only knows a
+    deadline for the whole iteration, not one per result)."""
+    deadline = time.monotonic() + timeout
+    while not ac.has_ready():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(0.01, remaining))
+    return True
+
+
+def _bind_submit(
+    client: Any, func: Callable[..., Any], args: tuple[Any, ...], key: str, resources: Any
+) -> Callable[[], Any]:
+    def submit() -> Any:
+        return client.submit(func, *args, key=key, pure=False, resources=resources)
+
+    return submit
+
+
+def _reraise_cluster_error(error: BaseException) -> None:
+    """Turn the cluster's own failures (not a UDF's exception) into an ExecutorError."""
+    from distributed import KilledWorker
+
+    if isinstance(error, KilledWorker):
+        raise ExecutorError(
+            f"a partition task was running on workers that died too often ({error}); see the "
+            "workers' logs (out of memory?) or raise distributed.scheduler.allowed-failures"
+        ) from error
+
+
+def _dashboard_address(dashboard: bool | str) -> str | None:
+    if dashboard is True:
+        return "127.0.0.1:8787"
+    if dashboard:
+        return str(dashboard)
+    return None
+
+
+def _start_local_cluster(
+    n_workers: int | None,
+    gpus: int | Sequence[int] | None,
+    cuda: bool,
+    dashboard: bool | str,
+    cluster_kwargs: dict[str, Any],
+) -> Any:
+    """A LocalCUDACluster where asked and possible, else a LocalCluster; loopback only."""
+    common: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "dashboard_address": _dashboard_address(dashboard),
+        "threads_per_worker": 1,
+        "silence_logs": logging.WARNING,
+    }
+    if not dashboard:
+        # The scheduler serves health and metrics over HTTP even without a dashboard; keep that
+        # on a free loopback port rather than 8787, where it would clash with other clusters.
+        common["scheduler_kwargs"] = {"dashboard_address": "127.0.0.1:0"}
+    if cuda:
+        cluster = _try_cuda_cluster(gpus, {**common, **cluster_kwargs})
+        if cluster is not None:
+            return cluster
+    from distributed import LocalCluster
+
+    kwargs = {
+        **common,
+        "n_workers": int(n_workers) if n_workers else default_worker_count(),
+        "processes": True,
+        "resources": {"CPU": 1},
+        **cluster_kwargs,
+    }
+    if kwargs["n_workers"] <= 0:
+        raise ExecutorError(f"n_workers must be positive, got {n_workers}")
+    return LocalCluster(**kwargs)
+
+
+def _try_cuda_cluster(gpus: int | Sequence[int] | None, kwargs: dict[str, Any]) -> Any:
+    """A dask-cuda cluster on ``gpus``, or None (with a warning) where that is not possible."""
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError as e:
+        log.warning(
+            "dask-cuda is not installed (%s): starting a CPU LocalCluster instead; install the "
+            "'gpu' extra for one worker per GPU",
+            e,
+        )
+        return None
+    if gpus is None:
+        devices = None
+    elif isinstance(gpus, int):
+        devices = ",".join(str(i) for i in range(gpus))
+    else:
+        devices = ",".join(str(int(i)) for i in gpus)
+    if devices == "":
+        log.warning("gpus=%r selects no GPU: starting a CPU LocalCluster instead", gpus)
+        return None
+    try:
+        return LocalCUDACluster(
+            CUDA_VISIBLE_DEVICES=devices, resources={"CUDA": 1, "CPU": 1}, **kwargs
+        )
+    except Exception as e:  # NVML finds no GPU, driver missing, ...
+        log.warning("dask-cuda could not start (%r): starting a CPU LocalCluster instead", e)
+        return None
