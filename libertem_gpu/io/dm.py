@@ -395,7 +395,7 @@ class DMDataSet(DataSet):
             ]
             if not candidates:
                 raise FileFormatError(f"{path}: holds no image of 2 to 4 dimensions")
-            index, image = max(candidates, key=lambda c: _data_length(c[1]))
+            index, image = max(candidates, key=lambda c: (_data_length(c[1]), c[0]))
         else:
             matches = [(idx, img) for idx, img in images if idx == self.dataset_index]
             if not matches:

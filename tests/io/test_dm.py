@@ -1,0 +1,175 @@
+"""Gatan DM3/DM4 data sets: written 2-D to 4-D images (C-ordered and transposed 4-D stacks, both
+byte orders), rosettasciio cross-check, bad files and tag-tree fuzzing."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from libertem_gpu.errors import DataSetError, FileFormatError, LiberTEMGPUError, MissingFileError
+from libertem_gpu.io.dm import DMDataSet, read_dm_tags
+from libertem_gpu.io.registry import load
+from tests.conftest import random_data
+from tests.io.builtin_analyses import check_builtin_analyses
+from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.writers_dm import Group, image_group, write_dm, write_dm_stack
+
+
+@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("c_order", [True, False])
+@pytest.mark.parametrize("dtype", ["uint16", "float32", "int16"])
+def test_4d_stack(ctx, rng, tmp_path, version, c_order, dtype):
+    data = random_data(rng, (3, 5, 13, 17), dtype)
+    path = tmp_path / f"scan.dm{version}"
+    write_dm_stack(path, data, version=version, c_order=c_order)
+    ds = ctx.load("auto", path=str(path))
+    assert isinstance(ds, DMDataSet) and ds.meta["transposed"] is not c_order
+    check_dataset(ctx, ds, data, dtype=dtype)
+    check_builtin_analyses(ctx, ds, data)
+
+
+@pytest.mark.parametrize("shape", [(7, 13, 17), (1, 13, 17)])
+def test_3d_stack_and_image(ctx, rng, tmp_path, shape):
+    data = random_data(rng, shape, "int32")
+    path = tmp_path / "stack.dm4"
+    write_dm_stack(path, data if shape[0] > 1 else data[0], order=">")
+    ds = ctx.load("dm", path=str(path))
+    check_dataset(ctx, ds, data, dtype="int32")
+
+
+def test_force_c_order_and_dataset_index(inline_ctx, rng, tmp_path):
+    data = random_data(rng, (2, 3, 5, 4), "uint8")
+    path = tmp_path / "t.dm4"
+    write_dm_stack(path, data, c_order=False)
+    ds = inline_ctx.load("dm", path=str(path), force_c_order=True)
+    # Read as if C-ordered, the transposed bytes give the (sig, nav) array.
+    frames = inline_ctx.run_udf(dataset=ds, udf=CollectFramesUDF())["frames"].data
+    np.testing.assert_array_equal(frames, data.transpose(2, 3, 0, 1).reshape(5, 4, 2, 3))
+    thumb = inline_ctx.load("dm", path=str(path), dataset_index=0)
+    assert thumb.shape.to_tuple() == (1, 10, 12)
+    with pytest.raises(DataSetError, match="dataset_index=5"):
+        load("dm", path=str(path), dataset_index=5)
+
+
+@pytest.mark.parametrize("c_order", [True, False])
+def test_cross_check_rosettasciio(inline_ctx, rng, tmp_path, c_order):
+    dm = pytest.importorskip("rsciio.digitalmicrograph")
+    data = random_data(rng, (3, 4, 11, 9), "uint16")
+    path = tmp_path / "x.dm4"
+    write_dm_stack(path, data, c_order=c_order)
+    ref = dm.file_reader(str(path))[-1]["data"]
+    # rosettasciio hands transposed files over as stored: (sig, nav).
+    np.testing.assert_array_equal(ref if c_order else ref.transpose(2, 3, 0, 1), data)
+    ds = inline_ctx.load("dm", path=str(path))
+    frames = inline_ctx.run_udf(dataset=ds, udf=CollectFramesUDF())["frames"].data
+    np.testing.assert_array_equal(frames, data)
+
+
+# --- bad files --------------------------------------------------------------------------------
+
+
+def _good(tmp_path, rng):
+    path = tmp_path / "b.dm4"
+    write_dm_stack(path, random_data(rng, (2, 3, 13, 17), "uint16"))
+    return path
+
+
+@pytest.mark.parametrize("keep", [6, 40, 300, -100])
+def test_truncated(tmp_path, rng, keep):
+    path = _good(tmp_path, rng)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:keep] if keep > 0 else raw[: keep - 8 - 2 * 3 * 13 * 17])
+    with pytest.raises(FileFormatError, match=str(path)):
+        load("dm", path=str(path))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MissingFileError, match="nope.dm4"):
+        load("dm", path=str(tmp_path / "nope.dm4"))
+
+
+def test_header_lies_about_sizes(tmp_path, rng):
+    data = random_data(rng, (2, 3, 13, 17), "uint16")
+    path = tmp_path / "lie.dm4"
+    image = image_group(data, [17, 13, 3, 4])  # Dimensions say 4 scan rows, data holds 2
+    write_dm(path, Group(("ImageList", Group(("", image)))))
+    with pytest.raises(FileFormatError, match="Dimensions"):
+        load("dm", path=str(path))
+
+
+def test_no_image_and_bad_version(tmp_path):
+    path = tmp_path / "empty.dm4"
+    write_dm(path, Group(("Other", np.int32(1))))
+    with pytest.raises(FileFormatError, match="ImageList"):
+        load("dm", path=str(path))
+    path.write_bytes(b"\x00\x00\x00\x07" + path.read_bytes()[4:])
+    with pytest.raises(FileFormatError, match="version 3 or 4"):
+        load("dm", path=str(path))
+    assert not DMDataSet.guess_can_open(str(path))
+
+
+# --- fuzzing ------------------------------------------------------------------------------------
+
+
+def _parse_bytes(raw: bytes, suffix: str = ".dm4") -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"f{suffix}"
+        path.write_bytes(raw)
+        try:
+            ds = load("dm", path=str(path))
+            with ds.get_reader() as reader:
+                out = np.empty((ds.image_count, *ds.sig_shape), dtype=reader.dtype)
+                reader.read_into(out, 0, ds.image_count)
+        except LiberTEMGPUError:
+            pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_random_bytes(data):
+    _parse_bytes(b"\x00\x00\x00\x04" + data)
+
+
+_GOOD: dict[int, bytes] = {}
+
+
+def _good_bytes(version: int) -> bytes:
+    if version not in _GOOD:
+        with tempfile.TemporaryDirectory() as d:
+            data = (np.arange(2 * 3 * 4 * 5, dtype="u2") * 3 + 1).reshape(2, 3, 4, 5)
+            write_dm_stack(Path(d) / "g.dm4", data, version=version)
+            _GOOD[version] = (Path(d) / "g.dm4").read_bytes()
+    return _GOOD[version]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([3, 4]),
+    st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 255)), min_size=1, max_size=6),
+    st.integers(0, 3),
+)
+def test_fuzz_mutated_tag_trees(version, mutations, shorten):
+    raw = bytearray(_good_bytes(version))
+    for pos, value in mutations:
+        raw[pos % len(raw)] = value
+    _parse_bytes(bytes(raw[: len(raw) - shorten * 101]))
+
+
+def test_tag_tree_values(tmp_path):
+    path = tmp_path / "tags.dm3"
+    write_dm(
+        path,
+        Group(("A", Group(("b", np.float64(2.5)), ("c", "text"))), ("", np.int16(-3))),
+        version=3,
+        order=">",
+    )
+    version, root = read_dm_tags(str(path))
+    assert version == 3
+    assert root.find("A", "b") == 2.5 and root.get("") == -3
+    text = root.find("A", "c").values
+    assert "".join(map(chr, text.tolist())) == "text"
