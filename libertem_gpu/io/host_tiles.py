@@ -68,6 +68,19 @@ class HostStackReader:
     def read_stack(self, nav_start: int, nav_stop: int, out: np.ndarray) -> None:
         """Fill ``out`` (shape ``(n, *sig)``, dtype ``reader.dtype``, not byte-swapped) with the
         stack's frames; frames outside the source (``sync_offset``) are zero."""
+        self._fill(nav_start, nav_stop, out)
+
+    def read_stack_native(self, nav_start: int, nav_stop: int, out: np.ndarray) -> None:
+        """Like :meth:`read_stack`, but ``out`` has the native dtype: big-endian frames are
+        swapped while they are copied out of the mapping (one pass), or in place after a read."""
+        if self._mapped is not None or self.native:
+            # np.copyto converts the byte order on the fly; a native reader needs no swap.
+            self._fill(nav_start, nav_stop, out)
+            return
+        self.read_stack(nav_start, nav_stop, out.view(self.reader.dtype))
+        out.byteswap(inplace=True)
+
+    def _fill(self, nav_start: int, nav_stop: int, out: np.ndarray) -> None:
         src = self.sources[nav_start:nav_stop]
         valid = self.valid[nav_start:nav_stop]
         if not valid.all():
@@ -92,12 +105,9 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
             if stack is None:
                 if buffer is None:
                     shape = (plan.scheme.depth, *dataset.sig_shape)
-                    buffer = np.empty(shape, dtype=reader.dtype)
-                raw = buffer[: nav_stop - nav_start]
-                stacks.read_stack(nav_start, nav_stop, raw)
-                if not stacks.native:
-                    raw.byteswap(inplace=True)
-                stack = raw.view(dataset.dtype)
+                    buffer = np.empty(shape, dtype=dataset.dtype)
+                stack = buffer[: nav_stop - nav_start]
+                stacks.read_stack_native(nav_start, nav_stop, stack)
             for tile in plan.tiles_of_stack(nav_start, nav_stop):
                 if tile.sig_rows is None:
                     yield tile, stack
