@@ -47,7 +47,7 @@ def test_written_data_set(ctx, rng, tmp_path, binning, dark_correction):
 
 
 def test_open_by_data_file_and_nav_override(inline_ctx, rng, tmp_path):
-    hdr, stored, _ = _write(tmp_path, rng, nav_shape=(12,))
+    _write(tmp_path, rng, nav_shape=(12,))
     ds = inline_ctx.load("frms6", path=str(tmp_path / "scan_002.frms6"), nav_shape=(2, 6))
     assert ds.shape.to_tuple() == (2, 6, 14, 9)
     assert ds.meta["dark_frames"] == 5
