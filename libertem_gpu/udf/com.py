@@ -308,8 +308,17 @@ class CoMUDF(UDF):
         """Look the kernel up and build the weights, once per partition."""
         if on_worker(self.meta):
             assert self.meta is not None
+            weights = self.weights()
             self._kernel = get_kernel("com", self.meta.backend)
-            self._weights = self.xp.asarray(self.weights())
+            self._weights = self.xp.asarray(weights)
+            if self.meta.backend == "numpy":
+                from libertem_gpu.kernels import spans
+
+                # A disk or annulus is a few runs per row: sum those pixels only, exactly.
+                runs = spans.encode(weights)
+                if runs is not None and runs.is_binary:
+                    self._kernel = get_kernel("com_spans", "numpy")
+                    self._weights = runs
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate each frame's masked total and first moments (row slabs add up)."""

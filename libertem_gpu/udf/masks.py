@@ -212,6 +212,14 @@ def build_mask_stack(
     return MaskStack(count, is_complex, compute, dense_t, None)
 
 
+def _encode_spans(dense_t: np.ndarray, sig_shape: tuple[int, ...]) -> Any:
+    """Run-length encoding of the dense masks, or None where they are not compact."""
+    from libertem_gpu.kernels import spans
+
+    rows, cols = sig_shape if len(sig_shape) == 2 else (1, sig_shape[0])
+    return spans.encode(dense_t.T.reshape(-1, rows, cols))
+
+
 class ApplyMasksUDF(UDF):
     """Dot product of every frame with each of a stack of masks (virtual detectors).
 
@@ -351,9 +359,14 @@ class ApplyMasksUDF(UDF):
         stack = self.masks
         xp = self.xp
         self._slabs: dict[tuple[int, int], Any] = {}
+        self._spans = None
         if stack.dense_t is not None:
             self._kernel = get_kernel("masks_dense", self.meta.backend)
             self._dense_t = xp.asarray(stack.dense_t)
+            if self.meta.backend == "numpy" and stack.compute_dtype == np.float64:
+                # Masks drawn as disks, rings or rectangles: sum runs of pixels instead.
+                self._spans = _encode_spans(stack.dense_t, self.meta.dataset_shape.sig)
+                self._spans_kernel = get_kernel("masks_spans", "numpy")
         else:
             self._kernel = get_kernel("masks_sparse", self.meta.backend)
             self._csr = tuple(xp.asarray(a) for a in stack.csr)  # type: ignore[union-attr]
@@ -377,8 +390,11 @@ class ApplyMasksUDF(UDF):
         assert self.meta is not None
         out = self.results.parts if self.masks.is_complex else self.results.intensity
         p0, p1 = pixel_range(self.meta)
-        m = self._masks_for(p0, p1)
         flat = flat_tile(tile)
+        if self._spans is not None and (p0, p1) == (0, self._npix):
+            self._spans_kernel(flat, self._spans, out)
+            return
+        m = self._masks_for(p0, p1)
         if self.masks.dense_t is not None:
             self._kernel(flat, m, out)
         else:
