@@ -31,6 +31,9 @@ class Context:
         registered name such as ``"dask"``, or an :class:`~libertem_gpu.executor.Executor`.
     backend : str
         ``"auto"`` (a GPU where one is usable, else the CPU), ``"numpy"`` or ``"cupy"``.
+    devices : int or sequence of int, optional
+        CUDA devices the cupy backend uses (worker threads take them round-robin); checked
+        when a run is planned. Default: the current device.
     **executor_args
         Passed to the executor's constructor when ``executor`` is a name (e.g. ``n_threads``).
 
@@ -45,10 +48,16 @@ class Context:
     """
 
     def __init__(
-        self, executor: str | Executor = "threads", *, backend: str = "auto", **executor_args: Any
+        self,
+        executor: str | Executor = "threads",
+        *,
+        backend: str = "auto",
+        devices: Any = None,
+        **executor_args: Any,
     ) -> None:
         self.executor = make_executor(executor, **executor_args)
         self.backend = backend
+        self.devices = devices
 
     @classmethod
     def make_with(cls, executor: str = "threads", **kwargs: Any) -> Context:

@@ -15,16 +15,30 @@ from libertem_gpu.io.reader import FrameReader
 class MemoryReader(FrameReader):
     """Serves frames of an in-memory array; views are zero-copy."""
 
-    def __init__(self, frames: np.ndarray) -> None:
+    def __init__(self, frames: Any) -> None:
         self._frames = frames
-        self.dtype = frames.dtype
-        self.sig_shape = frames.shape[1:]
+        self.dtype = np.dtype(frames.dtype)
+        self.sig_shape = tuple(frames.shape[1:])
+        #: Whether the frames live on a CUDA device (a CuPy array): the CuPy backend then
+        #: processes them in place through :meth:`device_view`.
+        self.on_device = _is_device_array(frames)
 
     def read_into(self, out: np.ndarray, start: int, stop: int) -> None:
+        if self.on_device:  # host consumers (the CPU backend) get a device-to-host copy
+            self._frames[start:stop].get(out=out)
+            return
         np.copyto(out, self._frames[start:stop], casting="no")
 
-    def view(self, start: int, stop: int) -> np.ndarray:
-        return self._frames[start:stop]
+    def view(self, start: int, stop: int) -> np.ndarray | None:
+        return None if self.on_device else self._frames[start:stop]
+
+    def device_view(self, start: int, stop: int) -> Any:
+        """Frames ``[start, stop)`` of a device-resident array, zero-copy (None if on host)."""
+        return self._frames[start:stop] if self.on_device else None
+
+
+def _is_device_array(data: Any) -> bool:
+    return hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray)
 
 
 class MemoryDataSet(DataSet):
@@ -32,8 +46,8 @@ class MemoryDataSet(DataSet):
 
     Parameters
     ----------
-    data : numpy.ndarray
-        Array of shape ``nav + sig``.
+    data : numpy.ndarray or cupy.ndarray
+        Array of shape ``nav + sig``; a CuPy array is processed in place by the cupy backend.
     sig_dims : int
         How many trailing axes form a frame (1 or 2).
     nav_shape, sig_shape : tuple of int, optional
@@ -64,7 +78,9 @@ class MemoryDataSet(DataSet):
         )
         if data is None:
             raise DataSetError("memory data sets need data=<array>")
-        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        # A CuPy array stays on its device (no copy to the host and back).
+        keep = isinstance(data, np.ndarray) or _is_device_array(data)
+        self.data = data if keep else np.asarray(data)
         self.sig_dims = int(sig_dims)
 
     @classmethod

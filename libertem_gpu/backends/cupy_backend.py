@@ -1,0 +1,351 @@
+"""The GPU backend: CuPy arrays, CuPy / Numba-CUDA kernels, tiles streamed into device memory.
+
+Tiles come from one of three data paths, chosen per partition:
+
+- **resident**: a memory data set made from a CuPy array is sliced in place (no host round trip);
+- **kvikio** (``io_backend="kvikio"``, or ``"auto"`` where GPUDirect Storage is active): file
+  bytes read straight into device buffers (:mod:`libertem_gpu.io.kvikio_reader`);
+- **pinned** (``io_backend="pread"``/``"direct"``, the default otherwise): the overlapped
+  pipeline of :mod:`libertem_gpu.io.gpu_pipeline`, raw bytes in pinned buffers, copied on a
+  copy stream, byte-swapped on the device where big-endian.
+
+Work runs on a compute stream that the backend makes CuPy's current stream in its worker thread
+for the length of a partition task, so that UDF code (``self.xp``) and kernels queue behind the
+copies without host synchronisation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import warnings
+from collections.abc import Generator, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from libertem_gpu import config
+from libertem_gpu.backends import device as _device
+from libertem_gpu.backends.base import Backend
+from libertem_gpu.errors import BackendError
+from libertem_gpu.io.gpu_pipeline import DeviceOps, DirectReader, StreamingPipeline, aligned_empty
+from libertem_gpu.io.host_tiles import HostStackReader
+from libertem_gpu.kernels.registry import register_kernel
+
+if TYPE_CHECKING:
+    from libertem_gpu.io.dataset import DataSet
+    from libertem_gpu.io.tiles import TilePlan, TileSlice
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CupyBackend", "CupyOps", "register_gpu_kernels", "set_devices"]
+
+_K = "libertem_gpu.kernels."
+#: The GPU twin of every CPU kernel (same signatures; arrays are CuPy arrays).
+GPU_KERNELS = {
+    "sum_frames": _K + "sum_frames:gpu",
+    "sum_sig": _K + "sum_sig:gpu",
+    "moments": _K + "moments:gpu",
+    "max": _K + "extrema:gpu_max",
+    "min": _K + "extrema:gpu_min",
+    "masks_dense": _K + "masks:gpu_dense",
+    "masks_sparse": _K + "masks:gpu_sparse",
+    "com": _K + "com:gpu",
+}
+
+
+def register_gpu_kernels() -> None:
+    """Register the ``"cupy"`` kernels (lazy ``module:function`` targets; imports nothing)."""
+    for op, target in GPU_KERNELS.items():
+        register_kernel(op, "cupy", target)
+
+
+register_gpu_kernels()
+
+_IO_BACKENDS = ("auto", "pread", "direct", "kvikio")
+_devices: tuple[int, ...] | None = None
+_thread_device = threading.local()
+_round_robin = itertools.count()
+_logged_io: set[str] = set()
+_log_lock = threading.Lock()
+
+
+def set_devices(devices: tuple[int, ...] | None) -> None:
+    """CUDA devices that worker threads of this process use, round-robin (None: device 0 or
+    CuPy's current device)."""
+    global _devices
+    _devices = None if devices is None else tuple(int(d) for d in devices)
+
+
+def _log_once(key: str, level: int, msg: str, *args: Any) -> None:
+    with _log_lock:
+        if key in _logged_io:
+            return
+        _logged_io.add(key)
+    log.log(level, msg, *args)
+
+
+class CupyOps(DeviceOps):
+    """CUDA implementation of the pipeline's :class:`~libertem_gpu.io.gpu_pipeline.DeviceOps`:
+    pinned host buffers from CuPy's pinned pool, device buffers from its memory pool, copies on
+    a copy stream, ordering by events."""
+
+    def __init__(self, cp: ModuleType, compute_stream: Any) -> None:
+        self.cp = cp
+        self.compute = compute_stream
+        self.copy_stream = cp.cuda.Stream(non_blocking=True)
+        self.pinned = True
+        self._host_mem: list[Any] = []
+
+    def alloc_host(self, nbytes: int) -> np.ndarray:
+        if self.pinned:
+            try:
+                mem = self.cp.cuda.alloc_pinned_memory(nbytes)
+                self._host_mem.append(mem)
+                # cudaHostAlloc returns page-aligned memory.
+                return np.frombuffer(mem, dtype=np.uint8, count=nbytes)
+            except Exception as e:
+                self.pinned = False
+                warnings.warn(
+                    f"cannot allocate {nbytes / 2**20:.1f} MiB of pinned host memory ({e!r}); "
+                    "using pageable buffers (host-to-device copies will not overlap)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return aligned_empty(nbytes)
+
+    def alloc_device(self, nbytes: int) -> Any:
+        cp = self.cp
+        try:
+            return cp.empty(nbytes, dtype=cp.uint8)
+        except cp.cuda.memory.OutOfMemoryError as e:
+            cp.get_default_memory_pool().free_all_blocks()
+            try:
+                return cp.empty(nbytes, dtype=cp.uint8)
+            except cp.cuda.memory.OutOfMemoryError:
+                raise MemoryError(str(e)) from e
+
+    def free_device_bytes(self) -> int | None:
+        free, _ = self.cp.cuda.runtime.memGetInfo()
+        pool = self.cp.get_default_memory_pool()
+        return int(free) + int(pool.free_bytes())
+
+    def copy_h2d(self, dst: Any, src: np.ndarray, after: Any) -> Any:
+        stream = self.copy_stream
+        if after is not None:
+            stream.wait_event(after)
+        dst.set(src, stream=stream)
+        return stream.record()
+
+    def compute_wait(self, event: Any) -> None:
+        self.compute.wait_event(event)
+
+    def record_compute(self) -> Any:
+        return self.compute.record()
+
+    def release(self) -> None:
+        self.copy_stream.synchronize()
+        self._host_mem.clear()  # back to CuPy's pinned pool, reused by the next partition
+
+
+class CupyBackend(Backend):
+    """Process tiles on a CUDA GPU with CuPy and Numba-CUDA kernels."""
+
+    name = "cupy"
+    device_class = "cuda"
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return _device.probe().available
+
+    @classmethod
+    def unavailable_reason(cls) -> str:
+        return _device.probe().reason or "backend 'cupy' is not available"
+
+    def __init__(self) -> None:
+        self.cp = _device.require_cupy()
+        cp = self.cp
+        if _devices:
+            index = getattr(_thread_device, "index", None)
+            if index is None:
+                index = _devices[next(_round_robin) % len(_devices)]
+                _thread_device.index = index
+            cp.cuda.Device(index).use()
+        self.device_index = int(cp.cuda.Device().id)
+        self._prev_stream = cp.cuda.get_current_stream()
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        self.stream.use()
+        #: Which data path served the last partition ("resident", "pinned", "direct", "kvikio").
+        self.io_path = ""
+
+    @property
+    def xp(self) -> ModuleType:
+        return self.cp
+
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        return self.cp.zeros(shape, dtype=dtype)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        if isinstance(array, self.cp.ndarray):
+            return self.cp.asnumpy(array, stream=self.stream)
+        return np.asarray(array)
+
+    def close(self) -> None:
+        try:
+            self.stream.synchronize()
+        finally:
+            self._prev_stream.use()
+
+    # --- tiles ---------------------------------------------------------------------------------
+
+    def iter_tiles(self, dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlice, Any]]:
+        reader = dataset.get_reader()
+        try:
+            if getattr(reader, "on_device", False):
+                self.io_path = "resident"
+                yield from self._resident_tiles(dataset, reader, plan)
+            else:
+                yield from self._streamed_tiles(dataset, reader, plan)
+        finally:
+            reader.close()
+
+    @staticmethod
+    def _split(plan: TilePlan, nav_start: int, nav_stop: int, stack: Any) -> Iterator[Any]:
+        for tile in plan.tiles_of_stack(nav_start, nav_stop):
+            if tile.sig_rows is None:
+                yield tile, stack
+            else:
+                yield tile, stack[:, tile.sig_rows[0] : tile.sig_rows[1]]
+
+    def _resident_tiles(self, dataset: DataSet, reader: Any, plan: TilePlan) -> Iterator[Any]:
+        cp = self.cp
+        sources = plan.frames + dataset.sync_offset
+        valid = (sources >= 0) & (sources < dataset.image_count)
+        everything = reader.device_view(0, dataset.image_count)
+        for a, b in plan.frame_stacks():
+            src = sources[a:b]
+            if valid[a:b].all() and src[-1] - src[0] == b - a - 1:
+                stack = reader.device_view(int(src[0]), int(src[-1]) + 1)
+            else:  # roi gaps or frames outside the source: gather on the device
+                stack = cp.zeros((b - a, *dataset.sig_shape), dtype=dataset.dtype)
+                keep = np.flatnonzero(valid[a:b])
+                if len(keep):
+                    stack[cp.asarray(keep)] = everything[cp.asarray(src[keep])]
+            yield from self._split(plan, a, b, stack)
+
+    def _to_native(self, raw: Any, dataset: DataSet, n: int) -> Any:
+        """View the raw device bytes of ``n`` frames as native-order frames (swapping bytes on
+        the device for big-endian data)."""
+        storage = dataset.storage_dtype
+        isz = storage.itemsize
+        if not storage.isnative and isz > 1:
+            raw = self.cp.ascontiguousarray(raw.reshape(-1, isz)[:, ::-1]).reshape(-1)
+        return raw.view(dataset.dtype).reshape(n, *dataset.sig_shape)
+
+    def _streamed_tiles(self, dataset: DataSet, reader: Any, plan: TilePlan) -> Iterator[Any]:
+        io = str(config.get("io_backend"))
+        if io not in _IO_BACKENDS:
+            raise BackendError(f"unknown io_backend {io!r}; valid: {', '.join(_IO_BACKENDS)}")
+        stacks = list(plan.frame_stacks())
+        slot_bytes = plan.scheme.depth * dataset.frame_bytes
+        if io in ("kvikio", "auto"):
+            done = yield from self._kvikio_tiles(dataset, reader, plan, stacks, slot_bytes, io)
+            stacks = stacks[done:]
+        if not stacks:
+            return
+        self.io_path = "direct" if io == "direct" else "pinned"
+        yield from self._pinned_tiles(dataset, reader, plan, stacks, slot_bytes, io == "direct")
+
+    def _kvikio_tiles(
+        self,
+        dataset: DataSet,
+        reader: Any,
+        plan: TilePlan,
+        stacks: list[tuple[int, int]],
+        slot_bytes: int,
+        io: str,
+    ) -> Generator[Any, None, int]:
+        """Serve stacks through kvikio; return how many were served (all, or those before a
+        failure, after which the pinned pipeline takes over with a warning)."""
+        from libertem_gpu.io.kvikio_reader import KvikioStackSource, KvikioUnusable, kvikio_status
+
+        if io == "auto":
+            ok, reason, compat = kvikio_status()
+            if not ok or compat is not False:
+                # Without GPUDirect Storage, kvikio's compat mode is a POSIX read plus a copy,
+                # like the pinned pipeline, which also overlaps: prefer that.
+                why = reason or "kvikio runs in compat mode (no GPUDirect Storage)"
+                _log_once("auto-pinned", logging.INFO, "io_backend=auto: pinned pipeline (%s)", why)
+                return 0
+        try:
+            source = KvikioStackSource(dataset, reader, stacks, plan.frames, slot_bytes)
+        except KvikioUnusable as e:
+            if io == "kvikio":
+                warnings.warn(
+                    f"io_backend='kvikio' cannot read {dataset!r}: {e}; falling back to the "
+                    "pinned pread pipeline",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return 0
+        _log_once("kvikio", logging.INFO, "io_backend=%s: reading with kvikio", io)
+        self.io_path = "kvikio"
+        try:
+            for (a, b), raw in source:
+                yield from self._split(plan, a, b, self._to_native(raw, dataset, b - a))
+        except KvikioUnusable as e:
+            warnings.warn(
+                f"kvikio failed after {source.done} of {len(stacks)} tile stacks: {e}; the "
+                "pinned pread pipeline reads the rest",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        finally:
+            source.close()
+        return source.done
+
+    def _pinned_tiles(
+        self,
+        dataset: DataSet,
+        reader: Any,
+        plan: TilePlan,
+        stacks: list[tuple[int, int]],
+        slot_bytes: int,
+        direct: bool,
+    ) -> Iterator[Any]:
+        host = HostStackReader(dataset, reader, plan, zero_copy=False)
+        odirect = None
+        if direct and hasattr(reader, "segments"):
+            odirect = DirectReader(reader.segments, dataset.frame_bytes)
+        frame_bytes = dataset.frame_bytes
+        storage = dataset.storage_dtype
+
+        def fill(job: tuple[int, int], buf: np.ndarray) -> None:
+            a, b = job
+            src = host.sources[a:b]
+            contiguous = host.valid[a:b].all() and src[-1] - src[0] == b - a - 1
+            if odirect is not None and contiguous:
+                if odirect.try_read(buf, int(src[0]), int(src[-1]) + 1):
+                    return
+            host.read_stack(a, b, buf.view(storage).reshape(b - a, *dataset.sig_shape))
+
+        timeout = config.get("task_timeout_s") or 600.0
+        pipeline = StreamingPipeline(
+            CupyOps(self.cp, self.stream),
+            stacks,
+            nbytes=lambda job: (job[1] - job[0]) * frame_bytes,
+            fill=fill,
+            slot_bytes=slot_bytes,
+            timeout_s=float(timeout),
+        )
+        try:
+            for (a, b), raw in pipeline:
+                yield from self._split(plan, a, b, self._to_native(raw, dataset, b - a))
+        finally:
+            pipeline.close()
+            if odirect is not None:
+                if odirect.disabled_reason:
+                    _log_once("odirect", logging.INFO, "O_DIRECT off: %s", odirect.disabled_reason)
+                odirect.close()
