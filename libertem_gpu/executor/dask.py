@@ -89,7 +89,7 @@ class DaskExecutor(Executor):
     dashboard : bool or str
         Serve the dask dashboard (``True``: on 127.0.0.1:8787; a string: that address).
     max_in_flight : int, optional
-        Tasks submitted ahead of results; defaults to twice the cluster's threads.
+        Tasks submitted ahead of results; defaults to four per thread of the cluster.
     cluster_kwargs : dict, optional
         Extra arguments for the local cluster's constructor.
 
@@ -179,14 +179,14 @@ class DaskExecutor(Executor):
         self._backends_cache = (key, result)
         return result
 
-    def _resources_for(self, backend: str | None) -> dict[str, int] | None:
-        """Resources a task of ``backend`` asks for, where some worker advertises them."""
-        resource = RESOURCE_FOR_BACKEND.get(backend or "")
-        if resource is None:
-            return None
-        if any((w.get("resources") or {}).get(resource) for w in self._workers().values()):
-            return {resource: 1}
-        return None
+    def _advertised_resources(self) -> set[str]:
+        """Names of the resources some worker advertises (asked once per run: a round trip)."""
+        return {
+            name
+            for info in self._workers().values()
+            for name, amount in (info.get("resources") or {}).items()
+            if amount
+        }
 
     # --- running ------------------------------------------------------------------------------
 
@@ -198,18 +198,23 @@ class DaskExecutor(Executor):
 
         client = self.client
         run_id = uuid.uuid4().hex[:12]
-        limit = self._max_in_flight or 2 * self.n_workers
+        limit = self._max_in_flight or 4 * self.n_workers
+        # Top up in batches (one scheduler message each) once half the window has drained; the
+        # other half keeps every worker busy meanwhile.
+        refill_at = max(1, limit // 2)
         shared_futures: dict[tuple[Any, ...], Any] = {}
         submissions = self._plan_submissions(tasks, run_id, shared_futures)
-        pending = list(reversed(submissions))
+        position = 0
         in_flight: set[Any] = set()
         ac = as_completed([], loop=client.loop, with_results=True)
         try:
-            while pending or in_flight:
-                while pending and len(in_flight) < limit:
-                    future = pending.pop()()
-                    in_flight.add(future)
-                    ac.add(future)
+            while position < len(submissions) or in_flight:
+                if position < len(submissions) and len(in_flight) <= refill_at:
+                    batch = submissions[position : position + limit - len(in_flight)]
+                    position += len(batch)
+                    futures = _submit_batch(client, batch)
+                    in_flight.update(futures)
+                    ac.update(futures)
                 if timeout is not None and not _wait_ready(ac, timeout):
                     raise RunTimeoutError(
                         f"no partition finished within {timeout} s ({len(in_flight)} running on "
@@ -239,13 +244,21 @@ class DaskExecutor(Executor):
         tasks: Sequence[Callable[[], T]],
         run_id: str,
         shared_futures: dict[tuple[Any, ...], Any],
-    ) -> list[Callable[[], Any]]:
-        """One submit call per task. Partition tasks are split into their shared part, scattered
+    ) -> list[_Submission]:
+        """One submission per task. Partition tasks are split into their shared part, scattered
         once to every worker, and the partition, which is all that travels per task."""
         from libertem_gpu.udf.partition_task import PartitionTask
 
         client = self.client
-        submissions: list[Callable[[], Any]] = []
+        advertised = self._advertised_resources()
+
+        def resources_for(backend: str | None) -> dict[str, int] | None:
+            # Ask for a backend's resource only where some worker offers it; workers started
+            # without resources (plain `dask worker`) then take any task.
+            resource = RESOURCE_FOR_BACKEND.get(backend or "")
+            return {resource: 1} if resource in advertised else None
+
+        submissions: list[_Submission] = []
         for i, task in enumerate(tasks):
             if isinstance(task, PartitionTask):
                 ident = (
@@ -263,15 +276,15 @@ class DaskExecutor(Executor):
                     [shared] = client.scatter([payload], broadcast=True, hash=False)
                     shared_futures[ident] = shared
                 key = f"libertem-partition-{task.partition.index}-{run_id}"
-                resources = self._resources_for(task.backend)
+                resources = resources_for(task.backend)
                 submissions.append(
-                    _bind_submit(client, _run_partition, (shared, task.partition), key, resources)
+                    _Submission(_run_partition, (shared, task.partition), key, resources)
                 )
             else:
                 key = f"libertem-task-{i}-{run_id}"
                 backend = getattr(task, "backend", None)
-                resources = self._resources_for(backend)
-                submissions.append(_bind_submit(client, _call, (task,), key, resources))
+                resources = resources_for(backend)
+                submissions.append(_Submission(_call, (task,), key, resources))
         return submissions
 
     # --- lifetime -----------------------------------------------------------------------------
@@ -317,13 +330,42 @@ def _wait_ready(ac: Any, timeout: float) -> bool:
     return True
 
 
-def _bind_submit(
-    client: Any, func: Callable[..., Any], args: tuple[Any, ...], key: str, resources: Any
-) -> Callable[[], Any]:
-    def submit() -> Any:
-        return client.submit(func, *args, key=key, pure=False, resources=resources)
+@dataclass
+class _Submission:
+    """One task to submit: ``func(*args)`` under ``key``, needing ``resources``."""
 
-    return submit
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    key: str
+    resources: dict[str, int] | None
+
+
+def _submit_batch(client: Any, batch: Sequence[_Submission]) -> list[Any]:
+    """Submit ``batch`` with one ``client.map`` per run of equal function and resources."""
+    futures: list[Any] = []
+    start = 0
+    while start < len(batch):
+        first = batch[start]
+        stop = start + 1
+        while (
+            stop < len(batch)
+            and batch[stop].func is first.func
+            and batch[stop].resources == first.resources
+            and len(batch[stop].args) == len(first.args)
+        ):
+            stop += 1
+        group = batch[start:stop]
+        columns = [[s.args[i] for s in group] for i in range(len(first.args))]
+        futures += client.map(
+            first.func,
+            *columns,
+            key=[s.key for s in group],
+            pure=False,
+            resources=first.resources,
+            batch_size=None,
+        )
+        start = stop
+    return futures
 
 
 def _reraise_cluster_error(error: BaseException) -> None:
