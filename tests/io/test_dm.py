@@ -173,3 +173,18 @@ def test_tag_tree_values(tmp_path):
     assert root.find("A", "b") == 2.5 and root.get("") == -3
     text = root.find("A", "c").values
     assert "".join(map(chr, text.tolist())) == "text"
+
+
+@pytest.mark.parametrize("c_order", [True, False])
+def test_read_into_matches_view(rng, tmp_path, c_order):
+    # The GPU path fills pinned buffers through read_into; the CPU path maps views.
+    data = random_data(rng, (3, 4, 13, 17), "uint16")
+    path = tmp_path / "r.dm4"
+    write_dm_stack(path, data, c_order=c_order, order=">")
+    ds = load("dm", path=str(path))
+    flat = data.reshape(12, 13, 17)
+    with ds.get_reader() as reader:
+        out = np.empty((5, 13, 17), dtype=reader.dtype)
+        reader.read_into(out, 6, 11)
+        np.testing.assert_array_equal(out, flat[6:11])
+        np.testing.assert_array_equal(reader.view(2, 9), flat[2:9])

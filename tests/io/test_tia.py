@@ -209,3 +209,27 @@ def test_fuzz_mutated_files_raise_only_library_errors(mutations, shorten):
                 reader.read_into(out, 0, ds.image_count)
         except LiberTEMGPUError:
             pass
+
+
+@pytest.mark.parametrize("irregular", [False, True])
+def test_read_into_matches_view(rng, tmp_path, irregular):
+    # The GPU path fills pinned buffers through read_into; the CPU path maps views.
+    data = random_data(rng, (6, 13, 17), "uint16")
+    write_ser(tmp_path / "r_1.ser", data, (6,), irregular=irregular)
+    ds = load("ser", path=str(tmp_path / "r_1.ser"), require_emi=False)
+    with ds.get_reader() as reader:
+        out = np.empty((4, 13, 17), dtype=reader.dtype)
+        reader.read_into(out, 1, 5)
+        np.testing.assert_array_equal(out, data[1:5])
+        # Irregular spacing gives runs of 2 frames: a view never spans two runs.
+        view = reader.view(1, 3)
+        assert (view is None) is irregular
+        np.testing.assert_array_equal(reader.view(2, 4), data[2:4])
+        if view is not None:
+            np.testing.assert_array_equal(view, data[1:3])
+    flat = load("ser", path=str(tmp_path / "r_1.ser"), require_emi=False, sig_shape=(221,))
+    with flat.get_reader() as reader:
+        out = np.empty((2, 221), dtype=reader.dtype)
+        reader.read_into(out, 4, 6)
+        np.testing.assert_array_equal(out, data[4:6].reshape(2, 221))
+        assert reader.view(4, 6) is None
