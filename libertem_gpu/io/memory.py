@@ -38,7 +38,7 @@ class MemoryReader(FrameReader):
 
 
 def _is_device_array(data: Any) -> bool:
-    return hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray)
+    return hasattr(data, "__cuda_array_interface__")
 
 
 class MemoryDataSet(DataSet):

@@ -1,0 +1,180 @@
+"""The CuPy backend's data paths on the CPU: a stand-in ``cupy`` built on NumPy (device arrays
+are NumPy arrays, streams and events are already complete) drives the real backend code, so
+that tile contents, byte swapping, gaps, rois, split frames and the io_backend choice are
+checked against the NumPy backend without a GPU. Kernels are not involved (see test_cuda_sim)."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+from libertem_gpu import config
+from libertem_gpu.backends import device
+from libertem_gpu.backends.numpy_backend import NumpyBackend
+from libertem_gpu.io.memory import MemoryDataSet
+from libertem_gpu.io.raw import RawFileDataSet
+from libertem_gpu.io.tiles import TilePlan, TilingScheme
+from tests.conftest import random_data
+
+
+class FakeDeviceArray(np.ndarray):
+    """A "device" array: NumPy memory that says it is on a CUDA device."""
+
+    @property
+    def __cuda_array_interface__(self):  # only its presence matters to the code under test
+        return self.__array_interface__
+
+    def set(self, src, stream=None):
+        np.copyto(np.asarray(self), src)
+
+    def get(self, out=None):
+        if out is None:
+            return np.array(self)
+        np.copyto(out, self)
+        return out
+
+
+def _dev(a):
+    return np.asarray(a).view(FakeDeviceArray)
+
+
+class _Event:
+    def synchronize(self):
+        pass
+
+
+class _Stream:
+    ptr = 1
+
+    def __init__(self, non_blocking=False):
+        pass
+
+    def use(self):
+        return self
+
+    def synchronize(self):
+        pass
+
+    def wait_event(self, e):
+        pass
+
+    def record(self):
+        return _Event()
+
+
+def fake_cupy():
+    cp = types.ModuleType("cupy")
+    cp.ndarray = FakeDeviceArray
+    cp.uint8 = np.uint8
+    cp.float64 = np.float64
+    cp.empty = lambda shape, dtype=None: _dev(np.empty(shape, dtype))
+    cp.zeros = lambda shape, dtype=None: _dev(np.zeros(shape, dtype))
+    cp.asarray = lambda a, dtype=None: _dev(np.asarray(a, dtype))
+    cp.ascontiguousarray = lambda a: _dev(np.ascontiguousarray(a))
+    cp.asnumpy = lambda a, stream=None: np.array(a)
+    pool = types.SimpleNamespace(free_bytes=lambda: 0, free_all_blocks=lambda: None)
+    cp.get_default_memory_pool = lambda: pool
+    default = _Stream()
+    cp.cuda = types.SimpleNamespace(
+        Stream=_Stream,
+        get_current_stream=lambda: default,
+        Device=lambda i=None: types.SimpleNamespace(id=i or 0, use=lambda: None),
+        alloc_pinned_memory=lambda n: bytearray(n),
+        memory=types.SimpleNamespace(OutOfMemoryError=MemoryError),
+        runtime=types.SimpleNamespace(memGetInfo=lambda: (1 << 34, 1 << 35)),
+    )
+    return cp
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    cp = fake_cupy()
+    monkeypatch.setattr(device, "require_cupy", lambda: cp)
+    from libertem_gpu.backends.cupy_backend import CupyBackend
+
+    b = CupyBackend()
+    yield b
+    b.close()
+
+
+def _tiles(backend, ds, roi, scheme):
+    out = []
+    for p in ds.get_partitions():
+        plan = TilePlan.for_partition(p, roi, scheme, ds.sig_shape)
+        for tile, data in backend.iter_tiles(ds, plan):
+            out.append((p.index, tile.nav_start, tile.sig_rows, np.array(data)))
+    return out
+
+
+def _compare(backend, ds, roi, scheme):
+    want = _tiles(NumpyBackend(), ds, roi, scheme)
+    got = _tiles(backend, ds, roi, scheme)
+    assert len(got) == len(want) > 0
+    for (p1, n1, r1, a), (p2, n2, r2, b) in zip(got, want, strict=True):
+        assert (p1, n1, r1) == (p2, n2, r2)
+        assert a.dtype == b.dtype and a.dtype.isnative
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", ">u2", ">i4", "float32", ">f8", "uint8"])
+@pytest.mark.parametrize("io", ["pread", "direct", "kvikio"])
+def test_file_paths_equal_cpu(tmp_path, rng, backend, dtype, io):
+    data = random_data(rng, (4, 5, 13, 17), np.dtype(dtype).newbyteorder("=")).astype(dtype)
+    path = tmp_path / "d.raw"
+    data.tofile(path)
+    roi = (rng.random(20) > 0.3).astype(bool)
+    with config.set(io_backend=io):
+        for sync_offset in (0, 3, -2):
+            ds = RawFileDataSet(
+                path=str(path),
+                nav_shape=(4, 5),
+                sig_shape=(13, 17),
+                dtype=dtype,
+                sync_offset=sync_offset,
+                num_partitions=3,
+            ).initialize()
+            for scheme in (TilingScheme(depth=3), TilingScheme(depth=2, sig_rows=4)):
+                if io == "kvikio":  # not installed here: a warning, then the pinned pipeline
+                    with pytest.warns(RuntimeWarning, match="falling back"):
+                        _compare(backend, ds, roi, scheme)
+                else:
+                    _compare(backend, ds, None, scheme)
+                    _compare(backend, ds, roi, scheme)
+    assert backend.io_path in ("pinned", "direct")
+
+
+def test_resident_device_dataset(rng, backend):
+    data = random_data(rng, (20, 13, 17), "int32")
+    roi = rng.random(20) > 0.5
+    for sync_offset in (0, 4, -3):
+        host = MemoryDataSet(data=data, sync_offset=sync_offset, num_partitions=3).initialize()
+        dev = MemoryDataSet(data=_dev(data), sync_offset=sync_offset, num_partitions=3)
+        dev.initialize()
+        assert dev.get_reader().on_device
+        for scheme in (TilingScheme(depth=4), TilingScheme(depth=3, sig_rows=5)):
+            want = _tiles(NumpyBackend(), host, roi, scheme)
+            got = _tiles(backend, dev, roi, scheme)
+            for (_, _, _, a), (_, _, _, b) in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+            # the CPU backend reads a device data set by device-to-host copies
+            on_cpu = _tiles(NumpyBackend(), dev, roi, scheme)
+            for (_, _, _, a), (_, _, _, b) in zip(on_cpu, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+    assert backend.io_path == "resident"
+    # in place: a full, contiguous stack is a view of the device array, not a copy
+    dev = MemoryDataSet(data=_dev(data), num_partitions=1).initialize()
+    plan = TilePlan.for_partition(dev.get_partitions()[0], None, TilingScheme(20), (13, 17))
+    ((_, tile),) = list(backend.iter_tiles(dev, plan))
+    assert np.shares_memory(tile, dev.data)
+
+
+def test_unknown_io_backend(tmp_path, backend, rng):
+    random_data(rng, (2, 3, 4), "uint16").tofile(tmp_path / "d.raw")
+    ds = RawFileDataSet(
+        path=str(tmp_path / "d.raw"), nav_shape=(2,), sig_shape=(3, 4), dtype="uint16"
+    ).initialize()
+    plan = TilePlan.for_partition(ds.get_partitions()[0], None, TilingScheme(2), (3, 4))
+    with config.set(io_backend="nvme-magic"), pytest.raises(Exception, match="pread"):
+        list(backend.iter_tiles(ds, plan))
