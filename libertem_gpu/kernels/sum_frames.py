@@ -21,12 +21,14 @@ __all__ = ["SUPPORTED_DTYPES", "as_rows", "check_out", "cpu", "reference"]
 SUPPORTED_DTYPES = frozenset(
     np.dtype(t)
     for t in (
+        np.int8,
         np.uint8,
         np.uint16,
         np.uint32,
         np.int16,
         np.int32,
         np.int64,
+        np.uint64,
         np.float32,
         np.float64,
         np.bool_,
