@@ -92,10 +92,10 @@ class CupyOps(DeviceOps):
     pinned host buffers from CuPy's pinned pool, device buffers from its memory pool, copies on
     a copy stream, ordering by events."""
 
-    def __init__(self, cp: ModuleType, compute_stream: Any) -> None:
+    def __init__(self, cp: ModuleType, compute_stream: Any, copy_stream: Any = None) -> None:
         self.cp = cp
         self.compute = compute_stream
-        self.copy_stream = cp.cuda.Stream(non_blocking=True)
+        self.copy_stream = copy_stream or cp.cuda.Stream(non_blocking=True)
         self.pinned = True
         self._host_mem: list[Any] = []
 
@@ -175,7 +175,15 @@ class CupyBackend(Backend):
             cp.cuda.Device(index).use()
         self.device_index = int(cp.cuda.Device().id)
         self._prev_stream = cp.cuda.get_current_stream()
-        self.stream = cp.cuda.Stream(non_blocking=True)
+        # One compute and one copy stream per worker thread and device, reused by every task:
+        # CuPy's memory pool keeps freed blocks per stream, so fresh streams would strand them.
+        streams = _thread_device.__dict__.setdefault("streams", {})
+        if self.device_index not in streams:
+            streams[self.device_index] = (
+                cp.cuda.Stream(non_blocking=True),
+                cp.cuda.Stream(non_blocking=True),
+            )
+        self.stream, self.copy_stream = streams[self.device_index]
         self.stream.use()
         #: Which data path served the last partition ("resident", "pinned", "direct", "kvikio").
         self.io_path = ""
@@ -333,7 +341,7 @@ class CupyBackend(Backend):
 
         timeout = config.get("task_timeout_s") or 600.0
         pipeline = StreamingPipeline(
-            CupyOps(self.cp, self.stream),
+            CupyOps(self.cp, self.stream, self.copy_stream),
             stacks,
             nbytes=lambda job: (job[1] - job[0]) * frame_bytes,
             fill=fill,
