@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from libertem_gpu import Context
+
+try:
+    from hypothesis import settings
+except ImportError:  # hypothesis is a test extra; fuzz tests import it themselves
+    pass
+else:
+    # No per-example deadline: a shared CI machine is slow at random moments. In CI the
+    # examples are derandomized, so a red run can be reproduced and is not down to luck.
+    settings.register_profile("default", deadline=None)
+    settings.register_profile("ci", deadline=None, derandomize=True, database=None)
+    settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 EXECUTORS = ["inline", "threads"]
 

@@ -132,7 +132,7 @@ class _TagParser:
 
     def unpack(self, fmt: str) -> Any:
         values = struct.unpack(fmt, self.read(struct.calcsize(fmt)))
-        return values if len(values) > 1 else values[0]
+        return values[0] if len(values) == 1 else values
 
     def parse(self) -> tuple[int, TagGroup]:
         version = self.unpack(">i")

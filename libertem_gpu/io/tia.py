@@ -142,7 +142,14 @@ def parse_ser_header(data: bytes, path: str) -> dict[str, Any]:
 
 
 def _read_at(path: str, fd: int, offset: int, size: int, what: str) -> bytes:
-    data = os.pread(fd, size, offset)
+    if offset < 0 or size < 0:
+        raise FileFormatError(
+            f"{path}: header points {what} at offset {offset} with size {size}: corrupt header"
+        )
+    try:
+        data = os.pread(fd, size, offset)
+    except (OSError, OverflowError) as e:
+        raise FileFormatError(f"{path}: cannot read {what} at offset {offset}: {e}") from e
     if len(data) != size:
         raise FileFormatError(
             f"{path}: file ends before {what}: expected {size} bytes at offset {offset}, "
