@@ -130,6 +130,12 @@ class FixedLayoutReader(FrameReader):
                     frame_offset = offset + i * segment.frame_stride
                     _pread_exact(fd, _bytes_of(frames[i]), frame_offset, segment.path)
 
+    def mappable_ranges(self, start: int, stop: int) -> list[tuple[int, int]]:
+        return [
+            (start + out_pos, start + out_pos + (last - first))
+            for _, first, last, out_pos in self._pieces(start, stop)
+        ]
+
     def view(self, start: int, stop: int) -> np.ndarray | None:
         pieces = self._pieces(start, stop)
         if len(pieces) != 1 or stop == start:

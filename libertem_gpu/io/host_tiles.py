@@ -4,6 +4,7 @@ layout allows, reusable buffers where frames must be gathered, byte-swapped or p
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_right
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,6 +12,9 @@ import numpy as np
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.tiles import TilePlan, TileSlice
+
+# Map a partition's source ranges only if they average at least this many frames each.
+_MIN_FRAMES_PER_MAP = 4
 
 
 def contiguous_runs(values: np.ndarray) -> list[tuple[int, int]]:
@@ -47,23 +51,51 @@ class HostStackReader:
         self.sources = plan.frames + dataset.sync_offset
         self.valid = (self.sources >= 0) & (self.sources < dataset.image_count)
         self.native = reader.dtype.isnative
-        self._mapped: np.ndarray | None = None
-        self._map_start = 0
+        # Mapped source ranges: (first frame, stop frame, view), ascending.
+        self._maps: list[tuple[int, int, np.ndarray]] = []
         if zero_copy and self.valid.any():
             lo = int(self.sources[self.valid].min())
             hi = int(self.sources[self.valid].max()) + 1
-            self._mapped = reader.view(lo, hi)
-            self._map_start = lo
+            ranges = reader.mappable_ranges(lo, hi)
+            # Many tiny pieces (irregular frame offsets) cost more in mappings than they save.
+            if len(ranges) <= max(1, (hi - lo) // _MIN_FRAMES_PER_MAP):
+                for s0, s1 in ranges:
+                    view = reader.view(s0, s1)
+                    if view is None:
+                        self._maps.clear()
+                        break
+                    self._maps.append((s0, s1, view))
+        self._map_starts = [m[0] for m in self._maps]
+
+    def _map_of(self, source: int) -> tuple[int, int, np.ndarray] | None:
+        k = bisect_right(self._map_starts, source) - 1
+        if k >= 0 and source < self._maps[k][1]:
+            return self._maps[k]
+        return None
+
+    def split(self, nav_start: int, nav_stop: int) -> list[tuple[int, int]]:
+        """Cut a stack where its frames cross from one mapped range into the next, so that each
+        part can be a zero-copy view."""
+        if len(self._maps) < 2 or not self.valid[nav_start:nav_stop].all():
+            return [(nav_start, nav_stop)]
+        src = self.sources[nav_start:nav_stop]
+        cuts = [s0 for s0, _, _ in self._maps[1:] if src[0] < s0 <= src[-1]]
+        edges = [nav_start, *(nav_start + int(np.searchsorted(src, c)) for c in cuts), nav_stop]
+        return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
     def zero_copy_view(self, nav_start: int, nav_stop: int) -> np.ndarray | None:
-        """The stack as a view of the mapped file, if it is one contiguous, native-order run."""
-        if self._mapped is None or not self.native:
+        """The stack as a view of the mapped file, if it is one contiguous, native-order run
+        inside one mapped range."""
+        if not self._maps or not self.native:
             return None
         src = self.sources[nav_start:nav_stop]
         if not self.valid[nav_start:nav_stop].all() or src[-1] - src[0] != len(src) - 1:
             return None
-        first = int(src[0]) - self._map_start
-        return self._mapped[first : first + len(src)]
+        mapped = self._map_of(int(src[0]))
+        if mapped is None or int(src[-1]) >= mapped[1]:
+            return None
+        first = int(src[0]) - mapped[0]
+        return mapped[2][first : first + len(src)]
 
     def read_stack(self, nav_start: int, nav_stop: int, out: np.ndarray) -> None:
         """Fill ``out`` (shape ``(n, *sig)``, dtype ``reader.dtype``, not byte-swapped) with the
@@ -73,7 +105,7 @@ class HostStackReader:
     def read_stack_native(self, nav_start: int, nav_stop: int, out: np.ndarray) -> None:
         """Like :meth:`read_stack`, but ``out`` has the native dtype: big-endian frames are
         swapped while they are copied out of the mapping (one pass), or in place after a read."""
-        if self._mapped is not None or self.native:
+        if self._maps or self.native:
             # np.copyto converts the byte order on the fly; a native reader needs no swap.
             self._fill(nav_start, nav_stop, out)
             return
@@ -89,10 +121,16 @@ class HostStackReader:
         for a, b in contiguous_runs(src[positions]):
             p0, p1 = int(positions[a]), int(positions[b - 1]) + 1
             s0, s1 = int(src[p0]), int(src[p1 - 1]) + 1
-            if self._mapped is not None:
-                np.copyto(out[p0:p1], self._mapped[s0 - self._map_start : s1 - self._map_start])
-            else:
-                self.reader.read_into(out[p0:p1], s0, s1)
+            while s0 < s1:  # piece by piece of the mapped ranges; unmapped ones are read
+                mapped = self._map_of(s0)
+                end = s1 if mapped is None else min(s1, mapped[1])
+                target = out[p0 : p0 + end - s0]
+                if mapped is None:
+                    self.reader.read_into(target, s0, end)
+                else:
+                    np.copyto(target, mapped[2][s0 - mapped[0] : end - mapped[0]])
+                p0 += end - s0
+                s0 = end
 
 
 def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlice, np.ndarray]]:
@@ -100,17 +138,18 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
     with dataset.get_reader() as reader:
         stacks = HostStackReader(dataset, reader, plan)
         buffer: np.ndarray | None = None
-        for nav_start, nav_stop in plan.frame_stacks():
-            stack = stacks.zero_copy_view(nav_start, nav_stop)
-            if stack is None:
-                if buffer is None:
-                    shape = (plan.scheme.depth, *dataset.sig_shape)
-                    buffer = np.empty(shape, dtype=dataset.dtype)
-                stack = buffer[: nav_stop - nav_start]
-                stacks.read_stack_native(nav_start, nav_stop, stack)
-            for tile in plan.tiles_of_stack(nav_start, nav_stop):
-                if tile.sig_rows is None:
-                    yield tile, stack
-                else:
-                    yield tile, stack[:, tile.sig_rows[0] : tile.sig_rows[1]]
+        for whole_start, whole_stop in plan.frame_stacks():
+            for nav_start, nav_stop in stacks.split(whole_start, whole_stop):
+                stack = stacks.zero_copy_view(nav_start, nav_stop)
+                if stack is None:
+                    if buffer is None:
+                        shape = (plan.scheme.depth, *dataset.sig_shape)
+                        buffer = np.empty(shape, dtype=dataset.dtype)
+                    stack = buffer[: nav_stop - nav_start]
+                    stacks.read_stack_native(nav_start, nav_stop, stack)
+                for tile in plan.tiles_of_stack(nav_start, nav_stop):
+                    if tile.sig_rows is None:
+                        yield tile, stack
+                    else:
+                        yield tile, stack[:, tile.sig_rows[0] : tile.sig_rows[1]]
         del stacks

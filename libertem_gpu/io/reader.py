@@ -44,6 +44,11 @@ class FrameReader(ABC):
         """
         return None
 
+    def mappable_ranges(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """Split ``[start, stop)`` into ranges that :meth:`view` can map as one view each
+        (for example one per file); by default the whole range."""
+        return [(start, stop)]
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Close the files this reader opened."""
 

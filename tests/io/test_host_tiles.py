@@ -1,0 +1,101 @@
+"""The CPU data path: zero-copy views per mapped file range, copies where frames must be
+gathered, swapped or padded."""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+
+import numpy as np
+import pytest
+
+from libertem_gpu.io.dataset import DataSet
+from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
+from libertem_gpu.io.host_tiles import iter_host_tiles
+from libertem_gpu.io.partition import Partition
+from libertem_gpu.io.tiles import TilePlan, TilingScheme
+from tests.conftest import random_data
+
+
+class SegmentedDataSet(DataSet):
+    """Frames spread over several files with different headers, like multi-file detectors."""
+
+    format_name = "segmented-test"
+
+    def __init__(self, segments, sig_shape, dtype, **kwargs):
+        super().__init__(**kwargs)
+        self.segments = segments
+        self._sig = sig_shape
+        self._dt = np.dtype(dtype)
+
+    def _initialize(self):
+        total = sum(s.num_frames for s in self.segments)
+        self._set_layout((total,), self._sig, self._dt, total)
+
+    def get_reader(self):
+        return FixedLayoutReader(self.segments, self.sig_shape, self.storage_dtype)
+
+
+def _write_segments(tmp_path, frames, splits, dtype):
+    """Write ``frames`` into one file per split, each with its own header and frame gaps."""
+    segments = []
+    bounds = [0, *splits, len(frames)]
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+        path = tmp_path / f"part{k}.bin"
+        header, gap = 100 + 7 * k, 16 * k
+        with open(path, "wb") as f:
+            f.write(b"\xab" * header)
+            for frame in frames[a:b]:
+                f.write(frame.astype(dtype).tobytes())
+                f.write(b"\xcd" * gap)
+        stride = frames[0].size * np.dtype(dtype).itemsize + gap
+        segments.append(FileSegment(str(path), header, stride, b - a))
+    return segments
+
+
+def _is_mapped(array: np.ndarray) -> bool:
+    """Whether ``array`` is a view of a memory mapping (zero-copy) rather than a buffer."""
+    base = array
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    return isinstance(base, mmap.mmap)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", ">u2"])
+@pytest.mark.parametrize("depth", [3, 8, 40])
+def test_tiles_across_files(tmp_path, rng, dtype, depth):
+    frames = random_data(rng, (37, 5, 6), "uint16")
+    segments = _write_segments(tmp_path, frames, [9, 10, 25], dtype)
+    ds = SegmentedDataSet(segments, (5, 6), dtype).initialize()
+    roi = np.ones(37, dtype=bool)
+    roi[[3, 20, 21]] = False
+    plan = TilePlan.for_partition(Partition(0, 2, 35), roi, TilingScheme(depth=depth), (5, 6))
+    seen, views = [], 0
+    for tile, data in iter_host_tiles(ds, plan):
+        np.testing.assert_array_equal(data, frames[tile.frames])
+        seen.extend(tile.frames.tolist())
+        views += _is_mapped(data)
+    assert seen == plan.frames.tolist()
+    if dtype == "uint16":
+        assert views > 0  # native stacks inside one file are views of the mapping
+    else:
+        assert views == 0  # big-endian frames are swapped into a buffer
+
+
+def test_stacks_are_cut_at_file_boundaries(tmp_path, rng):
+    frames = random_data(rng, (20, 4, 4), "uint16")
+    segments = _write_segments(tmp_path, frames, [7, 13], "uint16")
+    ds = SegmentedDataSet(segments, (4, 4), "uint16").initialize()
+    plan = TilePlan.for_partition(Partition(0, 0, 20), None, TilingScheme(depth=10), (4, 4))
+    tiles = [(t.nav_start, t.nav_stop) for t, _ in iter_host_tiles(ds, plan)]
+    assert tiles == [(0, 7), (7, 10), (10, 13), (13, 20)]
+
+
+def test_sync_offset_padding_across_files(tmp_path, rng):
+    frames = random_data(rng, (12, 3, 3), "int32")
+    segments = _write_segments(tmp_path, frames, [5], "int32")
+    ds = SegmentedDataSet(segments, (3, 3), "int32", sync_offset=-2).initialize()
+    plan = TilePlan.for_partition(Partition(0, 0, 12), None, TilingScheme(depth=4), (3, 3))
+    got = np.concatenate([np.array(d) for _, d in iter_host_tiles(ds, plan)])
+    expected = np.concatenate([np.zeros((2, 3, 3), np.int32), frames[:10]])
+    np.testing.assert_array_equal(got, expected)
