@@ -179,7 +179,8 @@ def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray) -> None:
     spans : MaskSpans
         The masks, from :func:`encode`.
     out : numpy.ndarray
-        ``(n, k)`` float64, updated in place.
+        ``(n, k)`` float64 or float32, updated in place (each frame's sum is formed in float64
+        and added once).
 
     Notes
     -----
@@ -189,9 +190,10 @@ def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray) -> None:
     a, npix = as_rows(tile)
     if npix != spans.rows * spans.cols:
         raise ShapeMismatchError(f"tile has {npix} pixels, masks {spans.rows * spans.cols}")
-    if out.shape != (a.shape[0], spans.num_masks) or out.dtype != np.float64:
+    if out.shape != (a.shape[0], spans.num_masks) or out.dtype not in (np.float64, np.float32):
         raise ShapeMismatchError(
-            f"out must be float64 {(a.shape[0], spans.num_masks)}, got {out.dtype} {out.shape}"
+            f"out must be float64 or float32 {(a.shape[0], spans.num_masks)}, got {out.dtype} "
+            f"{out.shape}"
         )
     if a.shape[0] == 0 or spans.num_masks == 0:
         return

@@ -363,7 +363,7 @@ class ApplyMasksUDF(UDF):
         if stack.dense_t is not None:
             self._kernel = get_kernel("masks_dense", self.meta.backend)
             self._dense_t = xp.asarray(stack.dense_t)
-            if self.meta.backend == "numpy" and stack.compute_dtype == np.float64:
+            if self.meta.backend == "numpy":
                 # Masks drawn as disks, rings or rectangles: sum runs of pixels instead.
                 self._spans = _encode_spans(stack.dense_t, self.meta.dataset_shape.sig)
                 self._spans_kernel = get_kernel("masks_spans", "numpy")

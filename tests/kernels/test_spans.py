@@ -78,3 +78,13 @@ def test_com_needs_one_binary_mask():
     disk, _ = _masks()
     with pytest.raises(ValueError, match="one binary mask"):
         spans.com_cpu(np.zeros((1, 13, 17)), spans.encode(disk * 2.0), 0, *np.zeros((3, 1)))
+
+
+def test_float32_output(rng):
+    disk, ring = _masks()
+    enc = spans.encode(np.stack([disk, ring]))
+    tile = _tile(rng, "uint16")
+    out = np.zeros((7, 2), dtype=np.float32)
+    spans.masks_cpu(tile, enc, out)
+    expected = tile.astype(np.float64) @ np.stack([disk, ring]).reshape(2, -1).T
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
