@@ -83,10 +83,12 @@ class HostStackReader:
         edges = [nav_start, *(nav_start + int(np.searchsorted(src, c)) for c in cuts), nav_stop]
         return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
-    def zero_copy_view(self, nav_start: int, nav_stop: int) -> np.ndarray | None:
-        """The stack as a view of the mapped file, if it is one contiguous, native-order run
-        inside one mapped range."""
-        if not self._maps or not self.native:
+    def zero_copy_view(
+        self, nav_start: int, nav_stop: int, stored_order: bool = False
+    ) -> np.ndarray | None:
+        """The stack as a view of the mapped file, if it is one contiguous run inside one mapped
+        range, in native byte order (or in any, with ``stored_order``)."""
+        if not self._maps or not (self.native or stored_order):
             return None
         src = self.sources[nav_start:nav_stop]
         if not self.valid[nav_start:nav_stop].all() or src[-1] - src[0] != len(src) - 1:
@@ -135,18 +137,26 @@ class HostStackReader:
 
 def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlice, np.ndarray]]:
     """Yield the tiles of ``plan`` as native-order NumPy arrays (CPU data path)."""
+    # Stored order: big-endian frames reach the kernels as they lie in the file, viewed as the
+    # native dtype; the kernels swap while reading (TilingScheme.stored_byteorder).
+    stored_order = plan.scheme.stored_byteorder
     with dataset.get_reader() as reader:
         stacks = HostStackReader(dataset, reader, plan)
         buffer: np.ndarray | None = None
         for whole_start, whole_stop in plan.frame_stacks():
             for nav_start, nav_stop in stacks.split(whole_start, whole_stop):
-                stack = stacks.zero_copy_view(nav_start, nav_stop)
-                if stack is None:
+                stack = stacks.zero_copy_view(nav_start, nav_stop, stored_order)
+                if stack is not None:
+                    stack = stack.view(dataset.dtype)
+                else:
                     if buffer is None:
                         shape = (plan.scheme.depth, *dataset.sig_shape)
                         buffer = np.empty(shape, dtype=dataset.dtype)
                     stack = buffer[: nav_stop - nav_start]
-                    stacks.read_stack_native(nav_start, nav_stop, stack)
+                    if stored_order:
+                        stacks.read_stack(nav_start, nav_stop, stack.view(reader.dtype))
+                    else:
+                        stacks.read_stack_native(nav_start, nav_stop, stack)
                 for tile in plan.tiles_of_stack(nav_start, nav_stop):
                     if tile.sig_rows is None:
                         yield tile, stack

@@ -10,6 +10,10 @@ import numpy as np
 
 from libertem_gpu.io.partition import Partition
 
+#: Stored dtypes whose tiles the CPU kernels can take in stored byte order and swap as they read
+#: (unsigned integers; one-byte types need no swap at all).
+SWAPPABLE_DTYPES = frozenset(np.dtype(t) for t in (">u2", ">u4", "<u2", "<u4", "u1"))
+
 
 @dataclass(frozen=True)
 class TilingScheme:
@@ -21,10 +25,14 @@ class TilingScheme:
         Frames per tile (the last tile of a partition may hold fewer).
     sig_rows : int or None
         Rows of the first signal axis per tile when frames are split; ``None`` for whole frames.
+    stored_byteorder : bool
+        Hand out big-endian integer frames in their stored byte order, without a swapping copy
+        (every UDF of the run said it swaps while reading; ``meta.byteswapped`` tells it).
     """
 
     depth: int
     sig_rows: int | None = None
+    stored_byteorder: bool = False
 
     def __post_init__(self) -> None:
         if self.depth <= 0:

@@ -6,7 +6,8 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.sum_frames import as_rows
+from libertem_gpu.kernels.byteorder import load
+from libertem_gpu.kernels.sum_frames import as_rows, check_no_swap
 
 __all__ = ["cpu_max", "cpu_min", "reference_max", "reference_min"]
 
@@ -27,29 +28,31 @@ def reference_min(tile: np.ndarray) -> np.ndarray:
 # comparison is false so it stays. For integers the test folds away. Written as selects so that
 # LLVM vectorises the pixel loop.
 @_jit
-def _max(a, npix, out):
+def _max(a, npix, out, swap):
     for i in range(a.shape[0]):
         row = a[i, :npix]
         for p in range(npix):
-            x = row[p]
+            x = load(row[p], swap)
             o = out[p]
             out[p] = x if (x > o or x != x) else o
 
 
 @_jit
-def _min(a, npix, out):
+def _min(a, npix, out, swap):
     for i in range(a.shape[0]):
         row = a[i, :npix]
         for p in range(npix):
-            x = row[p]
+            x = load(row[p], swap)
             o = out[p]
             out[p] = x if (x < o or x != x) else o
 
 
-def _prepare(tile: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+def _prepare(tile: np.ndarray, out: np.ndarray, swap: bool) -> tuple[np.ndarray, int, np.ndarray]:
     if tile.dtype == np.bool_ and out.dtype == np.bool_:
         out = out.view(np.uint8)
     a, npix = as_rows(tile)
+    if a.dtype.kind != "u":
+        check_no_swap(swap, a.dtype)
     if out.shape != (npix,):
         raise ShapeMismatchError(f"out must have shape ({npix},), got {out.shape}")
     if not np.can_cast(a.dtype, out.dtype, casting="safe"):
@@ -59,7 +62,7 @@ def _prepare(tile: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, int, np.nda
     return a, npix, out
 
 
-def cpu_max(tile: np.ndarray, out: np.ndarray) -> None:
+def cpu_max(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     """Update a running maximum: ``out[:] = np.maximum(out, tile.max(axis=0))``.
 
     Parameters
@@ -70,13 +73,15 @@ def cpu_max(tile: np.ndarray, out: np.ndarray) -> None:
         ``(npix,)`` of a dtype that holds the tile's values exactly (``np.can_cast(...,
         'safe')``), e.g. the tile's dtype, or float64 for float32 tiles; initialise with the
         dtype's minimum (or ``-inf``) or with the first frame.
+    swap : bool
+        The tile holds unsigned integers in reversed byte order; swapped as they are read.
     """
-    a, npix, o = _prepare(tile, out)
+    a, npix, o = _prepare(tile, out, swap)
     if a.shape[0] and npix:
-        _max(a, npix, o)
+        _max(a, npix, o, swap)
 
 
-def cpu_min(tile: np.ndarray, out: np.ndarray) -> None:
+def cpu_min(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     """Update a running minimum: ``out[:] = np.minimum(out, tile.min(axis=0))``.
 
     Parameters
@@ -85,10 +90,12 @@ def cpu_min(tile: np.ndarray, out: np.ndarray) -> None:
         ``(n, npix)`` tile, last axis contiguous, any supported dtype.
     out : numpy.ndarray
         ``(npix,)``, see :func:`cpu_max`; initialise with the dtype's maximum (or ``inf``).
+    swap : bool
+        The tile holds unsigned integers in reversed byte order; swapped as they are read.
     """
-    a, npix, o = _prepare(tile, out)
+    a, npix, o = _prepare(tile, out, swap)
     if a.shape[0] and npix:
-        _min(a, npix, o)
+        _min(a, npix, o, swap)
 
 
 # --- GPU --------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.sum_frames import as_rows
+from libertem_gpu.kernels.byteorder import load
+from libertem_gpu.kernels.sum_frames import as_rows, check_no_swap
 
 __all__ = ["MaskSpans", "com_cpu", "encode", "masks_cpu", "reference"]
 
@@ -120,7 +121,7 @@ def reference(tile: np.ndarray, spans: MaskSpans) -> np.ndarray:
 
 
 @_jit
-def _runs_direct(a, ptr, starts, stops, values, out):
+def _runs_direct(a, ptr, starts, stops, values, out, swap):
     k = len(ptr) - 1
     for i in range(a.shape[0]):
         frame = a[i]
@@ -130,20 +131,20 @@ def _runs_direct(a, ptr, starts, stops, values, out):
                 seg = frame[starts[q] : stops[q]]
                 s = np.int64(0)
                 for p in range(len(seg)):  # 0-based: no negative-index checks, vectorises
-                    s += np.int64(seg[p])
+                    s += np.int64(load(seg[p], swap))
                 acc += np.float64(s) * values[q]
             out[i, j] += acc
 
 
 @_jit
-def _runs_prefix_int(a, npix, ptr, starts, stops, values, out):
+def _runs_prefix_int(a, npix, ptr, starts, stops, values, out, swap):
     k = len(ptr) - 1
     prefix = np.zeros(npix + 1, dtype=np.int64)
     for i in range(a.shape[0]):
         frame = a[i]
         s = np.int64(0)
         for p in range(npix):
-            s += np.int64(frame[p])
+            s += np.int64(load(frame[p], swap))
             prefix[p + 1] = s
         for j in range(k):
             acc = 0.0
@@ -169,7 +170,7 @@ def _runs_prefix_float(a, npix, ptr, starts, stops, values, out):
             out[i, j] += acc
 
 
-def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray) -> None:
+def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray, swap: bool = False) -> None:
     """Accumulate mask sums of whole frames: ``out[i, j] += sum over runs of mask j``.
 
     Parameters
@@ -181,6 +182,8 @@ def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray) -> None:
     out : numpy.ndarray
         ``(n, k)`` float64 or float32, updated in place (each frame's sum is formed in float64
         and added once).
+    swap : bool
+        The tile holds unsigned integers in reversed byte order; swapped as they are read.
 
     Notes
     -----
@@ -200,10 +203,11 @@ def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray) -> None:
     args = (spans.ptr, spans.starts, spans.stops, spans.values, out)
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
         if spans.mean_run >= _SHORT_RUN:
-            _runs_direct(a, *args)
+            _runs_direct(a, *args, swap)
         else:
-            _runs_prefix_int(a, npix, *args)
+            _runs_prefix_int(a, npix, *args, swap)
     else:
+        check_no_swap(swap, a.dtype)
         _runs_prefix_float(a, npix, *args)
 
 
@@ -243,7 +247,7 @@ def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x)
 
 
 @_jit
-def _com_runs_int(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x):
+def _com_runs_int(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x, swap):
     lo = row_offset * cols
     hi = (row_offset + rows) * cols
     colsum = np.zeros(cols, dtype=np.int64)
@@ -262,7 +266,7 @@ def _com_runs_int(a, cols, row_offset, rows, starts, stops, out_total, out_y, ou
             acc = colsum[c0 : c0 + len(seg)]
             s = np.int64(0)
             for p in range(len(seg)):
-                v = np.int64(seg[p])
+                v = np.int64(load(seg[p], swap))
                 s += v
                 acc[p] += v
             t += s
@@ -282,10 +286,12 @@ def com_cpu(
     out_total: np.ndarray,
     out_y: np.ndarray,
     out_x: np.ndarray,
+    swap: bool = False,
 ) -> None:
     """Centre-of-mass sums over one binary mask given as runs.
 
-    The arguments mean what they mean for :func:`libertem_gpu.kernels.com.cpu`.
+    The arguments mean what they mean for :func:`libertem_gpu.kernels.com.cpu`; ``swap``: the
+    tile holds unsigned integers in reversed byte order, swapped as they are read.
     """
     if spans.num_masks != 1 or not spans.is_binary:
         raise ValueError("com_cpu needs exactly one binary mask")
@@ -298,5 +304,9 @@ def com_cpu(
     a, _ = as_rows(tile3d.reshape(n, rows * cols))
     if n == 0:
         return
-    kernel = _com_runs_int if a.dtype.kind in "ui" and a.dtype.itemsize <= 4 else _com_runs
-    kernel(a, cols, row_offset, rows, spans.starts, spans.stops, out_total, out_y, out_x)
+    args = (a, cols, row_offset, rows, spans.starts, spans.stops, out_total, out_y, out_x)
+    if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
+        _com_runs_int(*args, swap)
+    else:
+        check_no_swap(swap, a.dtype)
+        _com_runs(*args)

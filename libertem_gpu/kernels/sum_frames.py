@@ -14,8 +14,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from libertem_gpu.errors import ShapeMismatchError
+from libertem_gpu.kernels.byteorder import load
 
-__all__ = ["SUPPORTED_DTYPES", "as_rows", "check_out", "cpu", "reference"]
+__all__ = ["SUPPORTED_DTYPES", "as_rows", "check_no_swap", "check_out", "cpu", "reference"]
 
 #: Tile dtypes the CPU kernels accept (native byte order only).
 SUPPORTED_DTYPES = frozenset(
@@ -96,6 +97,12 @@ def check_out(
         raise ValueError(f"{name} is read-only")
 
 
+def check_no_swap(swap: bool, dtype: np.dtype) -> None:
+    """Refuse ``swap=True`` for dtypes the kernels cannot swap while reading."""
+    if swap:
+        raise TypeError(f"kernels swap bytes only for unsigned integer tiles, not {dtype}")
+
+
 def reference(tile: np.ndarray) -> np.ndarray:
     """Sum of a tile over its frames, in plain NumPy.
 
@@ -139,7 +146,7 @@ def _sum_frames(a, npix, out):
 
 
 @_jit
-def _sum_frames_int(a, npix, out):
+def _sum_frames_int(a, npix, out, swap):
     # Integers up to 32 bits: eight frames are added exactly in int64, then converted once.
     # Integer adds vectorise where a chain of float adds cannot (fastmath is off), and the
     # result is exact: each pixel's partial sum is an integer below 2**53.
@@ -159,18 +166,18 @@ def _sum_frames_int(a, npix, out):
             r6 = a[i + 6, p0:p1]
             r7 = a[i + 7, p0:p1]
             for p in range(m):
-                s01 = np.int64(r0[p]) + np.int64(r1[p])
-                s23 = np.int64(r2[p]) + np.int64(r3[p])
-                s45 = np.int64(r4[p]) + np.int64(r5[p])
-                s67 = np.int64(r6[p]) + np.int64(r7[p])
+                s01 = np.int64(load(r0[p], swap)) + np.int64(load(r1[p], swap))
+                s23 = np.int64(load(r2[p], swap)) + np.int64(load(r3[p], swap))
+                s45 = np.int64(load(r4[p], swap)) + np.int64(load(r5[p], swap))
+                s67 = np.int64(load(r6[p], swap)) + np.int64(load(r7[p], swap))
                 o[p] += np.float64((s01 + s23) + (s45 + s67))
         for i in range(n8, n):
             r0 = a[i, p0:p1]
             for p in range(m):
-                o[p] += np.float64(r0[p])
+                o[p] += np.float64(load(r0[p], swap))
 
 
-def cpu(tile: np.ndarray, out: np.ndarray) -> None:
+def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     """Accumulate the sum over frames: ``out += tile.sum(axis=0)``.
 
     Parameters
@@ -179,14 +186,18 @@ def cpu(tile: np.ndarray, out: np.ndarray) -> None:
         ``(n, npix)`` tile, last axis contiguous, any supported dtype.
     out : numpy.ndarray
         float64 ``(npix,)``, C-contiguous, updated in place.
+    swap : bool
+        The tile holds unsigned integers in reversed byte order (see
+        :mod:`libertem_gpu.kernels.byteorder`); they are swapped as they are read.
     """
     a, npix = as_rows(tile)
     check_out(out, (npix,))
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
-        _sum_frames_int(a, npix, out)
+        _sum_frames_int(a, npix, out, swap)
     else:
+        check_no_swap(swap, a.dtype)
         _sum_frames(a, npix, out)
 
 

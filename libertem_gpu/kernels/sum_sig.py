@@ -10,8 +10,9 @@ from typing import Any
 import numba
 import numpy as np
 
+from libertem_gpu.kernels.byteorder import load
 from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
-from libertem_gpu.kernels.sum_frames import as_rows, check_out
+from libertem_gpu.kernels.sum_frames import as_rows, check_no_swap, check_out
 
 __all__ = ["cpu", "reference"]
 
@@ -44,13 +45,13 @@ def reference(tile: np.ndarray) -> np.ndarray:
 
 
 @_jit
-def _sum_sig_int(a, npix, out):
+def _sum_sig_int(a, npix, out, swap):
     # Integer accumulation: exact, and LLVM vectorises integer reductions without fastmath.
     for i in range(a.shape[0]):
         row = a[i, :npix]
         s = 0
         for p in range(npix):
-            s += np.int64(row[p])
+            s += np.int64(load(row[p], swap))
         out[i] += np.float64(s)
 
 
@@ -74,7 +75,7 @@ def _sum_sig_float(a, npix, out):
         out[i] += s
 
 
-def cpu(tile: np.ndarray, out: np.ndarray) -> None:
+def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     """Accumulate per-frame sums: ``out[i] += tile[i].sum()``.
 
     Parameters
@@ -83,6 +84,8 @@ def cpu(tile: np.ndarray, out: np.ndarray) -> None:
         ``(n, npix)`` tile, last axis contiguous, any supported dtype.
     out : numpy.ndarray
         float64 ``(n,)``, updated in place.
+    swap : bool
+        The tile holds unsigned integers in reversed byte order; swapped as they are read.
 
     Notes
     -----
@@ -94,8 +97,9 @@ def cpu(tile: np.ndarray, out: np.ndarray) -> None:
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype in _INT_EXACT:
-        _sum_sig_int(a, npix, out)
+        _sum_sig_int(a, npix, out, swap)
     else:
+        check_no_swap(swap, a.dtype)
         _sum_sig_float(a, npix, out)
 
 

@@ -16,6 +16,16 @@ BUILTIN_BACKENDS = ("numpy", "cupy")
 PARTIAL_FRAMES = {"depth": None, "total_size": None, "partial_frames": True}
 
 
+def preferences(stored_byteorder: bool) -> dict[str, Any]:
+    """:data:`PARTIAL_FRAMES`, plus whether the kernels can swap big-endian tiles as they read."""
+    return {**PARTIAL_FRAMES, "stored_byteorder": stored_byteorder}
+
+
+def swap_kwargs(meta: UDFMeta | None) -> dict[str, Any]:
+    """``{"swap": True}`` for kernels fed tiles in stored (reversed) byte order, else nothing."""
+    return {"swap": True} if meta is not None and meta.byteswapped else {}
+
+
 def flat_tile(tile: Any) -> Any:
     """``(n, *sig_part)`` tile as ``(n, npix)``; a view for whole frames and row slabs."""
     return tile.reshape(tile.shape[0], -1)

@@ -48,6 +48,9 @@ class UDFMeta:
         The partition being processed (None on the client).
     tile : TileSlice or None
         The current tile (or frame) while processing.
+    byteswapped : bool
+        Tiles hold the stored (big-endian) bytes viewed as ``input_dtype``: only for UDFs whose
+        tiling preferences include ``"stored_byteorder": True``; their kernels swap as they read.
     """
 
     dataset_shape: Shape
@@ -59,6 +62,7 @@ class UDFMeta:
     device_class: str
     partition: Partition | None = None
     tile: TileSlice | None = None
+    byteswapped: bool = False
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -150,9 +154,10 @@ class UDF:
         return ("numpy",)
 
     def get_tiling_preferences(self) -> dict[str, Any]:
-        """Tiling wishes: ``depth`` (max frames per tile), ``total_size`` (max tile bytes) and
+        """Tiling wishes: ``depth`` (max frames per tile), ``total_size`` (max tile bytes),
         ``partial_frames`` (True if ``process_tile`` accepts frames split into row slabs; its nav
-        buffer updates must then accumulate)."""
+        buffer updates must then accumulate) and ``stored_byteorder`` (True if it can take
+        big-endian unsigned integer tiles unswapped, see ``meta.byteswapped``)."""
         return {"depth": None, "total_size": None, "partial_frames": False}
 
     @classmethod

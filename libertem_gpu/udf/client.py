@@ -3,6 +3,7 @@ turning merged buffers into the results callers get."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from libertem_gpu.backends.registry import get_backend
 from libertem_gpu.errors import UDFDefinitionError, UDFResultError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
-from libertem_gpu.io.tiles import TilingScheme, choose_scheme
+from libertem_gpu.io.tiles import SWAPPABLE_DTYPES, TilingScheme, choose_scheme
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace, BufferResult
 from libertem_gpu.udf.partition_task import (
@@ -65,19 +66,34 @@ def plan_tiling(
     partition_frames = max((p.size for p in partitions), default=1)
     if forced is not None:
         if "partition" in methods:
-            return TilingScheme(depth=partition_frames)
-        return TilingScheme(depth=forced.depth, sig_rows=forced.sig_rows if partial_ok else None)
-    sig = dataset.sig_shape
-    return choose_scheme(
-        frame_bytes=dataset.frame_bytes,
-        row_bytes=dataset.frame_bytes // sig[0],
-        sig_rows_total=sig[0] if len(sig) > 1 else 1,
-        tile_bytes=int(tile_bytes),
-        partial_frames_allowed=partial_ok,
-        max_depth=min(depths) if depths else None,
-        whole_partition="partition" in methods,
-        partition_frames=partition_frames,
+            scheme = TilingScheme(depth=partition_frames)
+        else:
+            rows = forced.sig_rows if partial_ok else None
+            scheme = TilingScheme(depth=forced.depth, sig_rows=rows)
+    else:
+        sig = dataset.sig_shape
+        scheme = choose_scheme(
+            frame_bytes=dataset.frame_bytes,
+            row_bytes=dataset.frame_bytes // sig[0],
+            sig_rows_total=sig[0] if len(sig) > 1 else 1,
+            tile_bytes=int(tile_bytes),
+            partial_frames_allowed=partial_ok,
+            max_depth=min(depths) if depths else None,
+            whole_partition="partition" in methods,
+            partition_frames=partition_frames,
+        )
+    # Big-endian integers go to the kernels unswapped (they swap as they read) where every UDF
+    # can take that and the CPU computes on whole frames; the GPU swaps on the device anyway.
+    storage = dataset.storage_dtype
+    stored_order = (
+        device_class == "cpu"
+        and not storage.isnative
+        and storage in SWAPPABLE_DTYPES
+        and scheme.sig_rows is None
+        and all(p.get("stored_byteorder") for p in prefs)
+        and all(m == "tile" for m in methods)
     )
+    return dataclasses.replace(scheme, stored_byteorder=stored_order)
 
 
 def _check_result(udf: UDF, name: str, decl: BufferDecl, value: Any, expected: tuple) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.kernels import get_kernel
-from libertem_gpu.udf._common import BUILTIN_BACKENDS, PARTIAL_FRAMES, on_worker
+from libertem_gpu.udf._common import BUILTIN_BACKENDS, on_worker, preferences, swap_kwargs
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 
@@ -255,8 +255,16 @@ class CoMUDF(UDF):
         return BUILTIN_BACKENDS
 
     def get_tiling_preferences(self) -> dict[str, Any]:
-        """Accepts frames split into row slabs (moments of slabs add up)."""
-        return dict(PARTIAL_FRAMES)
+        """Accepts frames split into row slabs (moments of slabs add up); big-endian integers
+        unswapped where the disk or annulus is a few runs per row (that kernel swaps)."""
+        return preferences(stored_byteorder=self.meta is not None and self._runs() is not None)
+
+    def _runs(self) -> Any:
+        """The disk/annulus as runs of pixels, or None where that does not pay."""
+        from libertem_gpu.kernels import spans
+
+        runs = spans.encode(self.weights())
+        return runs if runs is not None and runs.is_binary else None
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """Private per-frame moments, and the results computed from them at the end."""
@@ -308,15 +316,13 @@ class CoMUDF(UDF):
         """Look the kernel up and build the weights, once per partition."""
         if on_worker(self.meta):
             assert self.meta is not None
-            weights = self.weights()
             self._kernel = get_kernel("com", self.meta.backend)
-            self._weights = self.xp.asarray(weights)
+            self._weights = self.xp.asarray(self.weights())
+            self._swap = swap_kwargs(self.meta)  # for the run kernel only
             if self.meta.backend == "numpy":
-                from libertem_gpu.kernels import spans
-
                 # A disk or annulus is a few runs per row: sum those pixels only, exactly.
-                runs = spans.encode(weights)
-                if runs is not None and runs.is_binary:
+                runs = self._runs()
+                if runs is not None:
                     self._kernel = get_kernel("com_spans", "numpy")
                     self._weights = runs
 
@@ -324,6 +330,12 @@ class CoMUDF(UDF):
         """Accumulate each frame's masked total and first moments (row slabs add up)."""
         assert self.meta is not None and self.meta.tile is not None
         rows = self.meta.tile.sig_rows
+        swap = {}
+        if self.meta.byteswapped:
+            if isinstance(self._weights, np.ndarray):  # not expected: runs are planned alike
+                tile = tile.byteswap()
+            else:
+                swap = self._swap
         self._kernel(
             tile,
             self._weights,
@@ -331,6 +343,7 @@ class CoMUDF(UDF):
             self.results.com_total,
             self.results.com_y,
             self.results.com_x,
+            **swap,
         )
 
     def _selected(self) -> np.ndarray:

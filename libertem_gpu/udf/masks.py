@@ -14,10 +14,11 @@ from libertem_gpu.kernels import get_kernel
 from libertem_gpu.masks import SparseMask, to_sparse
 from libertem_gpu.udf._common import (
     BUILTIN_BACKENDS,
-    PARTIAL_FRAMES,
     flat_tile,
     on_worker,
     pixel_range,
+    preferences,
+    swap_kwargs,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
@@ -322,8 +323,12 @@ class ApplyMasksUDF(UDF):
         return tuple(b for b in BUILTIN_BACKENDS if b in tuple(self.params.backends))
 
     def get_tiling_preferences(self) -> dict[str, Any]:
-        """Accepts frames split into row slabs (the matching mask rows are used)."""
-        return dict(PARTIAL_FRAMES)
+        """Accepts frames split into row slabs (the matching mask rows are used); big-endian
+        integers unswapped where the masks are runs (the run kernels swap as they read)."""
+        runs = False
+        if self.meta is not None and self.masks.dense_t is not None:
+            runs = _encode_spans(self.masks.dense_t, self.meta.dataset_shape.sig) is not None
+        return preferences(stored_byteorder=runs)
 
     def _result_dtype(self) -> np.dtype:
         assert self.meta is not None
@@ -392,8 +397,10 @@ class ApplyMasksUDF(UDF):
         p0, p1 = pixel_range(self.meta)
         flat = flat_tile(tile)
         if self._spans is not None and (p0, p1) == (0, self._npix):
-            self._spans_kernel(flat, self._spans, out)
+            self._spans_kernel(flat, self._spans, out, **swap_kwargs(self.meta))
             return
+        if self.meta.byteswapped:  # not expected (runs are planned alike): swap a copy
+            flat = flat.byteswap()
         m = self._masks_for(p0, p1)
         if self.masks.dense_t is not None:
             self._kernel(flat, m, out)

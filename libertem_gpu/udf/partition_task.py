@@ -143,6 +143,7 @@ class PartitionTask:
         for cls, kwargs in self.udf_specs:
             udf = cls(**kwargs)
             udf.meta = make_meta(dataset, self.roi_flat, backend, self.partition)
+            udf.meta.byteswapped = self.scheme.stored_byteorder
             states.append(_UDFInPartition(udf, backend, plan.num_frames, dataset.sig_shape))
             udf.preprocess()
         if plan.num_frames:

@@ -9,10 +9,11 @@ import numpy as np
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
     BUILTIN_BACKENDS,
-    PARTIAL_FRAMES,
     flat_buffer,
     flat_tile,
     on_worker,
+    preferences,
+    swap_kwargs,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
@@ -50,8 +51,9 @@ class SumUDF(UDF):
         return BUILTIN_BACKENDS
 
     def get_tiling_preferences(self) -> dict[str, Any]:
-        """Accepts frames split into row slabs."""
-        return dict(PARTIAL_FRAMES)
+        """Accepts frames split into row slabs, and big-endian integers unswapped (the kernel
+        swaps as it reads)."""
+        return preferences(stored_byteorder=True)
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``intensity``: a float64 sig buffer."""
@@ -65,7 +67,7 @@ class SumUDF(UDF):
 
     def process_tile(self, tile: Any) -> None:
         """Add the tile's frames (or row slabs) to the sum."""
-        self._kernel(flat_tile(tile), flat_buffer(self.results.intensity))
+        self._kernel(flat_tile(tile), flat_buffer(self.results.intensity), **swap_kwargs(self.meta))
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Partial sums add up."""

@@ -7,7 +7,13 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.kernels import get_kernel
-from libertem_gpu.udf._common import BUILTIN_BACKENDS, PARTIAL_FRAMES, flat_tile, on_worker
+from libertem_gpu.udf._common import (
+    BUILTIN_BACKENDS,
+    flat_tile,
+    on_worker,
+    preferences,
+    swap_kwargs,
+)
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 
@@ -35,8 +41,9 @@ class SumSigUDF(UDF):
         return BUILTIN_BACKENDS
 
     def get_tiling_preferences(self) -> dict[str, Any]:
-        """Accepts frames split into row slabs (the per-frame sums accumulate)."""
-        return dict(PARTIAL_FRAMES)
+        """Accepts frames split into row slabs (the per-frame sums accumulate); big-endian
+        integers unswapped (the kernel swaps as it reads)."""
+        return preferences(stored_byteorder=True)
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``intensity``: a float64 nav buffer."""
@@ -50,4 +57,4 @@ class SumSigUDF(UDF):
 
     def process_tile(self, tile: Any) -> None:
         """Add each frame's (or row slab's) sum to its scan position."""
-        self._kernel(flat_tile(tile), self.results.intensity)
+        self._kernel(flat_tile(tile), self.results.intensity, **swap_kwargs(self.meta))
