@@ -138,6 +138,10 @@ def _dense_blas(a: np.ndarray, npix: int, masks_t: np.ndarray, out: np.ndarray) 
     # float32 only when the caller asked for it on both sides; float64 otherwise.
     ft = np.float32 if (masks_t.dtype == np.float32 and out.dtype == np.float32) else np.float64
     m = masks_t if masks_t.dtype == ft else masks_t.astype(ft)
+    if a.dtype == ft and a.shape[1] == npix:
+        # Frames already in the compute type and contiguous: one GEMM, no conversion.
+        out += np.dot(a, m)
+        return
     fb = min(n, _BLAS_FRAMES)
     pb = min(npix, max(256, _BLAS_ELEMS // fb))
     buf = np.empty((fb, pb), ft)
@@ -183,7 +187,8 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray, out: np.ndarray) -> None:
     -----
     Products are accumulated in float64, except for k > 1 with float32 ``masks_t`` *and*
     float32 ``out``, which runs single-precision GEMM (about twice as fast, relative error
-    ~1e-6 per block sum).
+    ~1e-6 per block sum). Float frames of the same dtype as ``masks_t`` and ``out`` go to BLAS
+    as they are, without conversion, for any k.
     """
     a, npix = as_rows(tile)
     if masks_t.ndim != 2 or masks_t.shape[0] != npix:
@@ -197,9 +202,11 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray, out: np.ndarray) -> None:
     _check_out(out, n, k)
     if n == 0 or k == 0 or npix == 0:
         return
-    if k == 1:
+    same_float = a.dtype == masks_t.dtype == out.dtype and a.dtype.kind == "f"
+    if k == 1 and not (same_float and a.shape[1] == npix):
         _dot1(a, npix, masks_t[:, 0], out)
     else:
+        # Several masks, or float frames in the masks' own precision: BLAS.
         _dense_blas(a, npix, masks_t, out)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from libertem_gpu.udf.base import UDFMeta
 
 #: Backends every built-in analysis runs on (kernels are looked up per backend).
@@ -14,6 +16,13 @@ BUILTIN_BACKENDS = ("numpy", "cupy")
 #: Tiling preferences of analyses whose tile updates accumulate, so that huge frames may stream
 #: through in row slabs.
 PARTIAL_FRAMES = {"depth": None, "total_size": None, "partial_frames": True}
+
+
+def runs_pay(dtype: Any) -> bool:
+    """Whether run-length mask kernels beat the dense ones for frames of ``dtype``: integers,
+    which they sum exactly and vectorised; floats go through BLAS or the dense loops."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "uib" and dtype.itemsize <= 4
 
 
 def preferences(stored_byteorder: bool) -> dict[str, Any]:

@@ -10,7 +10,13 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.kernels import get_kernel
-from libertem_gpu.udf._common import BUILTIN_BACKENDS, on_worker, preferences, swap_kwargs
+from libertem_gpu.udf._common import (
+    BUILTIN_BACKENDS,
+    on_worker,
+    preferences,
+    runs_pay,
+    swap_kwargs,
+)
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 
@@ -263,6 +269,9 @@ class CoMUDF(UDF):
         """The disk/annulus as runs of pixels, or None where that does not pay."""
         from libertem_gpu.kernels import spans
 
+        assert self.meta is not None
+        if not runs_pay(self.meta.input_dtype):
+            return None
         runs = spans.encode(self.weights())
         return runs if runs is not None and runs.is_binary else None
 

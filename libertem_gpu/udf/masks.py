@@ -18,6 +18,7 @@ from libertem_gpu.udf._common import (
     on_worker,
     pixel_range,
     preferences,
+    runs_pay,
     swap_kwargs,
 )
 from libertem_gpu.udf.base import UDF
@@ -326,7 +327,11 @@ class ApplyMasksUDF(UDF):
         """Accepts frames split into row slabs (the matching mask rows are used); big-endian
         integers unswapped where the masks are runs (the run kernels swap as they read)."""
         runs = False
-        if self.meta is not None and self.masks.dense_t is not None:
+        if (
+            self.meta is not None
+            and runs_pay(self.meta.input_dtype)
+            and self.masks.dense_t is not None
+        ):
             runs = _encode_spans(self.masks.dense_t, self.meta.dataset_shape.sig) is not None
         return preferences(stored_byteorder=runs)
 
@@ -368,7 +373,7 @@ class ApplyMasksUDF(UDF):
         if stack.dense_t is not None:
             self._kernel = get_kernel("masks_dense", self.meta.backend)
             self._dense_t = xp.asarray(stack.dense_t)
-            if self.meta.backend == "numpy":
+            if self.meta.backend == "numpy" and runs_pay(self.meta.input_dtype):
                 # Masks drawn as disks, rings or rectangles: sum runs of pixels instead.
                 self._spans = _encode_spans(stack.dense_t, self.meta.dataset_shape.sig)
                 self._spans_kernel = get_kernel("masks_spans", "numpy")
