@@ -1,6 +1,6 @@
 """The dask executor's cost per task and its scaling from 1 to 2 worker processes.
 
-Not a test. Run ``python benchmarks/bench_dask.py [--tasks 400] [--mib 192] [--dir /tmp]``:
+Not a test. Run ``python benchmarks/bench_dask.py [--tasks 400] [--mib 1536] [--dir /tmp]``:
 
 - overhead: a UDF that does nothing, over a small in-memory data set cut into ``--tasks``
   one-frame partitions, on a LocalCluster of 2 single-threaded workers (the run's shared part is
@@ -137,7 +137,9 @@ def speedup(mib: float, directory: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=400)
-    parser.add_argument("--mib", type=float, default=192)
+    # Large enough that a run takes a good part of a second: per-run fixed costs (planning,
+    # shipping the run to the workers) otherwise hide the scaling.
+    parser.add_argument("--mib", type=float, default=1536)
     parser.add_argument("--dir", default=tempfile.gettempdir())
     args = parser.parse_args()
     result = {
