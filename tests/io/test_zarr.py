@@ -113,3 +113,52 @@ def test_bad_stores(tmp_path, inline_ctx, rng):
     ds = inline_ctx.load("zarr", path=path)
     with pytest.raises(FileFormatError, match=r"b.zarr: array /: chunk \(3, 2, 0, 0\)"):
         inline_ctx.run_udf(dataset=ds, udf=SumPartialUDF())
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_fuzz_mutated_metadata_raise_library_errors(tmp_path_factory, zarr_format):
+    """Random byte mutations of the store's metadata: loading and reading either works or
+    raises one of the library's own errors, never anything else."""
+    import shutil
+
+    import numpy as np
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from libertem_gpu import Context
+    from libertem_gpu.errors import LiberTEMGPUError
+    from tests.io.contract import CollectFramesUDF
+
+    base = tmp_path_factory.mktemp("zarr-fuzz")
+    data = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5)
+    original = base / "orig.zarr"
+    write_zarr(original, data, zarr_format, (1, 1, 4, 5))
+    meta_name = ".zarray" if zarr_format == 2 else "zarr.json"
+    meta = (original / meta_name).read_bytes()
+    ctx = Context("inline")
+    outcomes = {"loaded": 0, "refused": 0}
+
+    @settings(max_examples=60, suppress_health_check=list(HealthCheck))
+    @given(
+        edits=st.lists(
+            st.tuples(st.integers(0, len(meta) - 1), st.integers(0, 255)), min_size=1, max_size=4
+        ),
+        cut=st.integers(0, len(meta)),
+    )
+    def run(edits, cut):
+        target = base / "mutated.zarr"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(original, target)
+        mutated = bytearray(meta)
+        for pos, value in edits:
+            mutated[pos] = value
+        (target / meta_name).write_bytes(bytes(mutated[: max(cut, 1)]))
+        try:
+            ds = ctx.load("zarr", path=str(target))
+            ctx.run_udf(dataset=ds, udf=CollectFramesUDF())
+            outcomes["loaded"] += 1
+        except LiberTEMGPUError:
+            outcomes["refused"] += 1
+
+    run()
+    assert outcomes["refused"] > 0  # the mutations did reach the parser
