@@ -183,6 +183,8 @@ class Context:
         # Only backends some worker can run (a cluster's workers may lack this process's GPU).
         supported.append(self.executor.worker_backends)
         backend = resolve_backend(requested or self.backend, supported)
+        if backend == "cupy":
+            self._apply_devices()
         run = UDFRun(dataset, udfs, roi, backend, self.executor.n_workers, tiling)
         bar = _progress_bar(len(run.tasks)) if progress else None
         try:
@@ -198,6 +200,14 @@ class Context:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _apply_devices(self) -> None:
+        """Check ``devices`` against the GPUs found and hand them to the cupy backend (GPU runs
+        only, so that CPU runs never probe CUDA)."""
+        from libertem_gpu.backends.cupy_backend import set_devices
+        from libertem_gpu.backends.device import check_devices
+
+        set_devices(check_devices(self.devices))
 
     def close(self) -> None:
         """Shut the executor down."""

@@ -17,7 +17,6 @@ tested on machines without a GPU with the very code that runs on one.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import queue
 import threading
@@ -461,8 +460,3 @@ class DirectReader:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
-
-
-def page_size() -> int:
-    """The system's page size."""
-    return mmap.PAGESIZE

@@ -56,7 +56,9 @@ def kvikio_status() -> tuple[bool, str, bool | None]:
     return True, "", compat
 
 
-def configure_kvikio(num_threads: int, task_size: int) -> dict[str, Any]:
+def configure_kvikio(
+    num_threads: int = DEFAULT_THREADS, task_size: int = DEFAULT_TASK_BYTES
+) -> dict[str, Any]:
     """Set kvikio's thread count and task size (across its API versions); return what it
     reports afterwards, for recording with benchmark figures."""
     kvikio = _import_kvikio()

@@ -154,3 +154,16 @@ def test_import_does_not_pull_gpu_modules():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_context_devices_reach_the_cupy_backend(monkeypatch):
+    """``Context(devices=...)`` is checked and handed to the cupy backend when a GPU run is
+    planned (a stand-in probe and backend here, since CI has no GPU)."""
+    from libertem_gpu.backends import cupy_backend
+
+    seen = []
+    monkeypatch.setattr(device, "check_devices", lambda d: (seen.append(d), (1,))[1])
+    monkeypatch.setattr(cupy_backend, "set_devices", lambda d: seen.append(("set", d)))
+    ctx = Context("inline", devices=[1])
+    ctx._apply_devices()
+    assert seen == [[1], ("set", (1,))]
