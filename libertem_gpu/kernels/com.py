@@ -17,7 +17,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
-from libertem_gpu.kernels.sum_frames import SUPPORTED_DTYPES, check_out
+from libertem_gpu.kernels.tiles import SUPPORTED_DTYPES, check_out
 
 __all__ = ["cpu", "disk_weights", "finalize", "reference"]
 

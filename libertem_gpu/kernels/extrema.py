@@ -7,7 +7,7 @@ import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels.byteorder import load
-from libertem_gpu.kernels.sum_frames import as_rows, check_no_swap
+from libertem_gpu.kernels.tiles import as_rows, check_no_swap
 
 __all__ = ["cpu_max", "cpu_min", "reference_max", "reference_min"]
 

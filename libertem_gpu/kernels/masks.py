@@ -20,7 +20,7 @@ import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
-from libertem_gpu.kernels.sum_frames import as_rows
+from libertem_gpu.kernels.tiles import as_rows
 
 __all__ = ["cpu_dense", "cpu_sparse", "reference", "reference_sparse"]
 

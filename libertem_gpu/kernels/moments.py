@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.sum_frames import as_rows, check_out
+from libertem_gpu.kernels.tiles import as_rows, check_out
 
 __all__ = ["cpu", "finalize", "merge", "reference"]
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from libertem_gpu.kernels.byteorder import load
 from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
-from libertem_gpu.kernels.sum_frames import as_rows, check_no_swap, check_out
+from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 
 __all__ = ["cpu", "reference"]
 
