@@ -21,8 +21,9 @@ before any timing), it measures:
 - peak resident memory of ``libertem-gpu demo --size 4GiB`` (``ru_maxrss`` of the child).
 
 Throughput is bytes of the data set over wall time, best of ``--repeat`` runs after one warm-up
-run (which compiles). Results go to ``benchmarks/results/<date>-cpu-<hostname>.json`` and a
-markdown table is printed.
+run (which compiles). For each analysis the floor and the contenders run interleaved, one run of
+each per round, so that the ratios compare runs taken under the same load of a shared machine.
+Results go to ``benchmarks/results/<date>-cpu-<hostname>.json`` and a markdown table is printed.
 """
 
 from __future__ import annotations
@@ -346,6 +347,20 @@ def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
     return min(times), times
 
 
+def interleaved_best(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
+    """Warm up each of ``fns`` once, then time them in turn, ``repeat`` rounds: every contender
+    sees the same drift of a shared machine. Returns all times per name."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 # --- start-up and memory ---
 
 _STARTUP_CHILD = """
@@ -496,32 +511,38 @@ def bench_dtype(
         with Context("threads") as ctx:
             ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=SIG_SHAPE, dtype=dtype.name)
             for name in analyses:
-                entry: dict[str, Any] = {}
-                t, times = best_of(
-                    lambda name=name: ctx.run_udf(dataset=ds, udf=libertem_gpu_udf(name)),
-                    repeat,
-                )
-                entry["gbps"] = nbytes / t / 1e9
-                entry["times_s"] = times
-                entry["ratio_floor"] = entry["gbps"] / floor
-                entry["target_floor"] = FLOOR_TARGETS[name]
+                # The floor runs again, interleaved with the contenders, for each analysis:
+                # ratios then compare runs taken under the same load of the (shared) machine.
+                contenders: dict[str, Callable[[], Any]] = {
+                    "floor": lambda: floor_run(path, n, dtype),
+                    "ours": lambda name=name: ctx.run_udf(dataset=ds, udf=libertem_gpu_udf(name)),
+                }
+                if lt_ctx is not None:
+                    contenders["libertem"] = lambda name=name: lt_ctx.run_udf(
+                        dataset=lt_ds, udf=libertem_udf(name)
+                    )
+                if with_dask:
+                    contenders["dask"] = lambda name=name: dask_run(name, path, nav, dtype, cores)
+                times = interleaved_best(contenders, repeat)
+                gbps = {key: nbytes / min(ts) / 1e9 for key, ts in times.items()}
+                entry: dict[str, Any] = {
+                    "gbps": gbps["ours"],
+                    "times_s": times["ours"],
+                    "floor_gbps": gbps["floor"],
+                    "floor_times_s": times["floor"],
+                    "ratio_floor": gbps["ours"] / gbps["floor"],
+                    "target_floor": FLOOR_TARGETS[name],
+                }
                 if name in ("masks16", "rings16"):
                     entry["ratio_gemm16_ceiling"] = entry["gbps"] / gemm
-                if with_dask:
-                    t, times = best_of(
-                        lambda name=name: dask_run(name, path, nav, dtype, cores), repeat
-                    )
-                    entry["dask_gbps"] = nbytes / t / 1e9
-                    entry["dask_times_s"] = times
-                    entry["ratio_dask"] = entry["gbps"] / entry["dask_gbps"]
-                if lt_ctx is not None:
-                    t, times = best_of(
-                        lambda name=name: lt_ctx.run_udf(dataset=lt_ds, udf=libertem_udf(name)),
-                        repeat,
-                    )
-                    entry["libertem_gbps"] = nbytes / t / 1e9
-                    entry["libertem_times_s"] = times
-                    entry["ratio_libertem"] = entry["gbps"] / entry["libertem_gbps"]
+                if "dask" in gbps:
+                    entry["dask_gbps"] = gbps["dask"]
+                    entry["dask_times_s"] = times["dask"]
+                    entry["ratio_dask"] = gbps["ours"] / gbps["dask"]
+                if "libertem" in gbps:
+                    entry["libertem_gbps"] = gbps["libertem"]
+                    entry["libertem_times_s"] = times["libertem"]
+                    entry["ratio_libertem"] = gbps["ours"] / gbps["libertem"]
                     entry["target_libertem"] = LIBERTEM_TARGETS.get(dtype.name)
                 result["analyses"][name] = entry
                 log(
@@ -564,7 +585,7 @@ def markdown(report: dict[str, Any]) -> str:
                 "" if lt is None or lt_target is None else (" ok" if lt >= lt_target else " MISS")
             )
             lines.append(
-                f"| {run['dtype']} | {name} | {fmt(e['gbps'])} | {fmt(run['floor_gbps'])} "
+                f"| {run['dtype']} | {name} | {fmt(e['gbps'])} | {fmt(e['floor_gbps'])} "
                 f"| {fmt(e['ratio_floor'])} (>= {e['target_floor']}) {floor_ok} "
                 f"| {fmt(e.get('dask_gbps'))} | {fmt(e.get('ratio_dask'))} "
                 f"| {fmt(e.get('libertem_gbps'))} | {fmt(lt)}"

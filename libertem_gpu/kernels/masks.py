@@ -4,11 +4,12 @@ Dense masks come transposed, ``masks_t`` of shape ``(npix, k)``; sparse masks as
 ``(k, npix)`` matrix.
 
 Speed notes (2-core Sapphire Rapids, 2.6 GHz, uint16 256x256 frames): a single mask is a fused,
-memory-bound dot product in Numba. For k > 1 the work is compute-bound (k multiply-adds per input
-element); Numba without fastmath cannot emit FMAs, so blocks of the tile are converted into a small
-cache-resident float buffer and handed to BLAS (``np.dot``), which measured 2-4x faster than the
-best Numba loop. ``np.dot`` releases the GIL; the caller should limit BLAS to one thread
-per worker (``OPENBLAS_NUM_THREADS=1`` or threadpoolctl) when running partitions in parallel.
+memory-bound dot product in Numba (with float32 masks in float32 lanes: twice the lanes per
+vector, 0.7 -> 0.9 of the memory floor on uint16). For k > 1 the work is compute-bound (k
+multiply-adds per input element): blocks of the tile are converted into a small cache-resident
+float buffer and handed to BLAS (``np.dot``), which measured 2-4x faster than the best Numba
+loop. ``np.dot`` releases the GIL; the caller should limit BLAS to one thread per worker
+(``OPENBLAS_NUM_THREADS=1`` or threadpoolctl) when running partitions in parallel.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ __all__ = ["cpu_dense", "cpu_sparse", "reference", "reference_sparse"]
 
 _jit = numba.njit(nogil=True, cache=True, fastmath=False)
 
-# Lanes of independent float64 partial sums for the k == 1 dot (see sum_sig for why).
-_LANES = 32
-# Frames sharing one pass over the mask: the mask (float64, L2-resident) is loaded once per four
-# frames instead of once per frame.
+# Lanes of independent partial sums for the k == 1 dot (see sum_sig for why); 64 measured best.
+_LANES = 64
+# Frames sharing one pass over the mask: the mask (L2-resident) is loaded once per four frames
+# instead of once per frame.
 _FRAMES = 4
+# Lane blocks summed in the compute type before the lane sums are flushed into float64: with
+# float32 lanes each partial sum then holds at most 128 products (relative error ~1e-6 at worst,
+# ~1e-8 typical), while the total over the frame is still formed in float64.
+_FLUSH = 128
 # BLAS path: at most this many frames and this many float elements per converted block (1 MiB
 # of float64), shapes for which OpenBLAS's skinny GEMM measured near its best.
 _BLAS_FRAMES = 128
@@ -69,57 +74,78 @@ def reference_sparse(
     return reference(tile, dense)
 
 
-# Fused multiply-add (contraction only; no reassociation): ~5% faster and, if anything, closer
-# to the exact product sums.
-@numba.njit(nogil=True, cache=True, fastmath={"contract"})
-def _dot1(a, npix, m, out):
-    # out[i, 0] += a[i, :npix] @ m, four frames per pass, 32 float64 lanes per frame.
-    n = a.shape[0]
-    nb = npix // _LANES
-    end = nb * _LANES
-    mb = m[:end].reshape((nb, _LANES))
-    acc = np.empty((_FRAMES, _LANES))
-    for i0 in range(0, n, _FRAMES):
-        nf = min(_FRAMES, n - i0)
-        acc[:] = 0.0
-        if nf == _FRAMES:
-            x0 = a[i0, :end].reshape((nb, _LANES))
-            x1 = a[i0 + 1, :end].reshape((nb, _LANES))
-            x2 = a[i0 + 2, :end].reshape((nb, _LANES))
-            x3 = a[i0 + 3, :end].reshape((nb, _LANES))
-            c0 = acc[0]
-            c1 = acc[1]
-            c2 = acc[2]
-            c3 = acc[3]
-            for b in range(nb):
-                mv = mb[b]
-                y0 = x0[b]
-                y1 = x1[b]
-                y2 = x2[b]
-                y3 = x3[b]
-                for q in range(_LANES):
-                    w = np.float64(mv[q])
-                    c0[q] += np.float64(y0[q]) * w
-                    c1[q] += np.float64(y1[q]) * w
-                    c2[q] += np.float64(y2[q]) * w
-                    c3[q] += np.float64(y3[q]) * w
-        else:
+def _make_dot1(lane_type):
+    """Build the k == 1 dot product with partial sums in ``lane_type`` (numpy.float64 or
+    numpy.float32), flushed into float64 every ``_FLUSH`` lane blocks."""
+
+    # Fused multiply-add (contraction only; no reassociation): faster and, if anything, closer
+    # to the exact product sums.
+    @numba.njit(nogil=True, cache=True, fastmath={"contract"})
+    def dot1(a, npix, m, out):
+        # out[i, 0] += a[i, :npix] @ m, four frames per pass, _LANES lanes per frame.
+        n = a.shape[0]
+        nb = npix // _LANES
+        end = nb * _LANES
+        mb = m[:end].reshape((nb, _LANES))
+        acc = np.empty((_FRAMES, _LANES), lane_type)
+        tot = np.empty((_FRAMES, _LANES))
+        for i0 in range(0, n, _FRAMES):
+            nf = min(_FRAMES, n - i0)
+            tot[:] = 0.0
+            if nf == _FRAMES:
+                x0 = a[i0, :end].reshape((nb, _LANES))
+                x1 = a[i0 + 1, :end].reshape((nb, _LANES))
+                x2 = a[i0 + 2, :end].reshape((nb, _LANES))
+                x3 = a[i0 + 3, :end].reshape((nb, _LANES))
+                c0 = acc[0]
+                c1 = acc[1]
+                c2 = acc[2]
+                c3 = acc[3]
+                for b0 in range(0, nb, _FLUSH):
+                    acc[:] = 0.0
+                    for b in range(b0, min(b0 + _FLUSH, nb)):
+                        mv = mb[b]
+                        y0 = x0[b]
+                        y1 = x1[b]
+                        y2 = x2[b]
+                        y3 = x3[b]
+                        for q in range(_LANES):
+                            w = lane_type(mv[q])
+                            c0[q] += lane_type(y0[q]) * w
+                            c1[q] += lane_type(y1[q]) * w
+                            c2[q] += lane_type(y2[q]) * w
+                            c3[q] += lane_type(y3[q]) * w
+                    for f in range(_FRAMES):
+                        for q in range(_LANES):
+                            tot[f, q] += acc[f, q]
+            else:
+                for f in range(nf):
+                    xf = a[i0 + f, :end].reshape((nb, _LANES))
+                    cf = acc[f]
+                    for b0 in range(0, nb, _FLUSH):
+                        cf[:] = 0.0
+                        for b in range(b0, min(b0 + _FLUSH, nb)):
+                            mv = mb[b]
+                            yf = xf[b]
+                            for q in range(_LANES):
+                                cf[q] += lane_type(yf[q]) * lane_type(mv[q])
+                        for q in range(_LANES):
+                            tot[f, q] += cf[q]
             for f in range(nf):
-                xf = a[i0 + f, :end].reshape((nb, _LANES))
-                cf = acc[f]
-                for b in range(nb):
-                    mv = mb[b]
-                    yf = xf[b]
-                    for q in range(_LANES):
-                        cf[q] += np.float64(yf[q]) * np.float64(mv[q])
-        for f in range(nf):
-            s = 0.0
-            for q in range(_LANES):
-                s += acc[f, q]
-            row = a[i0 + f]
-            for p in range(end, npix):
-                s += np.float64(row[p]) * np.float64(m[p])
-            out[i0 + f, 0] += s
+                s = 0.0
+                for q in range(_LANES):
+                    s += tot[f, q]
+                row = a[i0 + f]
+                for p in range(end, npix):
+                    s += np.float64(row[p]) * np.float64(m[p])
+                out[i0 + f, 0] += s
+
+    return dot1
+
+
+_dot1 = _make_dot1(np.float64)
+# Single precision (float32 masks and results): twice the lanes per vector register.
+_dot1_single = _make_dot1(np.float32)
 
 
 @_jit
@@ -185,10 +211,11 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray, out: np.ndarray) -> None:
 
     Notes
     -----
-    Products are accumulated in float64, except for k > 1 with float32 ``masks_t`` *and*
-    float32 ``out``, which runs single-precision GEMM (about twice as fast, relative error
-    ~1e-6 per block sum). Float frames of the same dtype as ``masks_t`` and ``out`` go to BLAS
-    as they are, without conversion, for any k.
+    Products are accumulated in float64, except where ``masks_t`` *and* ``out`` are float32:
+    then k > 1 runs single-precision GEMM (about twice as fast, relative error ~1e-6 per block
+    sum), and k == 1 forms partial sums of at most 128 products in float32 lanes before adding
+    them up in float64 (frames of up to 16-bit integers or float32). Float frames of the same
+    dtype as ``masks_t`` and ``out`` go to BLAS as they are, without conversion, for k > 1.
     """
     a, npix = as_rows(tile)
     if masks_t.ndim != 2 or masks_t.shape[0] != npix:
@@ -202,8 +229,12 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray, out: np.ndarray) -> None:
     _check_out(out, n, k)
     if n == 0 or k == 0 or npix == 0:
         return
+    single = masks_t.dtype == out.dtype == np.float32
     same_float = a.dtype == masks_t.dtype == out.dtype and a.dtype.kind == "f"
-    if k == 1 and not (same_float and a.shape[1] == npix):
+    if k == 1 and single and (a.dtype.itemsize <= 2 or a.dtype == np.float32):
+        # float32 lanes: exact for frames of up to 16-bit integers or float32.
+        _dot1_single(a, npix, masks_t[:, 0], out)
+    elif k == 1 and not (same_float and a.shape[1] == npix):
         _dot1(a, npix, masks_t[:, 0], out)
     else:
         # Several masks, or float frames in the masks' own precision: BLAS.

@@ -213,33 +213,40 @@ def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray, swap: bool = 
 
 @_jit
 def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x):
-    # Binary weights: per run an exact row sum, and per column an accumulator whose weighted
-    # sum gives the x moment once per frame. Both inner loops vectorise.
+    # Binary weights: per column one accumulator of the values and one of the values times
+    # their row; the frame's sums come from the columns once per frame. The inner loop has no
+    # reduction, so it vectorises without reordering any float sum. (A running float64 sum per
+    # run is one dependent add per pixel: float32 CoM went from 0.58 to 0.70 of the memory
+    # floor on 2 cores with this layout.)
     lo = row_offset * cols
     hi = (row_offset + rows) * cols
     colsum = np.zeros(cols, dtype=np.float64)
+    colsum_y = np.zeros(cols, dtype=np.float64)
     for i in range(a.shape[0]):
         frame = a[i]
         colsum[:] = 0.0
-        t = 0.0
-        sy = 0.0
+        colsum_y[:] = 0.0
         for q in range(len(starts)):
             st = starts[q]
             if st < lo or st >= hi:
                 continue
             r = st // cols
             c0 = st - r * cols
+            y = np.float64(r)
             seg = frame[st - lo : stops[q] - lo]
             acc = colsum[c0 : c0 + len(seg)]
-            s = 0.0
+            acc_y = colsum_y[c0 : c0 + len(seg)]
             for p in range(len(seg)):
                 v = np.float64(seg[p])
-                s += v
                 acc[p] += v
-            t += s
-            sy += s * r
+                # Exact product: a float32 value times a row index fits float64's mantissa.
+                acc_y[p] += v * y
+        t = 0.0
+        sy = 0.0
         sx = 0.0
         for c in range(cols):
+            t += colsum[c]
+            sy += colsum_y[c]
             sx += colsum[c] * c
         out_total[i] += t
         out_y[i] += sy

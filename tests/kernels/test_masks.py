@@ -28,6 +28,31 @@ def test_dense_k1(dtype):
     np.testing.assert_allclose(out, expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "bool"])
+@pytest.mark.parametrize("npix", [13 * 17, 64 * 130 + 37])
+def test_dense_k1_float32_lanes(dtype, npix):
+    # float32 masks and results: float32 lanes flushed into float64 every 128 lane blocks (the
+    # larger frame crosses a flush and leaves a ragged tail of pixels).
+    rng = np.random.default_rng(15)
+    big = random_tile(rng, (18, npix), dtype)
+    tile = big[::2]  # strided; 9 frames = two 4-frame groups and one single frame
+    m = rng.standard_normal((1, npix)).astype(np.float32)
+    out = rng.random((9, 1)).astype(np.float32)
+    expected = out + masks.reference(tile, m)
+    masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("npix", [64 * 130 + 37])
+def test_dense_k1_float64_lanes_cross_flush(npix):
+    rng = np.random.default_rng(16)
+    tile = random_tile(rng, (9, npix), "uint16")
+    m = rng.standard_normal((1, npix))
+    out = np.zeros((9, 1))
+    masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
+    np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-10)
+
+
 @pytest.mark.parametrize("dtype", ["uint16", "float32", "int64"])
 @pytest.mark.parametrize("mdtype", ["float32", "float64"])
 def test_dense_k16(dtype, mdtype):
