@@ -21,8 +21,8 @@ before any timing), it measures:
 - peak resident memory of ``libertem-gpu demo --size 4GiB`` (``ru_maxrss`` of the child).
 
 Throughput is bytes of the data set over wall time, best of ``--repeat`` runs after one warm-up
-run (which compiles). For each analysis the floor and the contenders run interleaved, one run of
-each per round, so that the ratios compare runs taken under the same load of a shared machine.
+run (which compiles). For each analysis the floor runs again, alternating with libertem_gpu, so
+that the ratio to the floor compares runs taken under the same load of a shared machine.
 Results go to ``benchmarks/results/<date>-cpu-<hostname>.json`` and a markdown table is printed.
 """
 
@@ -511,19 +511,28 @@ def bench_dtype(
         with Context("threads") as ctx:
             ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=SIG_SHAPE, dtype=dtype.name)
             for name in analyses:
-                # The floor runs again, interleaved with the contenders, for each analysis:
-                # ratios then compare runs taken under the same load of the (shared) machine.
-                contenders: dict[str, Callable[[], Any]] = {
-                    "floor": lambda: floor_run(path, n, dtype),
-                    "ours": lambda name=name: ctx.run_udf(dataset=ds, udf=libertem_gpu_udf(name)),
-                }
+                # The floor runs again for each analysis, alternating with ours, so that the
+                # ratio compares runs taken under the same load of a (shared) machine. The other
+                # contenders run afterwards: a Dask run between them would leave the next one
+                # slower (freed memory to zero, evicted caches) and bias the ratio.
+                times = interleaved_best(
+                    {
+                        "floor": lambda: floor_run(path, n, dtype),
+                        "ours": lambda name=name: ctx.run_udf(
+                            dataset=ds, udf=libertem_gpu_udf(name)
+                        ),
+                    },
+                    repeat,
+                )
                 if lt_ctx is not None:
-                    contenders["libertem"] = lambda name=name: lt_ctx.run_udf(
-                        dataset=lt_ds, udf=libertem_udf(name)
-                    )
+                    times["libertem"] = best_of(
+                        lambda name=name: lt_ctx.run_udf(dataset=lt_ds, udf=libertem_udf(name)),
+                        repeat,
+                    )[1]
                 if with_dask:
-                    contenders["dask"] = lambda name=name: dask_run(name, path, nav, dtype, cores)
-                times = interleaved_best(contenders, repeat)
+                    times["dask"] = best_of(
+                        lambda name=name: dask_run(name, path, nav, dtype, cores), repeat
+                    )[1]
                 gbps = {key: nbytes / min(ts) / 1e9 for key, ts in times.items()}
                 entry: dict[str, Any] = {
                     "gbps": gbps["ours"],

@@ -75,7 +75,7 @@ class MaskStack:
     count: int
     is_complex: bool
     compute_dtype: np.dtype
-    dense_t: np.ndarray | None  # (npix, k or 2k), C-contiguous
+    dense_t: np.ndarray | None  # (npix, k or 2k), F-contiguous: masks as C-contiguous rows
     csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # indptr, indices, data
 
     def csr_columns(self, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,15 +203,17 @@ def build_mask_stack(
         return MaskStack(count, is_complex, compute, None, (indptr, indices, data.astype(compute)))
 
     width = count * (2 if is_complex else 1)
-    dense_t = np.zeros((npix, width), dtype=compute)
+    # One mask per C-contiguous row: the layout the CPU kernels read; its transpose is the
+    # (npix, k) operand of a GEMM, which BLAS and cuBLAS take without a copy.
+    dense = np.zeros((width, npix), dtype=compute)
     for j, (d, s) in enumerate(zip(dense_masks, sparse_masks, strict=True)):
         if d is None:
             assert s is not None
             d = np.zeros(npix, dtype=s[1].dtype)
             d[s[0]] = s[1]
         for p, v in enumerate(parts(np.asarray(d))):
-            dense_t[:, j + p * count] = v
-    return MaskStack(count, is_complex, compute, dense_t, None)
+            dense[j + p * count] = v
+    return MaskStack(count, is_complex, compute, dense.T, None)
 
 
 def _encode_spans(dense_t: np.ndarray, sig_shape: tuple[int, ...]) -> Any:
@@ -389,7 +391,8 @@ class ApplyMasksUDF(UDF):
         part = self._slabs.get(key)
         if part is None:
             if self.masks.dense_t is not None:
-                part = self._dense_t[p0:p1]  # rows of a C-contiguous array: still contiguous
+                # A pixel slab of every mask, copied once so that the masks stay rows.
+                part = self.xp.asfortranarray(self._dense_t[p0:p1])
             else:
                 part = tuple(self.xp.asarray(a) for a in self.masks.csr_columns(p0, p1))
             self._slabs[key] = part

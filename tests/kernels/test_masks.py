@@ -64,6 +64,43 @@ def test_dense_k16(dtype, mdtype):
     np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [2, 7, 16])
+def test_dense_rows_kernel_float64(dtype, k):
+    # masks_t as the transpose of (k, npix) rows: the blocked kernel. 9 strided frames (two
+    # 4-frame blocks and one left over), k not always a multiple of 4, and pixels spanning two
+    # chunks with a ragged end.
+    rng = np.random.default_rng(17)
+    npix = 4096 + 37
+    big = random_tile(rng, (18, npix), dtype)
+    tile = big[::2]
+    m = rng.standard_normal((k, npix))
+    out = rng.random((9, k))
+    expected = out + masks.reference(tile, m)
+    masks.cpu_dense(tile, m.T, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "bool", "uint32"])
+@pytest.mark.parametrize("k", [3, 16])
+def test_dense_rows_kernel_float32(dtype, k):
+    rng = np.random.default_rng(18)
+    npix = 4096 + 1003
+    tile = random_tile(rng, (11, npix), dtype)
+    m = rng.random((k, npix)).astype(np.float32)
+    out = np.zeros((11, k), np.float32)
+    masks.cpu_dense(tile, m.T, out)
+    # float32 rounding, relative to the sum of the products' magnitudes (signed data cancel).
+    scale = masks.reference(np.abs(tile.astype(np.float64)), m)
+    assert np.all(np.abs(out - masks.reference(tile, m)) <= 1e-6 * scale + 1e-30)
+
+
+def test_dense_rejects_non_contiguous_masks():
+    m = np.zeros((4, 100, 2))[:, :, 0]
+    with pytest.raises(ValueError, match="contiguous"):
+        masks.cpu_dense(np.zeros((2, 4), np.uint16), m, np.zeros((2, 100)))
+
+
 def test_dense_k16_float32_out_and_blocks():
     # many frames and pixels: several frame and pixel blocks on the BLAS path
     rng = np.random.default_rng(14)
