@@ -78,14 +78,20 @@ def encode(masks: np.ndarray, max_runs_per_pixel: float = 0.125) -> MaskSpans | 
     if stack.ndim != 3:
         raise ShapeMismatchError(f"masks must be (k, rows, cols), got shape {stack.shape}")
     k, rows, cols = stack.shape
-    flat = stack.reshape(k, rows, cols).astype(np.float64, copy=False)
     # A run starts where the value changes along a row, or at the row start, and is non-zero.
-    change = np.ones(flat.shape, dtype=bool)
-    change[:, :, 1:] = flat[:, :, 1:] != flat[:, :, :-1]
-    begins = change & (flat != 0)
+    # Counted mask by mask in the masks' own dtype, stopping as soon as the budget is spent:
+    # dense weights (random, smooth) are refused after a mask or two.
     budget = max_runs_per_pixel * rows * cols * k
-    if begins.sum() > budget:
-        return None
+    begins = np.ones(stack.shape, dtype=bool)
+    found = 0
+    for j in range(k):
+        m = stack[j]
+        np.not_equal(m[:, 1:], m[:, :-1], out=begins[j, :, 1:])
+        begins[j] &= m != 0
+        found += int(np.count_nonzero(begins[j]))
+        if found > budget:
+            return None
+    flat = stack.astype(np.float64, copy=False)
     ptr = [0]
     starts: list[np.ndarray] = []
     stops: list[np.ndarray] = []

@@ -51,6 +51,10 @@ class UDFMeta:
     byteswapped : bool
         Tiles hold the stored (big-endian) bytes viewed as ``input_dtype``: only for UDFs whose
         tiling preferences include ``"stored_byteorder": True``; their kernels swap as they read.
+    run_key : tuple of (str, int) or None
+        In a worker: the run's unique id and this UDF's position in the run's list of UDFs,
+        the same for every partition of the run (None on the client). A key for state that
+        the partitions of one run may share in a process, such as laid-out masks.
     """
 
     dataset_shape: Shape
@@ -63,6 +67,7 @@ class UDFMeta:
     partition: Partition | None = None
     tile: TileSlice | None = None
     byteswapped: bool = False
+    run_key: tuple[str, int] | None = None
 
     @property
     def coordinates(self) -> np.ndarray:

@@ -4,6 +4,7 @@ turning merged buffers into the results callers get."""
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -202,8 +203,9 @@ class UDFRun:
         self.states = [UDFClientState(u, dataset, self.roi_flat, self._offsets[-1]) for u in udfs]
         scheme = plan_tiling(dataset, udfs, backend, self.partitions, forced=tiling)
         specs = [(type(u), dict(u._kwargs)) for u in udfs]
+        run_id = uuid.uuid4().hex
         self.tasks = [
-            PartitionTask(dataset, p, specs, self.roi_flat, backend, scheme)
+            PartitionTask(dataset, p, specs, self.roi_flat, backend, scheme, run_id)
             for p in self.partitions
             if counts[p.index] > 0
         ]

@@ -128,6 +128,7 @@ class PartitionTask:
     roi_flat: np.ndarray | None
     backend: str
     scheme: TilingScheme
+    run_id: str = ""  # unique per run: see UDFMeta.run_key
 
     def __call__(self) -> PartitionResult:
         backend = get_backend(self.backend)()
@@ -140,10 +141,11 @@ class PartitionTask:
         dataset = self.dataset
         plan = TilePlan.for_partition(self.partition, self.roi_flat, self.scheme, dataset.sig_shape)
         states = []
-        for cls, kwargs in self.udf_specs:
+        for index, (cls, kwargs) in enumerate(self.udf_specs):
             udf = cls(**kwargs)
             udf.meta = make_meta(dataset, self.roi_flat, backend, self.partition)
             udf.meta.byteswapped = self.scheme.stored_byteorder
+            udf.meta.run_key = (self.run_id, index) if self.run_id else None
             states.append(_UDFInPartition(udf, backend, plan.num_frames, dataset.sig_shape))
             udf.preprocess()
         if plan.num_frames:
