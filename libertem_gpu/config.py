@@ -23,6 +23,9 @@ _DEFAULTS: dict[str, Any] = {
     # Bytes of a tile on the CPU (raw input bytes): 16 MiB amortise the per-tile Python cost
     # (measured: 4 MiB tiles lose about 8% of throughput on 2 cores).
     "tile_bytes_cpu": 16 * 2**20,
+    # Bytes of a CPU tile that is a view of a memory-mapped file (no buffer is filled): larger
+    # tiles mean fewer kernel calls (measured: 64 MiB gain 4-7% over 16 MiB on 2 cores).
+    "tile_bytes_cpu_mapped": 64 * 2**20,
     # Bytes of a tile on a GPU.
     "tile_bytes_gpu": 64 * 2**20,
     # The backend used when a run does not name one: "auto", "numpy" or "cupy".

@@ -67,6 +67,11 @@ class HostStackReader:
                     self._maps.append((s0, s1, view))
         self._map_starts = [m[0] for m in self._maps]
 
+    @property
+    def maps_frames(self) -> bool:
+        """Whether any of the partition's frames can be handed out as views of a mapping."""
+        return bool(self._maps)
+
     def _map_of(self, source: int) -> tuple[int, int, np.ndarray] | None:
         k = bisect_right(self._map_starts, source) - 1
         if k >= 0 and source < self._maps[k][1]:
@@ -143,23 +148,39 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
     with dataset.get_reader() as reader:
         stacks = HostStackReader(dataset, reader, plan)
         buffer: np.ndarray | None = None
-        for whole_start, whole_stop in plan.frame_stacks():
+        buffered_depth = plan.scheme.depth
+        # Views of the mapped file need no buffer: they may be larger than a buffer should be.
+        depth = buffered_depth
+        if stacks.maps_frames and (stacks.native or stored_order) and plan.scheme.mapped_depth:
+            depth = plan.scheme.mapped_depth
+        for whole_start, whole_stop in plan.frame_stacks(depth):
             for nav_start, nav_stop in stacks.split(whole_start, whole_stop):
-                stack = stacks.zero_copy_view(nav_start, nav_stop, stored_order)
-                if stack is not None:
-                    stack = stack.view(dataset.dtype)
+                # One view for the whole stack where it is contiguous in one mapping; else
+                # pieces of at most buffered_depth frames, each a view where it can be, or
+                # filled through the buffer.
+                if stacks.zero_copy_view(nav_start, nav_stop, stored_order) is not None:
+                    pieces = [(nav_start, nav_stop)]
                 else:
-                    if buffer is None:
-                        shape = (plan.scheme.depth, *dataset.sig_shape)
-                        buffer = np.empty(shape, dtype=dataset.dtype)
-                    stack = buffer[: nav_stop - nav_start]
-                    if stored_order:
-                        stacks.read_stack(nav_start, nav_stop, stack.view(reader.dtype))
+                    pieces = [
+                        (s0, min(nav_stop, s0 + buffered_depth))
+                        for s0 in range(nav_start, nav_stop, buffered_depth)
+                    ]
+                for s0, s1 in pieces:
+                    stack = stacks.zero_copy_view(s0, s1, stored_order)
+                    if stack is not None:
+                        stack = stack.view(dataset.dtype)
                     else:
-                        stacks.read_stack_native(nav_start, nav_stop, stack)
-                for tile in plan.tiles_of_stack(nav_start, nav_stop):
-                    if tile.sig_rows is None:
-                        yield tile, stack
-                    else:
-                        yield tile, stack[:, tile.sig_rows[0] : tile.sig_rows[1]]
+                        if buffer is None:
+                            shape = (buffered_depth, *dataset.sig_shape)
+                            buffer = np.empty(shape, dtype=dataset.dtype)
+                        stack = buffer[: s1 - s0]
+                        if stored_order:
+                            stacks.read_stack(s0, s1, stack.view(reader.dtype))
+                        else:
+                            stacks.read_stack_native(s0, s1, stack)
+                    for tile in plan.tiles_of_stack(s0, s1):
+                        if tile.sig_rows is None:
+                            yield tile, stack
+                        else:
+                            yield tile, stack[:, tile.sig_rows[0] : tile.sig_rows[1]]
         del stacks

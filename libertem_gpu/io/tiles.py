@@ -28,15 +28,22 @@ class TilingScheme:
     stored_byteorder : bool
         Hand out big-endian integer frames in their stored byte order, without a swapping copy
         (every UDF of the run said it swaps while reading; ``meta.byteswapped`` tells it).
+    mapped_depth : int or None
+        Frames per tile where the CPU path hands out views of a memory-mapped file instead of
+        filling a buffer; ``None``: ``depth``. Such tiles cost no memory, so they can be larger
+        than a buffer should be (fewer kernel calls).
     """
 
     depth: int
     sig_rows: int | None = None
     stored_byteorder: bool = False
+    mapped_depth: int | None = None
 
     def __post_init__(self) -> None:
         if self.depth <= 0:
             raise ValueError(f"tile depth must be positive, got {self.depth}")
+        if self.mapped_depth is not None and self.mapped_depth <= 0:
+            raise ValueError(f"mapped tile depth must be positive, got {self.mapped_depth}")
         if self.sig_rows is not None and self.sig_rows <= 0:
             raise ValueError(f"tile sig_rows must be positive or None, got {self.sig_rows}")
 
@@ -107,9 +114,10 @@ class TilePlan:
         """Number of selected frames in the partition."""
         return len(self.frames)
 
-    def frame_stacks(self) -> Iterator[tuple[int, int]]:
-        """Yield ``(nav_start, nav_stop)`` of each stack of whole frames."""
-        depth = self.scheme.depth
+    def frame_stacks(self, depth: int | None = None) -> Iterator[tuple[int, int]]:
+        """Yield ``(nav_start, nav_stop)`` of each stack of whole frames, ``depth`` frames
+        each (default: the scheme's)."""
+        depth = self.scheme.depth if depth is None else depth
         for start in range(0, self.num_frames, depth):
             yield start, min(self.num_frames, start + depth)
 
@@ -141,8 +149,10 @@ def choose_scheme(
     max_depth: int | None = None,
     whole_partition: bool = False,
     partition_frames: int = 1,
+    mapped_tile_bytes: int | None = None,
 ) -> TilingScheme:
-    """Pick a tiling scheme that keeps tiles near ``tile_bytes`` of raw input.
+    """Pick a tiling scheme that keeps tiles near ``tile_bytes`` of raw input (and tiles that
+    are views of a mapped file near ``mapped_tile_bytes``, where given).
 
     Frames are split into row slabs only where every UDF accepts partial frames and one frame is
     larger than a tile.
@@ -155,4 +165,9 @@ def choose_scheme(
     depth = max(1, tile_bytes // max(1, frame_bytes))
     if max_depth is not None:
         depth = max(1, min(depth, max_depth))
-    return TilingScheme(depth=depth)
+    mapped = None
+    if mapped_tile_bytes is not None:
+        mapped = max(depth, mapped_tile_bytes // max(1, frame_bytes))
+        if max_depth is not None:
+            mapped = max(1, min(mapped, max_depth))
+    return TilingScheme(depth=depth, mapped_depth=mapped)

@@ -57,10 +57,12 @@ def plan_tiling(
     """
     device_class = get_backend(backend).device_class
     tile_bytes = config.get("tile_bytes_gpu" if device_class == "cuda" else "tile_bytes_cpu")
+    mapped_bytes = config.get("tile_bytes_cpu_mapped") if device_class == "cpu" else None
     prefs = [u.get_tiling_preferences() for u in udfs]
     sizes = [p["total_size"] for p in prefs if p.get("total_size")]
     if sizes:
         tile_bytes = min([tile_bytes, *sizes])
+        mapped_bytes = None if mapped_bytes is None else min([mapped_bytes, *sizes])
     depths = [p["depth"] for p in prefs if p.get("depth")]
     methods = [u.get_method() for u in udfs]
     partial_ok = all(p.get("partial_frames") for p in prefs) and all(m == "tile" for m in methods)
@@ -82,6 +84,7 @@ def plan_tiling(
             max_depth=min(depths) if depths else None,
             whole_partition="partition" in methods,
             partition_frames=partition_frames,
+            mapped_tile_bytes=None if mapped_bytes is None else int(mapped_bytes),
         )
     # Big-endian integers go to the kernels unswapped (they swap as they read) where every UDF
     # can take that and the CPU computes on whole frames; the GPU swaps on the device anyway.

@@ -99,3 +99,30 @@ def test_sync_offset_padding_across_files(tmp_path, rng):
     got = np.concatenate([np.array(d) for _, d in iter_host_tiles(ds, plan)])
     expected = np.concatenate([np.zeros((2, 3, 3), np.int32), frames[:10]])
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", ">u2"])
+def test_mapped_stacks_use_the_mapped_depth(tmp_path, rng, dtype):
+    # Views of the mapping come mapped_depth frames at a time; a stack that is not one view
+    # (roi gaps, big-endian frames to swap) is filled through the buffer, depth frames at a time.
+    frames = random_data(rng, (40, 5, 6), "uint16")
+    segments = _write_segments(tmp_path, frames, [30], dtype)
+    ds = SegmentedDataSet(segments, (5, 6), dtype).initialize()
+    roi = np.ones(40, dtype=bool)
+    roi[[12, 13]] = False
+    scheme = TilingScheme(depth=3, mapped_depth=11)
+    plan = TilePlan.for_partition(Partition(0, 0, 40), roi, scheme, (5, 6))
+    seen, sizes = [], []
+    for tile, data in iter_host_tiles(ds, plan):
+        np.testing.assert_array_equal(data, frames[tile.frames])
+        seen.extend(tile.frames.tolist())
+        sizes.append((tile.num_frames, _is_mapped(data)))
+    assert seen == plan.frames.tolist()
+    if dtype == "uint16":
+        # 38 frames in stacks of 11: [0-10], [11, 14-23] (the gap: 3-frame pieces, views where
+        # contiguous), [24-29 | 30-34] (cut at the file edge), [35-39]
+        assert max(n for n, _ in sizes) == 11
+        assert all(mapped for n, mapped in sizes if n > 3)
+    else:
+        assert max(n for n, _ in sizes) == 3
+        assert not any(mapped for _, mapped in sizes)

@@ -65,7 +65,22 @@ def test_choose_scheme():
     )
 
 
-@pytest.mark.parametrize("bad", [dict(depth=0), dict(depth=2, sig_rows=0)])
+def test_choose_scheme_mapped_depth():
+    # views of a mapped file may be deeper than buffered tiles...
+    scheme = choose_scheme(1000, 100, 10, 4000, False, mapped_tile_bytes=16_000)
+    assert scheme == TilingScheme(depth=4, mapped_depth=16)
+    # ...never shallower, and never deeper than a UDF allows
+    assert choose_scheme(1000, 100, 10, 4000, False, mapped_tile_bytes=10).mapped_depth == 4
+    capped = choose_scheme(1000, 100, 10, 4000, False, max_depth=9, mapped_tile_bytes=16_000)
+    assert (capped.depth, capped.mapped_depth) == (4, 9)
+    # split frames keep one depth
+    split = choose_scheme(10_000, 1000, 10, 4000, True, mapped_tile_bytes=16_000)
+    assert split.mapped_depth is None
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(depth=0), dict(depth=2, sig_rows=0), dict(depth=2, mapped_depth=0)]
+)
 def test_scheme_validation(bad):
     with pytest.raises(ValueError, match="positive"):
         TilingScheme(**bad)
