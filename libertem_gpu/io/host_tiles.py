@@ -158,15 +158,17 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
                 # One view for the whole stack where it is contiguous in one mapping; else
                 # pieces of at most buffered_depth frames, each a view where it can be, or
                 # filled through the buffer.
-                if stacks.zero_copy_view(nav_start, nav_stop, stored_order) is not None:
-                    pieces = [(nav_start, nav_stop)]
+                whole = stacks.zero_copy_view(nav_start, nav_stop, stored_order)
+                pieces: list[tuple[int, int, np.ndarray | None]]
+                if whole is not None:
+                    pieces = [(nav_start, nav_stop, whole)]
                 else:
                     pieces = [
-                        (s0, min(nav_stop, s0 + buffered_depth))
+                        (s0, s1, stacks.zero_copy_view(s0, s1, stored_order))
                         for s0 in range(nav_start, nav_stop, buffered_depth)
+                        for s1 in [min(nav_stop, s0 + buffered_depth)]
                     ]
-                for s0, s1 in pieces:
-                    stack = stacks.zero_copy_view(s0, s1, stored_order)
+                for s0, s1, stack in pieces:
                     if stack is not None:
                         stack = stack.view(dataset.dtype)
                     else:
