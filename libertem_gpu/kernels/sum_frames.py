@@ -38,24 +38,20 @@ def reference(tile: np.ndarray) -> np.ndarray:
 @_jit
 def _sum_frames(a, npix, out):
     n = a.shape[0]
-    n4 = n - n % 4
+    n2 = n - n % 2
     for p0 in range(0, npix, _PIX_BLOCK):
         p1 = min(p0 + _PIX_BLOCK, npix)
         m = p1 - p0
         o = out[p0:p1]
-        # Four frames per pass over the accumulators cuts their load/store traffic by four while
-        # keeping the strictly sequential order of additions (results equal the naive loop).
-        for i in range(0, n4, 4):
+        # Two frames per pass over the accumulators halve their load/store traffic while keeping
+        # the strictly sequential order of additions (results equal the naive loop). More rows
+        # per pass measured slower: 4 -> 2 gained ~10% on 2 cores (fewer concurrent streams).
+        for i in range(0, n2, 2):
             r0 = a[i, p0:p1]
             r1 = a[i + 1, p0:p1]
-            r2 = a[i + 2, p0:p1]
-            r3 = a[i + 3, p0:p1]
             for p in range(m):
-                acc = o[p] + np.float64(r0[p])
-                acc = acc + np.float64(r1[p])
-                acc = acc + np.float64(r2[p])
-                o[p] = acc + np.float64(r3[p])
-        for i in range(n4, n):
+                o[p] = (o[p] + np.float64(r0[p])) + np.float64(r1[p])
+        for i in range(n2, n):
             r0 = a[i, p0:p1]
             for p in range(m):
                 o[p] += np.float64(r0[p])
@@ -63,31 +59,26 @@ def _sum_frames(a, npix, out):
 
 @_jit
 def _sum_frames_int(a, npix, out, swap):
-    # Integers up to 32 bits: eight frames are added exactly in int64, then converted once.
+    # Integers up to 32 bits: four frames are added exactly in int64, then converted once.
     # Integer adds vectorise where a chain of float adds cannot (fastmath is off), and the
-    # result is exact: each pixel's partial sum is an integer below 2**53.
+    # result is exact: each pixel's partial sum is an integer below 2**53. Four rows per pass
+    # measured ~6% faster than eight on 2 cores.
     n = a.shape[0]
-    n8 = n - n % 8
+    n4 = n - n % 4
     for p0 in range(0, npix, _PIX_BLOCK):
         p1 = min(p0 + _PIX_BLOCK, npix)
         m = p1 - p0
         o = out[p0:p1]
-        for i in range(0, n8, 8):
+        for i in range(0, n4, 4):
             r0 = a[i, p0:p1]
             r1 = a[i + 1, p0:p1]
             r2 = a[i + 2, p0:p1]
             r3 = a[i + 3, p0:p1]
-            r4 = a[i + 4, p0:p1]
-            r5 = a[i + 5, p0:p1]
-            r6 = a[i + 6, p0:p1]
-            r7 = a[i + 7, p0:p1]
             for p in range(m):
                 s01 = np.int64(load(r0[p], swap)) + np.int64(load(r1[p], swap))
                 s23 = np.int64(load(r2[p], swap)) + np.int64(load(r3[p], swap))
-                s45 = np.int64(load(r4[p], swap)) + np.int64(load(r5[p], swap))
-                s67 = np.int64(load(r6[p], swap)) + np.int64(load(r7[p], swap))
-                o[p] += np.float64((s01 + s23) + (s45 + s67))
-        for i in range(n8, n):
+                o[p] += np.float64(s01 + s23)
+        for i in range(n4, n):
             r0 = a[i, p0:p1]
             for p in range(m):
                 o[p] += np.float64(load(r0[p], swap))
