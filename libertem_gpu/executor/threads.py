@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from libertem_gpu.errors import ExecutorError, RunTimeoutError
 from libertem_gpu.executor.base import Executor
@@ -42,6 +42,9 @@ class ThreadsExecutor(Executor):
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=self._n, thread_name_prefix="libertem_gpu"
         )
+        # Found once, on the first run: scanning the loaded libraries costs ~0.4 ms, which
+        # is half of a small run's overhead. The kernels' BLAS is NumPy's, loaded before us.
+        self._blas: ThreadpoolController | None = None
 
     @property
     def n_workers(self) -> int:
@@ -55,7 +58,9 @@ class ThreadsExecutor(Executor):
         pool = self._pool
         # One BLAS thread per worker thread: the workers already use every core, and nested
         # BLAS threads (mask GEMMs) would oversubscribe them.
-        with threadpool_limits(limits=1, user_api="blas"):
+        if self._blas is None:
+            self._blas = ThreadpoolController()
+        with self._blas.limit(limits=1, user_api="blas"):
             yield from self._run(pool, tasks, timeout)
 
     def _run(

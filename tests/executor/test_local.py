@@ -118,3 +118,30 @@ def test_context_accepts_an_executor_instance():
         ctx.run_udf(dataset=ds, udf=CollectFramesUDF())
     assert Recording.calls == 1
     assert isinstance(ctx.executor, Executor)
+
+
+def test_threads_limit_blas_to_one_thread_per_worker():
+    # Workers already use every core: nested BLAS threads in mask GEMMs would oversubscribe.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("no BLAS library loaded")
+    ex = ThreadsExecutor(n_threads=2)
+    try:
+        for _ in range(2):  # the second run reuses the controller found on the first
+            seen = list(
+                ex.run_tasks(
+                    [
+                        lambda: [
+                            i["num_threads"]
+                            for i in threadpoolctl.threadpool_info()
+                            if i["user_api"] == "blas"
+                        ]
+                    ]
+                )
+            )
+            assert seen == [[1] * len(blas)]
+    finally:
+        ex.close()
+    after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert after == [i["num_threads"] for i in blas]
