@@ -62,8 +62,10 @@ def main(mib: int = 256, tile_frames: int = 32) -> None:
     s2 = np.zeros(npix)
     mx = np.zeros(npix, np.uint16)
     m1 = np.ascontiguousarray(rng.random((npix, 1)))
-    m16 = np.ascontiguousarray(rng.random((npix, 16)))
-    m16f = m16.astype(np.float32)
+    # Several masks are packed once, as ApplyMasksUDF does for a run.
+    m16_rows = rng.random((npix, 16))
+    m16 = masks.pack_dense(m16_rows)
+    m16f = masks.pack_dense(m16_rows.astype(np.float32))
     o1 = np.zeros((tile_frames, 1))
     o16 = np.zeros((tile_frames, 16))
     o16f = np.zeros((tile_frames, 16), np.float32)

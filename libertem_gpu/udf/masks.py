@@ -80,6 +80,7 @@ class MaskStack:
     dense_t: np.ndarray | None  # (npix, k or 2k), F-contiguous: masks as C-contiguous rows
     csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # indptr, indices, data
     _runs: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+    _packed: Any = field(default=None, repr=False, compare=False)
 
     @property
     def nbytes(self) -> int:
@@ -95,6 +96,16 @@ class MaskStack:
             assert self.dense_t is not None
             self._runs[key] = _encode_spans(self.dense_t, key)
         return self._runs[key]
+
+    def packed(self) -> Any:
+        """The dense masks packed for the CPU's multi-mask kernel
+        (:func:`libertem_gpu.kernels.masks.pack_dense`); packed once per stack."""
+        if self._packed is None:
+            from libertem_gpu.kernels.masks import pack_dense
+
+            assert self.dense_t is not None
+            self._packed = pack_dense(self.dense_t)
+        return self._packed
 
     def csr_columns(self, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The CSR restricted to pixels ``[p0, p1)``, re-indexed from 0 (for row slabs)."""
@@ -424,7 +435,9 @@ class ApplyMasksUDF(UDF):
         self._spans = None
         if stack.dense_t is not None:
             self._kernel = get_kernel("masks_dense", self.meta.backend)
-            self._dense_t = xp.asarray(stack.dense_t)
+            # On the CPU, several masks go to the kernel packed (once per process and run).
+            self._pack = self.meta.backend == "numpy" and stack.dense_t.shape[1] > 1
+            self._dense_t = stack.packed() if self._pack else xp.asarray(stack.dense_t)
             if self.meta.backend == "numpy" and runs_pay(self.meta.input_dtype):
                 # Masks drawn as disks, rings or rectangles: sum runs of pixels instead.
                 self._spans = stack.runs(tuple(self.meta.dataset_shape.sig))
@@ -440,9 +453,14 @@ class ApplyMasksUDF(UDF):
         key = (p0, p1)
         part = self._slabs.get(key)
         if part is None:
-            if self.masks.dense_t is not None:
+            dense_t = self.masks.dense_t
+            if dense_t is not None and self._pack:
+                from libertem_gpu.kernels.masks import pack_dense
+
+                part = pack_dense(dense_t[p0:p1])
+            elif dense_t is not None:
                 # A pixel slab of every mask, copied once so that the masks stay rows.
-                part = self.xp.asfortranarray(self._dense_t[p0:p1])
+                part = self.xp.asfortranarray(self.xp.asarray(dense_t[p0:p1]))
             else:
                 part = tuple(self.xp.asarray(a) for a in self.masks.csr_columns(p0, p1))
             self._slabs[key] = part

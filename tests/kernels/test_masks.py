@@ -95,20 +95,69 @@ def test_dense_rows_kernel_float32(dtype, k):
     assert np.all(np.abs(out - masks.reference(tile, m)) <= 1e-6 * scale + 1e-30)
 
 
-def test_dense_rejects_non_contiguous_masks():
-    m = np.zeros((4, 100, 2))[:, :, 0]
-    with pytest.raises(ValueError, match="contiguous"):
-        masks.cpu_dense(np.zeros((2, 4), np.uint16), m, np.zeros((2, 100)))
+def test_dense_any_mask_layout():
+    # Strided masks_t (neither C- nor F-contiguous) are packed like any other.
+    rng = np.random.default_rng(19)
+    tile = random_tile(rng, (6, 100), "uint16")
+    m = rng.standard_normal((4, 100, 2))[:, :, 0]
+    out = np.zeros((6, 4))
+    masks.cpu_dense(tile, m.T, out)
+    np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-10)
 
 
-def test_dense_k16_float32_out_and_blocks():
-    # many frames and pixels: several frame and pixel blocks on the BLAS path
+def test_dense_k16_float32_out_many_frames():
+    # many frames and pixels: many 5-frame blocks, one frame left over, two pixel chunks
     rng = np.random.default_rng(14)
-    tile = random_tile(rng, (300, 1500), "uint16")
+    tile = random_tile(rng, (301, 1500), "uint16")
     m = rng.random((16, 1500)).astype(np.float32)
-    out = np.zeros((300, 16), np.float32)
+    out = np.zeros((301, 16), np.float32)
     masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
     np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-5)
+
+
+@pytest.mark.parametrize("mdtype", ["float32", "float64"])
+def test_pack_dense_layout(mdtype):
+    rng = np.random.default_rng(20)
+    m = rng.standard_normal((3, 2500)).astype(mdtype)
+    packed = masks.pack_dense(m.T, chunk=1024)
+    assert packed.shape == (2500, 3) and packed.k == 3 and packed.dtype == mdtype
+    assert packed.data.shape[:2] == (3, 3) and packed.data.shape[2] > 1024
+    assert packed.nbytes == packed.data.nbytes
+    for c in range(3):
+        width = min(1024, 2500 - c * 1024)
+        np.testing.assert_array_equal(packed.data[c, :, :width], m[:, c * 1024 : c * 1024 + width])
+        # padding and the ragged end hold zeros
+        assert not packed.data[c, :, width:].any()
+
+
+@pytest.mark.parametrize("n", [1, 4, 5, 9, 13])
+@pytest.mark.parametrize("k", [2, 4, 5, 16])
+@pytest.mark.parametrize("chunk", [64, 1024])
+def test_dense_packed_reused_across_tiles(n, k, chunk):
+    # One packing serves every tile: frame counts around the 5-frame blocks, mask counts
+    # around the 4-mask blocks, and chunks that do not divide the frame.
+    rng = np.random.default_rng(21)
+    npix = 13 * 17 * 3
+    m = rng.standard_normal((k, npix))
+    packed = masks.pack_dense(m.T, chunk=chunk)
+    for seed in range(2):
+        tile = random_tile(np.random.default_rng(seed), (n, npix), "int16")
+        out = rng.random((n, k))
+        expected = out + masks.reference(tile, m)
+        masks.cpu_dense(tile, packed, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-9)
+
+
+def test_dense_packed_bad_input():
+    packed = masks.pack_dense(np.zeros((100, 3)))
+    with pytest.raises(ValueError, match=r"\(99, k\)"):
+        masks.cpu_dense(np.zeros((2, 99), np.uint16), packed, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        masks.cpu_dense(np.zeros((2, 100), np.uint16), packed, np.zeros((2, 4)))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        masks.pack_dense(np.zeros((100, 3), np.int32))
+    with pytest.raises(ValueError, match="chunk"):
+        masks.pack_dense(np.zeros((100, 3)), chunk=0)
 
 
 @pytest.mark.parametrize("k", [1, 16])
