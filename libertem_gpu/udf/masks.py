@@ -84,9 +84,10 @@ class MaskStack:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the laid-out masks."""
+        """Bytes held by the laid-out masks, the CPU kernel's packed copy included once made."""
         arrays = [self.dense_t] if self.dense_t is not None else list(self.csr or ())
-        return sum(a.nbytes for a in arrays)
+        packed = self._packed.nbytes if self._packed is not None else 0
+        return sum(a.nbytes for a in arrays) + packed
 
     def runs(self, sig_shape: tuple[int, ...]) -> Any:
         """The dense masks as runs (:func:`libertem_gpu.kernels.spans.encode`), or None where

@@ -242,3 +242,18 @@ def test_shared_mask_stack_evicts_least_recently_used(monkeypatch):
     big = masks_udf.MaskStack(1, False, np.dtype(np.float64), np.zeros((1000, 1)), None)
     assert masks_udf.shared_mask_stack(("run", 4), lambda: big) is big  # too big to keep
     assert ("run", 4) not in masks_udf._STACKS
+
+
+def test_mask_stack_packs_once_and_counts_the_packed_copy(rng):
+    from libertem_gpu.kernels.masks import PackedMasks
+    from libertem_gpu.udf import masks as masks_udf
+
+    dense = np.asfortranarray(rng.standard_normal((3, 300)).T)  # (npix, k): rows contiguous
+    stack = masks_udf.MaskStack(3, False, np.dtype(np.float64), dense, None)
+    assert stack.nbytes == dense.nbytes
+    packed = stack.packed()
+    assert isinstance(packed, PackedMasks) and stack.packed() is packed
+    assert stack.nbytes == dense.nbytes + packed.nbytes
+    # the packed copy holds the same masks, chunk by chunk
+    first = packed.data[0, :, : min(300, packed.chunk)]
+    np.testing.assert_array_equal(first, dense[: first.shape[1]].T)
