@@ -262,8 +262,8 @@ def build_mask_stack(
         return MaskStack(count, is_complex, compute, None, (indptr, indices, data.astype(compute)))
 
     width = count * (2 if is_complex else 1)
-    # One mask per C-contiguous row: the layout the CPU kernels read; its transpose is the
-    # (npix, k) operand of a GEMM, which BLAS and cuBLAS take without a copy.
+    # One mask per C-contiguous row: the layout the run encoder and the CPU's packing read; its
+    # transpose is the (npix, k) operand of a GEMM, which cuBLAS takes without a copy.
     dense = np.zeros((width, npix), dtype=compute)
     for j, (d, s) in enumerate(zip(dense_masks, sparse_masks, strict=True)):
         if d is None:
@@ -436,9 +436,10 @@ class ApplyMasksUDF(UDF):
         self._spans = None
         if stack.dense_t is not None:
             self._kernel = get_kernel("masks_dense", self.meta.backend)
-            # On the CPU, several masks go to the kernel packed (once per process and run).
+            # On the CPU, several masks go to the kernel packed (once per process and run,
+            # when a tile first needs them: masks summed as runs never do).
             self._pack = self.meta.backend == "numpy" and stack.dense_t.shape[1] > 1
-            self._dense_t = stack.packed() if self._pack else xp.asarray(stack.dense_t)
+            self._dense_t = None if self._pack else xp.asarray(stack.dense_t)
             if self.meta.backend == "numpy" and runs_pay(self.meta.input_dtype):
                 # Masks drawn as disks, rings or rectangles: sum runs of pixels instead.
                 self._spans = stack.runs(tuple(self.meta.dataset_shape.sig))
@@ -450,7 +451,9 @@ class ApplyMasksUDF(UDF):
 
     def _masks_for(self, p0: int, p1: int) -> Any:
         if (p0, p1) == (0, self._npix):
-            return self._dense_t if self.masks.dense_t is not None else self._csr
+            if self.masks.dense_t is None:
+                return self._csr
+            return self.masks.packed() if self._pack else self._dense_t
         key = (p0, p1)
         part = self._slabs.get(key)
         if part is None:
