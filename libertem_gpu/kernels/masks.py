@@ -152,6 +152,53 @@ _dot1 = _make_dot1(np.float64)
 # Single precision (float32 masks and results): twice the lanes per vector register.
 _dot1_single = _make_dot1(np.float32)
 
+# float32 frames (k == 1, float32 masks and results): the frames need no conversion, so the
+# loop is a pure stream of loads and multiply-adds; written plainly and split into lanes by
+# LLVM ("reassoc"), two frames per pass over the mask, it reads page-cached float32 frames as
+# fast as the memory floor's plain sum (13-15 % faster than the explicit 4-frame lanes of
+# _dot1_single in the engine; for integer frames _dot1_single stays the faster).
+_CHUNK_F32 = 1024
+
+
+# "reassoc" lets LLVM keep vector lanes of partial sums (each over at most _CHUNK_F32 products,
+# a few dozen where the loop is vectorised); "contract" gives fused multiply-adds. No
+# assumptions about NaN or infinities.
+@numba.njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
+def _dot1_float32(a, npix, m, out):
+    # out[i, 0] += a[i, :npix] @ m: float32 sums over each chunk, added up in float64.
+    n = a.shape[0]
+    nc = npix // _CHUNK_F32
+    end = nc * _CHUNK_F32
+    n2 = n - n % 2
+    for i in range(0, n2, 2):
+        x0 = a[i, :npix]
+        x1 = a[i + 1, :npix]
+        t0 = 0.0
+        t1 = 0.0
+        for c in range(nc):
+            p0 = c * _CHUNK_F32
+            y0 = x0[p0 : p0 + _CHUNK_F32]
+            y1 = x1[p0 : p0 + _CHUNK_F32]
+            w = m[p0 : p0 + _CHUNK_F32]
+            s0 = np.float32(0)
+            s1 = np.float32(0)
+            for p in range(_CHUNK_F32):
+                s0 += y0[p] * w[p]
+                s1 += y1[p] * w[p]
+            t0 += s0
+            t1 += s1
+        for p in range(end, npix):
+            t0 += np.float64(x0[p]) * np.float64(m[p])
+            t1 += np.float64(x1[p]) * np.float64(m[p])
+        out[i, 0] += t0
+        out[i + 1, 0] += t1
+    for i in range(n2, n):
+        t = 0.0
+        for p in range(npix):
+            t += np.float64(a[i, p]) * np.float64(m[p])
+        out[i, 0] += t
+
+
 # Several masks: a register block of 5 frames x 4 masks (20 independent sums, 512-bit vectors
 # where the CPU has them) per pass over a chunk of pixels. The masks come packed by chunk: the
 # k masks' values for 1024 pixels as rows of one small block, padded so that the rows start on
@@ -402,9 +449,10 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
     -----
     Sums are formed in float64, except where the masks *and* ``out`` are float32 and the
     frames are float32 or integers of up to 16 bits: then partial sums over a pixel chunk are
-    formed in float32 lanes (at most a few hundred products each, relative error ~1e-7
-    typical) and added up in float64. k > 1 runs a blocked Numba kernel on packed masks;
-    k == 1 a fused dot product, or BLAS where frames and masks share a float type.
+    formed in float32 lanes (at most 1024 products each, a few dozen to a few hundred where
+    vectorised; relative error ~1e-7 typical) and added up in float64. k > 1 runs a blocked
+    Numba kernel on packed masks; k == 1 a fused dot product, or BLAS where frames and masks
+    share a float type.
     """
     a, npix = as_rows(tile)
     if masks_t.shape[0] != npix or len(masks_t.shape) != 2:
@@ -420,7 +468,9 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
     # float32 lanes only where converting the pixels to float32 is exact.
     narrow = a.dtype.itemsize <= 2 or a.dtype == np.float32
     if k == 1 and isinstance(masks_t, np.ndarray):
-        if single and narrow:
+        if single and a.dtype == np.float32:
+            _dot1_float32(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
+        elif single and narrow:
             _dot1_single(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         elif a.dtype == masks_t.dtype == out.dtype and a.dtype.kind == "f" and a.shape[1] == npix:
             out += np.dot(a, masks_t)

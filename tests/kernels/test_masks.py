@@ -31,8 +31,9 @@ def test_dense_k1(dtype):
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "bool"])
 @pytest.mark.parametrize("npix", [13 * 17, 64 * 130 + 37])
 def test_dense_k1_float32_lanes(dtype, npix):
-    # float32 masks and results: float32 lanes flushed into float64 every 128 lane blocks (the
-    # larger frame crosses a flush and leaves a ragged tail of pixels).
+    # float32 masks and results: float32 lanes flushed into float64 every 128 lane blocks, or
+    # (float32 frames) per 1024-pixel chunk; the larger frame crosses a flush and leaves a
+    # ragged tail of pixels.
     rng = np.random.default_rng(15)
     big = random_tile(rng, (18, npix), dtype)
     tile = big[::2]  # strided; 9 frames = two 4-frame groups and one single frame
@@ -41,6 +42,21 @@ def test_dense_k1_float32_lanes(dtype, npix):
     expected = out + masks.reference(tile, m)
     masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8])
+@pytest.mark.parametrize("npix", [1000, 2048, 3 * 1024 + 5])
+def test_dense_k1_float32_frames(n, npix):
+    # float32 frames: two frames per pass over 1024-pixel chunks, float32 sums per chunk; frame
+    # counts around the pairs, frames shorter than a chunk, whole chunks and a ragged tail.
+    rng = np.random.default_rng(17)
+    tile = random_tile(rng, (n, npix), "float32")
+    m = rng.standard_normal((1, npix)).astype(np.float32)
+    out = rng.random((n, 1)).astype(np.float32)
+    expected = out + masks.reference(tile, m)
+    masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
+    scale = masks.reference(np.abs(tile), np.abs(m))  # the products' magnitudes
+    np.testing.assert_array_less(np.abs(out - expected), 1e-5 * scale + 1e-3)
 
 
 @pytest.mark.parametrize("npix", [64 * 130 + 37])
