@@ -16,6 +16,7 @@ import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels.tiles import as_rows, check_out
+from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
 __all__ = ["cpu", "finalize", "merge", "reference"]
 
@@ -42,9 +43,12 @@ def reference(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # Fused multiply-add for the squares (contraction only, no reassociation): 7-10% faster, and
-# identical for integer frames, whose squared deviations are exact either way.
+# identical for integer frames, whose squared deviations are exact either way. The float64
+# arithmetic is compute-bound on integer frames: 512-bit vectors (where the CPU has them) run it
+# 18-20% faster on uint16 (kernel alone, two threads), with the same results.
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
 def _moments(a, npix, shift, s1, s2):
+    prefer_wide_vectors()
     n = a.shape[0]
     n8 = n - n % 8
     for p0 in range(0, npix, _PIX_BLOCK):
