@@ -23,7 +23,8 @@ before any timing), it measures:
 Throughput is bytes of the data set over wall time, best of ``--repeat`` runs after one warm-up
 run (which compiles). For each analysis the floor runs again, alternating with libertem_gpu, so
 that the ratio to the floor compares runs taken under the same load of a shared machine.
-Results go to ``benchmarks/results/<date>-cpu-<hostname>.json`` and a markdown table is printed.
+Results go to ``benchmarks/results/<date>-cpu-<hostname>.json`` (the time of day is added where
+that file exists) and a markdown table is printed.
 """
 
 from __future__ import annotations
@@ -648,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-size", default="4GiB", help="demo size for the memory peak")
     parser.add_argument("--dir", help="folder for the data files (default: system temp folder)")
     parser.add_argument(
-        "--out", help="JSON path (default benchmarks/results/<date>-cpu-<hostname>.json)"
+        "--out",
+        help="JSON path (default benchmarks/results/<date>-cpu-<hostname>[-<time>].json)",
     )
     args = parser.parse_args(argv)
     analyses = [a for a in args.only.split(",") if a]
@@ -710,11 +712,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"demo peak RSS: {report['demo_memory']['peak_rss_mib']:.0f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = args.out or os.path.join(
-        HERE,
-        "results",
-        f"{datetime.date.today().isoformat()}-cpu-{socket.gethostname()}.json",
-    )
+    out = args.out or _default_out()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=2)
@@ -722,6 +720,17 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     log(f"wrote {out}")
     return 0
+
+
+def _default_out() -> str:
+    """``results/<date>-cpu-<hostname>.json``; a later run on the same day adds the time of day
+    instead of overwriting an earlier (possibly committed) result."""
+    stem = os.path.join(
+        HERE, "results", f"{datetime.date.today().isoformat()}-cpu-{socket.gethostname()}"
+    )
+    if not os.path.exists(stem + ".json"):
+        return stem + ".json"
+    return f"{stem}-{datetime.datetime.now().strftime('%H%M%S')}.json"
 
 
 if __name__ == "__main__":
