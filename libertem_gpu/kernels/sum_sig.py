@@ -60,22 +60,48 @@ def _sum_sig_int(a, npix, out, swap):
 
 @_jit
 def _sum_sig_float(a, npix, out):
-    acc = np.empty(_LANES)
+    # Two frames per pass (two read streams per core: +12 % with 512-bit vectors on page-cached
+    # float32, kernel alone on two threads); each frame keeps its own 128 lanes, so every sum is
+    # formed in the same order as one frame at a time.
+    prefer_wide_vectors()
+    acc0 = np.empty(_LANES)
+    acc1 = np.empty(_LANES)
     nb = npix // _LANES
-    for i in range(a.shape[0]):
-        row = a[i, :npix]
-        blocks = row[: nb * _LANES].reshape((nb, _LANES))
-        acc[:] = 0.0
+    end = nb * _LANES
+    n = a.shape[0]
+    n2 = n - n % 2
+    for i in range(0, n2, 2):
+        blocks0 = a[i, :end].reshape((nb, _LANES))
+        blocks1 = a[i + 1, :end].reshape((nb, _LANES))
+        acc0[:] = 0.0
+        acc1[:] = 0.0
         for b in range(nb):
-            blk = blocks[b]
+            x0 = blocks0[b]
+            x1 = blocks1[b]
             for q in range(_LANES):
-                acc[q] += np.float64(blk[q])
-        s = 0.0
-        for q in range(_LANES):
-            s += acc[q]
-        for p in range(nb * _LANES, npix):
-            s += np.float64(row[p])
-        out[i] += s
+                acc0[q] += np.float64(x0[q])
+                acc1[q] += np.float64(x1[q])
+        out[i] += _finish_lanes(acc0, a[i, end:npix])
+        out[i + 1] += _finish_lanes(acc1, a[i + 1, end:npix])
+    for i in range(n2, n):
+        blocks0 = a[i, :end].reshape((nb, _LANES))
+        acc0[:] = 0.0
+        for b in range(nb):
+            x0 = blocks0[b]
+            for q in range(_LANES):
+                acc0[q] += np.float64(x0[q])
+        out[i] += _finish_lanes(acc0, a[i, end:npix])
+
+
+@_jit
+def _finish_lanes(acc, tail):
+    # The lanes in order, then the pixels left over from the last whole block of lanes.
+    s = 0.0
+    for q in range(acc.shape[0]):
+        s += acc[q]
+    for p in range(tail.shape[0]):
+        s += np.float64(tail[p])
+    return s
 
 
 def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
