@@ -1,0 +1,34 @@
+"""The software prefetch intrinsic: compiles inside a kernel, never faults, changes nothing."""
+
+import platform
+
+import numba
+import numpy as np
+import pytest
+
+from libertem_gpu.kernels.prefetch import prefetch_bytes
+
+
+@numba.njit(cache=False)
+def _sum_with_prefetch(a, step, ahead):
+    total = 0
+    for i in range(0, a.size, step):
+        prefetch_bytes(a, (i + ahead) * a.itemsize)
+        for j in range(i, min(i + step, a.size)):
+            total += a[j]
+    return total
+
+
+@pytest.mark.parametrize("ahead", [0, 64, 10**9])
+def test_prefetch_changes_no_result_and_never_faults(ahead):
+    # Far past the end of the array too: a prefetch is a hint, not a load.
+    a = np.random.default_rng(2).integers(0, 1000, 1001).astype(np.uint16)
+    assert _sum_with_prefetch(a, 32, ahead) == int(a.astype(np.int64).sum())
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 instruction")
+def test_prefetch_emits_an_l2_prefetch_on_x86():
+    a = np.arange(64, dtype=np.float32)
+    _sum_with_prefetch(a, 16, 16)
+    asm = _sum_with_prefetch.inspect_asm(_sum_with_prefetch.signatures[0])
+    assert "prefetcht1" in asm
