@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
+from libertem_gpu.kernels import amx
 from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
 from libertem_gpu.kernels.prefetch import prefetch_bytes
 from libertem_gpu.kernels.tiles import as_rows
@@ -215,6 +216,8 @@ def _dot1_float32(a, npix, m, out):
 # uint16 +13 % (where converting the pixels shares the vector ports with the multiply-adds).
 _PACK_CHUNK = 1024
 _PACK_PAD = 16
+# Frames that the AMX kernel takes (k <= 16 float32 masks, float32 results).
+_AMX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 class PackedMasks:
@@ -231,12 +234,27 @@ class PackedMasks:
         Pixels per chunk.
     """
 
-    __slots__ = ("chunk", "data", "npix")
+    __slots__ = ("_amx", "_source", "chunk", "data", "npix")
 
-    def __init__(self, data: np.ndarray, npix: int, chunk: int) -> None:
+    def __init__(
+        self, data: np.ndarray, npix: int, chunk: int, source: np.ndarray | None = None
+    ) -> None:
         self.data = data
         self.npix = npix
         self.chunk = chunk
+        # The stack packed from, kept for the AMX layout, which is made on first use.
+        self._source = source
+        self._amx: Any = False
+
+    def amx(self) -> Any:
+        """The masks laid out for the AMX kernel (:func:`libertem_gpu.kernels.amx.pack`), or
+        None where it cannot take them (more than 16 masks, a value not finite); made on
+        first use and kept."""
+        if self._amx is False:
+            source = self._source
+            usable = source is not None and 1 <= self.k <= 16
+            self._amx = amx.pack(source) if source is not None and usable else None
+        return self._amx
 
     @property
     def k(self) -> int:
@@ -287,7 +305,7 @@ def pack_dense(masks_t: np.ndarray, chunk: int = _PACK_CHUNK) -> PackedMasks:
         p0 = c * chunk
         p1 = min(p0 + chunk, npix)
         data[c, :, : p1 - p0] = masks_t[p0:p1].T
-    return PackedMasks(data, npix, chunk)
+    return PackedMasks(data, npix, chunk, masks_t)
 
 
 def _make_blocked(lane_type):
@@ -507,6 +525,11 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
             _dot1(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         return
     packed = masks_t if isinstance(masks_t, PackedMasks) else pack_dense(masks_t)
+    if single and a.dtype in _AMX_DTYPES and k <= 16 and amx.available():
+        tiles = packed.amx()
+        if tiles is not None:
+            amx.dense(a, npix, tiles, out)
+            return
     kernel = _blocked_single if single and narrow else _blocked
     kernel(a, npix, packed.data, packed.chunk, out)
 
