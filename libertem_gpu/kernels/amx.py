@@ -25,7 +25,7 @@ x 64 pixels per step, two byte permutes per frame) in a staging buffer; the kern
 *next* block of 16 frames while the tile unit multiplies the current one, so that reading
 the frames from memory overlaps with the arithmetic. Measured on 2-core Sapphire Rapids with
 16 masks on uint16, 1 GiB in the page cache, two threads: 10-11.5 GB/s against 7.7-8.3 for
-the blocked vector kernel; in the engine 0.46 of the memory floor against 0.30-0.36.
+the blocked vector kernel; in the engine 0.46-0.51 of the memory floor against 0.30-0.36.
 
 The instructions are emitted as inline assembly from Numba intrinsics. AMX needs the Linux
 kernel's permission (``arch_prctl(ARCH_REQ_XCOMP_PERM)``), requested once per process by
