@@ -34,6 +34,21 @@ def test_masks_match_numpy(ctx, rng, tmp_path, case, use_sparse):
     assert_nav(result, expected, loaded, rtol=1e-10)
 
 
+@pytest.mark.parametrize("case", case_params(CASES))
+@pytest.mark.parametrize("k", [3, 16])
+def test_float32_masks_match_numpy(ctx, rng, tmp_path, case, k):
+    # Single precision: the float32 vector kernels, or on AMX CPUs the tile unit for 8- and
+    # 16-bit frames; rois, sync offsets, several partitions and row slabs as everywhere.
+    loaded = load_case(ctx, case, rng, tmp_path)
+    stack = _random_masks(rng, case.sig, k).astype(np.float32)
+    udf = ApplyMasksUDF(mask_factories=lambda: stack, mask_dtype=np.float32)
+    result = loaded.run(ctx, udf)["intensity"]
+    assert result.data.dtype == np.result_type(np.dtype(case.dtype), np.float32)
+    frames = loaded.selected.reshape(len(loaded.selected), -1).astype(np.float64)
+    expected = frames @ stack.reshape(k, -1).astype(np.float64).T
+    assert_nav(result, expected, loaded, rtol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
 def test_float32_masks_give_float32_results(ctx, rng, dtype):
     data = (rng.random((5, 6, 13, 17)) * 1000).astype(dtype)
