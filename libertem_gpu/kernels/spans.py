@@ -60,6 +60,11 @@ class MaskSpans:
         return float((self.stops - self.starts).mean()) if len(self.starts) else 0.0
 
     @property
+    def read_fraction(self) -> float:
+        """Pixels the run kernels read per pixel of a frame, summed over the masks."""
+        return float((self.stops - self.starts).sum()) / max(self.rows * self.cols, 1)
+
+    @property
     def is_binary(self) -> bool:
         """Whether every run has weight 1."""
         return bool(np.all(self.values == 1.0))
