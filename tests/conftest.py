@@ -40,6 +40,22 @@ def inline_ctx():
 
 
 @pytest.fixture
+def amx_calls(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The frames (dtype, shape) of every call of the AMX mask kernel during the test."""
+    from libertem_gpu.kernels import amx
+
+    calls: list = []
+    dense = amx.dense
+
+    def counting(a, *args):  # type: ignore[no-untyped-def]
+        calls.append((a.dtype, a.shape))
+        dense(a, *args)
+
+    monkeypatch.setattr(amx, "dense", counting)
+    return calls
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded random generator: tests use random data, never zeros or constants."""
     return np.random.default_rng(20261125)

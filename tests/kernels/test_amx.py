@@ -134,15 +134,7 @@ def test_cpu_dense_agrees_with_and_without_amx(monkeypatch, dtype):
 
 
 @needs_amx
-def test_cpu_dense_takes_amx_for_float32_masks_on_16_bit_frames(monkeypatch):
-    calls = []
-    dense = amx.dense
-
-    def counting(*args):
-        calls.append(args[0].dtype)
-        dense(*args)
-
-    monkeypatch.setattr(amx, "dense", counting)
+def test_cpu_dense_takes_amx_for_float32_masks_on_16_bit_frames(amx_calls):
     frames = np.ones((4, 100), np.uint16)
     out = np.zeros((4, 16), np.float32)
     masks.cpu_dense(frames, np.ones((100, 16), np.float32), out)
@@ -150,7 +142,7 @@ def test_cpu_dense_takes_amx_for_float32_masks_on_16_bit_frames(monkeypatch):
     # float64 masks and float frames keep the vector kernels.
     masks.cpu_dense(frames, np.ones((100, 16)), np.zeros((4, 16)))
     masks.cpu_dense(frames.astype(np.float32), np.ones((100, 16), np.float32), out)
-    assert calls == [np.uint16]
+    assert amx_calls == [(np.uint16, (4, 100))]
 
 
 def test_cpu_dense_without_amx_never_calls_it(monkeypatch):
