@@ -39,6 +39,7 @@ import functools
 import os
 import platform
 import sys
+import threading
 
 import numba
 import numpy as np
@@ -67,9 +68,18 @@ _XFEATURE_XTILEDATA = 18
 _SYS_ARCH_PRCTL = 158  # x86_64
 
 
-@functools.cache
+_PERMISSION_LOCK = threading.Lock()
+
+
 def _permitted() -> bool:
-    """Whether this CPU has AMX-INT8 and the kernel lets this process use it."""
+    """Whether this CPU has AMX-INT8 and the kernel lets this process use it (asked once;
+    worker threads may ask at the same time)."""
+    with _PERMISSION_LOCK:
+        return _ask_permission()
+
+
+@functools.cache
+def _ask_permission() -> bool:
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         return False
     try:
