@@ -40,6 +40,7 @@ import os
 import platform
 import sys
 import threading
+from typing import Any
 
 import numba
 import numpy as np
@@ -47,10 +48,12 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["AMXMasks", "available", "dense", "pack"]
+__all__ = ["FRAME_DTYPES", "AMXMasks", "available", "dense", "pack", "takes"]
 
 #: Environment variable: "0" turns the AMX kernel off (the vector kernels run instead).
 ENV = "LIBERTEM_GPU_AMX"
+#: Frame dtypes the kernel takes.
+FRAME_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 # Pixels per chunk: the int32 sums of one chunk cannot overflow (2 x 255 x 128 x 2048 < 2**31)
 # and a chunk's mask digits and both staging buffers (128 KiB each) stay in L2. Measured on
@@ -123,6 +126,12 @@ def available() -> bool:
     if os.environ.get(ENV, "1").strip() == "0":
         return False
     return _permitted()
+
+
+def takes(frame_dtype: Any, k: int) -> bool:
+    """Whether the kernel runs here and takes ``k`` masks on frames of ``frame_dtype``: the
+    callers' rule for sending float32 masks (2 to 16) on uint8/uint16 frames to it."""
+    return np.dtype(frame_dtype) in FRAME_DTYPES and 2 <= k <= 16 and available()
 
 
 class AMXMasks:
@@ -446,7 +455,7 @@ def dense(a: np.ndarray, npix: int, masks: AMXMasks, out: np.ndarray) -> None:
             "the AMX kernel cannot run here: no AMX-INT8, no permission from the kernel, "
             f"or {ENV}=0"
         )
-    if a.dtype not in (np.uint8, np.uint16):
+    if a.dtype not in FRAME_DTYPES:
         raise TypeError(f"the AMX kernel takes uint8 or uint16 frames, got {a.dtype}")
     if masks.npix != npix:
         raise ValueError(f"masks have {masks.npix} pixels, frames {npix}")

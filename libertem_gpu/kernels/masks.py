@@ -219,8 +219,6 @@ def _dot1_float32(a, npix, m, out):
 # uint16 +13 % (where converting the pixels shares the vector ports with the multiply-adds).
 _PACK_CHUNK = 1024
 _PACK_PAD = 16
-# Frames that the AMX kernel takes (k <= 16 float32 masks, float32 results).
-_AMX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 class PackedMasks:
@@ -255,8 +253,7 @@ class PackedMasks:
         first use and kept."""
         if self._amx is False:
             source = self._source
-            usable = source is not None and 1 <= self.k <= 16
-            self._amx = amx.pack(source) if source is not None and usable else None
+            self._amx = amx.pack(source) if source is not None and self.k <= 16 else None
         return self._amx
 
     @property
@@ -530,7 +527,7 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
             _dot1(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         return
     packed = masks_t if isinstance(masks_t, PackedMasks) else pack_dense(masks_t)
-    if single and a.dtype in _AMX_DTYPES and k <= 16 and amx.available():
+    if single and amx.takes(a.dtype, k):
         tiles = packed.amx()
         if tiles is not None:
             amx.dense(a, npix, tiles, out)

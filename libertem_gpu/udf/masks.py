@@ -289,7 +289,6 @@ def _encode_spans(dense_t: np.ndarray, sig_shape: tuple[int, ...]) -> Any:
 # 20.6 vs 11.6, 0.43 (bright-field disk and annulus) 13.1 vs 11.4, 0.79 (8 rings) 7.9 vs 11.1,
 # 0.79 (16 rings) 6.9 vs 10.0.
 _RUNS_READ_LIMIT_AMX = 0.5
-_AMX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 class ApplyMasksUDF(UDF):
@@ -412,13 +411,8 @@ class ApplyMasksUDF(UDF):
         runs = stack.runs(tuple(meta.dataset_shape.sig))
         if runs is None or runs.read_fraction < _RUNS_READ_LIMIT_AMX:
             return runs
-        amx_fits = (
-            np.dtype(meta.input_dtype) in _AMX_DTYPES
-            and stack.compute_dtype == np.float32
-            and not stack.is_complex
-            and 2 <= stack.count <= 16
-        )
-        return None if amx_fits and amx.available() else runs
+        single = stack.compute_dtype == np.float32 and not stack.is_complex
+        return None if single and amx.takes(meta.input_dtype, stack.count) else runs
 
     def _result_dtype(self) -> np.dtype:
         assert self.meta is not None

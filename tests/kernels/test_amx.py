@@ -156,3 +156,12 @@ def test_cpu_dense_without_amx_never_calls_it(monkeypatch):
     out = np.zeros((4, 3), np.float32)
     masks.cpu_dense(frames, np.ones((100, 3), np.float32), out)
     np.testing.assert_array_equal(out, 100)
+
+
+def test_takes_2_to_16_masks_on_8_and_16_bit_frames_where_amx_runs(monkeypatch):
+    here = amx.available()
+    assert amx.takes(np.uint16, 16) == here and amx.takes("u1", 2) == here
+    assert not amx.takes(np.uint16, 1) and not amx.takes(np.uint16, 17)
+    assert not amx.takes(np.int16, 4) and not amx.takes(np.float32, 4)
+    monkeypatch.setenv(amx.ENV, "0")
+    assert not amx.takes(np.uint16, 16)
