@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
-from libertem_gpu.kernels import amx, get_kernel
+from libertem_gpu.kernels import get_kernel
 from libertem_gpu.masks import SparseMask, to_sparse
 from libertem_gpu.udf._common import (
     BUILTIN_BACKENDS,
@@ -411,6 +411,9 @@ class ApplyMasksUDF(UDF):
         runs = stack.runs(tuple(meta.dataset_shape.sig))
         if runs is None or runs.read_fraction < _RUNS_READ_LIMIT_AMX:
             return runs
+        # Imported here: the kernels (and Numba) load only when a run needs them.
+        from libertem_gpu.kernels import amx
+
         single = stack.compute_dtype == np.float32 and not stack.is_complex
         return None if single and amx.takes(meta.input_dtype, stack.count) else runs
 
