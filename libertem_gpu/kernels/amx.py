@@ -210,15 +210,14 @@ def _fill_digits(w, scale, tiles):
 _I64 = ir.IntType(64)
 
 
-def _emit(builder, asm: str, args) -> None:  # type: ignore[no-untyped-def]
-    fnty = ir.FunctionType(ir.VoidType(), [_I64] * len(args))
-    constraints = ",".join(["r"] * len(args) + ["~{memory}"])
-    builder.asm(fnty, asm, constraints, list(args), side_effect=True)
+def _codegen(asm: str, clobbers: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """Emit ``asm`` with every argument in a general register; it may write memory and the
+    registers named in ``clobbers``."""
 
-
-def _codegen(asm: str):  # type: ignore[no-untyped-def]
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        _emit(builder, asm, args)
+        fnty = ir.FunctionType(ir.VoidType(), [_I64] * len(args))
+        constraints = ",".join(["r"] * len(args) + [f"~{{{r}}}" for r in (*clobbers, "memory")])
+        builder.asm(fnty, asm, constraints, list(args), side_effect=True)
         return context.get_dummy_value()
 
     return codegen
@@ -304,15 +303,8 @@ def _split_asm() -> str:
 @intrinsic
 def _split16(typingctx, src, src_stride, lo, hi, stride, index):  # type: ignore[no-untyped-def]
     """Byte planes of 64 pixels of 16 uint16 frames (see :func:`_split_asm`)."""
-    asm = _split_asm()
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        fnty = ir.FunctionType(ir.VoidType(), [_I64] * 6)
-        clobbers = "~{rax},~{rcx},~{rdx},~{zmm0},~{zmm1},~{zmm2},~{zmm30},~{zmm31},~{memory}"
-        builder.asm(fnty, asm, "r,r,r,r,r,r," + clobbers, list(args), side_effect=True)
-        return context.get_dummy_value()
-
-    return types.none(*([types.int64] * 6)), codegen
+    clobbers = ("rax", "rcx", "rdx", "zmm0", "zmm1", "zmm2", "zmm30", "zmm31")
+    return types.none(*([types.int64] * 6)), _codegen(_split_asm(), clobbers)
 
 
 _step_u8 = _make_step(1)

@@ -273,8 +273,9 @@ class PackedMasks:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held."""
-        return int(self.data.nbytes)
+        """Bytes held, the AMX layout included once made."""
+        digits = self._amx.digits.nbytes if self._amx else 0
+        return int(self.data.nbytes + digits)
 
 
 def pack_dense(masks_t: np.ndarray, chunk: int = _PACK_CHUNK) -> PackedMasks:
