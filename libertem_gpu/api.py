@@ -7,13 +7,11 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from libertem_gpu import config
-from libertem_gpu.backends.registry import resolve_backend
-from libertem_gpu.errors import UDFDefinitionError
 from libertem_gpu.executor import Executor, make_executor
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.registry import load as load_dataset
 from libertem_gpu.io.tiles import TilingScheme
+from libertem_gpu.plan import plan_run
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferResult
 from libertem_gpu.udf.client import UDFResults, UDFRun
@@ -29,8 +27,9 @@ class Context:
     executor : str or Executor
         ``"threads"`` (default: one thread per core), ``"inline"`` (the calling thread), a
         registered name such as ``"dask"``, or an :class:`~libertem_gpu.executor.Executor`.
-    backend : str
-        ``"auto"`` (a GPU where one is usable, else the CPU), ``"numpy"`` or ``"cupy"``.
+    backend : str, optional
+        ``"auto"`` (a GPU where one is usable, else the CPU), ``"numpy"`` or ``"cupy"``;
+        default: the ``backend`` setting (``"auto"`` unless changed).
     devices : int or sequence of int, optional
         CUDA devices the cupy backend uses (worker threads take them round-robin); checked
         when a run is planned. Default: the current device.
@@ -51,7 +50,7 @@ class Context:
         self,
         executor: str | Executor = "threads",
         *,
-        backend: str = "auto",
+        backend: str | None = None,
         devices: Any = None,
         **executor_args: Any,
     ) -> None:
@@ -65,7 +64,7 @@ class Context:
         return cls(executor, **kwargs)
 
     @classmethod
-    def connect(cls, address: str, *, backend: str = "auto", **kwargs: Any) -> Context:
+    def connect(cls, address: str, *, backend: str | None = None, **kwargs: Any) -> Context:
         """A Context on a running dask cluster, given its scheduler's address.
 
         Parameters
@@ -174,24 +173,24 @@ class Context:
     ) -> Iterator[UDFRun]:
         """Plan a run and yield it after each merged partition (once if nothing is selected)."""
         udfs = [udf] if isinstance(udf, UDF) else list(udf)
-        if not all(isinstance(u, UDF) for u in udfs):
-            raise UDFDefinitionError(f"expected UDF instances, got {udfs!r}")
-        for u in udfs:
-            u.get_method()
         requested = backends if isinstance(backends, str) or backends is None else backends[0]
-        supported = [u.get_backends() for u in udfs]
-        # Only backends some worker can run (a cluster's workers may lack this process's GPU).
-        supported.append(self.executor.worker_backends)
-        backend = resolve_backend(requested or self.backend, supported)
-        if backend == "cupy":
-            self._apply_devices()
-        run = UDFRun(dataset, udfs, roi, backend, self.executor.n_workers, tiling)
+        plan = plan_run(
+            dataset,
+            udfs,
+            roi=roi,
+            backend=requested or self.backend,
+            devices=self.devices,
+            n_workers=self.executor.n_workers,
+            worker_backends=self.executor.worker_backends,
+            tiling=tiling,
+        )
+        run = UDFRun(plan, udfs)
         bar = _progress_bar(len(run.tasks)) if progress else None
         try:
             if not run.tasks:  # an empty roi: nothing to process, results stay initial
                 yield run
                 return
-            timeout = config.get("task_timeout_s")
+            timeout = plan.settings["task_timeout_s"]
             for result in self.executor.run_tasks(run.tasks, timeout=timeout):
                 if run.merge(result):
                     if bar is not None:
@@ -200,14 +199,6 @@ class Context:
         finally:
             if bar is not None:
                 bar.close()
-
-    def _apply_devices(self) -> None:
-        """Check ``devices`` against the GPUs found and hand them to the cupy backend (GPU runs
-        only, so that CPU runs never probe CUDA)."""
-        from libertem_gpu.backends.cupy_backend import set_devices
-        from libertem_gpu.backends.device import check_devices
-
-        set_devices(check_devices(self.devices))
 
     def close(self) -> None:
         """Shut the executor down."""

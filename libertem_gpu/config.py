@@ -1,68 +1,167 @@
-"""Run-time defaults, set explicitly with :func:`set` (a context manager) or read with :func:`get`.
+"""Run-time settings: set explicitly with :func:`set` (a context manager), read with :func:`get`.
 
-Environment variables are only overrides at the edges: ``LIBERTEM_GPU_BACKEND`` forces a backend
-(``numpy`` to keep the GPU out of a run) and is read when a run is planned, never at import.
+Every setting has a default; some also have an environment variable that overrides it at the
+edges (``LIBERTEM_GPU_BACKEND=numpy`` keeps the GPU out of every run). Environment variables are
+read when a setting is read, never at import. :func:`snapshot` captures what a run started with;
+the run plan carries it to every thread and worker, which apply it with :func:`applied`, so
+that ``config.set(...)`` around ``run_udf`` reaches every partition task wherever it runs.
+The table in ``docs/settings.md`` lists every setting and variable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-_DEFAULTS: dict[str, Any] = {
-    # Bytes of raw data per partition; None picks a size that gives every worker several partitions.
-    "partition_bytes": None,
-    # Upper bound of the automatic partition size.
-    "max_partition_bytes": 256 * 2**20,
-    # Lower bound of the automatic partition size (small data sets still get one partition).
-    "min_partition_bytes": 8 * 2**20,
-    # Partitions per worker the automatic size aims for, so that work balances.
-    "partitions_per_worker": 4,
-    # Bytes of a tile on the CPU (raw input bytes): 16 MiB amortise the per-tile Python cost
-    # (measured: 4 MiB tiles lose about 8% of throughput on 2 cores).
-    "tile_bytes_cpu": 16 * 2**20,
-    # Bytes of a CPU tile that is a view of a memory-mapped file (no buffer is filled): larger
-    # tiles mean fewer kernel calls (measured: 64 MiB gain 4-7% over 16 MiB on 2 cores).
-    "tile_bytes_cpu_mapped": 64 * 2**20,
-    # Bytes of a tile on a GPU.
-    "tile_bytes_gpu": 64 * 2**20,
-    # The backend used when a run does not name one: "auto", "numpy" or "cupy".
-    "backend": "auto",
-    # I/O backend for the GPU path: "auto", "pread" or "kvikio".
-    "io_backend": "auto",
-    # Seconds a run may wait for one partition result before it gives up (None: no limit).
-    "task_timeout_s": None,
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 0/1, true/false, yes/no or on/off, got {text!r}")
+
+
+def _name(text: str) -> str:
+    return text.strip().lower()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its default, the environment variable that overrides it, and its meaning.
+
+    Attributes
+    ----------
+    default : Any
+        The value when neither :func:`set` nor the environment says otherwise.
+    doc : str
+        What it controls (one sentence, shown in the docs' settings table).
+    env : str or None
+        Environment variable that overrides the setting where it is set and not empty.
+    parse : callable or None
+        Turns the variable's text into a value.
+    """
+
+    default: Any
+    doc: str
+    env: str | None = None
+    parse: Callable[[str], Any] | None = None
+
+
+SETTINGS: dict[str, Setting] = {
+    "partition_bytes": Setting(
+        None, "Bytes of raw data per partition; None sizes partitions from the workers."
+    ),
+    "max_partition_bytes": Setting(256 * 2**20, "Upper bound of the automatic partition size."),
+    "min_partition_bytes": Setting(
+        8 * 2**20, "Lower bound of the automatic partition size (small data: one partition)."
+    ),
+    "partitions_per_worker": Setting(
+        4, "Partitions per worker the automatic size aims for, so that work balances."
+    ),
+    # 16 MiB amortise the per-tile Python cost (measured: 4 MiB tiles lose about 8% on 2 cores).
+    "tile_bytes_cpu": Setting(16 * 2**20, "Raw bytes of a tile filled into a CPU buffer."),
+    # Mapped tiles cost no memory; larger ones mean fewer kernel calls (measured: +4-7%).
+    "tile_bytes_cpu_mapped": Setting(
+        64 * 2**20, "Raw bytes of a CPU tile that is a view of a memory-mapped file."
+    ),
+    "tile_bytes_gpu": Setting(64 * 2**20, "Raw bytes of a tile on a GPU."),
+    "backend": Setting(
+        "auto",
+        "Backend of runs that name none: 'auto', 'numpy' or 'cupy'. The environment variable "
+        "overrides even a backend named by the run.",
+        env="LIBERTEM_GPU_BACKEND",
+        parse=_name,
+    ),
+    "io_backend": Setting(
+        "auto",
+        "How the GPU path reads files: 'auto', 'pread', 'direct' (O_DIRECT) or 'kvikio'.",
+        env="LIBERTEM_GPU_IO_BACKEND",
+        parse=_name,
+    ),
+    "task_timeout_s": Setting(
+        None, "Seconds a run waits for the next partition result before it fails (None: no limit)."
+    ),
+    "amx": Setting(
+        True,
+        "Use the AMX mask kernel where the CPU has AMX-INT8 (False: the vector kernels).",
+        env="LIBERTEM_GPU_AMX",
+        parse=_flag,
+    ),
+    "cuda_simulator": Setting(
+        False,
+        "Numba-CUDA runs kernels in its simulator (read by Numba itself at import; GPU kernels "
+        "then use small blocks).",
+        env="NUMBA_ENABLE_CUDASIM",
+        parse=_flag,
+    ),
 }
+
+_DEFAULTS: dict[str, Any] = {name: s.default for name, s in SETTINGS.items()}
 
 _current: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
     "libertem_gpu_config", default=_DEFAULTS
 )
 
 
+def _unknown(keys: list[str]) -> KeyError:
+    return KeyError(f"unknown setting(s) {keys}; valid settings: {sorted(SETTINGS)}")
+
+
+def env_override(key: str) -> Any:
+    """The value the environment forces for ``key``, or None where it forces none.
+
+    Raises
+    ------
+    ValueError
+        If the variable is set to text the setting cannot take; the message names the variable.
+    """
+    setting = SETTINGS[key]
+    if setting.env is None:
+        return None
+    text = os.environ.get(setting.env, "").strip()
+    if not text:
+        return None
+    parse = setting.parse or str
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise ValueError(f"environment variable {setting.env}={text!r}: {e}") from None
+
+
 def get(key: str) -> Any:
-    """Return the current value of the setting ``key``.
+    """Return the current value of the setting ``key`` (an environment override wins).
 
     Raises
     ------
     KeyError
         If ``key`` is not a setting; the message lists the valid ones.
     """
-    values = _current.get()
-    if key not in values:
-        raise KeyError(f"unknown setting {key!r}; valid settings: {sorted(values)}")
-    return values[key]
+    if key not in SETTINGS:
+        raise _unknown([key])
+    forced = env_override(key)
+    return _current.get()[key] if forced is None else forced
 
 
 def defaults() -> dict[str, Any]:
-    """A copy of all current settings."""
+    """A copy of all current settings as set in this context (without environment overrides)."""
     return dict(_current.get())
+
+
+def snapshot() -> dict[str, Any]:
+    """All settings as :func:`get` reads them now: what a run carries to its workers."""
+    return {key: get(key) for key in SETTINGS}
 
 
 @contextlib.contextmanager
 def set(**settings: Any) -> Iterator[None]:  # noqa: A001 - mirrors dask.config.set
-    """Change settings inside a ``with`` block.
+    """Change settings inside a ``with`` block (in this thread or task only; runs carry them to
+    their workers).
 
     Examples
     --------
@@ -71,12 +170,22 @@ def set(**settings: Any) -> Iterator[None]:  # noqa: A001 - mirrors dask.config.
     ...     config.get("tile_bytes_cpu")
     1048576
     """
-    values = _current.get()
-    unknown = sorted(k for k in settings if k not in values)
+    unknown = sorted(k for k in settings if k not in SETTINGS)
     if unknown:
-        raise KeyError(f"unknown setting(s) {unknown}; valid settings: {sorted(values)}")
-    token = _current.set({**values, **settings})
+        raise _unknown(unknown)
+    token = _current.set({**_current.get(), **settings})
     try:
         yield
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def applied(values: Mapping[str, Any]) -> Iterator[None]:
+    """Apply a :func:`snapshot` taken elsewhere (in a worker thread or process) for a block.
+
+    Keys this version does not know are ignored, so that a client and workers of slightly
+    different versions still run.
+    """
+    with set(**{k: v for k, v in values.items() if k in SETTINGS}):
+        yield

@@ -25,6 +25,16 @@ class Backend(ABC):
     name: ClassVar[str]
     #: ``"cpu"`` or ``"cuda"``: which kind of device the data lives on.
     device_class: ClassVar[str]
+    #: The resource a dask worker advertises when it can run this backend's partition tasks.
+    worker_resource: ClassVar[str] = "CPU"
+    #: The setting (see :mod:`libertem_gpu.config`) that sizes the tiles this backend fills.
+    tile_bytes_setting: ClassVar[str] = "tile_bytes_cpu"
+    #: The setting that sizes tiles which are views of a memory-mapped file, or None where this
+    #: backend always fills buffers.
+    mapped_tile_bytes_setting: ClassVar[str | None] = None
+    #: Whether the kernels may be handed big-endian tiles in stored byte order (swapping as
+    #: they read); otherwise this backend converts byte order where it fills its buffers.
+    kernels_read_stored_order: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -35,6 +45,16 @@ class Backend(ABC):
     def unavailable_reason(cls) -> str:
         """Why :meth:`is_available` is False, for error messages."""
         return f"backend {cls.name!r} is not available"
+
+    @classmethod
+    def select_devices(cls, devices: Any) -> tuple[int, ...] | None:
+        """Check a ``Context(devices=...)`` request when a run is planned and return the devices
+        the run's workers use (None: the backend's default). Backends without devices ignore it.
+        """
+        return None
+
+    def __init__(self, devices: tuple[int, ...] | None = None) -> None:  # noqa: B027
+        """Set up for one partition task in this worker, on ``devices`` (from the run plan)."""
 
     @property
     @abstractmethod

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CupyBackend", "CupyOps", "register_gpu_kernels", "set_devices"]
+__all__ = ["CupyBackend", "CupyOps", "register_gpu_kernels"]
 
 _K = "libertem_gpu.kernels."
 #: The GPU twin of every CPU kernel (same signatures; arrays are CuPy arrays).
@@ -65,18 +65,10 @@ def register_gpu_kernels() -> None:
 register_gpu_kernels()
 
 _IO_BACKENDS = ("auto", "pread", "direct", "kvikio")
-_devices: tuple[int, ...] | None = None
 _thread_device = threading.local()
 _round_robin = itertools.count()
 _logged_io: set[str] = set()
 _log_lock = threading.Lock()
-
-
-def set_devices(devices: tuple[int, ...] | None) -> None:
-    """CUDA devices that worker threads of this process use, round-robin (None: device 0 or
-    CuPy's current device)."""
-    global _devices
-    _devices = None if devices is None else tuple(int(d) for d in devices)
 
 
 def _log_once(key: str, level: int, msg: str, *args: Any) -> None:
@@ -155,6 +147,8 @@ class CupyBackend(Backend):
 
     name = "cupy"
     device_class = "cuda"
+    worker_resource = "CUDA"
+    tile_bytes_setting = "tile_bytes_gpu"
 
     @classmethod
     def is_available(cls) -> bool:
@@ -164,15 +158,22 @@ class CupyBackend(Backend):
     def unavailable_reason(cls) -> str:
         return _device.probe().reason or "backend 'cupy' is not available"
 
-    def __init__(self) -> None:
+    @classmethod
+    def select_devices(cls, devices: Any) -> tuple[int, ...] | None:
+        """The devices named in ``Context(devices=...)``, checked against those CUDA finds."""
+        return _device.check_devices(devices)
+
+    def __init__(self, devices: tuple[int, ...] | None = None) -> None:
         self.cp = _device.require_cupy()
         cp = self.cp
-        if _devices:
-            index = getattr(_thread_device, "index", None)
-            if index is None:
-                index = _devices[next(_round_robin) % len(_devices)]
-                _thread_device.index = index
-            cp.cuda.Device(index).use()
+        if devices:
+            # Each worker thread keeps one device per device list, taken round-robin, so that
+            # its streams and memory pool stay on that device from task to task.
+            chosen = _thread_device.__dict__.setdefault("chosen", {})
+            key = tuple(devices)
+            if key not in chosen:
+                chosen[key] = key[next(_round_robin) % len(key)]
+            cp.cuda.Device(chosen[key]).use()
         self.device_index = int(cp.cuda.Device().id)
         self._prev_stream = cp.cuda.get_current_stream()
         # One compute and one copy stream per worker thread and device, reused by every task:

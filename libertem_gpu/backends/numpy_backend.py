@@ -21,6 +21,8 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     device_class = "cpu"
+    mapped_tile_bytes_setting = "tile_bytes_cpu_mapped"
+    kernels_read_stored_order = True
 
     @classmethod
     def is_available(cls) -> bool:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from collections.abc import Iterable
 
+from libertem_gpu import config
 from libertem_gpu.backends.base import Backend
 from libertem_gpu.errors import BackendError, BackendUnavailableError
 
 log = logging.getLogger(__name__)
 
-#: Environment variable that forces a backend for every run (e.g. ``numpy``).
-BACKEND_ENV = "LIBERTEM_GPU_BACKEND"
+#: Environment variable that forces a backend for every run (e.g. ``numpy``): the override of
+#: the ``backend`` setting.
+BACKEND_ENV = str(config.SETTINGS["backend"].env)
 
 _BACKENDS: dict[str, str | type[Backend]] = {
     "numpy": "libertem_gpu.backends.numpy_backend:NumpyBackend",
@@ -69,14 +70,33 @@ def available_backends() -> list[str]:
     return [name for name in _BACKENDS if _is_available(name)[0]]
 
 
+def backend_names() -> tuple[str, ...]:
+    """Names of every registered backend, whether or not it can run here."""
+    return tuple(_BACKENDS)
+
+
+def backends_for_resources(resources: Iterable[str]) -> list[str]:
+    """Names of the backends whose tasks a worker advertising ``resources`` can run (see
+    :attr:`Backend.worker_resource`); backends that cannot be imported here are left out."""
+    offered = set(resources)
+    names = []
+    for name in _BACKENDS:
+        try:
+            if get_backend(name).worker_resource in offered:
+                names.append(name)
+        except BackendUnavailableError:
+            continue
+    return names
+
+
 def resolve_backend(requested: str | None, supported: Iterable[Iterable[str]]) -> str:
     """Pick the backend for a run.
 
     Parameters
     ----------
     requested : str or None
-        ``"auto"`` (or None), or a backend name. The environment variable ``LIBERTEM_GPU_BACKEND``
-        overrides it.
+        ``"auto"``, a backend name, or None for the ``backend`` setting. The environment
+        variable ``LIBERTEM_GPU_BACKEND`` overrides it.
     supported : iterable of iterables of str
         For each UDF of the run, the backends it supports.
 
@@ -92,12 +112,12 @@ def resolve_backend(requested: str | None, supported: Iterable[Iterable[str]]) -
     BackendError
         If no backend suits every UDF.
     """
-    forced = os.environ.get(BACKEND_ENV, "").strip().lower()
+    forced = config.env_override("backend")
     if forced and forced != "auto":
         if requested not in (None, "auto", forced):
             log.info("%s=%s overrides the requested backend %r", BACKEND_ENV, forced, requested)
         requested = forced
-    requested = requested or "auto"
+    requested = requested or config.get("backend")
     sets = [set(s) for s in supported]
     common = set.intersection(*sets) if sets else set(_BACKENDS)
     if requested != "auto":

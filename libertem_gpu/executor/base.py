@@ -27,7 +27,9 @@ class Executor(ABC):
     @property
     def worker_backends(self) -> tuple[str, ...]:
         """Backends the workers can run: by default whatever this process can."""
-        return ("numpy", "cupy")
+        from libertem_gpu.backends.registry import backend_names
+
+        return backend_names()
 
     @abstractmethod
     def run_tasks(

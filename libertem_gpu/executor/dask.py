@@ -22,36 +22,16 @@ from libertem_gpu.executor.threads import default_worker_count
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-#: The worker resource a partition task asks for, by backend. Workers started by this module (and
-#: by ``libertem-gpu worker``) advertise these; workers that advertise none take any task.
-RESOURCE_FOR_BACKEND = {"numpy": "CPU", "cupy": "CUDA"}
+# A task asks for the worker resource its backend names (``task.resource``: "CPU", "CUDA").
+# Workers started by this module (and by ``libertem-gpu worker``) advertise theirs; workers that
+# advertise none take any task.
 
 
-@dataclass
-class _RunShared:
-    """The part of a run's partition tasks that is the same for every partition (data set, UDF
-    specs with their parameters, roi, backend, tiling), shipped once to each worker."""
-
-    dataset: Any
-    udf_specs: Any
-    roi_flat: Any
-    backend: str
-    scheme: Any
-
-
-def _run_partition(shared: _RunShared, partition: Any) -> Any:
-    """Worker side: rebuild the partition task around the worker's copy of the shared part."""
+def _run_partition(plan: Any, partition: Any) -> Any:
+    """Worker side: rebuild the partition task around the worker's copy of the run plan."""
     from libertem_gpu.udf.partition_task import PartitionTask
 
-    task = PartitionTask(
-        dataset=shared.dataset,
-        partition=partition,
-        udf_specs=shared.udf_specs,
-        roi_flat=shared.roi_flat,
-        backend=shared.backend,
-        scheme=shared.scheme,
-    )
-    return task()
+    return PartitionTask(plan, partition)()
 
 
 def _call(task: Callable[[], T]) -> T:
@@ -161,21 +141,25 @@ class DaskExecutor(Executor):
         key = frozenset(workers)
         if self._backends_cache is not None and self._backends_cache[0] == key:
             return self._backends_cache[1]
+        from libertem_gpu.backends.registry import backend_names, backends_for_resources
+
         found: set[str] = set()
         unannotated = False
         for info in workers.values():
-            resources = info.get("resources") or {}
-            found.update(b for b, r in RESOURCE_FOR_BACKEND.items() if resources.get(r))
-            unannotated |= not any(resources.get(r) for r in RESOURCE_FOR_BACKEND.values())
+            offered = [r for r, amount in (info.get("resources") or {}).items() if amount]
+            names = backends_for_resources(offered)
+            found.update(names)
+            unannotated |= not names
         if unannotated or not workers:
             try:
                 answers = self.client.run(_worker_backends)
             except Exception as e:  # a worker that cannot import us: the run itself will say why
                 log.warning("could not ask the dask workers for their backends: %r", e)
-                answers = {"": ["numpy", "cupy"]}
+                answers = {"": list(backend_names())}
             for names in answers.values():
                 found.update(names)
-        result = tuple(b for b in ("numpy", "cupy") if b in found) or ("numpy",)
+        result = tuple(b for b in backend_names() if b in found)
+        result = result or tuple(backends_for_resources(["CPU"]))
         self._backends_cache = (key, result)
         return result
 
@@ -245,46 +229,34 @@ class DaskExecutor(Executor):
         run_id: str,
         shared_futures: dict[tuple[Any, ...], Any],
     ) -> list[_Submission]:
-        """One submission per task. Partition tasks are split into their shared part, scattered
-        once to every worker, and the partition, which is all that travels per task."""
+        """One submission per task. Partition tasks are split into their run plan, scattered once
+        to every worker, and the partition, which is all that travels per task."""
         from libertem_gpu.udf.partition_task import PartitionTask
 
         client = self.client
         advertised = self._advertised_resources()
 
-        def resources_for(backend: str | None) -> dict[str, int] | None:
-            # Ask for a backend's resource only where some worker offers it; workers started
+        def resources_for(task: Any) -> dict[str, int] | None:
+            # Ask for the task's resource only where some worker offers it; workers started
             # without resources (plain `dask worker`) then take any task.
-            resource = RESOURCE_FOR_BACKEND.get(backend or "")
+            resource = getattr(task, "resource", None)
             return {resource: 1} if resource in advertised else None
 
         submissions: list[_Submission] = []
         for i, task in enumerate(tasks):
             if isinstance(task, PartitionTask):
-                ident = (
-                    id(task.dataset),
-                    id(task.udf_specs),
-                    id(task.roi_flat),
-                    id(task.scheme),
-                    task.backend,
-                )
+                ident = (id(task.plan),)
                 shared = shared_futures.get(ident)
                 if shared is None:
-                    payload = _RunShared(
-                        task.dataset, task.udf_specs, task.roi_flat, task.backend, task.scheme
-                    )
-                    [shared] = client.scatter([payload], broadcast=True, hash=False)
+                    [shared] = client.scatter([task.plan], broadcast=True, hash=False)
                     shared_futures[ident] = shared
                 key = f"libertem-partition-{task.partition.index}-{run_id}"
-                resources = resources_for(task.backend)
                 submissions.append(
-                    _Submission(_run_partition, (shared, task.partition), key, resources)
+                    _Submission(_run_partition, (shared, task.partition), key, resources_for(task))
                 )
             else:
                 key = f"libertem-task-{i}-{run_id}"
-                backend = getattr(task, "backend", None)
-                resources = resources_for(backend)
-                submissions.append(_Submission(_call, (task,), key, resources))
+                submissions.append(_Submission(_call, (task,), key, resources_for(task)))
         return submissions
 
     # --- lifetime -----------------------------------------------------------------------------

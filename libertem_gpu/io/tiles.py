@@ -10,10 +10,6 @@ import numpy as np
 
 from libertem_gpu.io.partition import Partition
 
-#: Stored dtypes whose tiles the CPU kernels can take in stored byte order and swap as they read
-#: (unsigned integers; one-byte types need no swap at all).
-SWAPPABLE_DTYPES = frozenset(np.dtype(t) for t in (">u2", ">u4", "<u2", "<u4", "u1"))
-
 
 @dataclass(frozen=True)
 class TilingScheme:
@@ -138,36 +134,3 @@ class TilePlan:
     def __iter__(self) -> Iterator[TileSlice]:
         for nav_start, nav_stop in self.frame_stacks():
             yield from self.tiles_of_stack(nav_start, nav_stop)
-
-
-def choose_scheme(
-    frame_bytes: int,
-    row_bytes: int,
-    sig_rows_total: int,
-    tile_bytes: int,
-    partial_frames_allowed: bool,
-    max_depth: int | None = None,
-    whole_partition: bool = False,
-    partition_frames: int = 1,
-    mapped_tile_bytes: int | None = None,
-) -> TilingScheme:
-    """Pick a tiling scheme that keeps tiles near ``tile_bytes`` of raw input (and tiles that
-    are views of a mapped file near ``mapped_tile_bytes``, where given).
-
-    Frames are split into row slabs only where every UDF accepts partial frames and one frame is
-    larger than a tile.
-    """
-    if whole_partition:
-        return TilingScheme(depth=max(1, partition_frames))
-    if partial_frames_allowed and frame_bytes > tile_bytes and sig_rows_total > 1:
-        rows = max(1, tile_bytes // max(1, row_bytes))
-        return TilingScheme(depth=1, sig_rows=min(rows, sig_rows_total))
-    depth = max(1, tile_bytes // max(1, frame_bytes))
-    if max_depth is not None:
-        depth = max(1, min(depth, max_depth))
-    mapped = None
-    if mapped_tile_bytes is not None:
-        mapped = max(depth, mapped_tile_bytes // max(1, frame_bytes))
-        if max_depth is not None:
-            mapped = max(1, min(mapped, max_depth))
-    return TilingScheme(depth=depth, mapped_depth=mapped)

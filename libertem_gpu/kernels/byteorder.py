@@ -13,7 +13,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from libertem_gpu.io.tiles import SWAPPABLE_DTYPES
+from libertem_gpu.kernels.facts import SWAPPABLE_DTYPES
 
 __all__ = ["SWAPPABLE_DTYPES", "bswap", "load"]
 

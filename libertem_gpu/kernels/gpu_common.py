@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from libertem_gpu import config
 from libertem_gpu.errors import ShapeMismatchError
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
 
 #: Threads per block of the reduction kernels (a power of two: tree reductions halve it). The
 #: CUDA simulator runs one Python thread per CUDA thread, so it gets small blocks (same code).
-BLOCK = 32 if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1" else 256
+BLOCK = 32 if config.get("cuda_simulator") else 256
 #: Elements one block covers along a reduced axis (several per thread: fewer atomics).
 CHUNK = 16 * BLOCK
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from libertem_gpu import config
 from libertem_gpu.backends.base import Backend
 from libertem_gpu.backends.registry import get_backend
 from libertem_gpu.errors import UDFDefinitionError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
-from libertem_gpu.io.tiles import TilePlan, TileSlice, TilingScheme
+from libertem_gpu.io.tiles import TilePlan, TileSlice
 from libertem_gpu.udf.base import UDF, UDFMeta
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
+
+if TYPE_CHECKING:
+    from libertem_gpu.plan import RunPlan
 
 
 def declare_buffers(udf: UDF) -> dict[str, BufferDecl]:
@@ -117,43 +121,49 @@ class _UDFInPartition:
 
 @dataclass
 class PartitionTask:
-    """Everything a worker needs to run UDFs over one partition; picklable.
+    """One partition of a planned run: what every executor runs in its workers; picklable.
 
-    UDFs travel as (class, parameters) and are instantiated afresh in the worker.
+    The plan is shared by all tasks of a run (executors that ship tasks elsewhere send it once
+    per worker). UDFs travel as (class, parameters) and are instantiated afresh in the worker,
+    which applies the settings the run was planned with.
     """
 
-    dataset: DataSet
+    plan: RunPlan
     partition: Partition
-    udf_specs: list[tuple[type[UDF], dict[str, Any]]]
-    roi_flat: np.ndarray | None
-    backend: str
-    scheme: TilingScheme
-    run_id: str = ""  # unique per run: see UDFMeta.run_key
+
+    @property
+    def resource(self) -> str:
+        """The worker resource this task needs (see ``Backend.worker_resource``)."""
+        return self.plan.worker_resource
 
     def __call__(self) -> PartitionResult:
-        backend = get_backend(self.backend)()
-        try:
-            return self._run(backend)
-        finally:
-            backend.close()
+        with config.applied(self.plan.settings):
+            backend = get_backend(self.plan.backend)(self.plan.devices)
+            try:
+                return self._run(backend)
+            finally:
+                backend.close()
 
     def _run(self, backend: Backend) -> PartitionResult:
-        dataset = self.dataset
-        plan = TilePlan.for_partition(self.partition, self.roi_flat, self.scheme, dataset.sig_shape)
+        plan = self.plan
+        dataset = plan.dataset
+        tiles = TilePlan.for_partition(
+            self.partition, plan.roi_flat, plan.scheme, dataset.sig_shape
+        )
         states = []
-        for index, (cls, kwargs) in enumerate(self.udf_specs):
+        for index, (cls, kwargs) in enumerate(plan.udf_specs):
             udf = cls(**kwargs)
-            udf.meta = make_meta(dataset, self.roi_flat, backend, self.partition)
-            udf.meta.byteswapped = self.scheme.stored_byteorder
-            udf.meta.run_key = (self.run_id, index) if self.run_id else None
-            states.append(_UDFInPartition(udf, backend, plan.num_frames, dataset.sig_shape))
+            udf.meta = make_meta(dataset, plan.roi_flat, backend, self.partition)
+            udf.meta.byteswapped = plan.scheme.stored_byteorder
+            udf.meta.run_key = (plan.run_id, index)
+            states.append(_UDFInPartition(udf, backend, tiles.num_frames, dataset.sig_shape))
             udf.preprocess()
-        if plan.num_frames:
-            for tile, data in backend.iter_tiles(dataset, plan):
+        if tiles.num_frames:
+            for tile, data in backend.iter_tiles(dataset, tiles):
                 for state in states:
                     state.process(tile, data)
         return PartitionResult(
             partition=self.partition,
-            num_frames=plan.num_frames,
+            num_frames=tiles.num_frames,
             buffers=[state.finish(backend) for state in states],
         )

@@ -11,8 +11,9 @@ import types
 import numpy as np
 import pytest
 
-from libertem_gpu import Context
+from libertem_gpu import UDF, Context
 from libertem_gpu.backends import device
+from libertem_gpu.backends.numpy_backend import NumpyBackend
 from libertem_gpu.backends.registry import resolve_backend
 from libertem_gpu.errors import BackendUnavailableError
 
@@ -157,13 +158,37 @@ def test_import_does_not_pull_gpu_modules():
 
 
 def test_context_devices_reach_the_cupy_backend(monkeypatch):
-    """``Context(devices=...)`` is checked and handed to the cupy backend when a GPU run is
-    planned (a stand-in probe and backend here, since CI has no GPU)."""
-    from libertem_gpu.backends import cupy_backend
+    """``Context(devices=...)`` is checked when a GPU run is planned and handed to the cupy
+    backend in every task (a stand-in probe and backend here, since CI has no GPU)."""
+    from libertem_gpu.backends import cupy_backend, registry
 
     seen = []
+
+    class _Stand(NumpyBackend):
+        name = "cupy"
+        select_devices = cupy_backend.CupyBackend.select_devices
+
+        def __init__(self, devices=None):
+            seen.append(("set", devices))
+
     monkeypatch.setattr(device, "check_devices", lambda d: (seen.append(d), (1,))[1])
-    monkeypatch.setattr(cupy_backend, "set_devices", lambda d: seen.append(("set", d)))
-    ctx = Context("inline", devices=[1])
-    ctx._apply_devices()
+    monkeypatch.setitem(registry._BACKENDS, "cupy", _Stand)
+    monkeypatch.setattr(registry, "_is_available", lambda name: (True, ""))
+    ctx = Context("inline", devices=[1], backend="cupy")
+    ds = ctx.load("memory", data=np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5))
+    ctx.run_udf(dataset=ds, udf=_AnywhereUDF())
     assert seen == [[1], ("set", (1,))]
+
+
+class _AnywhereUDF(UDF):
+    def get_result_buffers(self):
+        return {"n": self.buffer(kind="single", dtype="int64")}
+
+    def get_backends(self):
+        return ("numpy", "cupy")
+
+    def process_frame(self, frame):
+        self.results.n[:] += 1
+
+    def merge(self, dest, src):
+        dest.n[:] += src.n

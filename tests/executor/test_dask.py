@@ -472,3 +472,17 @@ def test_libertem_gpu_worker_joins_a_cluster(tmp_path, ref_ctx):
         assert worker.wait(timeout=WAIT_S) is not None
     finally:
         _stop([worker, sched])
+
+
+def test_settings_reach_dask_workers(local_ctx):
+    """What ``config.set`` holds when a run starts is what the worker processes use."""
+    data = random_data(np.random.default_rng(21), (4, 5, 6, 7), np.uint16)
+    ds = local_ctx.load("memory", data=data, num_partitions=4)
+    with config.set(io_backend="direct", task_timeout_s=123.0, tile_bytes_cpu=4096):
+        seen = local_ctx.run_udf(dataset=ds, udf=udfs.SettingsUDF())["seen"].data
+    want = (udfs.IO_BACKENDS.index("direct"), 123.0, 4096)
+    assert (seen.reshape(-1, 3) == want).all()
+    # and the run after it, outside the block, sees the defaults again
+    seen = local_ctx.run_udf(dataset=ds, udf=udfs.SettingsUDF())["seen"].data
+    defaults = config.defaults()
+    assert (seen.reshape(-1, 3)[:, 2] == defaults["tile_bytes_cpu"]).all()

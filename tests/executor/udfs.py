@@ -105,3 +105,25 @@ class EmptyUDF(UDF):
 
     def merge(self, dest, src):
         dest.n[:] += src.n
+
+
+#: Settings that :class:`SettingsUDF` reports, and the choices of the string-valued one.
+IO_BACKENDS = ("auto", "pread", "direct", "kvikio")
+
+
+class SettingsUDF(UDF):
+    """Reports, per frame, the settings its worker saw: ``io_backend`` (as an index into
+    :data:`IO_BACKENDS`), ``task_timeout_s`` and ``tile_bytes_cpu``."""
+
+    def get_result_buffers(self):
+        return {"seen": self.buffer(kind="nav", extra_shape=(3,), dtype="float64")}
+
+    def process_frame(self, frame):
+        from libertem_gpu import config
+
+        timeout = config.get("task_timeout_s")
+        self.results.seen[:] = (
+            IO_BACKENDS.index(config.get("io_backend")),
+            -1.0 if timeout is None else timeout,
+            config.get("tile_bytes_cpu"),
+        )

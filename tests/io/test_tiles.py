@@ -7,7 +7,8 @@ import pytest
 
 from libertem_gpu import config
 from libertem_gpu.io.partition import make_partitions, partition_frame_count
-from libertem_gpu.io.tiles import TilePlan, TilingScheme, choose_scheme
+from libertem_gpu.io.tiles import TilePlan, TilingScheme
+from libertem_gpu.plan import choose_scheme
 
 
 def test_partitions_cover_every_frame_once():

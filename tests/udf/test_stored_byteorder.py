@@ -16,7 +16,8 @@ from libertem_gpu import (
     SumUDF,
 )
 from libertem_gpu.masks import disk, ring
-from libertem_gpu.udf.client import UDFClientState, plan_tiling
+from libertem_gpu.plan import plan_tiling
+from libertem_gpu.udf.client import UDFClientState
 from tests.conftest import random_data
 
 SIG = (13, 17)

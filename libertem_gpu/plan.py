@@ -1,0 +1,266 @@
+"""The run plan: every decision about how a run executes, made once, on the client.
+
+:func:`plan_run` turns (data set, UDFs, roi, backend request, devices, executor) into an
+immutable :class:`RunPlan`: the backend and its devices, the partitions, the tiling, whether
+byte order is converted by the backend or by the kernels as they read, and the settings the run
+started with. Executors run :meth:`RunPlan.tasks`; each task carries the plan to its thread or
+worker process, which applies the plan's settings and never decides any of these again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from libertem_gpu import config
+from libertem_gpu.backends.base import Backend
+from libertem_gpu.backends.registry import get_backend, resolve_backend
+from libertem_gpu.errors import UDFDefinitionError
+from libertem_gpu.io.dataset import DataSet
+from libertem_gpu.io.partition import Partition
+from libertem_gpu.io.tiles import TilingScheme
+from libertem_gpu.kernels.facts import SWAPPABLE_DTYPES
+from libertem_gpu.udf.base import UDF
+from libertem_gpu.udf.partition_task import declare_buffers, make_meta
+
+if TYPE_CHECKING:
+    from libertem_gpu.udf.partition_task import PartitionTask
+
+__all__ = ["RunPlan", "choose_scheme", "plan_run", "plan_tiling"]
+
+
+@dataclass(frozen=True, eq=False)
+class RunPlan:
+    """How one run executes; picklable, shipped once to each worker.
+
+    Attributes
+    ----------
+    dataset : DataSet
+        The data set (metadata only; readers open where the work runs).
+    udf_specs : tuple of (type, dict)
+        Each UDF as its class and parameters, instantiated afresh in every task.
+    roi_flat : numpy.ndarray or None
+        Flat boolean scan mask, or None for every position.
+    backend : str
+        The backend every task runs on.
+    devices : tuple of int or None
+        The devices the backend's workers use (None: its default).
+    partitions : tuple of Partition
+        Every partition of the data set, in navigation order.
+    selected : tuple of int
+        Positions inside the roi, per partition.
+    scheme : TilingScheme
+        Tile depth, row split, and whether kernels get big-endian tiles in stored order.
+    settings : mapping
+        :func:`libertem_gpu.config.snapshot` at planning time, applied in every task.
+    worker_resource : str
+        The dask worker resource the tasks ask for (see ``Backend.worker_resource``).
+    run_id : str
+        Unique per run: the key for state that the partitions of one run share in a process.
+    """
+
+    dataset: DataSet
+    udf_specs: tuple[tuple[type[UDF], dict[str, Any]], ...]
+    roi_flat: np.ndarray | None
+    backend: str
+    devices: tuple[int, ...] | None
+    partitions: tuple[Partition, ...]
+    selected: tuple[int, ...]
+    scheme: TilingScheme
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    worker_resource: str = "CPU"
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def nav_offsets(self) -> list[int]:
+        """Where each partition's selected positions start among all selected positions (one
+        more entry at the end: their total)."""
+        return np.concatenate([[0], np.cumsum(self.selected)]).astype(int).tolist()
+
+    @property
+    def n_selected(self) -> int:
+        """Positions the run processes."""
+        return int(sum(self.selected))
+
+    def tasks(self) -> list[PartitionTask]:
+        """One task per partition that holds a selected position."""
+        from libertem_gpu.udf.partition_task import PartitionTask
+
+        return [
+            PartitionTask(self, p)
+            for p, count in zip(self.partitions, self.selected, strict=True)
+            if count > 0
+        ]
+
+
+def plan_run(
+    dataset: DataSet,
+    udfs: Sequence[UDF],
+    *,
+    roi: Any = None,
+    backend: str | None = None,
+    devices: Any = None,
+    n_workers: int = 1,
+    worker_backends: Sequence[str] | None = None,
+    tiling: TilingScheme | None = None,
+) -> RunPlan:
+    """Plan a run of ``udfs`` over ``dataset``.
+
+    Parameters
+    ----------
+    dataset : DataSet
+        The data set.
+    udfs : sequence of UDF
+        The UDF instances of the run (their ``meta`` is set for the client).
+    roi : array of bool, optional
+        Scan positions to process.
+    backend : str, optional
+        ``"auto"``, a backend name, or None for the ``backend`` setting.
+    devices : int or sequence of int, optional
+        Devices for the backend (checked here where the backend has devices).
+    n_workers : int
+        Tasks the executor runs at once; partitions are sized to give each several.
+    worker_backends : sequence of str, optional
+        Backends the executor's workers can run (a cluster's may lack this process's GPU).
+    tiling : TilingScheme, optional
+        Force a tile depth and frame split (tests, tuning), as far as the UDFs allow.
+
+    Raises
+    ------
+    UDFDefinitionError
+        If ``udfs`` is empty or holds something that is not a UDF instance.
+    BackendError
+        If no backend suits every UDF and worker.
+    """
+    if not udfs:
+        raise UDFDefinitionError("run_udf needs at least one UDF")
+    if not all(isinstance(u, UDF) for u in udfs):
+        raise UDFDefinitionError(f"expected UDF instances, got {list(udfs)!r}")
+    for u in udfs:
+        u.get_method()  # a UDF with no or two process methods fails before any work
+    roi_flat = dataset.check_roi(roi)
+    supported: list[Sequence[str]] = [u.get_backends() for u in udfs]
+    if worker_backends is not None:
+        supported.append(worker_backends)
+    name = resolve_backend(backend, supported)
+    backend_cls = get_backend(name)
+    chosen_devices = backend_cls.select_devices(devices)
+    partitions = dataset.get_partitions(n_workers)
+    if roi_flat is None:
+        selected = tuple(p.size for p in partitions)
+    else:
+        selected = tuple(int(roi_flat[p.start : p.stop].sum()) for p in partitions)
+    for u in udfs:  # buffers and tiling wishes may depend on the data: ask with it known
+        u.meta = make_meta(dataset, roi_flat)
+        declare_buffers(u)  # a UDF that cannot run on this data set fails before any work
+    return RunPlan(
+        dataset=dataset,
+        udf_specs=tuple((type(u), dict(u._kwargs)) for u in udfs),
+        roi_flat=roi_flat,
+        backend=name,
+        devices=chosen_devices,
+        partitions=tuple(partitions),
+        selected=selected,
+        scheme=plan_tiling(dataset, udfs, backend_cls, partitions, forced=tiling),
+        settings=config.snapshot(),
+        worker_resource=backend_cls.worker_resource,
+    )
+
+
+def plan_tiling(
+    dataset: DataSet,
+    udfs: Sequence[UDF],
+    backend: str | type[Backend],
+    partitions: Sequence[Partition],
+    forced: TilingScheme | None = None,
+) -> TilingScheme:
+    """Tile depth, frame splitting and byte order for a run, from the UDFs' wishes and the
+    backend.
+
+    A ``forced`` scheme (tests, tuning) is honoured as far as the UDFs allow: frames are split
+    only if every UDF accepts partial frames, and ``process_partition`` gets whole partitions.
+    """
+    backend_cls = get_backend(backend) if isinstance(backend, str) else backend
+    tile_bytes = config.get(backend_cls.tile_bytes_setting)
+    mapped_setting = backend_cls.mapped_tile_bytes_setting
+    mapped_bytes = None if mapped_setting is None else config.get(mapped_setting)
+    prefs = [u.get_tiling_preferences() for u in udfs]
+    sizes = [p["total_size"] for p in prefs if p.get("total_size")]
+    if sizes:
+        tile_bytes = min([tile_bytes, *sizes])
+        mapped_bytes = None if mapped_bytes is None else min([mapped_bytes, *sizes])
+    depths = [p["depth"] for p in prefs if p.get("depth")]
+    methods = [u.get_method() for u in udfs]
+    partial_ok = all(p.get("partial_frames") for p in prefs) and all(m == "tile" for m in methods)
+    partition_frames = max((p.size for p in partitions), default=1)
+    if forced is not None:
+        if "partition" in methods:
+            scheme = TilingScheme(depth=partition_frames)
+        else:
+            rows = forced.sig_rows if partial_ok else None
+            scheme = TilingScheme(depth=forced.depth, sig_rows=rows)
+    else:
+        sig = dataset.sig_shape
+        scheme = choose_scheme(
+            frame_bytes=dataset.frame_bytes,
+            row_bytes=dataset.frame_bytes // sig[0],
+            sig_rows_total=sig[0] if len(sig) > 1 else 1,
+            tile_bytes=int(tile_bytes),
+            partial_frames_allowed=partial_ok,
+            max_depth=min(depths) if depths else None,
+            whole_partition="partition" in methods,
+            partition_frames=partition_frames,
+            mapped_tile_bytes=None if mapped_bytes is None else int(mapped_bytes),
+        )
+    # The one place where byte order is decided: big-endian integers go to the kernels
+    # unswapped (they swap as they read) where the backend's kernels read host tiles, every UDF
+    # can take that and tiles hold whole frames; otherwise the backend converts as it fills
+    # its buffers (the GPU on the device, after the copy).
+    storage = dataset.storage_dtype
+    stored_order = (
+        backend_cls.kernels_read_stored_order
+        and not storage.isnative
+        and storage in SWAPPABLE_DTYPES
+        and scheme.sig_rows is None
+        and all(p.get("stored_byteorder") for p in prefs)
+        and all(m == "tile" for m in methods)
+    )
+    return dataclasses.replace(scheme, stored_byteorder=stored_order)
+
+
+def choose_scheme(
+    frame_bytes: int,
+    row_bytes: int,
+    sig_rows_total: int,
+    tile_bytes: int,
+    partial_frames_allowed: bool,
+    max_depth: int | None = None,
+    whole_partition: bool = False,
+    partition_frames: int = 1,
+    mapped_tile_bytes: int | None = None,
+) -> TilingScheme:
+    """Pick a tiling scheme that keeps tiles near ``tile_bytes`` of raw input (and tiles that
+    are views of a mapped file near ``mapped_tile_bytes``, where given).
+
+    Frames are split into row slabs only where every UDF accepts partial frames and one frame is
+    larger than a tile.
+    """
+    if whole_partition:
+        return TilingScheme(depth=max(1, partition_frames))
+    if partial_frames_allowed and frame_bytes > tile_bytes and sig_rows_total > 1:
+        rows = max(1, tile_bytes // max(1, row_bytes))
+        return TilingScheme(depth=1, sig_rows=min(rows, sig_rows_total))
+    depth = max(1, tile_bytes // max(1, frame_bytes))
+    if max_depth is not None:
+        depth = max(1, min(depth, max_depth))
+    mapped = None
+    if mapped_tile_bytes is not None:
+        mapped = max(depth, mapped_tile_bytes // max(1, frame_bytes))
+        if max_depth is not None:
+            mapped = max(1, min(mapped, max_depth))
+    return TilingScheme(depth=depth, mapped_depth=mapped)
