@@ -629,7 +629,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from libertem_gpu.demo import parse_size
+    from libertem_gpu.sizes import parse_size
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="2GiB", help="bytes per data file (default 2GiB)")

@@ -53,7 +53,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def _size(text: str) -> int:
-    from libertem_gpu.demo import parse_size
+    from libertem_gpu.sizes import parse_size
 
     try:
         return parse_size(text)
@@ -259,9 +259,9 @@ def _load(ctx: Any, args: argparse.Namespace) -> Any:
 
 
 def _context(args: argparse.Namespace) -> Any:
-    from libertem_gpu.demo import _make_context
+    from libertem_gpu.demo.run import make_context
 
-    return _make_context(args.executor, args.backend, args.scheduler)
+    return make_context(args.executor, args.backend, args.scheduler)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -289,7 +289,7 @@ def _format_value(value: Any) -> str:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from libertem_gpu.api import Context
-    from libertem_gpu.demo import format_size
+    from libertem_gpu.sizes import format_size
 
     with Context("inline") as ctx:
         ds = _load(ctx, args)
@@ -339,7 +339,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from libertem_gpu.demo import format_size
+    from libertem_gpu.sizes import format_size
 
     if not args.out.endswith(".npz"):
         raise LiberTEMGPUError(f"--out must name a .npz file, got {args.out!r}")

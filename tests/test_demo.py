@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from libertem_gpu import demo
 from libertem_gpu.demo import (
     demo_layout,
     format_size,
     generate_frames,
     parse_size,
     run_demo,
+    synthetic,
     write_demo_data,
 )
 
@@ -75,8 +75,8 @@ def test_frames_too_small():
 
 
 def test_poisson_table_statistics():
-    table, step = demo._poisson_table(50.0)
-    bits = demo._RANDOM_BITS
+    table, step = synthetic._poisson_table(50.0)
+    bits = synthetic._RANDOM_BITS
     rng = np.random.default_rng(1)
     u = rng.integers(0, 2**bits, size=200_000)
     for level in (0, 3, 40, 255):
@@ -91,8 +91,8 @@ def test_physics_disk_moves_with_the_sample():
     disk dims where the halo brightens."""
     nav, sig = (18, 18), (64, 64)
     frames = np.concatenate(list(generate_frames(nav, sig, seed=0))).astype(np.float64)
-    g = demo._geometry(sig)
-    sample = demo._sample(nav, g["radius"] / 4, 0)
+    g = synthetic.disk_geometry(sig)
+    sample = synthetic._sample(nav, g["radius"] / 4, 0)
     yy, xx = np.mgrid[0 : sig[0], 0 : sig[1]]
     inner = np.hypot(yy - g["cy"], xx - g["cx"]) <= g["radius"] * 1.3
     total = (frames * inner).sum(axis=(1, 2))
