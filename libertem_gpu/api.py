@@ -172,7 +172,10 @@ class Context:
         tiling: TilingScheme | None,
     ) -> Iterator[UDFRun]:
         """Plan a run and yield it after each merged partition (once if nothing is selected)."""
-        udfs = [udf] if isinstance(udf, UDF) else list(udf)
+        given = [udf] if isinstance(udf, UDF) else list(udf)
+        # Run state (meta, buffers, prepared kernels) lives on copies owned by this run, so that
+        # runs sharing a user's UDF instance, concurrently or interleaved, never see each other's.
+        udfs = [u.copy() if isinstance(u, UDF) else u for u in given]
         requested = backends if isinstance(backends, str) or backends is None else backends[0]
         plan = plan_run(
             dataset,
