@@ -4,11 +4,17 @@ A thin front end to the real ``dask worker`` (or ``dask cuda worker``) command t
 settings partition tasks want: one thread per worker process, and the resources the executor
 asks for (``CPU`` for NumPy tasks, ``CUDA`` for CuPy tasks), so that mixed clusters of CPU and
 GPU nodes place each partition on a worker that can run it.
+
+Workers run whatever pickled code reaches their port, so they listen on the loopback interface
+unless ``--host`` names another: a worker for a scheduler on another machine must be told which
+interface faces it (a private network the cluster trusts).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ipaddress
 import os
 import signal
 import subprocess
@@ -47,7 +53,12 @@ def build_parser(prog: str = "libertem-gpu worker") -> argparse.ArgumentParser:
         action="store_true",
         help="one worker per GPU with dask-cuda (needs the 'gpu' extra)",
     )
-    parser.add_argument("--host", default=None, help="address the workers listen on")
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="address the workers listen on (default 127.0.0.1; a scheduler on another machine "
+        "needs the address of the interface that faces it)",
+    )
     parser.add_argument("--name", default=None, help="worker name prefix")
     parser.add_argument("--memory-limit", default=None, help="per worker, e.g. '8GB' or 'auto'")
     parser.add_argument(
@@ -74,8 +85,7 @@ def worker_command(args: argparse.Namespace) -> list[str]:
         resources = args.resources or f"CPU={args.nthreads}"
         cmd += ["--nworkers", str(args.nworkers or _cores())]
     cmd += ["--nthreads", str(args.nthreads), "--resources", resources]
-    if args.host:
-        cmd += ["--host", args.host]
+    cmd += ["--host", args.host or _loopback_host(args.scheduler)]
     if args.name:
         cmd += ["--name", args.name]
     if args.memory_limit:
@@ -83,6 +93,32 @@ def worker_command(args: argparse.Namespace) -> list[str]:
     if not args.dashboard:
         cmd += ["--no-dashboard"]
     return cmd
+
+
+def _loopback_host(scheduler: str) -> str:
+    """127.0.0.1 for a scheduler on this machine; for another, an error asking for --host."""
+    address = scheduler.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    try:
+        local = address == "localhost" or ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name: we cannot tell which interface faces it
+        local = False
+    if not local:
+        raise SystemExit(
+            f"the scheduler {scheduler} is not on this machine's loopback interface, where "
+            "workers listen by default; pass --host with the address of the interface that "
+            "faces the scheduler (workers run code sent by anyone who reaches their port: use "
+            "a network only the cluster can reach)"
+        )
+    return "127.0.0.1"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Ask Linux to SIGTERM this process when its parent dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the SIGTERM handler below still forwards
+        pass
 
 
 def worker_env(args: argparse.Namespace) -> dict[str, str]:
@@ -121,7 +157,8 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         print(" ".join(cmd))
         return 0
-    proc = subprocess.Popen(cmd, env=worker_env(args))
+    # The workers die with this process, so that killing it (even with SIGKILL) leaves no orphan.
+    proc = subprocess.Popen(cmd, env=worker_env(args), preexec_fn=_die_with_parent)
     # Forward SIGTERM (batch systems, tests) so that the workers leave the cluster cleanly.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())

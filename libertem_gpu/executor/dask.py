@@ -215,6 +215,13 @@ class DaskExecutor(Executor):
                     _reraise_cluster_error(e)
                     raise
                 in_flight.discard(future)
+                if future.cancelled() or isinstance(result, BaseException):
+                    # as_completed hands over cancelled futures with their exception as the
+                    # result: the scheduler went away, or another client cancelled the run.
+                    raise ExecutorError(
+                        f"the dask cluster cancelled a partition task ({result!r}); was the "
+                        "scheduler stopped or restarted?"
+                    )
                 future.release()
                 yield result
         finally:

@@ -486,3 +486,81 @@ def test_settings_reach_dask_workers(local_ctx):
     seen = local_ctx.run_udf(dataset=ds, udf=udfs.SettingsUDF())["seen"].data
     defaults = config.defaults()
     assert (seen.reshape(-1, 3)[:, 2] == defaults["tile_bytes_cpu"]).all()
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _gone(pids: list[int], within: float) -> bool:
+    import psutil
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_killed_libertem_gpu_worker_leaves_no_orphan(tmp_path):
+    sched, address = _start_scheduler(tmp_path)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "libertem_gpu.cluster_cli", address, "--nworkers", "1"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with Context.connect(address) as ctx:
+            ctx.executor.client.wait_for_workers(1, timeout=WAIT_S)
+            [addr] = ctx.executor.client.scheduler_info(n_workers=-1)["workers"]
+            assert addr.startswith("tcp://127.0.0.1:")  # loopback unless told otherwise
+        children = _children(worker.pid)
+        assert children
+        worker.kill()  # SIGKILL: no handler runs
+        worker.wait(timeout=WAIT_S)
+        assert _gone(children, within=WAIT_S), "the dask worker outlived libertem-gpu worker"
+    finally:
+        _stop([worker, sched])
+
+
+def test_worker_for_a_remote_scheduler_needs_host():
+    from libertem_gpu.cluster_cli import build_parser, worker_command
+
+    args = build_parser().parse_args(["tcp://10.1.2.3:8786"])
+    with pytest.raises(SystemExit, match="--host"):
+        worker_command(args)
+    args = build_parser().parse_args(["tcp://10.1.2.3:8786", "--host", "10.1.2.4"])
+    cmd = worker_command(args)
+    assert cmd[cmd.index("--host") + 1] == "10.1.2.4"
+    local = worker_command(build_parser().parse_args(["tcp://127.0.0.1:8786"]))
+    assert local[local.index("--host") + 1] == "127.0.0.1"
+
+
+def test_scheduler_killed_mid_run_is_an_executor_error(tmp_path):
+    sched, address = _start_scheduler(tmp_path)
+    worker = subprocess.Popen(
+        [str(BIN / "dask"), "worker", address, "--nworkers", "1", "--host", "127.0.0.1"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with Context.connect(address) as ctx:
+            ctx.executor.client.wait_for_workers(1, timeout=WAIT_S)
+            data = random_data(np.random.default_rng(3), (8, 5, 6, 7), np.uint16)
+            ds = ctx.load("memory", data=data, num_partitions=8)
+            run = ctx.run_udf_iter(dataset=ds, udf=udfs.SlowSumUDF(delay=1.0))
+            with config.set(task_timeout_s=WAIT_S), pytest.raises((ExecutorError, RunTimeoutError)):
+                next(run)
+                sched.kill()
+                for _ in run:
+                    pass
+    finally:
+        _stop([worker, sched])
