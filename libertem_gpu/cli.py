@@ -26,6 +26,7 @@ from typing import Any
 
 from libertem_gpu import __version__
 from libertem_gpu.errors import DataSetError, LiberTEMGPUError
+from libertem_gpu.outputs import atomic_path
 
 __all__ = ["main"]
 
@@ -358,7 +359,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             arrays[f"{name}_{key}"] = np.asarray(value.data)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    np.savez(args.out, **arrays)
+    with atomic_path(args.out) as tmp:
+        np.savez(tmp, **arrays)
     print(
         f"{', '.join(args.analysis)} over {format_size(ds.nbytes)} in {seconds:.2f} s "
         f"({ds.nbytes / seconds / 1e9:.2f} GB/s); saved {', '.join(arrays)} to {args.out}"

@@ -8,6 +8,7 @@ import os
 import time
 
 from libertem_gpu.demo.synthetic import disk_geometry, generate_frames
+from libertem_gpu.outputs import atomic_path
 from libertem_gpu.sizes import parse_size
 
 
@@ -85,7 +86,7 @@ def write_demo_data(
     nav_shape, sig_shape = demo_layout(parse_size(size), sig_shape)
     path = os.path.join(os.fspath(directory), "demo.raw")
     t0 = time.perf_counter()
-    with open(path, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         for frames in generate_frames(nav_shape, sig_shape, seed=seed):
             frames.tofile(f)
     g = disk_geometry(sig_shape)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from libertem_gpu.outputs import atomic_path
+
 
 def result_arrays(results: Any) -> dict[str, Any]:
     """Flatten the three UDFs' results into named arrays."""
@@ -28,7 +30,8 @@ def save_outputs(arrays: dict[str, Any], out_dir: str) -> tuple[list[str], list[
     files = []
     notes = []
     npz = os.path.join(out_dir, "results.npz")
-    np.savez(npz, **arrays)
+    with atomic_path(npz) as tmp:
+        np.savez(tmp, **arrays)
     files.append(npz)
     try:
         import h5py
@@ -36,7 +39,7 @@ def save_outputs(arrays: dict[str, Any], out_dir: str) -> tuple[list[str], list[
         notes.append("h5py is not installed: skipped results.h5 (pip install h5py)")
     else:
         h5 = os.path.join(out_dir, "results.h5")
-        with h5py.File(h5, "w") as f:
+        with atomic_path(h5) as tmp, h5py.File(tmp, "w") as f:
             for name, value in arrays.items():
                 f.create_dataset(name, data=value)
         files.append(h5)
@@ -50,7 +53,8 @@ def save_outputs(arrays: dict[str, Any], out_dir: str) -> tuple[list[str], list[
         images["com_field"] = _field_rgb(arrays["com_field_y"], arrays["com_field_x"])
     for name, image in images.items():
         path = os.path.join(out_dir, f"{name}.png")
-        Image.fromarray(_upscale(image)).save(path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(_upscale(image)).save(tmp)
         files.append(path)
     return files, notes
 

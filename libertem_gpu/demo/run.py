@@ -17,6 +17,7 @@ import numpy as np
 from libertem_gpu.demo.files import DemoData, demo_layout, write_demo_data
 from libertem_gpu.demo.images import result_arrays, save_outputs
 from libertem_gpu.errors import LiberTEMGPUError
+from libertem_gpu.outputs import atomic_path
 from libertem_gpu.sizes import format_size, parse_size
 
 
@@ -186,7 +187,7 @@ def run_demo(
             "files": [os.path.basename(f) for f in files],
         }
         summary_path = os.path.join(os.fspath(out_dir), "summary.json")
-        with open(summary_path, "w") as f:
+        with atomic_path(summary_path) as tmp, open(tmp, "w") as f:
             json.dump(summary, f, indent=2)
         files.append(summary_path)
         for note in notes:
