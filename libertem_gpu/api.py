@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from libertem_gpu.errors import UDFDefinitionError
 from libertem_gpu.executor import Executor, make_executor
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.registry import load as load_dataset
@@ -172,7 +173,15 @@ class Context:
         tiling: TilingScheme | None,
     ) -> Iterator[UDFRun]:
         """Plan a run and yield it after each merged partition (once if nothing is selected)."""
-        given = [udf] if isinstance(udf, UDF) else list(udf)
+        if isinstance(udf, UDF):
+            given = [udf]
+        elif isinstance(udf, Sequence) and not isinstance(udf, str):
+            given = list(udf)
+        else:
+            raise UDFDefinitionError(
+                f"udf must be a UDF instance or a list of them, got {udf!r}"
+                + (f"; did you mean {udf.__name__}()?" if isinstance(udf, type) else "")
+            )
         # Run state (meta, buffers, prepared kernels) lives on copies owned by this run, so that
         # runs sharing a user's UDF instance, concurrently or interleaved, never see each other's.
         udfs = [u.copy() if isinstance(u, UDF) else u for u in given]

@@ -20,7 +20,7 @@ import numpy as np
 from libertem_gpu import config
 from libertem_gpu.backends.base import Backend
 from libertem_gpu.backends.registry import get_backend, resolve_backend
-from libertem_gpu.errors import UDFDefinitionError
+from libertem_gpu.errors import DataSetError, UDFDefinitionError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
 from libertem_gpu.io.tiles import TilingScheme
@@ -137,6 +137,11 @@ def plan_run(
     BackendError
         If no backend suits every UDF and worker.
     """
+    if not isinstance(dataset, DataSet):
+        raise DataSetError(
+            f"expected a data set (from ctx.load(...)), got {type(dataset).__name__}: "
+            f"{dataset!r:.80}"
+        )
     if not udfs:
         raise UDFDefinitionError("run_udf needs at least one UDF")
     if not all(isinstance(u, UDF) for u in udfs):

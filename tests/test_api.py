@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from libertem_gpu import CoMUDF, Context, StdDevUDF, SumUDF
 from tests.conftest import random_data
@@ -50,3 +51,16 @@ def test_interleaved_run_udf_iter_with_a_shared_instance(rng):
                         active[i] = False
     np.testing.assert_allclose(last[0].buffers[0]["intensity"].data, a.sum(axis=(0, 1)))
     np.testing.assert_allclose(last[1].buffers[0]["intensity"].data, b.sum(axis=(0, 1)), 1e-5)
+
+
+def test_what_is_not_a_data_set_or_a_udf_gets_a_library_error(rng):
+    from libertem_gpu.errors import DataSetError, UDFDefinitionError
+
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=random_data(rng, (2, 3, 4, 5), np.uint16))
+        with pytest.raises(DataSetError, match="expected a data set.*NoneType"):
+            ctx.run_udf(dataset=None, udf=SumUDF())
+        with pytest.raises(UDFDefinitionError, match=r"did you mean SumUDF\(\)"):
+            ctx.run_udf(dataset=ds, udf=SumUDF)
+        with pytest.raises(UDFDefinitionError, match="expected UDF instances"):
+            ctx.run_udf(dataset=ds, udf=[SumUDF(), StdDevUDF])

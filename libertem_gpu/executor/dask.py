@@ -34,6 +34,10 @@ def _run_partition(plan: Any, partition: Any) -> Any:
     return PartitionTask(plan, partition)()
 
 
+def _identity(value: T) -> T:
+    return value
+
+
 def _call(task: Callable[[], T]) -> T:
     return task()
 
@@ -72,6 +76,11 @@ class DaskExecutor(Executor):
         Tasks submitted ahead of results; defaults to four per thread of the cluster.
     cluster_kwargs : dict, optional
         Extra arguments for the local cluster's constructor.
+    worker_ttl : float
+        Seconds without a heartbeat after which the scheduler of a local cluster restarts a worker
+        and reschedules its tasks (a stopped or hung worker delays a run by about this much).
+        Clusters reached through ``scheduler`` or ``client`` keep their own setting
+        (``distributed.scheduler.worker-ttl``, 5 minutes by default).
 
     Attributes
     ----------
@@ -94,6 +103,7 @@ class DaskExecutor(Executor):
         dashboard: bool | str = False,
         max_in_flight: int | None = None,
         cluster_kwargs: dict[str, Any] | None = None,
+        worker_ttl: float = 60.0,
     ) -> None:
         from distributed import Client
 
@@ -107,7 +117,11 @@ class DaskExecutor(Executor):
             self.client = Client(scheduler, set_as_default=False)
         else:
             self.cluster = _start_local_cluster(
-                n_workers, gpus, cuda or gpus is not None, dashboard, cluster_kwargs or {}
+                n_workers,
+                gpus,
+                cuda or gpus is not None,
+                dashboard,
+                {"worker_ttl": worker_ttl, **(cluster_kwargs or {})},
             )
             try:
                 self.client = Client(self.cluster, set_as_default=False)
@@ -219,7 +233,7 @@ class DaskExecutor(Executor):
                     # as_completed hands over cancelled futures with their exception as the
                     # result: the scheduler went away, or another client cancelled the run.
                     raise ExecutorError(
-                        f"the dask cluster cancelled a partition task ({result!r}); was the "
+                        f"the dask cluster cancelled a partition task ({result}); was the "
                         "scheduler stopped or restarted?"
                     )
                 future.release()
@@ -236,8 +250,8 @@ class DaskExecutor(Executor):
         run_id: str,
         shared_futures: dict[tuple[Any, ...], Any],
     ) -> list[_Submission]:
-        """One submission per task. Partition tasks are split into their run plan, scattered once
-        to every worker, and the partition, which is all that travels per task."""
+        """One submission per task. Partition tasks are split into their run plan, which each
+        worker fetches once, and the partition, which is all that travels per task."""
         from libertem_gpu.udf.partition_task import PartitionTask
 
         client = self.client
@@ -255,7 +269,12 @@ class DaskExecutor(Executor):
                 ident = (id(task.plan),)
                 shared = shared_futures.get(ident)
                 if shared is None:
-                    [shared] = client.scatter([task.plan], broadcast=True, hash=False)
+                    # A task that returns the plan, not scattered data: workers fetch its result
+                    # once each, and if the worker holding it dies the scheduler computes it
+                    # again (scattered data would be lost, and the run's tasks with it).
+                    shared = client.submit(
+                        _identity, task.plan, key=f"libertem-plan-{run_id}", pure=False
+                    )
                     shared_futures[ident] = shared
                 key = f"libertem-partition-{task.partition.index}-{run_id}"
                 submissions.append(
@@ -374,6 +393,8 @@ def _start_local_cluster(
     cluster_kwargs: dict[str, Any],
 ) -> Any:
     """A LocalCUDACluster where asked and possible, else a LocalCluster; loopback only."""
+    cluster_kwargs = dict(cluster_kwargs)
+    scheduler_kwargs: dict[str, Any] = {"worker_ttl": cluster_kwargs.pop("worker_ttl", None)}
     common: dict[str, Any] = {
         "host": "127.0.0.1",
         "dashboard_address": _dashboard_address(dashboard),
@@ -383,7 +404,8 @@ def _start_local_cluster(
     if not dashboard:
         # The scheduler serves health and metrics over HTTP even without a dashboard; keep that
         # on a free loopback port rather than 8787, where it would clash with other clusters.
-        common["scheduler_kwargs"] = {"dashboard_address": "127.0.0.1:0"}
+        scheduler_kwargs["dashboard_address"] = "127.0.0.1:0"
+    common["scheduler_kwargs"] = {**scheduler_kwargs, **cluster_kwargs.pop("scheduler_kwargs", {})}
     if cuda:
         cluster = _try_cuda_cluster(gpus, {**common, **cluster_kwargs})
         if cluster is not None:

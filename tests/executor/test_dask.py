@@ -564,3 +564,31 @@ def test_scheduler_killed_mid_run_is_an_executor_error(tmp_path):
                     pass
     finally:
         _stop([worker, sched])
+
+
+def test_a_stopped_worker_does_not_block_a_run(ref_ctx):
+    """SIGSTOP one of two workers mid-run: the scheduler restarts it after worker_ttl and the
+    run finishes with every partition merged once."""
+    with Context("dask", n_workers=2, worker_ttl=1.0) as ctx:
+        client = ctx.executor.client
+        client.wait_for_workers(2, timeout=WAIT_S)
+        data = random_data(np.random.default_rng(8), (6, 4, 5, 7), np.uint16)
+        ds = ctx.load("memory", data=data, num_partitions=6)
+        pids = list(client.run(os.getpid).values())
+        stopped = None
+        try:
+            with config.set(task_timeout_s=WAIT_S):
+                run = ctx.run_udf_iter(dataset=ds, udf=udfs.SlowSumUDF(delay=0.5))
+                partial = next(run)
+                stopped = pids[0]
+                os.kill(stopped, signal.SIGSTOP)
+                for partial in run:  # noqa: B007
+                    pass
+        finally:
+            if stopped is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(stopped, signal.SIGCONT)
+        want = ref_ctx.run_udf(dataset=ds, udf=udfs.SlowSumUDF())
+        got = partial.buffers[0]
+        for name in want:
+            np.testing.assert_allclose(got[name].data, want[name].data)
