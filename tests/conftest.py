@@ -20,12 +20,27 @@ else:
     settings.register_profile("ci", deadline=None, derandomize=True, database=None)
     settings.load_profile("ci" if os.environ.get("CI") else "default")
 
-EXECUTORS = ["inline", "threads"]
+EXECUTORS = ["inline", "threads", "dask"]
+
+
+@pytest.fixture(scope="session")
+def dask_ctx():
+    """A Context on one LocalCluster of 2 worker processes, shared by the whole session (a
+    cluster takes seconds to start)."""
+    pytest.importorskip("distributed")
+    context = Context("dask", n_workers=2)
+    context.executor.client.wait_for_workers(2, timeout=120)
+    yield context
+    context.close()
 
 
 @pytest.fixture(params=EXECUTORS)
 def ctx(request: pytest.FixtureRequest):
-    """A Context for each local executor."""
+    """A Context for each executor: inline, threads, and dask worker processes (so that every
+    analysis and every data set also runs after pickling, in another process)."""
+    if request.param == "dask":
+        yield request.getfixturevalue("dask_ctx")
+        return
     context = Context(request.param)
     yield context
     context.close()
