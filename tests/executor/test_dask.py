@@ -335,7 +335,7 @@ def test_cancel_midway_leaves_no_tasks(local_ctx):
     assert 0 < first.damage.data.sum() < 40
     gen.close()  # what an exception or Ctrl-C in the caller does
     client = local_ctx.executor.client
-    _wait_idle(client, timeout=10)
+    _wait_idle(client, timeout=WAIT_S)
     res = local_ctx.run_udf(dataset=ds, udf=udfs.SlowSumUDF())
     np.testing.assert_allclose(res["intensity"].data, data.sum(axis=0, dtype=np.float64), rtol=1e-6)
 
@@ -345,7 +345,7 @@ def test_timeout_raises_and_cancels(local_ctx):
     ds = local_ctx.load("memory", data=data, num_partitions=4)
     with config.set(task_timeout_s=0.2), pytest.raises(RunTimeoutError, match="0.2 s"):
         local_ctx.run_udf(dataset=ds, udf=udfs.SlowSumUDF(delay=1.0), tiling=TilingScheme(1))
-    _wait_idle(local_ctx.executor.client, timeout=10)
+    _wait_idle(local_ctx.executor.client, timeout=WAIT_S)
 
 
 def test_killed_worker_run_completes_and_equals_inline(ref_ctx):

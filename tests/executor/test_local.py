@@ -32,13 +32,26 @@ def test_inline_runs_in_order_in_this_thread():
 
 
 def test_threads_yield_in_completion_order():
-    delays = [0.3, 0.0, 0.1]
+    """Tasks finish in an order set by events, not by sleeps (which a loaded machine reorders):
+    each task lets the next one in the chosen order finish."""
+    order = [1, 2, 0]
+    go = [threading.Event() for _ in order]
+
+    def task(i):
+        assert go[i].wait(timeout=60), "never released"
+        position = order.index(i)
+        if position + 1 < len(order):
+            go[order[position + 1]].set()
+        return i
+
     ex = ThreadsExecutor(n_threads=3)
     try:
-        out = list(ex.run_tasks([lambda d=d: (time.sleep(d), d)[1] for d in delays]))
+        it = ex.run_tasks([lambda i=i: task(i) for i in range(3)])
+        go[order[0]].set()
+        out = list(it)
     finally:
         ex.close()
-    assert out == [0.0, 0.1, 0.3]
+    assert out == order
 
 
 def test_threads_run_in_parallel():
@@ -65,7 +78,7 @@ def test_threads_exception_propagates_and_cancels_the_rest():
     try:
         with pytest.raises(ValueError, match="task 0 failed"):
             list(ex.run_tasks([lambda i=i: task(i) for i in range(50)]))
-        time.sleep(0.2)
+        assert list(ex.run_tasks([lambda: 7])) == [7]  # waits for the pool's queue to drain
         assert len(started) < 50  # queued tasks were cancelled
         assert list(ex.run_tasks([lambda: 7])) == [7]  # still usable
     finally:
@@ -79,7 +92,7 @@ def test_closing_the_iterator_cancels_pending_tasks():
         it = ex.run_tasks([lambda i=i: (ran.append(i), time.sleep(0.02), i)[2] for i in range(40)])
         next(it)
         it.close()
-        time.sleep(0.2)
+        assert list(ex.run_tasks([lambda: 7])) == [7]  # one thread: runs after what was left
         assert len(ran) <= 4
     finally:
         ex.close()
