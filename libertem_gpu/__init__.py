@@ -26,6 +26,7 @@ _EXPORTS = {
     "MinUDF": "libertem_gpu.udf.extrema",
     "ApplyMasksUDF": "libertem_gpu.udf.masks",
     "PickUDF": "libertem_gpu.udf.pick",
+    "AutoUDF": "libertem_gpu.udf.auto",
     "CoMUDF": "libertem_gpu.udf.com",
     "CoMParams": "libertem_gpu.udf.com",
     "masks": "libertem_gpu.masks",

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from libertem_gpu.errors import UDFDefinitionError
+from libertem_gpu.errors import ExecutorError, UDFDefinitionError
 from libertem_gpu.executor import Executor, make_executor
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.registry import load as load_dataset
@@ -60,9 +60,49 @@ class Context:
         self.devices = devices
 
     @classmethod
-    def make_with(cls, executor: str = "threads", **kwargs: Any) -> Context:
-        """LiberTEM-style constructor: ``Context.make_with("inline")``."""
-        return cls(executor, **kwargs)
+    def make_with(
+        cls,
+        executor: str = "threads",
+        *,
+        cpus: int | None = None,
+        gpus: int | Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> Context:
+        """LiberTEM-style constructor: ``Context.make_with("dask", cpus=8, gpus=2)``.
+
+        Parameters
+        ----------
+        executor : str
+            ``"inline"``, ``"threads"``, ``"dask"`` or ``"dask-cuda"`` (LiberTEM's
+            ``"dask-make-default"`` and ``"dask-integration"`` mean ``"dask"``; its
+            ``"delayed"`` and ``"pipelined"`` are not available: the error says so).
+        cpus : int, optional
+            Worker threads (``threads``) or worker processes (``dask``).
+        gpus : int or sequence of int, optional
+            GPUs to use: a count or device ids. With ``threads`` or ``inline`` the run uses the
+            cupy backend on them; with ``dask``, one worker per GPU.
+        **kwargs
+            Passed to :class:`Context`.
+        """
+        name = {"dask-make-default": "dask", "dask-integration": "dask"}.get(executor, executor)
+        if name in ("delayed", "pipelined"):
+            raise ExecutorError(
+                f"LiberTEM's {executor!r} executor has no equivalent here; use 'dask' for a "
+                "cluster or 'threads' on one machine"
+            )
+        devices = list(range(gpus)) if isinstance(gpus, int) else gpus
+        if name in ("dask", "dask-cuda"):
+            if cpus is not None:
+                kwargs.setdefault("n_workers", cpus)
+            if devices is not None:
+                kwargs.setdefault("gpus", devices)
+            return cls(name, **kwargs)
+        if cpus is not None and name == "threads":
+            kwargs.setdefault("n_threads", cpus)
+        if devices:
+            kwargs.setdefault("backend", "cupy")
+            kwargs.setdefault("devices", devices)
+        return cls(name, **kwargs)
 
     @classmethod
     def connect(cls, address: str, *, backend: str | None = None, **kwargs: Any) -> Context:
@@ -145,6 +185,33 @@ class Context:
         if isinstance(udf, UDF):
             return results.buffers[0]
         return results.buffers
+
+    def map(
+        self,
+        dataset: DataSet,
+        f: Any,
+        roi: Any = None,
+        progress: bool = False,
+        backends: str | Sequence[str] | None = None,
+    ) -> BufferResult:
+        """Apply ``f`` to every frame and return what it gives, shaped like the scan (see
+        :class:`~libertem_gpu.udf.auto.AutoUDF`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> ctx = Context("inline")
+        >>> ds = ctx.load("memory", data=np.ones((2, 3, 4, 5)))
+        >>> ctx.map(dataset=ds, f=np.sum).data.shape
+        (2, 3)
+        """
+        from libertem_gpu.udf.auto import AutoUDF
+
+        result = self.run_udf(
+            dataset=dataset, udf=AutoUDF(f=f), roi=roi, progress=progress, backends=backends
+        )
+        assert isinstance(result, dict)
+        return result["result"]
 
     def run_udf_iter(
         self,

@@ -25,6 +25,7 @@ from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
 from libertem_gpu.io.tiles import TilingScheme
 from libertem_gpu.kernels.facts import SWAPPABLE_DTYPES
+from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.partition_task import declare_buffers, make_meta
 
@@ -163,6 +164,9 @@ def plan_run(
     for u in udfs:  # buffers and tiling wishes may depend on the data: ask with it known
         u.meta = make_meta(dataset, roi_flat)
         declare_buffers(u)  # a UDF that cannot run on this data set fails before any work
+        for param, value in u._kwargs.items():
+            if isinstance(value, AuxData):
+                value.check(param, dataset.shape.nav_size, dataset.sig_shape)
     return RunPlan(
         dataset=dataset,
         udf_specs=tuple((type(u), dict(u._kwargs)) for u in udfs),

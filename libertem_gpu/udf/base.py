@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -12,6 +13,7 @@ from libertem_gpu.errors import UDFDefinitionError
 from libertem_gpu.io.partition import Partition
 from libertem_gpu.io.tiles import TileSlice
 from libertem_gpu.shape import Shape
+from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
 
 PROCESS_METHODS = ("process_frame", "process_tile", "process_partition")
@@ -22,6 +24,47 @@ class UDFParams(BufferNamespace):
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("UDF parameters are read-only")
+
+    def _show(self, name: str, value: Any) -> None:
+        """Let parameter ``name`` read as ``value`` (the framework's slice of aux data)."""
+        self._arrays[name] = value
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Where the current tile lies in the data set (``self.meta.slice``).
+
+    Attributes
+    ----------
+    frames : numpy.ndarray
+        Flat scan positions of the tile's frames.
+    sig : tuple of slice
+        The part of the frame the tile holds.
+    """
+
+    frames: np.ndarray
+    sig: tuple[slice, ...]
+
+    @property
+    def origin(self) -> tuple[int, ...]:
+        """Flat scan position of the first frame, then the tile's first pixel in the frame."""
+        return (int(self.frames[0]), *(s.start for s in self.sig))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Frames, then the size of each signal axis of the tile."""
+        return (len(self.frames), *(s.stop - s.start for s in self.sig))
+
+    def get(self, array: Any, sig_only: bool = False, nav_only: bool = False) -> Any:
+        """The part of ``array`` that belongs to this tile: of a frame-shaped array with
+        ``sig_only``, of a flat scan-shaped array with ``nav_only``, else of a
+        ``(nav_size, *sig)`` array."""
+        if sig_only:
+            return array[self.sig]
+        if nav_only:
+            return array[self.frames]
+        index = (slice(None), *self.sig)
+        return array[self.frames][index]
 
 
 @dataclass
@@ -70,6 +113,13 @@ class UDFMeta:
     run_key: tuple[str, int] | None = None
 
     @property
+    def slice(self) -> Slice:
+        """Where the current tile lies in the data set (see :class:`Slice`)."""
+        if self.tile is None:
+            raise AttributeError("the slice is only known while a tile is processed")
+        return Slice(self.tile.frames, self.sig_slice)
+
+    @property
     def coordinates(self) -> np.ndarray:
         """Scan coordinates of the current tile's frames, shape ``(frames, nav_dims)``."""
         if self.tile is None:
@@ -77,7 +127,7 @@ class UDFMeta:
         return np.stack(np.unravel_index(self.tile.frames, self.dataset_shape.nav), axis=-1)
 
     @property
-    def sig_slice(self) -> tuple[slice, ...]:
+    def sig_slice(self) -> tuple[builtins.slice, ...]:
         """The part of the frame the current tile holds, as slices over the signal axes."""
         rows = None if self.tile is None else self.tile.sig_rows
         full = tuple(slice(0, n) for n in self.dataset_shape.sig)
@@ -111,6 +161,42 @@ class UDF:
         self.params = UDFParams(dict(kwargs))
         self.meta: UDFMeta | None = None
         self.results = BufferNamespace({})
+        self.task_data = BufferNamespace({})
+
+    @classmethod
+    def aux_data(
+        cls, data: Any, kind: str, extra_shape: tuple[int, ...] = (), dtype: Any = "float32"
+    ) -> AuxData:
+        """Wrap an array to pass as a parameter that the process methods see sliced.
+
+        Parameters
+        ----------
+        data : array_like
+            ``kind="nav"``: one value per scan position (scan-shaped or flat, each value of
+            ``extra_shape``); ``"sig"``: frame-shaped (plus ``extra_shape``); ``"single"``:
+            ``extra_shape``.
+        kind : {"nav", "sig", "single"}
+            How the process methods see it: the current frames' values, the part of the frame
+            the tile holds, or all of it.
+        extra_shape : tuple of int
+            Shape of each value.
+        dtype : dtype
+            Element type.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from libertem_gpu import UDF
+        >>> weights = UDF.aux_data(np.arange(6.0), kind="nav")
+        >>> weights.data.shape
+        (6,)
+        """
+        return AuxData.make(data, kind, extra_shape, dtype)
+
+    def get_task_data(self) -> dict[str, Any]:
+        """Data computed once per partition in the worker, before :meth:`preprocess`, and read
+        as ``self.task_data.NAME`` (for example a kernel's constants moved to the device)."""
+        return {}
 
     # --- declaration --------------------------------------------------------------------------
 

@@ -166,6 +166,19 @@ class BufferResult:
         return mask.reshape(self._nav_shape)
 
     @property
+    def masked_data(self) -> np.ma.MaskedArray:
+        """:attr:`data` as a masked array, masking positions outside the roi and positions not
+        yet processed (``nav`` results; others are masked as a whole until complete)."""
+        data = self.data
+        valid = self.valid_mask
+        if self.kind == "nav":
+            extra = data.ndim - valid.ndim
+            mask = np.broadcast_to(~valid.reshape(valid.shape + (1,) * extra), data.shape)
+        else:
+            mask = np.broadcast_to(~valid, data.shape)
+        return np.ma.MaskedArray(data, mask=mask)
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """Shape of :attr:`data`."""
         return self.data.shape

@@ -73,20 +73,55 @@ class UDFClientState:
         }
         udf.results = BufferNamespace(dict(self.buffers))
         udf.preprocess()
+        # A UDF with merge_all gets every partition's buffers at once (in partition order);
+        # its nav buffers are placed here as they arrive, the rest kept until results are asked.
+        self.merge_all = callable(getattr(udf, "merge_all", None))
+        self.parts: dict[int, dict[str, np.ndarray]] = {}
 
-    def merge(self, nav_offset: int, result: dict[str, np.ndarray], num_frames: int) -> None:
+    def merge(
+        self, nav_offset: int, result: dict[str, np.ndarray], num_frames: int, index: int = 0
+    ) -> None:
         dest = {}
         for name, buf in self.buffers.items():
             if self.decls[name].kind == "nav":
                 dest[name] = buf[nav_offset : nav_offset + num_frames]
             else:
                 dest[name] = buf
+        if self.merge_all:
+            for name, view in dest.items():
+                if self.decls[name].kind == "nav":
+                    view[...] = result[name]
+            self.parts[index] = result
+            return
         self.udf.results = BufferNamespace(dict(self.buffers))
         self.udf.merge(BufferNamespace(dest), BufferNamespace(result))
 
+    def _merged_buffers(self) -> dict[str, np.ndarray]:
+        """Copies of the merged buffers (through ``merge_all`` where the UDF has one)."""
+        buffers = {n: b.copy() for n, b in self.buffers.items()}
+        if not self.merge_all or not self.parts:
+            return buffers
+        udf = self.udf
+        ordered = {i: BufferNamespace(dict(self.parts[i])) for i in sorted(self.parts)}
+        merged = udf.merge_all(ordered)  # type: ignore[attr-defined]
+        if not isinstance(merged, dict):
+            raise UDFResultError(
+                f"{type(udf).__name__}.merge_all() must return a dict of buffer name -> array, "
+                f"got {type(merged).__name__}"
+            )
+        for name, value in merged.items():
+            if name not in buffers:
+                raise UDFResultError(
+                    f"{type(udf).__name__}.merge_all() returned {name!r}, which is not a "
+                    f"processed buffer; buffers: {sorted(buffers)}"
+                )
+            expected = buffers[name].shape
+            buffers[name] = _check_result(udf, name, self.decls[name], value, expected)
+        return buffers
+
     def results(self, damage: np.ndarray) -> dict[str, BufferResult]:
         udf = self.udf
-        udf.results = BufferNamespace({n: b.copy() for n, b in self.buffers.items()})
+        udf.results = BufferNamespace(self._merged_buffers())
         raw = udf.get_results()
         if not isinstance(raw, dict):
             raise UDFResultError(
@@ -149,7 +184,7 @@ class UDFRun:
             return False
         self._merged.add(index)
         for state, buffers in zip(self.states, result.buffers, strict=True):
-            state.merge(self._offsets[index], buffers, result.num_frames)
+            state.merge(self._offsets[index], buffers, result.num_frames, index)
         self.damage[result.partition.start : result.partition.stop] = True
         return True
 

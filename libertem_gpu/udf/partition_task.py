@@ -14,6 +14,7 @@ from libertem_gpu.errors import UDFDefinitionError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
 from libertem_gpu.io.tiles import TilePlan, TileSlice
+from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.base import UDF, UDFMeta
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
 
@@ -54,6 +55,15 @@ def make_meta(
     )
 
 
+def _task_data(udf: UDF) -> dict[str, Any]:
+    data = udf.get_task_data()
+    if not isinstance(data, dict):
+        raise UDFDefinitionError(
+            f"{type(udf).__name__}.get_task_data() must return a dict, got {type(data).__name__}"
+        )
+    return dict(data)
+
+
 @dataclass
 class PartitionResult:
     """The buffers of every UDF after one partition, as NumPy arrays."""
@@ -75,6 +85,26 @@ class _UDFInPartition:
             for name, decl in self.decls.items()
         }
         udf.results = BufferNamespace(dict(self.buffers))
+        self.xp = backend.xp
+        self.aux = {n: v for n, v in udf._kwargs.items() if isinstance(v, AuxData)}
+        # Frame-shaped and single aux data move to the backend once per partition.
+        self.aux_whole = {
+            n: self.xp.asarray(a.data) for n, a in self.aux.items() if a.kind != "nav"
+        }
+        for name, whole in self.aux_whole.items():  # as seen by get_task_data and preprocess
+            udf.params._show(name, whole)
+
+    def _show_aux(self, tile: TileSlice, frame: int | None = None) -> None:
+        """Let each aux data parameter read as its slice for ``tile`` (or one of its frames)."""
+        for name, aux in self.aux.items():
+            if aux.kind == "nav":
+                frames = tile.frames if frame is None else tile.frames[frame : frame + 1]
+                value = self.xp.asarray(aux.for_frames(frames, single_frame=frame is not None))
+            elif aux.kind == "sig" and tile.sig_rows is not None:
+                value = self.aux_whole[name][tile.sig_rows[0] : tile.sig_rows[1]]
+            else:
+                value = self.aux_whole[name]
+            self.udf.params._show(name, value)
 
     def _views(self, tile: TileSlice, frame: int | None = None) -> BufferNamespace:
         views = {}
@@ -102,10 +132,14 @@ class _UDFInPartition:
                     tile.nav_start + i, tile.nav_start + i + 1, tile.frames[i : i + 1]
                 )
                 udf.results = self._views(tile, frame=i)
+                if self.aux:
+                    self._show_aux(tile, frame=i)
                 udf.process_frame(data[i])  # type: ignore[attr-defined]
         else:
             udf.meta.tile = tile
             udf.results = self._views(tile)
+            if self.aux:
+                self._show_aux(tile)
             if self.method == "tile":
                 udf.process_tile(data)  # type: ignore[attr-defined]
             else:
@@ -157,6 +191,7 @@ class PartitionTask:
             udf.meta.byteswapped = plan.scheme.stored_byteorder
             udf.meta.run_key = (plan.run_id, index)
             states.append(_UDFInPartition(udf, backend, tiles.num_frames, dataset.sig_shape))
+            udf.task_data = BufferNamespace(_task_data(udf))
             udf.preprocess()
         if tiles.num_frames:
             for tile, data in backend.iter_tiles(dataset, tiles):
