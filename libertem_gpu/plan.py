@@ -156,7 +156,9 @@ def plan_run(
     name = resolve_backend(backend, supported)
     backend_cls = get_backend(name)
     chosen_devices = backend_cls.select_devices(devices)
-    partitions = dataset.get_partitions(n_workers)
+    settings = config.snapshot()
+    with config.set(**_partition_bounds(backend_cls)):
+        partitions = dataset.get_partitions(n_workers)
     if roi_flat is None:
         selected = tuple(p.size for p in partitions)
     else:
@@ -176,9 +178,18 @@ def plan_run(
         partitions=tuple(partitions),
         selected=selected,
         scheme=plan_tiling(dataset, udfs, backend_cls, partitions, forced=tiling),
-        settings=config.snapshot(),
+        settings=settings,
         worker_resource=backend_cls.worker_resource,
     )
+
+
+def _partition_bounds(backend: type[Backend]) -> dict[str, int]:
+    """Partition size bounds for ``backend``: at least its minimum number of tiles."""
+    low = int(config.get("min_partition_bytes"))
+    high = int(config.get("max_partition_bytes"))
+    tiles = backend.min_tiles_per_partition * int(config.get(backend.tile_bytes_setting))
+    low = max(low, tiles)
+    return {"min_partition_bytes": low, "max_partition_bytes": max(high, low)}
 
 
 def plan_tiling(

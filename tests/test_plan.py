@@ -84,3 +84,24 @@ def test_plan_refuses_what_is_not_a_udf(data):
         plan_run(ds, [])
     with pytest.raises(UDFDefinitionError, match="expected UDF instances"):
         plan_run(ds, [SumUDF])  # the class, not an instance
+
+
+def test_gpu_partitions_hold_many_tiles(monkeypatch, data):
+    """A GPU run's partitions are sized for its pipeline (several tiles each), not for the
+    CPU threads (planning needs no GPU: the backend is only asked for its facts)."""
+    from libertem_gpu.backends import registry
+    from libertem_gpu.backends.cupy_backend import CupyBackend
+
+    monkeypatch.setattr(registry, "_is_available", lambda name: (True, ""))
+    big = np.repeat(data, 8, axis=0)  # 24 x 7 frames
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=big)
+    frame = ds.frame_bytes
+    with config.set(tile_bytes_gpu=2 * frame, tile_bytes_cpu=2 * frame, min_partition_bytes=1):
+        gpu = plan_run(ds, [SumUDF()], backend="cupy", n_workers=16)
+        cpu = plan_run(ds, [SumUDF()], backend="numpy", n_workers=16)
+    tiles = CupyBackend.min_tiles_per_partition
+    assert all(p.size >= tiles * 2 for p in gpu.partitions[:-1])
+    assert gpu.scheme.depth == 2
+    assert len(cpu.partitions) > len(gpu.partitions)
+    assert gpu.settings["min_partition_bytes"] == 1  # the user's settings travel unchanged

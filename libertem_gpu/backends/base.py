@@ -32,6 +32,9 @@ class Backend(ABC):
     #: The setting that sizes tiles which are views of a memory-mapped file, or None where this
     #: backend always fills buffers.
     mapped_tile_bytes_setting: ClassVar[str | None] = None
+    #: Tiles a partition should hold at least, so that a backend that overlaps reading, copying
+    #: and computing reaches its steady state inside each partition.
+    min_tiles_per_partition: ClassVar[int] = 1
     #: Whether the kernels may be handed big-endian tiles in stored byte order (swapping as
     #: they read); otherwise this backend converts byte order where it fills its buffers.
     kernels_read_stored_order: ClassVar[bool] = False

@@ -149,6 +149,9 @@ class CupyBackend(Backend):
     device_class = "cuda"
     worker_resource = "CUDA"
     tile_bytes_setting = "tile_bytes_gpu"
+    # The pinned pipeline keeps three tiles in flight: eight per partition spend most of the
+    # partition in steady state rather than filling and draining.
+    min_tiles_per_partition = 8
 
     @classmethod
     def is_available(cls) -> bool:
