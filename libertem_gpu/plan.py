@@ -54,7 +54,12 @@ class RunPlan:
     partitions : tuple of Partition
         Every partition of the data set, in navigation order.
     selected : tuple of int
-        Positions inside the roi, per partition.
+        Positions inside the roi, per partition: the layout of ``nav`` results.
+    with_data : tuple of (int, int)
+        The range of flat scan positions that hold data (``sync_offset`` may shift the scan
+        past either end of the file); positions outside it are never processed.
+    processed : tuple of int
+        Positions inside the roi that hold data, per partition: the frames each task reads.
     scheme : TilingScheme
         Tile depth, row split, and whether kernels get big-endian tiles in stored order.
     settings : mapping
@@ -72,6 +77,8 @@ class RunPlan:
     devices: tuple[int, ...] | None
     partitions: tuple[Partition, ...]
     selected: tuple[int, ...]
+    with_data: tuple[int, int]
+    processed: tuple[int, ...]
     scheme: TilingScheme
     settings: Mapping[str, Any] = field(default_factory=dict)
     worker_resource: str = "CPU"
@@ -89,12 +96,12 @@ class RunPlan:
         return int(sum(self.selected))
 
     def tasks(self) -> list[PartitionTask]:
-        """One task per partition that holds a selected position."""
+        """One task per partition that holds a position to process."""
         from libertem_gpu.udf.partition_task import PartitionTask
 
         return [
             PartitionTask(self, p)
-            for p, count in zip(self.partitions, self.selected, strict=True)
+            for p, count in zip(self.partitions, self.processed, strict=True)
             if count > 0
         ]
 
@@ -159,10 +166,9 @@ def plan_run(
     settings = config.snapshot()
     with config.set(**_partition_bounds(backend_cls)):
         partitions = dataset.get_partitions(n_workers)
-    if roi_flat is None:
-        selected = tuple(p.size for p in partitions)
-    else:
-        selected = tuple(int(roi_flat[p.start : p.stop].sum()) for p in partitions)
+    with_data = _positions_with_data(dataset)
+    selected = _count_selected(partitions, roi_flat, None)
+    processed = _count_selected(partitions, roi_flat, with_data)
     for u in udfs:  # buffers and tiling wishes may depend on the data: ask with it known
         u.meta = make_meta(dataset, roi_flat)
         declare_buffers(u)  # a UDF that cannot run on this data set fails before any work
@@ -177,10 +183,39 @@ def plan_run(
         devices=chosen_devices,
         partitions=tuple(partitions),
         selected=selected,
+        with_data=with_data,
+        processed=processed,
         scheme=plan_tiling(dataset, udfs, backend_cls, partitions, forced=tiling),
         settings=settings,
         worker_resource=backend_cls.worker_resource,
     )
+
+
+def _positions_with_data(dataset: DataSet) -> tuple[int, int]:
+    """Flat scan positions ``[lo, hi)`` whose frames exist: position ``i`` reads source frame
+    ``i + sync_offset``."""
+    nav_size = dataset.shape.nav_size
+    lo = min(nav_size, max(0, -dataset.sync_offset))
+    hi = max(lo, min(nav_size, dataset.image_count - dataset.sync_offset))
+    return lo, hi
+
+
+def _count_selected(
+    partitions: Sequence[Partition], roi_flat: np.ndarray | None, span: tuple[int, int] | None
+) -> tuple[int, ...]:
+    """Positions per partition inside the roi (and inside ``span``, where given)."""
+    counts = []
+    for p in partitions:
+        start, stop = p.start, p.stop
+        if span is not None:
+            start, stop = max(start, span[0]), min(stop, span[1])
+        if stop <= start:
+            counts.append(0)
+        elif roi_flat is None:
+            counts.append(stop - start)
+        else:
+            counts.append(int(roi_flat[start:stop].sum()))
+    return tuple(counts)
 
 
 def _partition_bounds(backend: type[Backend]) -> dict[str, int]:

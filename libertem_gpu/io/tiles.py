@@ -79,17 +79,23 @@ class TilePlan:
     partition : Partition
         The partition being processed.
     frames : numpy.ndarray
-        Flat navigation indices of the partition's selected frames, ascending.
+        Flat navigation indices of the partition's frames that are processed: selected by the
+        roi and holding data, ascending.
     scheme : TilingScheme
         Tile depth and row split.
     sig_shape : tuple of int
         Frame shape of the data set.
+    nav_base : int
+        How many of the partition's selected positions come before the first processed frame
+        (positions without data, before a negative ``sync_offset`` runs into the file): where
+        the partition's results go among its selected positions.
     """
 
     partition: Partition
     frames: np.ndarray = field(repr=False)
     scheme: TilingScheme
     sig_shape: tuple[int, ...]
+    nav_base: int = 0
 
     @classmethod
     def for_partition(
@@ -98,16 +104,25 @@ class TilePlan:
         roi_flat: np.ndarray | None,
         scheme: TilingScheme,
         sig_shape: tuple[int, ...],
+        with_data: tuple[int, int] | None = None,
     ) -> TilePlan:
-        """Plan the tiles of ``partition``, keeping only frames inside ``roi_flat``."""
+        """Plan the tiles of ``partition``, keeping only frames inside ``roi_flat`` and, where
+        given, inside the range ``with_data`` of scan positions that hold data."""
         frames = np.arange(partition.start, partition.stop, dtype=np.int64)
         if roi_flat is not None:
             frames = frames[roi_flat[partition.start : partition.stop]]
-        return cls(partition=partition, frames=frames, scheme=scheme, sig_shape=sig_shape)
+        nav_base = 0
+        if with_data is not None:
+            # The positions with data are one range, so the processed frames are contiguous
+            # among the selected ones.
+            lo, hi = with_data
+            nav_base = int(np.searchsorted(frames, lo))
+            frames = frames[nav_base : int(np.searchsorted(frames, hi))]
+        return cls(partition, frames, scheme, sig_shape, nav_base)
 
     @property
     def num_frames(self) -> int:
-        """Number of selected frames in the partition."""
+        """Number of frames processed in the partition."""
         return len(self.frames)
 
     def frame_stacks(self, depth: int | None = None) -> Iterator[tuple[int, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -98,6 +99,8 @@ class UDFMeta:
         In a worker: the run's unique id and this UDF's position in the run's list of UDFs,
         the same for every partition of the run (None on the client). A key for state that
         the partitions of one run may share in a process, such as laid-out masks.
+    valid_nav : callable or None
+        On the client: gives the mask that :meth:`get_valid_nav_mask` returns.
     """
 
     dataset_shape: Shape
@@ -111,6 +114,29 @@ class UDFMeta:
     tile: TileSlice | None = None
     byteswapped: bool = False
     run_key: tuple[str, int] | None = None
+    valid_nav: Callable[[], np.ndarray] | None = None
+
+    def get_valid_nav_mask(self, full_nav: bool = False) -> np.ndarray | None:
+        """The positions whose results have been merged, as a flat boolean mask (on the
+        client, in ``merge`` and ``get_results``; None in the workers).
+
+        In ``merge`` the partition being merged is not yet included. Positions without data
+        (``sync_offset`` past either end of the file) are never included, so counts, means and
+        fits over ``mask`` use only positions that hold data.
+
+        Parameters
+        ----------
+        full_nav : bool
+            With a roi: a mask over the whole scan instead of over the roi's positions.
+        """
+        if self.valid_nav is None:
+            return None
+        valid = self.valid_nav()
+        if full_nav and self.roi is not None:
+            full = np.zeros(self.roi.size, dtype=bool)
+            full[self.roi.reshape(-1)] = valid
+            return full
+        return valid
 
     @property
     def slice(self) -> Slice:

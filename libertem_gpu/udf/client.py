@@ -13,7 +13,7 @@ from libertem_gpu.errors import UDFDefinitionError, UDFResultError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.plan import RunPlan
 from libertem_gpu.udf.base import UDF
-from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace, BufferResult
+from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace, BufferResult, fill_value
 from libertem_gpu.udf.partition_task import (
     PartitionResult,
     PartitionTask,
@@ -119,8 +119,12 @@ class UDFClientState:
             buffers[name] = _check_result(udf, name, self.decls[name], value, expected)
         return buffers
 
-    def results(self, damage: np.ndarray) -> dict[str, BufferResult]:
+    def results(self, damage: np.ndarray, complete: bool) -> dict[str, BufferResult]:
+        """The UDF's results, given which scan positions have been processed (``damage``,
+        flat, inside the roi) and whether every position to process has been (``complete``).
+        ``nav`` values of positions not processed are NaN (or 0 for integers)."""
         udf = self.udf
+        valid = damage[self.roi_flat] if self.roi_flat is not None else damage
         udf.results = BufferNamespace(self._merged_buffers())
         raw = udf.get_results()
         if not isinstance(raw, dict):
@@ -145,13 +149,15 @@ class UDFClientState:
                 )
             expected = decl.shape(self.n_selected, self.dataset.sig_shape)
             array = _check_result(udf, name, decl, raw[name], expected)
-            valid = damage[self.roi_flat] if self.roi_flat is not None else damage
+            if decl.kind == "nav" and not valid.all():
+                array = array.copy()
+                array[~valid] = fill_value(array.dtype)
             out[name] = BufferResult(
                 decl.kind,
                 array,
                 nav_shape,
                 self.roi_flat,
-                valid=damage if decl.kind == "nav" else valid,
+                valid=damage if decl.kind == "nav" else np.asarray(complete),
             )
         return out
 
@@ -170,9 +176,13 @@ class UDFRun:
         self.states = [
             UDFClientState(u, plan.dataset, plan.roi_flat, plan.n_selected) for u in udfs
         ]
+        for state in self.states:  # what meta.get_valid_nav_mask() answers in merge and results
+            assert state.udf.meta is not None
+            state.udf.meta.valid_nav = self._valid_nav
         self.tasks: list[PartitionTask] = plan.tasks()
         self.damage = np.zeros(plan.dataset.shape.nav_size, dtype=bool)
         self._merged: set[int] = set()
+        self._to_merge = {i for i, count in enumerate(plan.processed) if count}
 
     def merge(self, result: PartitionResult) -> bool:
         """Merge one partition's result; a partition reported twice is merged once.
@@ -183,16 +193,24 @@ class UDFRun:
         if index in self._merged:
             return False
         self._merged.add(index)
+        offset = self._offsets[index] + result.nav_base
         for state, buffers in zip(self.states, result.buffers, strict=True):
-            state.merge(self._offsets[index], buffers, result.num_frames, index)
-        self.damage[result.partition.start : result.partition.stop] = True
+            state.merge(offset, buffers, result.num_frames, index)
+        # Only positions that hold data were processed; the others never become valid.
+        lo, hi = self.plan.with_data
+        self.damage[max(lo, result.partition.start) : min(hi, result.partition.stop)] = True
         return True
+
+    def _valid_nav(self) -> np.ndarray:
+        """Flat mask of the positions merged so far (the roi's only, where there is one)."""
+        return self.damage[self.roi_flat] if self.roi_flat is not None else self.damage.copy()
 
     def results(self) -> UDFResults:
         """Current results of every UDF."""
         damage = self.damage.copy()
         if self.roi_flat is not None:
             damage &= self.roi_flat
-        buffers = tuple(state.results(damage) for state in self.states)
+        complete = self._to_merge <= self._merged
+        buffers = tuple(state.results(damage, complete) for state in self.states)
         damage_result = BufferResult("nav", damage, self.dataset.nav_shape, None)
         return UDFResults(buffers=buffers, damage=damage_result)

@@ -390,7 +390,10 @@ class CoMUDF(UDF):
         selected = self._selected()
         coords = np.ones((len(selected), 1 + len(nav)))
         coords[:, 1:] = np.stack(np.unravel_index(selected, nav), axis=-1)
-        regression = self._regression(field, coords)
+        # Fits and derivatives use only the positions processed so far that hold data.
+        merged = self.meta.get_valid_nav_mask()
+        merged = np.ones(len(selected), bool) if merged is None else merged
+        regression = self._regression(field[merged], coords[merged])
         field = field - coords @ regression
 
         results = {
@@ -404,7 +407,7 @@ class CoMUDF(UDF):
         }
         if len(nav) == 2:
             flat_valid = np.zeros(math.prod(nav), dtype=bool)
-            flat_valid[selected] = True
+            flat_valid[selected[merged]] = True
             valid = flat_valid.reshape(nav)
             grids = []
             for component in (0, 1):

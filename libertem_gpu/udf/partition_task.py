@@ -66,11 +66,14 @@ def _task_data(udf: UDF) -> dict[str, Any]:
 
 @dataclass
 class PartitionResult:
-    """The buffers of every UDF after one partition, as NumPy arrays."""
+    """The buffers of every UDF after one partition, as NumPy arrays; ``nav`` buffers hold the
+    ``num_frames`` processed frames."""
 
     partition: Partition
     num_frames: int
     buffers: list[dict[str, np.ndarray]]
+    #: Where the partition's processed frames start among its selected positions.
+    nav_base: int = 0
 
 
 class _UDFInPartition:
@@ -182,7 +185,7 @@ class PartitionTask:
         plan = self.plan
         dataset = plan.dataset
         tiles = TilePlan.for_partition(
-            self.partition, plan.roi_flat, plan.scheme, dataset.sig_shape
+            self.partition, plan.roi_flat, plan.scheme, dataset.sig_shape, plan.with_data
         )
         states = []
         for index, (cls, kwargs) in enumerate(plan.udf_specs):
@@ -201,4 +204,5 @@ class PartitionTask:
             partition=self.partition,
             num_frames=tiles.num_frames,
             buffers=[state.finish(backend) for state in states],
+            nav_base=tiles.nav_base,
         )

@@ -65,22 +65,33 @@ class Loaded:
 
     ds: object
     frames: np.ndarray  # (nav_size, *sig) float64 as the scan sees them (sync_offset applied)
-    native: np.ndarray  # the same in the data set's native dtype
+    native: np.ndarray  # the same in the data set's native dtype (zero where there is no data)
     roi: np.ndarray | None  # nav-shaped bool
     case: Case
+    has_data: np.ndarray  # flat bool: positions whose frame exists (sync_offset may shift past)
+
+    @property
+    def roi_flat(self) -> np.ndarray:
+        return np.ones(self.has_data.size, bool) if self.roi is None else self.roi.reshape(-1)
+
+    @property
+    def processed(self) -> np.ndarray:
+        """Flat bool: the positions that are processed (in the roi, holding data)."""
+        return self.roi_flat & self.has_data
 
     @property
     def selected(self) -> np.ndarray:
-        """float64 frames in the roi, in scan order."""
-        if self.roi is None:
-            return self.frames
-        return self.frames[self.roi.reshape(-1)]
+        """float64 frames that are processed, in scan order."""
+        return self.frames[self.processed]
 
     @property
     def selected_native(self) -> np.ndarray:
-        if self.roi is None:
-            return self.native
-        return self.native[self.roi.reshape(-1)]
+        return self.native[self.processed]
+
+    @property
+    def in_roi_native(self) -> np.ndarray:
+        """Native frames of every position in the roi, zero where there is no data."""
+        return self.native[self.roi_flat]
 
     def run(self, ctx, udf):
         return ctx.run_udf(dataset=self.ds, udf=udf, roi=self.roi, tiling=self.case.tiling)
@@ -114,20 +125,30 @@ def load_case(ctx, case: Case, rng: np.random.Generator, tmp_path) -> Loaded:
         )
     flat = data.reshape((nav_size, *case.sig))
     native = np.zeros_like(flat)
-    for i in range(nav_size):  # positive sync_offset skips frames, negative inserts blanks
+    has_data = np.zeros(nav_size, bool)
+    for i in range(nav_size):  # positive sync_offset skips frames, negative runs before them
         src = i + case.sync_offset
         if 0 <= src < nav_size:
             native[i] = flat[src]
+            has_data[i] = True
     roi = None
     if case.roi:
         roi = rng.random(case.nav) > 0.4
         roi.flat[0] = True
         roi.flat[-1] = False
-    return Loaded(ds, native.astype(np.float64), native, roi, case)
+    return Loaded(ds, native.astype(np.float64), native, roi, case, has_data)
 
 
-def assert_nav(result, expected_selected: np.ndarray, loaded: Loaded, rtol: float = 1e-7) -> None:
-    """A nav result: raw_data equals the selected values; data is NaN (or 0) outside the roi."""
+def assert_nav(result, expected_processed: np.ndarray, loaded: Loaded, rtol: float = 1e-7) -> None:
+    """A nav result: raw_data equals the expected values at the processed positions and is NaN
+    (or 0) at positions of the roi without data; data is NaN (or 0) outside the roi."""
+    fill = np.nan if result.raw_data.dtype.kind in "fc" else 0
+    in_roi = loaded.processed[loaded.roi_flat]
+    expected_selected = np.full(
+        (len(in_roi), *expected_processed.shape[1:]), fill, np.result_type(expected_processed)
+    )
+    expected_selected[in_roi] = expected_processed
+    assert not result.valid_mask.reshape(-1)[~loaded.has_data].any()
     atol = rtol * max(1.0, float(np.nanmax(np.abs(expected_selected), initial=0.0)))
     np.testing.assert_allclose(result.raw_data, expected_selected, rtol=rtol, atol=atol)
     nav = loaded.case.nav
