@@ -34,6 +34,8 @@ _DEFAULTS: dict[str, Any] = {
     "io_backend": "auto",
     # Seconds a run may wait for one partition result before it gives up (None: no limit).
     "task_timeout_s": None,
+    # Dense masks on Intel AMX where the CPU has it (False: the vector kernels always).
+    "amx": True,
 }
 
 _current: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
