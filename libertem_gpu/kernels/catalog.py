@@ -8,6 +8,8 @@ Targets are strings: nothing here imports a kernel module.
 
 from __future__ import annotations
 
+import numpy as np
+
 from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
 from libertem_gpu.kernels.operation import (
     Accumulate,
@@ -30,12 +32,21 @@ _P = "libertem_gpu.kernels."
 _SWAPS = frozenset(d for d in SWAPPABLE_DTYPES if d.isnative)
 
 
-def _op(name: str, signature: type, module: str, cpu: str, gpu: str | None, **caps) -> Operation:  # type: ignore[no-untyped-def]
-    impls = {"numpy": Impl(_P + cpu, **caps)}
+def _op(
+    name: str,
+    signature: type,
+    reference: str,
+    cpu: str,
+    gpu: str | None,
+    swaps: frozenset[np.dtype] = frozenset(),
+) -> Operation:
+    """One operation: reference, CPU and (optional) GPU targets relative to this package;
+    ``swaps``: native dtypes the CPU implementation reads byte-reversed."""
+    impls = {"numpy": Impl(_P + cpu, swaps=swaps)}
     if gpu is not None:
         # The GPU backend converts byte order on the device: its kernels never swap.
         impls["cupy"] = Impl(_P + gpu)
-    return Operation(name, signature, _P + module, impls)
+    return Operation(name, signature, _P + reference, impls)
 
 
 OPERATIONS: tuple[Operation, ...] = (

@@ -93,7 +93,8 @@ def _gpu_check_out(out, n: int, k: int) -> None:
 
 
 def gpu_dense(tile, masks_t, out) -> None:
-    """CUDA twin of :func:`cpu_dense` on CuPy arrays: ``out += tile @ masks_t``.
+    """CUDA twin of :func:`~libertem_gpu.kernels.masks_cpu.cpu_dense` on CuPy arrays:
+    ``out += tile @ masks_t``.
 
     One mask is a fused Numba-CUDA dot product over the raw tile; several masks are one cuBLAS
     GEMM per block of frames (frames x pixels @ pixels x masks) after converting the block on
@@ -128,7 +129,8 @@ def gpu_dense(tile, masks_t, out) -> None:
 
 
 def gpu_sparse(tile, indptr, indices, data, out) -> None:
-    """CUDA twin of :func:`cpu_sparse` on CuPy arrays (CSR ``(k, npix)`` masks).
+    """CUDA twin of :func:`~libertem_gpu.kernels.masks_cpu.cpu_sparse` on CuPy arrays (CSR
+    ``(k, npix)`` masks).
 
     Few masks: a Numba-CUDA kernel reads only the masks' pixels of the raw tile. Many masks
     (8 or more): ``cupyx.scipy.sparse`` SpMM, CSR masks times the converted frame block.

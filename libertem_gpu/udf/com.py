@@ -341,7 +341,7 @@ class CoMUDF(UDF):
         nav_dims = coords.shape[1] - 1
         kind = _regression_kind(self.params.com_params.regression, nav_dims)
         result = np.zeros((1 + nav_dims, 2))
-        if isinstance(kind, np.ndarray):
+        if not isinstance(kind, int):  # a regression given as an array
             result[:] = kind
         elif len(field) == 0 or kind == -1:
             pass
