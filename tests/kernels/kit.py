@@ -131,8 +131,17 @@ class KernelContract:
 
     # --- the kit -----------------------------------------------------------------------------
 
-    def check(self, backend: str, dtype: str, shape: Any, strided: bool, swap: bool) -> None:
-        """One case: make the arguments, run ``backend``'s implementation, compare."""
+    def check(
+        self,
+        backend: str,
+        dtype: str,
+        shape: Any,
+        strided: bool,
+        swap: bool,
+        on_device: bool = False,
+    ) -> None:
+        """One case: make the arguments, run ``backend``'s implementation, compare;
+        ``on_device``: the arrays go to the GPU first (CuPy), the outputs come back."""
         n, sig = shape
         rng = np.random.default_rng(zlib.crc32(f"{self.op}{dtype}{n}{strided}{swap}".encode()))
         if strided:  # every other frame of a larger stack: the first axis strided
@@ -143,8 +152,12 @@ class KernelContract:
         want = self.expected(copy.deepcopy(args))
         if swap:
             args = _swap_tile(args)
+        if on_device:
+            import cupy as cp
+
+            args = tuple(cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args)
         self.call(get_kernel(self.op, backend), args, swap)
-        got = [np.asarray(o) for o in self.outputs(args)]
+        got = [o.get() if on_device else np.asarray(o) for o in self.outputs(args)]
         assert len(got) == len(want)
         for g, w in zip(got, want, strict=True):
             w = np.asarray(w)
@@ -193,6 +206,23 @@ class KernelContract:
                 ran = True
         if not ran:
             pytest.skip(f"{self.op} reads native byte order only")
+
+    @pytest.mark.gpu
+    def test_gpu_matches_reference(self) -> None:
+        """On a real GPU (``-m gpu``): every GPU implementation on strided odd-shaped tiles of
+        every dtype it declares."""
+        from libertem_gpu.backends import device
+
+        backends = self.backends(gpu=True)
+        if not backends:
+            pytest.skip(f"{self.op} has no GPU implementation")
+        info = device.probe()
+        if not info.available:
+            pytest.skip(f"no usable GPU: {info.reason}")
+        for backend in backends:
+            for dtype in self.dtypes:
+                if np.dtype(dtype) in get_impl(self.op, backend).dtypes:
+                    self.check(backend, dtype, SHAPES[-1], True, swap=False, on_device=True)
 
     def test_gpu_in_simulator(self) -> None:
         backends = self.backends(gpu=True)
