@@ -24,7 +24,7 @@ from libertem_gpu.errors import DataSetError, UDFDefinitionError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
 from libertem_gpu.io.tiles import TilingScheme
-from libertem_gpu.kernels.facts import SWAPPABLE_DTYPES
+from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
 from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.partition_task import declare_buffers, make_meta

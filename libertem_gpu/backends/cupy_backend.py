@@ -32,7 +32,6 @@ from libertem_gpu.backends.base import Backend
 from libertem_gpu.errors import BackendError
 from libertem_gpu.io.gpu_pipeline import DeviceOps, DirectReader, StreamingPipeline, aligned_empty
 from libertem_gpu.io.host_tiles import HostStackReader
-from libertem_gpu.kernels.registry import register_kernel
 
 if TYPE_CHECKING:
     from libertem_gpu.io.dataset import DataSet
@@ -40,29 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CupyBackend", "CupyOps", "register_gpu_kernels"]
-
-_K = "libertem_gpu.kernels."
-#: The GPU twin of every CPU kernel (same signatures; arrays are CuPy arrays).
-GPU_KERNELS = {
-    "sum_frames": _K + "sum_frames:gpu",
-    "sum_sig": _K + "sum_sig:gpu",
-    "moments": _K + "moments:gpu",
-    "max": _K + "extrema:gpu_max",
-    "min": _K + "extrema:gpu_min",
-    "masks_dense": _K + "masks:gpu_dense",
-    "masks_sparse": _K + "masks:gpu_sparse",
-    "com": _K + "com:gpu",
-}
-
-
-def register_gpu_kernels() -> None:
-    """Register the ``"cupy"`` kernels (lazy ``module:function`` targets; imports nothing)."""
-    for op, target in GPU_KERNELS.items():
-        register_kernel(op, "cupy", target)
-
-
-register_gpu_kernels()
+__all__ = ["CupyBackend", "CupyOps"]
 
 _IO_BACKENDS = ("auto", "pread", "direct", "kvikio")
 _thread_device = threading.local()

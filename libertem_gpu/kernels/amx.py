@@ -29,18 +29,18 @@ the blocked vector kernel; in the engine 0.46-0.51 of the memory floor against 0
 
 The instructions are emitted as inline assembly from Numba intrinsics. AMX needs the Linux
 kernel's permission (``arch_prctl(ARCH_REQ_XCOMP_PERM)``), requested once per process by
-:func:`available`; without it every caller takes the vector kernels.
+:func:`available`; without it every caller takes the vector kernels. The setting ``amx``
+(:mod:`libertem_gpu.config`, environment override ``LIBERTEM_GPU_AMX=0``) turns it off. When
+the masks go to it is the mask operation's rule (:func:`libertem_gpu.kernels.masks.amx_takes`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import platform
 import sys
 import threading
-from typing import Any
 
 import numba
 import numpy as np
@@ -48,10 +48,14 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["FRAME_DTYPES", "AMXMasks", "available", "dense", "pack", "takes"]
+from libertem_gpu import config
+
+__all__ = ["FRAME_DTYPES", "AMXMasks", "available", "dense", "enabled", "pack"]
 
 #: Environment variable: "0" turns the AMX kernel off (the vector kernels run instead).
-ENV = "LIBERTEM_GPU_AMX"
+ENV = str(config.SETTINGS["amx"].env)  # the setting's environment override
+# Values of the setting (or of the environment variable) that turn the kernel off.
+_OFF = frozenset({"0", "off", "false", "no"})
 #: Frame dtypes the kernel takes.
 FRAME_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
@@ -116,22 +120,22 @@ def _ask_permission() -> bool:
     return bool(granted)
 
 
+def enabled() -> bool:
+    """The setting ``amx`` (``True``/``"auto"``: use AMX where the CPU has it; ``False``/
+    ``"off"``); :mod:`libertem_gpu.config` applies its environment override
+    ``LIBERTEM_GPU_AMX=0``. The one place that reads the switch."""
+    value = config.get("amx")
+    return str(value).strip().lower() not in _OFF and value is not False
+
+
 def available() -> bool:
     """Whether the AMX kernel can run here.
 
     True on Linux x86-64 CPUs with AMX-INT8 (Sapphire Rapids and later Xeons) once the kernel
-    has granted this process the tile state, unless the environment variable
-    ``LIBERTEM_GPU_AMX`` is ``0``. The permission is requested on the first call.
+    has granted this process the tile state, unless switched off (:func:`enabled`). The
+    permission is requested on the first call.
     """
-    if os.environ.get(ENV, "1").strip() == "0":
-        return False
-    return _permitted()
-
-
-def takes(frame_dtype: Any, k: int) -> bool:
-    """Whether the kernel runs here and takes ``k`` masks on frames of ``frame_dtype``: the
-    callers' rule for sending float32 masks (2 to 16) on uint8/uint16 frames to it."""
-    return np.dtype(frame_dtype) in FRAME_DTYPES and 2 <= k <= 16 and available()
+    return enabled() and _permitted()
 
 
 class AMXMasks:
@@ -300,11 +304,14 @@ def _split_asm() -> str:
     return "\n".join(lines)
 
 
+# Registers _split_asm writes: its pointers, its vectors, and the flags (its addq set them).
+_SPLIT_CLOBBERS = ("rax", "rcx", "rdx", "zmm0", "zmm1", "zmm2", "zmm30", "zmm31", "flags")
+
+
 @intrinsic
 def _split16(typingctx, src, src_stride, lo, hi, stride, index):  # type: ignore[no-untyped-def]
     """Byte planes of 64 pixels of 16 uint16 frames (see :func:`_split_asm`)."""
-    clobbers = ("rax", "rcx", "rdx", "zmm0", "zmm1", "zmm2", "zmm30", "zmm31")
-    return types.none(*([types.int64] * 6)), _codegen(_split_asm(), clobbers)
+    return types.none(*([types.int64] * 6)), _codegen(_split_asm(), _SPLIT_CLOBBERS)
 
 
 _step_u8 = _make_step(1)
@@ -445,7 +452,7 @@ def dense(a: np.ndarray, npix: int, masks: AMXMasks, out: np.ndarray) -> None:
     if not available():
         raise RuntimeError(
             "the AMX kernel cannot run here: no AMX-INT8, no permission from the kernel, "
-            f"or {ENV}=0"
+            f"or switched off (setting 'amx', {ENV}=0)"
         )
     if a.dtype not in FRAME_DTYPES:
         raise TypeError(f"the AMX kernel takes uint8 or uint16 frames, got {a.dtype}")

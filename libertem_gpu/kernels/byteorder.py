@@ -1,57 +1,24 @@
-"""Byte swapping inside the CPU kernels, so that big-endian integer frames (Merlin 12- and 24-bit,
-big-endian raw files) are summed straight from the memory-mapped file instead of being copied
-and swapped first.
+"""Which stored dtypes the CPU kernels read in reversed byte order, swapping as they read.
 
-Kernels that accept ``swap=True`` read each element through :func:`load`; for ``swap=False`` the
-branch is hoisted out of the loop by the compiler and costs nothing.
+A light module (NumPy only): the run plan asks it without importing Numba. The swapping itself
+is :func:`libertem_gpu.kernels.bswap.load`; which operation swaps is a capability of its
+implementation (:class:`libertem_gpu.kernels.registry.Impl`).
 """
 
 from __future__ import annotations
 
-import numba
+from typing import Any
+
 import numpy as np
-from numba import types
-from numba.extending import overload
 
-from libertem_gpu.kernels.facts import SWAPPABLE_DTYPES
+__all__ = ["SWAPPABLE_DTYPES", "swappable"]
 
-__all__ = ["SWAPPABLE_DTYPES", "bswap", "load"]
-
-
-def bswap(value):  # pragma: no cover - replaced by the Numba overload below
-    """Reverse the bytes of an unsigned integer (Numba only)."""
-    raise NotImplementedError("bswap is only available inside Numba-compiled code")
+#: Stored dtypes whose bytes the swapping kernels reverse as they read: unsigned integers of 8
+#: to 32 bits in either byte order (8-bit ones need no swap at all).
+SWAPPABLE_DTYPES = frozenset(np.dtype(t) for t in (">u2", ">u4", "<u2", "<u4", "u1"))
 
 
-@overload(bswap)
-def _bswap_overload(value):
-    if isinstance(value, types.Integer) and not value.signed:
-        if value.bitwidth == 8:
-            return lambda value: value
-        if value.bitwidth == 16:
-
-            def swap16(value):
-                w = np.uint32(value)
-                return np.uint16(((w >> 8) | (w << 8)) & 0xFFFF)
-
-            return swap16
-        if value.bitwidth == 32:
-
-            def swap32(value):
-                w = np.uint64(value)
-                return np.uint32(
-                    ((w >> 24) & 0xFF)
-                    | ((w >> 8) & 0xFF00)
-                    | ((w << 8) & 0xFF0000)
-                    | ((w << 24) & 0xFF000000)
-                )
-
-            return swap32
-    # Other types are never handed over swapped (see SWAPPABLE_DTYPES): identity.
-    return lambda value: value
-
-
-@numba.njit(nogil=True, cache=True)
-def load(value, swap):
-    """``value`` with its bytes reversed if ``swap`` (Numba only)."""
-    return bswap(value) if swap else value
+def swappable(dtype: Any) -> bool:
+    """Whether ``dtype``, in either byte order, is one the swapping kernels can read unswapped."""
+    dtype = np.dtype(dtype)
+    return dtype in SWAPPABLE_DTYPES or dtype.newbyteorder() in SWAPPABLE_DTYPES

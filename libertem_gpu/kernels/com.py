@@ -1,27 +1,34 @@
-"""Centre of mass of (masked) frames.
+"""The centre-of-mass operation: per frame, the weighted total ``sum w*f`` and the first
+moments ``sum w*f*row`` and ``sum w*f*col``, where ``w`` are weights over the whole frame (e.g.
+1 inside a disk). Tiles may hold a horizontal slab of rows (``row_offset``); slabs of one frame
+add up. :func:`finalize` divides. Coordinates are absolute pixel indices ``(row, col)`` of the
+frame, not shifts relative to a reference centre.
 
-The kernel accumulates, per frame, the weighted total ``sum w*f`` and the first moments
-``sum w*f*row`` and ``sum w*f*col``, where ``w`` are weights over the whole frame (e.g. 1 inside
-a disk). Tiles may hold a horizontal slab of rows (``row_offset``); slabs of one frame add up.
-:func:`finalize` divides. Coordinates are absolute pixel indices ``(row, col)`` of the frame,
-not shifts relative to a reference centre.
+This module owns the choice of strategy: a binary disk or annulus is a few runs per row, which
+the CPU sums reading only those pixels (:func:`libertem_gpu.kernels.spans.com_cpu`); other
+weights go to the dense kernels (:mod:`.com_cpu`, :mod:`.com_gpu`). :func:`prepare` chooses
+once per partition. A light module: no Numba, no CuPy until a strategy is prepared.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
-import numba
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
-from libertem_gpu.kernels.tiles import SUPPORTED_DTYPES, check_out
+from libertem_gpu.kernels.registry import get_kernel
 
-__all__ = ["cpu", "disk_weights", "finalize", "reference"]
-
-_jit = numba.njit(nogil=True, cache=True, fastmath=False)
+__all__ = [
+    "AppliedCoM",
+    "disk_weights",
+    "finalize",
+    "prepare",
+    "prepare_reference",
+    "reference",
+    "reference_spans",
+]
 
 
 def disk_weights(
@@ -100,187 +107,99 @@ def finalize(total: np.ndarray, y: np.ndarray, x: np.ndarray) -> tuple[np.ndarra
     return com_y, com_x
 
 
-@_jit
-def _com(a, rows, cols, row_stride, weights, row_offset, out_total, out_y, out_x):
-    # Column accumulators instead of a per-row reduction: the inner loop over columns is then
-    # element-wise and vectorises without fastmath; the short reductions happen once per frame.
-    ct = np.empty(cols)
-    cy = np.empty(cols)
-    for i in range(a.shape[0]):
-        ct[:] = 0.0
-        cy[:] = 0.0
-        fr = a[i]
-        for r in range(rows):
-            start = r * row_stride
-            x = fr[start : start + cols]
-            w = weights[row_offset + r]
-            yy = np.float64(row_offset + r)
-            for c in range(cols):
-                v = np.float64(x[c]) * w[c]
-                ct[c] += v
-                cy[c] += v * yy
-        t = 0.0
-        sy = 0.0
-        sx = 0.0
-        for c in range(cols):
-            t += ct[c]
-            sy += cy[c]
-            sx += ct[c] * np.float64(c)
-        out_total[i] += t
-        out_y[i] += sy
-        out_x[i] += sx
+def reference_spans(frames3d: np.ndarray, spans: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reference` with the weights given as runs (one mask)."""
+    weights = np.zeros(spans.rows * spans.cols)
+    for q in range(len(spans.starts)):
+        weights[spans.starts[q] : spans.stops[q]] = spans.values[q]
+    return reference(frames3d, weights.reshape(spans.rows, spans.cols))
 
 
-def _frames_view(tile3d: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(n, frame_len)`` C-contiguous view with rows at the frames, and the row stride."""
-    if tile3d.dtype == np.bool_:
-        tile3d = tile3d.view(np.uint8)
-    n, rows, cols = tile3d.shape
-    isz = tile3d.itemsize
-    s0, s1, s2 = tile3d.strides
-    if rows <= 1:
-        s1 = cols * isz
-    if (
-        (s2 == isz or cols == 1)
-        and s1 % isz == 0
-        and s1 >= cols * isz
-        and s0 % isz == 0
-        and (n == 1 or s0 >= (rows - 1) * s1 + cols * isz)
-    ):
-        rs = s1 // isz
-        flen = (rows - 1) * rs + cols
-        fs = s0 // isz if n > 1 else flen
-        return as_strided(tile3d, shape=(n, flen), strides=(fs * isz, isz)), rs
-    c = np.ascontiguousarray(tile3d)
-    return c.reshape(n, rows * cols), cols
-
-
-def cpu(
-    tile3d: np.ndarray,
-    weights: np.ndarray,
-    row_offset: int,
-    out_total: np.ndarray,
-    out_y: np.ndarray,
-    out_x: np.ndarray,
-) -> None:
-    """Accumulate weighted totals and first moments of a slab of frame rows.
+class AppliedCoM:
+    """Weights laid out for one backend, the kernel chosen; call it for every tile.
 
     Parameters
     ----------
-    tile3d : numpy.ndarray
-        ``(n, rows, cols)``, last axis contiguous, any supported dtype: rows
-        ``row_offset .. row_offset + rows`` of n frames.
-    weights : numpy.ndarray
-        float64 ``(rows_total, cols)`` over the whole frame, C-contiguous.
-    row_offset : int
-        Index of the tile's first row in the frame.
-    out_total, out_y, out_x : numpy.ndarray
-        float64 ``(n,)``, updated in place: ``+= sum w*f``, ``sum w*f*row``, ``sum w*f*col``.
+    kernel : callable
+        ``(tile3d, weights, row_offset, out_total, out_y, out_x, swap=False)``.
+    weights : object
+        What ``kernel`` takes as weights (an array on the backend, or runs).
+    reads_stored_order : bool
+        Whether ``kernel`` swaps tiles in stored (reversed) byte order as it reads.
     """
-    if tile3d.ndim != 3:
-        raise ShapeMismatchError(f"tile3d must be 3-D (n, rows, cols), got {tile3d.shape}")
-    if tile3d.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"unsupported tile dtype {tile3d.dtype}")
-    n, rows, cols = tile3d.shape
-    if weights.ndim != 2 or weights.shape[1] != cols:
-        raise ShapeMismatchError(
-            f"weights must have shape (rows_total, {cols}), got {weights.shape}"
-        )
-    if weights.dtype != np.float64 or not weights.flags.c_contiguous:
-        raise TypeError("weights must be a C-contiguous float64 array")
-    row_offset = int(row_offset)
-    if row_offset < 0 or row_offset + rows > weights.shape[0]:
-        raise ShapeMismatchError(
-            f"rows {row_offset}..{row_offset + rows} outside weights with {weights.shape[0]} rows"
-        )
-    for o, name in ((out_total, "out_total"), (out_y, "out_y"), (out_x, "out_x")):
-        check_out(o, (n,), name)
-    if n == 0 or rows == 0 or cols == 0:
-        return
-    a, rs = _frames_view(tile3d)
-    _com(a, rows, cols, rs, weights, row_offset, out_total, out_y, out_x)
+
+    __slots__ = ("kernel", "reads_stored_order", "weights")
+
+    def __init__(self, kernel: Callable[..., None], weights: Any, reads_stored_order: bool) -> None:
+        self.kernel = kernel
+        self.weights = weights
+        self.reads_stored_order = reads_stored_order
+
+    def __call__(
+        self,
+        tile3d: Any,
+        row_offset: int,
+        out_total: Any,
+        out_y: Any,
+        out_x: Any,
+        swapped: bool = False,
+    ) -> None:
+        """Accumulate the moments of ``(n, rows, cols)`` frame rows from ``row_offset`` on;
+        ``swapped``: the tile holds its integers in reversed byte order."""
+        swap = swapped
+        if swapped and not self.reads_stored_order:  # not expected: the plan swaps for these
+            tile3d = tile3d.byteswap()
+            swap = False
+        self.kernel(tile3d, self.weights, row_offset, out_total, out_y, out_x, swap=swap)
 
 
-# --- GPU --------------------------------------------------------------------------------------
+def prepare(backend: str, weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
+    """Choose how ``backend`` computes the moments with ``weights`` on frames of
+    ``input_dtype``.
 
-# ``numba.cuda`` in the kernel bodies: bound by ``bind_cuda`` when they are compiled, so that
-# importing this module imports no CUDA.
-cuda: Any = None
+    Parameters
+    ----------
+    backend : str
+        ``"numpy"``, ``"cupy"``, ``"reference"`` or a registered backend.
+    weights : numpy.ndarray
+        float64 ``(rows, cols)`` over the whole frame.
+    input_dtype : numpy.dtype
+        The tiles' (native) dtype.
 
-
-def _com_kernel(a, weights, row_offset, out_total, out_y, out_x):
-    # Numba-CUDA kernel body; compiled through _cuda_com().
-    i = cuda.blockIdx.x
-    t = cuda.threadIdx.x
-    cols = a.shape[2]
-    npix = a.shape[1] * cols
-    c0 = cuda.blockIdx.y * CHUNK
-    c1 = min(c0 + CHUNK, npix)
-    st = 0.0
-    sy = 0.0
-    sx = 0.0
-    for p in range(c0 + t, c1, BLOCK):
-        r = p // cols
-        c = p - r * cols
-        v = float(a[i, r, c]) * float(weights[row_offset + r, c])
-        st += v
-        sy += v * (row_offset + r)
-        sx += v * c
-    s_t = cuda.shared.array(BLOCK, "float64")
-    s_y = cuda.shared.array(BLOCK, "float64")
-    s_x = cuda.shared.array(BLOCK, "float64")
-    s_t[t] = st
-    s_y[t] = sy
-    s_x[t] = sx
-    cuda.syncthreads()
-    step = BLOCK // 2
-    while step > 0:
-        if t < step:
-            s_t[t] += s_t[t + step]
-            s_y[t] += s_y[t + step]
-            s_x[t] += s_x[t + step]
-        cuda.syncthreads()
-        step //= 2
-    if t == 0:
-        cuda.atomic.add(out_total, i, s_t[0])
-        cuda.atomic.add(out_y, i, s_y[0])
-        cuda.atomic.add(out_x, i, s_x[0])
+    Returns
+    -------
+    AppliedCoM
+        Call it per tile; its ``reads_stored_order`` says whether tiles may come unswapped.
+    """
+    preparer = get_kernel("centre_of_mass", backend)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    return preparer(weights, np.dtype(input_dtype))  # type: ignore[no-any-return]
 
 
-def _cuda_com():
-    """Numba-CUDA kernel factory: conversion, weighting and the three moment sums of a slab of
-    frame rows in one pass; block ``(i, chunk)`` reduces a chunk of frame ``i`` in shared memory
-    and adds it atomically."""
-    from libertem_gpu.kernels.gpu_common import bind_cuda
+def prepare_reference(weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
+    """The plain NumPy strategy (what tests compare every backend's strategy with)."""
 
-    return bind_cuda(_com_kernel)
+    def kernel(
+        tile3d: Any, w: Any, row_offset: int, total: Any, y: Any, x: Any, swap: bool = False
+    ) -> None:
+        rows = tile3d.shape[1]
+        padded = np.zeros((tile3d.shape[0], *w.shape))
+        padded[:, row_offset : row_offset + rows] = tile3d
+        t, sy, sx = reference(padded, w)
+        total += t
+        y += sy
+        x += sx
+
+    return AppliedCoM(kernel, weights, False)
 
 
-def gpu(tile3d, weights, row_offset: int, out_total, out_y, out_x) -> None:
-    """CUDA twin of :func:`cpu` on CuPy arrays (same arguments; ``weights`` should already be
-    a float64 CuPy array, ``tile3d`` may be the raw integer tile with any strides)."""
-    import cupy as cp
+# The CPU and GPU kernels live in their own modules (Numba, CuPy); their names stay reachable
+# here for callers of the single module this once was.
+_MOVED = {"cpu": "com_cpu", "gpu": "com_gpu"}
 
-    from libertem_gpu.kernels import gpu_common as g
 
-    if tile3d.ndim != 3:
-        raise ShapeMismatchError(f"tile3d must be 3-D (n, rows, cols), got {tile3d.shape}")
-    if tile3d.dtype == np.bool_:
-        tile3d = tile3d.view(np.uint8)
-    n, rows, cols = tile3d.shape
-    weights = cp.asarray(weights, dtype=cp.float64)
-    if weights.ndim != 2 or weights.shape[1] != cols:
-        raise ShapeMismatchError(
-            f"weights must have shape (rows_total, {cols}), got {weights.shape}"
-        )
-    row_offset = int(row_offset)
-    if row_offset < 0 or row_offset + rows > weights.shape[0]:
-        raise ShapeMismatchError(
-            f"rows {row_offset}..{row_offset + rows} outside weights with {weights.shape[0]} rows"
-        )
-    for o, name in ((out_total, "out_total"), (out_y, "out_y"), (out_x, "out_x")):
-        g.check_device_out(o, (n,), name)
-    if n == 0 or rows == 0 or cols == 0:
-        return
-    grid = (n, g.row_chunks(rows * cols))
-    g.launch(_cuda_com, grid, (g.BLOCK,), tile3d, weights, row_offset, out_total, out_y, out_x)
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"libertem_gpu.kernels.{module}"), name)

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.byteorder import load
+from libertem_gpu.kernels.bswap import load
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap
 
 __all__ = ["cpu_max", "cpu_min", "reference_max", "reference_min"]
@@ -114,20 +114,22 @@ def _gpu_prepare(tile, out):
     return a
 
 
-def gpu_max(tile, out) -> None:
+def gpu_max(tile, out, swap: bool = False) -> None:
     """CUDA twin of :func:`cpu_max` on CuPy arrays: CuPy's reduction (NaN-propagating, like
-    NumPy) and an in-place ``maximum``."""
+    NumPy) and an in-place ``maximum`` (``swap`` must be False)."""
     import cupy as cp
 
+    check_no_swap(swap, tile.dtype)
     a = _gpu_prepare(tile, out)
     if a.shape[0] and a.shape[1]:
         cp.maximum(out, a.max(axis=0), out=out)
 
 
-def gpu_min(tile, out) -> None:
-    """CUDA twin of :func:`cpu_min` on CuPy arrays."""
+def gpu_min(tile, out, swap: bool = False) -> None:
+    """CUDA twin of :func:`cpu_min` on CuPy arrays (``swap`` must be False)."""
     import cupy as cp
 
+    check_no_swap(swap, tile.dtype)
     a = _gpu_prepare(tile, out)
     if a.shape[0] and a.shape[1]:
         cp.minimum(out, a.min(axis=0), out=out)

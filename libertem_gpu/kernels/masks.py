@@ -1,57 +1,38 @@
-"""Apply a stack of masks: ``out[i, j] += sum_p tile[i, p] * mask_j[p]``.
+"""The mask operation: apply a stack of masks, ``out[i, j] += sum_p tile[i, p] * mask_j[p]``.
 
-Dense masks come transposed, ``masks_t`` of shape ``(npix, k)``; sparse masks as CSR arrays of a
-``(k, npix)`` matrix.
+This module owns the choice among the strategies: runs of pixels (drawn masks on integer
+frames, :mod:`.spans`), dense masks (one fused dot product, a blocked kernel on packed masks,
+or Intel AMX; :mod:`.masks_cpu`), CSR masks, and on the GPU cuBLAS GEMM or cuSPARSE
+(:mod:`.masks_gpu`). :func:`prepare` makes that choice once per partition and returns an
+:class:`AppliedMasks` that the caller calls for every tile. A light module: it imports no
+Numba and no CuPy until a backend's strategy is prepared.
 
-Speed notes (2-core Sapphire Rapids, 2.6 GHz, uint16 256x256 frames): a single mask is a fused,
-memory-bound dot product in Numba (with float32 masks in float32 lanes: twice the lanes per
-vector, 0.7 -> 0.9 of the memory floor on uint16). For k > 1 each input element costs k
-multiply-adds: a Numba kernel blocks 5 frames x 4 masks over packed chunks of the masks that
-stay in cache and converts raw pixels as it reads them, about 2x (uint16) and 1.5x (float32)
-the speed of converting blocks for single-threaded BLAS sgemm. It reads the tile in chunk
-order, which the hardware prefetchers follow poorly; for 8- and 16-bit frames it prefetches
-the next block while multiplying the current one (+7-17% in the engine on uint16). Where
-the CPU has AMX, k <= 16 float32 masks on 8- and 16-bit frames run on the tile unit instead
-(:mod:`libertem_gpu.kernels.amx`: exact integer sums, 0.30 -> 0.51 of the floor for 16
-masks on uint16). BLAS (k == 1 on float frames) releases the GIL too; the caller should
-limit BLAS to one thread per worker (``OPENBLAS_NUM_THREADS=1`` or threadpoolctl) when
-running partitions in parallel.
+The stack is a :class:`MaskStack`: dense ``(npix, k)`` or CSR ``(k, npix)`` masks, as the UDF
+laid them out; it caches the layouts the strategies make of it (runs, packed masks).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-import numba
 import numpy as np
 
-from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels import amx
-from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
-from libertem_gpu.kernels.prefetch import prefetch_bytes
-from libertem_gpu.kernels.tiles import as_rows
-from libertem_gpu.kernels.vector_width import prefer_wide_vectors
+from libertem_gpu.kernels.registry import get_kernel
 
 __all__ = [
-    "PackedMasks",
-    "cpu_dense",
-    "cpu_sparse",
-    "pack_dense",
+    "AppliedMasks",
+    "MaskStack",
+    "amx_takes",
+    "cpu_runs",
+    "prepare",
+    "prepare_reference",
     "reference",
     "reference_sparse",
+    "runs_pay",
 ]
-
-_jit = numba.njit(nogil=True, cache=True, fastmath=False)
-
-# Lanes of independent partial sums for the k == 1 dot (see sum_sig for why); 64 measured best.
-_LANES = 64
-# Frames sharing one pass over the mask: the mask (L2-resident) is loaded once per four frames
-# instead of once per frame.
-_FRAMES = 4
-# Lane blocks summed in the compute type before the lane sums are flushed into float64: with
-# float32 lanes each partial sum then holds at most 128 products (relative error ~1e-6 at worst,
-# ~1e-8 typical), while the total over the frame is still formed in float64.
-_FLUSH = 128
 
 
 def reference(tile: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -78,659 +59,282 @@ def reference_sparse(
 ) -> np.ndarray:
     """Apply CSR masks (``k = len(indptr) - 1`` rows of ``npix`` columns) in plain NumPy."""
     npix = np.asarray(tile).shape[1]
+    return reference(tile, _csr_to_dense(indptr, indices, data, npix))
+
+
+def _csr_to_dense(indptr: Any, indices: Any, data: Any, npix: int) -> np.ndarray:
     k = len(indptr) - 1
     dense = np.zeros((k, npix))
     for j in range(k):
         sl = slice(indptr[j], indptr[j + 1])
         np.add.at(dense[j], indices[sl], data[sl])
-    return reference(tile, dense)
+    return dense
 
 
-def _make_dot1(lane_type):
-    """Build the k == 1 dot product with partial sums in ``lane_type`` (numpy.float64 or
-    numpy.float32), flushed into float64 every ``_FLUSH`` lane blocks."""
+@dataclass
+class MaskStack:
+    """A stack of masks laid out for the kernels (NumPy, on the host).
 
-    # Fused multiply-add (contraction only; no reassociation): faster and, if anything, closer
-    # to the exact product sums.
-    @numba.njit(nogil=True, cache=True, fastmath={"contract"})
-    def dot1(a, npix, m, out):
-        # out[i, 0] += a[i, :npix] @ m, four frames per pass, _LANES lanes per frame; 512-bit
-        # vectors gain 4-6 % on uint16 frames (kernel alone, two threads).
-        prefer_wide_vectors()
-        n = a.shape[0]
-        nb = npix // _LANES
-        end = nb * _LANES
-        mb = m[:end].reshape((nb, _LANES))
-        acc = np.empty((_FRAMES, _LANES), lane_type)
-        tot = np.empty((_FRAMES, _LANES))
-        for i0 in range(0, n, _FRAMES):
-            nf = min(_FRAMES, n - i0)
-            tot[:] = 0.0
-            if nf == _FRAMES:
-                x0 = a[i0, :end].reshape((nb, _LANES))
-                x1 = a[i0 + 1, :end].reshape((nb, _LANES))
-                x2 = a[i0 + 2, :end].reshape((nb, _LANES))
-                x3 = a[i0 + 3, :end].reshape((nb, _LANES))
-                c0 = acc[0]
-                c1 = acc[1]
-                c2 = acc[2]
-                c3 = acc[3]
-                for b0 in range(0, nb, _FLUSH):
-                    acc[:] = 0.0
-                    for b in range(b0, min(b0 + _FLUSH, nb)):
-                        mv = mb[b]
-                        y0 = x0[b]
-                        y1 = x1[b]
-                        y2 = x2[b]
-                        y3 = x3[b]
-                        for q in range(_LANES):
-                            w = lane_type(mv[q])
-                            c0[q] += lane_type(y0[q]) * w
-                            c1[q] += lane_type(y1[q]) * w
-                            c2[q] += lane_type(y2[q]) * w
-                            c3[q] += lane_type(y3[q]) * w
-                    for f in range(_FRAMES):
-                        for q in range(_LANES):
-                            tot[f, q] += acc[f, q]
-            else:
-                for f in range(nf):
-                    xf = a[i0 + f, :end].reshape((nb, _LANES))
-                    cf = acc[f]
-                    for b0 in range(0, nb, _FLUSH):
-                        cf[:] = 0.0
-                        for b in range(b0, min(b0 + _FLUSH, nb)):
-                            mv = mb[b]
-                            yf = xf[b]
-                            for q in range(_LANES):
-                                cf[q] += lane_type(yf[q]) * lane_type(mv[q])
-                        for q in range(_LANES):
-                            tot[f, q] += cf[q]
-            for f in range(nf):
-                s = 0.0
-                for q in range(_LANES):
-                    s += tot[f, q]
-                row = a[i0 + f]
-                for p in range(end, npix):
-                    s += np.float64(row[p]) * np.float64(m[p])
-                out[i0 + f, 0] += s
-
-    return dot1
-
-
-_dot1 = _make_dot1(np.float64)
-# Single precision (float32 masks and results): twice the lanes per vector register.
-_dot1_single = _make_dot1(np.float32)
-
-# float32 frames (k == 1, float32 masks and results): the frames need no conversion, so the
-# loop is a pure stream of loads and multiply-adds; written plainly and split into lanes by
-# LLVM ("reassoc"), two frames per pass over the mask, it reads page-cached float32 frames as
-# fast as the memory floor's plain sum (13-15 % faster than the explicit 4-frame lanes of
-# _dot1_single in the engine; for integer frames _dot1_single stays the faster).
-_CHUNK_F32 = 1024
-
-
-# "reassoc" lets LLVM keep vector lanes of partial sums (each over at most _CHUNK_F32 products,
-# a few dozen where the loop is vectorised); "contract" gives fused multiply-adds. No
-# assumptions about NaN or infinities.
-@numba.njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
-def _dot1_float32(a, npix, m, out):
-    # out[i, 0] += a[i, :npix] @ m: float32 sums over each chunk, added up in float64.
-    n = a.shape[0]
-    nc = npix // _CHUNK_F32
-    end = nc * _CHUNK_F32
-    n2 = n - n % 2
-    for i in range(0, n2, 2):
-        x0 = a[i, :npix]
-        x1 = a[i + 1, :npix]
-        t0 = 0.0
-        t1 = 0.0
-        for c in range(nc):
-            p0 = c * _CHUNK_F32
-            y0 = x0[p0 : p0 + _CHUNK_F32]
-            y1 = x1[p0 : p0 + _CHUNK_F32]
-            w = m[p0 : p0 + _CHUNK_F32]
-            s0 = np.float32(0)
-            s1 = np.float32(0)
-            for p in range(_CHUNK_F32):
-                s0 += y0[p] * w[p]
-                s1 += y1[p] * w[p]
-            t0 += s0
-            t1 += s1
-        for p in range(end, npix):
-            t0 += np.float64(x0[p]) * np.float64(m[p])
-            t1 += np.float64(x1[p]) * np.float64(m[p])
-        out[i, 0] += t0
-        out[i + 1, 0] += t1
-    for i in range(n2, n):
-        t = 0.0
-        for p in range(npix):
-            t += np.float64(a[i, p]) * np.float64(m[p])
-        out[i, 0] += t
-
-
-# Several masks: a register block of 5 frames x 4 masks (20 independent sums, 512-bit vectors
-# where the CPU has them) per pass over a chunk of pixels. The masks come packed by chunk: the
-# k masks' values for 1024 pixels as rows of one small block, padded so that the rows start on
-# different cache sets (unpadded, rows 4 KiB apart compete for the same L1 sets). A chunk of
-# 16 float32 masks (65 KiB) then stays in L1/L2 while the tile's frames pass, each frame's
-# chunk is read once per 4 masks from L1, and converting the raw pixels inside the loop overlaps
-# the reads with the multiply-adds. Measured on 2-core Sapphire Rapids against the former
-# 4 x 4 kernel on unpacked masks, 256-bit vectors and 4096-pixel chunks: float32 frames +28 %,
-# uint16 +13 % (where converting the pixels shares the vector ports with the multiply-adds).
-_PACK_CHUNK = 1024
-_PACK_PAD = 16
-
-
-class PackedMasks:
-    """Dense masks laid out for the blocked CPU kernel (k > 1); see :func:`pack_dense`.
+    Complex masks are stored as ``2k`` real masks: the real parts, then the imaginary parts.
 
     Attributes
     ----------
-    data : numpy.ndarray
-        ``(nchunks, k, chunk + pad)``: for each chunk of ``chunk`` pixels, the k masks' values
-        as padded rows (zero beyond the last pixel).
-    npix : int
-        Pixels per mask.
-    chunk : int
-        Pixels per chunk.
+    count : int
+        Number of (complex or real) masks.
+    is_complex : bool
+        Whether the masks are complex (stored as real and imaginary parts).
+    compute_dtype : numpy.dtype
+        float32 or float64: the masks' type and that of the sums.
+    dense_t : numpy.ndarray or None
+        ``(npix, k or 2k)``, F-contiguous (masks as C-contiguous rows), or None for CSR masks.
+    csr : tuple of numpy.ndarray or None
+        ``(indptr, indices, data)`` of a CSR ``(k or 2k, npix)`` matrix, or None.
     """
 
-    __slots__ = ("_amx", "_source", "chunk", "data", "npix")
-
-    def __init__(
-        self, data: np.ndarray, npix: int, chunk: int, source: np.ndarray | None = None
-    ) -> None:
-        self.data = data
-        self.npix = npix
-        self.chunk = chunk
-        # The stack packed from, kept for the AMX layout, which is made on first use.
-        self._source = source
-        self._amx: Any = False
-
-    def amx(self) -> Any:
-        """The masks laid out for the AMX kernel (:func:`libertem_gpu.kernels.amx.pack`), or
-        None where it cannot take them (more than 16 masks, a value not finite); made on
-        first use and kept."""
-        if self._amx is False:
-            source = self._source
-            self._amx = amx.pack(source) if source is not None and self.k <= 16 else None
-        return self._amx
+    count: int
+    is_complex: bool
+    compute_dtype: np.dtype
+    dense_t: np.ndarray | None
+    csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    _runs: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+    _packed: Any = field(default=None, repr=False, compare=False)
 
     @property
-    def k(self) -> int:
-        """Number of masks."""
-        return int(self.data.shape[1])
-
-    @property
-    def dtype(self) -> np.dtype:
-        """float32 or float64."""
-        return self.data.dtype
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(npix, k)``, the shape of the transposed stack it was packed from."""
-        return (self.npix, self.k)
+    def width(self) -> int:
+        """Number of real masks the kernels apply (``2 * count`` for complex masks)."""
+        if self.dense_t is not None:
+            return int(self.dense_t.shape[1])
+        assert self.csr is not None
+        return len(self.csr[0]) - 1
 
     @property
     def nbytes(self) -> int:
-        """Bytes held, the AMX layout included once made."""
-        digits = self._amx.digits.nbytes if self._amx else 0
-        return int(self.data.nbytes + digits)
+        """Bytes held by the laid-out masks, the CPU kernel's packed copy included once made."""
+        arrays = [self.dense_t] if self.dense_t is not None else list(self.csr or ())
+        packed = self._packed.nbytes if self._packed is not None else 0
+        return sum(a.nbytes for a in arrays) + packed
+
+    def runs(self, sig_shape: tuple[int, ...]) -> Any:
+        """The dense masks as runs (:func:`libertem_gpu.kernels.spans.encode`), or None where
+        they are not compact; encoded once per stack."""
+        key = tuple(sig_shape)
+        if key not in self._runs:
+            from libertem_gpu.kernels import spans
+
+            assert self.dense_t is not None
+            rows, cols = key if len(key) == 2 else (1, key[0])
+            self._runs[key] = spans.encode(self.dense_t.T.reshape(-1, rows, cols))
+        return self._runs[key]
+
+    def packed(self) -> Any:
+        """The dense masks packed for the CPU's multi-mask kernel
+        (:func:`libertem_gpu.kernels.masks_cpu.pack_dense`); packed once per stack."""
+        if self._packed is None:
+            from libertem_gpu.kernels.masks_cpu import pack_dense
+
+            assert self.dense_t is not None
+            self._packed = pack_dense(self.dense_t)
+        return self._packed
+
+    def csr_columns(self, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The CSR restricted to pixels ``[p0, p1)``, re-indexed from 0 (for row slabs)."""
+        assert self.csr is not None
+        indptr, indices, data = self.csr
+        starts, stops = indptr[:-1], indptr[1:]
+        rows = len(starts)
+        keep_i, keep_d, new_ptr = [], [], [0]
+        for j in range(rows):
+            idx = indices[starts[j] : stops[j]]
+            a, b = np.searchsorted(idx, (p0, p1))
+            keep_i.append(idx[a:b] - p0)
+            keep_d.append(data[starts[j] + a : starts[j] + b])
+            new_ptr.append(new_ptr[-1] + (b - a))
+        return (
+            np.asarray(new_ptr, dtype=np.int64),
+            np.concatenate(keep_i) if keep_i else indices[:0],
+            np.concatenate(keep_d) if keep_d else data[:0],
+        )
 
 
-def pack_dense(masks_t: np.ndarray, chunk: int = _PACK_CHUNK) -> PackedMasks:
-    """Lay out a transposed dense mask stack for the blocked CPU kernel.
+# --- the rule: which strategy the CPU takes ----------------------------------------------------
+
+# Where runs read at least this fraction of the frame's pixels (summed over the masks), the
+# AMX kernel, which reads every pixel, is faster. Measured on 2-core Sapphire Rapids, uint16,
+# 16 float32 masks' worth of work (GB/s, runs against AMX): read fraction 0.20 (4 rings)
+# 20.6 vs 11.6, 0.43 (bright-field disk and annulus) 13.1 vs 11.4, 0.79 (8 rings) 7.9 vs 11.1,
+# 0.79 (16 rings) 6.9 vs 10.0.
+_RUNS_READ_LIMIT_AMX = 0.5
+
+
+def runs_pay(dtype: Any) -> bool:
+    """Whether run-length mask kernels beat the dense ones for frames of ``dtype``: integers,
+    which they sum exactly and vectorised; floats go through BLAS or the dense loops."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "uib" and dtype.itemsize <= 4
+
+
+def amx_takes(frame_dtype: Any, k: int) -> bool:
+    """Whether the AMX kernel runs here and takes ``k`` float32 masks on frames of
+    ``frame_dtype``: 2 to 16 masks on uint8/uint16 frames, where :func:`.amx.available`."""
+    if not 2 <= k <= 16:
+        return False
+    # Imported here: the AMX module loads Numba, and most callers stop at the test above.
+    from libertem_gpu.kernels import amx
+
+    return np.dtype(frame_dtype) in amx.FRAME_DTYPES and amx.available()
+
+
+def cpu_runs(stack: MaskStack, sig_shape: tuple[int, ...], input_dtype: Any) -> Any:
+    """The masks as runs where the CPU sums them that way, else None: drawn masks on integer
+    frames, unless the AMX kernel would read every pixel faster (8/16-bit frames, 2 to 16
+    single-precision masks that cover at least half of the frame between them)."""
+    if stack.dense_t is None or not runs_pay(input_dtype):
+        return None
+    runs = stack.runs(tuple(sig_shape))
+    if runs is None or runs.read_fraction < _RUNS_READ_LIMIT_AMX:
+        return runs
+    single = stack.compute_dtype == np.float32 and not stack.is_complex
+    return None if single and amx_takes(input_dtype, stack.count) else runs
+
+
+# --- the prepared operation ----------------------------------------------------------------------
+
+
+class AppliedMasks:
+    """A mask stack laid out for one backend, its strategy chosen; call it for every tile.
 
     Parameters
     ----------
-    masks_t : numpy.ndarray
-        ``(npix, k)`` float32 or float64, any memory layout.
-    chunk : int
-        Pixels per chunk.
+    kernel : callable
+        The dense ``(tile, masks, out)`` or, with ``sparse``, CSR ``(tile, indptr, indices,
+        data, out)`` kernel.
+    whole : callable
+        Makes the masks' layout for whole frames (called once, on first use).
+    slab : callable
+        ``slab(p0, p1)`` makes the layout for pixels ``[p0, p1)`` (row slabs; kept per slab).
+    npix : int
+        Pixels per frame.
+    sparse : bool
+        ``kernel`` takes CSR arrays.
+    runs, runs_kernel : optional
+        Masks as runs and their kernel (``(tile, runs, out, swap)``), used for whole frames.
+    """
+
+    __slots__ = (
+        "_layouts",
+        "_slab",
+        "_whole",
+        "kernel",
+        "npix",
+        "reads_stored_order",
+        "runs",
+        "runs_kernel",
+        "sparse",
+    )
+
+    def __init__(
+        self,
+        kernel: Callable[..., None],
+        whole: Callable[[], Any],
+        slab: Callable[[int, int], Any],
+        npix: int,
+        *,
+        sparse: bool = False,
+        runs: Any = None,
+        runs_kernel: Callable[..., None] | None = None,
+    ) -> None:
+        self.kernel = kernel
+        self._whole = whole
+        self._slab = slab
+        self.npix = npix
+        self.sparse = sparse
+        self.runs = runs if runs_kernel is not None else None
+        self.runs_kernel = runs_kernel
+        #: Tiles may come in stored byte order: only the run kernels swap as they read.
+        self.reads_stored_order = self.runs is not None
+        self._layouts: dict[tuple[int, int], Any] = {}
+
+    def _masks_for(self, p0: int, p1: int) -> Any:
+        key = (p0, p1)
+        masks = self._layouts.get(key)
+        if masks is None:
+            masks = self._whole() if key == (0, self.npix) else self._slab(p0, p1)
+            self._layouts[key] = masks
+        return masks
+
+    def __call__(self, tile: Any, out: Any, p0: int, p1: int, swapped: bool = False) -> None:
+        """``out += tile @ masks[:, p0:p1].T`` for a ``(n, p1 - p0)`` tile of pixels
+        ``[p0, p1)``; ``swapped``: the tile holds its integers in reversed byte order."""
+        if self.runs is not None and p0 == 0 and p1 == self.npix:
+            assert self.runs_kernel is not None
+            self.runs_kernel(tile, self.runs, out, swap=swapped)
+            return
+        if swapped:  # not expected (the plan swaps for these strategies): swap a copy
+            tile = tile.byteswap()
+        masks = self._masks_for(p0, p1)
+        if self.sparse:
+            self.kernel(tile, *masks, out)
+        else:
+            self.kernel(tile, masks, out)
+
+
+def prepare(
+    backend: str, stack: MaskStack, sig_shape: tuple[int, ...], input_dtype: Any
+) -> AppliedMasks:
+    """Choose how ``backend`` applies ``stack`` to frames of ``sig_shape`` and ``input_dtype``.
+
+    Parameters
+    ----------
+    backend : str
+        ``"numpy"``, ``"cupy"``, ``"reference"`` or a registered backend.
+    stack : MaskStack
+        The masks.
+    sig_shape : tuple of int
+        Frame shape.
+    input_dtype : numpy.dtype
+        The tiles' (native) dtype.
 
     Returns
     -------
-    PackedMasks
-        To pass to :func:`cpu_dense` in place of ``masks_t``, for every tile of a run.
+    AppliedMasks
+        Call it per tile; its ``reads_stored_order`` says whether tiles may come unswapped.
     """
-    if masks_t.ndim != 2:
-        raise ShapeMismatchError(f"masks_t must have shape (npix, k), got {masks_t.shape}")
-    if masks_t.dtype not in (np.float64, np.float32):
-        raise TypeError(f"masks_t must be float32 or float64, got {masks_t.dtype}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be positive, got {chunk}")
-    npix, k = masks_t.shape
-    nchunks = -(-npix // chunk)
-    data = np.zeros((nchunks, k, chunk + _PACK_PAD), masks_t.dtype)
-    for c in range(nchunks):
-        p0 = c * chunk
-        p1 = min(p0 + chunk, npix)
-        data[c, :, : p1 - p0] = masks_t[p0:p1].T
-    return PackedMasks(data, npix, chunk, masks_t)
+    preparer = get_kernel("apply_masks", backend)
+    return preparer(stack, tuple(sig_shape), np.dtype(input_dtype))  # type: ignore[no-any-return]
 
 
-def _make_blocked(lane_type):
-    """Build ``out += a @ masks.T`` on packed masks, with sums over one pixel chunk formed in
-    ``lane_type`` and added up over chunks in float64."""
+def prepare_reference(
+    stack: MaskStack, sig_shape: tuple[int, ...], input_dtype: Any
+) -> AppliedMasks:
+    """The plain NumPy strategy: :func:`reference` on the dense masks (what tests compare
+    every backend's strategy with)."""
+    npix = int(np.prod(sig_shape))
+    if stack.dense_t is not None:
+        dense = np.asarray(stack.dense_t).T
+    else:
+        assert stack.csr is not None
+        dense = _csr_to_dense(*stack.csr, npix)
 
-    # "reassoc" lets LLVM split each sum into vector lanes (partial sums of at most
-    # _PACK_CHUNK / 8 products each); "contract" gives fused multiply-adds.
-    @numba.njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
-    def blocked(a, npix, packed, chunk, out):
-        prefer_wide_vectors()
-        n = a.shape[0]
-        k = packed.shape[1]
-        n5 = n - n % 5
-        k4 = k - k % 4
-        tot = np.zeros((n, k))
-        nchunks = packed.shape[0]
-        itemsize = a.itemsize
-        row_bytes = a.strides[0]
-        groups = max(k4 // 4, 1)
-        for c in range(nchunks):
-            p0 = c * chunk
-            p1 = min(p0 + chunk, npix)
-            m = p1 - p0
-            mc = packed[c]
-            for i in range(0, n5, 5):
-                # The next block to read: the next 5 frames of this chunk, else the first 5
-                # of the next chunk. Its cache lines are prefetched a share per mask group
-                # for 8- and 16-bit frames, whose loads otherwise stall the converting loop
-                # (wider frames measured slower with it).
-                if itemsize > 2:
-                    ahead = 0
-                    ahead_px = 0
-                elif i + 5 < n5:
-                    ahead = (i + 5) * row_bytes + p0 * itemsize
-                    ahead_px = m
-                elif c + 1 < nchunks:
-                    ahead = (p0 + chunk) * itemsize
-                    ahead_px = min(p0 + 2 * chunk, npix) - p0 - chunk
-                else:
-                    ahead = 0
-                    ahead_px = 0
-                lines = 5 * ((ahead_px * itemsize + 63) // 64)
-                x0 = a[i, p0:p1]
-                x1 = a[i + 1, p0:p1]
-                x2 = a[i + 2, p0:p1]
-                x3 = a[i + 3, p0:p1]
-                x4 = a[i + 4, p0:p1]
-                for j in range(0, k4, 4):
-                    g = j // 4
-                    for q in range(g * lines // groups, (g + 1) * lines // groups):
-                        prefetch_bytes(a, ahead + (q % 5) * row_bytes + (q // 5) * 64)
-                    w0 = mc[j, :m]
-                    w1 = mc[j + 1, :m]
-                    w2 = mc[j + 2, :m]
-                    w3 = mc[j + 3, :m]
-                    s00 = s01 = s02 = s03 = lane_type(0)
-                    s10 = s11 = s12 = s13 = lane_type(0)
-                    s20 = s21 = s22 = s23 = lane_type(0)
-                    s30 = s31 = s32 = s33 = lane_type(0)
-                    s40 = s41 = s42 = s43 = lane_type(0)
-                    for p in range(m):
-                        y0 = lane_type(x0[p])
-                        y1 = lane_type(x1[p])
-                        y2 = lane_type(x2[p])
-                        y3 = lane_type(x3[p])
-                        y4 = lane_type(x4[p])
-                        v0 = lane_type(w0[p])
-                        v1 = lane_type(w1[p])
-                        v2 = lane_type(w2[p])
-                        v3 = lane_type(w3[p])
-                        s00 += y0 * v0
-                        s01 += y0 * v1
-                        s02 += y0 * v2
-                        s03 += y0 * v3
-                        s10 += y1 * v0
-                        s11 += y1 * v1
-                        s12 += y1 * v2
-                        s13 += y1 * v3
-                        s20 += y2 * v0
-                        s21 += y2 * v1
-                        s22 += y2 * v2
-                        s23 += y2 * v3
-                        s30 += y3 * v0
-                        s31 += y3 * v1
-                        s32 += y3 * v2
-                        s33 += y3 * v3
-                        s40 += y4 * v0
-                        s41 += y4 * v1
-                        s42 += y4 * v2
-                        s43 += y4 * v3
-                    tot[i, j] += s00
-                    tot[i, j + 1] += s01
-                    tot[i, j + 2] += s02
-                    tot[i, j + 3] += s03
-                    tot[i + 1, j] += s10
-                    tot[i + 1, j + 1] += s11
-                    tot[i + 1, j + 2] += s12
-                    tot[i + 1, j + 3] += s13
-                    tot[i + 2, j] += s20
-                    tot[i + 2, j + 1] += s21
-                    tot[i + 2, j + 2] += s22
-                    tot[i + 2, j + 3] += s23
-                    tot[i + 3, j] += s30
-                    tot[i + 3, j + 1] += s31
-                    tot[i + 3, j + 2] += s32
-                    tot[i + 3, j + 3] += s33
-                    tot[i + 4, j] += s40
-                    tot[i + 4, j + 1] += s41
-                    tot[i + 4, j + 2] += s42
-                    tot[i + 4, j + 3] += s43
-                # Masks left over from the blocks of 4: five frames at a time.
-                for j in range(k4, k):
-                    wj = mc[j, :m]
-                    s0 = s1 = s2 = s3 = s4 = lane_type(0)
-                    for p in range(m):
-                        v = lane_type(wj[p])
-                        s0 += lane_type(x0[p]) * v
-                        s1 += lane_type(x1[p]) * v
-                        s2 += lane_type(x2[p]) * v
-                        s3 += lane_type(x3[p]) * v
-                        s4 += lane_type(x4[p]) * v
-                    tot[i, j] += s0
-                    tot[i + 1, j] += s1
-                    tot[i + 2, j] += s2
-                    tot[i + 3, j] += s3
-                    tot[i + 4, j] += s4
-            # Frames left over from the blocks of 5: one frame x 4 masks, then one sum at a time.
-            for i in range(n5, n):
-                xi = a[i, p0:p1]
-                for j in range(0, k4, 4):
-                    w0 = mc[j, :m]
-                    w1 = mc[j + 1, :m]
-                    w2 = mc[j + 2, :m]
-                    w3 = mc[j + 3, :m]
-                    s0 = s1 = s2 = s3 = lane_type(0)
-                    for p in range(m):
-                        y = lane_type(xi[p])
-                        s0 += y * lane_type(w0[p])
-                        s1 += y * lane_type(w1[p])
-                        s2 += y * lane_type(w2[p])
-                        s3 += y * lane_type(w3[p])
-                    tot[i, j] += s0
-                    tot[i, j + 1] += s1
-                    tot[i, j + 2] += s2
-                    tot[i, j + 3] += s3
-                for j in range(k4, k):
-                    wj = mc[j, :m]
-                    s = lane_type(0)
-                    for p in range(m):
-                        s += lane_type(xi[p]) * lane_type(wj[p])
-                    tot[i, j] += s
-        for i in range(n):
-            for j in range(k):
-                out[i, j] += tot[i, j]
+    def kernel(tile: np.ndarray, masks: np.ndarray, out: np.ndarray) -> None:
+        out += reference(tile, masks).astype(out.dtype)
 
-    return blocked
+    return AppliedMasks(kernel, lambda: dense, lambda p0, p1: dense[:, p0:p1], npix)
 
 
-_blocked = _make_blocked(np.float64)
-_blocked_single = _make_blocked(np.float32)
+# The CPU and GPU kernels live in their own modules (Numba, CuPy); their public names stay
+# reachable here for callers of the single module this once was.
+_MOVED = {
+    "PackedMasks": "masks_cpu",
+    "cpu_dense": "masks_cpu",
+    "cpu_sparse": "masks_cpu",
+    "pack_dense": "masks_cpu",
+    "gpu_dense": "masks_gpu",
+    "gpu_sparse": "masks_gpu",
+}
 
 
-def _check_out(out: np.ndarray, n: int, k: int) -> None:
-    if out.shape != (n, k):
-        raise ShapeMismatchError(f"out must have shape ({n}, {k}), got {out.shape}")
-    if out.dtype not in (np.float64, np.float32):
-        raise TypeError(f"out must be float64 or float32, got {out.dtype}")
-    if not out.flags.writeable:
-        raise ValueError("out is read-only")
-
-
-def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarray) -> None:
-    """Accumulate dense mask products: ``out += tile @ masks_t``.
-
-    Parameters
-    ----------
-    tile : numpy.ndarray
-        ``(n, npix)`` tile, last axis contiguous, any supported dtype.
-    masks_t : numpy.ndarray or PackedMasks
-        ``(npix, k)`` float32 or float64, the transposed mask stack, in any memory layout; or
-        the same packed by :func:`pack_dense`, which saves packing it again for each tile
-        when k > 1.
-    out : numpy.ndarray
-        ``(n, k)`` float64 or float32, updated in place.
-
-    Notes
-    -----
-    Sums are formed in float64, except where the masks *and* ``out`` are float32 and the
-    frames are float32 or integers of up to 16 bits: then partial sums over a pixel chunk are
-    formed in float32 lanes (at most 1024 products each, a few dozen to a few hundred where
-    vectorised; relative error ~1e-7 typical) and added up in float64. k > 1 runs a blocked
-    Numba kernel on packed masks; k == 1 a fused dot product, or BLAS where frames and masks
-    share a float type. Where :func:`libertem_gpu.kernels.amx.available`, 1 < k <= 16
-    float32 masks with float32 ``out`` on uint8/uint16 frames run on the AMX tile unit
-    instead: masks in 32-bit fixed point, exact integer sums.
-    """
-    a, npix = as_rows(tile)
-    if masks_t.shape[0] != npix or len(masks_t.shape) != 2:
-        raise ShapeMismatchError(f"masks_t must have shape ({npix}, k), got {masks_t.shape}")
-    if masks_t.dtype not in (np.float64, np.float32):
-        raise TypeError(f"masks_t must be float32 or float64, got {masks_t.dtype}")
-    n = a.shape[0]
-    k = masks_t.shape[1]
-    _check_out(out, n, k)
-    if n == 0 or k == 0 or npix == 0:
-        return
-    single = masks_t.dtype == out.dtype == np.float32
-    # float32 lanes only where converting the pixels to float32 is exact.
-    narrow = a.dtype.itemsize <= 2 or a.dtype == np.float32
-    if k == 1 and isinstance(masks_t, np.ndarray):
-        if single and a.dtype == np.float32:
-            _dot1_float32(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
-        elif single and narrow:
-            _dot1_single(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
-        elif a.dtype == masks_t.dtype == out.dtype and a.dtype.kind == "f" and a.shape[1] == npix:
-            out += np.dot(a, masks_t)
-        else:
-            _dot1(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
-        return
-    packed = masks_t if isinstance(masks_t, PackedMasks) else pack_dense(masks_t)
-    if single and amx.takes(a.dtype, k):
-        tiles = packed.amx()
-        if tiles is not None:
-            amx.dense(a, npix, tiles, out)
-            return
-    kernel = _blocked_single if single and narrow else _blocked
-    kernel(a, npix, packed.data, packed.chunk, out)
-
-
-@_jit
-def _sparse(a, npix, indptr, indices, data, out):
-    k = indptr.shape[0] - 1
-    for i in range(a.shape[0]):
-        row = a[i, :npix]
-        for j in range(k):
-            s = 0.0
-            for z in range(indptr[j], indptr[j + 1]):
-                s += np.float64(row[indices[z]]) * np.float64(data[z])
-            out[i, j] += s
-
-
-def cpu_sparse(
-    tile: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    data: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Accumulate sparse mask products; masks are the rows of a CSR ``(k, npix)`` matrix.
-
-    Parameters
-    ----------
-    tile : numpy.ndarray
-        ``(n, npix)`` tile, last axis contiguous, any supported dtype.
-    indptr, indices, data : numpy.ndarray
-        CSR arrays (as in ``scipy.sparse.csr_array``): integer ``indptr`` of length ``k + 1``,
-        integer column ``indices`` in ``[0, npix)`` and float32/float64 ``data``. Indices are
-        not bounds-checked per element: they are validated once here.
-    out : numpy.ndarray
-        ``(n, k)`` float64 or float32, updated in place; sums are formed in float64.
-    """
-    a, npix = as_rows(tile)
-    n = a.shape[0]
-    k = len(indptr) - 1
-    if k < 0:
-        raise ShapeMismatchError("indptr must have at least one element")
-    _check_out(out, n, k)
-    if len(indices) != len(data) or (k >= 0 and indptr[-1] > len(indices)):
-        raise ShapeMismatchError("inconsistent CSR arrays (indptr, indices, data)")
-    if len(indices) and (indices.min() < 0 or indices.max() >= npix):
-        raise ShapeMismatchError(f"mask indices out of range for npix={npix}")
-    if n == 0 or k == 0:
-        return
-    _sparse(a, npix, indptr, indices, data, out)
-
-
-# --- GPU --------------------------------------------------------------------------------------
-
-# ``numba.cuda`` in the kernel bodies: bound by ``bind_cuda`` when they are compiled, so that
-# importing this module imports no CUDA.
-cuda: Any = None
-
-# Floats of the converted block handed to one GEMM (256 MiB of float64 at most in flight).
-_GPU_GEMM_ELEMS = 1 << 25
-# From this many sparse masks on, cuSPARSE SpMM over a converted tile beats one block per
-# (frame, mask) pair reading only the masks' pixels.
-_GPU_SPMM_MIN_MASKS = 8
-
-
-def _rowdot_kernel(a, w, out):
-    # Numba-CUDA kernel body; compiled through _cuda_rowdot().
-    i = cuda.blockIdx.x
-    t = cuda.threadIdx.x
-    c0 = cuda.blockIdx.y * CHUNK
-    c1 = min(c0 + CHUNK, a.shape[1])
-    s = 0.0
-    for p in range(c0 + t, c1, BLOCK):
-        s += float(a[i, p]) * float(w[p])
-    sm = cuda.shared.array(BLOCK, "float64")
-    sm[t] = s
-    cuda.syncthreads()
-    step = BLOCK // 2
-    while step > 0:
-        if t < step:
-            sm[t] += sm[t + step]
-        cuda.syncthreads()
-        step //= 2
-    if t == 0:
-        cuda.atomic.add(out, (i, 0), sm[0])
-
-
-def _cuda_rowdot():
-    """Numba-CUDA kernel factory: ``out[i, 0] += sum_p a[i, p] * w[p]`` (one mask, raw tile
-    converted on load, shared-memory tree per block, one atomic per block)."""
-    from libertem_gpu.kernels.gpu_common import bind_cuda
-
-    return bind_cuda(_rowdot_kernel)
-
-
-def _sparse_rowdot_kernel(a, indptr, indices, data, out):
-    # Numba-CUDA kernel body; compiled through _cuda_sparse_rowdot().
-    i = cuda.blockIdx.x
-    j = cuda.blockIdx.y
-    t = cuda.threadIdx.x
-    s = 0.0
-    for z in range(indptr[j] + t, indptr[j + 1], BLOCK):
-        s += float(a[i, indices[z]]) * float(data[z])
-    sm = cuda.shared.array(BLOCK, "float64")
-    sm[t] = s
-    cuda.syncthreads()
-    step = BLOCK // 2
-    while step > 0:
-        if t < step:
-            sm[t] += sm[t + step]
-        cuda.syncthreads()
-        step //= 2
-    if t == 0:
-        out[i, j] += sm[0]
-
-
-def _cuda_sparse_rowdot():
-    """Numba-CUDA kernel factory: block ``(i, j)`` adds ``sum_z a[i, indices[z]] * data[z]``
-    over CSR row ``j`` to ``out[i, j]``; only the masks' pixels are read."""
-    from libertem_gpu.kernels.gpu_common import bind_cuda
-
-    return bind_cuda(_sparse_rowdot_kernel)
-
-
-def _gpu_check_out(out, n: int, k: int) -> None:
-    if tuple(out.shape) != (n, k):
-        raise ShapeMismatchError(f"out must have shape ({n}, {k}), got {tuple(out.shape)}")
-    if out.dtype not in (np.float64, np.float32):
-        raise TypeError(f"out must be float64 or float32, got {out.dtype}")
-
-
-def gpu_dense(tile, masks_t, out) -> None:
-    """CUDA twin of :func:`cpu_dense` on CuPy arrays: ``out += tile @ masks_t``.
-
-    One mask is a fused Numba-CUDA dot product over the raw tile; several masks are one cuBLAS
-    GEMM per block of frames (frames x pixels @ pixels x masks) after converting the block on
-    the device, in float32 where ``masks_t`` and ``out`` are both float32, else float64.
-    ``masks_t`` should already be a CuPy array (it is uploaded on every call otherwise).
-    """
-    import cupy as cp
-
-    from libertem_gpu.kernels import gpu_common as g
-
-    a = g.rows2d(tile)
-    n, npix = a.shape
-    masks_t = cp.asarray(masks_t)
-    if masks_t.ndim != 2 or masks_t.shape[0] != npix:
-        raise ShapeMismatchError(f"masks_t must have shape ({npix}, k), got {masks_t.shape}")
-    if masks_t.dtype not in (np.float64, np.float32):
-        raise TypeError(f"masks_t must be float32 or float64, got {masks_t.dtype}")
-    k = masks_t.shape[1]
-    _gpu_check_out(out, n, k)
-    if n == 0 or k == 0 or npix == 0:
-        return
-    if k == 1:
-        g.launch(_cuda_rowdot, (n, g.row_chunks(npix)), (g.BLOCK,), a, masks_t[:, 0], out)
-        return
-    ft = np.float32 if (masks_t.dtype == np.float32 and out.dtype == np.float32) else np.float64
-    m = masks_t.astype(ft, copy=False)
-    step = max(1, _GPU_GEMM_ELEMS // npix)
-    for i0 in range(0, n, step):
-        i1 = min(n, i0 + step)
-        prod = a[i0:i1].astype(ft) @ m
-        out[i0:i1] += prod
-
-
-def gpu_sparse(tile, indptr, indices, data, out) -> None:
-    """CUDA twin of :func:`cpu_sparse` on CuPy arrays (CSR ``(k, npix)`` masks).
-
-    Few masks: a Numba-CUDA kernel reads only the masks' pixels of the raw tile. Many masks
-    (8 or more): ``cupyx.scipy.sparse`` SpMM, CSR masks times the converted frame block.
-    """
-    import cupy as cp
-
-    from libertem_gpu.kernels import gpu_common as g
-
-    a = g.rows2d(tile)
-    n, npix = a.shape
-    indptr = cp.asarray(indptr)
-    indices = cp.asarray(indices)
-    data = cp.asarray(data)
-    k = len(indptr) - 1
-    if k < 0:
-        raise ShapeMismatchError("indptr must have at least one element")
-    _gpu_check_out(out, n, k)
-    if len(indices) != len(data):
-        raise ShapeMismatchError("inconsistent CSR arrays (indptr, indices, data)")
-    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= npix):
-        raise ShapeMismatchError(f"mask indices out of range for npix={npix}")
-    if n == 0 or k == 0:
-        return
-    if k < _GPU_SPMM_MIN_MASKS:
-        g.launch(_cuda_sparse_rowdot, (n, k), (g.BLOCK,), a, indptr, indices, data, out)
-        return
-    import cupyx.scipy.sparse as csp
-
-    ft = np.float32 if (data.dtype == np.float32 and out.dtype == np.float32) else np.float64
-    masks = csp.csr_matrix((data.astype(ft), indices, indptr), shape=(k, npix))
-    step = max(1, _GPU_GEMM_ELEMS // max(1, npix))
-    for i0 in range(0, n, step):
-        i1 = min(n, i0 + step)
-        out[i0:i1] += (masks @ a[i0:i1].T.astype(ft)).T
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"libertem_gpu.kernels.{module}"), name)

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.byteorder import load
+from libertem_gpu.kernels.bswap import load
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap
 
 __all__ = ["MaskSpans", "com_cpu", "encode", "masks_cpu", "reference"]

@@ -7,7 +7,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from libertem_gpu.kernels.byteorder import load
+from libertem_gpu.kernels.bswap import load
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
@@ -149,7 +149,7 @@ def _cuda_colsum():
     return bind_cuda(_colsum_kernel)
 
 
-def gpu(tile, out) -> None:
+def gpu(tile, out, swap: bool = False) -> None:
     """CUDA twin of :func:`cpu`: ``out += tile.sum(axis=0)`` on CuPy arrays.
 
     Parameters
@@ -158,6 +158,8 @@ def gpu(tile, out) -> None:
         ``(n, npix)``, any supported dtype, any strides (raw integers are converted on load).
     out : cupy.ndarray
         float64 ``(npix,)``, updated in place on the current stream.
+    swap : bool
+        Must be False: the GPU backend converts byte order on the device.
 
     Notes
     -----
@@ -167,6 +169,7 @@ def gpu(tile, out) -> None:
     """
     from libertem_gpu.kernels import gpu_common as g
 
+    check_no_swap(swap, tile.dtype)
     a = g.rows2d(tile)
     n, npix = a.shape
     g.check_device_out(out, (npix,))

@@ -10,7 +10,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from libertem_gpu.kernels.byteorder import load
+from libertem_gpu.kernels.bswap import load
 from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
@@ -169,7 +169,7 @@ def _cuda_rowsum():
     return bind_cuda(_rowsum_kernel)
 
 
-def gpu(tile, out) -> None:
+def gpu(tile, out, swap: bool = False) -> None:
     """CUDA twin of :func:`cpu`: ``out[i] += tile[i].sum()`` on CuPy arrays.
 
     Parameters
@@ -178,9 +178,12 @@ def gpu(tile, out) -> None:
         ``(n, npix)``, any supported dtype and strides.
     out : cupy.ndarray
         float64 ``(n,)``, updated in place on the current stream.
+    swap : bool
+        Must be False: the GPU backend converts byte order on the device.
     """
     from libertem_gpu.kernels import gpu_common as g
 
+    check_no_swap(swap, tile.dtype)
     a = g.rows2d(tile)
     n, npix = a.shape
     g.check_device_out(out, (n,))

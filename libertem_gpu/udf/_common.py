@@ -6,11 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
+from libertem_gpu.kernels import backends_for, reads_stored_order
 from libertem_gpu.udf.base import UDFMeta
 
-#: Backends every built-in analysis runs on (kernels are looked up per backend).
+#: Backends the built-in analyses without kernels (plain array code) run on.
 BUILTIN_BACKENDS = ("numpy", "cupy")
 
 #: Tiling preferences of analyses whose tile updates accumulate, so that huge frames may stream
@@ -18,21 +17,20 @@ BUILTIN_BACKENDS = ("numpy", "cupy")
 PARTIAL_FRAMES = {"depth": None, "total_size": None, "partial_frames": True}
 
 
-def runs_pay(dtype: Any) -> bool:
-    """Whether run-length mask kernels beat the dense ones for frames of ``dtype``: integers,
-    which they sum exactly and vectorised; floats go through BLAS or the dense loops."""
-    dtype = np.dtype(dtype)
-    return dtype.kind in "uib" and dtype.itemsize <= 4
-
-
 def preferences(stored_byteorder: bool) -> dict[str, Any]:
     """:data:`PARTIAL_FRAMES`, plus whether the kernels can swap big-endian tiles as they read."""
     return {**PARTIAL_FRAMES, "stored_byteorder": stored_byteorder}
 
 
-def swap_kwargs(meta: UDFMeta | None) -> dict[str, Any]:
-    """``{"swap": True}`` for kernels fed tiles in stored (reversed) byte order, else nothing."""
-    return {"swap": True} if meta is not None and meta.byteswapped else {}
+def kernel_backends(*ops: str) -> tuple[str, ...]:
+    """Backends on which every one of the operations ``ops`` has an implementation."""
+    return backends_for(*ops)
+
+
+def swaps_while_reading(meta: UDFMeta | None, op: str) -> bool:
+    """Whether the operation ``op`` reads this data set's tiles in stored byte order (big-endian
+    integers straight from the file), swapping as it reads, on the run's backend."""
+    return meta is not None and reads_stored_order(op, meta.backend, meta.input_dtype)
 
 
 def flat_tile(tile: Any) -> Any:

@@ -9,13 +9,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
-from libertem_gpu.kernels import get_kernel
-from libertem_gpu.udf._common import (
-    BUILTIN_BACKENDS,
-    on_worker,
-    preferences,
-    swap_kwargs,
-)
+from libertem_gpu.kernels import com as com_op
+from libertem_gpu.udf._common import kernel_backends, on_worker, preferences
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 
@@ -256,22 +251,21 @@ class CoMUDF(UDF):
         )
 
     def get_backends(self) -> tuple[str, ...]:
-        """Runs on the CPU and, where a GPU is, on CuPy."""
-        return BUILTIN_BACKENDS
+        """Where the centre-of-mass operation runs: the CPU and, where a GPU is, CuPy."""
+        return kernel_backends("centre_of_mass")
 
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs (moments of slabs add up); big-endian integers
-        unswapped where the disk or annulus is a few runs per row (that kernel swaps)."""
-        return preferences(stored_byteorder=self.meta is not None and self._runs() is not None)
+        unswapped where the operation's strategy swaps as it reads (a disk or annulus as
+        runs)."""
+        return preferences(
+            stored_byteorder=self.meta is not None and self._prepare().reads_stored_order
+        )
 
-    def _runs(self) -> Any:
-        """The disk/annulus as runs of pixels, or None where that does not pay."""
-        from libertem_gpu.kernels import spans
-
-        # Unlike mask sums, the run kernel beats the dense one for float frames too (measured
-        # 19.8 against 12.9 GB/s on float32): it reads only the pixels under the disk.
-        runs = spans.encode(self.weights())
-        return runs if runs is not None and runs.is_binary else None
+    def _prepare(self) -> com_op.AppliedCoM:
+        """The centre-of-mass operation prepared for this run's backend and weights."""
+        assert self.meta is not None
+        return com_op.prepare(self.meta.backend, self.weights(), self.meta.input_dtype)
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """Private per-frame moments, and the results computed from them at the end."""
@@ -320,37 +314,21 @@ class CoMUDF(UDF):
         return np.ascontiguousarray(mask, dtype=np.float64)
 
     def preprocess(self) -> None:
-        """Look the kernel up and build the weights, once per partition."""
+        """Prepare the operation (strategy, weights on the backend), once per partition."""
         if on_worker(self.meta):
-            assert self.meta is not None
-            self._kernel = get_kernel("com", self.meta.backend)
-            self._weights = self.xp.asarray(self.weights())
-            self._swap = swap_kwargs(self.meta)  # for the run kernel only
-            if self.meta.backend == "numpy":
-                # A disk or annulus is a few runs per row: sum those pixels only, exactly.
-                runs = self._runs()
-                if runs is not None:
-                    self._kernel = get_kernel("com_spans", "numpy")
-                    self._weights = runs
+            self._com = self._prepare()
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate each frame's masked total and first moments (row slabs add up)."""
         assert self.meta is not None and self.meta.tile is not None
         rows = self.meta.tile.sig_rows
-        swap = {}
-        if self.meta.byteswapped:
-            if isinstance(self._weights, np.ndarray):  # not expected: runs are planned alike
-                tile = tile.byteswap()
-            else:
-                swap = self._swap
-        self._kernel(
+        self._com(
             tile,
-            self._weights,
             0 if rows is None else rows[0],
             self.results.com_total,
             self.results.com_y,
             self.results.com_x,
-            **swap,
+            self.meta.byteswapped,
         )
 
     def _selected(self) -> np.ndarray:
@@ -363,7 +341,7 @@ class CoMUDF(UDF):
         nav_dims = coords.shape[1] - 1
         kind = _regression_kind(self.params.com_params.regression, nav_dims)
         result = np.zeros((1 + nav_dims, 2))
-        if isinstance(kind, np.ndarray):
+        if not isinstance(kind, int):  # a regression given as an array
             result[:] = kind
         elif len(field) == 0 or kind == -1:
             pass

@@ -8,12 +8,12 @@ import numpy as np
 
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
-    BUILTIN_BACKENDS,
     flat_buffer,
     flat_tile,
+    kernel_backends,
     on_worker,
     preferences,
-    swap_kwargs,
+    swaps_while_reading,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
@@ -41,13 +41,13 @@ class _ExtremumUDF(UDF):
     _op: ClassVar[str]
 
     def get_backends(self) -> tuple[str, ...]:
-        """Runs on the CPU and, where a GPU is, on CuPy."""
-        return BUILTIN_BACKENDS
+        """Where its kernel runs: the CPU and, where a GPU is, CuPy."""
+        return kernel_backends(self._op)
 
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs, and big-endian integers unswapped (the kernel
         swaps as it reads)."""
-        return preferences(stored_byteorder=True)
+        return preferences(stored_byteorder=swaps_while_reading(self.meta, self._op))
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``intensity``: a sig buffer in the data set's (native) dtype, so values stay exact."""
@@ -64,10 +64,11 @@ class _ExtremumUDF(UDF):
         buf[...] = self._identity(np.dtype(buf.dtype))
         if on_worker(self.meta):
             self._kernel = get_kernel(self._op, self.meta.backend)
+            self._swap = self.meta.byteswapped
 
     def process_tile(self, tile: Any) -> None:
         """Fold the tile's frames (or row slabs) into the running extremum."""
-        self._kernel(flat_tile(tile), flat_buffer(self.results.intensity), **swap_kwargs(self.meta))
+        self._kernel(flat_tile(tile), flat_buffer(self.results.intensity), swap=self._swap)
 
 
 class MaxUDF(_ExtremumUDF):

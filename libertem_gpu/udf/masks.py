@@ -6,22 +6,20 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
-from libertem_gpu.kernels import get_kernel
+from libertem_gpu.kernels import masks as masks_op
+from libertem_gpu.kernels.masks import MaskStack
 from libertem_gpu.masks import SparseMask, to_sparse
 from libertem_gpu.udf._common import (
-    BUILTIN_BACKENDS,
     flat_tile,
+    kernel_backends,
     on_worker,
     pixel_range,
     preferences,
-    runs_pay,
-    swap_kwargs,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
@@ -65,67 +63,6 @@ def _sparse_rows(m: Any, npix: int) -> list[tuple[np.ndarray, np.ndarray]]:
         )
         for j in range(csr.shape[0])
     ]
-
-
-@dataclass
-class MaskStack:
-    """The masks of an :class:`ApplyMasksUDF`, ready for the kernels (NumPy, on the host).
-
-    Complex masks are stored as ``2k`` real masks: the real parts, then the imaginary parts.
-    """
-
-    count: int
-    is_complex: bool
-    compute_dtype: np.dtype
-    dense_t: np.ndarray | None  # (npix, k or 2k), F-contiguous: masks as C-contiguous rows
-    csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # indptr, indices, data
-    _runs: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False, compare=False)
-    _packed: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the laid-out masks, the CPU kernel's packed copy included once made."""
-        arrays = [self.dense_t] if self.dense_t is not None else list(self.csr or ())
-        packed = self._packed.nbytes if self._packed is not None else 0
-        return sum(a.nbytes for a in arrays) + packed
-
-    def runs(self, sig_shape: tuple[int, ...]) -> Any:
-        """The dense masks as runs (:func:`libertem_gpu.kernels.spans.encode`), or None where
-        they are not compact; encoded once per stack."""
-        key = tuple(sig_shape)
-        if key not in self._runs:
-            assert self.dense_t is not None
-            self._runs[key] = _encode_spans(self.dense_t, key)
-        return self._runs[key]
-
-    def packed(self) -> Any:
-        """The dense masks packed for the CPU's multi-mask kernel
-        (:func:`libertem_gpu.kernels.masks.pack_dense`); packed once per stack."""
-        if self._packed is None:
-            from libertem_gpu.kernels.masks import pack_dense
-
-            assert self.dense_t is not None
-            self._packed = pack_dense(self.dense_t)
-        return self._packed
-
-    def csr_columns(self, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The CSR restricted to pixels ``[p0, p1)``, re-indexed from 0 (for row slabs)."""
-        assert self.csr is not None
-        indptr, indices, data = self.csr
-        starts, stops = indptr[:-1], indptr[1:]
-        rows = len(starts)
-        keep_i, keep_d, new_ptr = [], [], [0]
-        for j in range(rows):
-            idx = indices[starts[j] : stops[j]]
-            a, b = np.searchsorted(idx, (p0, p1))
-            keep_i.append(idx[a:b] - p0)
-            keep_d.append(data[starts[j] + a : starts[j] + b])
-            new_ptr.append(new_ptr[-1] + (b - a))
-        return (
-            np.asarray(new_ptr, dtype=np.int64),
-            np.concatenate(keep_i) if keep_i else indices[:0],
-            np.concatenate(keep_d) if keep_d else data[:0],
-        )
 
 
 # Mask stacks built in this process for a run's partitions, keyed by UDFMeta.run_key: the
@@ -275,22 +212,6 @@ def build_mask_stack(
     return MaskStack(count, is_complex, compute, dense.T, None)
 
 
-def _encode_spans(dense_t: np.ndarray, sig_shape: tuple[int, ...]) -> Any:
-    """Run-length encoding of the dense masks, or None where they are not compact."""
-    from libertem_gpu.kernels import spans
-
-    rows, cols = sig_shape if len(sig_shape) == 2 else (1, sig_shape[0])
-    return spans.encode(dense_t.T.reshape(-1, rows, cols))
-
-
-# Where runs read at least this fraction of the frame's pixels (summed over the masks), the
-# AMX kernel, which reads every pixel, is faster. Measured on 2-core Sapphire Rapids, uint16,
-# 16 float32 masks' worth of work (GB/s, runs against AMX): read fraction 0.20 (4 rings)
-# 20.6 vs 11.6, 0.43 (bright-field disk and annulus) 13.1 vs 11.4, 0.79 (8 rings) 7.9 vs 11.1,
-# 0.79 (16 rings) 6.9 vs 10.0.
-_RUNS_READ_LIMIT_AMX = 0.5
-
-
 class ApplyMasksUDF(UDF):
     """Dot product of every frame with each of a stack of masks (virtual detectors).
 
@@ -390,32 +311,25 @@ class ApplyMasksUDF(UDF):
         return stack
 
     def get_backends(self) -> tuple[str, ...]:
-        """CPU and CuPy, or the subset given in ``backends``."""
+        """Where the mask operation runs (the CPU and, where a GPU is, CuPy), or the subset
+        given in ``backends``."""
+        supported = kernel_backends("apply_masks")
         if self.params.backends is None:
-            return BUILTIN_BACKENDS
-        return tuple(b for b in BUILTIN_BACKENDS if b in tuple(self.params.backends))
+            return supported
+        return tuple(b for b in supported if b in tuple(self.params.backends))
 
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs (the matching mask rows are used); big-endian
-        integers unswapped where the masks are runs (the run kernels swap as they read)."""
-        return preferences(stored_byteorder=self._cpu_runs() is not None)
+        integers unswapped where the operation's strategy swaps as it reads (masks as runs)."""
+        return preferences(stored_byteorder=self._prepare().reads_stored_order)
 
-    def _cpu_runs(self) -> Any:
-        """The masks as runs where the CPU sums them that way, else None: drawn masks on
-        integer frames, unless the AMX kernel would read every pixel faster (8/16-bit frames,
-        2 to 16 single-precision masks that cover at least half of the frame between them)."""
+    def _prepare(self) -> masks_op.AppliedMasks:
+        """The mask operation prepared for this run's backend and data (its strategy chosen)."""
+        assert self.meta is not None
         meta = self.meta
-        stack = self.masks
-        if meta is None or stack.dense_t is None or not runs_pay(meta.input_dtype):
-            return None
-        runs = stack.runs(tuple(meta.dataset_shape.sig))
-        if runs is None or runs.read_fraction < _RUNS_READ_LIMIT_AMX:
-            return runs
-        # Imported here: the kernels (and Numba) load only when a run needs them.
-        from libertem_gpu.kernels import amx
-
-        single = stack.compute_dtype == np.float32 and not stack.is_complex
-        return None if single and amx.takes(meta.input_dtype, stack.count) else runs
+        return masks_op.prepare(
+            meta.backend, self.masks, tuple(meta.dataset_shape.sig), meta.input_dtype
+        )
 
     def _result_dtype(self) -> np.dtype:
         assert self.meta is not None
@@ -444,67 +358,16 @@ class ApplyMasksUDF(UDF):
         }
 
     def preprocess(self) -> None:
-        """Look the kernel up and move the masks to the backend, once per partition."""
-        if not on_worker(self.meta):
-            return
-        assert self.meta is not None
-        stack = self.masks
-        xp = self.xp
-        self._slabs: dict[tuple[int, int], Any] = {}
-        self._spans = None
-        if stack.dense_t is not None:
-            self._kernel = get_kernel("masks_dense", self.meta.backend)
-            # On the CPU, several masks go to the kernel packed (once per process and run,
-            # when a tile first needs them: masks summed as runs never do).
-            self._pack = self.meta.backend == "numpy" and stack.dense_t.shape[1] > 1
-            self._dense_t = None if self._pack else xp.asarray(stack.dense_t)
-            if self.meta.backend == "numpy":
-                # Masks drawn as disks, rings or rectangles: sum runs of pixels instead.
-                self._spans = self._cpu_runs()
-                if self._spans is not None:
-                    self._spans_kernel = get_kernel("masks_spans", "numpy")
-        else:
-            self._kernel = get_kernel("masks_sparse", self.meta.backend)
-            self._csr = tuple(xp.asarray(a) for a in stack.csr)  # type: ignore[union-attr]
-        self._npix = self.meta.dataset_shape.sig_size
-
-    def _masks_for(self, p0: int, p1: int) -> Any:
-        if (p0, p1) == (0, self._npix):
-            if self.masks.dense_t is None:
-                return self._csr
-            return self.masks.packed() if self._pack else self._dense_t
-        key = (p0, p1)
-        part = self._slabs.get(key)
-        if part is None:
-            dense_t = self.masks.dense_t
-            if dense_t is not None and self._pack:
-                from libertem_gpu.kernels.masks import pack_dense
-
-                part = pack_dense(dense_t[p0:p1])
-            elif dense_t is not None:
-                # A pixel slab of every mask, copied once so that the masks stay rows.
-                part = self.xp.asfortranarray(self.xp.asarray(dense_t[p0:p1]))
-            else:
-                part = tuple(self.xp.asarray(a) for a in self.masks.csr_columns(p0, p1))
-            self._slabs[key] = part
-        return part
+        """Prepare the mask operation (strategy, masks on the backend), once per partition."""
+        if on_worker(self.meta):
+            self._apply = self._prepare()
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate the tile's dot products with the masks (or their rows for a slab)."""
         assert self.meta is not None
         out = self.results.parts if self.masks.is_complex else self.results.intensity
         p0, p1 = pixel_range(self.meta)
-        flat = flat_tile(tile)
-        if self._spans is not None and (p0, p1) == (0, self._npix):
-            self._spans_kernel(flat, self._spans, out, **swap_kwargs(self.meta))
-            return
-        if self.meta.byteswapped:  # not expected (runs are planned alike): swap a copy
-            flat = flat.byteswap()
-        m = self._masks_for(p0, p1)
-        if self.masks.dense_t is not None:
-            self._kernel(flat, m, out)
-        else:
-            self._kernel(flat, *m, out)
+        self._apply(flat_tile(tile), out, p0, p1, self.meta.byteswapped)
 
     def get_results(self) -> dict[str, Any]:
         """``intensity``; for complex masks assembled from real and imaginary parts."""

@@ -8,11 +8,11 @@ import numpy as np
 
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
-    BUILTIN_BACKENDS,
     PARTIAL_FRAMES,
     first_slab,
     flat_buffer,
     flat_tile,
+    kernel_backends,
     on_worker,
     pixel_range,
 )
@@ -62,8 +62,8 @@ class StdDevUDF(UDF):
         super().__init__(dtype=dtype, use_numba=use_numba)
 
     def get_backends(self) -> tuple[str, ...]:
-        """Runs on the CPU and, where a GPU is, on CuPy."""
-        return BUILTIN_BACKENDS
+        """Where its kernel runs: the CPU and, where a GPU is, CuPy."""
+        return kernel_backends("moments")
 
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs."""

@@ -8,12 +8,12 @@ import numpy as np
 
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
-    BUILTIN_BACKENDS,
     flat_buffer,
     flat_tile,
+    kernel_backends,
     on_worker,
     preferences,
-    swap_kwargs,
+    swaps_while_reading,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
@@ -47,13 +47,13 @@ class SumUDF(UDF):
         super().__init__(dtype=dtype)
 
     def get_backends(self) -> tuple[str, ...]:
-        """Runs on the CPU and, where a GPU is, on CuPy."""
-        return BUILTIN_BACKENDS
+        """Where its kernel runs: the CPU and, where a GPU is, CuPy."""
+        return kernel_backends("sum_frames")
 
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs, and big-endian integers unswapped (the kernel
         swaps as it reads)."""
-        return preferences(stored_byteorder=True)
+        return preferences(stored_byteorder=swaps_while_reading(self.meta, "sum_frames"))
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``intensity``: a float64 sig buffer."""
@@ -64,10 +64,11 @@ class SumUDF(UDF):
         if on_worker(self.meta):
             assert self.meta is not None
             self._kernel = get_kernel("sum_frames", self.meta.backend)
+            self._swap = self.meta.byteswapped
 
     def process_tile(self, tile: Any) -> None:
         """Add the tile's frames (or row slabs) to the sum."""
-        self._kernel(flat_tile(tile), flat_buffer(self.results.intensity), **swap_kwargs(self.meta))
+        self._kernel(flat_tile(tile), flat_buffer(self.results.intensity), swap=self._swap)
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Partial sums add up."""

@@ -8,11 +8,11 @@ import numpy as np
 
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
-    BUILTIN_BACKENDS,
     flat_tile,
+    kernel_backends,
     on_worker,
     preferences,
-    swap_kwargs,
+    swaps_while_reading,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
@@ -37,13 +37,13 @@ class SumSigUDF(UDF):
     """
 
     def get_backends(self) -> tuple[str, ...]:
-        """Runs on the CPU and, where a GPU is, on CuPy."""
-        return BUILTIN_BACKENDS
+        """Where its kernel runs: the CPU and, where a GPU is, CuPy."""
+        return kernel_backends("sum_sig")
 
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs (the per-frame sums accumulate); big-endian
         integers unswapped (the kernel swaps as it reads)."""
-        return preferences(stored_byteorder=True)
+        return preferences(stored_byteorder=swaps_while_reading(self.meta, "sum_sig"))
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``intensity``: a float64 nav buffer."""
@@ -54,7 +54,8 @@ class SumSigUDF(UDF):
         if on_worker(self.meta):
             assert self.meta is not None
             self._kernel = get_kernel("sum_sig", self.meta.backend)
+            self._swap = self.meta.byteswapped
 
     def process_tile(self, tile: Any) -> None:
         """Add each frame's (or row slab's) sum to its scan position."""
-        self._kernel(flat_tile(tile), self.results.intensity, **swap_kwargs(self.meta))
+        self._kernel(flat_tile(tile), self.results.intensity, swap=self._swap)

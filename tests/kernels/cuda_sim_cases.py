@@ -14,7 +14,7 @@ import traceback
 
 import numpy as np
 
-from libertem_gpu.kernels import com, masks, moments, sum_frames, sum_sig
+from libertem_gpu.kernels import com_gpu, masks, masks_gpu, moments, sum_frames, sum_sig
 from libertem_gpu.kernels import gpu_common as g
 
 DTYPES = ["uint8", "uint16", "int32", "float32"]
@@ -67,7 +67,7 @@ def sim_cases():
         def rowdot(tile=tile):
             m = rng.standard_normal((1, npix))
             out = np.zeros((n, 1))
-            g.launch(masks._cuda_rowdot, (n, 1), (g.BLOCK,), tile, m[0], out)
+            g.launch(masks_gpu._cuda_rowdot, (n, 1), (g.BLOCK,), tile, m[0], out)
             _close(out, masks.reference(tile, m), rtol=1e-10)
 
         def sparse(tile=tile):
@@ -78,14 +78,14 @@ def sim_cases():
             data = dense[dense != 0]
             out = np.zeros((n, k))
             g.launch(
-                masks._cuda_sparse_rowdot, (n, k), (g.BLOCK,), tile, indptr, indices, data, out
+                masks_gpu._cuda_sparse_rowdot, (n, k), (g.BLOCK,), tile, indptr, indices, data, out
             )
             _close(out, masks.reference_sparse(tile, indptr, indices, data), rtol=1e-10)
 
         def centre(tile3=tile3):
             w = rng.random((rows + 2, cols))
             tot, y, x = np.zeros(n), np.zeros(n), np.zeros(n)
-            g.launch(com._cuda_com, (n, 1), (g.BLOCK,), tile3, w, 1, tot, y, x)
+            g.launch(com_gpu._cuda_com, (n, 1), (g.BLOCK,), tile3, w, 1, tot, y, x)
             # rows 1..rows+1 of the weights, with absolute row indices
             wf = tile3.astype(np.float64) * w[1 : rows + 1]
             r = np.arange(1, rows + 1)[:, None]
@@ -132,15 +132,15 @@ def ptx_cases():
             "void(uint32[:, ::1], float64[::1])",
         ],
         moments._cuda_moments: ["void(uint16[:, :], float64[::1], float64[::1], float64[::1])"],
-        masks._cuda_rowdot: [
+        masks_gpu._cuda_rowdot: [
             "void(uint16[:, :], float64[:], float64[:, :])",
             "void(uint8[:, :], float32[:], float32[:, :])",
         ],
-        masks._cuda_sparse_rowdot: [
+        masks_gpu._cuda_sparse_rowdot: [
             "void(uint16[:, :], int64[::1], int32[::1], float64[::1], float64[:, ::1])",
             "void(uint32[:, :], int32[::1], int32[::1], float32[::1], float32[:, ::1])",
         ],
-        com._cuda_com: [
+        com_gpu._cuda_com: [
             "void(uint16[:, :, :], float64[:, ::1], int64, float64[::1], float64[::1], "
             "float64[::1])",
             "void(float32[:, :, :], float64[:, ::1], int64, float64[::1], float64[::1], "

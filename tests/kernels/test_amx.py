@@ -115,6 +115,7 @@ def test_dense_refuses_to_run_where_amx_is_off(monkeypatch):
         amx.dense(np.ones((3, 100), np.uint16), 100, w, np.zeros((3, 2)))
 
 
+@needs_amx  # elsewhere both runs would take the vector kernel: nothing to compare
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
 def test_cpu_dense_agrees_with_and_without_amx(monkeypatch, dtype):
     # Where AMX runs, float32 masks on 8/16-bit frames take it; turned off, the vector
@@ -160,8 +161,44 @@ def test_cpu_dense_without_amx_never_calls_it(monkeypatch):
 
 def test_takes_2_to_16_masks_on_8_and_16_bit_frames_where_amx_runs(monkeypatch):
     here = amx.available()
-    assert amx.takes(np.uint16, 16) == here and amx.takes("u1", 2) == here
-    assert not amx.takes(np.uint16, 1) and not amx.takes(np.uint16, 17)
-    assert not amx.takes(np.int16, 4) and not amx.takes(np.float32, 4)
+    assert masks.amx_takes(np.uint16, 16) == here and masks.amx_takes("u1", 2) == here
+    assert not masks.amx_takes(np.uint16, 1) and not masks.amx_takes(np.uint16, 17)
+    assert not masks.amx_takes(np.int16, 4) and not masks.amx_takes(np.float32, 4)
     monkeypatch.setenv(amx.ENV, "0")
-    assert not amx.takes(np.uint16, 16)
+    assert not masks.amx_takes(np.uint16, 16)
+
+
+def test_the_setting_turns_it_off(monkeypatch):
+    from libertem_gpu import config
+
+    monkeypatch.delenv(amx.ENV, raising=False)
+    assert amx.enabled()
+    for off in (False, "off", "0"):
+        with config.set(amx=off):
+            assert not amx.enabled() and not amx.available()
+            assert not masks.amx_takes(np.uint16, 16)
+    with config.set(amx="auto"):
+        assert amx.enabled()
+    monkeypatch.setenv(amx.ENV, "0")  # the environment overrides the setting
+    assert not amx.enabled()
+
+
+def test_split_declares_every_register_it_writes():
+    """The byte-splitting assembly advances its pointers with addq, which writes the flags:
+    the constraint string must name them clobbered, as well as its registers and memory."""
+
+    class Builder:
+        def asm(self, fnty, asm, constraints, args, side_effect):
+            self.asm_text, self.constraints = asm, constraints
+
+    class Context:
+        def get_dummy_value(self):
+            return None
+
+    builder = Builder()
+    amx._codegen(amx._split_asm(), amx._SPLIT_CLOBBERS)(Context(), builder, None, [1] * 6)
+    clobbers = set(builder.constraints.split(",")[6:])
+    assert "addq" in builder.asm_text
+    assert {"~{flags}", "~{memory}", "~{rax}", "~{rcx}", "~{rdx}"} <= clobbers
+    used = {f"~{{{r}}}" for r in ("zmm0", "zmm1", "zmm2", "zmm30", "zmm31")}
+    assert used <= clobbers

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu.kernels import com
+from tests.kernels.kit import KernelContract
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "int32", "float32", "float64", "bool"])
@@ -43,3 +44,58 @@ def test_com_centre_of_spot():
     out = [np.zeros(1) for _ in range(3)]
     com.cpu(frames, w, 0, *out)
     assert com.finalize(*out) == (4.0, 11.0)
+
+
+# --- contracts: every implementation against the reference (tests/kernels/kit.py) ---
+
+
+def _padded_reference(tile3d, weights, row_offset):
+    """The moments of frame rows ``row_offset ..`` from the whole-frame reference."""
+    padded = np.zeros((len(tile3d), *weights.shape))
+    padded[:, row_offset : row_offset + tile3d.shape[1]] = tile3d
+    return com.reference(padded, weights)
+
+
+class TestComContract(KernelContract):
+    op = "com"
+    rtol = 1e-10
+
+    def arguments(self, rng, tile):
+        # Rows 1.. of weights for a frame two rows taller: a row slab.
+        weights = rng.random((tile.shape[1] + 2, tile.shape[2]))
+        return (tile, weights, 1, *(rng.standard_normal(len(tile)) * 1000 for _ in range(3)))
+
+    def expected(self, args):
+        tile, weights, row_offset, *outs = args
+        ref = _padded_reference(tile, weights, row_offset)
+        return [o + r for o, r in zip(outs, ref, strict=True)]
+
+    def outputs(self, args):
+        return list(args[3:])
+
+
+class TestCentreOfMassContract(KernelContract):
+    """The prepared operation: a binary disk (runs on the CPU) for small cases, random
+    weights (the dense kernels) for the others, whole frames."""
+
+    op = "centre_of_mass"
+    rtol = 1e-10
+
+    def arguments(self, rng, tile):
+        rows, cols = tile.shape[1:]
+        if len(tile) <= 3:
+            weights = com.disk_weights((rows, cols), rows / 2, cols / 2, max(rows, cols) / 3)
+        else:
+            weights = rng.random((rows, cols))
+        return (tile, weights, *(rng.standard_normal(len(tile)) * 1000 for _ in range(3)))
+
+    def expected(self, args):
+        tile, weights, *outs = args
+        return [o + r for o, r in zip(outs, com.reference(tile, weights), strict=True)]
+
+    def outputs(self, args):
+        return list(args[2:])
+
+    def call(self, kernel, args, swap):
+        tile, weights, *outs = args
+        kernel(weights, tile.dtype)(tile, 0, *outs, swap)

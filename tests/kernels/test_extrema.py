@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from libertem_gpu.kernels import extrema
+from tests.kernels.kit import KernelContract, flat
+from tests.kernels.kit import random_tile as wide_tile
 
 DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
 
@@ -43,3 +45,24 @@ def test_wider_out_and_nan():
     assert np.isnan(out).all()
     with pytest.raises(TypeError):
         extrema.cpu_max(tile, np.zeros(221, np.int32))
+
+
+class TestMaxContract(KernelContract):
+    op = "max"
+
+    def arguments(self, rng, tile):
+        # The running extremum starts from other random values of the tile's dtype.
+        return (flat(tile), wide_tile(rng, (tile[0].size,), tile.dtype))
+
+    def expected(self, args):
+        return [np.maximum(args[1], extrema.reference_max(args[0]))]
+
+    def outputs(self, args):
+        return [args[1]]
+
+
+class TestMinContract(TestMaxContract):
+    op = "min"
+
+    def expected(self, args):
+        return [np.minimum(args[1], extrema.reference_min(args[0]))]

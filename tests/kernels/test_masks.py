@@ -2,6 +2,9 @@ import numpy as np
 import pytest
 
 from libertem_gpu.kernels import masks
+from libertem_gpu.kernels.masks import MaskStack
+from libertem_gpu.masks import disk, ring
+from tests.kernels.kit import KernelContract, flat
 
 DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
 
@@ -200,3 +203,107 @@ def test_sparse(k):
     )
     with pytest.raises(ValueError):
         masks.cpu_sparse(tile, indptr, indices + npix, data, out)
+
+
+# --- contracts: every implementation against the reference (tests/kernels/kit.py) ---
+
+
+def _mask_count(tile):
+    # One mask (the fused dot products) for the small cases, five (blocked kernel, GEMM) else.
+    return 1 if len(tile) <= 3 else 5
+
+
+def _csr(rng, k, npix):
+    return _csr_of(rng.standard_normal((k, npix)) * (rng.random((k, npix)) < 0.4))
+
+
+class TestMasksDenseContract(KernelContract):
+    op = "masks_dense"
+    rtol = 1e-10
+
+    def arguments(self, rng, tile):
+        frames = flat(tile)
+        masks_t = rng.standard_normal((frames.shape[1], _mask_count(tile)))
+        return (frames, masks_t, rng.standard_normal((len(frames), masks_t.shape[1])))
+
+    def expected(self, args):
+        return [args[2] + masks.reference(args[0], args[1].T)]
+
+    def outputs(self, args):
+        return [args[2]]
+
+
+class TestMasksSparseContract(KernelContract):
+    op = "masks_sparse"
+    rtol = 1e-10
+
+    def arguments(self, rng, tile):
+        frames = flat(tile)
+        # 3 masks: a kernel reading only their pixels; 9: SpMM on the GPU.
+        k = 3 if len(tile) <= 3 else 9
+        out = rng.standard_normal((len(frames), k))
+        return (frames, *_csr(rng, k, frames.shape[1]), out)
+
+    def expected(self, args):
+        return [args[4] + masks.reference_sparse(*args[:4])]
+
+    def outputs(self, args):
+        return [args[4]]
+
+
+class TestApplyMasksContract(KernelContract):
+    """The prepared operation: drawn masks (runs on the CPU for integer frames) for small
+    cases, random masks (dense, packed; several kernels) for the others, whole frames."""
+
+    op = "apply_masks"
+    rtol = 1e-10
+
+    def arguments(self, rng, tile):
+        sig = tile.shape[1:]
+        if len(tile) <= 3:
+            cy, cx = (sig[0] - 1) / 2, (sig[1] - 1) / 2
+            stack = np.stack([disk(sig, cy, cx, 1.5) * 2.5, ring(sig, cy, cx, 3, 1) * -1.25])
+        else:
+            stack = rng.standard_normal((_mask_count(tile), *sig))
+        dense_t = np.asfortranarray(stack.reshape(len(stack), -1).T)
+        ms = MaskStack(len(stack), False, np.dtype(np.float64), dense_t, None)
+        return (tile, rng.standard_normal((len(tile), len(stack))), ms)
+
+    def expected(self, args):
+        tile, out, ms = args
+        return [out + masks.reference(flat(tile), ms.dense_t.T)]
+
+    def outputs(self, args):
+        return [args[1]]
+
+    def call(self, kernel, args, swap):
+        tile, out, ms = args
+        applied = kernel(ms, tile.shape[1:], tile.dtype)
+        applied(flat(tile), out, 0, ms.dense_t.shape[0], swap)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "reference"])
+@pytest.mark.parametrize("use_sparse", [False, True])
+def test_prepared_masks_take_row_slabs(backend, use_sparse):
+    # Frames split into row slabs: each slab meets the matching pixels of every mask.
+    rng = np.random.default_rng(31)
+    sig = (13, 17)
+    tile = rng.integers(0, 60000, (5, *sig)).astype(np.uint16)
+    stack = rng.standard_normal((3, *sig)) * (rng.random((3, *sig)) < 0.5)
+    dense_t = np.asfortranarray(stack.reshape(3, -1).T)
+    if use_sparse:
+        csr = _csr_of(stack.reshape(3, -1))
+        ms = MaskStack(3, False, np.dtype(np.float64), None, csr)
+    else:
+        ms = MaskStack(3, False, np.dtype(np.float64), dense_t, None)
+    applied = masks.prepare(backend, ms, sig, tile.dtype)
+    out = np.zeros((5, 3))
+    for r0, r1 in ((0, 4), (4, 13)):
+        applied(flat(tile[:, r0:r1]), out, r0 * 17, r1 * 17)
+    np.testing.assert_allclose(out, masks.reference(flat(tile), stack.reshape(3, -1)), rtol=1e-10)
+
+
+def _csr_of(dense):
+    indptr = np.concatenate([[0], np.cumsum((dense != 0).sum(axis=1))]).astype(np.int64)
+    indices = np.concatenate([np.flatnonzero(r) for r in dense]).astype(np.int64)
+    return indptr, indices, dense[dense != 0]

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu.kernels import moments
+from tests.kernels.kit import KernelContract, flat
 
 
 def stream(frames, chunks, tile_len):
@@ -65,3 +66,25 @@ def test_moments_strided_and_empty_merge():
         assert merged[0] == n
         np.testing.assert_array_equal(merged[1], mean)
         np.testing.assert_array_equal(merged[2], m2)
+
+
+class TestMomentsContract(KernelContract):
+    op = "moments"
+    rtol = 1e-11
+
+    def arguments(self, rng, tile):
+        frames = flat(tile)
+        shift = frames[0].astype(np.float64)  # the first frame, as StdDevUDF shifts
+        s1 = rng.standard_normal(frames.shape[1]) * 1000
+        s2 = rng.random(frames.shape[1]) * 1000
+        return (frames, shift, s1, s2)
+
+    def expected(self, args):
+        frames, shift, s1, s2 = args
+        mean, var = moments.reference(frames)
+        n = len(frames)
+        # sum (x - c) = n (mean - c); sum (x - c)**2 = n (var + (mean - c)**2)
+        return [s1 + n * (mean - shift), s2 + n * (var + (mean - shift) ** 2)]
+
+    def outputs(self, args):
+        return [args[2], args[3]]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu.kernels import com, spans
+from tests.kernels.kit import KernelContract, flat
 
 DTYPES = ["uint8", "uint16", "uint32", "int32", "float32", "float64", "bool"]
 
@@ -88,3 +89,49 @@ def test_float32_output(rng):
     spans.masks_cpu(tile, enc, out)
     expected = tile.astype(np.float64) @ np.stack([disk, ring]).reshape(2, -1).T
     np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+# --- contracts: every implementation against the reference (tests/kernels/kit.py) ---
+
+
+def _drawn(sig):
+    """Two drawn masks of other values than 1, encoded as runs even on tiny frames."""
+    rows, cols = sig
+    yy, xx = np.mgrid[:rows, :cols]
+    d = np.hypot(yy - (rows - 1) / 2, xx - (cols - 1) / 2)
+    stack = np.stack([(d <= 1.5) * 2.5, ((d > 1) & (d <= 3)) * -1.25])
+    return spans.encode(stack, max_runs_per_pixel=1.0)
+
+
+class TestMaskSpansContract(KernelContract):
+    op = "masks_spans"
+    rtol = 1e-10
+
+    def arguments(self, rng, tile):
+        runs = _drawn(tile.shape[1:])
+        return (flat(tile), runs, rng.standard_normal((len(tile), runs.num_masks)))
+
+    def expected(self, args):
+        return [args[2] + spans.reference(*args[:2])]
+
+    def outputs(self, args):
+        return [args[2]]
+
+
+class TestComSpansContract(KernelContract):
+    op = "com_spans"
+    rtol = 1e-10
+
+    def arguments(self, rng, tile):
+        rows, cols = tile.shape[1:]
+        yy, xx = np.mgrid[:rows, :cols]
+        inside = np.hypot(yy - rows / 2, xx - cols / 2) <= max(rows, cols) / 3
+        runs = spans.encode(inside.astype(np.float64), max_runs_per_pixel=1.0)
+        return (tile, runs, 0, *(rng.standard_normal(len(tile)) * 1000 for _ in range(3)))
+
+    def expected(self, args):
+        tile, runs, _, *outs = args
+        return [o + r for o, r in zip(outs, com.reference_spans(tile, runs), strict=True)]
+
+    def outputs(self, args):
+        return list(args[3:])

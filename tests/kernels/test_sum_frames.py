@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu.kernels import sum_frames
+from tests.kernels.kit import KernelContract, flat
 
 DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
 
@@ -56,3 +57,16 @@ def test_as_rows_fallback_and_errors():
         sum_frames.cpu(t.astype(np.complex64), out)
     with pytest.raises(ValueError):
         sum_frames.cpu(t, np.zeros(3))
+
+
+class TestSumFramesContract(KernelContract):
+    op = "sum_frames"
+
+    def arguments(self, rng, tile):
+        return (flat(tile), rng.standard_normal(tile[0].size) * 1000)
+
+    def expected(self, args):
+        return [args[1] + sum_frames.reference(args[0])]
+
+    def outputs(self, args):
+        return [args[1]]

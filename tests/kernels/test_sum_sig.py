@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu.kernels import sum_sig
+from tests.kernels.kit import KernelContract, flat
 
 DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
 
@@ -51,3 +52,16 @@ def test_sum_sig_float_pairs_sum_like_single_frames(dtype, npix):
         sum_sig.cpu(tile[i : i + 1], alone[i : i + 1])
     np.testing.assert_array_equal(together, alone)
     np.testing.assert_allclose(together, sum_sig.reference(tile), rtol=1e-12)
+
+
+class TestSumSigContract(KernelContract):
+    op = "sum_sig"
+
+    def arguments(self, rng, tile):
+        return (flat(tile), rng.standard_normal(len(tile)) * 1000)
+
+    def expected(self, args):
+        return [args[1] + sum_sig.reference(args[0])]
+
+    def outputs(self, args):
+        return [args[1]]

@@ -1,0 +1,109 @@
+"""The built-in operations: for each, in one entry, its signature, NumPy reference, CPU and GPU
+implementations and what they read.
+
+Adding an operation means one kernel module (reference, CPU and GPU side by side), one entry
+here, and one test module built on the kernel contract kit (``tests/kernels/kit.py``).
+Targets are strings: nothing here imports a kernel module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
+from libertem_gpu.kernels.operation import (
+    Accumulate,
+    CentreOfMass,
+    ComPreparer,
+    DenseMasks,
+    Impl,
+    MasksPreparer,
+    Operation,
+    ShiftedMoments,
+    SpanCentreOfMass,
+    SpanMasks,
+    SparseMasks,
+)
+
+__all__ = ["OPERATIONS"]
+
+_P = "libertem_gpu.kernels."
+# Native dtypes the swapping CPU kernels read byte-reversed (8-bit ones need no swap).
+_SWAPS = frozenset(d for d in SWAPPABLE_DTYPES if d.isnative)
+
+
+def _op(
+    name: str,
+    signature: type,
+    reference: str,
+    cpu: str,
+    gpu: str | None,
+    swaps: frozenset[np.dtype] = frozenset(),
+) -> Operation:
+    """One operation: reference, CPU and (optional) GPU targets relative to this package;
+    ``swaps``: native dtypes the CPU implementation reads byte-reversed."""
+    impls = {"numpy": Impl(_P + cpu, swaps=swaps)}
+    if gpu is not None:
+        # The GPU backend converts byte order on the device: its kernels never swap.
+        impls["cupy"] = Impl(_P + gpu)
+    return Operation(name, signature, _P + reference, impls)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    _op(
+        "sum_frames",
+        Accumulate,
+        "sum_frames:reference",
+        "sum_frames:cpu",
+        "sum_frames:gpu",
+        swaps=_SWAPS,
+    ),
+    _op("sum_sig", Accumulate, "sum_sig:reference", "sum_sig:cpu", "sum_sig:gpu", swaps=_SWAPS),
+    _op(
+        "max",
+        Accumulate,
+        "extrema:reference_max",
+        "extrema:cpu_max",
+        "extrema:gpu_max",
+        swaps=_SWAPS,
+    ),
+    _op(
+        "min",
+        Accumulate,
+        "extrema:reference_min",
+        "extrema:cpu_min",
+        "extrema:gpu_min",
+        swaps=_SWAPS,
+    ),
+    _op("moments", ShiftedMoments, "moments:reference", "moments:cpu", "moments:gpu"),
+    _op("masks_dense", DenseMasks, "masks:reference", "masks_cpu:cpu_dense", "masks_gpu:gpu_dense"),
+    _op(
+        "masks_sparse",
+        SparseMasks,
+        "masks:reference_sparse",
+        "masks_cpu:cpu_sparse",
+        "masks_gpu:gpu_sparse",
+    ),
+    # Masks given as runs of equal value (disks, rings, rectangles): CPU only.
+    _op("masks_spans", SpanMasks, "spans:reference", "spans:masks_cpu", None, swaps=_SWAPS),
+    _op("com", CentreOfMass, "com:reference", "com_cpu:cpu", "com_gpu:gpu"),
+    _op("com_spans", SpanCentreOfMass, "com:reference_spans", "spans:com_cpu", None, swaps=_SWAPS),
+    # Operations with a prepare step: the implementation per backend lays the masks (weights)
+    # out once per partition and picks the kernels; UDFs call what it returns per tile.
+    _op(
+        "apply_masks",
+        MasksPreparer,
+        "masks:prepare_reference",
+        "masks_cpu:prepare",
+        "masks_gpu:prepare",
+        swaps=_SWAPS,
+    ),
+    _op(
+        "centre_of_mass",
+        ComPreparer,
+        "com:prepare_reference",
+        "com_cpu:prepare",
+        "com_gpu:prepare",
+        swaps=_SWAPS,
+    ),
+)

@@ -1,0 +1,196 @@
+"""What an operation is: its signature (a :class:`typing.Protocol`), its implementations per
+backend, and the capability facts callers plan with (which dtypes each reads natively, which it
+reads in reversed byte order, swapping as it reads).
+
+Implementations are ``"module:function"`` targets, imported on first use
+(:mod:`libertem_gpu.kernels.registry`), so that declaring them imports no kernel module, no
+Numba and no CuPy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from libertem_gpu.kernels.tiles import SUPPORTED_DTYPES
+
+__all__ = [
+    "Accumulate",
+    "CentreOfMass",
+    "ComPreparer",
+    "DenseMasks",
+    "Impl",
+    "MasksPreparer",
+    "Operation",
+    "PreparedCoM",
+    "PreparedMasks",
+    "ShiftedMoments",
+    "SpanCentreOfMass",
+    "SpanMasks",
+    "SparseMasks",
+]
+
+
+# --- signatures: one per kind of operation, shared by its CPU and GPU implementations ---------
+# Arrays are NumPy arrays for the "numpy" backend and CuPy arrays for "cupy"; ``out`` buffers
+# are updated in place (accumulated), because frames may arrive as several row slabs.
+
+
+class Accumulate(Protocol):
+    """``(tile (n, npix), out, swap=False)``: fold a tile into ``out`` (sums, extrema)."""
+
+    def __call__(self, tile: Any, out: Any, swap: bool = False) -> None: ...
+
+
+class ShiftedMoments(Protocol):
+    """``(tile, shift, s1, s2)``: ``s1 += sum (x - shift)``, ``s2 += sum (x - shift)**2``."""
+
+    def __call__(self, tile: Any, shift: Any, s1: Any, s2: Any) -> None: ...
+
+
+class DenseMasks(Protocol):
+    """``(tile (n, npix), masks_t (npix, k), out (n, k))``: ``out += tile @ masks_t``."""
+
+    def __call__(self, tile: Any, masks_t: Any, out: Any) -> None: ...
+
+
+class SparseMasks(Protocol):
+    """``(tile, indptr, indices, data, out)``: masks as the rows of a CSR ``(k, npix)``."""
+
+    def __call__(self, tile: Any, indptr: Any, indices: Any, data: Any, out: Any) -> None: ...
+
+
+class SpanMasks(Protocol):
+    """``(tile, spans, out, swap=False)``: masks as runs of equal value (whole frames)."""
+
+    def __call__(self, tile: Any, spans: Any, out: Any, swap: bool = False) -> None: ...
+
+
+class CentreOfMass(Protocol):
+    """``(tile3d, weights, row_offset, out_total, out_y, out_x, swap=False)``: weighted total
+    and first moments of a slab of frame rows."""
+
+    def __call__(
+        self,
+        tile3d: Any,
+        weights: Any,
+        row_offset: int,
+        out_total: Any,
+        out_y: Any,
+        out_x: Any,
+        swap: bool = False,
+    ) -> None: ...
+
+
+class SpanCentreOfMass(Protocol):
+    """As :class:`CentreOfMass`, with one binary mask given as runs instead of weights."""
+
+    def __call__(
+        self,
+        tile3d: Any,
+        spans: Any,
+        row_offset: int,
+        out_total: Any,
+        out_y: Any,
+        out_x: Any,
+        swap: bool = False,
+    ) -> None: ...
+
+
+class PreparedMasks(Protocol):
+    """A mask stack laid out for one backend, with its strategy chosen (see
+    :func:`libertem_gpu.kernels.masks.prepare`)."""
+
+    #: Whether tiles may come in stored (reversed) byte order: the strategy swaps as it reads.
+    reads_stored_order: bool
+
+    def __call__(self, tile: Any, out: Any, p0: int, p1: int, swapped: bool = False) -> None:
+        """``out += tile @ masks[:, p0:p1].T`` for a tile ``(n, p1 - p0)`` of pixels
+        ``[p0, p1)`` of the frames (the whole frame, or a row slab)."""
+        ...
+
+
+class MasksPreparer(Protocol):
+    """A backend's ``prepare`` of the ``apply_masks`` operation."""
+
+    def __call__(
+        self, stack: Any, sig_shape: tuple[int, ...], input_dtype: np.dtype
+    ) -> PreparedMasks: ...
+
+
+class PreparedCoM(Protocol):
+    """Centre-of-mass weights laid out for one backend (see
+    :func:`libertem_gpu.kernels.com.prepare`)."""
+
+    reads_stored_order: bool
+
+    def __call__(
+        self,
+        tile3d: Any,
+        row_offset: int,
+        out_total: Any,
+        out_y: Any,
+        out_x: Any,
+        swapped: bool = False,
+    ) -> None: ...
+
+
+class ComPreparer(Protocol):
+    """A backend's ``prepare`` of the ``centre_of_mass`` operation."""
+
+    def __call__(self, weights: np.ndarray, input_dtype: np.dtype) -> PreparedCoM: ...
+
+
+# --- declarations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One implementation of an operation on one backend.
+
+    Attributes
+    ----------
+    target : str or callable
+        ``"package.module:function"`` (imported on first use) or the callable itself.
+    dtypes : frozenset of numpy.dtype
+        Tile dtypes it reads in native byte order.
+    swaps : frozenset of numpy.dtype
+        Native dtypes whose byte-reversed tiles it reads with ``swap=True`` (big-endian data
+        straight from the file); see :data:`libertem_gpu.kernels.byteorder.SWAPPABLE_DTYPES`.
+    """
+
+    target: str | Callable[..., Any]
+    dtypes: frozenset[np.dtype] = SUPPORTED_DTYPES
+    swaps: frozenset[np.dtype] = frozenset()
+
+    def reads_swapped(self, dtype: Any) -> bool:
+        """Whether it reads tiles of ``dtype`` (either byte order) in reversed byte order."""
+        dtype = np.dtype(dtype)
+        return dtype.newbyteorder("=") in self.swaps
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An operation: its signature, its plain NumPy reference and its implementations.
+
+    Attributes
+    ----------
+    name : str
+        What callers ask for, e.g. ``"sum_frames"``.
+    signature : type
+        The :class:`typing.Protocol` every implementation follows.
+    reference : str or callable
+        The plain NumPy reference, which *returns* the result for a whole tile (its own
+        documented signature); tests compare every implementation with it.
+    impls : mapping of str to Impl
+        Implementations by backend name (``"numpy"``: Numba on the CPU; ``"cupy"``: CuPy /
+        Numba-CUDA), in order of preference.
+    """
+
+    name: str
+    signature: type
+    reference: str | Callable[..., Any]
+    impls: Mapping[str, Impl] = field(default_factory=dict)
