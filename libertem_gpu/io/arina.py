@@ -14,7 +14,7 @@ import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
 from libertem_gpu.io.dataset import DataSet, native, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.hdf5 import (
     H5Part,
     H5Reader,
@@ -27,6 +27,7 @@ from libertem_gpu.io.hdf5 import (
     import_h5py,
     library_errors,
 )
+from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.partition import Partition, partition_frame_count
 from libertem_gpu.io.raw import require_file
 from libertem_gpu.io.reader import FrameReader

@@ -34,7 +34,8 @@ import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError
 from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader, check_file_size
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.layout import FileSegment, check_file_size
 from libertem_gpu.io.raw import require_file
 from libertem_gpu.io.reader import FrameReader
 

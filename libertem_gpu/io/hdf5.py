@@ -20,7 +20,8 @@ import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, LiberTEMGPUError
 from libertem_gpu.io.dataset import DataSet, native, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.partition import Partition, make_partitions, partition_frame_count
 from libertem_gpu.io.raw import require_file
 from libertem_gpu.io.reader import FrameReader

@@ -19,7 +19,8 @@ import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
 from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.raw import require_file
 from libertem_gpu.io.reader import FrameReader
 

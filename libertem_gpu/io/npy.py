@@ -9,7 +9,8 @@ import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError
 from libertem_gpu.io.dataset import DataSet, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader, check_file_size
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.layout import FileSegment, check_file_size
 from libertem_gpu.io.raw import require_file
 
 _MAGIC = b"\x93NUMPY"

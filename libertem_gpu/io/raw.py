@@ -9,7 +9,8 @@ from typing import Any
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
 from libertem_gpu.io.dataset import DataSet, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.shape import validate_dims
 
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
 from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader, check_file_size
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.layout import FileSegment, check_file_size
 from libertem_gpu.io.raw import require_file
 from libertem_gpu.io.reader import FrameReader
 
@@ -172,6 +173,9 @@ class FlippedRowsReader(FixedLayoutReader):
         super().read_into(out, start, stop)
         frames = out.reshape(stop - start, self.rows, -1)
         frames[...] = frames[:, ::-1]  # numpy buffers overlapping copies
+
+    def raw_layout(self) -> None:
+        return None  # the stored rows are upside down: not for a raw copy
 
     def view(self, start: int, stop: int) -> np.ndarray | None:
         if len(self.sig_shape) != 2 or self.sig_shape[0] != self.rows:

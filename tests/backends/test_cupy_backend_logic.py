@@ -5,6 +5,7 @@ checked against the NumPy backend without a GPU. Kernels are not involved (see t
 
 from __future__ import annotations
 
+import os
 import types
 
 import numpy as np
@@ -178,3 +179,52 @@ def test_unknown_io_backend(tmp_path, backend, rng):
     plan = TilePlan.for_partition(ds.get_partitions()[0], None, TilingScheme(2), (3, 4))
     with config.set(io_backend="nvme-magic"), pytest.raises(Exception, match="pread"):
         list(backend.iter_tiles(ds, plan))
+
+
+class _FakeFuture:
+    def __init__(self, n):
+        self.n = n
+
+    def get(self):
+        return self.n
+
+
+class _FakeCuFile:
+    """kvikio.CuFile on the CPU: preads into the "device" (NumPy) buffer at once."""
+
+    def __init__(self, path, mode):
+        assert mode == "r"
+        self.f = open(path, "rb")
+
+    def pread(self, buf, size, file_offset=0, task_size=None):
+        got = os.preadv(self.f.fileno(), [memoryview(np.asarray(buf))[:size]], file_offset)
+        return _FakeFuture(got)
+
+    def close(self):
+        self.f.close()
+
+
+@pytest.mark.parametrize("dtype", ["uint16", ">i4"])
+def test_kvikio_path_with_fake_kvikio(tmp_path, rng, backend, monkeypatch, dtype):
+    from libertem_gpu.io.transports import kvikio as kvikio_transport
+
+    fake = types.SimpleNamespace(CuFile=_FakeCuFile, defaults=types.SimpleNamespace())
+    monkeypatch.setattr(kvikio_transport, "_import_kvikio", lambda: fake)
+    data = random_data(rng, (4, 5, 13, 17), np.dtype(dtype).newbyteorder("=")).astype(dtype)
+    path = tmp_path / "d.raw"
+    data.tofile(path)
+    roi = (rng.random(20) > 0.3).astype(bool)
+    with config.set(io_backend="kvikio"):
+        for sync_offset in (0, 3, -2):
+            ds = RawFileDataSet(
+                path=str(path),
+                nav_shape=(4, 5),
+                sig_shape=(13, 17),
+                dtype=dtype,
+                sync_offset=sync_offset,
+                num_partitions=3,
+            ).initialize()
+            for scheme in (TilingScheme(depth=3), TilingScheme(depth=2, sig_rows=4)):
+                _compare(backend, ds, None, scheme)
+                _compare(backend, ds, roi, scheme)
+    assert backend.io_path == "kvikio"
