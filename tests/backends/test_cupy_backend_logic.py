@@ -14,8 +14,8 @@ import pytest
 from libertem_gpu import config
 from libertem_gpu.backends import device
 from libertem_gpu.backends.numpy_backend import NumpyBackend
+from libertem_gpu.io.formats.raw import RawFileDataSet
 from libertem_gpu.io.memory import MemoryDataSet
-from libertem_gpu.io.raw import RawFileDataSet
 from libertem_gpu.io.tiles import TilePlan, TilingScheme
 from tests.conftest import random_data
 

@@ -11,8 +11,8 @@ import pytest
 
 from libertem_gpu import config
 from libertem_gpu.errors import FileFormatError, MissingFileError
-from libertem_gpu.io.arina import ArinaDataSet
-from libertem_gpu.io.hdf5 import H5DataSet
+from libertem_gpu.io.formats.arina import ArinaDataSet
+from libertem_gpu.io.formats.hdf5 import H5DataSet
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import SumPartialUDF, check_dataset

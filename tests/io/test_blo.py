@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.blo import BloDataSet, parse_blo_header
+from libertem_gpu.io.formats.blo import BloDataSet, parse_blo_header
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_dataset
 from tests.io.writers_blo import HEADER, write_blo

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import DataSetError, FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.dm import DMDataSet, read_dm_tags
+from libertem_gpu.io.formats.dm import DMDataSet, read_dm_tags
 from libertem_gpu.io.registry import load
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.empad import EMPADDataSet, parse_empad_xml
+from libertem_gpu.io.formats.empad import EMPADDataSet, parse_empad_xml
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import check_dataset

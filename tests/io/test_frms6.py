@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.frms6 import FRMS6DataSet, parse_frms6_file_header, parse_frms6_hdr
+from libertem_gpu.io.formats.frms6 import FRMS6DataSet, parse_frms6_file_header, parse_frms6_hdr
 from libertem_gpu.io.registry import load
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses

@@ -21,7 +21,8 @@ from libertem_gpu.errors import (
     LiberTEMGPUError,
     MissingFileError,
 )
-from libertem_gpu.io.hdf5 import H5DataSet, aligned_partitions, chunk_snapper, nav_blocks
+from libertem_gpu.io.chunked import aligned_partitions, chunk_snapper, nav_blocks
+from libertem_gpu.io.formats.hdf5 import H5DataSet
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import check_dataset
@@ -304,8 +305,8 @@ def test_fuzz_mutated_files_raise_library_errors(tmp_path, fuzz_source, which, m
 
 def test_import_does_not_pull_h5py():
     code = (
-        "import sys, libertem_gpu, libertem_gpu.io.hdf5, libertem_gpu.io.arina, "
-        "libertem_gpu.io.zarr_store; "
+        "import sys, libertem_gpu, libertem_gpu.io.formats.hdf5, libertem_gpu.io.formats.arina, "
+        "libertem_gpu.io.formats.zarr_store; "
         "bad = [m for m in ('h5py', 'hdf5plugin', 'zarr', 'numba') if m in sys.modules]; "
         "assert not bad, bad"
     )

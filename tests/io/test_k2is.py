@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.k2is import BLOCK_BYTES, K2ISDataSet, decode_12bit
+from libertem_gpu.io.formats.k2is import BLOCK_BYTES, K2ISDataSet, decode_12bit
 from libertem_gpu.io.registry import load
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_dataset

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.mib import MIBDataSet, parse_frame_header, parse_hdr
+from libertem_gpu.io.formats.mib import MIBDataSet, parse_frame_header, parse_hdr
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_dataset
 from tests.io.writers_mib import frame_header, max_value, write_mib

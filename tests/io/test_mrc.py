@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.mrc import MRCDataSet, parse_info_txt, parse_mrc_header
+from libertem_gpu.io.formats.mrc import MRCDataSet, parse_info_txt, parse_mrc_header
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_dataset
@@ -126,7 +126,7 @@ def test_fuzz_header_mutated(edits):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_fuzz_info(text):
-    from libertem_gpu.io.mrc import nav_from_info
+    from libertem_gpu.io.formats.mrc import nav_from_info
 
     nav, _ = nav_from_info(parse_info_txt(text), 7)
     assert all(isinstance(d, int) for d in nav)

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
+from libertem_gpu.io.formats.tia import SERDataSet, parse_ser_header
 from libertem_gpu.io.registry import load
-from libertem_gpu.io.tia import SERDataSet, parse_ser_header
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_dataset

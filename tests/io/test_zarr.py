@@ -11,7 +11,7 @@ import zarr
 
 from libertem_gpu import config
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.zarr_store import ZarrDataSet
+from libertem_gpu.io.formats.zarr_store import ZarrDataSet
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import SumPartialUDF, check_dataset

@@ -19,16 +19,18 @@ import glob
 import os
 import re
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
 from libertem_gpu.io.layout import FileSegment, check_file_size
-from libertem_gpu.io.raw import require_file
 from libertem_gpu.io.reader import FrameReader
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _IMAGE_DATA = 0x4122
 _SPECTRUM_DATA = 0x4120
@@ -184,7 +186,7 @@ class FlippedRowsReader(FixedLayoutReader):
         return None if mapped is None else mapped[:, ::-1]
 
 
-class SERDataSet(DataSet):
+class SERDataSet(FileDataSet):
     """A FEI/Thermo Fisher TIA ``.ser`` series of 2-D frames.
 
     Parameters
@@ -196,12 +198,9 @@ class SERDataSet(DataSet):
     require_emi : bool
         Whether the ``.emi`` companion must exist; its XML holds the acquisition metadata. Pass
         ``False`` to read a ``.ser`` file alone (the scan shape is in the ``.ser`` header).
-    nav_shape, sig_shape : tuple of int, optional
-        Override the scan or frame shape.
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
+        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -217,18 +216,9 @@ class SERDataSet(DataSet):
         ser_index: int = 1,
         *,
         require_emi: bool = True,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[FileOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.ser_index = int(ser_index)
         self.require_emi = bool(require_emi)
         self.ser_path = ""
@@ -242,11 +232,7 @@ class SERDataSet(DataSet):
             return True
         if ext != ".ser":
             return False
-        try:
-            with open(path, "rb") as f:
-                return f.read(4) == b"II\x97\x01"
-        except OSError:
-            return False
+        return read_head(path, 4) == b"II\x97\x01"
 
     def _companions(self) -> tuple[str, str]:
         base, ext = os.path.splitext(self.path)

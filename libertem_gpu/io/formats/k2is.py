@@ -26,15 +26,17 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.dm import TagGroup, read_dm_tags
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.formats.dm import TagGroup, read_dm_tags
 from libertem_gpu.io.reader import FrameReader
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 HEADER_BYTES = 40
 BLOCK_BYTES = 0x5758
@@ -198,7 +200,7 @@ def sector_files(path: str) -> tuple[str, list[str]]:
     return base, [name for _, name in sorted(numbered)]
 
 
-class K2ISDataSet(DataSet):
+class K2ISDataSet(FileDataSet):
     """A Gatan K2 IS raw data set.
 
     Parameters
@@ -213,8 +215,9 @@ class K2ISDataSet(DataSet):
     sync_offset : int
         See :class:`~libertem_gpu.io.dataset.DataSet`; counted from the first frame found by
         synchronising the sectors.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
+        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -229,18 +232,9 @@ class K2ISDataSet(DataSet):
         path: str | os.PathLike[str],
         *,
         require_gtg: bool = True,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[FileOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.require_gtg = bool(require_gtg)
         self._paths: list[str] = []
         self._starts: list[int] = []
@@ -253,11 +247,7 @@ class K2ISDataSet(DataSet):
             return True
         if ext != ".bin":
             return False
-        try:
-            with open(path, "rb") as f:
-                return f.read(4) == SYNC.to_bytes(4, "big")
-        except OSError:
-            return False
+        return read_head(path, 4) == SYNC.to_bytes(4, "big")
 
     def _gtg_nav_shape(self, gtg: str) -> tuple[int, ...] | None:
         _, root = read_dm_tags(gtg)
