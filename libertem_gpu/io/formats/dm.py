@@ -311,6 +311,12 @@ class TransposedReader(FrameReader):
             self._fd = None
 
 
+def has_dm_magic(path: str) -> bool:
+    """Whether ``path`` starts like a DM3/DM4 file (its version, big-endian); never raises."""
+    head = read_head(path, 4)
+    return len(head) == 4 and struct.unpack(">i", head)[0] in (3, 4)
+
+
 class DMDataSet(FileDataSet):
     """A 2-D image, 3-D stack or 4-D STEM data set in a Gatan ``.dm3``/``.dm4`` file.
 
@@ -354,8 +360,7 @@ class DMDataSet(FileDataSet):
     def guess_can_open(cls, path: str) -> bool:
         if not super().guess_can_open(path):
             return False
-        head = read_head(path, 4)
-        return len(head) == 4 and struct.unpack(">i", head)[0] in (3, 4)
+        return has_dm_magic(path)
 
     def _images(self, root: TagGroup) -> list[tuple[int, TagGroup]]:
         images = root.get("ImageList")

@@ -218,8 +218,17 @@ class FRMS6DataSet(FileDataSet):
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
         ext = os.path.splitext(str(path))[1].lower()
-        if ext == ".frms6":
-            return True
+        if ext == ".frms6":  # header size, frame header size, format version
+            head = read_head(path, 8)
+            return (
+                len(head) == 8
+                and struct.unpack_from("<HH", head)
+                == (
+                    FILE_HEADER_BYTES,
+                    FRAME_HEADER_BYTES,
+                )
+                and head[7] == 6
+            )
         # other formats (MIB) use .hdr too: look for the section
         return ext == ".hdr" and b"[measurementInfo]" in read_head(path, 65536)
 

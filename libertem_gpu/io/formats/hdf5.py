@@ -85,6 +85,8 @@ class H5DataSet(StoreDataSet):
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
+        # Its own extensions are claimed even without the signature, so that load("auto", ...)
+        # says "not an HDF5 file" rather than "no format recognises this file".
         ext = os.path.splitext(str(path))[1].lower().lstrip(".")
         return os.path.isfile(path) and (ext in cls.extensions or has_hdf5_magic(path))
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
 from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
-from libertem_gpu.io.formats.dm import TagGroup, read_dm_tags
+from libertem_gpu.io.formats.dm import TagGroup, has_dm_magic, read_dm_tags
 from libertem_gpu.io.reader import FrameReader
 
 if TYPE_CHECKING:
@@ -243,8 +243,8 @@ class K2ISDataSet(FileDataSet):
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
         ext = os.path.splitext(str(path))[1].lower()
-        if ext == ".gtg":
-            return True
+        if ext == ".gtg":  # the metadata file is a DM tag file
+            return has_dm_magic(path)
         if ext != ".bin":
             return False
         return read_head(path, 4) == SYNC.to_bytes(4, "big")
