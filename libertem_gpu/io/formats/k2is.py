@@ -290,11 +290,15 @@ class K2ISDataSet(FileDataSet):
         finally:
             for fd in fds:
                 os.close(fd)
-        count = min((size - s) // FRAME_BYTES for size, s in zip(sizes, starts, strict=True))
+        counts = [(size - s) // FRAME_BYTES for size, s in zip(sizes, starts, strict=True)]
+        shortest = paths[int(np.argmin(counts))]  # the sector file that limits the frames
+        count = min(counts)
         if count <= 0:
-            raise FileFormatError(f"{paths[0]}: no complete frame after synchronising the sectors")
+            raise FileFormatError(f"{shortest}: no complete frame after synchronising the sectors")
         self._paths, self._starts, self._first_id = paths, starts, first_id
-        self._set_layout(scan or (count,), FRAME_SHAPE, np.dtype("uint16"), count, source=base)
+        self._set_layout(
+            scan or (count,), FRAME_SHAPE, np.dtype("uint16"), count, source=f"{base} ({shortest})"
+        )
         self._meta = {
             "path": base,
             "gtg_path": gtg if os.path.isfile(gtg) else None,
