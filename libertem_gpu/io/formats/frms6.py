@@ -32,6 +32,7 @@ from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
 from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.reader import FrameReader
+from libertem_gpu.io.transports.base import Transport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -170,6 +171,9 @@ class FRMS6Reader(FrameReader):
         unfold(raw, self.binning, out)
         if self.dark is not None:
             out.reshape(n, -1)[...] -= self.dark.reshape(-1)
+
+    def use_transport(self, transport: Transport) -> None:
+        self.raw.use_transport(transport)
 
     def close(self) -> None:
         self.raw.close()

@@ -23,6 +23,7 @@ from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
 from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.reader import FrameReader
+from libertem_gpu.io.transports.base import Transport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -253,6 +254,9 @@ class MIBRawReader(FrameReader):
             raw = self._scratch[: last - first]
             self._bytes.read_into(raw, first, last)
             decode_raw_frames(raw, out[first - start : last - start], self._layout)
+
+    def use_transport(self, transport: Transport) -> None:
+        self._bytes.use_transport(transport)
 
     def close(self) -> None:
         self._bytes.close()
