@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 
@@ -13,6 +13,20 @@ from libertem_gpu.errors import DataSetError, FileFormatError, ShapeMismatchErro
 from libertem_gpu.io.partition import Partition, make_partitions, partition_frame_count
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.shape import Shape, validate_dims
+
+
+class SyncOptions(TypedDict, total=False):
+    """The keyword arguments of data sets that require the shapes (see :class:`DataSet`)."""
+
+    sync_offset: int
+    num_partitions: int | None
+
+
+class DataSetOptions(SyncOptions, total=False):
+    """The keyword arguments that every data set takes (see :class:`DataSet`)."""
+
+    nav_shape: tuple[int, ...] | None
+    sig_shape: tuple[int, ...] | None
 
 
 def parse_dtype(dtype: Any, what: str = "dtype") -> np.dtype:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError
-from libertem_gpu.io.dataset import DataSet, parse_dtype
+from libertem_gpu.io.dataset import DataSet, DataSetOptions, parse_dtype
 from libertem_gpu.io.reader import FrameReader
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class MemoryReader(FrameReader):
@@ -50,12 +53,9 @@ class MemoryDataSet(DataSet):
         Array of shape ``nav + sig``; a CuPy array is processed in place by the cupy backend.
     sig_dims : int
         How many trailing axes form a frame (1 or 2).
-    nav_shape, sig_shape : tuple of int, optional
-        Reshape the scan or the frame (same number of elements).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        ``nav_shape``, ``sig_shape`` (reshape, same number of elements), ``sync_offset``,
+        ``num_partitions``: see :class:`~libertem_gpu.io.dataset.DataSet`.
     """
 
     format_name = "memory"
@@ -64,18 +64,9 @@ class MemoryDataSet(DataSet):
         self,
         data: Any = None,
         sig_dims: int = 2,
-        *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
+        super().__init__(**options)
         if data is None:
             raise DataSetError("memory data sets need data=<array>")
         # A CuPy array stays on its device (no copy to the host and back).

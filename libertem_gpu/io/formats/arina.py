@@ -64,8 +64,7 @@ class ArinaDataSet(FileDataSet):
     nav_shape : tuple of int, optional
         Scan shape; by default square if the frame count is a square number, else 1-D.
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------

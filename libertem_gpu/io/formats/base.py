@@ -4,29 +4,15 @@ documented once, and the helpers every format uses to check and sniff its files.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from libertem_gpu.errors import DataSetError, MissingFileError
-from libertem_gpu.io.dataset import DataSet
+from libertem_gpu.io.dataset import DataSet, DataSetOptions
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["FileDataSet", "FileOptions", "StoreDataSet", "SyncOptions", "read_head", "require_file"]
-
-
-class SyncOptions(TypedDict, total=False):
-    """The keyword arguments of formats that require the shapes (see :class:`FileDataSet`)."""
-
-    sync_offset: int
-    num_partitions: int | None
-
-
-class FileOptions(SyncOptions, total=False):
-    """The keyword arguments that every file format takes (see :class:`FileDataSet`)."""
-
-    nav_shape: tuple[int, ...] | None
-    sig_shape: tuple[int, ...] | None
+__all__ = ["FileDataSet", "StoreDataSet", "read_head", "require_file"]
 
 
 class FileDataSet(DataSet):
@@ -56,7 +42,7 @@ class FileDataSet(DataSet):
         Split into this many partitions instead of sizing them by bytes.
     """
 
-    def __init__(self, path: str | os.PathLike[str], **options: Unpack[FileOptions]) -> None:
+    def __init__(self, path: str | os.PathLike[str], **options: Unpack[DataSetOptions]) -> None:
         super().__init__(**options)
         self.path = os.fspath(path)
 
@@ -84,7 +70,7 @@ class StoreDataSet(FileDataSet):
         path: str | os.PathLike[str],
         ds_path: str | None = None,
         sig_dims: int = 2,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self.ds_path = ds_path

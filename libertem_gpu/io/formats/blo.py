@@ -36,8 +36,7 @@ class BloDataSet(FileDataSet):
     nav_shape : tuple of int, optional
         Scan shape; defaults to the header's ``(NY, NX)``.
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError
+from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
-from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment, check_file_size
 from libertem_gpu.io.reader import FrameReader
 
@@ -330,8 +331,7 @@ class DMDataSet(FileDataSet):
     force_c_order : bool
         Read a 4-D stack in C order even where its tags do not say so.
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -347,7 +347,7 @@ class DMDataSet(FileDataSet):
         *,
         dataset_index: int | None = None,
         force_c_order: bool = False,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self.dataset_index = dataset_index

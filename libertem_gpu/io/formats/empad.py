@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import parse_dtype
+from libertem_gpu.io.dataset import DataSetOptions, parse_dtype
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
-from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment
 
 if TYPE_CHECKING:
@@ -108,8 +108,7 @@ class EMPADDataSet(FileDataSet):
     dtype : str, optional
         ``"float32"`` (the EMPAD default) or ``"uint32"``; defaults to what the XML says.
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -124,7 +123,7 @@ class EMPADDataSet(FileDataSet):
         path: str | os.PathLike[str],
         *,
         dtype: Any = None,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self._dtype_arg = None if dtype is None else parse_dtype(dtype)

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
+from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
-from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.transports.base import Transport
@@ -194,8 +195,7 @@ class FRMS6DataSet(FileDataSet):
     sig_shape : tuple of int, optional
         Override the (unfolded) frame shape.
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -210,7 +210,7 @@ class FRMS6DataSet(FileDataSet):
         path: str | os.PathLike[str],
         *,
         dark_correction: bool = True,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self.dark_correction = bool(dark_correction)

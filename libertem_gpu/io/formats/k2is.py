@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.dataset import DataSetOptions
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.formats.dm import TagGroup, has_dm_magic, read_dm_tags
 from libertem_gpu.io.reader import FrameReader
 
@@ -216,8 +217,7 @@ class K2ISDataSet(FileDataSet):
         See :class:`~libertem_gpu.io.dataset.DataSet`; counted from the first frame found by
         synchronising the sectors.
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -232,7 +232,7 @@ class K2ISDataSet(FileDataSet):
         path: str | os.PathLike[str],
         *,
         require_gtg: bool = True,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self.require_gtg = bool(require_gtg)

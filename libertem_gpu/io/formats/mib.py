@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
+from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
-from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.transports.base import Transport
@@ -277,8 +278,7 @@ class MIBDataSet(FileDataSet):
     multi_file : bool
         Look for the acquisition's other ``.mib`` files (default); ``False`` reads ``path`` only.
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Notes
     -----
@@ -300,7 +300,7 @@ class MIBDataSet(FileDataSet):
         path: str | os.PathLike[str],
         *,
         multi_file: bool = True,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self.multi_file = bool(multi_file)

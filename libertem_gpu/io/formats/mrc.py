@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
+from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
-from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment
 
 if TYPE_CHECKING:
@@ -109,8 +110,7 @@ class MRCDataSet(FileDataSet):
     info_path : str, optional
         The ``_info.txt`` file, where it is not ``<name>_info.txt`` for ``<name>_movie.mrc``.
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -125,7 +125,7 @@ class MRCDataSet(FileDataSet):
         path: str | os.PathLike[str],
         *,
         info_path: str | os.PathLike[str] | None = None,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self.info_path = None if info_path is None else os.fspath(info_path)

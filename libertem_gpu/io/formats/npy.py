@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError
-from libertem_gpu.io.dataset import parse_dtype
+from libertem_gpu.io.dataset import DataSetOptions, parse_dtype
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
-from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment, check_file_size
 
 if TYPE_CHECKING:
@@ -30,8 +30,7 @@ class NPYDataSet(FileDataSet):
     sig_dims : int
         How many trailing axes form a frame (1 or 2).
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
     """
 
     format_name = "npy"
@@ -41,7 +40,7 @@ class NPYDataSet(FileDataSet):
         self,
         path: str | os.PathLike[str],
         sig_dims: int = 2,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self.sig_dims = int(sig_dims)

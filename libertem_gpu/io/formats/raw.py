@@ -8,9 +8,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from libertem_gpu.errors import DataSetError, FileFormatError
-from libertem_gpu.io.dataset import parse_dtype
+from libertem_gpu.io.dataset import SyncOptions, parse_dtype
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
-from libertem_gpu.io.formats.base import FileDataSet, SyncOptions, require_file
+from libertem_gpu.io.formats.base import FileDataSet, require_file
 from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.shape import validate_dims
 

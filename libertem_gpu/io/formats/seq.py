@@ -104,8 +104,7 @@ class SEQDataSet(FileDataSet):
         Scan shape; default: a line of the header's allocated frames (the file holds no scan
         shape).
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
+from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
-from libertem_gpu.io.formats.base import FileDataSet, FileOptions, read_head, require_file
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment, check_file_size
 from libertem_gpu.io.reader import FrameReader
 
@@ -199,8 +200,7 @@ class SERDataSet(FileDataSet):
         Whether the ``.emi`` companion must exist; its XML holds the acquisition metadata. Pass
         ``False`` to read a ``.ser`` file alone (the scan shape is in the ``.ser`` header).
     **options
-        ``nav_shape``, ``sig_shape``, ``sync_offset``, ``num_partitions``: see
-        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -216,7 +216,7 @@ class SERDataSet(FileDataSet):
         ser_index: int = 1,
         *,
         require_emi: bool = True,
-        **options: Unpack[FileOptions],
+        **options: Unpack[DataSetOptions],
     ) -> None:
         super().__init__(path, **options)
         self.ser_index = int(ser_index)
