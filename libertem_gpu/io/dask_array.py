@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import DataSetError
-from libertem_gpu.io.dataset import DataSet, DataSetOptions, parse_dtype
+from libertem_gpu.io.dataset import DataSet, DataSetOptions, parse_dtype, split_shape
 from libertem_gpu.io.host_tiles import iter_host_tiles
 from libertem_gpu.io.partition import Partition, make_partitions, partition_frame_count
 from libertem_gpu.io.reader import FrameReader
@@ -163,28 +163,19 @@ class DaskDataSet(DataSet):
         self.sig_dims = int(sig_dims)
         self.scheduler = scheduler
 
-    @classmethod
-    def guess_can_open(cls, path: str) -> bool:
-        return False
-
     def _initialize(self) -> None:
         array = self.array
         parse_dtype(array.dtype, what="dtype of the dask array")
-        if not 1 <= self.sig_dims <= 2 or array.ndim <= self.sig_dims:
-            raise DataSetError(
-                f"dask array of shape {array.shape} cannot be split into scan and "
-                f"{self.sig_dims} signal dimensions (sig_dims must be 1 or 2, with at least one "
-                "scan axis)"
-            )
+        nav, sig = split_shape(array.shape, self.sig_dims, "dask array")
         if any(math.isnan(d) for d in array.shape):
             raise DataSetError(
                 f"dask array of shape {array.shape} has unknown dimensions; call "
                 "array.compute_chunk_sizes() first"
             )
-        nav, sig = array.shape[: -self.sig_dims], array.shape[-self.sig_dims :]
+        count = math.prod(nav)
         if len(nav) > 3 and self._nav_shape_arg is None:
-            nav = (math.prod(nav),)
-        self._set_layout(nav, sig, array.dtype, math.prod(array.shape[: -self.sig_dims]))
+            nav = (count,)
+        self._set_layout(nav, sig, array.dtype, count)
 
     def _flat_frames(self) -> Any:
         array = self.array

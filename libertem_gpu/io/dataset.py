@@ -46,6 +46,19 @@ def parse_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
     return result
 
 
+def split_shape(
+    shape: tuple[int, ...], sig_dims: int, what: str
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Split an array's ``shape`` into scan axes and ``sig_dims`` frame axes, or raise a
+    :class:`DataSetError` that names ``what`` (e.g. ``"array"``, ``"<path>: array"``)."""
+    if not 1 <= sig_dims <= 2 or len(shape) <= sig_dims:
+        raise DataSetError(
+            f"{what} of shape {tuple(shape)} cannot be split into scan and {sig_dims} "
+            "signal dimensions (sig_dims must be 1 or 2, with at least one scan axis)"
+        )
+    return tuple(shape[:-sig_dims]), tuple(shape[-sig_dims:])
+
+
 def native(dtype: np.dtype) -> np.dtype:
     """``dtype`` in the machine's byte order."""
     return dtype.newbyteorder("=") if dtype.byteorder not in ("=", "|") else dtype

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import DataSetError
-from libertem_gpu.io.dataset import DataSet, DataSetOptions, parse_dtype
+from libertem_gpu.io.dataset import DataSet, DataSetOptions, parse_dtype, split_shape
 from libertem_gpu.io.reader import FrameReader
 
 if TYPE_CHECKING:
@@ -74,23 +74,15 @@ class MemoryDataSet(DataSet):
         self.data = data if keep else np.asarray(data)
         self.sig_dims = int(sig_dims)
 
-    @classmethod
-    def guess_can_open(cls, path: str) -> bool:
-        return False
-
     def _initialize(self) -> None:
         data = self.data
         parse_dtype(data.dtype, what="dtype of the array")
-        if not 1 <= self.sig_dims <= 2 or data.ndim <= self.sig_dims:
-            raise DataSetError(
-                f"array of shape {data.shape} cannot be split into scan and {self.sig_dims} "
-                "signal dimensions (sig_dims must be 1 or 2, with at least one scan axis)"
-            )
-        nav, sig = data.shape[: -self.sig_dims], data.shape[-self.sig_dims :]
+        nav, sig = split_shape(data.shape, self.sig_dims, "array")
+        count = math.prod(nav)
         if len(nav) > 3 and self._nav_shape_arg is None:
             # More scan axes than supported: flatten them unless the user says otherwise.
-            nav = (math.prod(nav),)
-        self._set_layout(nav, sig, data.dtype, math.prod(data.shape[: -self.sig_dims]))
+            nav = (count,)
+        self._set_layout(nav, sig, data.dtype, count)
 
     def get_reader(self) -> MemoryReader:
         frames = self.data.reshape(self.image_count, *self.sig_shape)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError
-from libertem_gpu.io.dataset import DataSetOptions, parse_dtype
+from libertem_gpu.io.dataset import DataSetOptions, parse_dtype, split_shape
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment, check_file_size
@@ -70,12 +70,7 @@ class NPYDataSet(FileDataSet):
                 "np.save(path, np.ascontiguousarray(arr))"
             )
         dtype = parse_dtype(dtype, what=f"dtype of {path}")
-        if not 1 <= self.sig_dims <= 2 or len(shape) <= self.sig_dims:
-            raise DataSetError(
-                f"{path}: array of shape {shape} cannot be split into scan and {self.sig_dims} "
-                "signal dimensions (sig_dims must be 1 or 2, with at least one scan axis)"
-            )
-        nav, sig = shape[: -self.sig_dims], shape[-self.sig_dims :]
+        nav, sig = split_shape(shape, self.sig_dims, f"{path}: array")
         if len(nav) > 3 and self._nav_shape_arg is None:
             raise DataSetError(f"{path}: {len(nav)} scan dimensions, at most 3 are supported")
         frame_bytes = math.prod(sig) * dtype.itemsize
