@@ -119,30 +119,36 @@ def _compare(backend, ds, roi, scheme):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", ["uint16", ">u2", ">i4", "float32", ">f8", "uint8"])
-@pytest.mark.parametrize("io", ["pread", "direct", "kvikio"])
-def test_file_paths_equal_cpu(tmp_path, rng, backend, dtype, io):
+def _raw_cases(tmp_path, rng, dtype):
+    """``(data set, roi, tiling)`` cases of a raw file: sync offsets, row-split tiles."""
     data = random_data(rng, (4, 5, 13, 17), np.dtype(dtype).newbyteorder("=")).astype(dtype)
     path = tmp_path / "d.raw"
     data.tofile(path)
     roi = (rng.random(20) > 0.3).astype(bool)
+    for sync_offset in (0, 3, -2):
+        ds = RawFileDataSet(
+            path=str(path),
+            nav_shape=(4, 5),
+            sig_shape=(13, 17),
+            dtype=dtype,
+            sync_offset=sync_offset,
+            num_partitions=3,
+        ).initialize()
+        for scheme in (TilingScheme(depth=3), TilingScheme(depth=2, sig_rows=4)):
+            yield ds, roi, scheme
+
+
+@pytest.mark.parametrize("dtype", ["uint16", ">u2", ">i4", "float32", ">f8", "uint8"])
+@pytest.mark.parametrize("io", ["pread", "direct", "kvikio"])
+def test_file_paths_equal_cpu(tmp_path, rng, backend, dtype, io):
     with config.set(io_backend=io):
-        for sync_offset in (0, 3, -2):
-            ds = RawFileDataSet(
-                path=str(path),
-                nav_shape=(4, 5),
-                sig_shape=(13, 17),
-                dtype=dtype,
-                sync_offset=sync_offset,
-                num_partitions=3,
-            ).initialize()
-            for scheme in (TilingScheme(depth=3), TilingScheme(depth=2, sig_rows=4)):
-                if io == "kvikio":  # not installed here: a warning, then the pinned pipeline
-                    with pytest.warns(RuntimeWarning, match="falling back"):
-                        _compare(backend, ds, roi, scheme)
-                else:
-                    _compare(backend, ds, None, scheme)
+        for ds, roi, scheme in _raw_cases(tmp_path, rng, dtype):
+            if io == "kvikio":  # not installed here: a warning, then the pinned pipeline
+                with pytest.warns(RuntimeWarning, match="falling back"):
                     _compare(backend, ds, roi, scheme)
+            else:
+                _compare(backend, ds, None, scheme)
+                _compare(backend, ds, roi, scheme)
     assert backend.io_path in ("pinned", "direct")
 
 
@@ -210,21 +216,8 @@ def test_kvikio_path_with_fake_kvikio(tmp_path, rng, backend, monkeypatch, dtype
 
     fake = types.SimpleNamespace(CuFile=_FakeCuFile, defaults=types.SimpleNamespace())
     monkeypatch.setattr(kvikio_transport, "_import_kvikio", lambda: fake)
-    data = random_data(rng, (4, 5, 13, 17), np.dtype(dtype).newbyteorder("=")).astype(dtype)
-    path = tmp_path / "d.raw"
-    data.tofile(path)
-    roi = (rng.random(20) > 0.3).astype(bool)
     with config.set(io_backend="kvikio"):
-        for sync_offset in (0, 3, -2):
-            ds = RawFileDataSet(
-                path=str(path),
-                nav_shape=(4, 5),
-                sig_shape=(13, 17),
-                dtype=dtype,
-                sync_offset=sync_offset,
-                num_partitions=3,
-            ).initialize()
-            for scheme in (TilingScheme(depth=3), TilingScheme(depth=2, sig_rows=4)):
-                _compare(backend, ds, None, scheme)
-                _compare(backend, ds, roi, scheme)
+        for ds, roi, scheme in _raw_cases(tmp_path, rng, dtype):
+            _compare(backend, ds, None, scheme)
+            _compare(backend, ds, roi, scheme)
     assert backend.io_path == "kvikio"
