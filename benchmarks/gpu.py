@@ -160,7 +160,7 @@ def main() -> None:
             ("pinned", "cupy", {"io_backend": "pread"}),
         ]
         try:
-            from libertem_gpu.io.kvikio_reader import configure_kvikio
+            from libertem_gpu.io.transports.kvikio import configure_kvikio
 
             result["settings"]["kvikio"] = configure_kvikio(
                 args.kvikio_threads, args.kvikio_task_mib * 2**20

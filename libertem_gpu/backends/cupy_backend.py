@@ -4,7 +4,7 @@ Tiles come from one of three data paths, chosen per partition:
 
 - **resident**: a memory data set made from a CuPy array is sliced in place (no host round trip);
 - **kvikio** (``io_backend="kvikio"``, or ``"auto"`` where GPUDirect Storage is active): file
-  bytes read straight into device buffers (:mod:`libertem_gpu.io.kvikio_reader`);
+  bytes read straight into device buffers (:mod:`libertem_gpu.io.transports.kvikio`);
 - **pinned** (``io_backend="pread"``/``"direct"``, the default otherwise): the overlapped
   pipeline of :mod:`libertem_gpu.io.gpu_pipeline`, raw bytes in pinned buffers, copied on a
   copy stream, byte-swapped on the device where big-endian.
@@ -29,9 +29,9 @@ import numpy as np
 from libertem_gpu import config
 from libertem_gpu.backends import device as _device
 from libertem_gpu.backends.base import Backend
-from libertem_gpu.errors import BackendError
-from libertem_gpu.io.gpu_pipeline import DeviceOps, DirectReader, StreamingPipeline, aligned_empty
+from libertem_gpu.io.gpu_pipeline import DeviceOps, DeviceRing, StreamingPipeline, aligned_empty
 from libertem_gpu.io.host_tiles import HostStackReader
+from libertem_gpu.io.transports import TransportChoice, choose_transport
 
 if TYPE_CHECKING:
     from libertem_gpu.io.dataset import DataSet
@@ -41,19 +41,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CupyBackend", "CupyOps"]
 
-_IO_BACKENDS = ("auto", "pread", "direct", "kvikio")
 _thread_device = threading.local()
 _round_robin = itertools.count()
-_logged_io: set[str] = set()
-_log_lock = threading.Lock()
-
-
-def _log_once(key: str, level: int, msg: str, *args: Any) -> None:
-    with _log_lock:
-        if key in _logged_io:
-            return
-        _logged_io.add(key)
-    log.log(level, msg, *args)
 
 
 class CupyOps(DeviceOps):
@@ -234,18 +223,17 @@ class CupyBackend(Backend):
         return raw.view(dataset.dtype).reshape(n, *dataset.sig_shape)
 
     def _streamed_tiles(self, dataset: DataSet, reader: Any, plan: TilePlan) -> Iterator[Any]:
-        io = str(config.get("io_backend"))
-        if io not in _IO_BACKENDS:
-            raise BackendError(f"unknown io_backend {io!r}; valid: {', '.join(_IO_BACKENDS)}")
+        choice = choose_transport(str(config.get("io_backend")), reader.raw_layout(), repr(dataset))
+        reader.use_transport(choice.host)  # the reader owns it from here on, and closes it
         stacks = list(plan.frame_stacks())
         slot_bytes = plan.scheme.depth * dataset.frame_bytes
-        if io in ("kvikio", "auto"):
-            done = yield from self._kvikio_tiles(dataset, reader, plan, stacks, slot_bytes, io)
+        if choice.device is not None:
+            done = yield from self._kvikio_tiles(dataset, reader, plan, stacks, slot_bytes, choice)
             stacks = stacks[done:]
         if not stacks:
             return
-        self.io_path = "direct" if io == "direct" else "pinned"
-        yield from self._pinned_tiles(dataset, reader, plan, stacks, slot_bytes, io == "direct")
+        self.io_path = choice.host_path
+        yield from self._pinned_tiles(dataset, reader, plan, stacks, slot_bytes)
 
     def _kvikio_tiles(
         self,
@@ -254,46 +242,45 @@ class CupyBackend(Backend):
         plan: TilePlan,
         stacks: list[tuple[int, int]],
         slot_bytes: int,
-        io: str,
+        choice: TransportChoice,
     ) -> Generator[Any, None, int]:
-        """Serve stacks through kvikio; return how many were served (all, or those before a
-        failure, after which the pinned pipeline takes over with a warning)."""
-        from libertem_gpu.io.kvikio_reader import KvikioStackSource, KvikioUnusable, kvikio_status
+        """Serve stacks through the device transport; return how many were served (all, or
+        those before a failure, after which the pinned pipeline takes over with a warning)."""
+        from libertem_gpu.io.transports.kvikio import KvikioUnusable
 
-        if io == "auto":
-            ok, reason, compat = kvikio_status()
-            if not ok or compat is not False:
-                # Without GPUDirect Storage, kvikio's compat mode is a POSIX read plus a copy,
-                # like the pinned pipeline, which also overlaps: prefer that.
-                why = reason or "kvikio runs in compat mode (no GPUDirect Storage)"
-                _log_once("auto-pinned", logging.INFO, "io_backend=auto: pinned pipeline (%s)", why)
-                return 0
-        try:
-            source = KvikioStackSource(dataset, reader, stacks, plan.frames, slot_bytes)
-        except KvikioUnusable as e:
-            if io == "kvikio":
-                warnings.warn(
-                    f"io_backend='kvikio' cannot read {dataset!r}: {e}; falling back to the "
-                    "pinned pread pipeline",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            return 0
-        _log_once("kvikio", logging.INFO, "io_backend=%s: reading with kvikio", io)
+        transport = choice.device
+        assert transport is not None
+        host = HostStackReader(dataset, reader, plan, zero_copy=False)
+        layout = reader.raw_layout()
+        frame_bytes = dataset.frame_bytes
+
+        def submit(job: tuple[int, int], slot: Any) -> Any:
+            a, b = job
+            pending = transport.submit(slot, host.byte_ranges(layout, a, b))
+            blank = host.blank(a, b)
+            if len(blank):  # frames outside the file (sync_offset) are zero
+                slot[: (b - a) * frame_bytes].reshape(b - a, frame_bytes)[
+                    self.cp.asarray(blank)
+                ] = 0
+            return pending
+
+        ring = DeviceRing(
+            self.cp, stacks, lambda job: (job[1] - job[0]) * frame_bytes, submit, slot_bytes
+        )
         self.io_path = "kvikio"
         try:
-            for (a, b), raw in source:
+            for (a, b), raw in ring:
                 yield from self._split(plan, a, b, self._to_native(raw, dataset, b - a))
         except KvikioUnusable as e:
             warnings.warn(
-                f"kvikio failed after {source.done} of {len(stacks)} tile stacks: {e}; the "
+                f"kvikio failed after {ring.done} of {len(stacks)} tile stacks: {e}; the "
                 "pinned pread pipeline reads the rest",
                 RuntimeWarning,
                 stacklevel=2,
             )
         finally:
-            source.close()
-        return source.done
+            transport.close()
+        return ring.done
 
     def _pinned_tiles(
         self,
@@ -302,22 +289,13 @@ class CupyBackend(Backend):
         plan: TilePlan,
         stacks: list[tuple[int, int]],
         slot_bytes: int,
-        direct: bool,
     ) -> Iterator[Any]:
         host = HostStackReader(dataset, reader, plan, zero_copy=False)
-        odirect = None
-        if direct and hasattr(reader, "segments"):
-            odirect = DirectReader(reader.segments, dataset.frame_bytes)
         frame_bytes = dataset.frame_bytes
         storage = dataset.storage_dtype
 
         def fill(job: tuple[int, int], buf: np.ndarray) -> None:
             a, b = job
-            src = host.sources[a:b]
-            contiguous = host.valid[a:b].all() and src[-1] - src[0] == b - a - 1
-            if odirect is not None and contiguous:
-                if odirect.try_read(buf, int(src[0]), int(src[-1]) + 1):
-                    return
             host.read_stack(a, b, buf.view(storage).reshape(b - a, *dataset.sig_shape))
 
         timeout = config.get("task_timeout_s") or 600.0
@@ -334,7 +312,3 @@ class CupyBackend(Backend):
                 yield from self._split(plan, a, b, self._to_native(raw, dataset, b - a))
         finally:
             pipeline.close()
-            if odirect is not None:
-                if odirect.disabled_reason:
-                    _log_once("odirect", logging.INFO, "O_DIRECT off: %s", odirect.disabled_reason)
-                odirect.close()

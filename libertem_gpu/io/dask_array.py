@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError
-from libertem_gpu.io.dataset import DataSet, parse_dtype
+from libertem_gpu.io.dataset import DataSet, DataSetOptions, parse_dtype, split_shape
 from libertem_gpu.io.host_tiles import iter_host_tiles
 from libertem_gpu.io.partition import Partition, make_partitions, partition_frame_count
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.tiles import TilePlan, TilingScheme
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 # --- data set -> dask array ---------------------------------------------------------------------
 
@@ -127,12 +130,10 @@ class DaskDataSet(DataSet):
         Array of shape ``nav + sig``, of a boolean, integer or floating point type.
     sig_dims : int
         How many trailing axes form a frame (1 or 2).
-    nav_shape, sig_shape : tuple of int, optional
-        Reshape the scan or the frame (same number of elements).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions (overrides following the chunks).
+    **options
+        ``nav_shape``, ``sig_shape`` (reshape, same number of elements), ``sync_offset``,
+        ``num_partitions`` (overrides following the chunks): see
+        :class:`~libertem_gpu.io.dataset.DataSet`.
     scheduler : str
         The dask scheduler that computes chunks inside a partition task. ``"sync"`` (default)
         computes in the task's own thread, which is safe inside dask workers; arrays that depend
@@ -147,18 +148,10 @@ class DaskDataSet(DataSet):
         array: Any = None,
         sig_dims: int = 2,
         *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
         scheduler: str = "sync",
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
+        super().__init__(**options)
         if array is None:
             raise DataSetError("dask data sets need array=<dask.array.Array>")
         if not (hasattr(array, "dask") and hasattr(array, "chunks") and hasattr(array, "ndim")):
@@ -170,28 +163,19 @@ class DaskDataSet(DataSet):
         self.sig_dims = int(sig_dims)
         self.scheduler = scheduler
 
-    @classmethod
-    def guess_can_open(cls, path: str) -> bool:
-        return False
-
     def _initialize(self) -> None:
         array = self.array
         parse_dtype(array.dtype, what="dtype of the dask array")
-        if not 1 <= self.sig_dims <= 2 or array.ndim <= self.sig_dims:
-            raise DataSetError(
-                f"dask array of shape {array.shape} cannot be split into scan and "
-                f"{self.sig_dims} signal dimensions (sig_dims must be 1 or 2, with at least one "
-                "scan axis)"
-            )
+        nav, sig = split_shape(array.shape, self.sig_dims, "dask array")
         if any(math.isnan(d) for d in array.shape):
             raise DataSetError(
                 f"dask array of shape {array.shape} has unknown dimensions; call "
                 "array.compute_chunk_sizes() first"
             )
-        nav, sig = array.shape[: -self.sig_dims], array.shape[-self.sig_dims :]
+        count = math.prod(nav)
         if len(nav) > 3 and self._nav_shape_arg is None:
-            nav = (math.prod(nav),)
-        self._set_layout(nav, sig, array.dtype, math.prod(array.shape[: -self.sig_dims]))
+            nav = (count,)
+        self._set_layout(nav, sig, array.dtype, count)
 
     def _flat_frames(self) -> Any:
         array = self.array

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 
@@ -13,6 +13,20 @@ from libertem_gpu.errors import DataSetError, FileFormatError, ShapeMismatchErro
 from libertem_gpu.io.partition import Partition, make_partitions, partition_frame_count
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.shape import Shape, validate_dims
+
+
+class SyncOptions(TypedDict, total=False):
+    """The keyword arguments of data sets that require the shapes (see :class:`DataSet`)."""
+
+    sync_offset: int
+    num_partitions: int | None
+
+
+class DataSetOptions(SyncOptions, total=False):
+    """The keyword arguments that every data set takes (see :class:`DataSet`)."""
+
+    nav_shape: tuple[int, ...] | None
+    sig_shape: tuple[int, ...] | None
 
 
 def parse_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
@@ -30,6 +44,19 @@ def parse_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
             f"unsupported {what} {result}: expected a boolean, integer or floating point type"
         )
     return result
+
+
+def split_shape(
+    shape: tuple[int, ...], sig_dims: int, what: str
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Split an array's ``shape`` into scan axes and ``sig_dims`` frame axes, or raise a
+    :class:`DataSetError` that names ``what`` (e.g. ``"array"``, ``"<path>: array"``)."""
+    if not 1 <= sig_dims <= 2 or len(shape) <= sig_dims:
+        raise DataSetError(
+            f"{what} of shape {tuple(shape)} cannot be split into scan and {sig_dims} "
+            "signal dimensions (sig_dims must be 1 or 2, with at least one scan axis)"
+        )
+    return tuple(shape[:-sig_dims]), tuple(shape[-sig_dims:])
 
 
 def native(dtype: np.dtype) -> np.dtype:

@@ -17,7 +17,6 @@ tested on machines without a GPU with the very code that runs on one.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -29,11 +28,13 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.errors import BackendError, RunTimeoutError
+from libertem_gpu.io.transports.direct import ALIGNMENT as DIRECT_ALIGNMENT
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DeviceOps",
+    "DeviceRing",
     "HostOps",
     "StreamingPipeline",
     "aligned_empty",
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 #: Alignment of host buffers: a page, as O_DIRECT and fast DMA want.
-ALIGNMENT = 4096
+ALIGNMENT = DIRECT_ALIGNMENT
 
 
 def aligned_empty(nbytes: int, alignment: int = ALIGNMENT) -> np.ndarray:
@@ -376,87 +377,69 @@ class StreamingPipeline:
             self._release()
 
 
-# --- filling host buffers from a data set ---------------------------------------------------
-
-
-class DirectReader:
-    """Reads whole, contiguous frame runs of a fixed-layout file with ``O_DIRECT`` (bypassing
-    the page cache; for data larger than memory), where offsets, sizes and buffers are aligned.
+class DeviceRing:
+    """Stream jobs through two device buffers that an asynchronous transport fills directly
+    (kvikio), without host staging: while job ``k`` is computed, job ``k + 1`` is read.
 
     Parameters
     ----------
-    segments : list of FileSegment
-        From :class:`~libertem_gpu.io.fixed_layout.FixedLayoutReader`.
-    frame_bytes : int
-        Bytes per frame.
+    cp : module
+        CuPy (or a stand-in): ``cp.empty`` and ``cp.cuda.get_current_stream``.
+    jobs : sequence
+        One entry per buffer load, in order.
+    nbytes : callable
+        ``nbytes(job)``: bytes the job fills (at most ``slot_bytes``).
+    submit : callable
+        ``submit(job, device_buffer)``: start filling the uint8 device buffer; returns an object
+        with ``wait()`` (raise on failure) and ``drain()`` (wait, ignoring errors).
+    slot_bytes : int
+        Size of each buffer.
+
+    Iterating yields ``(job, device_buffer)``; the buffer stays valid until the next item is
+    requested. :attr:`done` counts the jobs handed out, so that a caller whose transport fails
+    can hand the rest to another path.
     """
 
-    def __init__(self, segments: list[Any], frame_bytes: int) -> None:
-        self.segments = segments
-        self.frame_bytes = frame_bytes
-        self._starts = np.cumsum([0] + [s.num_frames for s in segments]).tolist()
-        self._fds: dict[str, int] = {}
-        self.disabled_reason = ""
+    def __init__(
+        self,
+        cp: Any,
+        jobs: Sequence[Any],
+        nbytes: Callable[[Any], int],
+        submit: Callable[[Any, Any], Any],
+        slot_bytes: int,
+    ) -> None:
+        self.cp = cp
+        self.jobs = list(jobs)
+        self.nbytes = nbytes
+        self.submit = submit
+        self.slot_bytes = int(slot_bytes)
+        #: Jobs handed out so far.
+        self.done = 0
 
-    def _fd(self, path: str) -> int | None:
-        if path in self._fds:
-            return self._fds[path]
-        flag = getattr(os, "O_DIRECT", 0)
-        if not flag:
-            self.disabled_reason = "O_DIRECT is not available on this platform"
-            return None
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        cp = self.cp
+        if not self.jobs:
+            return
+        slots = [cp.empty(self.slot_bytes, dtype=cp.uint8) for _ in range(2)]
+        computed: list[Any] = [None, None]
+        stream = cp.cuda.get_current_stream()
+        pending: Any = None
         try:
-            fd = os.open(path, os.O_RDONLY | flag)
-        except OSError as e:  # tmpfs and some network file systems refuse O_DIRECT
-            self.disabled_reason = f"{path}: O_DIRECT refused ({e})"
-            return None
-        self._fds[path] = fd
-        return fd
-
-    def try_read(self, out: np.ndarray, start: int, stop: int) -> bool:
-        """Read source frames ``[start, stop)`` into the uint8 buffer ``out`` with O_DIRECT;
-        return False (nothing written) where the layout or file system does not allow it."""
-        if self.disabled_reason:
-            return False
-        k = int(np.searchsorted(self._starts, start, side="right")) - 1
-        if k < 0 or stop > self._starts[k + 1]:
-            return False
-        seg = self.segments[k]
-        offset = seg.offset + (start - self._starts[k]) * seg.frame_stride
-        nbytes = (stop - start) * self.frame_bytes
-        aligned = out.ctypes.data % ALIGNMENT == 0 and offset % ALIGNMENT == 0
-        if seg.frame_stride != self.frame_bytes or not aligned or len(out) != nbytes:
-            return False
-        fd = self._fd(seg.path)
-        if fd is None:
-            return False
-        body = nbytes - nbytes % ALIGNMENT
-        done = 0
-        view = memoryview(out)  # type: ignore[arg-type]
-        try:
-            while done < body:
-                got = os.preadv(fd, [view[done:body]], offset + done)
-                if got <= 0:
-                    break
-                done += got
-        except OSError as e:
-            self.disabled_reason = f"{seg.path}: O_DIRECT read failed ({e})"
-            return False
-        if done < nbytes:  # the unaligned tail (or a short file) goes through the page cache
-            with open(seg.path, "rb", buffering=0) as f:
-                while done < nbytes:
-                    got = os.preadv(f.fileno(), [view[done:nbytes]], offset + done)
-                    if got == 0:
-                        from libertem_gpu.errors import FileFormatError
-
-                        raise FileFormatError(
-                            f"{seg.path}: file ended at byte {offset + done}, expected "
-                            f"{nbytes - done} more bytes (truncated file?)"
-                        )
-                    done += got
-        return True
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+            pending = self.submit(self.jobs[0], slots[0])
+            for k, job in enumerate(self.jobs):
+                pending.wait()
+                pending = None
+                if k + 1 < len(self.jobs):
+                    nxt = (k + 1) % 2
+                    if computed[nxt] is not None:  # the transport writes outside stream order
+                        computed[nxt].synchronize()
+                    pending = self.submit(self.jobs[k + 1], slots[nxt])
+                yield job, slots[k % 2][: self.nbytes(job)]
+                computed[k % 2] = stream.record()
+                self.done = k + 1
+        finally:
+            # Reads still in flight must end before their buffers go back to the pool.
+            if pending is not None:
+                pending.drain()
+            stream.synchronize()
+            slots.clear()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from libertem_gpu.io.dataset import DataSet
+from libertem_gpu.io.layout import ByteRange, FrameLayout
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.tiles import TilePlan, TileSlice
 
@@ -24,6 +25,17 @@ def contiguous_runs(values: np.ndarray) -> list[tuple[int, int]]:
     breaks = np.flatnonzero(np.diff(values) != 1) + 1
     edges = [0, *breaks.tolist(), len(values)]
     return list(itertools.pairwise(edges))
+
+
+def source_runs(sources: np.ndarray, valid: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(position, first, stop)`` of each run of consecutive source frames ``[first, stop)``
+    among the ``valid`` entries of ``sources``, which go to ``position...`` of a stack."""
+    positions = np.flatnonzero(valid)
+    runs = []
+    for a, b in contiguous_runs(sources[positions]):
+        p0 = int(positions[a])
+        runs.append((p0, int(sources[p0]), int(sources[positions[b - 1]]) + 1))
+    return runs
 
 
 class HostStackReader:
@@ -119,15 +131,26 @@ class HostStackReader:
         self.read_stack(nav_start, nav_stop, out.view(self.reader.dtype))
         out.byteswap(inplace=True)
 
+    def byte_ranges(self, layout: FrameLayout, nav_start: int, nav_stop: int) -> list[ByteRange]:
+        """Where the stack's frames lie in the files, placed at their positions in the stack;
+        frames outside the source (``sync_offset``) have none (see :meth:`blank`)."""
+        src = self.sources[nav_start:nav_stop]
+        return [
+            r.placed(p0 + r.dest_frame)
+            for p0, s0, s1 in source_runs(src, self.valid[nav_start:nav_stop])
+            for r in layout.ranges(s0, s1)
+        ]
+
+    def blank(self, nav_start: int, nav_stop: int) -> np.ndarray:
+        """Positions in the stack of frames outside the source, which are zero."""
+        return np.flatnonzero(~self.valid[nav_start:nav_stop])
+
     def _fill(self, nav_start: int, nav_stop: int, out: np.ndarray) -> None:
         src = self.sources[nav_start:nav_stop]
         valid = self.valid[nav_start:nav_stop]
         if not valid.all():
             out[~valid] = 0
-        positions = np.flatnonzero(valid)
-        for a, b in contiguous_runs(src[positions]):
-            p0, p1 = int(positions[a]), int(positions[b - 1]) + 1
-            s0, s1 = int(src[p0]), int(src[p1 - 1]) + 1
+        for p0, s0, s1 in source_runs(src, valid):
             while s0 < s1:  # piece by piece of the mapped ranges; unmapped ones are read
                 mapped = self._map_of(s0)
                 end = s1 if mapped is None else min(s1, mapped[1])

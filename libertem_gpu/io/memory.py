@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError
-from libertem_gpu.io.dataset import DataSet, parse_dtype
+from libertem_gpu.io.dataset import DataSet, DataSetOptions, parse_dtype, split_shape
 from libertem_gpu.io.reader import FrameReader
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class MemoryReader(FrameReader):
@@ -50,12 +53,9 @@ class MemoryDataSet(DataSet):
         Array of shape ``nav + sig``; a CuPy array is processed in place by the cupy backend.
     sig_dims : int
         How many trailing axes form a frame (1 or 2).
-    nav_shape, sig_shape : tuple of int, optional
-        Reshape the scan or the frame (same number of elements).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        ``nav_shape``, ``sig_shape`` (reshape, same number of elements), ``sync_offset``,
+        ``num_partitions``: see :class:`~libertem_gpu.io.dataset.DataSet`.
     """
 
     format_name = "memory"
@@ -64,18 +64,9 @@ class MemoryDataSet(DataSet):
         self,
         data: Any = None,
         sig_dims: int = 2,
-        *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
+        super().__init__(**options)
         if data is None:
             raise DataSetError("memory data sets need data=<array>")
         # A CuPy array stays on its device (no copy to the host and back).
@@ -83,23 +74,15 @@ class MemoryDataSet(DataSet):
         self.data = data if keep else np.asarray(data)
         self.sig_dims = int(sig_dims)
 
-    @classmethod
-    def guess_can_open(cls, path: str) -> bool:
-        return False
-
     def _initialize(self) -> None:
         data = self.data
         parse_dtype(data.dtype, what="dtype of the array")
-        if not 1 <= self.sig_dims <= 2 or data.ndim <= self.sig_dims:
-            raise DataSetError(
-                f"array of shape {data.shape} cannot be split into scan and {self.sig_dims} "
-                "signal dimensions (sig_dims must be 1 or 2, with at least one scan axis)"
-            )
-        nav, sig = data.shape[: -self.sig_dims], data.shape[-self.sig_dims :]
+        nav, sig = split_shape(data.shape, self.sig_dims, "array")
+        count = math.prod(nav)
         if len(nav) > 3 and self._nav_shape_arg is None:
             # More scan axes than supported: flatten them unless the user says otherwise.
-            nav = (math.prod(nav),)
-        self._set_layout(nav, sig, data.dtype, math.prod(data.shape[: -self.sig_dims]))
+            nav = (count,)
+        self._set_layout(nav, sig, data.dtype, count)
 
     def get_reader(self) -> MemoryReader:
         frames = self.data.reshape(self.image_count, *self.sig_shape)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from libertem_gpu.io.transports.base import Closeable
 
-class FrameReader(ABC):
+if TYPE_CHECKING:
+    from libertem_gpu.io.layout import FrameLayout
+    from libertem_gpu.io.transports.base import Transport
+
+
+class FrameReader(Closeable, ABC):
     """Reads source frames of one data set.
 
     One instance serves one partition task in one worker; it is not shared between threads.
@@ -49,16 +55,13 @@ class FrameReader(ABC):
         (for example one per file); by default the whole range."""
         return [(start, stop)]
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Close the files this reader opened."""
+    def raw_layout(self) -> FrameLayout | None:
+        """Where the frames lie in the files, if :meth:`read_into` hands them out exactly as
+        stored (no decoding, flipping or correction): then a transport may copy their bytes
+        straight into any memory, e.g. the device. ``None`` otherwise."""
+        return None
 
-    def __enter__(self) -> FrameReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def use_transport(self, transport: Transport) -> None:
+        """Read file bytes through ``transport`` from now on (the reader closes it); readers
+        that do not read byte ranges ignore it."""
+        transport.close()

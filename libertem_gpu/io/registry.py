@@ -21,23 +21,23 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "libertem_gpu.datasets"
 
 _FORMATS: dict[str, str | type[DataSet]] = {
-    "raw": "libertem_gpu.io.raw:RawFileDataSet",
-    "npy": "libertem_gpu.io.npy:NPYDataSet",
+    "raw": "libertem_gpu.io.formats.raw:RawFileDataSet",
+    "npy": "libertem_gpu.io.formats.npy:NPYDataSet",
     "memory": "libertem_gpu.io.memory:MemoryDataSet",
     "dask": "libertem_gpu.io.dask_array:DaskDataSet",
-    "hdf5": "libertem_gpu.io.hdf5:H5DataSet",
-    "arina": "libertem_gpu.io.arina:ArinaDataSet",
-    "zarr": "libertem_gpu.io.zarr_store:ZarrDataSet",
-    "mib": "libertem_gpu.io.mib:MIBDataSet",
-    "blo": "libertem_gpu.io.blo:BloDataSet",
-    "empad": "libertem_gpu.io.empad:EMPADDataSet",
-    "ser": "libertem_gpu.io.tia:SERDataSet",
-    "mrc": "libertem_gpu.io.mrc:MRCDataSet",
-    "tvips": "libertem_gpu.io.tvips:TVIPSDataSet",
-    "dm": "libertem_gpu.io.dm:DMDataSet",
-    "k2is": "libertem_gpu.io.k2is:K2ISDataSet",
-    "frms6": "libertem_gpu.io.frms6:FRMS6DataSet",
-    "seq": "libertem_gpu.io.seq:SEQDataSet",
+    "hdf5": "libertem_gpu.io.formats.hdf5:H5DataSet",
+    "arina": "libertem_gpu.io.formats.arina:ArinaDataSet",
+    "zarr": "libertem_gpu.io.formats.zarr_store:ZarrDataSet",
+    "mib": "libertem_gpu.io.formats.mib:MIBDataSet",
+    "blo": "libertem_gpu.io.formats.blo:BloDataSet",
+    "empad": "libertem_gpu.io.formats.empad:EMPADDataSet",
+    "ser": "libertem_gpu.io.formats.tia:SERDataSet",
+    "mrc": "libertem_gpu.io.formats.mrc:MRCDataSet",
+    "tvips": "libertem_gpu.io.formats.tvips:TVIPSDataSet",
+    "dm": "libertem_gpu.io.formats.dm:DMDataSet",
+    "k2is": "libertem_gpu.io.formats.k2is:K2ISDataSet",
+    "frms6": "libertem_gpu.io.formats.frms6:FRMS6DataSet",
+    "seq": "libertem_gpu.io.formats.seq:SEQDataSet",
 }
 _entry_points_loaded = False
 

@@ -137,12 +137,12 @@ def test_kvikio_path(tmp_path, rng):
 
 def test_kvikio_failure_falls_back(tmp_path, rng, monkeypatch):
     pytest.importorskip("kvikio")
-    from libertem_gpu.io import kvikio_reader
+    from libertem_gpu.io.transports import kvikio as kvikio_reader
 
     def broken(self, path):
         raise kvikio_reader.KvikioUnusable(f"{path}: simulated open failure")
 
-    monkeypatch.setattr(kvikio_reader.KvikioStackSource, "_file", broken)
+    monkeypatch.setattr(kvikio_reader.KvikioTransport, "_file", broken)
     data = random_data(rng, (4, 4, 16, 16), "uint16")
     path = tmp_path / "data.raw"
     data.tofile(path)

@@ -5,6 +5,7 @@ checked against the NumPy backend without a GPU. Kernels are not involved (see t
 
 from __future__ import annotations
 
+import os
 import types
 
 import numpy as np
@@ -13,8 +14,8 @@ import pytest
 from libertem_gpu import config
 from libertem_gpu.backends import device
 from libertem_gpu.backends.numpy_backend import NumpyBackend
+from libertem_gpu.io.formats.raw import RawFileDataSet
 from libertem_gpu.io.memory import MemoryDataSet
-from libertem_gpu.io.raw import RawFileDataSet
 from libertem_gpu.io.tiles import TilePlan, TilingScheme
 from tests.conftest import random_data
 
@@ -118,30 +119,36 @@ def _compare(backend, ds, roi, scheme):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", ["uint16", ">u2", ">i4", "float32", ">f8", "uint8"])
-@pytest.mark.parametrize("io", ["pread", "direct", "kvikio"])
-def test_file_paths_equal_cpu(tmp_path, rng, backend, dtype, io):
+def _raw_cases(tmp_path, rng, dtype):
+    """``(data set, roi, tiling)`` cases of a raw file: sync offsets, row-split tiles."""
     data = random_data(rng, (4, 5, 13, 17), np.dtype(dtype).newbyteorder("=")).astype(dtype)
     path = tmp_path / "d.raw"
     data.tofile(path)
     roi = (rng.random(20) > 0.3).astype(bool)
+    for sync_offset in (0, 3, -2):
+        ds = RawFileDataSet(
+            path=str(path),
+            nav_shape=(4, 5),
+            sig_shape=(13, 17),
+            dtype=dtype,
+            sync_offset=sync_offset,
+            num_partitions=3,
+        ).initialize()
+        for scheme in (TilingScheme(depth=3), TilingScheme(depth=2, sig_rows=4)):
+            yield ds, roi, scheme
+
+
+@pytest.mark.parametrize("dtype", ["uint16", ">u2", ">i4", "float32", ">f8", "uint8"])
+@pytest.mark.parametrize("io", ["pread", "direct", "kvikio"])
+def test_file_paths_equal_cpu(tmp_path, rng, backend, dtype, io):
     with config.set(io_backend=io):
-        for sync_offset in (0, 3, -2):
-            ds = RawFileDataSet(
-                path=str(path),
-                nav_shape=(4, 5),
-                sig_shape=(13, 17),
-                dtype=dtype,
-                sync_offset=sync_offset,
-                num_partitions=3,
-            ).initialize()
-            for scheme in (TilingScheme(depth=3), TilingScheme(depth=2, sig_rows=4)):
-                if io == "kvikio":  # not installed here: a warning, then the pinned pipeline
-                    with pytest.warns(RuntimeWarning, match="falling back"):
-                        _compare(backend, ds, roi, scheme)
-                else:
-                    _compare(backend, ds, None, scheme)
+        for ds, roi, scheme in _raw_cases(tmp_path, rng, dtype):
+            if io == "kvikio":  # not installed here: a warning, then the pinned pipeline
+                with pytest.warns(RuntimeWarning, match="falling back"):
                     _compare(backend, ds, roi, scheme)
+            else:
+                _compare(backend, ds, None, scheme)
+                _compare(backend, ds, roi, scheme)
     assert backend.io_path in ("pinned", "direct")
 
 
@@ -178,3 +185,39 @@ def test_unknown_io_backend(tmp_path, backend, rng):
     plan = TilePlan.for_partition(ds.get_partitions()[0], None, TilingScheme(2), (3, 4))
     with config.set(io_backend="nvme-magic"), pytest.raises(Exception, match="pread"):
         list(backend.iter_tiles(ds, plan))
+
+
+class _FakeFuture:
+    def __init__(self, n):
+        self.n = n
+
+    def get(self):
+        return self.n
+
+
+class _FakeCuFile:
+    """kvikio.CuFile on the CPU: preads into the "device" (NumPy) buffer at once."""
+
+    def __init__(self, path, mode):
+        assert mode == "r"
+        self.f = open(path, "rb")
+
+    def pread(self, buf, size, file_offset=0, task_size=None):
+        got = os.preadv(self.f.fileno(), [memoryview(np.asarray(buf))[:size]], file_offset)
+        return _FakeFuture(got)
+
+    def close(self):
+        self.f.close()
+
+
+@pytest.mark.parametrize("dtype", ["uint16", ">i4"])
+def test_kvikio_path_with_fake_kvikio(tmp_path, rng, backend, monkeypatch, dtype):
+    from libertem_gpu.io.transports import kvikio as kvikio_transport
+
+    fake = types.SimpleNamespace(CuFile=_FakeCuFile, defaults=types.SimpleNamespace())
+    monkeypatch.setattr(kvikio_transport, "_import_kvikio", lambda: fake)
+    with config.set(io_backend="kvikio"):
+        for ds, roi, scheme in _raw_cases(tmp_path, rng, dtype):
+            _compare(backend, ds, None, scheme)
+            _compare(backend, ds, roi, scheme)
+    assert backend.io_path == "kvikio"

@@ -149,7 +149,7 @@ def test_run_falls_back_to_cpu(monkeypatch, rng):
 def test_import_does_not_pull_gpu_modules():
     code = (
         "import sys, libertem_gpu, libertem_gpu.backends.cupy_backend, "
-        "libertem_gpu.io.gpu_pipeline, libertem_gpu.io.kvikio_reader, "
+        "libertem_gpu.io.gpu_pipeline, libertem_gpu.io.transports.kvikio, "
         "libertem_gpu.kernels.com, libertem_gpu.kernels.masks\n"
         "bad = [m for m in ('cupy', 'numba.cuda', 'kvikio') if m in sys.modules]\n"
         "assert not bad, bad"

@@ -11,11 +11,11 @@ import pytest
 
 from libertem_gpu import config
 from libertem_gpu.errors import FileFormatError, MissingFileError
-from libertem_gpu.io.arina import ArinaDataSet
-from libertem_gpu.io.hdf5 import H5DataSet
+from libertem_gpu.io.formats.arina import ArinaDataSet
+from libertem_gpu.io.formats.hdf5 import H5DataSet
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import SumPartialUDF, check_dataset
+from tests.io.contract import SumPartialUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_hdf5 import write_arina
 
 SIG = (13, 17)
@@ -90,3 +90,18 @@ def test_not_a_master_file(tmp_path, inline_ctx, rng):
         f["stuff"] = np.arange(3)
     with pytest.raises(FileFormatError, match="no /entry/data group"):
         inline_ctx.load("auto", path=path)
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    frames = random_data(rng, (16, *SIG), "uint16")
+    (tmp_path / "good").mkdir()
+    master = write_arina(tmp_path / "good", frames, frames_per_file=7, compress=False)
+    data_file = sorted((tmp_path / "good").glob("*_data_*.h5"))[1]
+    check_bad_files(ctx, "arina", master, data_file)
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    frames = random_data(rng, (16, *SIG), "uint16")
+    (tmp_path / "good").mkdir()
+    master = write_arina(tmp_path / "good", frames, frames_per_file=7)
+    check_guess_can_open(ArinaDataSet, [master], tmp_path)

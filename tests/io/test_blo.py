@@ -11,9 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.blo import BloDataSet, parse_blo_header
+from libertem_gpu.io.formats.blo import BloDataSet, parse_blo_header
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.contract import (
+    CollectFramesUDF,
+    check_bad_files,
+    check_dataset,
+    check_guess_can_open,
+)
 from tests.io.writers_blo import HEADER, write_blo
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "blo" / "test2.blo"
@@ -98,3 +103,17 @@ def test_fuzz_header_mutated(edits):
         parse_blo_header(bytes(data), "fuzz.blo")
     except LiberTEMGPUError:
         pass
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    data = rng.integers(0, 256, size=(3, 4, 9, 9), dtype=np.uint8)
+    (tmp_path / "good").mkdir()
+    check_bad_files(ctx, "blo", write_blo(tmp_path / "good" / "x.blo", data))
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    data = rng.integers(0, 256, size=(3, 4, 9, 9), dtype=np.uint8)
+    paths = [write_blo(tmp_path / "x.blo", data)]
+    if DATA.is_file():
+        paths.append(str(DATA))
+    check_guess_can_open(BloDataSet, paths, tmp_path)

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import DataSetError, FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.dm import DMDataSet, read_dm_tags
+from libertem_gpu.io.formats.dm import DMDataSet, read_dm_tags
 from libertem_gpu.io.registry import load
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_dm import Group, image_group, write_dm, write_dm_stack
 
 
@@ -188,3 +188,17 @@ def test_read_into_matches_view(rng, tmp_path, c_order):
         reader.read_into(out, 6, 11)
         np.testing.assert_array_equal(out, flat[6:11])
         np.testing.assert_array_equal(reader.view(2, 9), flat[2:9])
+
+
+def _good_dm(rng, folder):
+    folder.mkdir()
+    write_dm_stack(folder / "x.dm4", random_data(rng, (3, 4, 13, 17), "uint16"))
+    return folder / "x.dm4"
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    check_bad_files(ctx, "dm", _good_dm(rng, tmp_path / "good"))
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    check_guess_can_open(DMDataSet, [_good_dm(rng, tmp_path / "good")], tmp_path)

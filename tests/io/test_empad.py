@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.empad import EMPADDataSet, parse_empad_xml
+from libertem_gpu.io.formats.empad import EMPADDataSet, parse_empad_xml
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import check_dataset
+from tests.io.contract import check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_empad import write_empad
 
 
@@ -96,3 +96,16 @@ def test_fuzz_xml_mutated(edits):
         parse_empad_xml(bytes(data), "fuzz.xml")
     except LiberTEMGPUError:
         pass
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    xml = write_empad(tmp_path / "good", random_data(rng, (3, 4, 128, 128), "float32"))
+    raw = next((tmp_path / "good").glob("*.raw"))
+    check_bad_files(ctx, "empad", xml, raw)
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    xml = write_empad(tmp_path / "good", random_data(rng, (3, 4, 128, 128), "float32"))
+    check_guess_can_open(EMPADDataSet, [xml], tmp_path)

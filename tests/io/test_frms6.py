@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.frms6 import FRMS6DataSet, parse_frms6_file_header, parse_frms6_hdr
+from libertem_gpu.io.formats.frms6 import FRMS6DataSet, parse_frms6_file_header, parse_frms6_hdr
 from libertem_gpu.io.registry import load
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import check_dataset
+from tests.io.contract import check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_frms6 import fold, unfold_reference, write_frms6, write_hdr
 
 
@@ -146,3 +146,16 @@ def test_fuzz_mutated_files(mutations):
                 reader.read_into(out, 0, ds.image_count)
         except LiberTEMGPUError:
             pass
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    hdr, _, _ = _write(tmp_path / "good", rng)
+    check_bad_files(ctx, "frms6", hdr, hdr.replace(".hdr", "_002.frms6"))
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    hdr, _, _ = _write(tmp_path / "good", rng)
+    paths = [hdr, hdr.replace(".hdr", "_000.frms6"), hdr.replace(".hdr", "_001.frms6")]
+    check_guess_can_open(FRMS6DataSet, paths, tmp_path)

@@ -21,10 +21,11 @@ from libertem_gpu.errors import (
     LiberTEMGPUError,
     MissingFileError,
 )
-from libertem_gpu.io.hdf5 import H5DataSet, aligned_partitions, chunk_snapper, nav_blocks
+from libertem_gpu.io.chunked import aligned_partitions, chunk_snapper, nav_blocks
+from libertem_gpu.io.formats.hdf5 import H5DataSet
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import check_dataset
+from tests.io.contract import check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_hdf5 import write_h5
 
 SIG = (13, 17)
@@ -304,9 +305,22 @@ def test_fuzz_mutated_files_raise_library_errors(tmp_path, fuzz_source, which, m
 
 def test_import_does_not_pull_h5py():
     code = (
-        "import sys, libertem_gpu, libertem_gpu.io.hdf5, libertem_gpu.io.arina, "
-        "libertem_gpu.io.zarr_store; "
+        "import sys, libertem_gpu, libertem_gpu.io.formats.hdf5, libertem_gpu.io.formats.arina, "
+        "libertem_gpu.io.formats.zarr_store; "
         "bad = [m for m in ('h5py', 'hdf5plugin', 'zarr', 'numba') if m in sys.modules]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_shared_bad_files(tmp_path, ctx, rng):
+    (tmp_path / "good").mkdir()
+    path = write_h5(tmp_path / "good" / "scan.h5", random_data(rng, (3, 4, *SIG), "uint16"))
+    check_bad_files(ctx, "hdf5", path)
+
+
+def test_guess_can_open_contract(tmp_path, rng):
+    # Its own extensions are claimed by name (load("auto") then says "not an HDF5 file").
+    path = write_h5(tmp_path / "scan.h5", random_data(rng, (3, 4, *SIG), "uint16"))
+    h5_names = H5DataSet.extensions
+    check_guess_can_open(H5DataSet, [path], tmp_path, by_extension=h5_names)

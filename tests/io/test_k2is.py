@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.k2is import BLOCK_BYTES, K2ISDataSet, decode_12bit
+from libertem_gpu.io.formats.k2is import BLOCK_BYTES, K2ISDataSet, decode_12bit
 from libertem_gpu.io.registry import load
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_k2is import pack_12bit, write_k2is
 
 FRAME = (1860, 2048)
@@ -162,3 +162,14 @@ def test_fuzz_block_headers(mutations):
                 reader.read_into(out, 0, ds.image_count)
         except LiberTEMGPUError:
             pass
+
+
+def test_shared_bad_files(ctx, frames, tmp_path):
+    (tmp_path / "good").mkdir()
+    gtg = write_k2is(tmp_path / "good" / "scan", frames, nav_shape=(1, 3), shutter_from=1)
+    check_bad_files(ctx, "k2is", gtg, gtg.replace(".gtg", "_3.bin"))
+
+
+def test_guess_can_open_contract(written, tmp_path):
+    paths = [written, written.replace(".gtg", "_1.bin"), written.replace(".gtg", "_8.bin")]
+    check_guess_can_open(K2ISDataSet, paths, tmp_path)

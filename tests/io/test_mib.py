@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.mib import MIBDataSet, parse_frame_header, parse_hdr
+from libertem_gpu.io.formats.mib import MIBDataSet, parse_frame_header, parse_hdr
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_mib import frame_header, max_value, write_mib
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "mib"
@@ -308,3 +308,17 @@ def test_fuzz_whole_load(tmp_path_factory, edits, hdr_edit):
             reader.read_into(out, 0, 1)
     except LiberTEMGPUError:
         pass
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    data = _counts(rng, (3, 4, 16, 12), 12)
+    (tmp_path / "good").mkdir()
+    hdr = write_mib(tmp_path / "good", data, 12)
+    check_bad_files(ctx, "mib", hdr, next((tmp_path / "good").glob("*.mib")))
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    hdr = write_mib(tmp_path / "good", _counts(rng, (3, 4, 16, 12), 12), 12)
+    paths = [hdr, *sorted((tmp_path / "good").glob("*.mib")), *sorted(DATA.glob("*.mib"))]
+    check_guess_can_open(MIBDataSet, paths, tmp_path)

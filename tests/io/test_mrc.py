@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.mrc import MRCDataSet, parse_info_txt, parse_mrc_header
+from libertem_gpu.io.formats.mrc import MRCDataSet, parse_info_txt, parse_mrc_header
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_mrc import raster_info, write_mrc
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "mrc" / "Custom_movie.mrc"
@@ -126,7 +126,24 @@ def test_fuzz_header_mutated(edits):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_fuzz_info(text):
-    from libertem_gpu.io.mrc import nav_from_info
+    from libertem_gpu.io.formats.mrc import nav_from_info
 
     nav, _ = nav_from_info(parse_info_txt(text), 7)
     assert all(isinstance(d, int) for d in nav)
+
+
+def _good_mrc(rng, folder):
+    folder.mkdir()
+    data = random_data(rng, (12, 13, 17), "uint16")
+    return write_mrc(folder, data, info=raster_info(3, 4, 1))
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    check_bad_files(ctx, "mrc", _good_mrc(rng, tmp_path / "good"))
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    paths = [_good_mrc(rng, tmp_path / "good")]
+    if DATA.is_file():
+        paths.append(DATA)
+    check_guess_can_open(MRCDataSet, paths, tmp_path)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from libertem_gpu.errors import DataSetError, FileFormatError
+from libertem_gpu.io.formats.npy import NPYDataSet
 from tests.conftest import random_data
-from tests.io.contract import check_dataset
+from tests.io.contract import check_bad_files, check_dataset, check_guess_can_open
 
 
 @pytest.mark.parametrize(
@@ -65,3 +66,14 @@ def test_too_few_dims(inline_ctx, tmp_path):
     np.save(tmp_path / "s.npy", np.ones((4, 5), dtype=np.uint16))
     with pytest.raises(DataSetError, match="cannot be split"):
         inline_ctx.load("npy", path=tmp_path / "s.npy", sig_dims=2)
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    np.save(tmp_path / "good" / "x.npy", random_data(rng, (3, 4, 7, 5), "uint16"))
+    check_bad_files(ctx, "npy", tmp_path / "good" / "x.npy")
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    np.save(tmp_path / "x.npy", random_data(rng, (3, 4, 7, 5), "uint16"))
+    check_guess_can_open(NPYDataSet, [tmp_path / "x.npy"], tmp_path)

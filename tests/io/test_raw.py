@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
+from libertem_gpu.io.formats.raw import RawFileDataSet
 from tests.conftest import random_data
-from tests.io.contract import check_dataset
+from tests.io.contract import check_bad_files, check_dataset, check_guess_can_open
 
 
 def write_raw(path, frames: np.ndarray, file_header=0, frame_header=0, frame_footer=0, rng=None):
@@ -151,3 +152,15 @@ def test_raw_is_not_auto_detected(tmp_path, inline_ctx):
 
     with pytest.raises(UnknownFormatError, match="no format recognises"):
         inline_ctx.load("auto", path=path)
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    path = write_raw(tmp_path / "good" / "x.raw", random_data(rng, (12, 7, 5), "uint16"))
+    kwargs = {"nav_shape": (3, 4), "sig_shape": (7, 5), "dtype": "uint16"}
+    check_bad_files(ctx, "raw", path, **kwargs)
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    # Raw files carry no signature: "auto" never claims one, so only the rejections apply.
+    check_guess_can_open(RawFileDataSet, [], tmp_path)

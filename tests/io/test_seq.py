@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
+from libertem_gpu.io.formats.seq import SEQDataSet, parse_seq_header
 from libertem_gpu.io.registry import load
-from libertem_gpu.io.seq import SEQDataSet, parse_seq_header
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_seq import seq_header, write_seq
 
 
@@ -125,3 +125,17 @@ def test_fuzz_mutated_headers(mutations, cut):
                 reader.read_into(out, 0, ds.image_count)
         except LiberTEMGPUError:
             pass
+
+
+def _good_seq(rng, folder):
+    folder.mkdir()
+    write_seq(folder / "x.seq", rng.integers(0, 2**16, (12, 13, 17)).astype(np.uint16))
+    return folder / "x.seq"
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    check_bad_files(ctx, "seq", _good_seq(rng, tmp_path / "good"), nav_shape=(3, 4))
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    check_guess_can_open(SEQDataSet, [_good_seq(rng, tmp_path / "good")], tmp_path)

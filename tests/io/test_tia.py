@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
+from libertem_gpu.io.formats.tia import SERDataSet, parse_ser_header
 from libertem_gpu.io.registry import load
-from libertem_gpu.io.tia import SERDataSet, parse_ser_header
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_tia import write_emi, write_ser
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "tia"
@@ -233,3 +233,22 @@ def test_read_into_matches_view(rng, tmp_path, irregular):
         reader.read_into(out, 4, 6)
         np.testing.assert_array_equal(out, data[4:6].reshape(2, 221))
         assert reader.view(4, 6) is None
+
+
+def _good_ser(rng, folder):
+    folder.mkdir()
+    write_ser(folder / "x_1.ser", random_data(rng, (12, 13, 17), "int32"), (3, 4))
+    write_emi(folder / "x.emi")
+    return folder / "x.emi", folder / "x_1.ser"
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    emi, ser = _good_ser(rng, tmp_path / "good")
+    check_bad_files(ctx, "ser", emi, ser)
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    # .emi files hold their XML after the image data: no cheap signature, claimed by name.
+    emi, ser = _good_ser(rng, tmp_path / "good")
+    paths = [emi, ser, *sorted(DATA.glob("*.ser")), *sorted(DATA.glob("*.emi"))]
+    check_guess_can_open(SERDataSet, paths, tmp_path, by_extension=("emi",))

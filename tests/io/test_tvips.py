@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
-from libertem_gpu.io.tvips import TVIPSDataSet, parse_series_header
+from libertem_gpu.io.formats.tvips import TVIPSDataSet, parse_series_header
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import CollectFramesUDF, check_dataset
+from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_tvips import write_tvips
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "tvips" / "test_tvips_2233_000.tvips"
@@ -106,3 +106,16 @@ def test_fuzz_header_mutated(edits):
         parse_series_header(bytes(data), "fuzz.tvips")
     except LiberTEMGPUError:
         pass
+
+
+def test_shared_bad_files(ctx, rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    path = write_tvips(tmp_path / "good", random_data(rng, (3, 4, 13, 17), "uint16"), n_files=2)
+    check_bad_files(ctx, "tvips", path)
+
+
+def test_guess_can_open_contract(rng, tmp_path):
+    (tmp_path / "good").mkdir()
+    path = write_tvips(tmp_path / "good", random_data(rng, (3, 4, 13, 17), "uint16"))
+    paths = [path, DATA] if DATA.is_file() else [path]
+    check_guess_can_open(TVIPSDataSet, paths, tmp_path)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import zarr
 
 from libertem_gpu import config
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.zarr_store import ZarrDataSet
+from libertem_gpu.io.formats.zarr_store import ZarrDataSet
 from tests.conftest import random_data
 from tests.io.builtin_analyses import check_builtin_analyses
-from tests.io.contract import SumPartialUDF, check_dataset
+from tests.io.contract import SumPartialUDF, check_bad_files, check_dataset, check_guess_can_open
 
 SIG = (13, 17)
 
@@ -162,3 +163,17 @@ def test_fuzz_mutated_metadata_raise_library_errors(tmp_path_factory, zarr_forma
 
     run()
     assert outcomes["refused"] > 0  # the mutations did reach the parser
+
+
+def test_shared_bad_files(tmp_path, ctx, rng):
+    (tmp_path / "good").mkdir()
+    data = random_data(rng, (3, 4, *SIG), "uint16")
+    path = write_zarr(tmp_path / "good" / "scan.zarr", data, 3, (2, 2, *SIG))
+    chunk = max((p for p in Path(path).rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    check_bad_files(ctx, "zarr", path, chunk, directory=True)
+
+
+def test_guess_can_open_contract(tmp_path, rng):
+    data = random_data(rng, (3, 4, *SIG), "uint16")
+    path = write_zarr(tmp_path / "scan.zarr", data, 3, (2, 2, *SIG))
+    check_guess_can_open(ZarrDataSet, [path], tmp_path)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError
-from libertem_gpu.io.dataset import DataSet, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader, check_file_size
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.dataset import DataSetOptions, parse_dtype, split_shape
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment, check_file_size
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _MAGIC = b"\x93NUMPY"
 
 
-class NPYDataSet(DataSet):
+class NPYDataSet(FileDataSet):
     """A ``.npy`` file holding an array of ``nav + sig`` dimensions in C order.
 
     Parameters
@@ -24,12 +29,8 @@ class NPYDataSet(DataSet):
         The file.
     sig_dims : int
         How many trailing axes form a frame (1 or 2).
-    nav_shape, sig_shape : tuple of int, optional
-        Reshape the scan or the frame (same number of elements).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
     """
 
     format_name = "npy"
@@ -39,28 +40,14 @@ class NPYDataSet(DataSet):
         self,
         path: str | os.PathLike[str],
         sig_dims: int = 2,
-        *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.sig_dims = int(sig_dims)
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
-        try:
-            with open(path, "rb") as f:
-                return f.read(len(_MAGIC)) == _MAGIC
-        except OSError:
-            return False
+        return read_head(path, len(_MAGIC)) == _MAGIC
 
     def _read_header(self, path: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
         with open(path, "rb") as f:
@@ -83,12 +70,7 @@ class NPYDataSet(DataSet):
                 "np.save(path, np.ascontiguousarray(arr))"
             )
         dtype = parse_dtype(dtype, what=f"dtype of {path}")
-        if not 1 <= self.sig_dims <= 2 or len(shape) <= self.sig_dims:
-            raise DataSetError(
-                f"{path}: array of shape {shape} cannot be split into scan and {self.sig_dims} "
-                "signal dimensions (sig_dims must be 1 or 2, with at least one scan axis)"
-            )
-        nav, sig = shape[: -self.sig_dims], shape[-self.sig_dims :]
+        nav, sig = split_shape(shape, self.sig_dims, f"{path}: array")
         if len(nav) > 3 and self._nav_shape_arg is None:
             raise DataSetError(f"{path}: {len(nav)} scan dimensions, at most 3 are supported")
         frame_bytes = math.prod(sig) * dtype.itemsize

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment
+
+if TYPE_CHECKING:
+    pass
 
 _MAGIC = 0xFEED
 _FIELDS = (
@@ -88,7 +93,7 @@ def parse_seq_header(data: bytes, path: str) -> dict[str, Any]:
     return header
 
 
-class SEQDataSet(DataSet):
+class SEQDataSet(FileDataSet):
     """Frames of a Norpix StreamPix ``.seq`` file.
 
     Parameters
@@ -98,12 +103,8 @@ class SEQDataSet(DataSet):
     nav_shape : tuple of int, optional
         Scan shape; default: a line of the header's allocated frames (the file holds no scan
         shape).
-    sig_shape : tuple of int, optional
-        Override the frame shape.
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -113,33 +114,14 @@ class SEQDataSet(DataSet):
     format_name = "seq"
     extensions = ("seq",)
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
-    ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
-        self._header: dict[str, Any] = {}
+    #: The parsed file header (set by ``_initialize``).
+    _header: Mapping[str, Any] = MappingProxyType({})
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
         if not super().guess_can_open(path):
             return False
-        try:
-            with open(path, "rb") as f:
-                return f.read(4) == struct.pack("<I", _MAGIC)
-        except OSError:
-            return False
+        return read_head(path, 4) == struct.pack("<I", _MAGIC)
 
     def _initialize(self) -> None:
         path = require_file(self.path, ".seq file")

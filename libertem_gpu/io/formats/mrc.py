@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.dataset import DataSetOptions
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 HEADER_BYTES = 1024
 # MRC2014 modes this reader supports (4-bit and complex modes are not frame data of cameras).
@@ -93,7 +97,7 @@ def nav_from_info(info: dict[str, str], frames: int) -> tuple[tuple[int, ...], s
     return nav, "info.txt raster scan"
 
 
-class MRCDataSet(DataSet):
+class MRCDataSet(FileDataSet):
     """A Direct Electron MRC movie (or any MRC stack) with its ``_info.txt``.
 
     Parameters
@@ -105,12 +109,8 @@ class MRCDataSet(DataSet):
         ``(Size Y, Size X)``, or ``(Repeats, Size Y, Size X)``; other scans: one axis of frames).
     info_path : str, optional
         The ``_info.txt`` file, where it is not ``<name>_info.txt`` for ``<name>_movie.mrc``.
-    sig_shape : tuple of int, optional
-        Reshape the frames (same number of pixels).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -124,19 +124,10 @@ class MRCDataSet(DataSet):
         self,
         path: str | os.PathLike[str],
         *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
         info_path: str | os.PathLike[str] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.info_path = None if info_path is None else os.fspath(info_path)
 
     @classmethod
@@ -144,9 +135,8 @@ class MRCDataSet(DataSet):
         if not str(path).lower().endswith(".mrc"):
             return False
         try:
-            with open(path, "rb") as f:
-                parse_mrc_header(f.read(HEADER_BYTES), str(path))
-        except (OSError, FileFormatError):
+            parse_mrc_header(read_head(path, HEADER_BYTES), str(path))
+        except FileFormatError:
             return False
         return True
 

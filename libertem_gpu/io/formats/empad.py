@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.dataset import DataSetOptions, parse_dtype
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 SIG_SHAPE = (128, 128)
 RAW_ROWS = 130
@@ -89,7 +93,7 @@ def parse_empad_xml(text: bytes, path: str) -> dict[str, Any]:
     return {"raw_filename": raw_name, "nav_shape": nav, "dtype": dtype, "type": kind}
 
 
-class EMPADDataSet(DataSet):
+class EMPADDataSet(FileDataSet):
     """An EMPAD acquisition.
 
     Parameters
@@ -103,10 +107,8 @@ class EMPADDataSet(DataSet):
         Reshape the 128x128 frames (same number of pixels).
     dtype : str, optional
         ``"float32"`` (the EMPAD default) or ``"uint32"``; defaults to what the XML says.
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -120,31 +122,17 @@ class EMPADDataSet(DataSet):
         self,
         path: str | os.PathLike[str],
         *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
         dtype: Any = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self._dtype_arg = None if dtype is None else parse_dtype(dtype)
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
         if not str(path).lower().endswith(".xml"):
             return False
-        try:
-            with open(path, "rb") as f:
-                head = f.read(4096)
-        except OSError:
-            return False
-        return b"<raw_file" in head
+        return b"<raw_file" in read_head(path, 4096)
 
     def _initialize(self) -> None:
         path = require_file(self.path, "EMPAD file")

@@ -19,15 +19,19 @@ import glob
 import os
 import re
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader, check_file_size
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.dataset import DataSetOptions
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment, check_file_size
 from libertem_gpu.io.reader import FrameReader
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _IMAGE_DATA = 0x4122
 _SPECTRUM_DATA = 0x4120
@@ -173,6 +177,9 @@ class FlippedRowsReader(FixedLayoutReader):
         frames = out.reshape(stop - start, self.rows, -1)
         frames[...] = frames[:, ::-1]  # numpy buffers overlapping copies
 
+    def raw_layout(self) -> None:
+        return None  # the stored rows are upside down: not for a raw copy
+
     def view(self, start: int, stop: int) -> np.ndarray | None:
         if len(self.sig_shape) != 2 or self.sig_shape[0] != self.rows:
             return None  # a reshaped frame cannot be flipped by strides
@@ -180,7 +187,7 @@ class FlippedRowsReader(FixedLayoutReader):
         return None if mapped is None else mapped[:, ::-1]
 
 
-class SERDataSet(DataSet):
+class SERDataSet(FileDataSet):
     """A FEI/Thermo Fisher TIA ``.ser`` series of 2-D frames.
 
     Parameters
@@ -192,12 +199,8 @@ class SERDataSet(DataSet):
     require_emi : bool
         Whether the ``.emi`` companion must exist; its XML holds the acquisition metadata. Pass
         ``False`` to read a ``.ser`` file alone (the scan shape is in the ``.ser`` header).
-    nav_shape, sig_shape : tuple of int, optional
-        Override the scan or frame shape.
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -213,18 +216,9 @@ class SERDataSet(DataSet):
         ser_index: int = 1,
         *,
         require_emi: bool = True,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.ser_index = int(ser_index)
         self.require_emi = bool(require_emi)
         self.ser_path = ""
@@ -238,11 +232,7 @@ class SERDataSet(DataSet):
             return True
         if ext != ".ser":
             return False
-        try:
-            with open(path, "rb") as f:
-                return f.read(4) == b"II\x97\x01"
-        except OSError:
-            return False
+        return read_head(path, 4) == b"II\x97\x01"
 
     def _companions(self) -> tuple[str, str]:
         base, ext = os.path.splitext(self.path)

@@ -7,29 +7,31 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet, native, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.hdf5 import (
+from libertem_gpu.io.chunked import aligned_partitions, library_errors
+from libertem_gpu.io.dataset import native, parse_dtype
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, require_file
+from libertem_gpu.io.formats.hdf5_reader import (
     H5Part,
     H5Reader,
-    aligned_partitions,
     bitshuffle_options,
     check_filters,
-    check_segments,
     direct_segments,
     has_hdf5_magic,
     import_h5py,
-    library_errors,
 )
+from libertem_gpu.io.layout import FileSegment, FrameLayout
 from libertem_gpu.io.partition import Partition, partition_frame_count
-from libertem_gpu.io.raw import require_file
 from libertem_gpu.io.reader import FrameReader
+
+if TYPE_CHECKING:
+    pass
 
 _DATA_LINK = re.compile(r"^data_(\d+)$")
 _SPECIFIC = "entry/instrument/detector/detectorSpecific"
@@ -48,7 +50,7 @@ def _scalar(group: Any, name: str) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-class ArinaDataSet(DataSet):
+class ArinaDataSet(FileDataSet):
     """A DECTRIS ARINA (or EIGER NeXus) acquisition, opened from its master file.
 
     The frames of the data files are numbered in the order of the ``data_NNNNNN`` links. The
@@ -61,12 +63,8 @@ class ArinaDataSet(DataSet):
         The master file, ``<name>_master.h5``.
     nav_shape : tuple of int, optional
         Scan shape; by default square if the frame count is a square number, else 1-D.
-    sig_shape : tuple of int, optional
-        Reshape the frame (same number of pixels).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -76,24 +74,10 @@ class ArinaDataSet(DataSet):
     format_name = "arina"
     extensions = ("h5",)
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
-    ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
-        self._parts: list[H5Part] = []
-        self._segments: list[FileSegment] | None = None
+    # Set by _initialize: the data files' datasets, and their byte ranges where direct reads
+    # are possible.
+    _parts: Sequence[H5Part] = ()
+    _segments: list[FileSegment] | None = None
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
@@ -175,7 +159,9 @@ class ArinaDataSet(DataSet):
         sig = parts[0].shape[1:]
         total = sum(p.num_frames for p in parts)
         if segments is not None:
-            check_segments(segments, math.prod(sig) * dtype.itemsize, "its frames")
+            FrameLayout(tuple(segments), math.prod(sig) * dtype.itemsize).check_file_sizes(
+                "its frames"
+            )
         self._parts = parts
         self._segments = segments
         nav: tuple[int, ...] = (total,)

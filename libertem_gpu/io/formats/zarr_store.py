@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet, parse_dtype
-from libertem_gpu.io.hdf5 import (
+from libertem_gpu.io.chunked import (
     aligned_partitions,
     chunk_snapper,
     describe_datasets,
@@ -24,6 +23,8 @@ from libertem_gpu.io.hdf5 import (
     nav_blocks,
     pick_dataset,
 )
+from libertem_gpu.io.dataset import parse_dtype
+from libertem_gpu.io.formats.base import StoreDataSet
 from libertem_gpu.io.partition import Partition, partition_frame_count
 from libertem_gpu.io.reader import FrameReader
 
@@ -119,24 +120,15 @@ class ZarrReader(FrameReader):
         )
 
 
-class ZarrDataSet(DataSet):
+class ZarrDataSet(StoreDataSet):
     """An array in a Zarr store (format v2 or v3, directory store; also HyperSpy ``.zspy``).
 
     Parameters
     ----------
     path : str
         The store's directory (``.zarr``, ``.zspy``, or any directory with Zarr metadata).
-    ds_path : str, optional
-        Path of the array inside the store, e.g. ``"Experiments/__unnamed__/data"``. By default
-        the largest numeric array with more axes than ``sig_dims``.
-    sig_dims : int
-        How many trailing axes form a frame (1 or 2).
-    nav_shape, sig_shape : tuple of int, optional
-        Reshape the scan or the frame (the frame keeps its number of pixels).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions (rounded to chunk boundaries).
+    ds_path, sig_dims, **options
+        See :class:`~libertem_gpu.io.formats.base.StoreDataSet`.
 
     Examples
     --------
@@ -146,31 +138,10 @@ class ZarrDataSet(DataSet):
     format_name = "zarr"
     extensions = ("zarr", "zspy")
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        ds_path: str | None = None,
-        sig_dims: int = 2,
-        *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
-    ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
-        self.ds_path = ds_path
-        self.sig_dims = int(sig_dims)
-        if self.sig_dims not in (1, 2):
-            raise DataSetError(f"sig_dims must be 1 or 2, got {sig_dims}")
-        self._array_shape: tuple[int, ...] = ()
-        self._chunks: tuple[int, ...] = ()
-        self._align: tuple[int, ...] = ()
+    # Set by _initialize.
+    _array_shape: tuple[int, ...] = ()
+    _chunks: tuple[int, ...] = ()
+    _align: tuple[int, ...] = ()
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:

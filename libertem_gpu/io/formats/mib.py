@@ -14,14 +14,20 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.dataset import DataSetOptions
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.reader import FrameReader
+from libertem_gpu.io.transports.base import Transport
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +256,14 @@ class MIBRawReader(FrameReader):
             self._bytes.read_into(raw, first, last)
             decode_raw_frames(raw, out[first - start : last - start], self._layout)
 
+    def use_transport(self, transport: Transport) -> None:
+        self._bytes.use_transport(transport)
+
     def close(self) -> None:
         self._bytes.close()
 
 
-class MIBDataSet(DataSet):
+class MIBDataSet(FileDataSet):
     """A Merlin acquisition: one or more ``.mib`` files and the ``.hdr`` beside them.
 
     Parameters
@@ -266,14 +275,10 @@ class MIBDataSet(DataSet):
         Scan shape. Without it, it comes from the ``.hdr`` (``ScanX``/``ScanY`` where present,
         else ``Frames in Acquisition`` and ``Frames per Trigger``; with one frame per trigger the
         line length is found from the gaps in the frame timestamps, else the scan is 1-D).
-    sig_shape : tuple of int, optional
-        Reshape the frame (same number of pixels).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
     multi_file : bool
         Look for the acquisition's other ``.mib`` files (default); ``False`` reads ``path`` only.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Notes
     -----
@@ -294,29 +299,16 @@ class MIBDataSet(DataSet):
         self,
         path: str | os.PathLike[str],
         *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
         multi_file: bool = True,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.multi_file = bool(multi_file)
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
         ext = os.path.splitext(str(path))[1].lower()
-        try:
-            with open(path, "rb") as f:
-                start = f.read(4)
-        except OSError:
-            return False
+        start = read_head(path, 4)
         return (ext == ".mib" and start == _MAGIC) or (ext == ".hdr" and start == b"HDR,")
 
     # --- locating the files -------------------------------------------------------------------

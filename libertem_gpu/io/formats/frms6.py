@@ -23,15 +23,20 @@ import glob
 import os
 import re
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.dataset import DataSetOptions
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.reader import FrameReader
+from libertem_gpu.io.transports.base import Transport
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 FILE_HEADER_BYTES = 1024
 FRAME_HEADER_BYTES = 64
@@ -168,11 +173,14 @@ class FRMS6Reader(FrameReader):
         if self.dark is not None:
             out.reshape(n, -1)[...] -= self.dark.reshape(-1)
 
+    def use_transport(self, transport: Transport) -> None:
+        self.raw.use_transport(transport)
+
     def close(self) -> None:
         self.raw.close()
 
 
-class FRMS6DataSet(DataSet):
+class FRMS6DataSet(FileDataSet):
     """A PNDetector pnCCD data set: ``<name>.hdr`` and ``<name>_NNN.frms6`` files.
 
     Parameters
@@ -186,10 +194,8 @@ class FRMS6DataSet(DataSet):
         Scan shape; default: ``stemimagesize`` from the ``.hdr`` file.
     sig_shape : tuple of int, optional
         Override the (unfolded) frame shape.
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -204,18 +210,9 @@ class FRMS6DataSet(DataSet):
         path: str | os.PathLike[str],
         *,
         dark_correction: bool = True,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.dark_correction = bool(dark_correction)
         self._segments: list[FileSegment] = []
         self._raw_shape = (0, 0)
@@ -225,15 +222,19 @@ class FRMS6DataSet(DataSet):
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
         ext = os.path.splitext(str(path))[1].lower()
-        try:
-            if ext == ".frms6":
-                return True
-            if ext == ".hdr":  # other formats (MIB) use .hdr too: look for the section
-                with open(path, "rb") as f:
-                    return b"[measurementInfo]" in f.read(65536)
-        except OSError:
-            pass
-        return False
+        if ext == ".frms6":  # header size, frame header size, format version
+            head = read_head(path, 8)
+            return (
+                len(head) == 8
+                and struct.unpack_from("<HH", head)
+                == (
+                    FILE_HEADER_BYTES,
+                    FRAME_HEADER_BYTES,
+                )
+                and head[7] == 6
+            )
+        # other formats (MIB) use .hdr too: look for the section
+        return ext == ".hdr" and b"[measurementInfo]" in read_head(path, 65536)
 
     def _base(self) -> str:
         base, ext = os.path.splitext(self.path)

@@ -13,9 +13,9 @@ import struct
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment
 
 _ID = b"IMGBLO"
 _MAGIC = 0x0102
@@ -26,7 +26,7 @@ _FRAME_HEADER = 6
 _HEADER = struct.Struct("<6sHIIIHHHHHddIHId")
 
 
-class BloDataSet(DataSet):
+class BloDataSet(FileDataSet):
     """A NanoMegas ``.blo`` block file.
 
     Parameters
@@ -35,12 +35,8 @@ class BloDataSet(DataSet):
         The ``.blo`` file.
     nav_shape : tuple of int, optional
         Scan shape; defaults to the header's ``(NY, NX)``.
-    sig_shape : tuple of int, optional
-        Reshape the patterns (same number of pixels).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -50,30 +46,9 @@ class BloDataSet(DataSet):
     format_name = "blo"
     extensions = ("blo",)
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
-    ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
-
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
-        try:
-            with open(path, "rb") as f:
-                return f.read(6) == _ID
-        except OSError:
-            return False
+        return read_head(path, 6) == _ID
 
     def _initialize(self) -> None:
         path = require_file(self.path, "block file")

@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
+from libertem_gpu.errors import DataSetError, FileFormatError
+from libertem_gpu.io.dataset import SyncOptions, parse_dtype
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, require_file
+from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.shape import validate_dims
 
-
-def require_file(path: str | os.PathLike[str], what: str = "data file") -> str:
-    """Return ``path`` as a string if it is an existing file, else raise
-    :class:`MissingFileError`."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{what} {path!r} does not exist or is not a file")
-    return path
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
-class RawFileDataSet(DataSet):
+class RawFileDataSet(FileDataSet):
     """Frames stored back to back in one binary file.
 
     Parameters
@@ -39,10 +35,9 @@ class RawFileDataSet(DataSet):
         Bytes to skip at the start of the file.
     frame_header, frame_footer : int
         Bytes before and after each frame's pixels.
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        ``sync_offset``, ``num_partitions``: see
+        :class:`~libertem_gpu.io.formats.base.FileDataSet`.
     """
 
     format_name = "raw"
@@ -58,18 +53,11 @@ class RawFileDataSet(DataSet):
         file_header: int = 0,
         frame_header: int = 0,
         frame_footer: int = 0,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[SyncOptions],
     ) -> None:
         if nav_shape is None or sig_shape is None:
             raise DataSetError("raw data sets need nav_shape and sig_shape")
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, nav_shape=nav_shape, sig_shape=sig_shape, **options)
         self._dtype_arg = parse_dtype(dtype)
         for name, value in (
             ("file_header", file_header),

@@ -26,15 +26,18 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.dm import TagGroup, read_dm_tags
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.dataset import DataSetOptions
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.formats.dm import TagGroup, has_dm_magic, read_dm_tags
 from libertem_gpu.io.reader import FrameReader
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 HEADER_BYTES = 40
 BLOCK_BYTES = 0x5758
@@ -198,7 +201,7 @@ def sector_files(path: str) -> tuple[str, list[str]]:
     return base, [name for _, name in sorted(numbered)]
 
 
-class K2ISDataSet(DataSet):
+class K2ISDataSet(FileDataSet):
     """A Gatan K2 IS raw data set.
 
     Parameters
@@ -213,8 +216,8 @@ class K2ISDataSet(DataSet):
     sync_offset : int
         See :class:`~libertem_gpu.io.dataset.DataSet`; counted from the first frame found by
         synchronising the sectors.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -229,18 +232,9 @@ class K2ISDataSet(DataSet):
         path: str | os.PathLike[str],
         *,
         require_gtg: bool = True,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.require_gtg = bool(require_gtg)
         self._paths: list[str] = []
         self._starts: list[int] = []
@@ -249,15 +243,11 @@ class K2ISDataSet(DataSet):
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
         ext = os.path.splitext(str(path))[1].lower()
-        if ext == ".gtg":
-            return True
+        if ext == ".gtg":  # the metadata file is a DM tag file
+            return has_dm_magic(path)
         if ext != ".bin":
             return False
-        try:
-            with open(path, "rb") as f:
-                return f.read(4) == SYNC.to_bytes(4, "big")
-        except OSError:
-            return False
+        return read_head(path, 4) == SYNC.to_bytes(4, "big")
 
     def _gtg_nav_shape(self, gtg: str) -> tuple[int, ...] | None:
         _, root = read_dm_tags(gtg)
@@ -300,11 +290,15 @@ class K2ISDataSet(DataSet):
         finally:
             for fd in fds:
                 os.close(fd)
-        count = min((size - s) // FRAME_BYTES for size, s in zip(sizes, starts, strict=True))
+        counts = [(size - s) // FRAME_BYTES for size, s in zip(sizes, starts, strict=True)]
+        shortest = paths[int(np.argmin(counts))]  # the sector file that limits the frames
+        count = min(counts)
         if count <= 0:
-            raise FileFormatError(f"{paths[0]}: no complete frame after synchronising the sectors")
+            raise FileFormatError(f"{shortest}: no complete frame after synchronising the sectors")
         self._paths, self._starts, self._first_id = paths, starts, first_id
-        self._set_layout(scan or (count,), FRAME_SHAPE, np.dtype("uint16"), count, source=base)
+        self._set_layout(
+            scan or (count,), FRAME_SHAPE, np.dtype("uint16"), count, source=f"{base} ({shortest})"
+        )
         self._meta = {
             "path": base,
             "gtg_path": gtg if os.path.isfile(gtg) else None,

@@ -1,6 +1,5 @@
-"""HDF5 data sets through h5py: any dataset in a file, chunk-aligned partitions, compressed chunks
-decoded by the filters of ``hdf5plugin``, and direct byte-range reads (``mmap``/``preadv``, and
-kvikio on the GPU path) wherever the frames sit uncompressed at known offsets in the file.
+"""Reading HDF5 datasets: h5py (with the filters of ``hdf5plugin``) for compressed chunks, and
+the byte ranges of uncompressed frames for direct reads through the transports.
 
 h5py and hdf5plugin are imported where a file is opened, never when ``libertem_gpu`` is imported.
 """
@@ -10,19 +9,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import os
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from libertem_gpu.errors import DataSetError, FileFormatError, LiberTEMGPUError
-from libertem_gpu.io.dataset import DataSet, native, parse_dtype
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.partition import Partition, make_partitions, partition_frame_count
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.errors import FileFormatError, LiberTEMGPUError
+from libertem_gpu.io.chunked import library_errors, nav_blocks
+from libertem_gpu.io.layout import FileSegment, split_at
 from libertem_gpu.io.reader import FrameReader
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -62,115 +58,10 @@ def has_hdf5_magic(path: str) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def library_errors(path: str, doing: str) -> Iterator[None]:
-    """Turn whatever h5py/zarr/codecs raise while ``doing`` into a :class:`FileFormatError` that
-    names ``path``; the library's own errors pass through."""
-    try:
-        yield
-    except LiberTEMGPUError:
-        raise
-    except MemoryError:
-        raise
-    except Exception as e:
-        raise FileFormatError(f"{path}: {doing} failed: {type(e).__name__}: {e}") from e
-
-
-# --- geometry: flat frame ranges, hyperslabs, chunk-aligned partitions -------------------------
-
-
-def nav_blocks(
-    nav_shape: Sequence[int], start: int, stop: int
-) -> list[tuple[tuple[tuple[int, int], ...], int]]:
-    """Split the flat (C-order) frame range ``[start, stop)`` of an array with scan shape
-    ``nav_shape`` into rectangular blocks.
-
-    Returns ``(ranges, out_offset)`` per block: ``ranges`` holds ``(lo, hi)`` for each scan axis,
-    ``out_offset`` is the position of the block's first frame in the range. Blocks are in order;
-    at most ``2 * len(nav_shape) - 1`` of them.
-    """
-    blocks: list[tuple[tuple[tuple[int, int], ...], int]] = []
-
-    def split(
-        prefix: tuple[tuple[int, int], ...], dims: tuple[int, ...], lo: int, hi: int, out: int
-    ) -> None:
-        if len(dims) == 1:
-            blocks.append(((*prefix, (lo, hi)), out))
-            return
-        inner = math.prod(dims[1:])
-        a, ra = divmod(lo, inner)
-        b, rb = divmod(hi, inner)
-        if a == b:
-            split((*prefix, (a, a + 1)), dims[1:], ra, rb, out)
-            return
-        if ra:
-            split((*prefix, (a, a + 1)), dims[1:], ra, inner, out)
-            out += inner - ra
-            a += 1
-        if b > a:
-            blocks.append(((*prefix, (a, b), *((0, d) for d in dims[1:])), out))
-            out += (b - a) * inner
-        if rb:
-            split((*prefix, (b, b + 1)), dims[1:], 0, rb, out)
-
-    if stop > start:
-        split((), tuple(int(d) for d in nav_shape), start, stop, 0)
-    return blocks
-
-
-def chunk_snapper(nav_shape: Sequence[int], chunk_nav: Sequence[int]) -> Callable[[int], int]:
-    """A function that moves a flat frame index to the nearest index where no chunk of an array
-    with scan shape ``nav_shape`` and scan chunk shape ``chunk_nav`` is cut in two."""
-    nav = [int(d) for d in nav_shape]
-    chunks = [max(1, min(int(c), n)) for c, n in zip(chunk_nav, nav, strict=True)]
-    j = next((k for k, c in enumerate(chunks) if c > 1), len(chunks) - 1)
-    inner = math.prod(nav[j + 1 :])
-    row = nav[j] * inner  # frames per index of the axes before j (all chunked by 1)
-    step = chunks[j] * inner
-    if step == 1:
-        return lambda f: f
-
-    def snap(f: int) -> int:
-        r, within = divmod(f, row)
-        return r * row + min(round(within / step) * step, row)
-
-    return snap
-
-
-def aligned_partitions(
-    nav_size: int,
-    frames_per_partition: int,
-    sync_offset: int,
-    snap: Callable[[int], int] | None,
-) -> list[Partition]:
-    """Partitions of about ``frames_per_partition`` frames whose boundaries, as source frames
-    (``nav + sync_offset``), are where ``snap`` puts them (chunk boundaries)."""
-    if snap is None:
-        return make_partitions(nav_size, frames_per_partition)
-    bounds = [0]
-    target = 0
-    while True:
-        target += frames_per_partition
-        if target >= nav_size:
-            break
-        b = snap(target + sync_offset) - sync_offset
-        if b <= bounds[-1]:  # a chunk larger than a partition: take the next chunk boundary
-            b = snap(target + sync_offset + frames_per_partition) - sync_offset
-            if b <= bounds[-1]:
-                continue
-        if b >= nav_size:
-            break
-        bounds.append(b)
-        target = b
-    bounds.append(nav_size)
-    pairs = itertools.pairwise(bounds)
-    return [Partition(index=i, start=a, stop=b) for i, (a, b) in enumerate(pairs)]
-
-
 # --- where the frames are in the file -----------------------------------------------------------
 
 
-def _filter_ids(dset: Any) -> list[int]:
+def filter_ids(dset: Any) -> list[int]:
     plist = dset.id.get_create_plist()
     return [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
 
@@ -178,7 +69,7 @@ def _filter_ids(dset: Any) -> list[int]:
 def check_filters(dset: Any, path: str) -> None:
     """Raise :class:`FileFormatError` if a compression filter of ``dset`` is not available."""
     h5py = import_h5py()
-    missing = [f for f in _filter_ids(dset) if not h5py.h5z.filter_avail(f)]
+    missing = [f for f in filter_ids(dset) if not h5py.h5z.filter_avail(f)]
     if missing:
         raise FileFormatError(
             f"{path}: dataset {dset.name} is compressed with HDF5 filter(s) {missing}, which are "
@@ -252,7 +143,7 @@ def direct_segments(dset: Any, path: str, sig_dims: int) -> list[FileSegment] | 
     nav, sig = shape[:-sig_dims], shape[-sig_dims:]
     frame_bytes = math.prod(sig) * dset.dtype.itemsize
     num_frames = math.prod(nav)
-    if dset.external or _filter_ids(dset) or frame_bytes == 0 or num_frames == 0:
+    if dset.external or filter_ids(dset) or frame_bytes == 0 or num_frames == 0:
         return None
     if dset.chunks is None:
         offset = dset.id.get_offset()
@@ -309,20 +200,6 @@ def direct_segments(dset: Any, path: str, sig_dims: int) -> list[FileSegment] | 
     if next_frame != num_frames:
         return None
     return [FileSegment(path, o, s, n) for o, s, n in segments]
-
-
-def check_segments(segments: Sequence[FileSegment], frame_bytes: int, what: str) -> None:
-    """Raise :class:`FileFormatError` if a file ends before the last frame it should hold."""
-    needed: dict[str, int] = {}
-    for s in segments:
-        needed[s.path] = max(needed.get(s.path, 0), s.end_offset(frame_bytes))
-    for path, end in needed.items():
-        size = os.stat(path).st_size
-        if size < end:
-            raise FileFormatError(
-                f"{path}: file is too short for {what}: its frames end at byte {end}, but the "
-                f"file has {size} bytes (truncated file?)"
-            )
 
 
 # --- reading through h5py -----------------------------------------------------------------------
@@ -382,7 +259,7 @@ class H5Reader(FrameReader):
         self.parts = list(parts)
         self.sig_shape = tuple(sig_shape)
         self.dtype = np.dtype(dtype)
-        self._starts = np.cumsum([0] + [p.num_frames for p in self.parts]).tolist()
+        self._starts = [0, *itertools.accumulate(p.num_frames for p in self.parts)]
         self._open: dict[int, tuple[Any, Any]] = {}
         self._checked: dict[int, set[tuple[int, ...]]] = {}
 
@@ -398,17 +275,10 @@ class H5Reader(FrameReader):
         return self._open[k][1]
 
     def read_into(self, out: np.ndarray, start: int, stop: int) -> None:
-        if start < 0 or stop > self._starts[-1] or start > stop:
-            raise IndexError(f"frames [{start}, {stop}) outside [0, {self._starts[-1]})")
         if out.dtype != self.dtype or not out.flags.c_contiguous:
             raise ValueError(f"read_into needs a C-contiguous {self.dtype} buffer, got {out.dtype}")
-        pos = start
-        while pos < stop:
-            k = int(np.searchsorted(self._starts, pos, side="right")) - 1
-            first = pos - self._starts[k]
-            last = min(stop, self._starts[k + 1]) - self._starts[k]
-            self._read_part(k, out[pos - start : pos - start + last - first], first, last)
-            pos += last - first
+        for k, first, last, pos in split_at(self._starts, start, stop):
+            self._read_part(k, out[pos : pos + last - first], first, last)
 
     def _read_part(self, k: int, out: np.ndarray, first: int, last: int) -> None:
         part = self.parts[k]
@@ -491,194 +361,3 @@ class H5Reader(FrameReader):
             with contextlib.suppress(Exception):
                 f.close()
         self._open.clear()
-
-
-# --- the data set -------------------------------------------------------------------------------
-
-
-def list_datasets(group: Any) -> list[tuple[str, tuple[int, ...], str]]:
-    """``(path, shape, dtype)`` of every dataset under an h5py group (hard links only)."""
-    h5py = import_h5py()
-    found: list[tuple[str, tuple[int, ...], str]] = []
-
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset):
-            found.append(("/" + name.lstrip("/"), tuple(obj.shape), str(obj.dtype)))
-
-    group.visititems(visit)
-    return found
-
-
-def _suitable(shape: tuple[int, ...], dtype: str, sig_dims: int) -> bool:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        return False
-    return len(shape) > sig_dims and dt.kind in "biuf" and math.prod(shape) > 0
-
-
-def describe_datasets(found: Sequence[tuple[str, tuple[int, ...], str]]) -> str:
-    """A short human-readable list of datasets for error messages."""
-    if not found:
-        return "the file holds no datasets"
-    shown = ", ".join(f"{p} {s} {d}" for p, s, d in found[:20])
-    more = f" and {len(found) - 20} more" if len(found) > 20 else ""
-    return f"datasets found: {shown}{more}"
-
-
-def pick_dataset(
-    found: Sequence[tuple[str, tuple[int, ...], str]], sig_dims: int, source: str
-) -> str:
-    """The path of the largest dataset with at least one scan axis and numeric elements."""
-    candidates = [f for f in found if _suitable(f[1], f[2], sig_dims)]
-    if not candidates:
-        raise DataSetError(
-            f"{source}: no dataset with {sig_dims} frame axes and at least one scan axis "
-            f"(numeric, {sig_dims + 1}-D or more); {describe_datasets(found)}"
-        )
-    return max(candidates, key=lambda f: math.prod(f[1]) * np.dtype(f[2]).itemsize)[0]
-
-
-class H5DataSet(DataSet):
-    """A dataset in an HDF5 file: scan axes first, then ``sig_dims`` frame axes.
-
-    Contiguous and uncompressed per-frame-chunked datasets are read as plain byte ranges of the
-    file (memory-mapped on the CPU, kvikio/pread on the GPU path); compressed or otherwise
-    chunked ones through h5py, with the filters of ``hdf5plugin`` (bitshuffle/LZ4 as DECTRIS
-    writes it, Blosc, Zstd, LZ4, ...). Partitions end on chunk boundaries.
-
-    Parameters
-    ----------
-    path : str
-        The HDF5 file (``.h5``, ``.hdf5``, ``.hdf``, ``.nxs``).
-    ds_path : str, optional
-        Path of the dataset inside the file, e.g. ``"/entry/data/data"``. By default the largest
-        numeric dataset with more axes than ``sig_dims``.
-    sig_dims : int
-        How many trailing axes form a frame (1 or 2).
-    nav_shape, sig_shape : tuple of int, optional
-        Reshape the scan or the frame (the frame keeps its number of pixels).
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions (rounded to chunk boundaries).
-
-    Examples
-    --------
-    >>> ctx = Context()  # doctest: +SKIP
-    >>> ds = ctx.load("hdf5", path="scan.h5", ds_path="/entry/data/data")  # doctest: +SKIP
-    """
-
-    format_name = "hdf5"
-    extensions = ("h5", "hdf5", "hdf", "nxs")
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        ds_path: str | None = None,
-        sig_dims: int = 2,
-        *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
-    ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
-        self.ds_path = ds_path
-        self.sig_dims = int(sig_dims)
-        if self.sig_dims not in (1, 2):
-            raise DataSetError(f"sig_dims must be 1 or 2, got {sig_dims}")
-        self._parts: list[H5Part] = []
-        self._segments: list[FileSegment] | None = None
-        self._chunk_nav: tuple[int, ...] | None = None
-
-    @classmethod
-    def guess_can_open(cls, path: str) -> bool:
-        ext = os.path.splitext(str(path))[1].lower().lstrip(".")
-        return os.path.isfile(path) and (ext in cls.extensions or has_hdf5_magic(path))
-
-    def _initialize(self) -> None:
-        path = require_file(self.path, "HDF5 file")
-        h5py = import_h5py()
-        if not has_hdf5_magic(path):
-            raise FileFormatError(
-                f"{path}: not an HDF5 file (no HDF5 signature {HDF5_MAGIC!r} at byte 0 or 512)"
-            )
-        with library_errors(path, "opening the HDF5 file"), h5py.File(path, "r") as f:
-            found = list_datasets(f)
-            ds_path = self.ds_path
-            if ds_path is None:
-                ds_path = pick_dataset(found, self.sig_dims, path)
-            elif ds_path not in f:
-                raise DataSetError(f"{path}: no dataset at {ds_path!r}; {describe_datasets(found)}")
-            dset = f[ds_path]
-            if not isinstance(dset, h5py.Dataset):
-                raise DataSetError(
-                    f"{path}: {ds_path!r} is a group, not a dataset; {describe_datasets(found)}"
-                )
-            self._describe(dset, path, ds_path, found)
-
-    def _describe(self, dset: Any, path: str, ds_path: str, found: Sequence[Any]) -> None:
-        shape = tuple(int(d) for d in dset.shape)
-        if len(shape) <= self.sig_dims:
-            raise DataSetError(
-                f"{path}: dataset {ds_path} has shape {shape}, expected {self.sig_dims} frame "
-                f"axes after at least one scan axis; {describe_datasets(found)}"
-            )
-        dtype = parse_dtype(dset.dtype, what=f"dtype of {path}:{ds_path}")
-        nav, sig = shape[: -self.sig_dims], shape[-self.sig_dims :]
-        if len(nav) > 3 and self._nav_shape_arg is None:
-            raise DataSetError(
-                f"{path}: dataset {ds_path} has {len(nav)} scan axes {nav}; at most 3 are "
-                "supported: pass nav_shape to flatten them"
-            )
-        check_filters(dset, path)
-        file_path = os.path.abspath(dset.file.filename)
-        segments = direct_segments(dset, file_path, self.sig_dims)
-        frame_bytes = math.prod(sig) * dtype.itemsize
-        if segments is not None:
-            check_segments(segments, frame_bytes, f"dataset {ds_path} of shape {shape}")
-        chunks = None if dset.chunks is None else tuple(int(c) for c in dset.chunks)
-        part = H5Part(file_path, dset.name, shape, self.sig_dims, chunks, bitshuffle_options(dset))
-        self._parts = [part]
-        self._segments = segments
-        storage = dtype if segments is not None else native(dtype)
-        self._set_layout(nav, sig, storage, math.prod(nav), source=f"{path}:{ds_path}")
-        if segments is None:
-            self._check_first_frame(path)
-        self.ds_path = ds_path
-        self._chunk_nav = None if chunks is None else chunks[: -self.sig_dims]
-        self._meta = {
-            "path": path,
-            "ds_path": ds_path,
-            "dataset_shape": shape,
-            "chunks": chunks,
-            "compression": dset.compression,
-            "filters": _filter_ids(dset),
-            "direct_io": segments is not None,
-        }
-
-    def _check_first_frame(self, path: str) -> None:
-        """Decode one frame now, so that a missing filter or a broken file shows at load."""
-        with H5Reader(self._parts, self._parts[0].shape[-self.sig_dims :], self.dtype) as r:
-            r.read_into(np.empty((1, *r.sig_shape), dtype=self.dtype), 0, 1)
-
-    def get_partitions(self, n_workers: int = 1) -> list[Partition]:
-        frames = partition_frame_count(
-            self.shape.nav_size, self.frame_bytes, n_workers, num_partitions=self._num_partitions
-        )
-        snap = None
-        if self._chunk_nav is not None:
-            snap = chunk_snapper(self._parts[0].nav, self._chunk_nav)
-        return aligned_partitions(self.shape.nav_size, frames, self.sync_offset, snap)
-
-    def get_reader(self) -> FrameReader:
-        if self._segments is not None:
-            return FixedLayoutReader(self._segments, self.sig_shape, self.storage_dtype)
-        return H5Reader(self._parts, self.sig_shape, self.storage_dtype)

@@ -28,15 +28,19 @@ import mmap
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader, check_file_size
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.dataset import DataSetOptions
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment, check_file_size
 from libertem_gpu.io.reader import FrameReader
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +312,13 @@ class TransposedReader(FrameReader):
             self._fd = None
 
 
-class DMDataSet(DataSet):
+def has_dm_magic(path: str) -> bool:
+    """Whether ``path`` starts like a DM3/DM4 file (its version, big-endian); never raises."""
+    head = read_head(path, 4)
+    return len(head) == 4 and struct.unpack(">i", head)[0] in (3, 4)
+
+
+class DMDataSet(FileDataSet):
     """A 2-D image, 3-D stack or 4-D STEM data set in a Gatan ``.dm3``/``.dm4`` file.
 
     Parameters
@@ -320,12 +330,8 @@ class DMDataSet(DataSet):
         (files often start with a thumbnail).
     force_c_order : bool
         Read a 4-D stack in C order even where its tags do not say so.
-    nav_shape, sig_shape : tuple of int, optional
-        Override the scan or frame shape.
-    sync_offset : int
-        See :class:`~libertem_gpu.io.dataset.DataSet`.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        See :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -341,18 +347,9 @@ class DMDataSet(DataSet):
         *,
         dataset_index: int | None = None,
         force_c_order: bool = False,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        **options: Unpack[DataSetOptions],
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, **options)
         self.dataset_index = dataset_index
         self.force_c_order = bool(force_c_order)
         self._offset = 0
@@ -363,11 +360,7 @@ class DMDataSet(DataSet):
     def guess_can_open(cls, path: str) -> bool:
         if not super().guess_can_open(path):
             return False
-        try:
-            with open(path, "rb") as f:
-                return struct.unpack(">i", f.read(4))[0] in (3, 4)
-        except (OSError, struct.error):
-            return False
+        return has_dm_magic(path)
 
     def _images(self, root: TagGroup) -> list[tuple[int, TagGroup]]:
         images = root.get("ImageList")

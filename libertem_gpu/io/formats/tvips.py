@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import re
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError
-from libertem_gpu.io.dataset import DataSet
-from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
-from libertem_gpu.io.raw import require_file
+from libertem_gpu.io.fixed_layout import FixedLayoutReader
+from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.layout import FileSegment
+
+if TYPE_CHECKING:
+    pass
 
 SERIES_HEADER_BYTES = 256
 _SERIES = struct.Struct("<13i")  # size, version, x, y, bpp, x/y offset, x/y binning, pixel size,
@@ -108,7 +111,7 @@ def detect_scan(positions: np.ndarray, count: int) -> tuple[int, tuple[int, ...]
     return start, (rows, line)
 
 
-class TVIPSDataSet(DataSet):
+class TVIPSDataSet(FileDataSet):
     """A TVIPS recorder series.
 
     Parameters
@@ -118,12 +121,10 @@ class TVIPSDataSet(DataSet):
     nav_shape : tuple of int, optional
         Scan shape. Without it, it comes from the scan positions in the image headers (version 2
         headers with scan data), else one axis of frames.
-    sig_shape : tuple of int, optional
-        Reshape the frames (same number of pixels).
     sync_offset : int, optional
         Frames to skip before the scan; found with the scan shape where not given.
-    num_partitions : int, optional
-        Number of partitions.
+    **options
+        ``sig_shape``, ``num_partitions``: see :class:`~libertem_gpu.io.formats.base.FileDataSet`.
 
     Examples
     --------
@@ -137,29 +138,17 @@ class TVIPSDataSet(DataSet):
         self,
         path: str | os.PathLike[str],
         *,
-        nav_shape: tuple[int, ...] | None = None,
-        sig_shape: tuple[int, ...] | None = None,
         sync_offset: int | None = None,
-        num_partitions: int | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset or 0,
-            num_partitions=num_partitions,
-        )
-        self.path = os.fspath(path)
+        super().__init__(path, sync_offset=sync_offset or 0, **options)
         self._sync_given = sync_offset is not None
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
         if not str(path).lower().endswith(".tvips"):
             return False
-        try:
-            with open(path, "rb") as f:
-                head = f.read(8)
-        except OSError:
-            return False
+        head = read_head(path, 8)
         return len(head) == 8 and struct.unpack("<2i", head) in ((256, 1), (256, 2))
 
     def _initialize(self) -> None:

@@ -1,0 +1,146 @@
+"""The frame layout (one frame-to-byte-range lookup) and the transports that fill a caller's
+buffer from it: every transport gives the same bytes for the same ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from libertem_gpu.errors import BackendError, FileFormatError
+from libertem_gpu.io.gpu_pipeline import DeviceRing, aligned_empty
+from libertem_gpu.io.layout import FileSegment, FrameLayout, split_at
+from libertem_gpu.io.transports import (
+    DirectTransport,
+    MmapTransport,
+    PreadTransport,
+    choose_transport,
+)
+
+
+def _segmented(tmp_path, rng, frame_bytes=24, gaps=(0, 8, 3)):
+    """Frames in three files, each with its own header and per-frame gap."""
+    frames = rng.integers(0, 255, size=(17, frame_bytes), dtype=np.uint8)
+    segments, bounds = [], [0, 5, 6, 17]
+    for k, gap in enumerate(gaps):
+        path = tmp_path / f"f{k}.bin"
+        header = 11 * k
+        with open(path, "wb") as f:
+            f.write(b"\xee" * header)
+            for frame in frames[bounds[k] : bounds[k + 1]]:
+                f.write(frame.tobytes() + b"\xab" * gap)
+        segments.append(
+            FileSegment(str(path), header, frame_bytes + gap, bounds[k + 1] - bounds[k])
+        )
+    return frames, FrameLayout(tuple(segments), frame_bytes)
+
+
+def test_split_at():
+    starts = (0, 5, 6, 17)
+    assert split_at(starts, 3, 9) == [(0, 3, 5, 0), (1, 0, 1, 2), (2, 0, 3, 3)]
+    assert split_at(starts, 6, 6) == []
+    with pytest.raises(IndexError):
+        split_at(starts, 10, 18)
+
+
+def test_layout_ranges(tmp_path, rng):
+    _, layout = _segmented(tmp_path, rng)
+    assert layout.num_frames == 17 and not layout.packed
+    ranges = layout.ranges(4, 8)
+    assert [(r.num_frames, r.dest_frame) for r in ranges] == [(1, 0), (1, 1), (2, 2)]
+    assert ranges[2].offset == 22 and ranges[2].stride == 27
+    assert ranges[1].placed(5).dest_offset == 5 * 24
+
+
+@pytest.mark.parametrize("transport", [PreadTransport, DirectTransport, MmapTransport])
+def test_transports_fill_the_same_bytes(tmp_path, rng, transport):
+    frames, layout = _segmented(tmp_path, rng)
+    with transport() as t:
+        for start, stop in ((0, 17), (3, 9), (5, 6), (16, 17)):
+            dest = aligned_empty((stop - start) * 24)
+            t.fill(dest, layout.ranges(start, stop))
+            np.testing.assert_array_equal(dest.reshape(-1, 24), frames[start:stop])
+
+
+def test_truncated_file_names_it(tmp_path, rng):
+    _, layout = _segmented(tmp_path, rng, gaps=(0, 0, 0))
+    path = layout.segments[2].path
+    with open(path, "r+b") as f:
+        f.truncate(50)
+    with pytest.raises(FileFormatError, match="f2.bin"):
+        layout.check_file_sizes("its frames")
+    for transport in (PreadTransport, DirectTransport):
+        with transport() as t, pytest.raises(FileFormatError, match="truncated"):
+            t.fill(aligned_empty(11 * 24), layout.ranges(6, 17))
+
+
+def test_direct_reader(tmp_path, rng):
+    frame_bytes = 4096
+    data = rng.integers(0, 255, size=(6, frame_bytes), dtype=np.uint8)
+    path = tmp_path / "frames.raw"
+    data.tofile(path)
+    layout = FrameLayout((FileSegment(str(path), 0, frame_bytes, 6),), frame_bytes)
+    direct = DirectTransport()
+    out = aligned_empty(3 * frame_bytes)
+    ok = direct.try_fill(out, layout.ranges(2, 5))
+    if ok:
+        np.testing.assert_array_equal(out.reshape(3, -1), data[2:5])
+    else:  # tmpfs and some file systems refuse O_DIRECT: the reason is recorded
+        assert direct.disabled_reason
+    # unaligned destination: refused, nothing read
+    assert not direct.try_fill(aligned_empty(frame_bytes + 1)[1:], layout.ranges(0, 1))
+    direct.close()
+
+
+def test_choose_transport(tmp_path, rng):
+    _, layout = _segmented(tmp_path, rng, gaps=(0, 0, 0))
+    with pytest.raises(BackendError, match="pread"):
+        choose_transport("nvme-magic", layout, "d")
+    for name, host, path in (
+        ("pread", PreadTransport, "pinned"),
+        ("direct", DirectTransport, "direct"),
+        ("auto", PreadTransport, "pinned"),  # kvikio is not installed here
+    ):
+        choice = choose_transport(name, layout, "d")
+        assert type(choice.host) is host and choice.host_path == path and choice.device is None
+        choice.close()
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        assert choose_transport("kvikio", None, "d").device is None
+
+
+class _Pending:
+    def __init__(self, log, job):
+        self.log, self.job = log, job
+
+    def wait(self):
+        self.log.append(("wait", self.job))
+
+    def drain(self):
+        self.log.append(("drain", self.job))
+
+
+def test_device_ring_reads_ahead():
+    from tests.backends.test_cupy_backend_logic import fake_cupy
+
+    cp = fake_cupy()
+    log = []
+
+    def submit(job, slot):
+        slot[: job[1]] = job[0]
+        log.append(("submit", job))
+        return _Pending(log, job)
+
+    jobs = [(k, 8 - k % 2) for k in range(5)]
+    ring = DeviceRing(cp, jobs, lambda j: j[1], submit, slot_bytes=8)
+    seen = []
+    for job, buf in ring:
+        assert (np.asarray(buf) == job[0]).all() and len(buf) == job[1]
+        # the next job was submitted before this one was handed out
+        assert ("submit", jobs[min(len(jobs) - 1, len(seen) + 1)]) in log
+        seen.append(job)
+    assert seen == jobs and ring.done == 5
+    # closing early drains the read in flight
+    log.clear()
+    it = iter(DeviceRing(cp, jobs, lambda j: j[1], submit, slot_bytes=8))
+    next(it)
+    it.close()
+    assert log[-1] == ("drain", jobs[1])
