@@ -62,6 +62,16 @@ DISTRIBUTIONS = (
 )
 #: The packages the carried wheels must never replace.
 PROTECTED = ("numpy", "cupy", "numba", "numba_cuda")
+#: Environment variables that change what the check measures.
+ENV_KEYS = (
+    "PYTHONPATH",
+    "LD_LIBRARY_PATH",
+    "CUDA_VISIBLE_DEVICES",
+    "KVIKIO_COMPAT_MODE",
+    "KVIKIO_NTHREADS",
+    "CUPY_TF32",
+    "LIBERTEM_GPU_BACKEND",
+)
 #: CPU instruction-set flags worth a line in the results (the CPU kernels depend on them).
 CPU_FLAGS = (
     "sse4_2",
@@ -129,6 +139,7 @@ def machine_facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "versions": versions(),
+        "env": {k: os.environ.get(k) for k in ENV_KEYS if os.environ.get(k) is not None},
     }
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -320,13 +331,18 @@ def kvikio_report(tmpdir: Path) -> dict[str, Any]:
         kvikio = None
     if kvikio is not None:
         try:
+            # kvikio.defaults is a submodule that `import kvikio` does not import (26.10).
+            rep["kvikio.defaults after import kvikio"] = hasattr(kvikio, "defaults")
             defaults = importlib.import_module("kvikio.defaults")
-            for query in ("compat_mode", "is_compat_mode_preferred", "num_threads", "task_size"):
-                fn = getattr(defaults, query, None)
+            for key in ("compat_mode", "num_threads", "task_size"):
                 try:
-                    rep[f"defaults.{query}"] = repr(fn()) if callable(fn) else repr(fn)
+                    rep[f"defaults.get({key!r})"] = repr(defaults.get(key))
                 except Exception as e:
-                    rep[f"defaults.{query}"] = f"failed: {e!r}"
+                    rep[f"defaults.get({key!r})"] = f"failed: {e!r}"
+            try:
+                rep["defaults.is_compat_mode_preferred()"] = defaults.is_compat_mode_preferred()
+            except Exception as e:
+                rep["defaults.is_compat_mode_preferred()"] = f"failed: {e!r}"
         except Exception as e:
             rep["defaults"] = f"failed: {e!r}"
         try:

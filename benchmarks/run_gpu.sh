@@ -116,6 +116,12 @@ export -f install_wheels
 step wheels 90 install_wheels
 if [ -d "$SITE_DIR" ] && grep -q $'^wheels\tok' "$STEPS"; then
     export PYTHONPATH="$SITE_DIR:$PYTHONPATH"
+    # cuda-pathfinder (which libkvikio asks for libcufile) searches site-packages, never a
+    # --target folder; after those it honours LD_LIBRARY_PATH, so the carried cuFile goes last
+    # there (the image's own, where it has one, is still found first).
+    if [ -d "$SITE_DIR/nvidia/cu13/lib" ]; then
+        export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$SITE_DIR/nvidia/cu13/lib"
+    fi
 fi
 
 # --- numpy that numba-cuda can compile with ----------------------------------------------------
@@ -151,7 +157,8 @@ step probe 90 "$PY" benchmarks/gpu_probe.py probe --out "$OUT/probe.json"
 gpu_tests() {
     # addopts overridden: pyproject's has --benchmark-disable, which needs pytest-benchmark.
     # shellcheck disable=SC2086  # GPU_TESTS may name several paths
-    "$PY" -m pytest -m gpu -o addopts="--import-mode=importlib -ra" -p no:cacheprovider -q \
+    # -v: each test's outcome streams into check.log, kept even if the step times out.
+    "$PY" -m pytest -m gpu -o addopts="--import-mode=importlib -ra" -p no:cacheprovider -v \
         --junitxml="$OUT/gpu-tests.xml" $GPU_TESTS 2>&1 | tee "$SCRATCH/pytest.log"
     local rc=${PIPESTATUS[0]}
     if [ ! -s "$OUT/gpu-tests.xml" ]; then
