@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import alternate, check_close, machine_info
+from benchlib import alternate, check_close, frame_sum, machine_info
 from floor import MappedFile, floor, merge
 
 FRAME = (256, 256)
@@ -100,11 +100,7 @@ def time_sum(ctx, ds, mapped: MappedFile, want: np.ndarray, repeats: int) -> dic
 
 def reference_sum(mapped: MappedFile, n: int) -> np.ndarray:
     """Float64 sum of the raw file's ``n`` frames, in chunks."""
-    frames = mapped.data.view(DTYPE).reshape(n, *FRAME)
-    total = np.zeros(FRAME)
-    for start in range(0, n, SLAB):
-        total += frames[start : start + SLAB].sum(axis=0, dtype=np.float64)
-    return total
+    return frame_sum(mapped.data.view(DTYPE).reshape(n, *FRAME))
 
 
 def h5_versions() -> dict:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import alternate, check_close, machine_info
+from benchlib import alternate, check_close, frame_sum, machine_info
 from floor import MappedFile, floor, merge
 
 from libertem_gpu import Context, SumUDF
@@ -68,11 +68,7 @@ def write_raw(path: Path, frames: int) -> None:
 def reference_sum(mapped: MappedFile, frames: int) -> np.ndarray:
     """Float64 sum of the ``.mib``'s frames, read from its bytes (headers skipped), in chunks."""
     record = np.dtype([("header", f"V{HEADER}"), ("frame", ">u2", FRAME)])
-    data = np.frombuffer(mapped.data, dtype=record, count=frames)["frame"]
-    total = np.zeros(FRAME)
-    for start in range(0, frames, 256):
-        total += data[start : start + 256].sum(axis=0, dtype=np.float64)
-    return total
+    return frame_sum(np.frombuffer(mapped.data, dtype=record, count=frames)["frame"])
 
 
 def measure(

@@ -125,3 +125,12 @@ def check_close(what: str, got: Any, want: np.ndarray, rtol: float) -> None:
         raise VerificationError(
             f"{what}: max abs error {err:.3g} > {rtol:g} x {scale:.3g} (largest reference value)"
         )
+
+
+def frame_sum(frames: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Float64 sum over the first axis of ``frames`` (any dtype and byte order, e.g. a view of
+    a mapped file), ``chunk`` frames at a time: the reference for SumUDF."""
+    total = np.zeros(frames.shape[1:])
+    for start in range(0, frames.shape[0], chunk):
+        total += frames[start : start + chunk].sum(axis=0, dtype=np.float64)
+    return total
