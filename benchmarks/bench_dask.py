@@ -9,6 +9,13 @@ Not a test. Run ``python benchmarks/bench_dask.py [--tasks 400] [--mib 1536] [--
 - speedup: CoMUDF (or, where it is missing, a stand-in centre-of-mass UDF) over a float32 raw
   file of about ``--mib`` MiB, on a LocalCluster of 1 and of 2 workers; best of 3 runs each.
 
+Every figure is checked first: the do-nothing UDF must have visited every partition once
+(its merged count equals the number of tasks), and the centre of mass of a sample of 256 frames
+must match NumPy's (float64); a wrong result makes the script fail (exit 1) with no figure. The
+shared memory floor (:mod:`floor`: the file mapped once, the faster of a wrapping uint32 and a
+fastmath float32 sum of its bytes, all cores) runs alternately with each CoM configuration, and
+each gets ``ratio_floor`` (file bytes per second over the floor's).
+
 Targets: < 5 ms per task, speedup >= 1.7 on 2 cores. Writes a JSON to ``benchmarks/results/``.
 Timings on a shared machine are noisy.
 """
@@ -19,11 +26,17 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import VerificationError, alternate, check_close, machine_info
+from floor import MappedFile, floor, merge
 
 from libertem_gpu import UDF, Context
 
@@ -63,13 +76,36 @@ def _com_udf() -> UDF:
         return StandInCoMUDF()
 
 
-def _best(ctx: Context, ds, udf, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        ctx.run_udf(dataset=ds, udf=udf)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def _best(ctx: Context, ds, udf, repeat: int = 3) -> tuple[float, Any]:
+    """Best wall time of ``repeat`` runs after a warm-up run (imports and compilation in the
+    workers), and the last result."""
+    times, result = alternate({"run": lambda: ctx.run_udf(dataset=ds, udf=udf)}, repeat)["run"]
+    return min(times), result
+
+
+def _check_count(result: Any, n_tasks: int, where: str) -> None:
+    """The do-nothing UDF counts the partitions it ran on: each must have run exactly once."""
+    n = int(np.asarray(result["n"].data).reshape(-1)[0])
+    if n != n_tasks:
+        raise VerificationError(f"{where}: {n} partitions processed and merged, not {n_tasks}")
+
+
+def _com_of(result: Any, sig: tuple[int, int]) -> np.ndarray:
+    """Absolute centre of mass ``(n, 2)`` from CoMUDF's ``field`` (default centre, no rotation
+    or regression: ``field = com - (rows // 2, cols // 2)``) or the stand-in's ``com``."""
+    if "field" in result:
+        field = np.asarray(result["field"].data, dtype=np.float64).reshape(-1, 2)
+        return field + np.array([sig[0] // 2, sig[1] // 2])
+    return np.asarray(result["com"].data, dtype=np.float64).reshape(-1, 2)
+
+
+def _com_reference(mapped: MappedFile, sig: tuple[int, int], sample: np.ndarray) -> np.ndarray:
+    """NumPy centre of mass (float64, whole frame) of the sampled frames of the float32 file."""
+    frames = mapped.data.view(np.float32).reshape(-1, *sig)[sample].astype(np.float64)
+    total = frames.sum(axis=(1, 2))
+    y = (frames.sum(axis=2) * np.arange(sig[0])).sum(axis=1) / total
+    x = (frames.sum(axis=1) * np.arange(sig[1])).sum(axis=1) / total
+    return np.stack([y, x], axis=1)
 
 
 def overhead(n_tasks: int) -> dict:
@@ -78,8 +114,8 @@ def overhead(n_tasks: int) -> dict:
     with Context("dask", n_workers=2) as ctx:
         ctx.executor.client.wait_for_workers(2, timeout=60)
         ds = ctx.load("memory", data=data, num_partitions=n_tasks)
-        ctx.run_udf(dataset=ds, udf=NothingUDF())  # warm-up: imports and compilation in workers
-        wall = _best(ctx, ds, NothingUDF())
+        wall, result = _best(ctx, ds, NothingUDF())
+        _check_count(result, n_tasks, "dask")
         n = ctx.executor.n_workers
     out.update(
         workers=n,
@@ -89,7 +125,8 @@ def overhead(n_tasks: int) -> dict:
     )
     with Context("inline") as ctx:
         ds = ctx.load("memory", data=data, num_partitions=n_tasks)
-        inline = _best(ctx, ds, NothingUDF())
+        inline, result = _best(ctx, ds, NothingUDF())
+        _check_count(result, n_tasks, "inline")
     out["inline_ms_per_task"] = 1e3 * inline / n_tasks
     return out
 
@@ -105,21 +142,49 @@ def speedup(mib: float, directory: str) -> dict:
             for _ in range(nav[0]):
                 f.write(rng.random((64, *sig), dtype=np.float32).tobytes())
         udf = _com_udf()
-        times = {}
-        for n in (1, 2):
-            with Context("dask", n_workers=n) as ctx:
-                ctx.executor.client.wait_for_workers(n, timeout=60)
+        file_bytes = path.stat().st_size
+        sample = np.unique(np.linspace(0, frames - 1, min(frames, 256)).astype(np.int64))
+        times: dict[int, float] = {}
+        threads: dict[int, float] = {}
+        figures: dict[str, Any] = {}
+        with MappedFile(path) as mapped:
+            want = _com_reference(mapped, sig, sample)
+
+            def measure(ctx: Context, key: str) -> float:
+                """CoM alternately with the floor; checked on the sample before it counts."""
                 ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=sig, dtype="float32")
-                ctx.run_udf(dataset=ds, udf=udf)  # warm-up
-                times[n] = _best(ctx, ds, udf)
-                partitions = len(ds.get_partitions(ctx.executor.n_workers))
-        # What the machine gives right now: the same analysis on 1 and 2 threads in-process.
-        threads = {}
-        for n in (1, 2):
-            with Context("threads", n_threads=n) as ctx:
-                ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=sig, dtype="float32")
-                ctx.run_udf(dataset=ds, udf=udf)
-                threads[n] = _best(ctx, ds, udf)
+                floors = []
+                runs = alternate(
+                    {
+                        "floor": lambda: floors.append(floor(mapped, 1)),
+                        "com": lambda: ctx.run_udf(dataset=ds, udf=udf),
+                    },
+                    3,
+                )
+                ts, result = runs["com"]
+                check_close(f"CoM, {key}", _com_of(result, sig)[sample], want, 1e-6)
+                fl = merge(floors)
+                figures[key] = {
+                    "gb_s": file_bytes / min(ts) / 1e9,
+                    **fl.as_dict(),
+                    "ratio_floor": fl.seconds / min(ts),
+                    "verified": True,
+                }
+                return min(ts)
+
+            for n in (1, 2):
+                with Context("dask", n_workers=n) as ctx:
+                    ctx.executor.client.wait_for_workers(n, timeout=60)
+                    times[n] = measure(ctx, f"dask_{n}_workers")
+                    if n == 2:
+                        ds = ctx.load(
+                            "raw", path=path, nav_shape=nav, sig_shape=sig, dtype="float32"
+                        )
+                        partitions = len(ds.get_partitions(ctx.executor.n_workers))
+            # What the machine gives right now: the same analysis on 1 and 2 threads in-process.
+            for n in (1, 2):
+                with Context("threads", n_threads=n) as ctx:
+                    threads[n] = measure(ctx, f"threads_{n}")
         return {
             "threads_speedup_same_machine_now": threads[1] / threads[2],
             "udf": type(udf).__name__,
@@ -131,10 +196,20 @@ def speedup(mib: float, directory: str) -> dict:
             "seconds_1_worker": times[1],
             "seconds_2_workers": times[2],
             "speedup": times[1] / times[2],
+            "verified_frames": len(sample),
+            "configurations": figures,
         }
 
 
-def main() -> None:
+def _or_error(fn: Any, *args: Any) -> dict:
+    """``fn(*args)``, or ``{"error": ...}`` where a result did not match its reference."""
+    try:
+        return fn(*args)
+    except VerificationError as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=400)
     # Large enough that a run takes a good part of a second: per-run fixed costs (planning,
@@ -144,16 +219,14 @@ def main() -> None:
     args = parser.parse_args()
     result = {
         "benchmark": "dask executor",
-        "machine": {
-            "node": platform.node(),
-            "cpus": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "note": "shared machine: timings are noisy",
-            "load_average": os.getloadavg(),
-        },
+        "machine": {**machine_info(), "note": "shared machine: timings are noisy"},
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "overhead": overhead(args.tasks),
-        "speedup": speedup(args.mib, args.dir),
+        "verification": (
+            "do-nothing UDF: merged partition count == tasks; CoM of 256 sampled frames vs "
+            "float64 NumPy (rtol 1e-6); figures only after both pass"
+        ),
+        "overhead": _or_error(overhead, args.tasks),
+        "speedup": _or_error(speedup, args.mib, args.dir),
         "targets": {"worker_ms_per_task": "< 5", "speedup": ">= 1.7 on 2 cores"},
     }
     out_dir = Path(__file__).parent / "results"
@@ -161,8 +234,10 @@ def main() -> None:
     out = out_dir / f"dask_{platform.node()}_{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    print(f"written to {out}")
+    wrong = [k for k in ("overhead", "speedup") if "error" in result[k]]
+    print(f"written to {out}" + (f"; WRONG RESULTS in {wrong}: no figures" if wrong else ""))
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

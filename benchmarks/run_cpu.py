@@ -8,23 +8,30 @@ Not a test. Run from the repository root::
 In one run, on the same page-cached raw files (frames of 256 x 256; written, then read once
 before any timing), it measures:
 
-- the floor: a minimal Numba kernel, parallel over frames (``prange``, one thread per core), that
-  sums the file through a fresh read-only ``mmap`` (``MAP_SHARED | MAP_POPULATE``, as the
-  library's reader maps partitions), opened and closed inside each timed run, so that both pay
-  the same page-mapping cost;
+- the floor (:mod:`floor`, shared by every CPU benchmark): the file mapped read-only once,
+  outside the timed runs, and summed as wrapping uint32 words and as fastmath float32 on all
+  cores, the faster counts;
 - libertem_gpu's ``threads`` executor for SumUDF, SumSigUDF, StdDevUDF, ApplyMasksUDF with 1 and
-  with 16 dense random float32 masks, and CoMUDF;
+  with 16 dense random float32 masks, a drawn bright-field disk (``vbf``) and 16 drawn rings
+  (``rings16``), and CoMUDF;
 - the Dask array equivalent (``da.from_array(np.memmap(...))``, threaded scheduler, one worker
   per core) and LiberTEM 0.16 (``Context.make_with("threads")``) where installed;
 - start-up: a new Python process to the first SumUDF result on a small raw file, with Numba's
   on-disk cache cold (``NUMBA_CACHE_DIR`` pointed at a fresh folder) and warm;
-- peak resident memory of ``libertem-gpu demo --size 4GiB`` (``ru_maxrss`` of the child).
+- peak resident memory of ``libertem-gpu demo --size 4GiB`` (``VmHWM`` of the child);
+- the machine: CPU model and its vector/matrix instruction sets (avx2, avx512*, amx_*).
+
+Before any figure counts, each contender's result is compared with a float64 NumPy reference
+computed from the file in one chunked pass (:func:`reference`): a wrong result is recorded as an
+error for that row, not as a figure. The drawn masks may be read as runs of masked pixels, fewer
+bytes than the file: those rows record ``reads_subset`` and ``bytes_read_fraction`` and get no
+ratio to the floor.
 
 Throughput is bytes of the data set over wall time, best of ``--repeat`` runs after one warm-up
 run (which compiles). For each analysis the floor runs again, alternating with libertem_gpu, so
 that the ratio to the floor compares runs taken under the same load of a shared machine.
 Results go to ``benchmarks/results/<date>-cpu-<hostname>.json`` (the time of day is added where
-that file exists) and a markdown table is printed.
+that file exists) and the README's table (:mod:`readme_table`) is printed.
 """
 
 from __future__ import annotations
@@ -35,9 +42,7 @@ import functools
 import itertools
 import json
 import math
-import mmap
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -51,8 +56,13 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, ROOT)
+for _path in (ROOT, HERE):  # run as a script from a checkout
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from benchlib import alternate, check_close, machine_info, n_cores  # noqa: E402
+from floor import FloorResult, MappedFile, floor, merge  # noqa: E402
+from readme_table import render  # noqa: E402
 
 ANALYSES = ("sum", "sumsig", "std", "masks1", "masks16", "vbf", "rings16", "com")
 #: Minimum ratio to the floor (threads executor), from the issue's acceptance criteria.
@@ -70,54 +80,9 @@ MASK_ANALYSES = ("masks1", "masks16", "vbf", "rings16")
 #: Minimum speed-up over LiberTEM 0.16, per dtype.
 LIBERTEM_TARGETS = {"uint16": 3.0, "float32": 1.0}
 SIG_SHAPE = (256, 256)
-_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
-# --- machine and files ---
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, memory and the versions that matter."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = None
-    try:
-        import psutil
-
-        mem = psutil.virtual_memory().total
-    except ImportError:
-        if hasattr(os, "sysconf"):
-            mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    versions = {}
-    for name in ("numpy", "numba", "dask", "libertem", "libertem_gpu"):
-        try:
-            module = __import__(name)
-            versions[name] = getattr(module, "__version__", "?")
-        except Exception:  # optional: any import failure means "absent"
-            versions[name] = None
-    return {
-        "hostname": socket.gethostname(),
-        "cpu": cpu,
-        "cores_logical": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_bytes": mem,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-    }
-
-
-def n_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+# --- files ---
 
 
 def layout(size: int, dtype: np.dtype) -> tuple[int, int]:
@@ -154,35 +119,7 @@ def read_once(path: str) -> None:
             pass
 
 
-# --- the floor ---
-
-
-@functools.cache
-def _floor_kernels() -> dict[str, Callable[..., Any]]:
-    import numba
-
-    @numba.njit(parallel=True, nogil=True, cache=True)
-    def sum_int(a):
-        total = 0
-        for i in numba.prange(a.shape[0]):
-            s = np.uint64(0)
-            for p in range(a.shape[1]):
-                s += a[i, p]
-            total += s
-        return total
-
-    # fastmath lets the float loop vectorise: the floor is about bandwidth, not rounding order.
-    @numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
-    def sum_float(a):
-        total = 0.0
-        for i in numba.prange(a.shape[0]):
-            s = np.float32(0)
-            for p in range(a.shape[1]):
-                s += a[i, p]
-            total += s
-        return total
-
-    return {"u": sum_int, "f": sum_float}
+# --- ceilings and references ---
 
 
 def gemm_ceiling(cores: int, dtype: np.dtype, frames: int = 256) -> float:
@@ -203,26 +140,131 @@ def gemm_ceiling(cores: int, dtype: np.dtype, frames: int = 256) -> float:
             list(pool.map(lambda b: b @ masks, blocks))
 
     with threadpool_limits(1, "blas"):
-        best, _ = best_of(work, 3)
-    return cores * frames * npix * dtype.itemsize / best / 1e9
+        times, _ = alternate({"gemm": work}, 3)["gemm"]
+    return cores * frames * npix * dtype.itemsize / min(times) / 1e9
 
 
-def floor_run(path: str, n_frames: int, dtype: np.dtype) -> float:
-    """Map the file read-only, sum it in parallel over frames, unmap; returns the sum."""
-    kernel = _floor_kernels()[dtype.kind]
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = n_frames * math.prod(SIG_SHAPE) * dtype.itemsize
-        m = mmap.mmap(fd, size, flags=_MAP_FLAGS, prot=mmap.PROT_READ)
-        try:
-            a = np.frombuffer(m, dtype=dtype).reshape(n_frames, -1)
-            result = float(kernel(a))
-            del a
-        finally:
-            m.close()
-    finally:
-        os.close(fd)
-    return result
+def _com_weights() -> np.ndarray:
+    """``(npix, 3)`` float64: the CoM disk, and the disk times the row and the column index."""
+    g = _com_geometry()
+    yy, xx = np.mgrid[0 : SIG_SHAPE[0], 0 : SIG_SHAPE[1]].astype(np.float64)
+    disk = ((yy - g["cy"]) ** 2 + (xx - g["cx"]) ** 2 <= g["r"] ** 2).astype(np.float64)
+    return np.stack([disk, disk * yy, disk * xx], axis=-1).reshape(-1, 3)
+
+
+def reference(
+    data: np.ndarray, nav: tuple[int, int], dtype: np.dtype, analyses: list[str]
+) -> dict[str, np.ndarray]:
+    """Every analysis's expected result, in float64 NumPy, from one pass over the file's
+    bytes (``data``, uint8) in chunks of frames: what each contender's result must match
+    before its figure counts.
+
+    Returns, per analysis, an array shaped like the result that :func:`extract` returns."""
+    n = math.prod(nav)
+    npix = math.prod(SIG_SHAPE)
+    frames = data[: n * npix * dtype.itemsize].view(dtype).reshape(n, npix)
+    columns = {
+        name: _mask_stack(name).reshape(-1, npix).T for name in analyses if name in MASK_ANALYSES
+    }
+    if "com" in analyses:
+        columns["com"] = _com_weights()
+    weights = None
+    if columns:
+        weights = np.concatenate([c.astype(np.float64) for c in columns.values()], axis=1)
+    shift = frames[0].astype(np.float64)
+    s1 = np.zeros(npix)
+    s2 = np.zeros(npix)
+    per_frame = np.zeros(n)
+    products = np.zeros((n, 0 if weights is None else weights.shape[1]))
+    step = max(1, (32 * 2**20) // (npix * 8))
+    for start in range(0, n, step):
+        chunk = frames[start : start + step].astype(np.float64)
+        per_frame[start : start + step] = chunk.sum(axis=1)
+        if weights is not None:
+            products[start : start + step] = chunk @ weights
+        chunk -= shift
+        s1 += chunk.sum(axis=0)
+        s2 += (chunk * chunk).sum(axis=0)
+    out: dict[str, np.ndarray] = {}
+    sig = SIG_SHAPE
+    if "sum" in analyses:
+        out["sum"] = (s1 + n * shift).reshape(sig)
+    if "sumsig" in analyses:
+        out["sumsig"] = per_frame.reshape(nav)
+    if "std" in analyses:
+        mean = s1 / n
+        out["std"] = np.sqrt(np.maximum(s2 / n - mean * mean, 0)).reshape(sig)
+    col = 0
+    for name, c in columns.items():
+        block = products[:, col : col + c.shape[1]]
+        col += c.shape[1]
+        if name == "com":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                com = block[:, 1:] / block[:, :1]
+            out[name] = com.reshape(*nav, 2)
+        else:
+            out[name] = block.reshape(*nav, c.shape[1])
+    return out
+
+
+#: Tolerance of each contender's result against :func:`reference`, relative to its largest
+#: value: float64 accumulation for ours and Dask (except float32 mask products), float32 inside
+#: LiberTEM. A frame left out of a 2 GiB sum changes it by ~6e-5.
+RTOL = {"float64": 1e-6, "float32": 1e-4}
+
+
+def rtol_for(contender: str, name: str) -> float:
+    if contender == "libertem" or name in ("masks1", "masks16"):
+        return RTOL["float32"]
+    return RTOL["float64"]
+
+
+def extract(contender: str, name: str, value: Any) -> np.ndarray:
+    """The part of a contender's result that :func:`reference` predicts, as float64."""
+    if contender == "dask":
+        arr = np.asarray(value, dtype=np.float64)
+        if name == "sum" or name == "std":
+            return arr.reshape(SIG_SHAPE)
+        if name == "sumsig":
+            return arr
+        return arr.reshape(*arr.shape[:1], -1)
+    if name == "std":
+        return np.asarray(value["std"].data, dtype=np.float64)
+    if name == "com":
+        g = _com_geometry()
+        # field = raw_com - (cy, cx) without scan rotation, flip or regression (the default)
+        return np.asarray(value["field"].data, dtype=np.float64) + np.array([g["cy"], g["cx"]])
+    return np.asarray(value["intensity"].data, dtype=np.float64)
+
+
+def verify(contender: str, name: str, value: Any, want: np.ndarray) -> None:
+    """Raise :class:`VerificationError` unless the contender's result matches the reference."""
+    got = extract(contender, name, value)
+    if contender == "dask" and name != "sum" and name != "std":
+        want = want.reshape(got.shape)
+    check_close(f"{contender} {name}", got, want, rtol_for(contender, name))
+
+
+def subset_read(name: str, dtype: np.dtype) -> dict[str, Any] | None:
+    """For drawn binary masks (``vbf``, ``rings16``): what part of each frame a kernel that
+    reads only the masked pixels (the run-length kernels) touches. Such a figure counts all
+    the file's bytes but may read fewer, so it is not compared with the floor."""
+    if name not in ("vbf", "rings16"):
+        return None
+    union = _drawn_masks(name).any(axis=0).reshape(-1)
+    per_line = max(1, 64 // dtype.itemsize)
+    lines = np.pad(union, (0, -union.size % per_line)).reshape(-1, per_line).any(axis=1)
+    return {
+        "reads_subset": True,
+        "masked_fraction": float(union.mean()),
+        "bytes_read_fraction": float(lines.mean()),
+        "reads_subset_note": (
+            "binary masks may go to the run-length kernels, which read only the 64-byte lines "
+            "holding masked pixels (bytes_read_fraction, an estimate from the masks); where "
+            "AMX runs, masks covering most of the frame go to the dense kernel, which reads "
+            "all. The library does not report which path ran: no ratio to the floor."
+        ),
+    }
 
 
 # --- the contenders ---
@@ -337,31 +379,6 @@ def dask_run(name: str, path: str, nav: tuple[int, int], dtype: np.dtype, cores:
     return expr.compute(scheduler="threads", num_workers=cores)
 
 
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
-    """Run ``fn`` once to warm up, then ``repeat`` timed times; best and all times."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times
-
-
-def interleaved_best(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
-    """Warm up each of ``fns`` once, then time them in turn, ``repeat`` rounds: every contender
-    sees the same drift of a shared machine. Returns all times per name."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
 # --- start-up and memory ---
 
 _STARTUP_CHILD = """
@@ -468,7 +485,6 @@ def bench_dtype(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     nav = layout(size, dtype)
-    n = math.prod(nav)
     path = os.path.join(work, f"bench-{dtype.name}.raw")
     t0 = time.perf_counter()
     nbytes = write_file(path, nav, dtype, seed=7)
@@ -477,10 +493,32 @@ def bench_dtype(
         f"{dtype.name}: {nbytes / 2**30:.2f} GiB, scan {nav}, frames {SIG_SHAPE}; written and "
         f"read in {time.perf_counter() - t0:.1f} s"
     )
+    try:
+        with MappedFile(path) as mapped:
+            return _bench_mapped(
+                mapped, dtype, nav, analyses, repeat, with_dask, with_libertem, log
+            )
+    finally:
+        os.unlink(path)
+
+
+def _bench_mapped(
+    mapped: MappedFile,
+    dtype: np.dtype,
+    nav: tuple[int, int],
+    analyses: list[str],
+    repeat: int,
+    with_dask: bool,
+    with_libertem: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    path, nbytes = mapped.path, mapped.nbytes
     cores = n_cores()
-    floor_s, floor_all = best_of(lambda: floor_run(path, n, dtype), repeat)
-    floor = nbytes / floor_s / 1e9
-    log(f"  floor: {floor:.2f} GB/s")
+    t0 = time.perf_counter()
+    want = reference(mapped.data, nav, dtype, analyses)
+    log(f"  NumPy reference of {', '.join(analyses)}: {time.perf_counter() - t0:.1f} s")
+    first = floor(mapped, repeat)
+    log(f"  floor: {first.gbps:.2f} GB/s ({first.kernel} kernel)")
     gemm = gemm_ceiling(cores, dtype)
     log(f"  GEMM ceiling (16 masks, data already float32): {gemm:.2f} GB/s of {dtype.name}")
     result: dict[str, Any] = {
@@ -488,8 +526,7 @@ def bench_dtype(
         "nav_shape": list(nav),
         "sig_shape": list(SIG_SHAPE),
         "nbytes": nbytes,
-        "floor_gbps": floor,
-        "floor_times_s": floor_all,
+        **first.as_dict(),
         "gemm16_ceiling_gbps": gemm,
         "analyses": {},
     }
@@ -516,9 +553,10 @@ def bench_dtype(
                 # ratio compares runs taken under the same load of a (shared) machine. The other
                 # contenders run afterwards: a Dask run between them would leave the next one
                 # slower (freed memory to zero, evicted caches) and bias the ratio.
-                times = interleaved_best(
+                floors: list[FloorResult] = []
+                runs = alternate(
                     {
-                        "floor": lambda: floor_run(path, n, dtype),
+                        "floor": lambda floors=floors: floors.append(floor(mapped, 1)),
                         "ours": lambda name=name: ctx.run_udf(
                             dataset=ds, udf=libertem_gpu_udf(name)
                         ),
@@ -526,83 +564,93 @@ def bench_dtype(
                     repeat,
                 )
                 if lt_ctx is not None:
-                    times["libertem"] = best_of(
-                        lambda name=name: lt_ctx.run_udf(dataset=lt_ds, udf=libertem_udf(name)),
+                    runs["libertem"] = alternate(
+                        {
+                            "libertem": lambda name=name: lt_ctx.run_udf(
+                                dataset=lt_ds, udf=libertem_udf(name)
+                            )
+                        },
                         repeat,
-                    )[1]
+                    )["libertem"]
                 if with_dask:
-                    times["dask"] = best_of(
-                        lambda name=name: dask_run(name, path, nav, dtype, cores), repeat
-                    )[1]
-                gbps = {key: nbytes / min(ts) / 1e9 for key, ts in times.items()}
-                entry: dict[str, Any] = {
-                    "gbps": gbps["ours"],
-                    "times_s": times["ours"],
-                    "floor_gbps": gbps["floor"],
-                    "floor_times_s": times["floor"],
-                    "ratio_floor": gbps["ours"] / gbps["floor"],
-                    "target_floor": FLOOR_TARGETS[name],
-                }
-                if name in ("masks16", "rings16"):
-                    entry["ratio_gemm16_ceiling"] = entry["gbps"] / gemm
-                if "dask" in gbps:
-                    entry["dask_gbps"] = gbps["dask"]
-                    entry["dask_times_s"] = times["dask"]
-                    entry["ratio_dask"] = gbps["ours"] / gbps["dask"]
-                if "libertem" in gbps:
-                    entry["libertem_gbps"] = gbps["libertem"]
-                    entry["libertem_times_s"] = times["libertem"]
-                    entry["ratio_libertem"] = gbps["ours"] / gbps["libertem"]
-                    entry["target_libertem"] = LIBERTEM_TARGETS.get(dtype.name)
+                    runs["dask"] = alternate(
+                        {"dask": lambda name=name: dask_run(name, path, nav, dtype, cores)},
+                        repeat,
+                    )["dask"]
+                entry = _entry(name, dtype, runs, merge(floors), want[name], gemm)
                 result["analyses"][name] = entry
-                log(
-                    f"  {name}: {entry['gbps']:.2f} GB/s ({entry['ratio_floor']:.2f} of floor)"
-                    + (f", dask {entry['dask_gbps']:.2f}" if "dask_gbps" in entry else "")
-                    + (
-                        f", LiberTEM {entry['libertem_gbps']:.2f}"
-                        if "libertem_gbps" in entry
-                        else ""
-                    )
-                )
+                log(f"  {name}: " + _summary(entry))
     finally:
         if lt_ctx is not None:
             lt_ctx.close()
-        os.unlink(path)
     return result
 
 
-def markdown(report: dict[str, Any]) -> str:
-    """The results as a markdown table (and the start-up and memory figures)."""
-    lines = [
-        f"CPU: {report['machine']['cpu']}, {report['machine']['cores_usable']} cores, "
-        f"Python {report['machine']['python']}, numpy {report['machine']['versions']['numpy']}, "
-        f"numba {report['machine']['versions']['numba']}; best of {report['repeat']}",
-        "",
-        "| dtype | analysis | GB/s | floor GB/s | / floor (target) | Dask GB/s | / Dask "
-        "| LiberTEM GB/s | / LiberTEM (target) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+def _entry(
+    name: str,
+    dtype: np.dtype,
+    runs: dict[str, tuple[list[float], Any]],
+    floor_result: FloorResult,
+    want: np.ndarray,
+    gemm: float,
+) -> dict[str, Any]:
+    """One analysis's figures, each only where its result matched the reference; a result that
+    does not is recorded as ``<contender>_error`` instead of a figure."""
+    nbytes = floor_result.nbytes
+    entry: dict[str, Any] = {**floor_result.as_dict(), "target_floor": FLOOR_TARGETS[name]}
+    subset = subset_read(name, dtype)
+    if subset is not None:
+        entry.update(subset)
+    gbps: dict[str, float] = {}
+    for contender, (times, value) in runs.items():
+        if contender == "floor":
+            continue
+        key = "" if contender == "ours" else f"{contender}_"
+        try:
+            verify(contender, name, value, want)
+        except Exception as e:  # a wrong result (or none): no figure for this contender
+            entry[f"{key}error"] = f"{type(e).__name__}: {e}"
+            continue
+        gbps[contender] = nbytes / min(times) / 1e9
+        entry[f"{key}gbps"] = gbps[contender]
+        entry[f"{key}times_s"] = times
+        entry[f"{key}verified"] = True
+    ours = gbps.get("ours")
+    if ours is not None:
+        if subset is None:
+            entry["ratio_floor"] = ours / floor_result.gbps
+        if name in ("masks16", "rings16"):
+            entry["ratio_gemm16_ceiling"] = ours / gemm
+        if "dask" in gbps:
+            entry["ratio_dask"] = ours / gbps["dask"]
+        if "libertem" in gbps:
+            entry["ratio_libertem"] = ours / gbps["libertem"]
+            entry["target_libertem"] = LIBERTEM_TARGETS.get(dtype.name)
+    return entry
 
-    def fmt(value: Any, digits: int = 2) -> str:
-        return "-" if value is None else f"{value:.{digits}f}"
 
-    for run in report["runs"]:
-        for name, e in run["analyses"].items():
-            floor_ok = "ok" if e["ratio_floor"] >= e["target_floor"] else "MISS"
-            lt = e.get("ratio_libertem")
-            lt_target = e.get("target_libertem")
-            lt_ok = (
-                "" if lt is None or lt_target is None else (" ok" if lt >= lt_target else " MISS")
-            )
-            lines.append(
-                f"| {run['dtype']} | {name} | {fmt(e['gbps'])} | {fmt(e['floor_gbps'])} "
-                f"| {fmt(e['ratio_floor'])} (>= {e['target_floor']}) {floor_ok} "
-                f"| {fmt(e.get('dask_gbps'))} | {fmt(e.get('ratio_dask'))} "
-                f"| {fmt(e.get('libertem_gbps'))} | {fmt(lt)}"
-                + (f" (>= {lt_target}){lt_ok}" if lt is not None else "")
-                + " |"
-            )
-    lines.append("")
+def _summary(entry: dict[str, Any]) -> str:
+    """One log line for an analysis."""
+    parts = []
+    if "error" in entry:
+        parts.append(f"WRONG RESULT ({entry['error']})")
+    else:
+        parts.append(f"{entry['gbps']:.2f} GB/s")
+        if "ratio_floor" in entry:
+            parts.append(f"{entry['ratio_floor']:.2f} of floor {entry['floor_gbps']:.2f}")
+        else:
+            parts.append(f"reads ~{entry['bytes_read_fraction']:.0%} of the bytes: no floor ratio")
+    for contender, label in (("dask", "dask"), ("libertem", "LiberTEM")):
+        if f"{contender}_gbps" in entry:
+            parts.append(f"{label} {entry[f'{contender}_gbps']:.2f}")
+        elif f"{contender}_error" in entry:
+            parts.append(f"{label} WRONG RESULT ({entry[f'{contender}_error']})")
+    return ", ".join(parts)
+
+
+def markdown(report: dict[str, Any], path: str) -> str:
+    """The results as the README's table (:mod:`readme_table`), then the GEMM ceilings."""
+    lines = [render(report, path), ""]
     for run in report["runs"]:
         for name in ("masks16", "rings16"):
             e = run["analyses"].get(name)
@@ -612,19 +660,6 @@ def markdown(report: dict[str, Any]) -> str:
                     f"float32 GEMM ceiling ({run['gemm16_ceiling_gbps']:.2f} GB/s, frames "
                     "already float32, one sgemm per core)."
                 )
-    if "startup" in report:
-        s = report["startup"]
-        lines += [
-            "",
-            f"Start-up to first SumUDF result: warm Numba cache {s['warm_s']:.2f} s (target < 1), "
-            f"cold {s['cold_s']:.2f} s (target < 5).",
-        ]
-    if "demo_memory" in report:
-        m = report["demo_memory"]
-        lines.append(
-            f"Peak resident memory of `libertem-gpu demo --size {m['size']}`: "
-            f"{m['peak_rss_mib']:.0f} MiB (target < 1024), {m['seconds']:.0f} s in all."
-        )
     return "\n".join(lines)
 
 
@@ -670,10 +705,15 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "executor": "threads",
         "floor_method": (
-            "Numba njit(parallel=True) sum over frames (prange), one thread per core, of a fresh "
-            "read-only mmap (MAP_SHARED|MAP_POPULATE) of the page-cached file, mapped and "
-            "unmapped inside each timed run; integer accumulator for ints, fastmath float32 "
-            "for floats"
+            "benchmarks/floor.py: the page-cached file mapped once read-only "
+            "(MAP_SHARED|MAP_POPULATE) outside the timed runs; the faster of a wrapping uint32 "
+            "sum and a fastmath float32 sum of its bytes, Numba prange over rows of 64 KiB, one "
+            "thread per core; run alternately with each analysis, best of the runs"
+        ),
+        "verification": (
+            "every contender's result is compared with a float64 NumPy reference computed from "
+            "the file before its figure is reported; a mismatch is recorded as '<contender>_"
+            f"error' with no figure; tolerances relative to the largest value: {RTOL}"
         ),
         "masks": (
             "masks1/masks16: dense random float32 masks (256 x 256), float32 arithmetic "
@@ -716,8 +756,9 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=2)
-    table = markdown(report)
-    print(table)
+    root = os.path.dirname(HERE)
+    cited = os.path.relpath(os.path.abspath(out), root)
+    print(markdown(report, cited if not cited.startswith("..") else out))
     log(f"wrote {out}")
     return 0
 

@@ -57,3 +57,29 @@ def test_python_example_runs(executor, capsys):
         assert "(64, 64) (16, 16)" in capsys.readouterr().out
     finally:
         namespace["ctx"].close()
+
+
+def _readme_table_module():
+    """``benchmarks/readme_table.py`` (standard library only), imported from its path."""
+    import importlib.util
+
+    path = README.parent / "benchmarks" / "readme_table.py"
+    spec = importlib.util.spec_from_file_location("readme_table", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_table_is_generated_from_the_result_it_cites():
+    """The README's performance table is exactly what ``benchmarks/readme_table.py`` prints
+    for the committed result file named in its marker (regenerate it with that script's
+    ``--write README.md``)."""
+    readme_table = _readme_table_module()
+    block = readme_table.readme_block(README.read_text())
+    assert block is not None, "README has no generated benchmark table"
+    cited, table = block
+    assert cited.startswith("benchmarks/results/") and cited.endswith(".json")
+    assert (README.parent / cited).is_file(), f"the README cites {cited}, which is not there"
+    assert f"From `{cited}`" in table
+    assert table == readme_table.render_file(cited, str(README.parent))

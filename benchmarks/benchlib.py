@@ -1,0 +1,136 @@
+"""What the CPU benchmark scripts share besides the floor (:mod:`floor`): the machine's
+description (CPU model and instruction set), alternating timing, and the check of a result
+against a NumPy reference that comes before any figure is reported.
+
+Not a library module: the scripts import it from ``benchmarks/`` (``python benchmarks/x.py``
+puts that folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+#: /proc/cpuinfo flags worth recording: the vector and matrix units the kernels may use.
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+)
+
+
+class VerificationError(AssertionError):
+    """A benchmarked result differs from the NumPy reference: the figure is not reported."""
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model and which of :data:`ISA_FLAGS` it has (from ``/proc/cpuinfo`` where present)."""
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = [flag for flag in ISA_FLAGS if flag in flags]
+    return {"cpu": model, "isa": isa}
+
+
+def n_cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine_info(extra_modules: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Host, CPU model and instruction set, cores, memory and the versions that matter."""
+    mem = None
+    if hasattr(os, "sysconf"):
+        try:
+            mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            pass
+    versions: dict[str, str | None] = {}
+    for name in ("numpy", "numba", "dask", "libertem", "libertem_gpu", *extra_modules):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", "?")
+        except Exception:  # optional: any import failure means "absent"
+            versions[name] = None
+    return {
+        "hostname": socket.gethostname(),
+        **cpu_info(),
+        "cores_logical": os.cpu_count(),
+        "cores_usable": n_cores(),
+        "memory_bytes": mem,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def alternate(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tuple[list[float], Any]]:
+    """Warm up each of ``fns`` once (untimed), then time them in turn, ``repeat`` rounds, so
+    that every contender sees the same drift of a shared machine.
+
+    Returns, per name, all times in seconds and the value of the last call (to verify).
+    """
+    last = {name: fn() for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(max(1, repeat)):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            last[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (times[name], last[name]) for name in fns}
+
+
+def check_close(what: str, got: Any, want: np.ndarray, rtol: float) -> None:
+    """Raise :class:`VerificationError` unless ``got`` matches ``want`` (same shape, and every
+    element within ``rtol`` of the largest magnitude in ``want``, NaN where ``want`` is NaN).
+    """
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        raise VerificationError(f"{what}: shape {got.shape}, reference {want.shape}")
+    nan = np.isnan(want)
+    if not np.array_equal(np.isnan(got), nan):
+        raise VerificationError(f"{what}: NaN where the reference has none, or the reverse")
+    if nan.all():
+        return
+    scale = float(np.max(np.abs(want[~nan]))) or 1.0
+    err = float(np.max(np.abs(got[~nan] - want[~nan]), initial=0.0))
+    if not err <= rtol * scale:  # also catches NaN in err
+        raise VerificationError(
+            f"{what}: max abs error {err:.3g} > {rtol:g} x {scale:.3g} (largest reference value)"
+        )
+
+
+def frame_sum(frames: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Float64 sum over the first axis of ``frames`` (any dtype and byte order, e.g. a view of
+    a mapped file), ``chunk`` frames at a time: the reference for SumUDF."""
+    total = np.zeros(frames.shape[1:])
+    for start in range(0, frames.shape[0], chunk):
+        total += frames[start : start + chunk].sum(axis=0, dtype=np.float64)
+    return total
