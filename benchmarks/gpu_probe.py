@@ -360,7 +360,7 @@ def kvikio_report(tmpdir: Path) -> dict[str, Any]:
         except Exception as e:
             rep["read_1MiB"] = f"failed: {e!r}"
     try:
-        from libertem_gpu.io.kvikio_reader import kvikio_status
+        from libertem_gpu.io.transports.kvikio import kvikio_status
 
         ok, why, compat = kvikio_status()
         rep["libertem_gpu.kvikio_status"] = {"ok": ok, "reason": why, "compat": compat}

@@ -116,8 +116,8 @@ def test_steps_out_of_time_are_skipped_with_the_reason(tmp_path):
 def test_io_path_recorder_sees_each_partitions_path(monkeypatch, rng, tmp_path):
     from libertem_gpu import config
     from libertem_gpu.backends.cupy_backend import CupyBackend
+    from libertem_gpu.io.formats.raw import RawFileDataSet
     from libertem_gpu.io.memory import MemoryDataSet
-    from libertem_gpu.io.raw import RawFileDataSet
     from libertem_gpu.io.tiles import TilePlan, TilingScheme
     from tests.backends.test_cupy_backend_logic import fake_cupy
 
