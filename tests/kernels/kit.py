@@ -173,6 +173,30 @@ class KernelContract:
         found = [b for o, b in registry.registered_kernels() if o == self.op]
         return [b for b in found if b != registry.REFERENCE and (b in GPU_BACKENDS) == gpu]
 
+    def not_applicable(self, test: str, dtype: str | None = None) -> str | None:
+        """Why ``test`` (with ``dtype``) does not apply to this operation, or None: such cases
+        are left out at collection (tests/kernels/conftest.py) rather than skipped, so that a
+        skip always means missing hardware."""
+        if test == "test_cpu_matches_reference" and dtype is not None:
+            declared = any(
+                dtype in self.dtypes and np.dtype(dtype) in get_impl(self.op, b).dtypes
+                for b in self.backends(gpu=False)
+            )
+            return None if declared else f"{self.op} declares no CPU implementation for {dtype}"
+        if test == "test_cpu_reads_stored_byte_order":
+            swapping = any(
+                np.dtype(d) in get_impl(self.op, b).swaps
+                for b in self.backends(gpu=False)
+                for d in self.dtypes
+            )
+            return None if swapping else f"{self.op} reads native byte order only"
+        if test in ("test_gpu_matches_reference", "test_gpu_in_simulator"):
+            if not self.backends(gpu=True):
+                return f"{self.op} has no GPU implementation"
+            if test == "test_gpu_in_simulator" and not self.simulate:
+                return f"{self.op}'s GPU implementation runs on a real GPU only"
+        return None
+
     def test_declared(self) -> None:
         """The operation is in the catalog with a reference and a CPU implementation, whose
         declared dtypes the kit knows how to test."""
