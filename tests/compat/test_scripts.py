@@ -17,6 +17,13 @@ RNG = np.random.default_rng(2024)
 DTYPES = [np.uint8, np.uint16, np.int32, np.float32]
 FLOAT32_INPUT = "issue 17 point 1: UDFs receive float32 frames unless they ask for native"
 NO_DATA_SKIPPED = "issue 17 point 2: positions without data are never processed"
+# unsigned frames wrap around in integer arithmetic where LiberTEM's float32 frames do not
+WRAPPING_DTYPES = [
+    pytest.param(np.uint8, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
+    pytest.param(np.uint16, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
+    np.int32,
+    np.float32,
+]
 
 
 @pytest.fixture(params=["inline", "threads", "dask"])
@@ -121,15 +128,7 @@ def test_user_udfs_any_method(lt_ctx, dtype):
     np.testing.assert_array_equal(parts["max"].data, f.max(axis=(0, 1)))
 
 
-@pytest.mark.parametrize(
-    "dtype",
-    [
-        pytest.param(np.uint8, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
-        pytest.param(np.uint16, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
-        np.int32,
-        np.float32,
-    ],
-)
+@pytest.mark.parametrize("dtype", WRAPPING_DTYPES)
 def test_udf_sees_float32(dtype):
     """``frame ** 2`` overflows integer frames: LiberTEM hands the UDF float32."""
     data = _random((3, 4, 16, 16), dtype)
@@ -139,15 +138,7 @@ def test_udf_sees_float32(dtype):
     np.testing.assert_allclose(res["sq"].data, expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "dtype",
-    [
-        pytest.param(np.uint8, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
-        pytest.param(np.uint16, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
-        np.int32,
-        np.float32,
-    ],
-)
+@pytest.mark.parametrize("dtype", WRAPPING_DTYPES)
 def test_udf_subtraction_goes_negative(dtype):
     data = _random((3, 4, 5, 5), dtype)
     data[..., 0, 0] = 2  # below 5 in every frame: unsigned frames wrap around
