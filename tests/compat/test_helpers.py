@@ -104,3 +104,16 @@ def test_udf_base_names():
         check_cast(np.zeros(1, np.float64), np.zeros(1, np.int32))
     s = Shape((16, 16, 128, 128), sig_dims=2)
     assert s.nav.size == 256 and s.sig.dims == 2 and s.flatten_sig().to_tuple() == (16, 16, 16384)
+
+
+def test_math_and_viz():
+    from libertem_gpu.compat.common.math import count_nonzero, flat_nonzero, prod
+    from libertem_gpu.compat.viz import rgb_from_2dvector, visualize_simple
+
+    assert prod((256, 256, 2**20)) == 2**36 and prod(()) == 1
+    a = np.array([[0, 2], [3, 0]])
+    assert count_nonzero(a) == 2 and list(flat_nonzero(a)) == [1, 2]
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    assert count_nonzero(scipy_sparse.csr_matrix(a)) == 2
+    assert visualize_simple(a).shape == (2, 2, 3)
+    assert rgb_from_2dvector(a, a).shape == (2, 2, 3)
