@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from libertem_gpu.analysis.context import AnalysisMixin
 from libertem_gpu.errors import ExecutorError, UDFDefinitionError
 from libertem_gpu.executor import Executor, make_executor
 from libertem_gpu.io.dataset import DataSet
@@ -20,7 +21,7 @@ from libertem_gpu.udf.client import UDFResults, UDFRun
 log = logging.getLogger(__name__)
 
 
-class Context:
+class Context(AnalysisMixin):
     """Loads data sets and runs UDFs over them.
 
     Parameters

@@ -1,0 +1,1 @@
+"""LiberTEM's ``libertem.common``: :mod:`.shape` and :mod:`.buffers`."""

@@ -1,0 +1,1 @@
+"""LiberTEM's ``libertem.executor``: its executor classes as ours (see the submodules)."""

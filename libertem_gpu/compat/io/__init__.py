@@ -1,0 +1,1 @@
+"""LiberTEM's ``libertem.io``: the data set classes are in :mod:`.dataset`."""

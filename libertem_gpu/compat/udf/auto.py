@@ -1,0 +1,5 @@
+"""LiberTEM's ``libertem.udf.auto``: :class:`AutoUDF`."""
+
+from libertem_gpu import AutoUDF
+
+__all__ = ["AutoUDF"]

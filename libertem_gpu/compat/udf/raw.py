@@ -1,0 +1,5 @@
+"""LiberTEM's ``libertem.udf.raw``: :class:`PickUDF`."""
+
+from libertem_gpu import PickUDF
+
+__all__ = ["PickUDF"]
