@@ -16,7 +16,6 @@ from libertem_gpu.compat.udf import UDF
 RNG = np.random.default_rng(2024)
 DTYPES = [np.uint8, np.uint16, np.int32, np.float32]
 FLOAT32_INPUT = "issue 17 point 1: UDFs receive float32 frames unless they ask for native"
-NO_DATA_SKIPPED = "issue 17 point 2: positions without data are never processed"
 # unsigned frames wrap around in integer arithmetic where LiberTEM's float32 frames do not
 WRAPPING_DTYPES = [
     pytest.param(np.uint8, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
@@ -182,7 +181,6 @@ def test_complex64_data():
     np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)), rtol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_DATA_SKIPPED)
 def test_sync_offset_past_the_end_skips_positions():
     from libertem_gpu.compat.udf.stddev import run_stddev
 

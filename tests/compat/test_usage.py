@@ -19,7 +19,6 @@ OPEN: dict[str, str] = {
     "meta_input_dtype_float32": FLOAT32_INPUT,
     "integer_frames_square": FLOAT32_INPUT,
     "preferred_float64": FLOAT32_INPUT,
-    "sync_offset_skips_missing": "issue 17 point 2: positions without data are never processed",
     "radial_fourier_analysis": "needs RadialFourierUDF, which another issue adds",
     "export_dataset": "ctx.export_dataset is not part of this change",
 }
