@@ -27,7 +27,7 @@ from libertem_gpu.io.tiles import TilingScheme
 from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
 from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.base import UDF
-from libertem_gpu.udf.partition_task import declare_buffers, make_meta
+from libertem_gpu.udf.partition_task import declare_buffers, set_meta
 
 if TYPE_CHECKING:
     from libertem_gpu.udf.partition_task import PartitionTask
@@ -170,7 +170,7 @@ def plan_run(
     selected = _count_selected(partitions, roi_flat, None)
     processed = _count_selected(partitions, roi_flat, with_data)
     for u in udfs:  # buffers and tiling wishes may depend on the data: ask with it known
-        u.meta = make_meta(dataset, roi_flat)
+        set_meta(u, dataset, roi_flat)
         declare_buffers(u)  # a UDF that cannot run on this data set fails before any work
         for param, value in u._kwargs.items():
             if isinstance(value, AuxData):

@@ -39,9 +39,10 @@ def parse_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
             f"unknown {what} {dtype!r}: expected a NumPy dtype such as 'uint16', '>u2' "
             "(big-endian) or 'float32'"
         ) from None
-    if result.kind not in "biuf" or result.hasobject:
+    if result.kind not in "biufc" or result.hasobject:
         raise DataSetError(
-            f"unsupported {what} {result}: expected a boolean, integer or floating point type"
+            f"unsupported {what} {result}: expected a boolean, integer, floating point or "
+            "complex type"
         )
     return result
 

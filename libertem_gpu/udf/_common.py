@@ -6,8 +6,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
+from libertem_gpu.errors import UDFDefinitionError
 from libertem_gpu.kernels import backends_for, reads_stored_order
-from libertem_gpu.udf.base import UDFMeta
+from libertem_gpu.kernels.registry import get_impl
+from libertem_gpu.udf.base import UDF, UDFMeta
 
 #: Backends the built-in analyses without kernels (plain array code) run on.
 BUILTIN_BACKENDS = ("numpy", "cupy")
@@ -20,6 +24,29 @@ PARTIAL_FRAMES = {"depth": None, "total_size": None, "partial_frames": True}
 def preferences(stored_byteorder: bool) -> dict[str, Any]:
     """:data:`PARTIAL_FRAMES`, plus whether the kernels can swap big-endian tiles as they read."""
     return {**PARTIAL_FRAMES, "stored_byteorder": stored_byteorder}
+
+
+def kernel_input_dtype(meta: UDFMeta | None, *ops: str, complex_ok: bool = False) -> Any:
+    """What a built-in asks for as its input type: the stored type where the CPU
+    implementations of all of ``ops`` read it directly (integers are widened inside the loops,
+    never copied to float), else float32 semantics (float16 data arrives as float32). Complex
+    data is refused unless the analysis sums it itself (``complex_ok``).
+
+    The CPU implementations decide for every backend, so that the client and the workers agree
+    on the type (result buffers may depend on it)."""
+    if meta is None:
+        return UDF.USE_NATIVE_DTYPE
+    native = np.dtype(meta.dataset_dtype).newbyteorder("=")
+    if all(native in get_impl(op, "numpy").dtypes for op in ops):
+        return UDF.USE_NATIVE_DTYPE
+    if native.kind == "c" and complex_ok:
+        return UDF.USE_NATIVE_DTYPE
+    if native.kind == "c":
+        raise UDFDefinitionError(
+            f"the {', '.join(ops)} kernels read real numbers, and this data set holds {native}: "
+            "use PickUDF, AutoUDF (ctx.map) or a UDF of your own for complex data"
+        )
+    return np.float32
 
 
 def kernel_backends(*ops: str) -> tuple[str, ...]:

@@ -181,6 +181,9 @@ class UDF:
 
     #: Buffer kinds for :meth:`buffer`.
     BUFFER_KINDS: ClassVar[tuple[str, ...]] = ("nav", "sig", "single")
+    #: What :meth:`get_preferred_input_dtype` returns to receive tiles in the data set's own
+    #: (stored, native byte order) type; the same marker as LiberTEM's.
+    USE_NATIVE_DTYPE: ClassVar[Any] = bool
 
     def __init__(self, **kwargs: Any) -> None:
         self._kwargs = kwargs
@@ -265,6 +268,18 @@ class UDF:
             f"{type(self).__name__} must implement get_result_buffers() returning a dict of "
             "name -> self.buffer(kind=..., dtype=...)"
         )
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The element type this UDF wants its tiles in (``self.meta.input_dtype`` says what it
+        gets).
+
+        float32 by default, as in LiberTEM, widened where the data needs it: 8- and 16-bit
+        integers arrive as float32, 32/64-bit integers and float64 as float64, complex data as
+        complex. Return ``self.USE_NATIVE_DTYPE`` to receive the stored type unconverted (the
+        built-in analyses do: their kernels read integers directly). The framework converts each
+        tile once per type that the run's UDFs ask for.
+        """
+        return np.float32
 
     def get_backends(self) -> tuple[str, ...]:
         """Backends this UDF can run on; override to add ``"cupy"``."""

@@ -18,7 +18,7 @@ from libertem_gpu.udf.partition_task import (
     PartitionResult,
     PartitionTask,
     declare_buffers,
-    make_meta,
+    set_meta,
 )
 
 
@@ -64,7 +64,7 @@ class UDFClientState:
         self.dataset = dataset
         self.roi_flat = roi_flat
         self.n_selected = n_selected
-        udf.meta = make_meta(dataset, roi_flat)
+        set_meta(udf, dataset, roi_flat)
         self.decls = declare_buffers(udf)
         self.buffers = {
             name: np.zeros(decl.shape(n_selected, dataset.sig_shape), decl.dtype)

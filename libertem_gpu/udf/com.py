@@ -10,7 +10,7 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.kernels import com as com_op
-from libertem_gpu.udf._common import kernel_backends, on_worker, preferences
+from libertem_gpu.udf._common import kernel_backends, kernel_input_dtype, on_worker, preferences
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 
@@ -249,6 +249,10 @@ class CoMUDF(UDF):
             cx=sig[1] // 2 if p.cx is None else p.cx,
             ri=0.0 if p.ri is None else p.ri,
         )
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, which the kernels read directly (float32 where they cannot)."""
+        return kernel_input_dtype(self.meta, "com")
 
     def get_backends(self) -> tuple[str, ...]:
         """Where the centre-of-mass operation runs: the CPU and, where a GPU is, CuPy."""

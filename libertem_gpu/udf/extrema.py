@@ -11,6 +11,7 @@ from libertem_gpu.udf._common import (
     flat_buffer,
     flat_tile,
     kernel_backends,
+    kernel_input_dtype,
     on_worker,
     preferences,
     swaps_while_reading,
@@ -39,6 +40,10 @@ class _ExtremumUDF(UDF):
     """Shared machinery: a sig buffer in the input dtype, started at the identity element."""
 
     _op: ClassVar[str]
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, which the kernels read directly (float32 where they cannot)."""
+        return kernel_input_dtype(self.meta, self._op)
 
     def get_backends(self) -> tuple[str, ...]:
         """Where its kernel runs: the CPU and, where a GPU is, CuPy."""

@@ -17,6 +17,7 @@ from libertem_gpu.masks import SparseMask, to_sparse
 from libertem_gpu.udf._common import (
     flat_tile,
     kernel_backends,
+    kernel_input_dtype,
     on_worker,
     pixel_range,
     preferences,
@@ -309,6 +310,10 @@ class ApplyMasksUDF(UDF):
             stack = build() if run_key is None else shared_mask_stack((*run_key, sig), build)
             self.__dict__["_mask_stack"] = stack
         return stack
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, which the kernels read directly (float32 where they cannot)."""
+        return kernel_input_dtype(self.meta, "masks_dense", "masks_sparse")
 
     def get_backends(self) -> tuple[str, ...]:
         """Where the mask operation runs (the CPU and, where a GPU is, CuPy), or the subset

@@ -14,6 +14,7 @@ from libertem_gpu.errors import UDFDefinitionError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
 from libertem_gpu.io.tiles import TilePlan, TileSlice
+from libertem_gpu.kernels.convert import TileConverter
 from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.base import UDF, UDFMeta
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
@@ -34,16 +35,18 @@ def declare_buffers(udf: UDF) -> dict[str, BufferDecl]:
     return decls
 
 
-def make_meta(
+def set_meta(
+    udf: UDF,
     dataset: DataSet,
     roi_flat: np.ndarray | None,
     backend: Backend | None = None,
     partition: Partition | None = None,
 ) -> UDFMeta:
-    """The ``meta`` a UDF sees for this data set and run: in a worker, with its ``backend`` and
-    ``partition``; on the client (``backend=None``), where buffers are NumPy arrays."""
+    """Give ``udf`` the ``meta`` it sees for this data set and run: in a worker, with its
+    ``backend`` and ``partition``; on the client (``backend=None``), where buffers are NumPy
+    arrays. Its ``input_dtype`` is the type the UDF asked for (see :func:`input_dtype`)."""
     roi = None if roi_flat is None else roi_flat.reshape(dataset.nav_shape)
-    return UDFMeta(
+    udf.meta = UDFMeta(
         dataset_shape=dataset.shape,
         dataset_dtype=dataset.storage_dtype,
         input_dtype=dataset.dtype,
@@ -53,6 +56,26 @@ def make_meta(
         device_class="cpu" if backend is None else backend.device_class,
         partition=partition,
     )
+    # Asked with meta in place: a UDF may choose by the data set's type.
+    udf.meta.input_dtype = input_dtype(udf, dataset.dtype)
+    return udf.meta
+
+
+def input_dtype(udf: UDF, native: np.dtype) -> np.dtype:
+    """The element type ``udf`` receives its tiles in, for a data set of type ``native``: the
+    stored type where it asks for ``UDF.USE_NATIVE_DTYPE``, else its preferred type widened as
+    far as the data needs (``numpy.result_type``: float32 for 8/16-bit integers and float16,
+    float64 for 32/64-bit integers and float64, complex64 for complex64 data), as in LiberTEM."""
+    preferred = udf.get_preferred_input_dtype()
+    if preferred is UDF.USE_NATIVE_DTYPE:
+        return np.dtype(native)
+    try:
+        return np.result_type(np.dtype(preferred), native)
+    except TypeError:
+        raise UDFDefinitionError(
+            f"{type(udf).__name__}.get_preferred_input_dtype() returned {preferred!r}, which is "
+            "not a NumPy dtype (return UDF.USE_NATIVE_DTYPE for the stored type)"
+        ) from None
 
 
 def _task_data(udf: UDF) -> dict[str, Any]:
@@ -190,16 +213,19 @@ class PartitionTask:
         states = []
         for index, (cls, kwargs) in enumerate(plan.udf_specs):
             udf = cls(**kwargs)
-            udf.meta = make_meta(dataset, plan.roi_flat, backend, self.partition)
-            udf.meta.byteswapped = plan.scheme.stored_byteorder
-            udf.meta.run_key = (plan.run_id, index)
+            meta = set_meta(udf, dataset, plan.roi_flat, backend, self.partition)
+            meta.byteswapped = plan.scheme.stored_byteorder
+            meta.run_key = (plan.run_id, index)
             states.append(_UDFInPartition(udf, backend, tiles.num_frames, dataset.sig_shape))
             udf.task_data = BufferNamespace(_task_data(udf))
             udf.preprocess()
         if tiles.num_frames:
+            # Each UDF gets the element type it asked for, each type made once per tile.
+            converter = TileConverter(backend.xp)
+            wanted = [state.udf.meta.input_dtype for state in states]  # type: ignore[union-attr]
             for tile, data in backend.iter_tiles(dataset, tiles):
-                for state in states:
-                    state.process(tile, data)
+                for state, dtype in zip(states, wanted, strict=True):
+                    state.process(tile, converter.get(data, dtype))
         return PartitionResult(
             partition=self.partition,
             num_frames=tiles.num_frames,

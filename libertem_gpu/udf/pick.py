@@ -43,6 +43,10 @@ class PickUDF(UDF):
     True
     """
 
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type: picked frames are returned as they are stored."""
+        return self.USE_NATIVE_DTYPE
+
     def get_backends(self) -> tuple[str, ...]:
         """Runs on the CPU and, where a GPU is, on CuPy."""
         return BUILTIN_BACKENDS

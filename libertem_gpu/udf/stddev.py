@@ -13,6 +13,7 @@ from libertem_gpu.udf._common import (
     flat_buffer,
     flat_tile,
     kernel_backends,
+    kernel_input_dtype,
     on_worker,
     pixel_range,
 )
@@ -60,6 +61,10 @@ class StdDevUDF(UDF):
 
     def __init__(self, dtype: Any = None, use_numba: bool = True) -> None:
         super().__init__(dtype=dtype, use_numba=use_numba)
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, which the kernels read directly (float32 where they cannot)."""
+        return kernel_input_dtype(self.meta, "moments")
 
     def get_backends(self) -> tuple[str, ...]:
         """Where its kernel runs: the CPU and, where a GPU is, CuPy."""

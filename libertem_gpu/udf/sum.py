@@ -11,6 +11,7 @@ from libertem_gpu.udf._common import (
     flat_buffer,
     flat_tile,
     kernel_backends,
+    kernel_input_dtype,
     on_worker,
     preferences,
     swaps_while_reading,
@@ -46,6 +47,10 @@ class SumUDF(UDF):
     def __init__(self, dtype: Any = "float32") -> None:
         super().__init__(dtype=dtype)
 
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, which the kernels read directly (float32 where they cannot)."""
+        return kernel_input_dtype(self.meta, "sum_frames", complex_ok=True)
+
     def get_backends(self) -> tuple[str, ...]:
         """Where its kernel runs: the CPU and, where a GPU is, CuPy."""
         return kernel_backends("sum_frames")
@@ -57,17 +62,24 @@ class SumUDF(UDF):
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``intensity``: a float64 sig buffer."""
-        return {"intensity": self.buffer(kind="sig", dtype=np.float64)}
+        real = self.meta is None or self.meta.input_dtype.kind != "c"
+        return {"intensity": self.buffer(kind="sig", dtype=np.float64 if real else np.complex128)}
 
     def preprocess(self) -> None:
         """Look the kernel up once per partition."""
         if on_worker(self.meta):
             assert self.meta is not None
-            self._kernel = get_kernel("sum_frames", self.meta.backend)
+            # Complex data is summed with the array module (the kernels read real numbers).
+            self._complex = self.meta.input_dtype.kind == "c"
+            if not self._complex:
+                self._kernel = get_kernel("sum_frames", self.meta.backend)
             self._swap = self.meta.byteswapped
 
     def process_tile(self, tile: Any) -> None:
         """Add the tile's frames (or row slabs) to the sum."""
+        if self._complex:
+            flat_buffer(self.results.intensity)[...] += flat_tile(tile).sum(axis=0)
+            return
         self._kernel(flat_tile(tile), flat_buffer(self.results.intensity), swap=self._swap)
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:

@@ -15,11 +15,10 @@ from libertem_gpu.compat.udf import UDF
 
 RNG = np.random.default_rng(2024)
 DTYPES = [np.uint8, np.uint16, np.int32, np.float32]
-FLOAT32_INPUT = "issue 17 point 1: UDFs receive float32 frames unless they ask for native"
 # unsigned frames wrap around in integer arithmetic where LiberTEM's float32 frames do not
 WRAPPING_DTYPES = [
-    pytest.param(np.uint8, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
-    pytest.param(np.uint16, marks=pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)),
+    np.uint8,
+    np.uint16,
     np.int32,
     np.float32,
 ]
@@ -147,7 +146,6 @@ def test_udf_subtraction_goes_negative(dtype):
     np.testing.assert_allclose(res["low"].data, expected)
 
 
-@pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT, raises=(AttributeError, AssertionError))
 def test_use_native_dtype():
     class NativeUDF(UDF):
         def get_preferred_input_dtype(self):
@@ -171,7 +169,6 @@ def test_use_native_dtype():
     assert (native["kind"].data == 2).all() and (default["kind"].data == 4).all()
 
 
-@pytest.mark.xfail(strict=True, reason=FLOAT32_INPUT)
 def test_complex64_data():
     data = (RNG.random((2, 3, 4, 4)) + 1j * RNG.random((2, 3, 4, 4))).astype(np.complex64)
     from libertem_gpu.compat.udf.sum import SumUDF

@@ -14,11 +14,7 @@ import pytest
 
 from tests.compat.usage_cases import CASES, PREAMBLE
 
-FLOAT32_INPUT = "issue 17 point 1: UDFs receive float32 frames unless they ask for native"
 OPEN: dict[str, str] = {
-    "meta_input_dtype_float32": FLOAT32_INPUT,
-    "integer_frames_square": FLOAT32_INPUT,
-    "preferred_float64": FLOAT32_INPUT,
     "radial_fourier_analysis": "needs RadialFourierUDF, which another issue adds",
     "export_dataset": "ctx.export_dataset is not part of this change",
 }

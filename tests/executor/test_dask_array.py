@@ -152,7 +152,7 @@ def test_dask_dataset_errors(rng):
     with pytest.raises(DataSetError, match="cannot be split"):
         DaskDataSet(da.zeros((3, 4), chunks=2), sig_dims=2).initialize()
     with pytest.raises(DataSetError, match="unsupported dtype"):
-        DaskDataSet(da.zeros((3, 4, 4), dtype=complex, chunks=2)).initialize()
+        DaskDataSet(da.zeros((3, 4, 4), dtype=object, chunks=2)).initialize()
     unknown = da.from_array(random_data(rng, (6, 3, 3), "uint8"), chunks=2)
     unknown = unknown[unknown[:, 0, 0] > 10]
     with pytest.raises(DataSetError, match="compute_chunk_sizes"):

@@ -48,9 +48,11 @@ def test_needs_data(inline_ctx):
         inline_ctx.load("memory")
 
 
-def test_complex_refused(inline_ctx):
+def test_complex_loads_and_object_refused(inline_ctx):
+    ds = inline_ctx.load("memory", data=np.ones((2, 3, 4, 5), dtype=np.complex64))
+    assert ds.dtype == np.complex64
     with pytest.raises(DataSetError, match="dtype"):
-        inline_ctx.load("memory", data=np.ones((2, 3, 4, 5), dtype=np.complex64))
+        inline_ctx.load("memory", data=np.ones((2, 3, 4, 5), dtype=object))
 
 
 @pytest.mark.parametrize("roi_shape", [(3, 4), (34,), (5, 8)])

@@ -13,7 +13,10 @@ from tests.conftest import random_data
 
 
 class FrameStats(UDF):
-    """Per frame: sum and (max, min); uses process_frame."""
+    """Per frame: sum and (max, min), in the stored type; uses process_frame."""
+
+    def get_preferred_input_dtype(self):
+        return self.USE_NATIVE_DTYPE
 
     def get_result_buffers(self):
         return {
