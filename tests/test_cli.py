@@ -204,3 +204,35 @@ def test_demo_bad_size(capsys):
         main(["demo", "--size", "lots"])
     assert e.value.code == 2
     assert "lots" in capsys.readouterr().err
+
+
+def test_run_std_max_min_and_every_com_result(raw_file, tmp_path):
+    """Every analysis `run` offers, and every result it saves, against NumPy."""
+    path, data = raw_file
+    out = tmp_path / "all.npz"
+    argv = ["run", str(path), "--format", "raw", "--nav-shape", "3,5", "--sig-shape", "13,17"]
+    argv += ["--dtype", ">u2", "--out", str(out), "--cy", "6", "--cx", "8", "--r", "5", "--ri", "2"]
+    for name in ("std", "max", "min", "com"):
+        argv += ["--analysis", name]
+    assert main(argv) == 0
+    values = data.astype(np.float64).reshape(15, 13, 17)
+    yy, xx = np.mgrid[0:13, 0:17]
+    d2 = (yy - 6.0) ** 2 + (xx - 8.0) ** 2
+    ring = (d2 <= 25) & (d2 > 4)
+    total = (values * ring).sum(axis=(1, 2))
+    shift_y = (values * ring * yy).sum(axis=(1, 2)) / total - 6
+    shift_x = (values * ring * xx).sum(axis=(1, 2)) / total - 8
+    want = {
+        "std_mean": values.mean(axis=0),
+        "std_var": values.var(axis=0),
+        "std_std": values.std(axis=0),
+        "max_intensity": values.max(axis=0),
+        "min_intensity": values.min(axis=0),
+        "com_field_y": shift_y.reshape(3, 5),
+        "com_field_x": shift_x.reshape(3, 5),
+        "com_magnitude": np.hypot(shift_y, shift_x).reshape(3, 5),
+    }
+    with np.load(out) as res:
+        for name, expected in want.items():
+            np.testing.assert_allclose(res[name], expected, rtol=1e-6, atol=1e-9, err_msg=name)
+        assert int(res["std_num_frames"][0]) == 15

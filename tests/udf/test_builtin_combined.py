@@ -16,6 +16,7 @@ from libertem_gpu import (
     masks,
 )
 from libertem_gpu.io.tiles import TilingScheme
+from tests.udf.test_com import com_reference, gradient_reference
 
 
 def test_several_udfs_in_one_pass(ctx, rng):
@@ -34,8 +35,8 @@ def test_several_udfs_in_one_pass(ctx, rng):
     assert isinstance(results, tuple) and len(results) == len(udfs)
     f = data.astype(np.float64)[roi]
     np.testing.assert_allclose(results[0]["intensity"].data, f.sum(axis=0), rtol=1e-12)
-    alone = ctx.run_udf(dataset=ds, udf=udfs[1], roi=roi)
-    np.testing.assert_allclose(results[1]["field"].raw_data, alone["field"].raw_data, rtol=1e-12)
+    _, _, fy, fx = com_reference(f, (13, 17), cy=6, cx=8, r=5)
+    np.testing.assert_allclose(results[1]["field"].raw_data, np.stack([fy, fx], -1), rtol=1e-9)
     np.testing.assert_allclose(results[2]["intensity"].raw_data, f.sum(axis=(1, 2)), rtol=1e-12)
     np.testing.assert_allclose(results[3]["std"].data, f.std(axis=0), rtol=1e-9)
     disk = masks.disk((13, 17), 6, 8, 3)
@@ -82,12 +83,32 @@ def test_libertem_style_script(ctx, rng):
             centerX=8, centerY=8, imageSizeX=16, imageSizeY=16, radius=8, radius_inner=5
         )
 
+    f = data.astype(np.float64)
     res = ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(mask_factories=[bf, adf]))
-    assert res["intensity"].data.shape == (4, 5, 2)
+    want = np.stack([(f * bf()).sum(axis=(2, 3)), (f * adf()).sum(axis=(2, 3))], axis=-1)
+    np.testing.assert_allclose(res["intensity"].data, want, rtol=1e-6)
     com = ctx.run_udf(dataset=ds, udf=libertem_gpu.CoMUDF.with_params(cy=8, cx=8, r=6))
-    assert set(com) >= {"field", "field_y", "field_x", "magnitude", "divergence", "curl"}
+    _, _, fy, fx = com_reference(f, (16, 16), cy=8, cx=8, r=6)
+    fy, fx = fy.reshape(4, 5), fx.reshape(4, 5)
+    np.testing.assert_allclose(com["field_y"].data, fy, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(com["field_x"].data, fx, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(com["magnitude"].data, np.hypot(fy, fx), rtol=1e-9, atol=1e-12)
+    every = np.ones((4, 5), bool)
+    div = gradient_reference(fy, every, 0) + gradient_reference(fx, every, 1)
+    curl = gradient_reference(fy, every, 1) - gradient_reference(fx, every, 0)
+    np.testing.assert_allclose(com["divergence"].data, div, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(com["curl"].data, curl, rtol=1e-9, atol=1e-12)
     std = ctx.run_udf(dataset=ds, udf=StdDevUDF())
-    assert set(std) >= {"mean", "var", "std", "num_frames", "sum", "varsum"}
+    frames = f.reshape(20, 16, 16)
+    assert int(std["num_frames"].data[0]) == 20
+    for name, want in (
+        ("mean", frames.mean(axis=0)),
+        ("var", frames.var(axis=0)),
+        ("std", frames.std(axis=0)),
+        ("sum", frames.sum(axis=0)),
+        ("varsum", frames.var(axis=0) * 20),
+    ):
+        np.testing.assert_allclose(std[name].data, want, rtol=1e-9, atol=1e-9, err_msg=name)
     roi = np.zeros((4, 5), dtype=bool)
     roi[1, 1] = True
     pick = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)
