@@ -59,8 +59,8 @@ def test_host_buffers_are_page_aligned():
 
 
 def test_reading_overlaps_processing():
-    """A slow reader and a slow consumer: job k+1 is read while job k is processed, so the run
-    takes about max(read, compute) per job, not their sum."""
+    """A slow reader and a slow consumer: job k+1 is read while job k is processed (shown by the
+    pipeline's own trace, not by wall time, which a loaded machine stretches)."""
     delay = 0.05
     n = 6
 
@@ -69,14 +69,11 @@ def test_reading_overlaps_processing():
         _fill(job, host)
 
     pipe = StreamingPipeline(HostOps(), _jobs(n), lambda j: j[1], slow_fill, 64, n_slots=2)
-    t0 = time.monotonic()
     for _job, _dev in pipe:
         time.sleep(delay)  # processing
-    elapsed = time.monotonic() - t0
     events = {(e, k): t for e, k, t in pipe.trace}
     overlapped = [events[("read_start", k + 1)] < events[("resume", k)] for k in range(n - 1)]
     assert all(overlapped), pipe.trace
-    assert elapsed < 2 * n * delay * 0.85  # sequential would take 2 * n * delay
 
 
 def test_reader_never_overwrites_a_buffer_in_use():
@@ -160,3 +157,34 @@ def test_device_memory_limits():
     with pytest.raises(BackendError, match="cannot allocate two device buffers"):
         list(StreamingPipeline(ops, _jobs(5), lambda j: j[1], _fill, 64))
     assert not _threads()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_asynchronous_streams_see_every_buffer_intact(seed):
+    """Copies and kernels run asynchronously (tests/io/async_ops.py) over many more jobs than
+    buffers: every kernel must see exactly its job's bytes. Without the compute stream's wait
+    for the copy, a kernel reads a half-copied buffer; without the copy's wait for compute, a
+    copy overwrites a buffer still being read; without the reader's wait for the copy, a
+    buffer is refilled while it is being copied."""
+    from tests.io.async_ops import AsyncOps
+
+    ops = AsyncOps(seed)
+    jobs = _jobs(40, size=4096)
+    got: dict[int, np.ndarray] = {}
+    try:
+        pipe = StreamingPipeline(ops, jobs, lambda j: j[1], _fill, slot_bytes=4096, n_slots=3)
+        for job, dev in pipe:
+
+            def kernel(job=job, dev=dev):
+                time.sleep(0.002)  # reads the buffer slowly, in two looks
+                first = dev[: len(dev) // 2].copy()
+                time.sleep(0.001)
+                got[job[0]] = np.concatenate([first, dev[len(dev) // 2 :]])
+
+            ops.compute(kernel)
+        ops.finish()
+    finally:
+        ops.close()
+    assert sorted(got) == [j[0] for j in jobs]
+    bad = [j[0] for j in jobs if not np.array_equal(got[j[0]], _expected(j))]
+    assert not bad, f"jobs whose buffer was not intact when computed on: {bad}"
