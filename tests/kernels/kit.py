@@ -63,6 +63,12 @@ SIM_SHAPES = ((3, (3, 5)), (4, (2, 3)))
 #: Dtypes that also run the second simulator case (it picks other code paths in some
 #: operations, e.g. GEMM for several masks); all dtypes run the first.
 SIM_SECOND_DTYPES = ("uint16", "float64")
+#: The dtype that also runs the larger cases below (the simulator is slow).
+SIM_LARGE_DTYPE = "uint16"
+#: Shapes that exercise the wrappers' grid logic with the simulator's block of 32 threads and
+#: chunks of 16 blocks: pixels over several blocks with a ragged last one, frames over several
+#: chunks, and more frames than a block (reductions over frames in several groups).
+SIM_LARGE_SHAPES = ((2, (7, 11)), (2, (23, 29)), (35, (3, 4)))
 #: Backends whose implementations run on a GPU (here: in the simulator).
 GPU_BACKENDS = frozenset({"cupy"})
 
@@ -323,7 +329,10 @@ def run_simulated(cls: type[KernelContract]) -> dict[str, str]:
         for dtype in contract.dtypes:
             if np.dtype(dtype) not in impl.dtypes:
                 continue
-            for shape in SIM_SHAPES if dtype in SIM_SECOND_DTYPES else SIM_SHAPES[:1]:
+            shapes = SIM_SHAPES if dtype in SIM_SECOND_DTYPES else SIM_SHAPES[:1]
+            if dtype == SIM_LARGE_DTYPE:
+                shapes = shapes + SIM_LARGE_SHAPES
+            for shape in shapes:
                 key = f"{contract.op}[{backend}][{dtype}][{shape[0]}x{shape[1]}]"
                 try:
                     contract.check(backend, dtype, shape, False, swap=False)
