@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -71,19 +72,23 @@ def amx_calls(monkeypatch: pytest.MonkeyPatch) -> list:
 
 
 @pytest.fixture
-def rng() -> np.random.Generator:
-    """A seeded random generator: tests use random data, never zeros or constants."""
-    return np.random.default_rng(20261125)
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    """A seeded random generator: tests use random data, never zeros or constants. Each test
+    gets its own seed (from its name: reproducible, and different data across the suite)."""
+    return np.random.default_rng([20261125, zlib.crc32(request.node.nodeid.encode())])
 
 
 def random_data(rng: np.random.Generator, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """Random values spread over a good part of ``dtype``'s range (no overflow in float64 sums)."""
+    """Random values over ``dtype``'s whole range for types up to 32 bits (so that the high bits
+    are summed too), and up to 2**50 in magnitude for 64-bit integers (float64 references stay
+    within rounding of the kernels' sums)."""
     dtype = np.dtype(dtype)
     if dtype.kind == "b":
         return rng.random(shape) > 0.5
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
-        hi = min(int(info.max), 60000)
-        lo = max(int(info.min), -30000)
-        return rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+        hi = min(int(info.max), 2**50)
+        lo = max(int(info.min), -(2**50))
+        native = dtype.newbyteorder("=")
+        return rng.integers(lo, hi, size=shape, endpoint=True, dtype=native).astype(dtype)
     return (rng.standard_normal(shape) * 100 + 20).astype(dtype)

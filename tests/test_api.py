@@ -50,7 +50,8 @@ def test_interleaved_run_udf_iter_with_a_shared_instance(rng):
                     except StopIteration:
                         active[i] = False
     np.testing.assert_allclose(last[0].buffers[0]["intensity"].data, a.sum(axis=(0, 1)))
-    np.testing.assert_allclose(last[1].buffers[0]["intensity"].data, b.sum(axis=(0, 1)), 1e-5)
+    want_b = b.sum(axis=(0, 1), dtype=np.float64)
+    np.testing.assert_allclose(last[1].buffers[0]["intensity"].data, want_b, rtol=1e-10)
 
 
 def test_what_is_not_a_data_set_or_a_udf_gets_a_library_error(rng):
