@@ -43,7 +43,7 @@ SPLIT = TilingScheme(depth=2, sig_rows=5)
 DEPTH3 = TilingScheme(depth=3)
 
 CASES = [
-    Case("uint8", (7,), (13, 17), False, 0, 3, DEPTH3),
+    Case("uint8", (7,), (13, 17), False, 0, 3, SPLIT),
     Case("uint16", (4, 5), (13, 17), True, 3, 3, SPLIT),
     Case("uint32", (2, 3, 4), (13, 17), False, -4, 3, None),
     Case("int32", (5, 6), (23,), True, 0, 2, DEPTH3),
@@ -51,6 +51,10 @@ CASES = [
     Case("float64", (3, 4), (9,), False, 1, 3, TilingScheme(depth=2, sig_rows=4)),
     Case(">u2", (4, 6), (13, 17), True, 2, 3, DEPTH3, source="raw"),
     Case(">f4", (9,), (13, 17), False, -1, 2, SPLIT, source="raw"),
+    Case(">u4", (3, 4), (13, 17), True, -1, 3, SPLIT, source="raw"),
+    Case("int16", (3, 5), (13, 17), True, 2, 3, SPLIT),
+    Case("bool", (4, 3), (9, 11), True, 0, 2, DEPTH3),
+    Case("uint32", (5, 4), (11, 9), True, 0, 2, TilingScheme(depth=3, sig_rows=4)),
 ]
 CASES_2D_SIG = [c for c in CASES if len(c.sig) == 2]
 
@@ -134,8 +138,7 @@ def load_case(ctx, case: Case, rng: np.random.Generator, tmp_path) -> Loaded:
     roi = None
     if case.roi:
         roi = rng.random(case.nav) > 0.4
-        roi.flat[0] = True
-        roi.flat[-1] = False
+        roi.flat[0] = True  # and the last position in or out, as the draw falls
     return Loaded(ds, native.astype(np.float64), native, roi, case, has_data)
 
 
