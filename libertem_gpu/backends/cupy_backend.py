@@ -32,6 +32,7 @@ from libertem_gpu.backends.base import Backend
 from libertem_gpu.io.gpu_pipeline import DeviceOps, DeviceRing, StreamingPipeline, aligned_empty
 from libertem_gpu.io.host_tiles import HostStackReader
 from libertem_gpu.io.transports import TransportChoice, choose_transport
+from libertem_gpu.io.transports.base import log_once
 
 if TYPE_CHECKING:
     from libertem_gpu.io.dataset import DataSet
@@ -40,6 +41,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["CupyBackend", "CupyOps"]
+
+
+def _device_id(array: Any, default: int) -> int:
+    """The device a CuPy array lives on (``default`` for arrays that do not say)."""
+    device = getattr(array, "device", None)
+    return default if device is None else int(device.id)
+
 
 _thread_device = threading.local()
 _round_robin = itertools.count()
@@ -202,16 +210,59 @@ class CupyBackend(Backend):
         sources = plan.frames + dataset.sync_offset
         valid = (sources >= 0) & (sources < dataset.image_count)
         everything = reader.device_view(0, dataset.image_count)
+        home = _device_id(everything, self.device_index)
+        self._wait_for_producers(home)
+        if home != self.device_index:
+            log_once(
+                f"resident-peer-{home}-{self.device_index}",
+                "data on device %d read by a worker on device %d: copied stack by stack",
+                home,
+                self.device_index,
+            )
         for a, b in plan.frame_stacks():
             src = sources[a:b]
             if valid[a:b].all() and src[-1] - src[0] == b - a - 1:
-                stack = reader.device_view(int(src[0]), int(src[-1]) + 1)
+                # On another device, cp.asarray copies it to this one (peer copy).
+                stack = cp.asarray(reader.device_view(int(src[0]), int(src[-1]) + 1))
             else:  # roi gaps or frames outside the source: gather on the device
                 stack = cp.zeros((b - a, *dataset.sig_shape), dtype=dataset.dtype)
                 keep = np.flatnonzero(valid[a:b])
                 if len(keep):
-                    stack[cp.asarray(keep)] = everything[cp.asarray(src[keep])]
+                    stack[cp.asarray(keep)] = self._gather(everything, src[keep], home)
             yield from self._split(plan, a, b, stack)
+
+    def _wait_for_producers(self, home: int) -> None:
+        """Make the compute stream wait for what is queued on the resident data's device.
+
+        The array may have been filled on CuPy's default (null) stream or on the stream that
+        was current when this backend was set up (a user's array, the benchmark's); the compute
+        stream is non-blocking, so it would not wait for the null stream by itself.
+        """
+        cp = self.cp
+        with cp.cuda.Device(home):
+            producers = [cp.cuda.Stream.null]
+            current = (
+                self._prev_stream if home == self.device_index else cp.cuda.get_current_stream()
+            )
+            if current.ptr != producers[0].ptr:
+                producers.append(current)
+            events = [stream.record() for stream in producers]
+        for event in events:
+            self.stream.wait_event(event)
+
+    def _gather(self, everything: Any, frames: np.ndarray, home: int) -> Any:
+        """Frames ``frames`` of the resident array, on this backend's device."""
+        cp = self.cp
+        if home == self.device_index:
+            return everything[cp.asarray(frames)]
+        with cp.cuda.Device(home):  # gathered where the data lives, then one peer copy
+            picked = everything[cp.asarray(frames)]
+            ready = cp.cuda.get_current_stream().record()
+        self.stream.wait_event(ready)
+        local = cp.asarray(picked)
+        # ``picked`` goes back to its device's pool when this returns: the copy must be done.
+        self.stream.synchronize()
+        return local
 
     def _to_native(self, raw: Any, dataset: DataSet, n: int) -> Any:
         """View the raw device bytes of ``n`` frames as native-order frames (swapping bytes on
