@@ -16,11 +16,12 @@ Measures on the current CUDA device, in this order:
    file      the same file, ``io_backend="direct"`` (``O_DIRECT``)   direct
    ========  ====================================================  ===========
 
-Each row records the I/O path the CuPy backend reports (``CupyBackend.io_path``, collected
-after every partition by wrapping ``CupyBackend.iter_tiles`` in this process); a row whose paths
-differ from its mode's is kept but marked ``"ok": false`` with the reason. Each row's result is
-checked against a NumPy reference on a sample (random frames for per-frame results, a slab of
-two detector rows over all frames for frame-shaped results) before its figure counts.
+Each row records the I/O paths its run took, as the library reports them per run
+(``UDFResults.io_paths``: bytes per path, summed over the partitions, from ``run_udf_iter``); a
+row whose paths differ from its mode's is kept but marked ``"ok": false`` with the reason. Each
+row's result is checked against a NumPy reference on a sample (random frames for per-frame
+results, a slab of two detector rows over all frames for frame-shaped results) before its figure
+counts.
 
 The results JSON (``device``, ``ceilings {d2d_copy_GBps, h2d_pinned_GBps}``, ``results`` rows
 ``{analysis, mode, dtype, GBps, io_path, ...}``, ``machine``, ``settings``) is rewritten after
@@ -78,9 +79,8 @@ CY, CX, RADIUS = SIG[0] / 2, SIG[1] / 2, 40.0
 class IOPathRecorder:
     """Collect ``CupyBackend.io_path`` after every partition, by wrapping ``iter_tiles``.
 
-    The library records the path per backend instance (one per partition task) but returns
-    only results; this wraps the generator in this process, so that each run can say which
-    paths its partitions took, without changing the library.
+    Superseded by the library's own record (``UDFResults.io_paths``, which :func:`measure`
+    reads); kept as a cross-check that sees each backend instance in this process.
     """
 
     def __init__(self) -> None:
@@ -296,22 +296,30 @@ def measure(
     ds: Any,
     analysis: str,
     mode: str,
-    recorder: IOPathRecorder,
+    recorder: IOPathRecorder | None,
     sample: Sample,
     repeat: int,
     nbytes: int,
     backend: str = "cupy",
 ) -> dict[str, Any]:
     """One row: a warm-up run, ``repeat`` timed runs, the I/O paths taken and the check
-    (``backend`` other than cupy only to test this without a GPU)."""
+    (``backend`` other than cupy only to test this without a GPU).
+
+    The paths are the run's own record (``UDFResults.io_paths`` of the warm-up, run through
+    ``run_udf_iter``; the timed runs use ``run_udf``, which does not build results after every
+    partition). An installed ``recorder`` adds the paths it saw in every run as a cross-check.
+    """
     io_setting, expected = MODES[mode]
     settings = {} if io_setting is None else {"io_backend": io_setting}
     row: dict[str, Any] = {"analysis": analysis, "mode": mode, "GBps": None, "io_path": None}
     with config.set(**settings), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        recorder.take()
+        if recorder is not None:
+            recorder.take()
         t0 = time.perf_counter()
-        ctx.run_udf(dataset=ds, udf=make_udf(analysis), backends=backend)
+        io_bytes: dict[str, int] = {}
+        for partial in ctx.run_udf_iter(dataset=ds, udf=make_udf(analysis), backends=backend):
+            io_bytes = dict(partial.io_paths)
         row["warmup_s"] = round(time.perf_counter() - t0, 3)
         times = []
         result = None
@@ -319,14 +327,18 @@ def measure(
             t0 = time.perf_counter()
             result = ctx.run_udf(dataset=ds, udf=make_udf(analysis), backends=backend)
             times.append(time.perf_counter() - t0)
-    paths = sorted(set(recorder.take()))
-    row["io_path"] = paths[0] if len(paths) == 1 else ",".join(paths) or None
+    paths = sorted(p for p, n in io_bytes.items() if n)
+    row["io_path"] = ",".join(paths) or None
+    row["io_bytes"] = io_bytes
     best = min(times)
     row["GBps"] = round(nbytes / best / 1e9, 3)
     row["seconds"] = [round(t, 4) for t in times]
     problems = []
     if paths != [expected]:
         problems.append(f"io_path {row['io_path']!r}, expected {expected!r}")
+    seen = sorted(set(recorder.take())) if recorder is not None and recorder.installed else []
+    if seen and seen != paths:
+        problems.append(f"iter_tiles saw paths {seen}, the run reports {paths}")
     err = sample.check(analysis, result)
     row["rel_error"] = float(f"{err:.2e}")
     tol = TOLERANCE.get(analysis, DEFAULT_TOLERANCE)
@@ -395,8 +407,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         res.error(f"ceilings: {e!r}")
 
-    recorder = IOPathRecorder()
-    recorder.install()
     if "kvikio" in modes:
         try:
             from libertem_gpu.io.transports.kvikio import configure_kvikio
@@ -432,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                     res.data["settings"][f"nav_shape_{dtype}"] = nav
                 raw, resident, sample, nbytes = datasets[dtype]
                 ds = resident if mode == "resident" else raw
-                row.update(measure(ctx, ds, analysis, mode, recorder, sample, args.repeat, nbytes))
+                row.update(measure(ctx, ds, analysis, mode, None, sample, args.repeat, nbytes))
                 row["dtype"] = dtype
                 ceil = res.data["ceilings"]
                 ref = ceil["d2d_copy_GBps"] if mode == "resident" else ceil["h2d_pinned_GBps"]

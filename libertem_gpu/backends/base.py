@@ -81,5 +81,10 @@ class Backend(ABC):
         is valid until the next tile is requested: buffers are reused.
         """
 
+    def io_paths(self) -> dict[str, int]:
+        """Bytes of the tiles of the partition last iterated, by the I/O path that brought
+        them (e.g. ``{"pinned": n}``); empty where this backend does not record them."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release buffers and threads held by this backend instance."""

@@ -32,6 +32,7 @@ from libertem_gpu.backends.base import Backend
 from libertem_gpu.io.gpu_pipeline import DeviceOps, DeviceRing, StreamingPipeline, aligned_empty
 from libertem_gpu.io.host_tiles import HostStackReader
 from libertem_gpu.io.transports import TransportChoice, choose_transport
+from libertem_gpu.io.transports.base import Transport, log_once
 
 if TYPE_CHECKING:
     from libertem_gpu.io.dataset import DataSet
@@ -40,6 +41,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["CupyBackend", "CupyOps"]
+
+
+def _device_id(array: Any, default: int) -> int:
+    """The device a CuPy array lives on (``default`` for arrays that do not say)."""
+    device = getattr(array, "device", None)
+    return default if device is None else int(device.id)
+
 
 _thread_device = threading.local()
 _round_robin = itertools.count()
@@ -155,8 +163,10 @@ class CupyBackend(Backend):
             )
         self.stream, self.copy_stream = streams[self.device_index]
         self.stream.use()
-        #: Which data path served the last partition ("resident", "pinned", "direct", "kvikio").
+        #: The data path that served most bytes of the last partition ("resident", "peer",
+        #: "pinned", "direct", "kvikio"); :meth:`io_paths` has the bytes of each.
         self.io_path = ""
+        self._io_bytes: dict[str, int] = {}
 
     @property
     def xp(self) -> ModuleType:
@@ -178,11 +188,22 @@ class CupyBackend(Backend):
 
     # --- tiles ---------------------------------------------------------------------------------
 
+    def io_paths(self) -> dict[str, int]:
+        """Bytes of the last partition's frame stacks by the path that brought them:
+        ``"resident"`` (a CuPy array on this device), ``"peer"`` (one on another device),
+        ``"kvikio"``, ``"direct"`` (pinned buffers filled with ``O_DIRECT``) or ``"pinned"``
+        (pinned buffers filled through the page cache, ``O_DIRECT`` refused included)."""
+        return dict(self._io_bytes)
+
+    def _served(self, path: str, nbytes: int) -> None:
+        self._io_bytes[path] = self._io_bytes.get(path, 0) + int(nbytes)
+        self.io_path = max(self._io_bytes, key=self._io_bytes.__getitem__)
+
     def iter_tiles(self, dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlice, Any]]:
         reader = dataset.get_reader()
+        self._io_bytes = {}
         try:
             if getattr(reader, "on_device", False):
-                self.io_path = "resident"
                 yield from self._resident_tiles(dataset, reader, plan)
             else:
                 yield from self._streamed_tiles(dataset, reader, plan)
@@ -202,16 +223,61 @@ class CupyBackend(Backend):
         sources = plan.frames + dataset.sync_offset
         valid = (sources >= 0) & (sources < dataset.image_count)
         everything = reader.device_view(0, dataset.image_count)
+        home = _device_id(everything, self.device_index)
+        self._wait_for_producers(home)
+        path = "resident" if home == self.device_index else "peer"
+        if home != self.device_index:
+            log_once(
+                f"resident-peer-{home}-{self.device_index}",
+                "data on device %d read by a worker on device %d: copied stack by stack",
+                home,
+                self.device_index,
+            )
         for a, b in plan.frame_stacks():
             src = sources[a:b]
             if valid[a:b].all() and src[-1] - src[0] == b - a - 1:
-                stack = reader.device_view(int(src[0]), int(src[-1]) + 1)
+                # On another device, cp.asarray copies it to this one (peer copy).
+                stack = cp.asarray(reader.device_view(int(src[0]), int(src[-1]) + 1))
             else:  # roi gaps or frames outside the source: gather on the device
                 stack = cp.zeros((b - a, *dataset.sig_shape), dtype=dataset.dtype)
                 keep = np.flatnonzero(valid[a:b])
                 if len(keep):
-                    stack[cp.asarray(keep)] = everything[cp.asarray(src[keep])]
+                    stack[cp.asarray(keep)] = self._gather(everything, src[keep], home)
+            self._served(path, (b - a) * dataset.frame_bytes)
             yield from self._split(plan, a, b, stack)
+
+    def _wait_for_producers(self, home: int) -> None:
+        """Make the compute stream wait for what is queued on the resident data's device.
+
+        The array may have been filled on CuPy's default (null) stream or on the stream that
+        was current when this backend was set up (a user's array, the benchmark's); the compute
+        stream is non-blocking, so it would not wait for the null stream by itself.
+        """
+        cp = self.cp
+        with cp.cuda.Device(home):
+            producers = [cp.cuda.Stream.null]
+            current = (
+                self._prev_stream if home == self.device_index else cp.cuda.get_current_stream()
+            )
+            if current.ptr != producers[0].ptr:
+                producers.append(current)
+            events = [stream.record() for stream in producers]
+        for event in events:
+            self.stream.wait_event(event)
+
+    def _gather(self, everything: Any, frames: np.ndarray, home: int) -> Any:
+        """Frames ``frames`` of the resident array, on this backend's device."""
+        cp = self.cp
+        if home == self.device_index:
+            return everything[cp.asarray(frames)]
+        with cp.cuda.Device(home):  # gathered where the data lives, then one peer copy
+            picked = everything[cp.asarray(frames)]
+            ready = cp.cuda.get_current_stream().record()
+        self.stream.wait_event(ready)
+        local = cp.asarray(picked)
+        # ``picked`` goes back to its device's pool when this returns: the copy must be done.
+        self.stream.synchronize()
+        return local
 
     def _to_native(self, raw: Any, dataset: DataSet, n: int) -> Any:
         """View the raw device bytes of ``n`` frames as native-order frames (swapping bytes on
@@ -232,8 +298,7 @@ class CupyBackend(Backend):
             stacks = stacks[done:]
         if not stacks:
             return
-        self.io_path = choice.host_path
-        yield from self._pinned_tiles(dataset, reader, plan, stacks, slot_bytes)
+        yield from self._pinned_tiles(dataset, reader, plan, stacks, slot_bytes, choice.host)
 
     def _kvikio_tiles(
         self,
@@ -267,9 +332,9 @@ class CupyBackend(Backend):
         ring = DeviceRing(
             self.cp, stacks, lambda job: (job[1] - job[0]) * frame_bytes, submit, slot_bytes
         )
-        self.io_path = "kvikio"
         try:
             for (a, b), raw in ring:
+                self._served("kvikio", (b - a) * frame_bytes)
                 yield from self._split(plan, a, b, self._to_native(raw, dataset, b - a))
         except KvikioUnusable as e:
             warnings.warn(
@@ -289,6 +354,7 @@ class CupyBackend(Backend):
         plan: TilePlan,
         stacks: list[tuple[int, int]],
         slot_bytes: int,
+        transport: Transport,
     ) -> Iterator[Any]:
         host = HostStackReader(dataset, reader, plan, zero_copy=False)
         frame_bytes = dataset.frame_bytes
@@ -307,8 +373,16 @@ class CupyBackend(Backend):
             slot_bytes=slot_bytes,
             timeout_s=float(timeout),
         )
+        served = 0
         try:
             for (a, b), raw in pipeline:
+                served += (b - a) * frame_bytes
                 yield from self._split(plan, a, b, self._to_native(raw, dataset, b - a))
         finally:
             pipeline.close()
+            # What O_DIRECT filled, as the transport counted it (it falls back to the page
+            # cache where O_DIRECT is refused); the rest came through the page cache.
+            direct = min(served, transport.bytes_read.get("direct", 0))
+            for path, nbytes in (("direct", direct), ("pinned", served - direct)):
+                if nbytes:
+                    self._served(path, nbytes)

@@ -2,8 +2,9 @@
 
 Numba-CUDA kernels are written as factories (a function that imports ``numba.cuda`` and returns
 the plain Python kernel), so that importing a kernel module compiles nothing and imports no
-CUDA; :func:`jitted` compiles a factory's kernel once per process, and tests compile the same
-factories with ``numba.cuda.compile_ptx`` or run them under the CUDA simulator.
+CUDA; :func:`jitted` compiles a factory's kernel once per process (Numba's file cache keeps it
+for the next process), and tests compile the same factories with ``numba.cuda.compile_ptx`` or
+run them under the CUDA simulator.
 
 Kernels are launched on CuPy's current stream (the backend's compute stream), with CuPy arrays
 wrapped without the stream synchronisation Numba would otherwise do for every argument.
@@ -75,7 +76,9 @@ def bind_cuda(kernel: Callable[..., Any]) -> Callable[..., Any]:
 def _jit(factory: Callable[[], Callable[..., Any]]) -> Any:
     from numba import cuda
 
-    return cuda.jit(factory())
+    # cache=True: compiled kernels are kept on disk (beside the module, or in Numba's cache
+    # folder), so that each new process, a GPU check's steps included, does not recompile them.
+    return cuda.jit(factory(), cache=True)
 
 
 def jitted(factory: Callable[[], Callable[..., Any]]) -> Any:

@@ -13,7 +13,7 @@ from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels.gpu_common import BLOCK, CHUNK
 from libertem_gpu.kernels.masks import AppliedMasks, MaskStack
 
-__all__ = ["gpu_dense", "gpu_sparse", "prepare"]
+__all__ = ["DeviceCSR", "gpu_dense", "gpu_sparse", "gpu_sparse_csr", "prepare"]
 
 # ``numba.cuda`` in the kernel bodies: bound by ``bind_cuda`` when they are compiled, so that
 # importing this module imports no CUDA.
@@ -128,60 +128,130 @@ def gpu_dense(tile, masks_t, out) -> None:
         out[i0:i1] += prod
 
 
+class DeviceCSR:
+    """CSR masks ``(k, npix)`` moved to the device and checked once, for :func:`gpu_sparse_csr`.
+
+    Checking indices against ``npix`` reads them: on host arrays (what ``prepare`` hands in)
+    that costs no device synchronisation; on device arrays it costs two, once. The cuSPARSE
+    matrix of each float type is built on first use and kept, so that per-tile calls neither
+    synchronise with the host nor rebuild it.
+
+    Parameters
+    ----------
+    indptr, indices, data : array_like
+        The CSR arrays, on the host or the device.
+    npix : int
+        Pixels per frame (columns of the matrix).
+
+    Raises
+    ------
+    ShapeMismatchError
+        If the arrays are inconsistent or an index is outside ``[0, npix)``.
+    """
+
+    __slots__ = ("_matrices", "data", "indices", "indptr", "k", "npix")
+
+    def __init__(self, indptr: Any, indices: Any, data: Any, npix: int) -> None:
+        import cupy as cp
+
+        from libertem_gpu.kernels import gpu_common as g
+
+        self.k = len(indptr) - 1
+        if self.k < 0:
+            raise ShapeMismatchError("indptr must have at least one element")
+        if len(indices) != len(data):
+            raise ShapeMismatchError("inconsistent CSR arrays (indptr, indices, data)")
+        self.npix = int(npix)
+        if len(indices):
+            # min and max of device indices are host syncs: done here, once, not per tile.
+            ix = indices if g.is_device_array(indices) else np.asarray(indices)
+            if int(ix.min()) < 0 or int(ix.max()) >= self.npix:
+                raise ShapeMismatchError(f"mask indices out of range for npix={self.npix}")
+        self.indptr = cp.asarray(indptr)
+        self.indices = cp.asarray(indices)
+        self.data = cp.asarray(data)
+        self._matrices: dict[Any, Any] = {}
+
+    def matrix(self, ft: Any) -> Any:
+        """The masks as a ``cupyx.scipy.sparse.csr_matrix`` of ``ft`` values (built once)."""
+        m = self._matrices.get(ft)
+        if m is None:
+            import cupyx.scipy.sparse as csp
+
+            m = csp.csr_matrix(
+                (self.data.astype(ft), self.indices, self.indptr), shape=(self.k, self.npix)
+            )
+            self._matrices[ft] = m
+        return m
+
+
 def gpu_sparse(tile, indptr, indices, data, out) -> None:
     """CUDA twin of :func:`~libertem_gpu.kernels.masks_cpu.cpu_sparse` on CuPy arrays (CSR
     ``(k, npix)`` masks).
 
     Few masks: a Numba-CUDA kernel reads only the masks' pixels of the raw tile. Many masks
-    (8 or more): ``cupyx.scipy.sparse`` SpMM, CSR masks times the converted frame block.
+    (8 or more): ``cupyx.scipy.sparse`` SpMM, CSR masks times the converted frame block. Each
+    call checks and lays out the masks anew: for many tiles, make a :class:`DeviceCSR` once
+    and call :func:`gpu_sparse_csr` (what ``prepare`` does).
     """
-    import cupy as cp
+    from libertem_gpu.kernels import gpu_common as g
 
+    a = g.rows2d(tile)
+    k = len(indptr) - 1
+    if k >= 0:  # the output's shape is checked before the masks' contents, as it always was
+        _gpu_check_out(out, a.shape[0], k)
+    gpu_sparse_csr(a, DeviceCSR(indptr, indices, data, a.shape[1]), out)
+
+
+def gpu_sparse_csr(tile, masks: DeviceCSR, out) -> None:
+    """:func:`gpu_sparse` with masks prepared once: no host synchronisation, no rebuilt
+    matrix per call."""
     from libertem_gpu.kernels import gpu_common as g
 
     a = g.rows2d(tile)
     n, npix = a.shape
-    indptr = cp.asarray(indptr)
-    indices = cp.asarray(indices)
-    data = cp.asarray(data)
-    k = len(indptr) - 1
-    if k < 0:
-        raise ShapeMismatchError("indptr must have at least one element")
+    if npix != masks.npix:
+        raise ShapeMismatchError(f"masks have {masks.npix} pixels, the tile {npix}")
+    k = masks.k
     _gpu_check_out(out, n, k)
-    if len(indices) != len(data):
-        raise ShapeMismatchError("inconsistent CSR arrays (indptr, indices, data)")
-    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= npix):
-        raise ShapeMismatchError(f"mask indices out of range for npix={npix}")
     if n == 0 or k == 0:
         return
     if k < _GPU_SPMM_MIN_MASKS:
-        g.launch(_cuda_sparse_rowdot, (n, k), (g.BLOCK,), a, indptr, indices, data, out)
+        g.launch(
+            _cuda_sparse_rowdot,
+            (n, k),
+            (g.BLOCK,),
+            a,
+            masks.indptr,
+            masks.indices,
+            masks.data,
+            out,
+        )
         return
-    import cupyx.scipy.sparse as csp
-
-    ft = np.float32 if (data.dtype == np.float32 and out.dtype == np.float32) else np.float64
-    masks = csp.csr_matrix((data.astype(ft), indices, indptr), shape=(k, npix))
+    ft = np.float32 if (masks.data.dtype == np.float32 and out.dtype == np.float32) else np.float64
+    matrix = masks.matrix(ft)
     step = max(1, _GPU_GEMM_ELEMS // max(1, npix))
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
-        out[i0:i1] += (masks @ a[i0:i1].T.astype(ft)).T
+        out[i0:i1] += (matrix @ a[i0:i1].T.astype(ft)).T
 
 
 def prepare(stack: MaskStack, sig_shape: tuple[int, ...], input_dtype: Any) -> AppliedMasks:
     """Move the masks to the device once per partition (and each pixel slab of split frames
-    once); dense masks go to :func:`gpu_dense`, CSR masks to :func:`gpu_sparse`."""
+    once); dense masks go to :func:`gpu_dense`, CSR masks (a :class:`DeviceCSR`) to
+    :func:`gpu_sparse_csr`."""
     import cupy as cp
 
     npix = int(np.prod(sig_shape))
     if stack.dense_t is None:
-        assert stack.csr is not None
-        whole = tuple(cp.asarray(a) for a in stack.csr)
+        csr = stack.csr
+        assert csr is not None
+        # Checked on the host and moved once per layout (whole frames, each pixel slab).
         return AppliedMasks(
-            gpu_sparse,
-            lambda: whole,
-            lambda p0, p1: tuple(cp.asarray(a) for a in stack.csr_columns(p0, p1)),
+            gpu_sparse_csr,
+            lambda: DeviceCSR(*csr, npix),
+            lambda p0, p1: DeviceCSR(*stack.csr_columns(p0, p1), p1 - p0),
             npix,
-            sparse=True,
         )
     dense_t = stack.dense_t
     device = cp.asarray(dense_t)

@@ -4,7 +4,7 @@ buffers into the results callers get."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,10 +32,15 @@ class UDFResults:
         For each UDF, its results by name.
     damage : BufferResult
         Boolean ``nav`` result: which scan positions have been processed so far.
+    io_paths : dict of str to int
+        Bytes of the partitions merged so far by the I/O path that brought them to the
+        backend, e.g. ``{"pinned": n}`` on the GPU (see ``CupyBackend.io_paths``); empty
+        where the backend does not record them (the CPU).
     """
 
     buffers: tuple[dict[str, BufferResult], ...]
     damage: BufferResult
+    io_paths: dict[str, int] = field(default_factory=dict)
 
 
 def _check_result(udf: UDF, name: str, decl: BufferDecl, value: Any, expected: tuple) -> np.ndarray:
@@ -183,6 +188,7 @@ class UDFRun:
         self.damage = np.zeros(plan.dataset.shape.nav_size, dtype=bool)
         self._merged: set[int] = set()
         self._to_merge = {i for i, count in enumerate(plan.processed) if count}
+        self.io_paths: dict[str, int] = {}
 
     def merge(self, result: PartitionResult) -> bool:
         """Merge one partition's result; a partition reported twice is merged once.
@@ -193,6 +199,8 @@ class UDFRun:
         if index in self._merged:
             return False
         self._merged.add(index)
+        for path, nbytes in result.io_paths.items():
+            self.io_paths[path] = self.io_paths.get(path, 0) + nbytes
         offset = self._offsets[index] + result.nav_base
         for state, buffers in zip(self.states, result.buffers, strict=True):
             state.merge(offset, buffers, result.num_frames, index)
@@ -213,4 +221,4 @@ class UDFRun:
         complete = self._to_merge <= self._merged
         buffers = tuple(state.results(damage, complete) for state in self.states)
         damage_result = BufferResult("nav", damage, self.dataset.nav_shape, None)
-        return UDFResults(buffers=buffers, damage=damage_result)
+        return UDFResults(buffers=buffers, damage=damage_result, io_paths=dict(self.io_paths))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -97,6 +97,8 @@ class PartitionResult:
     buffers: list[dict[str, np.ndarray]]
     #: Where the partition's processed frames start among its selected positions.
     nav_base: int = 0
+    #: Bytes of its tiles by the I/O path that brought them (``Backend.io_paths``).
+    io_paths: dict[str, int] = field(default_factory=dict)
 
 
 class _UDFInPartition:
@@ -231,4 +233,5 @@ class PartitionTask:
             num_frames=tiles.num_frames,
             buffers=[state.finish(backend) for state in states],
             nav_base=tiles.nav_base,
+            io_paths=backend.io_paths(),
         )

@@ -15,6 +15,7 @@ from libertem_gpu import config
 from libertem_gpu.backends import device
 from libertem_gpu.io.tiles import TilingScheme
 from tests.conftest import random_data
+from tests.optional import import_or_skip
 
 pytestmark = pytest.mark.gpu
 
@@ -118,7 +119,7 @@ def test_sync_offset_and_roi_resident(rng):
 
 
 def test_kvikio_path(tmp_path, rng):
-    pytest.importorskip("kvikio")
+    import_or_skip("kvikio")
     data = random_data(rng, (6, 5, 32, 32), "uint16")
     path = tmp_path / "data.raw"
     data.tofile(path)
@@ -136,7 +137,7 @@ def test_kvikio_path(tmp_path, rng):
 
 
 def test_kvikio_failure_falls_back(tmp_path, rng, monkeypatch):
-    pytest.importorskip("kvikio")
+    import_or_skip("kvikio")
     from libertem_gpu.io.transports import kvikio as kvikio_reader
 
     def broken(self, path):

@@ -17,76 +17,9 @@ from libertem_gpu.backends.numpy_backend import NumpyBackend
 from libertem_gpu.io.formats.raw import RawFileDataSet
 from libertem_gpu.io.memory import MemoryDataSet
 from libertem_gpu.io.tiles import TilePlan, TilingScheme
+from tests.backends.fake_cupy import dev as _dev
+from tests.backends.fake_cupy import fake_cupy
 from tests.conftest import random_data
-
-
-class FakeDeviceArray(np.ndarray):
-    """A "device" array: NumPy memory that says it is on a CUDA device."""
-
-    @property
-    def __cuda_array_interface__(self):  # only its presence matters to the code under test
-        return self.__array_interface__
-
-    def set(self, src, stream=None):
-        np.copyto(np.asarray(self), src)
-
-    def get(self, out=None):
-        if out is None:
-            return np.array(self)
-        np.copyto(out, self)
-        return out
-
-
-def _dev(a):
-    return np.asarray(a).view(FakeDeviceArray)
-
-
-class _Event:
-    def synchronize(self):
-        pass
-
-
-class _Stream:
-    ptr = 1
-
-    def __init__(self, non_blocking=False):
-        pass
-
-    def use(self):
-        return self
-
-    def synchronize(self):
-        pass
-
-    def wait_event(self, e):
-        pass
-
-    def record(self):
-        return _Event()
-
-
-def fake_cupy():
-    cp = types.ModuleType("cupy")
-    cp.ndarray = FakeDeviceArray
-    cp.uint8 = np.uint8
-    cp.float64 = np.float64
-    cp.empty = lambda shape, dtype=None: _dev(np.empty(shape, dtype))
-    cp.zeros = lambda shape, dtype=None: _dev(np.zeros(shape, dtype))
-    cp.asarray = lambda a, dtype=None: _dev(np.asarray(a, dtype))
-    cp.ascontiguousarray = lambda a: _dev(np.ascontiguousarray(a))
-    cp.asnumpy = lambda a, stream=None: np.array(a)
-    pool = types.SimpleNamespace(free_bytes=lambda: 0, free_all_blocks=lambda: None)
-    cp.get_default_memory_pool = lambda: pool
-    default = _Stream()
-    cp.cuda = types.SimpleNamespace(
-        Stream=_Stream,
-        get_current_stream=lambda: default,
-        Device=lambda i=None: types.SimpleNamespace(id=i or 0, use=lambda: None),
-        alloc_pinned_memory=lambda n: bytearray(n),
-        memory=types.SimpleNamespace(OutOfMemoryError=MemoryError),
-        runtime=types.SimpleNamespace(memGetInfo=lambda: (1 << 34, 1 << 35)),
-    )
-    return cp
 
 
 @pytest.fixture

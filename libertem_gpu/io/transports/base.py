@@ -69,6 +69,12 @@ class Transport(Closeable, ABC):
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
+        #: Bytes filled so far by each way of reading (``"pread"``, ``"direct"``, ...): what was
+        #: actually taken, which may differ from what was asked for (``O_DIRECT`` refused).
+        self.bytes_read: dict[str, int] = {}
+
+    def _count(self, method: str, nbytes: int) -> None:
+        self.bytes_read[method] = self.bytes_read.get(method, 0) + int(nbytes)
 
     @abstractmethod
     def fill(self, dest: Any, ranges: Sequence[ByteRange]) -> None:

@@ -73,7 +73,11 @@ def choose_transport(io_backend: str, layout: FrameLayout | None, source: str) -
         if not ok or compat is not False:
             # Without GPUDirect Storage, kvikio's compat mode is a POSIX read plus a copy, like
             # the pinned pipeline, which also overlaps: prefer that.
-            why = reason or "kvikio runs in compat mode (no GPUDirect Storage)"
+            why = reason or (
+                "kvikio runs in compat mode (no GPUDirect Storage)"
+                if compat
+                else "kvikio does not say whether GPUDirect Storage is active"
+            )
             log_once("auto-pinned", "io_backend=auto: pinned pipeline (%s)", why)
             return choice
     if io_backend in ("auto", "kvikio"):

@@ -85,8 +85,10 @@ class DirectTransport(PreadTransport):
         except OSError as e:
             self.disabled_reason = f"{r.path}: O_DIRECT read failed ({e})"
             return False
+        self._count("direct", done)
         if done < r.nbytes:  # the unaligned tail (or a short file) goes through the page cache
             pread_exact(self._fd(r.path), target[done:], r.offset + done, r.path)
+            self._count("pread", r.nbytes - done)
         return True
 
     def close(self) -> None:

@@ -39,24 +39,47 @@ class KvikioUnusable(BackendError):
 
 
 def _import_kvikio() -> Any:
+    """kvikio with its ``defaults`` submodule, which ``import kvikio`` does not import (26.10)."""
+    importlib.import_module("kvikio.defaults")
     return importlib.import_module("kvikio")
 
 
+def _defaults(kvikio: Any) -> Any:
+    defaults = getattr(kvikio, "defaults", None)
+    return defaults if defaults is not None else importlib.import_module("kvikio.defaults")
+
+
+def _compat_preferred(defaults: Any) -> bool | None:
+    """Whether kvikio reads in compat mode (POSIX plus a copy) rather than through GPUDirect
+    Storage; None where its API does not say.
+
+    kvikio's ``compat_mode`` setting is ON, OFF or AUTO, and AUTO (the default, truthy) means
+    "GDS where cuFile finds it usable": only ``is_compat_mode_preferred()`` (kvikio >= 24.12)
+    resolves AUTO. Older kvikio had ``compat_mode()`` returning the effective mode as a bool.
+    """
+    query = getattr(defaults, "is_compat_mode_preferred", None)
+    if not callable(query):
+        query = getattr(defaults, "compat_mode", None)
+    if not callable(query):
+        return None
+    return bool(query())
+
+
 def kvikio_status() -> tuple[bool, str, bool | None]:
-    """Whether kvikio imports, why not, and whether it runs in compat mode (None: unknown)."""
+    """Whether kvikio imports, why not, and whether it runs in compat mode (None: unknown).
+
+    Any failure to import counts as "not usable": without the cuFile library ``import kvikio``
+    raises cuda-pathfinder's ``DynamicLibNotFoundError``, a ``RuntimeError``.
+    """
     try:
         kvikio = _import_kvikio()
     except Exception as e:
         return False, f"kvikio is not importable ({e!r}); install libertem_gpu[gpu]", None
-    compat = None
     try:
-        defaults = kvikio.defaults
-        if hasattr(defaults, "get"):
-            compat = bool(defaults.get("compat_mode"))
-        elif hasattr(defaults, "compat_mode"):
-            compat = bool(defaults.compat_mode())
-    except Exception as e:  # older/newer APIs: the mode is informative only
+        compat = _compat_preferred(_defaults(kvikio))
+    except Exception as e:  # the mode is informative; unknown counts as compat mode for "auto"
         log.debug("kvikio compat mode unknown: %r", e)
+        compat = None
     return True, "", compat
 
 
@@ -65,8 +88,7 @@ def configure_kvikio(
 ) -> dict[str, Any]:
     """Set kvikio's thread count and task size (across its API versions); return what it
     reports afterwards, for recording with benchmark figures."""
-    kvikio = _import_kvikio()
-    defaults = kvikio.defaults
+    defaults = _defaults(_import_kvikio())
     try:
         defaults.set({"num_threads": int(num_threads), "task_size": int(task_size)})
     except Exception:
@@ -77,10 +99,16 @@ def configure_kvikio(
     report: dict[str, Any] = {}
     for key in ("num_threads", "task_size", "compat_mode"):
         try:
-            report[key] = defaults.get(key)
+            got = defaults.get(key)
         except Exception:
             fn = getattr(defaults, f"get_{key}", None) or getattr(defaults, key, None)
-            report[key] = fn() if callable(fn) else None
+            got = fn() if callable(fn) else None
+        # kvikio's enums (CompatMode.AUTO) as their names: the report goes into JSON.
+        report[key] = getattr(got, "name", got)
+    try:
+        report["compat_mode_preferred"] = _compat_preferred(defaults)
+    except Exception as e:
+        report["compat_mode_preferred"] = f"unknown ({e!r})"
     return report
 
 

@@ -34,6 +34,7 @@ class PreadTransport(Transport):
     def fill_range(self, target: memoryview, r: ByteRange) -> None:
         """Fill ``target`` (``r.nbytes`` bytes) with the frames of ``r``."""
         fd = self._fd(r.path)
+        self._count("pread", r.nbytes)
         if r.packed:
             pread_exact(fd, target, r.offset, r.path)
             return
