@@ -1,9 +1,11 @@
 """The kvikio transport against the real kvikio-cu13 wheel, installed without its CUDA
 dependencies (issue 15, faults 1 and 2).
 
-``.ci/run`` installs kvikio-cu13, libkvikio-cu13, rapids-logger and nvidia-cufile with
-``pip install --no-deps --target DIR`` and names DIR in ``LIBERTEM_GPU_TEST_KVIKIO_SITE``; the
-tests skip without it. Each case runs in a fresh interpreter with DIR on ``sys.path``, so that
+The wheels (kvikio-cu13, libkvikio-cu13, rapids-logger and nvidia-cufile, about 16 MB) are
+installed with ``pip install --no-deps --target DIR`` into a folder under the system's temporary
+folder the first time (or DIR is named in ``LIBERTEM_GPU_TEST_KVIKIO_SITE``); where they cannot
+be installed (no network, Python < 3.11 has no kvikio wheel), the tests skip and say why.
+Each case runs in a fresh interpreter with DIR on ``sys.path``, so that
 what one case imported (or failed to import) cannot change another's answer: with the cuFile
 library on the loader's path, and without it (``import kvikio`` then raises a ``RuntimeError``).
 No GPU is needed: kvikio imports and answers its settings without one.
@@ -15,19 +17,42 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SITE = os.environ.get("LIBERTEM_GPU_TEST_KVIKIO_SITE", "")
-
-pytestmark = pytest.mark.skipif(
-    not SITE or not (Path(SITE) / "kvikio").is_dir(),
-    reason="set LIBERTEM_GPU_TEST_KVIKIO_SITE to a folder holding kvikio-cu13 installed with "
-    "--no-deps (see .ci/run)",
+#: The wheels, without their dependencies (which pull about 2 GB of CUDA toolkit wheels).
+WHEELS = (
+    "kvikio-cu13==26.10.0",
+    "libkvikio-cu13==26.10.0",
+    "rapids-logger==0.3.0",
+    "nvidia-cufile==1.20.0.107",
 )
+
+
+def _install_site() -> tuple[str, str]:
+    """The folder holding the wheels, installing them on first use; or "" and why not."""
+    site = os.environ.get("LIBERTEM_GPU_TEST_KVIKIO_SITE", "")
+    if site:
+        return site, "" if (Path(site) / "kvikio").is_dir() else f"no kvikio in {site}"
+    if sys.version_info < (3, 11):
+        return "", "kvikio-cu13 has wheels for CPython 3.11 and later only"
+    folder = Path(tempfile.gettempdir()) / f"libertem-gpu-test-kvikio-{sys.version_info[1]}"
+    if not (folder / "kvikio").is_dir():
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target"]
+        proc = subprocess.run(
+            [*cmd, str(folder), *WHEELS], capture_output=True, text=True, timeout=600
+        )
+        if proc.returncode != 0:
+            return "", f"could not install the kvikio wheels: {proc.stderr[-300:]}"
+    return str(folder), ""
+
+
+SITE, WHY_NOT = _install_site()
+pytestmark = pytest.mark.skipif(not SITE, reason=WHY_NOT)
 
 
 def _run(code: str, cufile: bool, tmp_path: Path | None = None) -> dict:
