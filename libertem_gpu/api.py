@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -187,6 +188,41 @@ class Context(AnalysisMixin):
             return results.buffers[0]
         return results.buffers
 
+    def export_dataset(
+        self,
+        dataset: DataSet,
+        *,
+        path: str | os.PathLike[str],
+        progress: bool = False,
+        overwrite: bool = False,
+    ) -> str:
+        """Write every frame of ``dataset`` to a new ``.npy`` or HDF5 file, streamed with
+        bounded memory; the file appears complete or not at all (see
+        :func:`libertem_gpu.export.export_dataset`).
+
+        Examples
+        --------
+        >>> import numpy as np, os, tempfile
+        >>> ctx = Context("inline")
+        >>> ds = ctx.load("memory", data=np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5))
+        >>> out = ctx.export_dataset(ds, path=os.path.join(tempfile.mkdtemp(), "copy.npy"))
+        >>> np.load(out).shape
+        (2, 3, 4, 5)
+        """
+        from libertem_gpu.export import export_dataset
+
+        bar = _progress_bar(dataset.shape.nav_size, unit="frame") if progress else None
+        try:
+            return export_dataset(
+                dataset,
+                path,
+                overwrite=overwrite,
+                progress=None if bar is None else lambda done, _total: bar.update(done - bar.n),
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+
     def map(
         self,
         dataset: DataSet,
@@ -296,7 +332,7 @@ class Context(AnalysisMixin):
         self.close()
 
 
-def _progress_bar(total: int) -> Any:
+def _progress_bar(total: int, unit: str = "partition") -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="partition", desc="libertem_gpu")
+    return tqdm(total=total, unit=unit, desc="libertem_gpu")

@@ -16,7 +16,6 @@ from tests.compat.usage_cases import CASES, PREAMBLE
 
 OPEN: dict[str, str] = {
     "radial_fourier_analysis": "needs RadialFourierUDF, which another issue adds",
-    "export_dataset": "ctx.export_dataset is not part of this change",
 }
 
 
