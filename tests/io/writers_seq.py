@@ -16,13 +16,16 @@ def seq_header(
     version: int = 5,
     image_format: int = 100,
     compression: int = 0,
+    description: str = "",
 ) -> bytes:
-    """The 1024-byte header."""
+    """The 1024-byte header (``description``: UTF-16 text of at most 255 characters)."""
     h = bytearray(1024)
     struct.pack_into("<I", h, 0, 0xFEED)
     name = "Norpix seq\n".encode("utf-16-le")
     h[4 : 4 + len(name)] = name
     struct.pack_into("<ii", h, 28, version, 1024)
+    text = description.encode("utf-16-le")[:510]
+    h[36 : 36 + len(text)] = text
     struct.pack_into(
         "<IIIIIIII",
         h,
@@ -42,7 +45,12 @@ def seq_header(
 
 
 def write_seq(
-    path, frames: np.ndarray, version: int = 5, footer: int = 8, allocated: int | None = None
+    path,
+    frames: np.ndarray,
+    version: int = 5,
+    footer: int = 8,
+    allocated: int | None = None,
+    description: str = "",
 ) -> None:
     """Write ``frames`` (``n, rows, cols``, uint8/16/32) with a timestamp of ``footer`` bytes
     after each frame."""
@@ -54,7 +62,13 @@ def write_seq(
     with open(path, "wb") as f:
         f.write(
             seq_header(
-                cols, rows, depth, n if allocated is None else allocated, stride, version=version
+                cols,
+                rows,
+                depth,
+                n if allocated is None else allocated,
+                stride,
+                version=version,
+                description=description,
             )
         )
         f.write(b"\x00" * (offset - 1024))
