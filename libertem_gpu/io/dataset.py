@@ -52,10 +52,10 @@ def split_shape(
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Split an array's ``shape`` into scan axes and ``sig_dims`` frame axes, or raise a
     :class:`DataSetError` that names ``what`` (e.g. ``"array"``, ``"<path>: array"``)."""
-    if not 1 <= sig_dims <= 2 or len(shape) <= sig_dims:
+    if not 1 <= sig_dims <= 3 or len(shape) <= sig_dims:
         raise DataSetError(
             f"{what} of shape {tuple(shape)} cannot be split into scan and {sig_dims} "
-            "signal dimensions (sig_dims must be 1 or 2, with at least one scan axis)"
+            "signal dimensions (sig_dims must be 1 to 3, with at least one scan axis)"
         )
     return tuple(shape[:-sig_dims]), tuple(shape[-sig_dims:])
 
@@ -77,7 +77,7 @@ class DataSet(ABC):
     nav_shape : tuple of int, optional
         Scan shape (1 to 3 dims); overrides what the file says.
     sig_shape : tuple of int, optional
-        Frame shape (1 or 2 dims); overrides what the file says where a format allows.
+        Frame shape (1 to 3 dims); overrides what the file says where a format allows.
     sync_offset : int
         Positive: skip this many frames at the start of the file. Negative: insert this many blank
         frames before the first frame. Frames past the end of the file are blank.
@@ -102,7 +102,7 @@ class DataSet(ABC):
             None if nav_shape is None else validate_dims(nav_shape, "nav_shape", 1, 3)
         )
         self._sig_shape_arg = (
-            None if sig_shape is None else validate_dims(sig_shape, "sig_shape", 1, 2)
+            None if sig_shape is None else validate_dims(sig_shape, "sig_shape", 1, 3)
         )
         self._sync_offset = int(sync_offset)
         self._num_partitions = num_partitions
@@ -156,7 +156,7 @@ class DataSet(ABC):
                 f"frames hold {math.prod(file_sig)} ({file_sig})"
             )
         nav = self._nav_shape_arg or validate_dims(nav_shape, "nav_shape", 1, 3)
-        validate_dims(sig, "sig_shape", 1, 2)
+        validate_dims(sig, "sig_shape", 1, 3)
         self._shape = Shape(nav=tuple(nav), sig=tuple(sig))
         self._storage_dtype = np.dtype(storage_dtype)
         self._image_count = int(image_count)

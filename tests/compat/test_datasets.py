@@ -80,10 +80,6 @@ def test_memory_datashape_sync_offset_and_errors(lt_ctx):
         lt_ctx.load("memory", data=np.ones((2, 2, 2, 2), dtype=object))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="3-D signals: the io DataSet takes a 1- or 2-D sig_shape (noted for the io owner)",
-)
 def test_memory_three_d_signal(lt_ctx):
     data = RNG.random((3, 4, 5, 6, 7))
     ds = MemoryDataSet(data=data, sig_dims=3)

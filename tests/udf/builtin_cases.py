@@ -55,6 +55,7 @@ CASES = [
     Case("int16", (3, 5), (13, 17), True, 2, 3, SPLIT),
     Case("bool", (4, 3), (9, 11), True, 0, 2, DEPTH3),
     Case("uint32", (5, 4), (11, 9), True, 0, 2, TilingScheme(depth=3, sig_rows=4)),
+    Case("float32", (3, 4), (5, 6, 7), True, 1, 3, TilingScheme(depth=2, sig_rows=2)),
 ]
 CASES_2D_SIG = [c for c in CASES if len(c.sig) == 2]
 

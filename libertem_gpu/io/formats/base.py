@@ -33,7 +33,7 @@ class FileDataSet(DataSet):
         Scan shape (1 to 3 dims); by default what the file says (formats whose files hold no
         scan shape document their default).
     sig_shape : tuple of int, optional
-        Frame shape (1 or 2 dims), e.g. to reshape the frames (same number of pixels); by
+        Frame shape (1 to 3 dims), e.g. to reshape the frames (same number of pixels); by
         default what the file says.
     sync_offset : int
         Positive: skip this many frames at the start of the file. Negative: insert this many

@@ -28,7 +28,7 @@ class RawFileDataSet(FileDataSet):
     nav_shape : tuple of int
         Scan shape (1 to 3 dims).
     sig_shape : tuple of int
-        Frame shape (1 or 2 dims).
+        Frame shape (1 to 3 dims).
     dtype : str or numpy.dtype
         Element type as stored, e.g. ``"uint16"`` or ``">u2"`` for big-endian.
     file_header : int
