@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from libertem_gpu import config
+from libertem_gpu.errors import DataSetError
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def partition_frame_count(
     """
     if num_partitions is not None:
         if num_partitions <= 0:
-            raise ValueError(f"num_partitions must be positive, got {num_partitions}")
+            raise DataSetError(f"num_partitions must be positive, got {num_partitions}")
         return max(1, math.ceil(nav_size / num_partitions))
     if partition_bytes is None:
         partition_bytes = config.get("partition_bytes")
