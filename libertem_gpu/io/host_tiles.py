@@ -9,13 +9,24 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from libertem_gpu.io.dataset import DataSet
+from libertem_gpu.io.dataset import DataSet, native
 from libertem_gpu.io.layout import ByteRange, FrameLayout
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.tiles import TilePlan, TileSlice
 
 # Map a partition's source ranges only if they average at least this many frames each.
 _MIN_FRAMES_PER_MAP = 4
+# A partition is mapped in windows of about this many bytes, one at a time: each mapping is
+# pre-faulted (MAP_POPULATE) and stays resident until unmapped, so mapping a whole partition
+# costs a thread the partition's size in RSS (256 MiB each, 4 GiB at 16 threads).
+MAP_WINDOW_BYTES = 16 * 2**20
+
+
+def tile_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype of the tiles handed to UDFs for frames stored as ``dtype`` (native order):
+    float16 becomes float32, which every kernel reads; the rest are handed out as they are."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.kind == "f" and dtype.itemsize == 2 else dtype
 
 
 def contiguous_runs(values: np.ndarray) -> list[tuple[int, int]]:
@@ -63,20 +74,23 @@ class HostStackReader:
         self.sources = plan.frames + dataset.sync_offset
         self.valid = (self.sources >= 0) & (self.sources < dataset.image_count)
         self.native = reader.dtype.isnative
-        # Mapped source ranges: (first frame, stop frame, view), ascending.
-        self._maps: list[tuple[int, int, np.ndarray]] = []
+        # Mapped source ranges (first frame, stop frame), ascending, mapped one at a time
+        # (windows of MAP_WINDOW_BYTES): the view of the window in use, by index.
+        self._maps: list[tuple[int, int]] = []
+        self._view: tuple[int, np.ndarray] | None = None
         if zero_copy and self.valid.any():
             lo = int(self.sources[self.valid].min())
             hi = int(self.sources[self.valid].max()) + 1
             ranges = reader.mappable_ranges(lo, hi)
             # Many tiny pieces (irregular frame offsets) cost more in mappings than they save.
             if len(ranges) <= max(1, (hi - lo) // _MIN_FRAMES_PER_MAP):
-                for s0, s1 in ranges:
-                    view = reader.view(s0, s1)
-                    if view is None:
-                        self._maps.clear()
-                        break
-                    self._maps.append((s0, s1, view))
+                window = max(1, MAP_WINDOW_BYTES // max(1, dataset.frame_bytes))
+                self._maps = [
+                    (a, min(b, a + window)) for b0, b in ranges for a in range(b0, b, window)
+                ]
+                # Readers that decode map nothing: ask once, with the first window.
+                if self._maps and self._window_view(0) is None:
+                    self._maps.clear()
         self._map_starts = [m[0] for m in self._maps]
 
     @property
@@ -84,10 +98,23 @@ class HostStackReader:
         """Whether any of the partition's frames can be handed out as views of a mapping."""
         return bool(self._maps)
 
+    def _window_view(self, k: int) -> np.ndarray | None:
+        """The view of mapped window ``k``; the previous window's mapping is released (it
+        stays alive only while a tile handed out still refers to it)."""
+        if self._view is not None and self._view[0] == k:
+            return self._view[1]
+        self._view = None
+        view = self.reader.view(*self._maps[k])
+        if view is not None:
+            self._view = (k, view)
+        return view
+
     def _map_of(self, source: int) -> tuple[int, int, np.ndarray] | None:
         k = bisect_right(self._map_starts, source) - 1
         if k >= 0 and source < self._maps[k][1]:
-            return self._maps[k]
+            view = self._window_view(k)
+            if view is not None:
+                return (*self._maps[k], view)
         return None
 
     def split(self, nav_start: int, nav_stop: int) -> list[tuple[int, int]]:
@@ -96,7 +123,7 @@ class HostStackReader:
         if len(self._maps) < 2 or not self.valid[nav_start:nav_stop].all():
             return [(nav_start, nav_stop)]
         src = self.sources[nav_start:nav_stop]
-        cuts = [s0 for s0, _, _ in self._maps[1:] if src[0] < s0 <= src[-1]]
+        cuts = [s0 for s0, _ in self._maps[1:] if src[0] < s0 <= src[-1]]
         edges = [nav_start, *(nav_start + int(np.searchsorted(src, c)) for c in cuts), nav_stop]
         return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
@@ -123,7 +150,13 @@ class HostStackReader:
 
     def read_stack_native(self, nav_start: int, nav_stop: int, out: np.ndarray) -> None:
         """Like :meth:`read_stack`, but ``out`` has the native dtype: big-endian frames are
-        swapped while they are copied out of the mapping (one pass), or in place after a read."""
+        swapped while they are copied out of the mapping (one pass), or in place after a read.
+        An ``out`` of another type (float32 for float16 frames) gets the frames converted."""
+        if out.dtype != native(self.reader.dtype):
+            stored = np.empty(out.shape, self.reader.dtype)
+            self.read_stack(nav_start, nav_stop, stored)
+            np.copyto(out, stored, casting="same_kind")
+            return
         if self._maps or self.native:
             # np.copyto converts the byte order on the fly; a native reader needs no swap.
             self._fill(nav_start, nav_stop, out)
@@ -168,8 +201,10 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
     # Stored order: big-endian frames reach the kernels as they lie in the file, viewed as the
     # native dtype; the kernels swap while reading (TilingScheme.stored_byteorder).
     stored_order = plan.scheme.stored_byteorder
+    dtype = tile_dtype(dataset.dtype)
+    converted = dtype != dataset.dtype  # frames converted while read: never views
     with dataset.get_reader() as reader:
-        stacks = HostStackReader(dataset, reader, plan)
+        stacks = HostStackReader(dataset, reader, plan, zero_copy=not converted)
         buffer: np.ndarray | None = None
         buffered_depth = plan.scheme.depth
         # Views of the mapped file need no buffer: they may be larger than a buffer should be.
@@ -197,9 +232,9 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
                     else:
                         if buffer is None:
                             shape = (buffered_depth, *dataset.sig_shape)
-                            buffer = np.empty(shape, dtype=dataset.dtype)
+                            buffer = np.empty(shape, dtype=dtype)
                         stack = buffer[: s1 - s0]
-                        if stored_order:
+                        if stored_order and not converted:
                             stacks.read_stack(s0, s1, stack.view(reader.dtype))
                         else:
                             stacks.read_stack_native(s0, s1, stack)
