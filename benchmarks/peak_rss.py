@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default="/tmp", help="where the raw file is written")
     parser.add_argument("--keep", action="store_true", help="keep the raw file")
     parser.add_argument("--repo", default=None, help="checkout whose library to run")
+    parser.add_argument(
+        "--compare",
+        default=None,
+        help="another checkout: alternate its runs with this one's (an A/B on the same file)",
+    )
     parser.add_argument("--label", default="", help="suffix of the result file name")
     args = parser.parse_args(argv)
 
@@ -123,16 +128,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         warm(path)
         rows = []
+        repos = [args.repo] + ([args.compare] if args.compare else [])
         for threads in (int(t) for t in args.threads.split(",")):
             for _ in range(args.repeat):
-                r = run_child(path, nav, threads, args.sum_only, args.repo, args.reps)
-                r.update(threads=threads, gb_per_s=nbytes / r["seconds"] / 1e9)
-                print(
-                    f"threads={threads:2d}  peak RSS {r['vmhwm_mib']:7.1f} MiB  "
-                    f"{r['seconds']:6.2f} s  {r['gb_per_s']:5.2f} GB/s",
-                    flush=True,
-                )
-                rows.append(r)
+                for repo in repos:  # alternating, so that both see the same disturbances
+                    r = run_child(path, nav, threads, args.sum_only, repo, args.reps)
+                    r.update(
+                        threads=threads,
+                        gb_per_s=nbytes / r["seconds"] / 1e9,
+                        checkout=repo or "this",
+                    )
+                    print(
+                        f"{r['checkout'][-16:]:>16} threads={threads:2d}  peak RSS "
+                        f"{r['vmhwm_mib']:7.1f} MiB  {r['seconds']:6.2f} s  "
+                        f"{r['gb_per_s']:5.2f} GB/s",
+                        flush=True,
+                    )
+                    rows.append(r)
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)

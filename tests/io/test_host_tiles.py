@@ -133,7 +133,8 @@ def test_mapped_stacks_use_the_mapped_depth(tmp_path, rng, dtype):
 def test_partition_is_mapped_one_window_at_a_time(tmp_path, rng, monkeypatch):
     # A thread maps its partition in windows, never all at once: each mapping is pre-faulted,
     # so a whole 256 MiB partition per thread would cost its size in resident memory.
-    monkeypatch.setattr(host_tiles, "MAP_WINDOW_BYTES", 7 * 5 * 6 * 2)  # 7 frames
+    monkeypatch.setattr(host_tiles, "MAPPED_BYTES_BUDGET", 7 * 5 * 6 * 2)  # 7 frames
+    monkeypatch.setattr(host_tiles, "MIN_WINDOW_BYTES", 7 * 5 * 6 * 2)
     frames = random_data(rng, (40, 5, 6), "uint16")
     ds = SegmentedDataSet(_write_segments(tmp_path, frames, [], "uint16"), (5, 6), "uint16")
     ds.initialize()
@@ -174,3 +175,19 @@ def test_float16_files_run_the_builtin_analyses(ctx, rng, tmp_path, dtype):
     expected = data.astype(np.float64).sum(axis=(0, 1))
     np.testing.assert_allclose(sums["intensity"].data, expected, rtol=1e-5)
     assert np.isfinite(com["field_x"].data).all()
+
+
+def test_windows_share_a_budget_among_the_readers_that_map():
+    # A few threads map windows as large as a mapped tile; many share the budget, down to
+    # the minimum window.
+    budget, low = host_tiles.MAPPED_BYTES_BUDGET, host_tiles.MIN_WINDOW_BYTES
+    tile = 64 * 2**20
+    saved = host_tiles._mapping[0]
+    try:
+        host_tiles._mapping[0] = 1
+        assert host_tiles._window_bytes(tile) == min(tile, budget)
+        host_tiles._mapping[0] = 64
+        assert host_tiles._window_bytes(tile) == max(low, budget // 64)
+        assert host_tiles._window_bytes(2**20) == 2**20  # never more than a tile
+    finally:
+        host_tiles._mapping[0] = saved
