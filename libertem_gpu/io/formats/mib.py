@@ -386,8 +386,8 @@ class MIBDataSet(FileDataSet):
                     f"{f}: file has {size} bytes, less than one frame of {stride} bytes "
                     "(truncated file?)"
                 )
-            if size % stride:
-                log.warning("%s: %d bytes after the last whole frame ignored", f, size % stride)
+            if extra := size % stride:
+                warnings.warn(f"{f}: {extra} bytes after the last frame ignored", stacklevel=2)
             if headers[f].sequence != expected_seq:
                 raise FileFormatError(
                     f"{f}: starts at frame {headers[f].sequence}, expected {expected_seq} "
