@@ -30,11 +30,20 @@ _mapping_lock = threading.Lock()
 
 
 def _window_bytes(largest: int) -> int:
-    """Bytes of the next window: the budget shared among the readers mapping now, within
-    ``[MIN_WINDOW_BYTES, largest]`` (``largest``: a mapped tile's bytes)."""
+    """Bytes of the next window: the budget shared among the readers mapping now, at most
+    ``largest`` (a mapped tile's bytes) and at least ``MIN_WINDOW_BYTES``."""
     with _mapping_lock:
         readers = max(1, _mapping[0])
-    return max(min(MIN_WINDOW_BYTES, largest), min(largest, MAPPED_BYTES_BUDGET // readers))
+    return max(MIN_WINDOW_BYTES, min(largest, MAPPED_BYTES_BUDGET // readers))
+
+
+def _window_frames(window_bytes: int, frame_bytes: int, depth: int) -> int:
+    """Frames per window, so that windows cut stacks of ``depth`` frames as little as they
+    can: a multiple of ``depth``, or an (about) equal part of it."""
+    frames = max(1, window_bytes // max(1, frame_bytes))
+    if frames >= depth:
+        return frames - frames % depth
+    return depth // -(-depth // frames)
 
 
 def tile_dtype(dtype: np.dtype) -> np.dtype:
@@ -101,9 +110,9 @@ class HostStackReader:
             # Many tiny pieces (irregular frame offsets) cost more in mappings than they save.
             if len(ranges) <= max(1, (hi - lo) // _MIN_FRAMES_PER_MAP):
                 self._register(True)
-                frame_bytes = max(1, dataset.frame_bytes)
-                tile = (plan.scheme.mapped_depth or plan.scheme.depth) * frame_bytes
-                window = max(1, _window_bytes(tile) // frame_bytes)
+                depth = plan.scheme.mapped_depth or plan.scheme.depth
+                frame_bytes = dataset.frame_bytes
+                window = _window_frames(_window_bytes(depth * frame_bytes), frame_bytes, depth)
                 self._maps = [
                     (a, min(b, a + window)) for b0, b in ranges for a in range(b0, b, window)
                 ]

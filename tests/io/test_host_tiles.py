@@ -188,6 +188,10 @@ def test_windows_share_a_budget_among_the_readers_that_map():
         assert host_tiles._window_bytes(tile) == min(tile, budget)
         host_tiles._mapping[0] = 64
         assert host_tiles._window_bytes(tile) == max(low, budget // 64)
-        assert host_tiles._window_bytes(2**20) == 2**20  # never more than a tile
     finally:
         host_tiles._mapping[0] = saved
+    # Windows cut stacks as little as they can: whole stacks, or equal parts of one.
+    assert host_tiles._window_frames(1000, 10, 30) == 90
+    assert host_tiles._window_frames(100, 10, 40) == 10
+    assert host_tiles._window_frames(120, 10, 40) == 10
+    assert host_tiles._window_frames(200, 10, 40) == 20
