@@ -207,7 +207,7 @@ def test_guess_can_open_contract(rng, tmp_path):
 # --- damaged image tags ------------------------------------------------------------------------
 
 
-def _stack_with_damaged_data_image(path, data, damage: str) -> None:
+def _stack_with_damaged_data_image(path, data, damage: str, version: int) -> None:
     from tests.io.writers_dm import Group, image_group, write_dm
 
     thumb = (np.arange(12 * 10, dtype="u1") % 251).reshape(10, 12)
@@ -226,13 +226,15 @@ def _stack_with_damaged_data_image(path, data, damage: str) -> None:
             ("Dat\x00" if name == "Data" else name, value) for name, value in image_data.entries
         ]
     root = Group(("ImageList", Group(("", image_group(thumb, [12, 10])), ("", main))))
-    write_dm(path, root)
+    write_dm(path, root, version=version)
 
 
+@pytest.mark.parametrize("version", [3, 4])
 @pytest.mark.parametrize("damage", ["dims", "data-label"])
-def test_damaged_data_image_is_not_replaced_by_the_thumbnail(rng, tmp_path, damage):
-    path = tmp_path / "damaged.dm4"
-    _stack_with_damaged_data_image(path, random_data(rng, (6, 9, 11), "uint16"), damage)
-    with pytest.raises(FileFormatError, match=r"damaged\.dm4.*image 1.*dataset_index=0"):
+def test_damaged_data_image_is_not_replaced_by_the_thumbnail(rng, tmp_path, damage, version):
+    path = tmp_path / f"damaged.dm{version}"
+    data = random_data(rng, (6, 9, 11), "uint16")
+    _stack_with_damaged_data_image(path, data, damage, version)
+    with pytest.raises(FileFormatError, match=rf"damaged\.dm{version}.*image 1.*dataset_index=0"):
         DMDataSet(str(path)).initialize()
     assert DMDataSet(str(path), dataset_index=0).initialize().sig_shape == (10, 12)
