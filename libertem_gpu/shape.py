@@ -9,13 +9,31 @@ from typing import Any, SupportsIndex, overload
 from libertem_gpu.errors import DataSetError
 
 
+def as_integer(value: Any, what: str) -> int:
+    """Return ``value`` as an int if it is integral (``4``, ``np.int64(4)``, ``4.0``), else raise
+    a :class:`DataSetError` naming ``what``: ``int()`` would silently truncate ``2.7`` and fail
+    on NaN with a message that names no parameter."""
+    if isinstance(value, bool | str | bytes) or value is None:
+        raise DataSetError(f"{what} must be an integer, got {value!r}")
+    try:
+        result = int(value)
+        integral = result == value
+    except (TypeError, ValueError, OverflowError):
+        raise DataSetError(f"{what} must be an integer, got {value!r}") from None
+    if not integral:
+        raise DataSetError(f"{what} must be an integer, got {value!r} (not a whole number)")
+    return result
+
+
 def validate_dims(dims: Iterable[int], what: str, min_ndim: int, max_ndim: int) -> tuple[int, ...]:
     """Return ``dims`` as a tuple of positive ints, or raise a :class:`DataSetError` naming
     ``what``."""
+    if isinstance(dims, str | bytes):
+        raise DataSetError(f"{what} must be a sequence of integers, got {dims!r}")
     try:
-        result = tuple(int(d) for d in dims)
-    except (TypeError, ValueError):
-        raise DataSetError(f"{what} must be a sequence of integers, got {dims!r}") from None
+        result = tuple(as_integer(d, what) for d in dims)
+    except (TypeError, DataSetError):
+        raise DataSetError(f"{what} must be a sequence of whole numbers, got {dims!r}") from None
     if not min_ndim <= len(result) <= max_ndim:
         raise DataSetError(
             f"{what} must have {min_ndim} to {max_ndim} dimensions, got {len(result)}: {result}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ from libertem_gpu.io.partition import Partition, make_partitions
 
 __all__ = [
     "aligned_partitions",
+    "check_stored_chunks",
     "chunk_snapper",
     "describe_datasets",
     "library_errors",
@@ -157,3 +159,69 @@ def pick_dataset(
             f"(numeric, {sig_dims + 1}-D or more); {describe_datasets(found)}"
         )
     return max(candidates, key=lambda f: math.prod(f[1]) * np.dtype(f[2]).itemsize)[0]
+
+
+# --- what a header claims against what is stored -------------------------------------------
+
+#: Missing chunks read as the fill value; a store missing more than this share of its chunks
+#: claims more data than it holds (a damaged or hand-written header), not a sparse acquisition.
+MAX_MISSING_SHARE = 0.5
+#: Stored chunks expand to at most this many times their bytes on disk once the claimed size
+#: passes :data:`PLAUSIBLE_FLOOR`; real detector data (even sparse counts) stays far below.
+MAX_EXPANSION = 10_000
+PLAUSIBLE_FLOOR = 2**30
+
+
+def check_stored_chunks(
+    source: str,
+    shape: Sequence[int],
+    chunks: Sequence[int],
+    itemsize: int,
+    stored_chunks: int,
+    stored_bytes: int,
+) -> None:
+    """Check a chunked array's declared ``shape`` against the chunks that are stored.
+
+    Parameters
+    ----------
+    source : str
+        The file or store and array, for messages.
+    shape, chunks : sequence of int
+        The declared array and chunk (or shard) shapes.
+    itemsize : int
+        Bytes per element.
+    stored_chunks : int
+        How many chunks (shards) hold data in the file or store (counting may stop once it
+        passes half the declared number).
+    stored_bytes : int
+        Their bytes on disk.
+
+    Raises
+    ------
+    FileFormatError
+        If more than half the chunks are missing, or the stored bytes cannot plausibly hold
+        the declared size: memory and work would follow the header, not the data.
+    """
+    declared = math.prod(-(-int(n) // max(1, int(c))) for n, c in zip(shape, chunks, strict=True))
+    claimed = math.prod(int(n) for n in shape) * itemsize
+    what = (
+        f"{source}: declares shape {tuple(shape)} ({claimed} bytes in {declared} chunks of "
+        f"{tuple(chunks)}), but"
+    )
+    if stored_chunks < declared * (1 - MAX_MISSING_SHARE):
+        raise FileFormatError(
+            f"{what} only {stored_chunks} chunks ({stored_bytes} bytes) are stored; missing "
+            "chunks would read as the fill value: damaged or truncated store, or a header that "
+            "claims more data than it holds"
+        )
+    if claimed > PLAUSIBLE_FLOOR and claimed > MAX_EXPANSION * max(1, stored_bytes):
+        raise FileFormatError(
+            f"{what} the stored chunks hold only {stored_bytes} bytes, "
+            f"{claimed // max(1, stored_bytes)} times less: not plausible for detector data"
+        )
+    if stored_chunks < declared:
+        warnings.warn(
+            f"{source}: {declared - stored_chunks} of {declared} chunks are not stored; they "
+            "read as the array's fill value",
+            stacklevel=3,
+        )

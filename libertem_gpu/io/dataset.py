@@ -12,7 +12,7 @@ import numpy as np
 from libertem_gpu.errors import DataSetError, FileFormatError, ShapeMismatchError
 from libertem_gpu.io.partition import Partition, make_partitions, partition_frame_count
 from libertem_gpu.io.reader import FrameReader
-from libertem_gpu.shape import Shape, validate_dims
+from libertem_gpu.shape import Shape, as_integer, validate_dims
 
 
 class SyncOptions(TypedDict, total=False):
@@ -104,7 +104,11 @@ class DataSet(ABC):
         self._sig_shape_arg = (
             None if sig_shape is None else validate_dims(sig_shape, "sig_shape", 1, 3)
         )
-        self._sync_offset = int(sync_offset)
+        self._sync_offset = as_integer(sync_offset, "sync_offset")
+        if num_partitions is not None:
+            num_partitions = as_integer(num_partitions, "num_partitions")
+            if num_partitions <= 0:
+                raise DataSetError(f"num_partitions must be positive, got {num_partitions}")
         self._num_partitions = num_partitions
         self._shape: Shape | None = None
         self._storage_dtype: np.dtype | None = None

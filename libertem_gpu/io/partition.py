@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from libertem_gpu import config
+from libertem_gpu.errors import DataSetError
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class Partition:
         return self.stop - self.start
 
 
+#: A task holds a few index arrays of its frames (17 bytes each): tiny frames must not make a
+#: partition sized in bytes hold hundreds of millions of them.
+MAX_FRAMES_PER_PARTITION = 2**20
+
+
 def partition_frame_count(
     nav_size: int,
     frame_bytes: int,
@@ -41,11 +47,11 @@ def partition_frame_count(
 
     ``num_partitions`` wins where given, then ``partition_bytes``; otherwise the size aims at
     ``partitions_per_worker`` partitions per worker, clamped between the configured minimum and
-    maximum partition sizes.
+    maximum partition sizes, and to at most ``MAX_FRAMES_PER_PARTITION`` frames.
     """
     if num_partitions is not None:
         if num_partitions <= 0:
-            raise ValueError(f"num_partitions must be positive, got {num_partitions}")
+            raise DataSetError(f"num_partitions must be positive, got {num_partitions}")
         return max(1, math.ceil(nav_size / num_partitions))
     if partition_bytes is None:
         partition_bytes = config.get("partition_bytes")
@@ -55,7 +61,8 @@ def partition_frame_count(
         partition_bytes = min(
             config.get("max_partition_bytes"), max(config.get("min_partition_bytes"), target)
         )
-    return max(1, min(nav_size, int(partition_bytes) // max(1, frame_bytes)))
+    frames = int(partition_bytes) // max(1, frame_bytes)
+    return max(1, min(nav_size, frames, MAX_FRAMES_PER_PARTITION))
 
 
 def make_partitions(nav_size: int, frames_per_partition: int) -> list[Partition]:

@@ -3,6 +3,7 @@ buffers into the results callers get."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,9 +182,20 @@ class UDFRun:
         self.states = [
             UDFClientState(u, plan.dataset, plan.roi_flat, plan.n_selected) for u in udfs
         ]
-        for state in self.states:  # what meta.get_valid_nav_mask() answers in merge and results
+        # What meta.get_valid_nav_mask() answers in merge and results. Through a weak
+        # reference: a bound method would make a cycle (run -> UDF -> meta -> run) that keeps
+        # the run's scan-sized buffers alive until the cyclic garbage collector runs.
+        valid_nav = weakref.WeakMethod(self._valid_nav)
+
+        def current_valid_nav() -> np.ndarray:
+            method = valid_nav()
+            if method is None:
+                raise RuntimeError("the run of this UDF is over: no valid-position mask")
+            return method()
+
+        for state in self.states:
             assert state.udf.meta is not None
-            state.udf.meta.valid_nav = self._valid_nav
+            state.udf.meta.valid_nav = current_valid_nav
         self.tasks: list[PartitionTask] = plan.tasks()
         self.damage = np.zeros(plan.dataset.shape.nav_size, dtype=bool)
         self._merged: set[int] = set()

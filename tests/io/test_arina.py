@@ -105,3 +105,18 @@ def test_guess_can_open_contract(rng, tmp_path):
     (tmp_path / "good").mkdir()
     master = write_arina(tmp_path / "good", frames, frames_per_file=7)
     check_guess_can_open(ArinaDataSet, [master], tmp_path)
+
+
+def test_metadata_that_could_hang_is_not_read(tmp_path, rng):
+    # Found by the fuzz campaign: a damaged heap reference of a variable-length string, or a
+    # "scalar" with a huge shape, made loading take minutes for a value that is metadata only.
+    frames = random_data(rng, (4, *SIG), "uint16")
+    master = write_arina(tmp_path, frames, frames_per_file=4)
+    with h5py.File(master, "a") as m:
+        spec = m["entry/instrument/detector/detectorSpecific"]
+        del spec["ntrigger"]
+        spec.create_dataset("ntrigger", shape=(10**6,), dtype="u4")  # never written
+        m["entry/instrument/detector/description"][...] = "vlen"  # h5py: a vlen string
+    ds = ArinaDataSet(master).initialize()
+    assert "ntrigger" not in ds.meta and "description" not in ds.meta
+    assert ds.meta["nimages"] == 4

@@ -117,3 +117,30 @@ def test_guess_can_open_contract(rng, tmp_path):
     if DATA.is_file():
         paths.append(str(DATA))
     check_guess_can_open(BloDataSet, paths, tmp_path)
+
+
+# --- frame markers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "frame"),
+    [
+        ("offset+1", 0),  # the header's pattern offset is wrong: every frame would shift
+        ("marker", 5),  # one frame's 0x55AA is damaged
+        ("number", 11),  # the last frame's number is wrong
+    ],
+)
+def test_frame_markers_are_checked(rng, tmp_path, edit, frame):
+    data = rng.integers(1, 255, (3, 4, 7, 7), dtype=np.uint8)
+    path = Path(write_blo(tmp_path / "m.blo", data))
+    raw = bytearray(path.read_bytes())
+    offset = 0x1000
+    if edit == "offset+1":
+        raw[12:16] = (offset + 1).to_bytes(4, "little")  # the patterns' offset
+    elif edit == "marker":
+        raw[offset + frame * 55] ^= 0xFF
+    else:
+        raw[offset + frame * 55 + 2] ^= 0x40
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match=rf"m\.blo: frame {frame} .*0x55AA"):
+        BloDataSet(str(path)).initialize()

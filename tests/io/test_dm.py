@@ -202,3 +202,39 @@ def test_shared_bad_files(ctx, rng, tmp_path):
 
 def test_guess_can_open_contract(rng, tmp_path):
     check_guess_can_open(DMDataSet, [_good_dm(rng, tmp_path / "good")], tmp_path)
+
+
+# --- damaged image tags ------------------------------------------------------------------------
+
+
+def _stack_with_damaged_data_image(path, data, damage: str, version: int) -> None:
+    from tests.io.writers_dm import Group, image_group, write_dm
+
+    thumb = (np.arange(12 * 10, dtype="u1") % 251).reshape(10, 12)
+    dims = list(reversed(data.shape))
+    main = image_group(data, dims)
+    image_data = dict(main.entries)["ImageData"]
+    if damage == "dims":  # one more dimension than DM images have
+        image_data.entries = [
+            ("Dimensions", Group(*[("", np.uint32(d)) for d in [*dims, 1, 1]]))
+            if name == "Dimensions"
+            else (name, value)
+            for name, value in image_data.entries
+        ]
+    else:  # the Data tag's label is damaged
+        image_data.entries = [
+            ("Dat\x00" if name == "Data" else name, value) for name, value in image_data.entries
+        ]
+    root = Group(("ImageList", Group(("", image_group(thumb, [12, 10])), ("", main))))
+    write_dm(path, root, version=version)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("damage", ["dims", "data-label"])
+def test_damaged_data_image_is_not_replaced_by_the_thumbnail(rng, tmp_path, damage, version):
+    path = tmp_path / f"damaged.dm{version}"
+    data = random_data(rng, (6, 9, 11), "uint16")
+    _stack_with_damaged_data_image(path, data, damage, version)
+    with pytest.raises(FileFormatError, match=rf"damaged\.dm{version}.*image 1.*dataset_index=0"):
+        DMDataSet(str(path)).initialize()
+    assert DMDataSet(str(path), dataset_index=0).initialize().sig_shape == (10, 12)

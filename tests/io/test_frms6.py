@@ -159,3 +159,12 @@ def test_guess_can_open_contract(rng, tmp_path):
     hdr, _, _ = _write(tmp_path / "good", rng)
     paths = [hdr, hdr.replace(".hdr", "_000.frms6"), hdr.replace(".hdr", "_001.frms6")]
     check_guess_can_open(FRMS6DataSet, paths, tmp_path)
+
+
+def test_hdr_without_scan_shape_warns(rng, tmp_path):
+    hdr, _, _ = _write(tmp_path, rng)
+    lines = Path(hdr).read_text().splitlines()
+    Path(hdr).write_text("\n".join(ln for ln in lines if "stemimagesize" not in ln) + "\n")
+    with pytest.warns(UserWarning, match=r"scan\.hdr: no stemimagesize.*line scan"):
+        ds = FRMS6DataSet(hdr).initialize()
+    assert ds.nav_shape == (12,)

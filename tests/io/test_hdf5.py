@@ -324,3 +324,20 @@ def test_guess_can_open_contract(tmp_path, rng):
     path = write_h5(tmp_path / "scan.h5", random_data(rng, (3, 4, *SIG), "uint16"))
     h5_names = H5DataSet.extensions
     check_guess_can_open(H5DataSet, [path], tmp_path, by_extension=h5_names)
+
+
+# --- what the header claims against what is stored ---------------------------------------------
+
+
+def test_unwritten_chunks_and_data_are_refused(tmp_path, rng):
+    # Unwritten chunks read as the fill value: a dataset declaring far more than the file
+    # holds is refused at load, before anything is sized by its shape.
+    path = tmp_path / "claims.h5"
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("big", shape=(64, 2**20, 6, 5), chunks=(1, 64, 6, 5), dtype="u2")
+        d[0, :64] = random_data(rng, (64, 6, 5), "uint16")
+        f.create_dataset("empty", shape=(4, 4, 6, 5), dtype="u2")  # contiguous, never written
+    with pytest.raises(FileFormatError, match=r"claims\.h5:big.*only 1 chunks"):
+        H5DataSet(str(path), ds_path="big").initialize()
+    with pytest.raises(FileFormatError, match=r"claims\.h5: dataset empty.*only 0 bytes"):
+        H5DataSet(str(path), ds_path="empty").initialize()

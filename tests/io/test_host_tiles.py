@@ -9,6 +9,8 @@ import mmap
 import numpy as np
 import pytest
 
+from libertem_gpu import CoMUDF, SumUDF
+from libertem_gpu.io import host_tiles
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.fixed_layout import FileSegment, FixedLayoutReader
 from libertem_gpu.io.host_tiles import iter_host_tiles
@@ -126,3 +128,70 @@ def test_mapped_stacks_use_the_mapped_depth(tmp_path, rng, dtype):
     else:
         assert max(n for n, _ in sizes) == 3
         assert not any(mapped for _, mapped in sizes)
+
+
+def test_partition_is_mapped_one_window_at_a_time(tmp_path, rng, monkeypatch):
+    # A thread maps its partition in windows, never all at once: each mapping is pre-faulted,
+    # so a whole 256 MiB partition per thread would cost its size in resident memory.
+    monkeypatch.setattr(host_tiles, "MAPPED_BYTES_BUDGET", 7 * 5 * 6 * 2)  # 7 frames
+    monkeypatch.setattr(host_tiles, "MIN_WINDOW_BYTES", 7 * 5 * 6 * 2)
+    frames = random_data(rng, (40, 5, 6), "uint16")
+    ds = SegmentedDataSet(_write_segments(tmp_path, frames, [], "uint16"), (5, 6), "uint16")
+    ds.initialize()
+    plan = TilePlan.for_partition(
+        Partition(0, 0, 40), None, TilingScheme(depth=4, mapped_depth=20), (5, 6)
+    )
+    live: set[int] = set()
+    for tile, data in iter_host_tiles(ds, plan):
+        np.testing.assert_array_equal(data, frames[tile.frames])
+        assert _is_mapped(data) and tile.num_frames <= 7
+        base = data
+        while isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        live.add(id(base))
+        del data, base
+    assert len(live) >= 40 // 7  # a mapping per window
+
+
+@pytest.mark.parametrize("dtype", ["float16", ">f2"])
+def test_float16_frames_reach_udfs_as_float32(tmp_path, rng, dtype):
+    # Kernels read float32, not float16: the frames are converted while read (never viewed).
+    frames = random_data(rng, (13, 5, 6), "float16").astype(dtype)
+    ds = SegmentedDataSet(_write_segments(tmp_path, frames, [6], dtype), (5, 6), dtype)
+    ds.initialize()
+    plan = TilePlan.for_partition(Partition(0, 0, 13), None, TilingScheme(depth=4), (5, 6))
+    for tile, data in iter_host_tiles(ds, plan):  # tiles share a buffer: check each at once
+        assert data.dtype == np.float32 and not _is_mapped(data)
+        np.testing.assert_array_equal(data, frames[tile.frames].astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float16", ">f2"])
+def test_float16_files_run_the_builtin_analyses(ctx, rng, tmp_path, dtype):
+    data = random_data(rng, (4, 5, 8, 9), "float16").astype(dtype)
+    data.tofile(tmp_path / "x.raw")
+    ds = ctx.load("raw", path=tmp_path / "x.raw", nav_shape=(4, 5), sig_shape=(8, 9), dtype=dtype)
+    assert ds.dtype == np.float16  # as stored; UDFs get float32 tiles
+    sums, com = ctx.run_udf(dataset=ds, udf=[SumUDF(), CoMUDF()])
+    expected = data.astype(np.float64).sum(axis=(0, 1))
+    np.testing.assert_allclose(sums["intensity"].data, expected, rtol=1e-5)
+    assert np.isfinite(com["field_x"].data).all()
+
+
+def test_windows_share_a_budget_among_the_readers_that_map():
+    # A few threads map windows as large as a mapped tile; many share the budget, down to
+    # the minimum window.
+    budget, low = host_tiles.MAPPED_BYTES_BUDGET, host_tiles.MIN_WINDOW_BYTES
+    tile = 64 * 2**20
+    saved = host_tiles._mapping[0]
+    try:
+        host_tiles._mapping[0] = 1
+        assert host_tiles._window_bytes(tile) == min(tile, budget)
+        host_tiles._mapping[0] = 64
+        assert host_tiles._window_bytes(tile) == max(low, budget // 64)
+    finally:
+        host_tiles._mapping[0] = saved
+    # Windows cut stacks as little as they can: whole stacks, or equal parts of one.
+    assert host_tiles._window_frames(1000, 10, 30) == 90
+    assert host_tiles._window_frames(100, 10, 40) == 10
+    assert host_tiles._window_frames(120, 10, 40) == 10
+    assert host_tiles._window_frames(200, 10, 40) == 20

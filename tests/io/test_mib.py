@@ -322,3 +322,19 @@ def test_guess_can_open_contract(rng, tmp_path):
     hdr = write_mib(tmp_path / "good", _counts(rng, (3, 4, 16, 12), 12), 12)
     paths = [hdr, *sorted((tmp_path / "good").glob("*.mib")), *sorted(DATA.glob("*.mib"))]
     check_guess_can_open(MIBDataSet, paths, tmp_path)
+
+
+# --- truncated .hdr: fall back, but say so -----------------------------------------------------
+
+
+def test_truncated_hdr_warns(rng, tmp_path):
+    data = rng.integers(0, max_value(12), (3, 4, 16, 16)).astype("uint16")
+    hdr = Path(write_mib(tmp_path, data, 12))
+    text = hdr.read_bytes()
+    hdr.write_bytes(text[: text.index(b"Frames in")])  # cut before the frame count
+    with pytest.warns(UserWarning) as record:
+        ds = MIBDataSet(str(hdr)).initialize()
+    messages = [str(w.message) for w in record]
+    assert any("scan.hdr" in m and "'End'" in m for m in messages), messages
+    assert any("scan.hdr" in m and "line scan" in m for m in messages), messages
+    assert ds.nav_shape == (12,)

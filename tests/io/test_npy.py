@@ -77,3 +77,43 @@ def test_shared_bad_files(ctx, rng, tmp_path):
 def test_guess_can_open_contract(rng, tmp_path):
     np.save(tmp_path / "x.npy", random_data(rng, (3, 4, 7, 5), "uint16"))
     check_guess_can_open(NPYDataSet, [tmp_path / "x.npy"], tmp_path)
+
+
+def _npy_with_header(path, header: str) -> str:
+    """A version 1.0 .npy file with ``header`` as written, then some data bytes."""
+    text = header.encode("latin-1")
+    text += b" " * ((64 - (10 + len(text) + 1) % 64) % 64) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + bytes(64))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "{'descr': '<u2', 'fortran_order': False, 'shape': (3, 4",  # tokenize.TokenError
+        "{'descr': '<u2', 'fortran_order': False, 'shape': (3, '''",
+        "{'descr': '<u2', 'fortran_order': False, 'shape': (3, 4), 'x': [}",
+    ],
+)
+def test_unparsable_headers_name_the_file(inline_ctx, tmp_path, capsys, header):
+    from libertem_gpu.cli import main
+
+    path = _npy_with_header(tmp_path / "broken.npy", header)
+    with pytest.raises(FileFormatError, match=r"broken\.npy.*not a valid \.npy"):
+        inline_ctx.load("npy", path=path)
+    assert main(["info", path]) != 0  # an error line, no traceback
+    assert "broken.npy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 5), (3, 0, 4, 5), (3, 4, 0, 5)])
+def test_empty_shapes_name_the_file(inline_ctx, tmp_path, shape):
+    header = f"{{'descr': '<u2', 'fortran_order': False, 'shape': {shape}, }}"
+    path = _npy_with_header(tmp_path / "empty.npy", header)
+    with pytest.raises(FileFormatError, match=r"empty\.npy.*shape"):
+        inline_ctx.load("npy", path=path)
+
+
+def test_float16_loads_and_runs(ctx, rng, tmp_path):
+    data = random_data(rng, (3, 4, 5, 6), "float16")
+    np.save(tmp_path / "h.npy", data)
+    check_dataset(ctx, ctx.load("npy", path=tmp_path / "h.npy"), data, dtype="float16")

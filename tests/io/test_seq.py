@@ -139,3 +139,42 @@ def test_shared_bad_files(ctx, rng, tmp_path):
 
 def test_guess_can_open_contract(rng, tmp_path):
     check_guess_can_open(SEQDataSet, [_good_seq(rng, tmp_path / "good")], tmp_path)
+
+
+# --- header fields that decide where frames lie ------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [0, 2, 7, -1, 2**30])
+def test_unknown_version_is_refused(rng, tmp_path, version):
+    # The version decides whether frames start at 1024 or 8192: an unknown one is not guessed.
+    path = tmp_path / "v.seq"
+    write_seq(path, random_data(rng, (4, 5, 6), "uint16"))
+    raw = bytearray(path.read_bytes())
+    raw[28:32] = version.to_bytes(4, "little", signed=True)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match=rf"v\.seq.*version {version}"):
+        SEQDataSet(str(path)).initialize()
+
+
+def test_wrong_header_size_and_image_size_are_refused(rng, tmp_path):
+    path = tmp_path / "h.seq"
+    write_seq(path, random_data(rng, (4, 5, 6), "uint16"))
+    good = path.read_bytes()
+    for offset, value, what in ((32, 2000, "header size"), (564, 59, "59 bytes")):
+        raw = bytearray(good)
+        raw[offset : offset + 4] = value.to_bytes(4, "little")
+        path.write_bytes(bytes(raw))
+        with pytest.raises(FileFormatError, match=rf"h\.seq.*{what}"):
+            SEQDataSet(str(path)).initialize()
+
+
+def test_bytes_after_the_allocated_frames_warn(rng, tmp_path):
+    # A version-5 file read as version 4 would show as 7168 spare bytes: say so.
+    path = tmp_path / "extra.seq"
+    data = random_data(rng, (4, 5, 6), "uint16")
+    write_seq(path, data, footer=0)
+    with open(path, "ab") as f:
+        f.write(bytes(7168))
+    with pytest.warns(UserWarning, match=r"extra\.seq: 7168 bytes after the 4 allocated"):
+        ds = SEQDataSet(str(path)).initialize()
+    assert ds.image_count == 4

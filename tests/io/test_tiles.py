@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from libertem_gpu import config
-from libertem_gpu.io.partition import make_partitions, partition_frame_count
+from libertem_gpu.io.partition import (
+    MAX_FRAMES_PER_PARTITION,
+    make_partitions,
+    partition_frame_count,
+)
 from libertem_gpu.io.tiles import TilePlan, TilingScheme
 from libertem_gpu.plan import choose_scheme
 
@@ -85,3 +89,9 @@ def test_choose_scheme_mapped_depth():
 def test_scheme_validation(bad):
     with pytest.raises(ValueError, match="positive"):
         TilingScheme(**bad)
+
+
+def test_tiny_frames_do_not_make_huge_partitions():
+    # 256 MiB of 1-byte frames would be 2**28 frames, and a task's index arrays 4.5 GB.
+    frames = partition_frame_count(2**34, 1, n_workers=1)
+    assert frames == MAX_FRAMES_PER_PARTITION

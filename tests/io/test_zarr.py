@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import pickle
 from pathlib import Path
@@ -177,3 +178,40 @@ def test_guess_can_open_contract(tmp_path, rng):
     data = random_data(rng, (3, 4, *SIG), "uint16")
     path = write_zarr(tmp_path / "scan.zarr", data, 3, (2, 2, *SIG))
     check_guess_can_open(ZarrDataSet, [path], tmp_path)
+
+
+# --- what the metadata claims against what is stored -------------------------------------------
+
+
+def _claim(path, **changes):
+    meta_file = Path(path) / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    for key, value in changes.items():
+        if key == "chunk_shape":
+            meta["chunk_grid"]["configuration"]["chunk_shape"] = value
+        else:
+            meta[key] = value
+    meta_file.write_text(json.dumps(meta))
+
+
+def test_metadata_claiming_more_than_is_stored_is_refused(tmp_path, rng):
+    # A few hundred bytes of zarr.json must not make a run allocate gigabytes.
+    path = write_zarr(
+        tmp_path / "big.zarr", random_data(rng, (4, 8, 6, 5), "uint16"), 3, (1, 8, 6, 5)
+    )
+    _claim(path, shape=[4, 2**31, 6, 5])
+    with pytest.raises(FileFormatError, match=r"big\.zarr.*2147483648.*only 4 chunks"):
+        ZarrDataSet(path).initialize()
+    _claim(path, chunk_shape=[4, 2**31, 6, 5])  # one chunk "holds" it all: implausible
+    with pytest.raises(FileFormatError, match=r"big\.zarr.*not plausible"):
+        ZarrDataSet(path).initialize()
+
+
+def test_missing_chunks_warn(tmp_path, rng):
+    path = write_zarr(
+        tmp_path / "sparse.zarr", random_data(rng, (4, 3, 6, 5), "uint16"), 3, (1, 3, 6, 5)
+    )
+    chunk = next(p for p in sorted(Path(path).rglob("*")) if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    with pytest.warns(UserWarning, match=r"sparse\.zarr.*1 of 4 chunks are not stored"):
+        ZarrDataSet(path).initialize()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +36,19 @@ if TYPE_CHECKING:
 
 _DATA_LINK = re.compile(r"^data_(\d+)$")
 _SPECIFIC = "entry/instrument/detector/detectorSpecific"
+_MAX_METADATA_ITEMS = 4096
 
 
 def _scalar(group: Any, name: str) -> Any:
     """A scalar from the master file's metadata, or ``None`` if absent or unreadable."""
     try:
-        value = group[name][()]
+        dset = group[name]
+        # A damaged header may give a "scalar" a huge shape, or a variable-length string a
+        # heap reference that HDF5 follows for minutes: metadata is not worth either (DECTRIS
+        # writes fixed-length strings).
+        if dset.size > _MAX_METADATA_ITEMS or dset.dtype.kind == "O":
+            return None
+        value = dset[()]
     except Exception:
         return None
     if isinstance(value, bytes):
@@ -189,6 +197,7 @@ class ArinaDataSet(FileDataSet):
             self._meta["warning"] = (
                 f"the master file announces {expected} frames, the data files hold {total}"
             )
+            warnings.warn(f"{master}: {self._meta['warning']}", stacklevel=3)
 
     def _snapper(self) -> Callable[[int], int] | None:
         """Snap to chunk boundaries inside each data file (file boundaries are chunk

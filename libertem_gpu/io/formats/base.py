@@ -46,6 +46,20 @@ class FileDataSet(DataSet):
         super().__init__(**options)
         self.path = os.fspath(path)
 
+    def initialize(self) -> FileDataSet:
+        """Read and check the metadata; returns ``self``. Besides the format's own checks, the
+        frames a header declares must lie inside the files: a header that claims more data
+        than the files hold is an error now, not a run that reads past the end (or plans
+        buffers for a scan that is not there)."""
+        super().initialize()
+        with self.get_reader() as reader:
+            layout = reader.raw_layout()
+            if layout is not None:
+                layout.check_file_sizes(
+                    f"{self.image_count} frames of {self.sig_shape} {self.storage_dtype}"
+                )
+        return self
+
 
 class StoreDataSet(FileDataSet):
     """An array inside a hierarchical store (HDF5 file, Zarr store): scan axes first, then

@@ -20,6 +20,8 @@ from libertem_gpu.io.layout import FileSegment
 _ID = b"IMGBLO"
 _MAGIC = 0x0102
 _FRAME_HEADER = 6
+_FRAME_MARKER = 0x55AA
+_MARKER_PROBES = 16  # frame headers checked at load, spread over the file
 # ID, magic, offset of the virtual image, offset of the patterns, flags, pattern size,
 # pattern rotation, scan x, scan y, scan rotation, pixel size x/y (nm), beam energy (V),
 # pattern pixel size, camera length, acquisition time.
@@ -68,6 +70,7 @@ class BloDataSet(FileDataSet):
                 f"{path}: file has {size} bytes, too short for one {side}x{side} pattern at byte "
                 f"{offset} (truncated file?)"
             )
+        check_frame_markers(path, offset, stride, count)
         self._offset = offset
         self._set_layout((scan_y, scan_x), (side, side), np.dtype(np.uint8), count, source=path)
         self._meta = {"path": path, "pattern_offset": offset, **fields}
@@ -80,6 +83,34 @@ class BloDataSet(FileDataSet):
             self.image_count,
         )
         return FixedLayoutReader([segment], self.sig_shape, self.storage_dtype)
+
+
+def check_frame_markers(path: str, offset: int, stride: int, count: int) -> None:
+    """Check the 6-byte headers (``0x55AA``, frame number) of the first and last frames and of
+    a few between: a wrong pattern offset or size would otherwise shift every frame.
+
+    Raises
+    ------
+    FileFormatError
+        Naming the first frame whose marker or number is not what its position says.
+    """
+    probes = sorted({0, count - 1, *range(0, count, max(1, count // _MARKER_PROBES))})
+    first: int | None = None
+    with open(path, "rb") as f:
+        for index in probes:
+            f.seek(offset + index * stride)
+            head = f.read(_FRAME_HEADER)
+            marker, number = struct.unpack("<HI", head) if len(head) == 6 else (None, None)
+            if first is None and marker == _FRAME_MARKER:
+                first = number  # frames are numbered consecutively (from 0 as written)
+            if marker != _FRAME_MARKER or first is None or number != first + index:
+                expected = index if first is None else first + index
+                raise FileFormatError(
+                    f"{path}: frame {index} should start at byte {offset + index * stride} with "
+                    f"marker 0x55AA and frame number {expected}, found "
+                    f"{head.hex() or 'nothing'} (wrong pattern offset or size in the header, "
+                    "or a damaged file)"
+                )
 
 
 def parse_blo_header(head: bytes, path: str) -> dict:

@@ -367,28 +367,64 @@ class DMDataSet(FileDataSet):
         if not isinstance(images, TagGroup):
             raise FileFormatError(f"{self.path}: no ImageList tag group: not an image file")
         found = []
+        self._skipped: list[tuple[int, str]] = []
         for index, image in enumerate(images.items()):
             data = image.find("ImageData", "Data") if isinstance(image, TagGroup) else None
             dims = image.find("ImageData", "Dimensions") if isinstance(image, TagGroup) else None
             if isinstance(data, ArrayRef) and isinstance(dims, TagGroup):
                 found.append((index, image))
+            else:
+                missing = [
+                    name
+                    for name, ok in (
+                        ("ImageData/Data", isinstance(data, ArrayRef)),
+                        ("ImageData/Dimensions", isinstance(dims, TagGroup)),
+                    )
+                    if not ok
+                ]
+                self._skipped.append((index, f"no {' or '.join(missing)} tag"))
         if not found:
             raise FileFormatError(f"{self.path}: ImageList holds no image with data")
         return found
+
+    def _pick(
+        self, images: list[tuple[int, TagGroup]], image_list: TagGroup
+    ) -> tuple[int, TagGroup]:
+        """The largest image of 2 to 4 dimensions; an error where a larger one (or one of
+        unknown size) has broken tags, since files often hold a small thumbnail first and
+        silently reading the thumbnail instead of the data is worse than failing."""
+        candidates, unusable = [], list(self._skipped)
+        for idx, img in images:
+            dims = [_scalar(d) for d in img.find("ImageData", "Dimensions").items()]
+            if 2 <= len(dims) <= 4:
+                candidates.append((idx, img))
+            else:
+                unusable.append((idx, f"Dimensions {dims}"))
+        if not candidates:
+            raise FileFormatError(f"{self.path}: holds no image of 2 to 4 dimensions")
+        index, image = max(candidates, key=lambda c: (_data_length(c[1]), c[0]))
+        chosen = _data_length(image)
+        unknown = {i for i, _ in self._skipped}  # no Data tag: its size is unknown
+        larger = [
+            (i, why)
+            for i, why in unusable
+            if i in unknown or _data_length(_item(image_list, i)) >= chosen
+        ]
+        if larger:
+            listed = "; ".join(f"image {i}: {why}" for i, why in larger)
+            raise FileFormatError(
+                f"{self.path}: the largest image cannot be read ({listed}); the only readable "
+                f"one is image {index} ({chosen} bytes, often a thumbnail). Damaged tags? Pass "
+                f"dataset_index={index} to read image {index} anyway"
+            )
+        return index, image
 
     def _initialize(self) -> None:
         path = require_file(self.path, "DM file")
         version, root = read_dm_tags(path)
         images = self._images(root)
         if self.dataset_index is None:
-            candidates = [
-                (idx, img)
-                for idx, img in images
-                if 2 <= len(img.find("ImageData", "Dimensions").items()) <= 4
-            ]
-            if not candidates:
-                raise FileFormatError(f"{path}: holds no image of 2 to 4 dimensions")
-            index, image = max(candidates, key=lambda c: (_data_length(c[1]), c[0]))
+            index, image = self._pick(images, root.get("ImageList"))
         else:
             matches = [(idx, img) for idx, img in images if idx == self.dataset_index]
             if not matches:
@@ -468,6 +504,14 @@ class DMDataSet(FileDataSet):
         return FixedLayoutReader([segment], self.sig_shape, self.storage_dtype)
 
 
-def _data_length(image: TagGroup) -> int:
+def _data_length(image: Any) -> int:
+    """Bytes of an image's data; 0 where its Data tag is missing (nothing to compare)."""
+    if not isinstance(image, TagGroup):
+        return 0
     data = image.find("ImageData", "Data")
     return data.length * data.dtype.itemsize if isinstance(data, ArrayRef) else 0
+
+
+def _item(group: TagGroup, index: int) -> Any:
+    items = group.items()
+    return items[index] if 0 <= index < len(items) else None

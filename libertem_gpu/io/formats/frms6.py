@@ -23,6 +23,7 @@ import glob
 import os
 import re
 import struct
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -297,6 +298,12 @@ class FRMS6DataSet(FileDataSet):
         image_count = sum(s.num_frames for s in self._segments)
         sig = (2 * raw_shape[0] * self._binning, raw_shape[1] // 2)
         nav = hdr["stemimagesize"] or (image_count,)
+        if hdr["stemimagesize"] is None and self._nav_shape_arg is None:
+            warnings.warn(
+                f"{hdr_path}: no stemimagesize in [measurementInfo] (truncated .hdr?): reading "
+                f"the {image_count} frames as a line scan; pass nav_shape for the scan's shape",
+                stacklevel=2,
+            )
         dark_segment = FileSegment(
             numbered[0][1], FILE_HEADER_BYTES + FRAME_HEADER_BYTES, stride, headers[0]["num_frames"]
         )

@@ -17,6 +17,7 @@ import numpy as np
 from libertem_gpu.errors import DataSetError, FileFormatError
 from libertem_gpu.io.chunked import (
     aligned_partitions,
+    check_stored_chunks,
     chunk_snapper,
     describe_datasets,
     library_errors,
@@ -134,6 +135,23 @@ class H5DataSet(StoreDataSet):
                 f"dataset {ds_path} of shape {shape}"
             )
         chunks = None if dset.chunks is None else tuple(int(c) for c in dset.chunks)
+        if chunks is not None and segments is None:
+            # Before anything is sized by the shape (the first-frame probe, a run's buffers).
+            with library_errors(path, f"counting the stored chunks of {ds_path}"):
+                stored = int(dset.id.get_num_chunks()), int(dset.id.get_storage_size())
+            check_stored_chunks(f"{path}:{ds_path}", shape, chunks, dtype.itemsize, *stored)
+        elif chunks is None and segments is None:
+            # Contiguous data not mapped directly (compact, or never written): what is
+            # stored must hold the declared size, or reads are fill values.
+            with library_errors(path, f"reading the storage size of {ds_path}"):
+                stored_bytes = int(dset.id.get_storage_size())
+            claimed = math.prod(shape) * dtype.itemsize
+            if stored_bytes < claimed:
+                raise FileFormatError(
+                    f"{path}: dataset {ds_path} declares shape {shape} ({claimed} bytes), but "
+                    f"only {stored_bytes} bytes are stored (data never written, or a damaged "
+                    "header)"
+                )
         part = H5Part(file_path, dset.name, shape, self.sig_dims, chunks, bitshuffle_options(dset))
         self._parts = [part]
         self._segments = segments

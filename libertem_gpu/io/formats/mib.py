@@ -13,6 +13,7 @@ import glob
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -385,8 +386,8 @@ class MIBDataSet(FileDataSet):
                     f"{f}: file has {size} bytes, less than one frame of {stride} bytes "
                     "(truncated file?)"
                 )
-            if size % stride:
-                log.warning("%s: %d bytes after the last whole frame ignored", f, size % stride)
+            if extra := size % stride:
+                warnings.warn(f"{f}: {extra} bytes after the last frame ignored", stacklevel=2)
             if headers[f].sequence != expected_seq:
                 raise FileFormatError(
                     f"{f}: starts at frame {headers[f].sequence}, expected {expected_seq} "
@@ -436,7 +437,16 @@ class MIBDataSet(FileDataSet):
     def _read_hdr(path: str) -> dict[str, str]:
         with open(path, "rb") as f:
             text = f.read(1 << 20).decode("latin-1")
-        return parse_hdr(text, path)
+        hdr = parse_hdr(text, path)
+        if not any(line.startswith("End") for line in text.splitlines()[1:]):
+            # Merlin ends every .hdr with an "End" line: without it the file was cut short,
+            # and what it would have said (scan shape, frame count) falls back to guesses.
+            warnings.warn(
+                f"{path}: Merlin .hdr has no 'End' line (truncated file?): read {len(hdr)} "
+                "entries; the scan shape may fall back to a guess, pass nav_shape to be sure",
+                stacklevel=2,
+            )
+        return hdr
 
     @staticmethod
     def _check_last_header(path: str, offset: int, sequence: int) -> None:
@@ -509,6 +519,12 @@ class MIBDataSet(FileDataSet):
         per_trigger = _hdr_int(hdr, "Frames per Trigger (Number)", path)
         if frames is None or frames <= 0:
             count = sum(s.num_frames for s in segments)
+            warnings.warn(
+                f"{path}: no ScanX/ScanY and no 'Frames in Acquisition (Number)' in the .hdr: "
+                f"reading the {count} frames of the .mib files as a line scan; pass nav_shape "
+                "for the scan's shape",
+                stacklevel=3,
+            )
             return (count,), "frame count (no frame count in the .hdr)"
         if per_trigger and 1 < per_trigger < frames and frames % per_trigger == 0:
             return (frames // per_trigger, per_trigger), "hdr frames per trigger"

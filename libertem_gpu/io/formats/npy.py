@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -57,8 +58,11 @@ class NPYDataSet(FileDataSet):
                     shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
                 else:
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            except ValueError as e:
-                raise FileFormatError(f"{path}: not a valid .npy file: {e}") from None
+            except (ValueError, SyntaxError, TypeError, tokenize.TokenError, UnicodeError) as e:
+                # NumPy's header parser lets the tokenizer's and literal_eval's errors out
+                raise FileFormatError(
+                    f"{path}: not a valid .npy file: {type(e).__name__}: {e}"
+                ) from None
             return tuple(shape), fortran, dtype, f.tell()
 
     def _initialize(self) -> None:
@@ -70,6 +74,11 @@ class NPYDataSet(FileDataSet):
                 "np.save(path, np.ascontiguousarray(arr))"
             )
         dtype = parse_dtype(dtype, what=f"dtype of {path}")
+        if any(d <= 0 for d in shape):
+            raise FileFormatError(
+                f"{path}: the header declares an array of shape {shape}, which holds no frames "
+                "(expected a positive size on every axis)"
+            )
         nav, sig = split_shape(shape, self.sig_dims, f"{path}: array")
         if len(nav) > 3 and self._nav_shape_arg is None:
             raise DataSetError(f"{path}: {len(nav)} scan dimensions, at most 3 are supported")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ _FIELDS = (
 )
 HEADER_BYTES = 1024
 _MONO_FORMATS = (100, 101)  # monochrome, monochrome Bayer (raw sensor values)
+_VERSIONS = (3, 4, 5, 6)  # StreamPix header versions; frames at 8192 from 5 on, else 1024
+_HEADER_SIZES = (1024, 8192)
 
 
 def parse_seq_header(data: bytes, path: str) -> dict[str, Any]:
@@ -63,6 +66,17 @@ def parse_seq_header(data: bytes, path: str) -> dict[str, Any]:
             f"{path}: not a Norpix .seq file: expected magic 0xFEED, found 0x{magic:x}"
         )
     version, header_size = struct.unpack_from("<ii", data, 28)
+    # The version decides where the frames start: an unknown one would read from a guess.
+    if version not in _VERSIONS:
+        raise FileFormatError(
+            f"{path}: header version {version} is not a known StreamPix version (expected one "
+            f"of {', '.join(map(str, _VERSIONS))}); it decides where the frames start"
+        )
+    if header_size not in _HEADER_SIZES:
+        raise FileFormatError(
+            f"{path}: header size field is {header_size}, expected "
+            f"{' or '.join(map(str, _HEADER_SIZES))} (corrupt header?)"
+        )
     header: dict[str, Any] = {"version": version, "header_size": header_size}
     for name, offset, fmt in _FIELDS:
         header[name] = struct.unpack_from("<" + fmt, data, offset)[0]
@@ -83,6 +97,11 @@ def parse_seq_header(data: bytes, path: str) -> dict[str, Any]:
     frame_bytes = width * height * depth // 8
     if width == 0 or height == 0:
         raise FileFormatError(f"{path}: image size {width}x{height} is empty")
+    if header["image_size_bytes"] not in (0, frame_bytes):
+        raise FileFormatError(
+            f"{path}: header says each image has {header['image_size_bytes']} bytes, but "
+            f"{width}x{height} pixels of {depth} bits are {frame_bytes} bytes (corrupt header?)"
+        )
     if header["true_image_size"] < frame_bytes:
         raise FileFormatError(
             f"{path}: header says each frame takes {header['true_image_size']} bytes "
@@ -138,6 +157,14 @@ class SEQDataSet(FileDataSet):
             raise FileFormatError(
                 f"{path}: holds no complete frame: {size} bytes, frames of {frame_bytes} bytes "
                 f"from byte {header['image_offset']}"
+            )
+        extra = body - allocated * stride
+        if allocated > 0 and extra > 0:
+            warnings.warn(
+                f"{path}: {extra} bytes after the {allocated} allocated frames are ignored; if "
+                f"the frames look shifted, the header's version ({header['version']}, frames "
+                f"from byte {header['image_offset']}) may be wrong",
+                stacklevel=2,
             )
         dtype = np.dtype(f"<u{header['bit_depth'] // 8}")
         self._header = header

@@ -17,6 +17,7 @@ import numpy as np
 from libertem_gpu.errors import DataSetError, FileFormatError, MissingFileError
 from libertem_gpu.io.chunked import (
     aligned_partitions,
+    check_stored_chunks,
     chunk_snapper,
     describe_datasets,
     library_errors,
@@ -197,6 +198,14 @@ class ZarrDataSet(StoreDataSet):
         self._array_shape = shape
         self._chunks = chunks
         self._align = tuple(int(c) for c in shards) if shards else chunks
+        # Before anything is sized by the shape (the probe below, a run's buffers).
+        count, nbytes = _stored_chunks(
+            os.path.join(path, ds_path),
+            math.prod(-(-n // c) for n, c in zip(shape, self._align, strict=True)),
+        )
+        check_stored_chunks(
+            f"{path}: array {ds_path or '/'}", shape, self._align, dtype.itemsize, count, nbytes
+        )
         # zarr hands out native-order arrays, whatever the stored byte order
         self._set_layout(nav, sig, dtype.newbyteorder("="), math.prod(nav), source=path)
         with self.get_reader() as reader:  # decode a frame now: broken stores show at load
@@ -257,3 +266,20 @@ def _check_metadata_json(path: str) -> None:
                     json.loads(f.read())
             except (ValueError, UnicodeDecodeError) as e:
                 raise FileFormatError(f"{file}: Zarr metadata is not valid JSON: {e}") from None
+
+
+def _stored_chunks(array_dir: str, limit: int) -> tuple[int, int]:
+    """How many chunk (or shard) files lie below ``array_dir`` (counting stops past
+    ``limit``), and their bytes: every file but the metadata documents."""
+    count = nbytes = 0
+    for root, dirs, files in os.walk(array_dir):
+        dirs.sort()
+        for name in files:
+            if name == "zarr.json" or name.startswith("."):
+                continue
+            count += 1
+            with contextlib.suppress(OSError):
+                nbytes += os.stat(os.path.join(root, name)).st_size
+            if count > limit:
+                return count, nbytes
+    return count, nbytes
