@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from libertem_gpu.io.dataset import DataSet, native
+from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.layout import ByteRange, FrameLayout
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.tiles import TilePlan, TileSlice
@@ -44,13 +44,6 @@ def _window_frames(window_bytes: int, frame_bytes: int, depth: int) -> int:
     if frames >= depth:
         return frames - frames % depth
     return depth // -(-depth // frames)
-
-
-def tile_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype of the tiles handed to UDFs for frames stored as ``dtype`` (native order):
-    float16 becomes float32, which every kernel reads; the rest are handed out as they are."""
-    dtype = np.dtype(dtype)
-    return np.dtype(np.float32) if dtype.kind == "f" and dtype.itemsize == 2 else dtype
 
 
 def contiguous_runs(values: np.ndarray) -> list[tuple[int, int]]:
@@ -192,13 +185,7 @@ class HostStackReader:
 
     def read_stack_native(self, nav_start: int, nav_stop: int, out: np.ndarray) -> None:
         """Like :meth:`read_stack`, but ``out`` has the native dtype: big-endian frames are
-        swapped while they are copied out of the mapping (one pass), or in place after a read.
-        An ``out`` of another type (float32 for float16 frames) gets the frames converted."""
-        if out.dtype != native(self.reader.dtype):
-            stored = np.empty(out.shape, self.reader.dtype)
-            self.read_stack(nav_start, nav_stop, stored)
-            np.copyto(out, stored, casting="same_kind")
-            return
+        swapped while they are copied out of the mapping (one pass), or in place after a read."""
         if self._maps or self.native:
             # np.copyto converts the byte order on the fly; a native reader needs no swap.
             self._fill(nav_start, nav_stop, out)
@@ -243,13 +230,11 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
     # Stored order: big-endian frames reach the kernels as they lie in the file, viewed as the
     # native dtype; the kernels swap while reading (TilingScheme.stored_byteorder).
     stored_order = plan.scheme.stored_byteorder
-    dtype = tile_dtype(dataset.dtype)
-    converted = dtype != dataset.dtype  # frames converted while read: never views
+    # Tiles keep the stored type; what each UDF asked for (float32 for float16 data, for
+    # instance) is made once per tile by the partition task (kernels/convert.py).
     with (
         dataset.get_reader() as reader,
-        contextlib.closing(
-            HostStackReader(dataset, reader, plan, zero_copy=not converted)
-        ) as stacks,
+        contextlib.closing(HostStackReader(dataset, reader, plan)) as stacks,
     ):
         buffer: np.ndarray | None = None
         buffered_depth = plan.scheme.depth
@@ -278,9 +263,9 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
                     else:
                         if buffer is None:
                             shape = (buffered_depth, *dataset.sig_shape)
-                            buffer = np.empty(shape, dtype=dtype)
+                            buffer = np.empty(shape, dtype=dataset.dtype)
                         stack = buffer[: s1 - s0]
-                        if stored_order and not converted:
+                        if stored_order:
                             stacks.read_stack(s0, s1, stack.view(reader.dtype))
                         else:
                             stacks.read_stack_native(s0, s1, stack)

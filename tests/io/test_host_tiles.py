@@ -154,15 +154,16 @@ def test_partition_is_mapped_one_window_at_a_time(tmp_path, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", ["float16", ">f2"])
-def test_float16_frames_reach_udfs_as_float32(tmp_path, rng, dtype):
-    # Kernels read float32, not float16: the frames are converted while read (never viewed).
+def test_float16_frames_keep_their_type_in_native_order(tmp_path, rng, dtype):
+    # The host path hands out the stored type (UDFs get float32 from the partition task, see
+    # tests/udf/test_input_dtype.py), big-endian frames swapped.
     frames = random_data(rng, (13, 5, 6), "float16").astype(dtype)
     ds = SegmentedDataSet(_write_segments(tmp_path, frames, [6], dtype), (5, 6), dtype)
     ds.initialize()
     plan = TilePlan.for_partition(Partition(0, 0, 13), None, TilingScheme(depth=4), (5, 6))
     for tile, data in iter_host_tiles(ds, plan):  # tiles share a buffer: check each at once
-        assert data.dtype == np.float32 and not _is_mapped(data)
-        np.testing.assert_array_equal(data, frames[tile.frames].astype(np.float32))
+        assert data.dtype == np.float16
+        np.testing.assert_array_equal(data, frames[tile.frames].astype(np.float16))
 
 
 @pytest.mark.parametrize("dtype", ["float16", ">f2"])
