@@ -28,6 +28,7 @@ _EXPORTS = {
     "PickUDF": "libertem_gpu.udf.pick",
     "AutoUDF": "libertem_gpu.udf.auto",
     "CoMUDF": "libertem_gpu.udf.com",
+    "RadialFourierUDF": "libertem_gpu.udf.radial_fourier",
     "CoMParams": "libertem_gpu.udf.com",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",

@@ -38,6 +38,7 @@ def _loaded_after(statement: str, tmp_path) -> tuple[list[str], list[str]]:
     [
         "import libertem_gpu",
         "from libertem_gpu import Context, UDF, SumUDF, CoMUDF, ApplyMasksUDF, masks",
+        "from libertem_gpu import RadialFourierUDF",
         "import libertem_gpu.cli",
     ],
 )

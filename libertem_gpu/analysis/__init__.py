@@ -16,6 +16,7 @@ from libertem_gpu.analysis.analyses import (
     SumAnalysis,
 )
 from libertem_gpu.analysis.context import AnalysisMixin
+from libertem_gpu.analysis.radial_fourier import RadialFourierAnalysis, RadialFourierResultSet
 from libertem_gpu.analysis.results import AnalysisResult, AnalysisResultSet
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "MasksAnalysis",
     "PickFrameAnalysis",
     "PointMaskAnalysis",
+    "RadialFourierAnalysis",
+    "RadialFourierResultSet",
     "RingMaskAnalysis",
     "SDAnalysis",
     "SumAnalysis",

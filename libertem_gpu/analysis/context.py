@@ -20,6 +20,7 @@ from libertem_gpu.analysis.analyses import (
     check_com_dataset,
     check_point_dataset,
 )
+from libertem_gpu.analysis.radial_fourier import RadialFourierAnalysis
 from libertem_gpu.analysis.results import AnalysisResultSet
 from libertem_gpu.errors import InvalidParameterError
 
@@ -226,6 +227,42 @@ class AnalysisMixin:
         analysis = PickFrameAnalysis(dataset=dataset, parameters=_given(x=x, y=y, z=z))
         analysis.get_origin()  # a wrong number of coordinates fails here, not in run()
         return analysis
+
+    def create_radial_fourier_analysis(
+        self,
+        dataset: Any,
+        cx: float | None = None,
+        cy: float | None = None,
+        ri: float | None = None,
+        ro: float | None = None,
+        n_bins: int | None = None,
+        max_order: int | None = None,
+        use_sparse: bool | str | None = None,
+    ) -> RadialFourierAnalysis:
+        """Angular Fourier coefficients of rings around a centre; results ``dominant_<b>``,
+        ``absolute_<b>_<n>``, ``phase_<b>_<n>``, ``complex_<b>_<n>`` per bin ``b`` and order
+        ``n``, and ``raw_results`` (complex, ``(n_bins, max_order + 1, *nav_shape)``).
+
+        Parameters
+        ----------
+        dataset : DataSet
+            A data set of 2-D frames.
+        cx, cy : float, optional
+            Centre (default: the frame centre, ``size / 2``).
+        ri, ro : float, optional
+            Inner and outer radius (default: 0 and a radius past every corner of the frame).
+        n_bins : int, optional
+            Number of radial bins of equal width (default 1).
+        max_order : int, optional
+            Highest angular order (default 24).
+        use_sparse : bool or str, optional
+            Sparse masks (default: chosen by mask stack size and bin area, as LiberTEM).
+        """
+        _sig2(dataset)
+        given = _given(
+            cx=cx, cy=cy, ri=ri, ro=ro, n_bins=n_bins, max_order=max_order, use_sparse=use_sparse
+        )
+        return RadialFourierAnalysis(dataset=dataset, parameters=given)
 
     def run(
         self,

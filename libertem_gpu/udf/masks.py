@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -38,7 +39,11 @@ def _is_sparse(m: Any) -> bool:
 def _sparse_rows(m: Any, npix: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(flat indices, values)`` of each mask of a sparse mask or stack (last axes: a frame)."""
     if isinstance(m, SparseMask):
-        return [(m.indices, m.values)]
+        if math.prod(m.shape) == npix:
+            return [(m.indices, m.values)]
+        which, pix = np.divmod(m.indices, npix)  # a stack: ascending indices, mask by mask
+        bounds = np.searchsorted(which, np.arange(math.prod(m.shape) // npix + 1))
+        return [(pix[a:b], m.values[a:b]) for a, b in itertools.pairwise(bounds)]
     if hasattr(m, "coords"):  # pydata sparse: N-D COO
         coords = np.asarray(m.coords)
         data = np.asarray(m.data)
@@ -298,18 +303,22 @@ class ApplyMasksUDF(UDF):
         stack = self.__dict__.get("_mask_stack")
         if stack is None:
             assert self.meta is not None, "masks are known only while the UDF runs"
-            p = self.params
             sig = tuple(self.meta.dataset_shape.sig)
 
             def build() -> MaskStack:
-                return build_mask_stack(
-                    p.mask_factories, sig, p.use_sparse, p.mask_dtype, p.mask_count
-                )
+                return build_mask_stack(*self._mask_source(sig))
 
             run_key = self.meta.run_key
             stack = build() if run_key is None else shared_mask_stack((*run_key, sig), build)
             self.__dict__["_mask_stack"] = stack
         return stack
+
+    def _mask_source(self, sig: tuple[int, ...]) -> tuple[Any, tuple[int, ...], Any, Any, Any]:
+        """The arguments of :func:`build_mask_stack` for frames of shape ``sig``: factories,
+        frame shape, ``use_sparse``, mask dtype and mask count (subclasses that make their own
+        masks override this)."""
+        p = self.params
+        return p.mask_factories, sig, p.use_sparse, p.mask_dtype, p.mask_count
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the kernels read directly (float32 where they cannot)."""

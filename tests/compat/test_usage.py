@@ -14,9 +14,7 @@ import pytest
 
 from tests.compat.usage_cases import CASES, PREAMBLE
 
-OPEN: dict[str, str] = {
-    "radial_fourier_analysis": "needs RadialFourierUDF, which another issue adds",
-}
+OPEN: dict[str, str] = {}
 
 
 def _port(code: str) -> str:
