@@ -592,3 +592,33 @@ def test_a_stopped_worker_does_not_block_a_run(ref_ctx):
         got = partial.buffers[0]
         for name in want:
             np.testing.assert_allclose(got[name].data, want[name].data)
+
+
+_CLIENT = """
+import os, sys, time
+from libertem_gpu import Context
+if __name__ == "__main__":
+    ctx = Context("dask", n_workers=1)
+    ctx.executor.client.wait_for_workers(1, timeout=60)
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_killed_client_leaves_no_local_cluster_behind(tmp_path):
+    """SIGKILL of a process running Context("dask"): its local cluster's processes end too."""
+    script = tmp_path / "client.py"
+    script.write_text(_CLIENT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        children = _children(proc.pid)
+        assert children
+        proc.kill()
+        proc.wait(timeout=WAIT_S)
+        assert _gone(children, within=WAIT_S), "local cluster processes outlived their client"
+    finally:
+        _stop([proc])
