@@ -13,6 +13,7 @@ from libertem_gpu.kernels import com as com_op
 from libertem_gpu.udf._common import kernel_backends, kernel_input_dtype, on_worker, preferences
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.com_fields import integrate_field
 
 __all__ = [
     "CoMParams",
@@ -160,6 +161,11 @@ class CoMUDF(UDF):
     divergence, curl
         ``d field_y/dy + d field_x/dx`` and ``d field_y/dx - d field_x/dy`` over a 2-D scan
         (axis 0 is y), by central differences, one-sided at the scan's and the roi's borders.
+    icom
+        Integrated CoM over a 2-D scan: the potential whose gradient is ``field``
+        (:func:`~libertem_gpu.udf.com_fields.integrate_field`: mirror-extended FFT
+        integration, zero mean), in detector pixels x scan steps; positions outside the roi
+        count as zero field and are NaN.
     regression : single, extra_shape (1 + nav_dims, 2)
         What was subtracted: ``[[y, x], [dy/dnav0, dx/dnav0], ...]``.
 
@@ -296,6 +302,7 @@ class CoMUDF(UDF):
         if nav_dims == 2:
             decls["divergence"] = self.buffer(kind="nav", dtype=f8, use="result_only")
             decls["curl"] = self.buffer(kind="nav", dtype=f8, use="result_only")
+            decls["icom"] = self.buffer(kind="nav", dtype=f8, use="result_only")
         decls["regression"] = self.buffer(
             kind="single", extra_shape=(1 + nav_dims, 2), dtype=f8, use="result_only"
         )
@@ -401,4 +408,5 @@ class CoMUDF(UDF):
             curl = masked_gradient(fy, valid, 1) - masked_gradient(fx, valid, 0)
             results["divergence"] = div.reshape(-1)[selected]
             results["curl"] = curl.reshape(-1)[selected]
+            results["icom"] = integrate_field(fy, fx, valid).reshape(-1)[selected]
         return results
