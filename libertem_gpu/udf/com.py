@@ -10,7 +10,13 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.kernels import com as com_op
-from libertem_gpu.udf._common import kernel_backends, kernel_input_dtype, on_worker, preferences
+from libertem_gpu.udf._common import (
+    kernel_backends,
+    kernel_input_dtype,
+    on_worker,
+    preferences,
+    refuse_complex,
+)
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 from libertem_gpu.udf.com_fields import integrate_field
@@ -258,6 +264,12 @@ class CoMUDF(UDF):
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the kernels read directly (float32 where they cannot)."""
+        refuse_complex(
+            self.meta,
+            "CoMUDF",
+            "a centre of mass needs real intensities; take the intensity |x|**2 first "
+            "(e.g. in a UDF of your own, or convert the data set)",
+        )
         return kernel_input_dtype(self.meta, "com")
 
     def get_backends(self) -> tuple[str, ...]:
