@@ -248,9 +248,7 @@ def _wrap(angle: float) -> float:
     return angle - 360.0 if angle > 180.0 else angle
 
 
-def estimate_scan_rotation(
-    field_y: Any, field_x: Any, roi: Any = None
-) -> ScanRotationEstimate:
+def estimate_scan_rotation(field_y: Any, field_x: Any, roi: Any = None) -> ScanRotationEstimate:
     """The scan rotation and flip that minimise the RMS curl of a CoM field, to any angle.
 
     A field from an electrostatic potential is curl-free, so the setting under which the

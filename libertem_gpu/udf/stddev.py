@@ -122,9 +122,7 @@ class StdDevUDF(UDF):
             assert self.meta is not None
             self._kernel = get_kernel("moments", self.meta.backend)
             width = 2 if self._complex else 1
-            self._shift = self.xp.zeros(
-                width * self.meta.dataset_shape.sig_size, dtype=np.float64
-            )
+            self._shift = self.xp.zeros(width * self.meta.dataset_shape.sig_size, dtype=np.float64)
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate deviations from the partition's first frame into ``sum`` (first moment)

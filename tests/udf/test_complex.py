@@ -36,9 +36,7 @@ def _load(ctx, rng, tmp_path, dtype, nav, sig, parts, source):
         return data, ctx.load("memory", data=data, num_partitions=parts)
     path = tmp_path / "data.raw"
     data.astype(dtype).tofile(path)
-    ds = ctx.load(
-        "raw", path=path, nav_shape=nav, sig_shape=sig, dtype=dtype, num_partitions=parts
-    )
+    ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=sig, dtype=dtype, num_partitions=parts)
     return data, ds
 
 
