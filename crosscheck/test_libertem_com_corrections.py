@@ -59,7 +59,10 @@ def test_guess_corrections_as_libertem(rotation, flip, roi):
     theirs = lt_com.guess_corrections(ry, rx, roi=sel)
     assert ours.scan_rotation == theirs.scan_rotation and ours.flip_y == theirs.flip_y
     assert ours.cy == pytest.approx(theirs.cy) and ours.cx == pytest.approx(theirs.cx)
-    for a, b in zip(our_com.coordinate_check(ry, rx, sel), lt_com.coordinate_check(ry, rx, sel)):
+    curves = zip(
+        our_com.coordinate_check(ry, rx, sel), lt_com.coordinate_check(ry, rx, sel), strict=True
+    )
+    for a, b in curves:
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
