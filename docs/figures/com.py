@@ -9,9 +9,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from libertem_gpu.analysis.results import rgb_from_2dvector  # noqa: E402
+from libertem_gpu.analysis.results import rgb_from_2dvector
 
 HERE = Path(__file__).resolve().parent
 PAGE = HERE.parent / "analyses" / "com.md"
