@@ -184,3 +184,20 @@ def test_complex_on_gpu_equals_cpu(rng):
     for a, b in zip(cpu, gpu, strict=True):
         for key in a:
             np.testing.assert_allclose(b[key].data, a[key].data, rtol=1e-5, atol=1e-3)
+
+
+def test_analyses_api_on_complex_data(rng):
+    """LiberTEM's analysis API: complex results (magnitude, parts, angle, complex) from masks
+    on complex data; the CoM analysis refused by name."""
+    from libertem_gpu.compat.api import Context
+
+    data = complex_data(rng, (3, 4, 8, 9), np.complex64)
+    mask = rng.standard_normal((8, 9))
+    with Context.make_with("inline") as ctx:
+        ds = ctx.load("memory", data=data, num_partitions=2)
+        res = ctx.run(ctx.create_mask_analysis(dataset=ds, factories=[lambda: mask]))
+        expected = (data.astype(np.complex128) * mask).sum(axis=(2, 3))
+        np.testing.assert_allclose(res.mask_0_complex.raw_data, expected, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(res.mask_0.raw_data, np.abs(expected), rtol=1e-5, atol=1e-3)
+        with pytest.raises(UnsupportedDTypeError, match="CoMUDF"):
+            ctx.run(ctx.create_com_analysis(dataset=ds))
