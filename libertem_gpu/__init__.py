@@ -30,6 +30,8 @@ _EXPORTS = {
     "CoMUDF": "libertem_gpu.udf.com",
     "RadialFourierUDF": "libertem_gpu.udf.radial_fourier",
     "CoMParams": "libertem_gpu.udf.com",
+    "estimate_scan_rotation": "libertem_gpu.udf.com_fields",
+    "integrate_field": "libertem_gpu.udf.com_fields",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",
     "errors": "libertem_gpu.errors",

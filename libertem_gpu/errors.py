@@ -41,6 +41,11 @@ class UDFDefinitionError(LiberTEMGPUError, TypeError):
     """A UDF class is defined in a way the framework cannot run."""
 
 
+class UnsupportedDTypeError(UDFDefinitionError):
+    """An analysis cannot run on the data set's element type (e.g. a maximum of complex
+    numbers); raised when the run is planned, before any data is read."""
+
+
 class UDFResultError(LiberTEMGPUError, ValueError):
     """A UDF returned results that do not match its declared buffers."""
 

@@ -136,7 +136,7 @@ def _suitable(shape: tuple[int, ...], dtype: str, sig_dims: int) -> bool:
         dt = np.dtype(dtype)
     except TypeError:
         return False
-    return len(shape) > sig_dims and dt.kind in "biuf" and math.prod(shape) > 0
+    return len(shape) > sig_dims and dt.kind in "biufc" and math.prod(shape) > 0
 
 
 def describe_datasets(found: Sequence[tuple[str, tuple[int, ...], str]]) -> str:

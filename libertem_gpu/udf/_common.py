@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.errors import UDFDefinitionError
+from libertem_gpu.errors import UnsupportedDTypeError
 from libertem_gpu.kernels import backends_for, reads_stored_order
 from libertem_gpu.kernels.registry import get_impl
 from libertem_gpu.udf.base import UDF, UDFMeta
@@ -42,11 +42,24 @@ def kernel_input_dtype(meta: UDFMeta | None, *ops: str, complex_ok: bool = False
     if native.kind == "c" and complex_ok:
         return UDF.USE_NATIVE_DTYPE
     if native.kind == "c":
-        raise UDFDefinitionError(
+        raise UnsupportedDTypeError(
             f"the {', '.join(ops)} kernels read real numbers, and this data set holds {native}: "
             "use PickUDF, AutoUDF (ctx.map) or a UDF of your own for complex data"
         )
     return np.float32
+
+
+def refuse_complex(meta: UDFMeta | None, analysis: str, reason: str) -> None:
+    """Raise :class:`~libertem_gpu.errors.UnsupportedDTypeError` naming ``analysis`` and the
+    data set's type if it is complex; called when the run is planned, before any read."""
+    if meta is None:
+        return
+    native = np.dtype(meta.dataset_dtype)
+    if native.kind == "c":
+        raise UnsupportedDTypeError(
+            f"{analysis} is not defined for complex data (this data set holds "
+            f"{native.newbyteorder('=')}): {reason}"
+        )
 
 
 def kernel_backends(*ops: str) -> tuple[str, ...]:
@@ -70,6 +83,12 @@ def flat_buffer(buf: Any) -> Any:
     if not buf.flags.c_contiguous:  # reshape would copy, and the update would be lost
         raise ValueError(f"expected a contiguous buffer, got strides {buf.strides}")
     return buf.reshape(-1)
+
+
+def real_view(a: Any) -> Any:
+    """A complex array (NumPy or CuPy) as interleaved (real, imaginary) reals, last axis
+    doubled; no copy (the last axis must be contiguous)."""
+    return a.view(np.finfo(a.dtype).dtype)
 
 
 def pixel_range(meta: UDFMeta) -> tuple[int, int]:

@@ -10,9 +10,16 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.kernels import com as com_op
-from libertem_gpu.udf._common import kernel_backends, kernel_input_dtype, on_worker, preferences
+from libertem_gpu.udf._common import (
+    kernel_backends,
+    kernel_input_dtype,
+    on_worker,
+    preferences,
+    refuse_complex,
+)
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.com_fields import integrate_field
 
 __all__ = [
     "CoMParams",
@@ -160,6 +167,11 @@ class CoMUDF(UDF):
     divergence, curl
         ``d field_y/dy + d field_x/dx`` and ``d field_y/dx - d field_x/dy`` over a 2-D scan
         (axis 0 is y), by central differences, one-sided at the scan's and the roi's borders.
+    icom
+        Integrated CoM over a 2-D scan: the potential whose gradient is ``field``
+        (:func:`~libertem_gpu.udf.com_fields.integrate_field`: mirror-extended FFT
+        integration, zero mean), in detector pixels x scan steps; positions outside the roi
+        count as zero field and are NaN.
     regression : single, extra_shape (1 + nav_dims, 2)
         What was subtracted: ``[[y, x], [dy/dnav0, dx/dnav0], ...]``.
 
@@ -252,6 +264,12 @@ class CoMUDF(UDF):
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the kernels read directly (float32 where they cannot)."""
+        refuse_complex(
+            self.meta,
+            "CoMUDF",
+            "a centre of mass needs real intensities; take the intensity |x|**2 first "
+            "(e.g. in a UDF of your own, or convert the data set)",
+        )
         return kernel_input_dtype(self.meta, "com")
 
     def get_backends(self) -> tuple[str, ...]:
@@ -296,6 +314,7 @@ class CoMUDF(UDF):
         if nav_dims == 2:
             decls["divergence"] = self.buffer(kind="nav", dtype=f8, use="result_only")
             decls["curl"] = self.buffer(kind="nav", dtype=f8, use="result_only")
+            decls["icom"] = self.buffer(kind="nav", dtype=f8, use="result_only")
         decls["regression"] = self.buffer(
             kind="single", extra_shape=(1 + nav_dims, 2), dtype=f8, use="result_only"
         )
@@ -401,4 +420,5 @@ class CoMUDF(UDF):
             curl = masked_gradient(fy, valid, 1) - masked_gradient(fx, valid, 0)
             results["divergence"] = div.reshape(-1)[selected]
             results["curl"] = curl.reshape(-1)[selected]
+            results["icom"] = integrate_field(fy, fx, valid).reshape(-1)[selected]
         return results

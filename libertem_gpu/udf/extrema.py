@@ -14,6 +14,7 @@ from libertem_gpu.udf._common import (
     kernel_input_dtype,
     on_worker,
     preferences,
+    refuse_complex,
     swaps_while_reading,
 )
 from libertem_gpu.udf.base import UDF
@@ -43,6 +44,12 @@ class _ExtremumUDF(UDF):
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the kernels read directly (float32 where they cannot)."""
+        refuse_complex(
+            self.meta,
+            type(self).__name__,
+            "complex numbers have no order; run it on their magnitude or real part, e.g. with "
+            "ctx.map(dataset, f=np.abs) or a UDF of your own",
+        )
         return kernel_input_dtype(self.meta, self._op)
 
     def get_backends(self) -> tuple[str, ...]:

@@ -322,7 +322,11 @@ class ApplyMasksUDF(UDF):
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the kernels read directly (float32 where they cannot)."""
-        return kernel_input_dtype(self.meta, "masks_dense", "masks_sparse")
+        return kernel_input_dtype(self.meta, "masks_dense", "masks_sparse", complex_ok=True)
+
+    @property
+    def _complex_data(self) -> bool:
+        return self.meta is not None and self.meta.input_dtype.kind == "c"
 
     def get_backends(self) -> tuple[str, ...]:
         """Where the mask operation runs (the CPU and, where a GPU is, CuPy), or the subset
@@ -335,15 +339,17 @@ class ApplyMasksUDF(UDF):
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs (the matching mask rows are used); big-endian
         integers unswapped where the operation's strategy swaps as it reads (masks as runs)."""
+        if self._complex_data:  # parts are split off after the plan converted the byte order
+            return preferences(stored_byteorder=False)
         return preferences(stored_byteorder=self._prepare().reads_stored_order)
 
     def _prepare(self) -> masks_op.AppliedMasks:
         """The mask operation prepared for this run's backend and data (its strategy chosen)."""
         assert self.meta is not None
         meta = self.meta
-        return masks_op.prepare(
-            meta.backend, self.masks, tuple(meta.dataset_shape.sig), meta.input_dtype
-        )
+        # Complex frames reach the kernels as their real and imaginary parts.
+        dtype = np.finfo(meta.input_dtype).dtype if self._complex_data else meta.input_dtype
+        return masks_op.prepare(meta.backend, self.masks, tuple(meta.dataset_shape.sig), dtype)
 
     def _result_dtype(self) -> np.dtype:
         assert self.meta is not None
@@ -352,13 +358,26 @@ class ApplyMasksUDF(UDF):
             real = np.result_type(self.meta.input_dtype, np.float32)
         else:
             real = np.dtype(np.float64)
-        return np.result_type(real, np.complex64) if stack.is_complex else np.dtype(real)
+        if stack.is_complex or self._complex_data:
+            return np.result_type(real, np.complex64)
+        return np.dtype(real)
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``intensity``: nav, one value per mask. Complex masks accumulate real and imaginary
-        parts in a private buffer."""
+        parts in a private buffer; complex data in two (masks applied to the real parts of the
+        frames, and to the imaginary parts)."""
         stack = self.masks
         dtype = self._result_dtype()
+        if self._complex_data:
+            real = np.empty(0, dtype).real.dtype
+            shape = (stack.width,)
+            return {
+                "parts_re": self.buffer(kind="nav", extra_shape=shape, dtype=real, use="private"),
+                "parts_im": self.buffer(kind="nav", extra_shape=shape, dtype=real, use="private"),
+                "intensity": self.buffer(
+                    kind="nav", extra_shape=(stack.count,), dtype=dtype, use="result_only"
+                ),
+            }
         if not stack.is_complex:
             return {"intensity": self.buffer(kind="nav", extra_shape=(stack.count,), dtype=dtype)}
         real = np.empty(0, dtype).real.dtype
@@ -379,12 +398,22 @@ class ApplyMasksUDF(UDF):
     def process_tile(self, tile: Any) -> None:
         """Accumulate the tile's dot products with the masks (or their rows for a slab)."""
         assert self.meta is not None
-        out = self.results.parts if self.masks.is_complex else self.results.intensity
         p0, p1 = pixel_range(self.meta)
+        if self._complex_data:
+            # Masks are linear: apply them to the real and the imaginary parts (contiguous
+            # copies, which the kernels read) and combine in get_results.
+            flat = flat_tile(tile)
+            xp = self.xp
+            self._apply(xp.ascontiguousarray(flat.real), self.results.parts_re, p0, p1, False)
+            self._apply(xp.ascontiguousarray(flat.imag), self.results.parts_im, p0, p1, False)
+            return
+        out = self.results.parts if self.masks.is_complex else self.results.intensity
         self._apply(flat_tile(tile), out, p0, p1, self.meta.byteswapped)
 
     def get_results(self) -> dict[str, Any]:
-        """``intensity``; for complex masks assembled from real and imaginary parts."""
+        """``intensity``; for complex masks or data assembled from real and imaginary parts."""
+        if self._complex_data:
+            return {"intensity": self._complex_data_results()}
         if not self.masks.is_complex:
             return {"intensity": self.results.intensity}
         k = self.masks.count
@@ -394,3 +423,17 @@ class ApplyMasksUDF(UDF):
         out.real = parts[..., :k]
         out.imag = parts[..., k:]
         return {"intensity": out}
+
+    def _complex_data_results(self) -> np.ndarray:
+        """``(A + iB)(x + iy) = (Ax - By) + i(Ay + Bx)`` from the masks' parts ``A, B`` (B = 0
+        for real masks) applied to the frames' real parts ``x`` and imaginary parts ``y``."""
+        k = self.masks.count
+        re, im = self.results.parts_re, self.results.parts_im
+        out = np.empty((*re.shape[:-1], k), dtype=self._result_dtype())
+        if self.masks.is_complex:
+            out.real = re[..., :k] - im[..., k:]
+            out.imag = im[..., :k] + re[..., k:]
+        else:
+            out.real = re
+            out.imag = im
+        return out

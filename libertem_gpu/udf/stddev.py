@@ -16,6 +16,7 @@ from libertem_gpu.udf._common import (
     kernel_input_dtype,
     on_worker,
     pixel_range,
+    real_view,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
@@ -29,6 +30,10 @@ class StdDevUDF(UDF):
     squared deviations from the mean, and partitions combine with the pairwise formula of Chan,
     Golub and LeVeque, in any order.
 
+    Complex data (complex64, complex128) is accepted: the mean is complex and the variance is
+    ``mean(|x - mean|**2)``, real, the sum of the variances of the real and imaginary parts
+    (each accumulated by the same kernel, reading the complex frames as interleaved reals).
+
     Parameters
     ----------
     dtype : dtype, optional
@@ -40,9 +45,9 @@ class StdDevUDF(UDF):
     -------
     mean, var, std : sig, float64
         Mean, population variance (``ddof=0``) and standard deviation; NaN where no frame was
-        selected.
+        selected. ``mean`` is complex128 for complex data; ``var`` and ``std`` stay real.
     sum : sig, float64
-        The per-pixel sum.
+        The per-pixel sum (complex128 for complex data).
     varsum : sig, float64
         The sum of squared deviations from the mean (``var * num_frames``).
     num_frames : single, int64, shape (1,)
@@ -64,7 +69,11 @@ class StdDevUDF(UDF):
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the kernels read directly (float32 where they cannot)."""
-        return kernel_input_dtype(self.meta, "moments")
+        return kernel_input_dtype(self.meta, "moments", complex_ok=True)
+
+    @property
+    def _complex(self) -> bool:
+        return self.meta is not None and self.meta.input_dtype.kind == "c"
 
     def get_backends(self) -> tuple[str, ...]:
         """Where its kernel runs: the CPU and, where a GPU is, CuPy."""
@@ -76,23 +85,44 @@ class StdDevUDF(UDF):
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``sum``, ``varsum`` (sig), ``num_frames`` (single) and, computed from them at the end,
-        ``mean``, ``var``, ``std`` (sig); all float64 but ``num_frames``."""
+        ``mean``, ``var``, ``std`` (sig); all float64 but ``num_frames``. For complex data
+        ``sum`` and ``mean`` are complex128 and the moments of the real and imaginary parts
+        accumulate in a private complex128 buffer ``varsum_parts`` (one part each)."""
         f8 = np.float64
+        c16 = np.complex128
+        if not self._complex:
+            return {
+                "varsum": self.buffer(kind="sig", dtype=f8),
+                "num_frames": self.buffer(kind="single", dtype=np.int64),
+                "sum": self.buffer(kind="sig", dtype=f8),
+                "var": self.buffer(kind="sig", dtype=f8, use="result_only"),
+                "std": self.buffer(kind="sig", dtype=f8, use="result_only"),
+                "mean": self.buffer(kind="sig", dtype=f8, use="result_only"),
+            }
         return {
-            "varsum": self.buffer(kind="sig", dtype=f8),
+            "varsum_parts": self.buffer(kind="sig", dtype=c16, use="private"),
+            "varsum": self.buffer(kind="sig", dtype=f8, use="result_only"),
             "num_frames": self.buffer(kind="single", dtype=np.int64),
-            "sum": self.buffer(kind="sig", dtype=f8),
+            "sum": self.buffer(kind="sig", dtype=c16),
             "var": self.buffer(kind="sig", dtype=f8, use="result_only"),
             "std": self.buffer(kind="sig", dtype=f8, use="result_only"),
-            "mean": self.buffer(kind="sig", dtype=f8, use="result_only"),
+            "mean": self.buffer(kind="sig", dtype=c16, use="result_only"),
         }
+
+    def _moments(self, ns: BufferNamespace) -> tuple[Any, Any]:
+        """Flat real views of the first and second moments: complex buffers as interleaved
+        (real, imaginary) float64, so that both parts go through the same real arithmetic."""
+        if not self._complex:
+            return flat_buffer(ns.sum), flat_buffer(ns.varsum)
+        return real_view(flat_buffer(ns.sum)), real_view(flat_buffer(ns.varsum_parts))
 
     def preprocess(self) -> None:
         """Look the kernel up and allocate the per-pixel shift, once per partition."""
         if on_worker(self.meta):
             assert self.meta is not None
             self._kernel = get_kernel("moments", self.meta.backend)
-            self._shift = self.xp.zeros(self.meta.dataset_shape.sig_size, dtype=np.float64)
+            width = 2 if self._complex else 1
+            self._shift = self.xp.zeros(width * self.meta.dataset_shape.sig_size, dtype=np.float64)
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate deviations from the partition's first frame into ``sum`` (first moment)
@@ -100,10 +130,12 @@ class StdDevUDF(UDF):
         assert self.meta is not None and self.meta.tile is not None
         flat = flat_tile(tile)
         p0, p1 = pixel_range(self.meta)
+        if self._complex:  # interleaved (real, imaginary): two reals per pixel
+            flat, p0, p1 = real_view(flat), 2 * p0, 2 * p1
         shift = self._shift[p0:p1]
         if self.meta.tile.nav_start == 0:  # first stack of the partition: fix the shift
             shift[...] = flat[0]
-        self._kernel(flat, shift, flat_buffer(self.results.sum), flat_buffer(self.results.varsum))
+        self._kernel(flat, shift, *self._moments(self.results))
         if first_slab(self.meta):
             self.results.num_frames[0] += flat.shape[0]
 
@@ -112,8 +144,7 @@ class StdDevUDF(UDF):
         n = int(self.results.num_frames[0])
         if n == 0:
             return
-        s1 = flat_buffer(self.results.sum)
-        s2 = flat_buffer(self.results.varsum)
+        s1, s2 = self._moments(self.results)
         xp = self.xp
         # M2 = s2 - s1**2 / n (the shift cancels); clipped, since rounding may leave it at -0.
         s2[...] = xp.maximum(s2 - s1 * (s1 / n), 0.0)
@@ -127,28 +158,33 @@ class StdDevUDF(UDF):
         n_b = int(src.num_frames[0])
         if n_b == 0:
             return
+        d1, d2 = self._moments(dest)
+        s1, s2 = self._moments(src)
         if n_a == 0:
-            dest.sum[...] = src.sum
-            dest.varsum[...] = src.varsum
+            d1[...] = s1
+            d2[...] = s2
         else:
-            _, _, m2 = moments.merge(
-                n_a, dest.sum / n_a, dest.varsum, n_b, src.sum / n_b, src.varsum
-            )
-            dest.varsum[...] = m2
-            dest.sum[...] += src.sum
+            _, _, m2 = moments.merge(n_a, d1 / n_a, d2, n_b, s1 / n_b, s2)
+            d2[...] = m2
+            d1[...] += s1
         dest.num_frames[0] = n_a + n_b
 
     def get_results(self) -> dict[str, Any]:
         """Mean, variance and standard deviation from the merged moments."""
         n = int(self.results.num_frames[0])
-        if n == 0:
-            nan = np.full_like(self.results.sum, np.nan)
-            var, mean = nan, nan
+        if self._complex:
+            parts = self.results.varsum_parts
+            varsum = parts.real + parts.imag
         else:
-            var = self.results.varsum / n
+            varsum = self.results.varsum
+        if n == 0:
+            var = np.full_like(varsum, np.nan)
+            mean = np.full_like(self.results.sum, np.nan)
+        else:
+            var = varsum / n
             mean = self.results.sum / n
         return {
-            "varsum": self.results.varsum,
+            "varsum": varsum,
             "num_frames": self.results.num_frames,
             "sum": self.results.sum,
             "var": var,

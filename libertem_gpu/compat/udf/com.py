@@ -8,15 +8,19 @@ import numpy as np
 
 from libertem_gpu import CoMParams, CoMUDF
 from libertem_gpu.udf.com import RegressionOptions, apply_correction
+from libertem_gpu.udf.com_fields import GuessResult, coordinate_check, guess_corrections
 
 __all__ = [
     "CoMParams",
     "CoMUDF",
+    "GuessResult",
     "RegressionOptions",
     "apply_correction",
     "center_shifts",
+    "coordinate_check",
     "curl_2d",
     "divergence",
+    "guess_corrections",
     "magnitude",
 ]
 
