@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import numba
 import numpy as np
 
 __all__ = [
@@ -187,11 +188,26 @@ def reference_holo(
 
 @dataclass(frozen=True)
 class FourierBackend:
-    """An array module and its FFT functions (``rfft2``, ``fft2``, ``ifft2``)."""
+    """An array module, its FFT functions (``rfft2``, ``fft2``, ``ifft2``), and how many bytes
+    of frames one transform takes (None: the whole tile)."""
 
     xp: ModuleType
     fft: ModuleType
     fft_kwargs: dict[str, Any]
+    chunk_bytes: int | None = None
+    add_power: Callable[[Any, Any], None] | None = None
+
+    def chunks(self, tile: Any, real: np.dtype) -> list[slice]:
+        """The groups of frames transformed together: the whole tile on the GPU; on the CPU
+        as many as fit a core's cache (measured: one 256 x 256 frame at a time beats batches
+        of 8 to 128 by 1.5 to 2x, the batched transform's second axis going to memory)."""
+        n = len(tile)
+        step = n
+        if self.chunk_bytes is not None:
+            width = 2 if tile.dtype.kind == "c" else 1
+            frame = int(np.prod(tile.shape[1:])) * real.itemsize * width
+            step = max(1, self.chunk_bytes // max(frame, 1))
+        return [slice(s, s + step) for s in range(0, n, max(step, 1))]
 
     def forward(self, values: Any) -> Any:
         """The spectrum of each frame of ``(n, rows, cols)`` values: ``rfft2`` for real ones."""
@@ -207,13 +223,36 @@ class FourierBackend:
             return tile.astype(work, copy=False)
         return xp.multiply(tile, real_mask, dtype=work)
 
+    def power(self, spectrum: Any, out: Any) -> None:
+        """``out += sum over frames of |spectrum|**2``."""
+        if self.add_power is not None:
+            self.add_power(spectrum, out)
+            return
+        power = spectrum.real**2
+        power += spectrum.imag**2
+        out += power.sum(axis=0, dtype=np.float64)
+
+
+#: Bytes of converted frames the CPU transforms at once (about a core's L2 cache).
+_CPU_CHUNK_BYTES = 256 * 2**10
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_power_cpu(spectrum, out):  # type: ignore[no-untyped-def]
+    """``out += sum_i |spectrum[i]|**2`` in one pass, float64 sums (no temporaries)."""
+    for i in range(spectrum.shape[0]):
+        for r in range(spectrum.shape[1]):
+            for c in range(spectrum.shape[2]):
+                z = spectrum[i, r, c]
+                out[r, c] += np.float64(z.real) ** 2 + np.float64(z.imag) ** 2
+
 
 def _cpu() -> FourierBackend:
     import scipy.fft
 
     # One thread: the executors already run one partition per core. No ``overwrite_x``: a
     # float tile may be the data set's own buffer, shared with the run's other UDFs.
-    return FourierBackend(np, scipy.fft, {"workers": 1})
+    return FourierBackend(np, scipy.fft, {"workers": 1}, _CPU_CHUNK_BYTES, _add_power_cpu)
 
 
 def _gpu() -> FourierBackend:
@@ -252,10 +291,9 @@ class PreparedPower:
         self._mask = _device(fb, real_mask, self._real)
 
     def __call__(self, tile: Any, out: Any) -> None:
-        spectrum = self._fb.forward(self._fb.load(tile, self._mask, self._real))
-        power = spectrum.real**2
-        power += spectrum.imag**2
-        out += power.sum(axis=0, dtype=np.float64)
+        fb = self._fb
+        for part in fb.chunks(tile, self._real):
+            fb.power(fb.forward(fb.load(tile[part], self._mask, self._real)), out)
 
 
 class PreparedMaskSum:
@@ -280,9 +318,11 @@ class PreparedMaskSum:
         self._weights = _device(fb, flat[picked], self._real)
 
     def __call__(self, tile: Any, out: Any) -> None:
-        spectrum = self._fb.forward(self._fb.load(tile, self._mask, self._real))
-        picked = spectrum.reshape(len(spectrum), -1)[:, self._index]
-        out += self._fb.xp.abs(picked) @ self._weights
+        fb = self._fb
+        for part in fb.chunks(tile, self._real):
+            spectrum = fb.forward(fb.load(tile[part], self._mask, self._real))
+            picked = spectrum.reshape(len(spectrum), -1)[:, self._index]
+            out[part] += fb.xp.abs(picked) @ self._weights
 
 
 class PreparedHolo:
@@ -321,13 +361,14 @@ class PreparedHolo:
 
     def __call__(self, tile: Any, out: Any) -> None:
         fb = self._fb
-        spectrum = fb.forward(fb.load(tile, None, self._real))
-        window = spectrum.reshape(len(spectrum), -1)[:, self._index]
-        if not self.complex:
-            window.imag *= self._sign
-        window *= self._aperture
-        window = window.reshape(len(window), *self._shape)
-        out[...] = fb.fft.ifft2(window, axes=(-2, -1), **fb.fft_kwargs)
+        for part in fb.chunks(tile, self._real):
+            spectrum = fb.forward(fb.load(tile[part], None, self._real))
+            window = spectrum.reshape(len(spectrum), -1)[:, self._index]
+            if not self.complex:
+                window.imag *= self._sign
+            window *= self._aperture
+            window = window.reshape(len(window), *self._shape)
+            out[part] = fb.fft.ifft2(window, axes=(-2, -1), **fb.fft_kwargs)
 
 
 # --- the catalog's targets -----------------------------------------------------------------------
