@@ -209,11 +209,19 @@ class FourierBackend:
             step = max(1, self.chunk_bytes // max(frame, 1))
         return [slice(s, s + step) for s in range(0, n, max(step, 1))]
 
-    def forward(self, values: Any) -> Any:
-        """The spectrum of each frame of ``(n, rows, cols)`` values: ``rfft2`` for real ones."""
-        if values.dtype.kind == "c":
-            return self.fft.fft2(values, axes=(-2, -1), **self.fft_kwargs)
-        return self.fft.rfft2(values, axes=(-2, -1), **self.fft_kwargs)
+    def forward(self, values: Any, columns: Any = None) -> Any:
+        """The spectrum of each frame of ``(n, rows, cols)`` values (``rfft2`` for real ones),
+        or, given ``columns`` (indices into its last axis), only those columns: the rows are
+        transformed, the columns picked, and only they transformed along the rows' axis."""
+        fft, kw = self.fft, self.fft_kwargs
+        if columns is None:
+            if values.dtype.kind == "c":
+                return fft.fft2(values, axes=(-2, -1), **kw)
+            return fft.rfft2(values, axes=(-2, -1), **kw)
+        rows = fft.fft(values, axis=-1, **kw) if values.dtype.kind == "c" else fft.rfft(
+            values, axis=-1, **kw
+        )
+        return fft.fft(rows[..., columns], axis=-2, **kw)
 
     def load(self, tile: Any, real_mask: Any, real: np.dtype) -> Any:
         """The tile in the transform's type, times ``real_mask`` (one pass over the tile)."""
@@ -296,6 +304,20 @@ class PreparedPower:
             fb.power(fb.forward(fb.load(tile[part], self._mask, self._real)), out)
 
 
+#: Transform only the columns of the spectrum an operation reads where they are at most this
+#: share of them (two 1-D passes, the second over fewer columns, instead of one 2-D pass).
+_PRUNE_SHARE = 0.5
+
+
+def _pruned(rows: np.ndarray, cols: np.ndarray, width: int) -> tuple[Any, np.ndarray]:
+    """``(columns, flat)``: the columns to transform (None: all) and the flat indices of
+    ``(rows, cols)`` into the spectrum the operation's ``forward`` then returns."""
+    used = np.unique(cols)
+    if len(used) > _PRUNE_SHARE * width:
+        return None, rows * width + cols
+    return used, rows * len(used) + np.searchsorted(used, cols)
+
+
 class PreparedMaskSum:
     """``fft_mask_sum`` laid out for one backend: ``(tile, out (n,))``; ``weights`` over the
     ``rfft2`` half (real frames, see :func:`hermitian_fold`) or the full unshifted spectrum."""
@@ -309,18 +331,20 @@ class PreparedMaskSum:
         input_dtype: Any,
         double: bool = False,
     ) -> None:
-        flat = _host(weights).astype(np.float64).reshape(-1)
-        picked = np.flatnonzero(flat)  # only the pixels the mask weighs are read
+        grid = _host(weights).astype(np.float64)
+        rows, cols = np.nonzero(grid)  # only the pixels the mask weighs are read
+        columns, flat = _pruned(rows, cols, grid.shape[1])
         self._fb = fb
         self._real = work_dtype(input_dtype, double)
         self._mask = _device(fb, real_mask, self._real)
-        self._index = _device(fb, picked, np.intp)
-        self._weights = _device(fb, flat[picked], self._real)
+        self._columns = _device(fb, columns, np.intp)
+        self._index = _device(fb, flat, np.intp)
+        self._weights = _device(fb, grid[rows, cols], self._real)
 
     def __call__(self, tile: Any, out: Any) -> None:
         fb = self._fb
         for part in fb.chunks(tile, self._real):
-            spectrum = fb.forward(fb.load(tile[part], self._mask, self._real))
+            spectrum = fb.forward(fb.load(tile[part], self._mask, self._real), self._columns)
             picked = spectrum.reshape(len(spectrum), -1)[:, self._index]
             out[part] += fb.xp.abs(picked) @ self._weights
 
@@ -344,15 +368,18 @@ class PreparedHolo:
         ky2, kx2 = np.meshgrid(ky, kx, indexing="ij")
         self.complex = np.dtype(input_dtype).kind == "c"
         if self.complex:
-            flat, sign = ky2 * cols + kx2, np.ones(ky2.shape)
+            width, sign = cols, np.ones(ky2.shape)
         else:  # columns past the half: the conjugate of the mirrored frequency
-            mirror = kx2 >= half_width(cols)
+            width = half_width(cols)
+            mirror = kx2 >= width
             ky2 = np.where(mirror, (-ky2) % rows, ky2)
             kx2 = np.where(mirror, (-kx2) % cols, kx2)
-            flat, sign = ky2 * half_width(cols) + kx2, np.where(mirror, -1.0, 1.0)
+            sign = np.where(mirror, -1.0, 1.0)
+        columns, flat = _pruned(ky2, kx2, width)
         self._fb = fb
         self._real = work_dtype(input_dtype, double)
         self._shape = tuple(out_shape)
+        self._columns = _device(fb, columns, np.intp)
         self._index = _device(fb, flat.reshape(-1), np.intp)
         self._sign = _device(fb, sign.reshape(-1), self._real)
         self._aperture = _device(
@@ -362,7 +389,7 @@ class PreparedHolo:
     def __call__(self, tile: Any, out: Any) -> None:
         fb = self._fb
         for part in fb.chunks(tile, self._real):
-            spectrum = fb.forward(fb.load(tile[part], None, self._real))
+            spectrum = fb.forward(fb.load(tile[part], None, self._real), self._columns)
             window = spectrum.reshape(len(spectrum), -1)[:, self._index]
             if not self.complex:
                 window.imag *= self._sign

@@ -49,6 +49,8 @@ class TestFftMaskSumContract(KernelContract):
     def arguments(self, rng, tile):
         half = (tile.shape[1], fourier.half_width(tile.shape[2]))
         weights = rng.random(half) * (rng.random(half) > 0.3)  # some pixels not read at all
+        if half[1] > 1:  # two columns only: the transform of the columns read alone
+            weights[:, 1:-1] = 0
         return (tile, _maybe_mask(rng, tile), weights, rng.random(len(tile)) * 100)
 
     def expected(self, args):
@@ -71,7 +73,8 @@ class TestHoloReconstructContract(KernelContract):
 
     def arguments(self, rng, tile):
         sy, sx = tile.shape[1:]
-        out_shape = (max(1, sy - 2), max(1, sx - 1))  # odd and even cuts of odd frames
+        # odd and even cuts of odd frames; narrow ones read few columns (transformed alone)
+        out_shape = (max(1, sy - 2), max(1, sx - 1 if len(tile) % 2 else sx // 4))
         position = (int(rng.integers(0, sy)), int(rng.integers(-sx, sx)))
         aperture = rng.random(out_shape) + 1j * rng.random(out_shape)
         out = np.zeros((len(tile), *out_shape), dtype=np.complex128)

@@ -34,14 +34,14 @@ def test_against_numpy_every_executor(ctx: Context, rng, precision):
     roi = rng.random(nav) > 0.3
     ds = ctx.load("memory", data=data, num_partitions=3)
     udf = HoloReconstructUDF(
-        out_shape=(9, 8), sb_position=(4, -3), sb_size=3.5, precision=precision
+        out_shape=(9, 3), sb_position=(4, -3), sb_size=3.5, precision=precision
     )
     wave = ctx.run_udf(dataset=ds, udf=udf, roi=roi)["wave"].data
-    assert wave.shape == (*nav, 9, 8)
+    assert wave.shape == (*nav, 9, 3)
     assert wave.dtype == (np.complex128 if precision else np.complex64)
     assert np.isnan(wave[~roi]).all()
     frames = data.reshape(-1, *sig)[roi.reshape(-1)]
-    want = reference_holo(frames, (9, 8), (4, -3), holo_aperture((9, 8), 3.5))
+    want = reference_holo(frames, (9, 3), (4, -3), holo_aperture((9, 3), 3.5))
     check(wave[roi], want, 1e-12 if precision else 2e-6)
 
 
