@@ -111,7 +111,9 @@ def _power_reference(frames: np.ndarray) -> dict[str, np.ndarray]:
 def _holo_ours(ctx: Any, ds: Any) -> dict[str, np.ndarray]:
     from libertem_gpu import HoloReconstructUDF
 
-    return {"wave": np.asarray(ctx.run_udf(dataset=ds, udf=HoloReconstructUDF(**HOLO))["wave"].data)}
+    return {
+        "wave": np.asarray(ctx.run_udf(dataset=ds, udf=HoloReconstructUDF(**HOLO))["wave"].data)
+    }
 
 
 def _holo_reference(frames: np.ndarray) -> dict[str, np.ndarray]:

@@ -27,7 +27,7 @@ def hologram(shape=(128, 128), carrier=(30, 22)):
 
 
 def main() -> None:
-    holo, phase = hologram()
+    holo, _ = hologram()
     position = estimate_sideband_position(holo, sb="lower")  # +carrier: the wave, not its conjugate
     size = estimate_sideband_size(position, holo.shape, sb_size_ratio=1 / 3)
     ctx = Context("inline")

@@ -31,15 +31,21 @@ import numpy as np
 
 __all__ = [
     "FourierBackend",
+    "PreparedHolo",
+    "PreparedMaskSum",
+    "PreparedPower",
     "full_spectrum",
     "half_width",
-    "holo_window",
     "hermitian_fold",
+    "holo_window",
     "prepare_holo",
+    "prepare_holo_gpu",
     "prepare_holo_reference",
     "prepare_mask_sum",
+    "prepare_mask_sum_gpu",
     "prepare_mask_sum_reference",
     "prepare_power",
+    "prepare_power_gpu",
     "prepare_power_reference",
     "reference_holo",
     "reference_mask_sum",
@@ -218,8 +224,10 @@ class FourierBackend:
             if values.dtype.kind == "c":
                 return fft.fft2(values, axes=(-2, -1), **kw)
             return fft.rfft2(values, axes=(-2, -1), **kw)
-        rows = fft.fft(values, axis=-1, **kw) if values.dtype.kind == "c" else fft.rfft(
-            values, axis=-1, **kw
+        rows = (
+            fft.fft(values, axis=-1, **kw)
+            if values.dtype.kind == "c"
+            else fft.rfft(values, axis=-1, **kw)
         )
         return fft.fft(rows[..., columns], axis=-2, **kw)
 

@@ -31,9 +31,7 @@ def _sig2(meta: Any, what: str) -> tuple[int, int]:
 
 def _check_real_disk(real_center: Any, real_rad: Any) -> None:
     if real_center is not None and len(tuple(real_center)) != 2:
-        raise InvalidParameterError(
-            f"real_center must be (row, column), got {real_center!r}"
-        )
+        raise InvalidParameterError(f"real_center must be (row, column), got {real_center!r}")
     if real_rad is not None and not float(real_rad) >= 0:
         raise InvalidParameterError(f"real_rad must be >= 0, got {real_rad!r}")
 
@@ -153,7 +151,7 @@ class SumFFTUDF(UDF):
 
         assert self.meta is not None
         power = np.asarray(self.results.power)
-        rows, cols = power.shape
+        cols = power.shape[1]
         if np.dtype(self.meta.input_dtype).kind != "c":
             power = full_spectrum(power[:, : half_width(cols)], cols)
         if self.params.fftshift:

@@ -33,9 +33,7 @@ __all__ = [
 ]
 
 
-def freq_array(
-    shape: tuple[int, int], sampling: tuple[float, float] = (1.0, 1.0)
-) -> np.ndarray:
+def freq_array(shape: tuple[int, int], sampling: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """``|k|`` of each pixel of an unshifted spectrum of ``shape``: ``hypot`` of
     ``numpy.fft.fftfreq`` along each axis for the given ``sampling`` (pixel size per axis)."""
     fy = np.fft.fftfreq(int(shape[0]), sampling[0])
@@ -71,9 +69,7 @@ def holo_aperture(
     return aperture_function(freq_array((oy, ox)), radius, radius * sb_smoothness * f)
 
 
-def get_slice_fft(
-    out_shape: tuple[int, int], sig_shape: tuple[int, int]
-) -> tuple[slice, slice]:
+def get_slice_fft(out_shape: tuple[int, int], sig_shape: tuple[int, int]) -> tuple[slice, slice]:
     """The centred window of ``out_shape`` in an fftshifted spectrum of ``sig_shape``
     (``int(s / 2 - o / 2)`` to ``int(s / 2 + o / 2)`` on each axis)."""
     return tuple(  # type: ignore[return-value]
@@ -137,9 +133,9 @@ def _pair(value: Any, name: str, positive: bool) -> tuple[int, int]:
         pair = tuple(value)
     except TypeError:
         pair = ()
-    if len(pair) != 2 or not all(float(v) == int(round(float(v))) for v in pair):
+    if len(pair) != 2 or not all(float(v).is_integer() for v in pair):
         raise InvalidParameterError(f"{name} must be two integers (rows, columns), got {value!r}")
-    ints = (int(round(float(pair[0]))), int(round(float(pair[1]))))
+    ints = (int(float(pair[0])), int(float(pair[1])))
     if positive and min(ints) < 1:
         raise InvalidParameterError(f"{name} must be positive, got {value!r}")
     return ints
@@ -256,9 +252,7 @@ class HoloReconstructUDF(UDF):
                 f"HoloReconstructUDF needs two signal dimensions, got sig_shape {sig}"
             )
         if out[0] > sig[0] or out[1] > sig[1]:
-            raise InvalidParameterError(
-                f"out_shape {out} must not exceed the frame's shape {sig}"
-            )
+            raise InvalidParameterError(f"out_shape {out} must not exceed the frame's shape {sig}")
         dtype = np.complex128 if self.params.precision else np.complex64
         return {"wave": self.buffer(kind="nav", extra_shape=out, dtype=dtype)}
 
