@@ -16,6 +16,7 @@ from libertem_gpu.analysis.analyses import (
     SumAnalysis,
 )
 from libertem_gpu.analysis.context import AnalysisMixin
+from libertem_gpu.analysis.fft import ApplyFFTMask, SumfftAnalysis
 from libertem_gpu.analysis.radial_fourier import RadialFourierAnalysis, RadialFourierResultSet
 from libertem_gpu.analysis.results import AnalysisResult, AnalysisResultSet
 
@@ -24,6 +25,7 @@ __all__ = [
     "AnalysisMixin",
     "AnalysisResult",
     "AnalysisResultSet",
+    "ApplyFFTMask",
     "COMAnalysis",
     "DiskMaskAnalysis",
     "MasksAnalysis",
@@ -34,4 +36,5 @@ __all__ = [
     "RingMaskAnalysis",
     "SDAnalysis",
     "SumAnalysis",
+    "SumfftAnalysis",
 ]

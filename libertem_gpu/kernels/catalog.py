@@ -16,6 +16,7 @@ from libertem_gpu.kernels.operation import (
     CentreOfMass,
     ComPreparer,
     DenseMasks,
+    FourierPreparer,
     Impl,
     MasksPreparer,
     Operation,
@@ -105,5 +106,27 @@ OPERATIONS: tuple[Operation, ...] = (
         "com_cpu:prepare",
         "com_gpu:prepare",
         swaps=_SWAPS,
+    ),
+    # Per-frame FFTs of whole frames (scipy.fft on the CPU, cuFFT through CuPy on the GPU).
+    _op(
+        "power_spectrum",
+        FourierPreparer,
+        "fourier:prepare_power_reference",
+        "fourier:prepare_power",
+        "fourier:prepare_power_gpu",
+    ),
+    _op(
+        "fft_mask_sum",
+        FourierPreparer,
+        "fourier:prepare_mask_sum_reference",
+        "fourier:prepare_mask_sum",
+        "fourier:prepare_mask_sum_gpu",
+    ),
+    _op(
+        "holo_reconstruct",
+        FourierPreparer,
+        "fourier:prepare_holo_reference",
+        "fourier:prepare_holo",
+        "fourier:prepare_holo_gpu",
     ),
 )

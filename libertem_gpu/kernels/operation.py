@@ -22,6 +22,7 @@ __all__ = [
     "CentreOfMass",
     "ComPreparer",
     "DenseMasks",
+    "FourierPreparer",
     "Impl",
     "MasksPreparer",
     "Operation",
@@ -142,6 +143,15 @@ class ComPreparer(Protocol):
     """A backend's ``prepare`` of the ``centre_of_mass`` operation."""
 
     def __call__(self, weights: np.ndarray, input_dtype: np.dtype) -> PreparedCoM: ...
+
+
+class FourierPreparer(Protocol):
+    """A backend's ``prepare`` of a per-frame Fourier operation (``power_spectrum``,
+    ``fft_mask_sum``, ``holo_reconstruct``; see :mod:`libertem_gpu.kernels.fourier`): the
+    operation's constants, then ``input_dtype`` and ``double``; returns ``(tile, out)`` for
+    tiles ``(n, rows, cols)`` of whole frames."""
+
+    def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any], None]: ...
 
 
 # --- declarations ------------------------------------------------------------------------------
