@@ -10,6 +10,7 @@ import pytest
 from libertem_gpu import FEMUDF, Context, FEMProfileUDF
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.io.tiles import TilingScheme
+from libertem_gpu.udf import fem
 from tests.udf.builtin_cases import CASES_2D_SIG, assert_nav, case_params, load_case
 
 
@@ -86,12 +87,15 @@ def test_profile_matches_numpy(ctx, rng, tmp_path, case):
     np.testing.assert_allclose(res["radius"].data, 0.5 + (np.arange(3) + 0.5) * 11 / 6)
 
 
-def test_profile_known_answer(inline_ctx: Context, rng):
-    """Frames scaled by factors with V = 0.25 in every ring: intensity a * s, a ~ {0.5, 1.5}."""
+@pytest.mark.parametrize("dense_bytes", [0, 2**30], ids=["sparse", "dense"])
+def test_profile_known_answer(inline_ctx: Context, rng, monkeypatch, dense_bytes):
+    """Frames scaled by factors with V = 0.25 in every ring: intensity a * s, a ~ {0.5, 1.5};
+    with the rings as a sparse and as a dense stack."""
+    monkeypatch.setattr(fem, "_DENSE_BYTES", dense_bytes)
     ny = nx = 24
-    base = rng.random((ny, nx)) + 1
+    base = rng.integers(10, 1000, (ny, nx))
     scale = np.array([0.5, 1.5] * 6)
-    data = (scale[:, None, None] * base).reshape(3, 4, ny, nx)
+    data = (scale[:, None, None] * base * 2).astype(np.uint16).reshape(3, 4, ny, nx)
     udf = FEMProfileUDF(center=(12, 12), n_bins=4, rad_max=10)
     res = inline_ctx.run_udf(inline_ctx.load("memory", data=data, num_partitions=3), udf)
     np.testing.assert_allclose(res["normalized_variance"].data, 0.25, rtol=1e-12)
