@@ -27,7 +27,8 @@ class TestPixelMomentsContract(KernelContract):
 
 
 def test_large_mean_small_spread():
-    """Two passes: std 1 at mean 1e8 keeps its digits (the naive formula would not)."""
+    """Deviations from a pixel of the frame: std 1 at mean 1e8 keeps its digits (the naive
+    sum of squares would not)."""
     rng = np.random.default_rng(3)
     frames = 1e8 + rng.standard_normal((4, 300))
     idx = np.arange(0, 300, 2, dtype=np.int64)
