@@ -39,6 +39,8 @@ def _loaded_after(statement: str, tmp_path) -> tuple[list[str], list[str]]:
         "import libertem_gpu",
         "from libertem_gpu import Context, UDF, SumUDF, CoMUDF, ApplyMasksUDF, masks",
         "from libertem_gpu import RadialFourierUDF",
+        "from libertem_gpu import LogsumUDF, FEMUDF, FEMProfileUDF, CrystallinityUDF",
+        "from libertem_gpu.udf import LogsumUDF, FEMUDF, FEMProfileUDF, CrystallinityUDF",
         "import libertem_gpu.cli",
     ],
 )

@@ -13,13 +13,16 @@ import numpy as np
 from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
 from libertem_gpu.kernels.operation import (
     Accumulate,
+    BandPreparer,
     CentreOfMass,
     ComPreparer,
     DenseMasks,
     FourierPreparer,
     Impl,
+    LogSum,
     MasksPreparer,
     Operation,
+    PixelMoments,
     ShiftedMoments,
     SpanCentreOfMass,
     SpanMasks,
@@ -77,6 +80,23 @@ OPERATIONS: tuple[Operation, ...] = (
         swaps=_SWAPS,
     ),
     _op("moments", ShiftedMoments, "moments:reference", "moments:cpu", "moments:gpu"),
+    # Analyses of issue 18: log-sum (whole frames), FEM's ring statistics, crystallinity's band
+    # of Fourier amplitudes (a prepare step picks the partial DFT or the FFT).
+    _op("logsum", LogSum, "logsum:reference", "logsum:cpu", "logsum:gpu"),
+    _op(
+        "pixel_moments",
+        PixelMoments,
+        "pixel_moments:reference",
+        "pixel_moments:cpu",
+        "pixel_moments:gpu",
+    ),
+    _op(
+        "fourier_band",
+        BandPreparer,
+        "fourier_band:prepare_reference",
+        "fourier_band:prepare",
+        "fourier_band:prepare_gpu",
+    ),
     _op("masks_dense", DenseMasks, "masks:reference", "masks_cpu:cpu_dense", "masks_gpu:gpu_dense"),
     _op(
         "masks_sparse",

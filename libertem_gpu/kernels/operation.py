@@ -19,13 +19,17 @@ from libertem_gpu.kernels.tiles import SUPPORTED_DTYPES
 
 __all__ = [
     "Accumulate",
+    "BandPreparer",
     "CentreOfMass",
     "ComPreparer",
     "DenseMasks",
     "FourierPreparer",
     "Impl",
+    "LogSum",
     "MasksPreparer",
     "Operation",
+    "PixelMoments",
+    "PreparedBand",
     "PreparedCoM",
     "PreparedMasks",
     "ShiftedMoments",
@@ -50,6 +54,20 @@ class ShiftedMoments(Protocol):
     """``(tile, shift, s1, s2)``: ``s1 += sum (x - shift)``, ``s2 += sum (x - shift)**2``."""
 
     def __call__(self, tile: Any, shift: Any, s1: Any, s2: Any) -> None: ...
+
+
+class LogSum(Protocol):
+    """``(tile (n, npix), out (npix,))``: ``out += sum_i log(tile[i] - min(tile[i]) + 1)`` over
+    whole frames."""
+
+    def __call__(self, tile: Any, out: Any) -> None: ...
+
+
+class PixelMoments(Protocol):
+    """``(tile (n, npix), indices (k,), mean (n,), m2 (n,))``: write each frame's mean and sum of
+    squared deviations over the pixels ``indices``."""
+
+    def __call__(self, tile: Any, indices: Any, mean: Any, m2: Any) -> None: ...
 
 
 class DenseMasks(Protocol):
@@ -152,6 +170,31 @@ class FourierPreparer(Protocol):
     tiles ``(n, rows, cols)`` of whole frames."""
 
     def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any], None]: ...
+
+
+class PreparedBand(Protocol):
+    """A band of spatial frequencies laid out for one backend (see
+    :func:`libertem_gpu.kernels.fourier_band.prepare`)."""
+
+    #: ``"dft"``, ``"fft"`` or ``"reference"``: how the band's amplitudes are computed.
+    strategy: str
+
+    def __call__(self, tile: Any, out: Any) -> None:
+        """``out += sum(|rfft2(frame * real_mask)| * half_mask)`` for each whole frame of the
+        tile ``(n, npix)``."""
+        ...
+
+
+class BandPreparer(Protocol):
+    """A backend's ``prepare`` of the ``fourier_band`` operation."""
+
+    def __call__(
+        self,
+        half_mask: np.ndarray,
+        real_mask: np.ndarray | None,
+        sig_shape: tuple[int, int],
+        input_dtype: Any,
+    ) -> PreparedBand: ...
 
 
 # --- declarations ------------------------------------------------------------------------------

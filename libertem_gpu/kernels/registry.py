@@ -113,7 +113,8 @@ def get_kernel(op: str, backend: str) -> Callable[..., Any]:
     op : str
         One of ``"sum_frames"``, ``"sum_sig"``, ``"moments"``, ``"max"``, ``"min"``,
         ``"masks_dense"``, ``"masks_sparse"``, ``"masks_spans"``, ``"com"``, ``"com_spans"``,
-        or an operation with a prepare step: ``"apply_masks"``, ``"centre_of_mass"``.
+        ``"logsum"``, ``"pixel_moments"``, or an operation with a prepare step:
+        ``"apply_masks"``, ``"centre_of_mass"``, ``"fourier_band"``.
     backend : str
         ``"numpy"`` (Numba CPU kernels), ``"cupy"`` (CuPy / Numba-CUDA), ``"reference"``
         (plain NumPy), or a registered one.

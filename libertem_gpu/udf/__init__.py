@@ -1,6 +1,26 @@
 """The UDF model and the built-in analyses."""
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from libertem_gpu.udf.base import UDF, UDFMeta
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace, BufferResult
 
-__all__ = ["UDF", "BufferDecl", "BufferNamespace", "BufferResult", "UDFMeta"]
+# Built-in analyses importable from here too, resolved on first use (no kernels at import).
+_ANALYSES = {
+    "LogsumUDF": "libertem_gpu.udf.logsum",
+    "FEMUDF": "libertem_gpu.udf.fem",
+    "FEMProfileUDF": "libertem_gpu.udf.fem",
+    "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
+}
+
+__all__ = ["UDF", "BufferDecl", "BufferNamespace", "BufferResult", "UDFMeta", *_ANALYSES]
+
+
+def __getattr__(name: str) -> Any:
+    module = _ANALYSES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'libertem_gpu.udf' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

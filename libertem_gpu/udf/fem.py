@@ -1,0 +1,382 @@
+"""Fluctuation electron microscopy: the standard deviation in a ring of each frame
+(:class:`FEMUDF`, LiberTEM's) and the normalised variance of annular means over the scan
+versus radius (:class:`FEMProfileUDF`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu import masks
+from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.kernels import get_kernel
+from libertem_gpu.masks import SparseMask
+from libertem_gpu.udf._common import (
+    PARTIAL_FRAMES,
+    flat_tile,
+    kernel_backends,
+    kernel_input_dtype,
+    on_worker,
+    pixel_range,
+)
+from libertem_gpu.udf.base import UDF
+from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.masks import ApplyMasksUDF
+
+#: Largest dense ring stack FEMProfileUDF lays out (bytes); sparse beyond.
+_DENSE_BYTES = 32 * 2**20
+
+__all__ = ["FEMUDF", "FEMProfileUDF", "fem_ring", "profile_bins"]
+
+
+def _frame_2d(sig_shape: Sequence[int], what: str) -> tuple[int, int]:
+    sig = tuple(int(d) for d in sig_shape)
+    if len(sig) != 2:
+        raise InvalidParameterError(f"{what} needs two signal dimensions, got sig_shape {sig}")
+    return sig[0], sig[1]
+
+
+def _centre(center: Any, sig: tuple[int, int], what: str) -> tuple[float, float]:
+    """``center`` as ``(cy, cx)``, checked to lie on the frame."""
+    try:
+        cy, cx = (float(c) for c in center)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"{what}: center must be two numbers (row, column), got {center!r}"
+        ) from None
+    ny, nx = sig
+    if not (0 <= cy <= ny - 1 and 0 <= cx <= nx - 1):
+        raise InvalidParameterError(
+            f"{what}: center=(row {cy}, column {cx}) lies outside the {ny} x {nx} frame; it is "
+            "(row, column), as LiberTEM's FEMUDF uses it"
+        )
+    return cy, cx
+
+
+def _radii(rad_in: Any, rad_out: Any, what: str, names: tuple[str, str]) -> tuple[float, float]:
+    try:
+        ri, ro = float(rad_in), float(rad_out)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"{what}: {names[0]} and {names[1]} must be numbers, got {rad_in!r}, {rad_out!r}"
+        ) from None
+    if not (ri >= 0 and ro > ri and math.isfinite(ro)):
+        raise InvalidParameterError(
+            f"{what}: need 0 <= {names[0]} < {names[1]} (finite), got {names[0]}={rad_in}, "
+            f"{names[1]}={rad_out}"
+        )
+    return ri, ro
+
+
+def fem_ring(sig_shape: Sequence[int], center: Any, rad_in: float, rad_out: float) -> np.ndarray:
+    """The pixels of FEM's ring, as LiberTEM 0.16 selects them.
+
+    Parameters
+    ----------
+    sig_shape : sequence of int
+        ``(rows, cols)``.
+    center : tuple of float
+        ``(row, column)`` of the ring's centre, on the frame.
+    rad_in, rad_out : float
+        Pixels with ``rad_in < distance <= rad_out`` (integer pixel coordinates) count.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 flat indices of the ring's pixels, ascending.
+
+    Raises
+    ------
+    InvalidParameterError
+        For radii out of order, a centre off the frame, or a ring that holds no pixel.
+    """
+    sig = _frame_2d(sig_shape, "FEMUDF")
+    cy, cx = _centre(center, sig, "FEMUDF")
+    ri, ro = _radii(rad_in, rad_out, "FEMUDF", ("rad_in", "rad_out"))
+    ring = np.asarray(masks.disk(sig, cy, cx, ro)) & ~np.asarray(masks.disk(sig, cy, cx, ri))
+    indices = np.flatnonzero(ring).astype(np.int64)
+    if indices.size == 0:
+        raise InvalidParameterError(
+            f"FEMUDF: the ring rad_in={rad_in} < distance <= rad_out={rad_out} around "
+            f"{(cy, cx)} holds no pixel of the {sig[0]} x {sig[1]} frame; widen it"
+        )
+    return indices
+
+
+class FEMUDF(UDF):
+    """Fluctuation electron microscopy: the standard deviation of each frame's pixels in a ring
+    around the zero-order beam (LiberTEM's ``FEMUDF``).
+
+    Parameters
+    ----------
+    center : tuple of float
+        ``(row, column)`` of the ring's centre. LiberTEM 0.16's docstring says ``(x, y)``, but
+        its code (and its GUI) use ``(y, x)``; so do we, to give the same numbers.
+    rad_in, rad_out : float
+        The ring: pixels with ``rad_in < distance <= rad_out``.
+
+    Results
+    -------
+    intensity : nav, float64
+        Population standard deviation (``ddof=0``) of the ring's pixels, per frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from libertem_gpu import Context, FEMUDF
+    >>> ctx = Context("inline")
+    >>> ds = ctx.load("memory", data=np.random.default_rng(0).poisson(5, (2, 3, 16, 16)))
+    >>> res = ctx.run_udf(dataset=ds, udf=FEMUDF(center=(8, 8), rad_in=3, rad_out=6))
+    >>> res["intensity"].data.shape
+    (2, 3)
+    """
+
+    def __init__(self, center: Any, rad_in: float, rad_out: float) -> None:
+        _radii(rad_in, rad_out, "FEMUDF", ("rad_in", "rad_out"))
+        super().__init__(center=center, rad_in=rad_in, rad_out=rad_out)
+
+    def _indices(self) -> np.ndarray:
+        assert self.meta is not None
+        p = self.params
+        return fem_ring(tuple(self.meta.dataset_shape.sig), p.center, p.rad_in, p.rad_out)
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, which the kernel reads directly (float32 where it cannot)."""
+        return kernel_input_dtype(self.meta, "pixel_moments")
+
+    def get_backends(self) -> tuple[str, ...]:
+        """Where its kernel runs: the CPU and, where a GPU is, CuPy."""
+        return kernel_backends("pixel_moments")
+
+    def get_tiling_preferences(self) -> dict[str, Any]:
+        """Accepts frames split into row slabs (their moments combine)."""
+        return dict(PARTIAL_FRAMES)
+
+    def get_result_buffers(self) -> dict[str, BufferDecl]:
+        """``intensity`` (nav, float64); per-frame pixel count, mean and squared deviations of
+        the ring's part seen so far (private)."""
+        if self.meta is not None:
+            self._indices()  # bad parameters fail here, on the client, before any data is read
+        f8 = np.float64
+        return {
+            "intensity": self.buffer(kind="nav", dtype=f8),
+            "count": self.buffer(kind="nav", dtype=f8, use="private"),
+            "mean": self.buffer(kind="nav", dtype=f8, use="private"),
+            "m2": self.buffer(kind="nav", dtype=f8, use="private"),
+        }
+
+    def preprocess(self) -> None:
+        """Look the kernel up; the ring's indices per row slab are made on first use."""
+        if on_worker(self.meta):
+            assert self.meta is not None
+            self._kernel = get_kernel("pixel_moments", self.meta.backend)
+            self._ring = self._indices()
+            self._slabs: dict[tuple[int, int], Any] = {}
+
+    def _slab(self, p0: int, p1: int) -> Any:
+        """The ring's indices within pixels ``[p0, p1)``, relative to ``p0``, on the backend."""
+        found = self._slabs.get((p0, p1))
+        if found is None:
+            ring = self._ring
+            part = ring[(ring >= p0) & (ring < p1)] - p0
+            found = self._slabs[(p0, p1)] = self.xp.asarray(part)
+        return found
+
+    def process_tile(self, tile: Any) -> None:
+        """The moments of the ring's pixels in the tile, combined with earlier row slabs'."""
+        assert self.meta is not None
+        p0, p1 = pixel_range(self.meta)
+        idx = self._slab(p0, p1)
+        k = len(idx)
+        if k == 0:
+            return
+        r = self.results
+        flat = flat_tile(tile)
+        if k == len(self._ring):  # the whole ring in this tile: write the frames' moments
+            self._kernel(flat, idx, r.mean, r.m2)
+            r.count[...] = k
+            return
+        from libertem_gpu.kernels.pixel_moments import combine
+
+        mean = self.xp.empty(len(flat), dtype=np.float64)
+        m2 = self.xp.empty_like(mean)
+        self._kernel(flat, idx, mean, m2)
+        r.count[...], r.mean[...], r.m2[...] = combine(r.count, r.mean, r.m2, k, mean, m2)
+
+    def postprocess(self) -> None:
+        """Standard deviation from each frame's moments."""
+        r = self.results
+        r.intensity[...] = self.xp.sqrt(r.m2 / self.xp.maximum(r.count, 1))
+
+
+def profile_bins(
+    sig_shape: Sequence[int], center: Any, n_bins: int, rad_max: float, rad_min: float = 0.0
+) -> tuple[SparseMask, np.ndarray, np.ndarray]:
+    """The rings of :class:`FEMProfileUDF`: masks that average each ring, and its pixel counts
+    and centre radii.
+
+    Ring ``b`` holds the pixels with ``rad_min + b * w < distance <= rad_min + (b + 1) * w``,
+    ``w = (rad_max - rad_min) / n_bins`` (the first ring includes ``distance == rad_min``).
+
+    Returns
+    -------
+    stack : SparseMask
+        ``(n_bins, rows, cols)``, ``1 / pixels`` on each ring's pixels.
+    counts : numpy.ndarray
+        int64 pixels per ring.
+    radii : numpy.ndarray
+        float64 centre radius of each ring.
+    """
+    sig = _frame_2d(sig_shape, "FEMProfileUDF")
+    cy, cx = _centre(center, sig, "FEMProfileUDF")
+    lo, hi = _radii(rad_min, rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
+    if int(n_bins) != n_bins or n_bins < 1:
+        raise InvalidParameterError(
+            f"FEMProfileUDF: n_bins must be an integer >= 1, got {n_bins!r}"
+        )
+    n_bins = int(n_bins)
+    width = (hi - lo) / n_bins
+    d = np.sqrt(masks._squared_distance(sig, cy, cx)).reshape(-1)
+    which = np.ceil((d - lo) / width).astype(np.int64) - 1
+    which[d == lo] = 0
+    inside = (d >= lo) & (d <= hi) & (which >= 0) & (which < n_bins)
+    pix = np.flatnonzero(inside)
+    which = which[pix]
+    counts = np.bincount(which, minlength=n_bins)
+    if (counts == 0).any():
+        empty = np.flatnonzero(counts == 0).tolist()
+        raise InvalidParameterError(
+            f"FEMProfileUDF: ring(s) {empty} of width {width:.3g} hold no pixel of the "
+            f"{sig[0]} x {sig[1]} frame; use fewer bins or a smaller rad_max"
+        )
+    order = np.lexsort((pix, which))
+    npix = sig[0] * sig[1]
+    stack = SparseMask((n_bins, *sig), which[order] * npix + pix[order], 1.0 / counts[which[order]])
+    radii = lo + (np.arange(n_bins) + 0.5) * width
+    return stack, counts, radii
+
+
+class FEMProfileUDF(ApplyMasksUDF):
+    """FEM's variance profile: for rings of equal width around ``center``, the normalised
+    variance over the scan of each frame's mean intensity in the ring,
+    ``V(k) = <I(k)**2> / <I(k)>**2 - 1`` (the variance of the annular mean, Daulton et al.
+    2010's ``V_Omega``), with ``I(k)`` a frame's mean over ring ``k`` and ``< >`` the mean
+    over the selected scan positions.
+
+    The annular means are a linear functional of each frame: they run as sparse masks
+    (:class:`~libertem_gpu.ApplyMasksUDF`, CPU and GPU), and the statistics over the scan are
+    formed from them at the end.
+
+    Parameters
+    ----------
+    center : tuple of float
+        ``(row, column)`` of the rings' centre, on the frame.
+    n_bins : int
+        Number of rings.
+    rad_max : float
+        Outer radius of the last ring.
+    rad_min : float
+        Inner radius of the first ring (default 0).
+    backends : sequence of str, optional
+        Restrict the backends this UDF may run on.
+
+    Results
+    -------
+    annular_mean : nav, extra_shape ``(n_bins,)``, float64
+        ``I(k)`` per frame.
+    mean : single, ``(n_bins,)``, float64
+        ``<I(k)>``.
+    variance : single, ``(n_bins,)``, float64
+        Population variance (``ddof=0``) of ``I(k)`` over the scan.
+    normalized_variance : single, ``(n_bins,)``, float64
+        ``V(k) = variance / mean**2``; NaN where the mean is 0.
+    radius : single, ``(n_bins,)``, float64
+        The centre radius of each ring, in pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from libertem_gpu import Context, FEMProfileUDF
+    >>> ctx = Context("inline")
+    >>> ds = ctx.load("memory", data=np.random.default_rng(0).poisson(5, (3, 4, 16, 16)))
+    >>> res = ctx.run_udf(dataset=ds, udf=FEMProfileUDF(center=(8, 8), n_bins=4, rad_max=8))
+    >>> res["normalized_variance"].data.shape
+    (4,)
+    """
+
+    def __init__(
+        self,
+        center: Any,
+        n_bins: int,
+        rad_max: float,
+        rad_min: float = 0.0,
+        backends: Sequence[str] | None = None,
+    ) -> None:
+        _radii(rad_min, rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
+        # Not ApplyMasksUDF.__init__: the parameters are ours, the masks are made from them.
+        super(ApplyMasksUDF, self).__init__(
+            center=center, n_bins=n_bins, rad_max=rad_max, rad_min=rad_min, backends=backends
+        )
+
+    def _bins(self, sig: tuple[int, ...]) -> tuple[SparseMask, np.ndarray, np.ndarray]:
+        p = self.params
+        return profile_bins(sig, p.center, p.n_bins, p.rad_max, p.rad_min)
+
+    def _mask_source(self, sig: tuple[int, ...]) -> tuple[Any, tuple[int, ...], Any, Any, Any]:
+        stack = self._bins(sig)[0]
+        n = int(self.params.n_bins)
+        # Dense where the stack is small: on integer frames the CPU then sums the rings as
+        # runs of equal value, 1.7x faster than the sparse kernel (32 rings, 256 x 256 uint16).
+        sparse = n * math.prod(sig) * 8 > _DENSE_BYTES
+        return (lambda: stack), sig, sparse, np.float64, n
+
+    def get_result_buffers(self) -> dict[str, BufferDecl]:
+        """``annular_mean`` (nav) and the profiles over the scan (single, made at the end)."""
+        assert self.meta is not None
+        self._bins(tuple(self.meta.dataset_shape.sig))  # bad parameters fail before any read
+        n = int(self.params.n_bins)
+        buffers = super().get_result_buffers()
+        decl = buffers.pop("intensity")
+
+        def single() -> BufferDecl:
+            return self.buffer(kind="single", extra_shape=(n,), dtype=np.float64, use="result_only")
+
+        return {
+            "annular_mean": self.buffer(kind="nav", extra_shape=(n,), dtype=decl.dtype),
+            "mean": single(),
+            "variance": single(),
+            "normalized_variance": single(),
+            "radius": single(),
+        }
+
+    def process_tile(self, tile: Any) -> None:
+        """Accumulate the tile's annular means (or a row slab's share of them)."""
+        assert self.meta is not None
+        p0, p1 = pixel_range(self.meta)
+        self._apply(flat_tile(tile), self.results.annular_mean, p0, p1, self.meta.byteswapped)
+
+    def get_results(self) -> dict[str, Any]:
+        """The annular means, and their mean, variance and normalised variance over the frames
+        that were processed."""
+        assert self.meta is not None
+        means = np.asarray(self.results.annular_mean)
+        valid = self.meta.get_valid_nav_mask()
+        seen = means if valid is None else means[valid]
+        radii = self._bins(tuple(self.meta.dataset_shape.sig))[2]
+        if len(seen) == 0:
+            mean = var = np.full(means.shape[1], np.nan)
+        else:
+            mean = seen.mean(axis=0)
+            var = ((seen - mean) ** 2).mean(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            normalized = np.where(mean != 0, var / (mean * mean), np.nan)
+        return {
+            "annular_mean": means,
+            "mean": mean,
+            "variance": var,
+            "normalized_variance": normalized,
+            "radius": radii,
+        }
