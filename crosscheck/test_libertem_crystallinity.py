@@ -16,7 +16,7 @@ from libertem_gpu import Context, CrystallinityUDF
 from libertem_gpu.compat.udf.crystallinity import (
     CrystallinityUDF as CompatCrystallinityUDF,
 )
-from libertem_gpu.kernels import fourier_band
+from libertem_gpu.kernels import fourier_mask
 
 RNG = np.random.default_rng(20)
 PARAMS = [
@@ -38,7 +38,7 @@ def contexts():
 @pytest.mark.parametrize("strategy", ["dft", "fft"])
 @pytest.mark.parametrize("params", PARAMS, ids=str)
 def test_crystallinity_as_libertem(contexts, monkeypatch, params, strategy, shape):
-    monkeypatch.setattr(fourier_band, "_DFT_COLUMNS_PER_LOG2", 100 if strategy == "dft" else 0)
+    monkeypatch.setattr(fourier_mask, "_DFT_COLUMNS_PER_LOG2", 100 if strategy == "dft" else 0)
     data = RNG.poisson(200, shape).astype(np.uint16)
     got, want = run_both(
         *contexts, data, LTCrystallinityUDF(**params), CrystallinityUDF(**params), "intensity"

@@ -13,7 +13,6 @@ import numpy as np
 from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
 from libertem_gpu.kernels.operation import (
     Accumulate,
-    BandPreparer,
     CentreOfMass,
     ComPreparer,
     DenseMasks,
@@ -80,8 +79,8 @@ OPERATIONS: tuple[Operation, ...] = (
         swaps=_SWAPS,
     ),
     _op("moments", ShiftedMoments, "moments:reference", "moments:cpu", "moments:gpu"),
-    # Analyses of issue 18: log-sum (whole frames), FEM's ring statistics, crystallinity's band
-    # of Fourier amplitudes (a prepare step picks the partial DFT or the FFT).
+    # Analyses of issue 18: log-sum (whole frames), FEM's ring statistics (crystallinity is
+    # fft_mask_sum below).
     _op("logsum", LogSum, "logsum:reference", "logsum:cpu", "logsum:gpu"),
     _op(
         "pixel_moments",
@@ -89,13 +88,6 @@ OPERATIONS: tuple[Operation, ...] = (
         "pixel_moments:reference",
         "pixel_moments:cpu",
         "pixel_moments:gpu",
-    ),
-    _op(
-        "fourier_band",
-        BandPreparer,
-        "fourier_band:prepare_reference",
-        "fourier_band:prepare",
-        "fourier_band:prepare_gpu",
     ),
     _op("masks_dense", DenseMasks, "masks:reference", "masks_cpu:cpu_dense", "masks_gpu:gpu_dense"),
     _op(
@@ -127,7 +119,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "com_gpu:prepare",
         swaps=_SWAPS,
     ),
-    # Per-frame FFTs of whole frames (scipy.fft on the CPU, cuFFT through CuPy on the GPU).
+    # Per-frame FFTs of whole frames (scipy.fft on the CPU, cuFFT through CuPy on the GPU);
+    # fft_mask_sum (crystallinity, ApplyFFTMask) picks partial DFT, pruned or full FFT.
     _op(
         "power_spectrum",
         FourierPreparer,
@@ -138,9 +131,9 @@ OPERATIONS: tuple[Operation, ...] = (
     _op(
         "fft_mask_sum",
         FourierPreparer,
-        "fourier:prepare_mask_sum_reference",
-        "fourier:prepare_mask_sum",
-        "fourier:prepare_mask_sum_gpu",
+        "fourier_mask:prepare_mask_sum_reference",
+        "fourier_mask:prepare_mask_sum",
+        "fourier_mask:prepare_mask_sum_gpu",
     ),
     _op(
         "holo_reconstruct",

@@ -1,12 +1,12 @@
-"""Per-frame Fourier transforms of a tile: power spectra, sums over Fourier-space masks and
-off-axis hologram reconstruction.
+"""Per-frame Fourier transforms of a tile: power spectra and off-axis hologram reconstruction,
+and the backends and layout helpers they share with ``fft_mask_sum``
+(:mod:`libertem_gpu.kernels.fourier_mask`).
 
-Three operations, each with a plain NumPy reference (one frame at a time, complex128, written
+Two operations, each with a plain NumPy reference (one frame at a time, complex128, written
 from the definition) and a ``prepare`` per backend that lays its constants out once per
 partition and returns what the UDF calls per tile ``(n, rows, cols)`` of whole frames:
 
 - ``power_spectrum``: ``out += sum over frames of |FFT2(frame * real_mask)|**2``;
-- ``fft_mask_sum``: ``out[i] += sum_k weights[k] * |FFT2(frame_i * real_mask)[k]|``;
 - ``holo_reconstruct``: ``out[i] = IFFT2(aperture * window(FFT2(frame_i)))``, the window
   being the sideband moved to zero frequency and cut to the output shape.
 
@@ -32,7 +32,6 @@ import numpy as np
 __all__ = [
     "FourierBackend",
     "PreparedHolo",
-    "PreparedMaskSum",
     "PreparedPower",
     "full_spectrum",
     "half_width",
@@ -41,14 +40,10 @@ __all__ = [
     "prepare_holo",
     "prepare_holo_gpu",
     "prepare_holo_reference",
-    "prepare_mask_sum",
-    "prepare_mask_sum_gpu",
-    "prepare_mask_sum_reference",
     "prepare_power",
     "prepare_power_gpu",
     "prepare_power_reference",
     "reference_holo",
-    "reference_mask_sum",
     "reference_power",
     "work_dtype",
 ]
@@ -148,18 +143,6 @@ def reference_power(tile: np.ndarray, real_mask: np.ndarray | None = None) -> np
     for frame in tile:
         total += np.abs(np.fft.fft2(_masked(frame, real_mask))) ** 2
     return total
-
-
-def reference_mask_sum(
-    tile: np.ndarray, real_mask: np.ndarray | None, weights: np.ndarray
-) -> np.ndarray:
-    """``sum_k weights[k] * |fft2(tile[i] * real_mask)[k]|`` per frame, ``weights`` over the
-    full unshifted spectrum ``(rows, cols)``; float64 ``(n,)``."""
-    tile = np.asarray(tile)
-    weights = np.asarray(weights)
-    return np.array(
-        [np.sum(np.abs(np.fft.fft2(_masked(f, real_mask))) * weights) for f in tile], dtype=float
-    ).reshape(len(tile))
 
 
 def reference_holo(
@@ -328,37 +311,6 @@ def _pruned(rows: np.ndarray, cols: np.ndarray, width: int) -> tuple[Any, np.nda
     return used, rows * len(used) + np.searchsorted(used, cols)
 
 
-class PreparedMaskSum:
-    """``fft_mask_sum`` laid out for one backend: ``(tile, out (n,))``; ``weights`` over the
-    ``rfft2`` half (real frames, see :func:`hermitian_fold`) or the full unshifted spectrum."""
-
-    def __init__(
-        self,
-        fb: FourierBackend,
-        sig_shape: tuple[int, int],
-        real_mask: Any,
-        weights: Any,
-        input_dtype: Any,
-        double: bool = False,
-    ) -> None:
-        grid = _host(weights).astype(np.float64)
-        rows, cols = np.nonzero(grid)  # only the pixels the mask weighs are read
-        columns, flat = _pruned(rows, cols, grid.shape[1])
-        self._fb = fb
-        self._real = work_dtype(input_dtype, double)
-        self._mask = _device(fb, real_mask, self._real)
-        self._columns = _device(fb, columns, np.intp)
-        self._index = _device(fb, flat, np.intp)
-        self._weights = _device(fb, grid[rows, cols], self._real)
-
-    def __call__(self, tile: Any, out: Any) -> None:
-        fb = self._fb
-        for part in fb.chunks(tile, self._real):
-            spectrum = fb.forward(fb.load(tile[part], self._mask, self._real), self._columns)
-            picked = spectrum.reshape(len(spectrum), -1)[:, self._index]
-            out[part] += fb.xp.abs(picked) @ self._weights
-
-
 class PreparedHolo:
     """``holo_reconstruct`` laid out for one backend: ``(tile, out (n, *out_shape))``, complex;
     ``aperture`` of ``out_shape`` with zero frequency at ``[0, 0]``."""
@@ -434,35 +386,6 @@ def prepare_power_reference(
 
     def kernel(tile: Any, out: Any) -> None:
         out += reference_power(tile, real_mask)[:, :cols]
-
-    return kernel
-
-
-def prepare_mask_sum(
-    sig_shape: tuple[int, int], real_mask: Any, weights: Any, input_dtype: Any, double: bool = False
-) -> PreparedMaskSum:
-    """The CPU strategy of ``fft_mask_sum``."""
-    return PreparedMaskSum(_cpu(), sig_shape, real_mask, weights, input_dtype, double)
-
-
-def prepare_mask_sum_gpu(
-    sig_shape: tuple[int, int], real_mask: Any, weights: Any, input_dtype: Any, double: bool = False
-) -> PreparedMaskSum:
-    """The GPU strategy of ``fft_mask_sum``."""
-    return PreparedMaskSum(_gpu(), sig_shape, real_mask, weights, input_dtype, double)
-
-
-def prepare_mask_sum_reference(
-    sig_shape: tuple[int, int], real_mask: Any, weights: Any, input_dtype: Any, double: bool = False
-) -> Callable[[Any, Any], None]:
-    """:func:`reference_mask_sum`, with half-spectrum weights placed in the full spectrum."""
-    rows, cols = sig_shape
-    full = np.zeros((rows, cols))
-    weights = np.asarray(weights)
-    full[:, : weights.shape[1]] = weights
-
-    def kernel(tile: Any, out: Any) -> None:
-        out += reference_mask_sum(tile, real_mask, full)
 
     return kernel
 

@@ -19,7 +19,6 @@ from libertem_gpu.kernels.tiles import SUPPORTED_DTYPES
 
 __all__ = [
     "Accumulate",
-    "BandPreparer",
     "CentreOfMass",
     "ComPreparer",
     "DenseMasks",
@@ -29,7 +28,6 @@ __all__ = [
     "MasksPreparer",
     "Operation",
     "PixelMoments",
-    "PreparedBand",
     "PreparedCoM",
     "PreparedMasks",
     "ShiftedMoments",
@@ -165,36 +163,11 @@ class ComPreparer(Protocol):
 
 class FourierPreparer(Protocol):
     """A backend's ``prepare`` of a per-frame Fourier operation (``power_spectrum``,
-    ``fft_mask_sum``, ``holo_reconstruct``; see :mod:`libertem_gpu.kernels.fourier`): the
-    operation's constants, then ``input_dtype`` and ``double``; returns ``(tile, out)`` for
-    tiles ``(n, rows, cols)`` of whole frames."""
+    ``fft_mask_sum``, ``holo_reconstruct``; see :mod:`libertem_gpu.kernels.fourier` and
+    :mod:`libertem_gpu.kernels.fourier_mask`): the operation's constants, then ``input_dtype``
+    and ``double``; returns ``(tile, out)`` for tiles ``(n, rows, cols)`` of whole frames."""
 
     def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any], None]: ...
-
-
-class PreparedBand(Protocol):
-    """A band of spatial frequencies laid out for one backend (see
-    :func:`libertem_gpu.kernels.fourier_band.prepare`)."""
-
-    #: ``"dft"``, ``"fft"`` or ``"reference"``: how the band's amplitudes are computed.
-    strategy: str
-
-    def __call__(self, tile: Any, out: Any) -> None:
-        """``out += sum(|rfft2(frame * real_mask)| * half_mask)`` for each whole frame of the
-        tile ``(n, npix)``."""
-        ...
-
-
-class BandPreparer(Protocol):
-    """A backend's ``prepare`` of the ``fourier_band`` operation."""
-
-    def __call__(
-        self,
-        half_mask: np.ndarray,
-        real_mask: np.ndarray | None,
-        sig_shape: tuple[int, int],
-        input_dtype: Any,
-    ) -> PreparedBand: ...
 
 
 # --- declarations ------------------------------------------------------------------------------

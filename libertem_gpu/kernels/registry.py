@@ -114,7 +114,8 @@ def get_kernel(op: str, backend: str) -> Callable[..., Any]:
         One of ``"sum_frames"``, ``"sum_sig"``, ``"moments"``, ``"max"``, ``"min"``,
         ``"masks_dense"``, ``"masks_sparse"``, ``"masks_spans"``, ``"com"``, ``"com_spans"``,
         ``"logsum"``, ``"pixel_moments"``, or an operation with a prepare step:
-        ``"apply_masks"``, ``"centre_of_mass"``, ``"fourier_band"``.
+        ``"apply_masks"``, ``"centre_of_mass"``, ``"power_spectrum"``, ``"fft_mask_sum"``,
+        ``"holo_reconstruct"``.
     backend : str
         ``"numpy"`` (Numba CPU kernels), ``"cupy"`` (CuPy / Numba-CUDA), ``"reference"``
         (plain NumPy), or a registered one.

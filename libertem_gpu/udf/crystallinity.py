@@ -8,17 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu import masks
 from libertem_gpu.errors import InvalidParameterError
-from libertem_gpu.kernels import get_kernel
-from libertem_gpu.udf._common import (
-    flat_tile,
-    kernel_backends,
-    kernel_input_dtype,
-    on_worker,
-)
-from libertem_gpu.udf.base import UDF
-from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.fft import FourierMaskSumUDF, fft_ring_weights, real_space_mask
 
 __all__ = ["CrystallinityUDF", "crystallinity_masks"]
 
@@ -59,10 +50,7 @@ def crystallinity_masks(
         )
     ny, nx = sig
     ri, ro = _radii(rad_in, rad_out)
-    centred = np.asarray(masks.disk(sig, ny * 0.5, nx * 0.5, ro)) & ~np.asarray(
-        masks.disk(sig, ny * 0.5, nx * 0.5, ri)
-    )
-    half = np.fft.fftshift(centred.astype(np.float64))[:, : nx // 2 + 1]
+    half = fft_ring_weights((ny, nx), ri, ro)[:, : nx // 2 + 1]
     if not half.any():
         raise InvalidParameterError(
             f"CrystallinityUDF: the band rad_in={rad_in} < |k| <= rad_out={rad_out} holds no "
@@ -85,8 +73,7 @@ def crystallinity_masks(
         )
     if not r >= 0:
         raise InvalidParameterError(f"CrystallinityUDF: real_rad must be >= 0, got {real_rad}")
-    real = 1.0 - np.asarray(masks.disk(sig, cy, cx, r), dtype=np.float64)
-    return np.ascontiguousarray(half), real
+    return np.ascontiguousarray(half), real_space_mask((ny, nx), (cy, cx), r)
 
 
 def _radii(rad_in: Any, rad_out: Any) -> tuple[float, float]:
@@ -104,15 +91,18 @@ def _radii(rad_in: Any, rad_out: Any) -> tuple[float, float]:
     return ri, ro
 
 
-class CrystallinityUDF(UDF):
+class CrystallinityUDF(FourierMaskSumUDF):
     """Crystallinity: each frame's Fourier amplitude summed over a ring of spatial frequencies
     (LiberTEM's ``CrystallinityUDF``).
 
     ``intensity = sum(|rfft2(frame * real_mask)| * half_mask)``, with the masks of
     :func:`crystallinity_masks`. Sharp periodic features (lattice fringes, Bragg-like spots)
-    put amplitude at their frequency; smooth, amorphous frames little. On the CPU only the
-    band's frequencies are computed where that is cheaper than the whole FFT (a partial DFT
-    as two matrix products), else ``scipy.fft``; on the GPU ``cupy.fft``, batched.
+    put amplitude at their frequency; smooth, amorphous frames little. The same operation as
+    :class:`~libertem_gpu.ApplyFFTMaskUDF`'s ring (``fft_mask_sum``), which on the CPU computes
+    only the band's frequencies where that is cheaper than the FFT (a partial DFT as two matrix
+    products), else ``scipy.fft`` with the second pass pruned to the band's columns; on the GPU
+    ``cupy.fft``, batched. Unlike ``ApplyFFTMaskUDF`` (float32, as LiberTEM's analysis) its
+    results are float64, and it checks that the band and the blank fit the frame.
 
     Parameters
     ----------
@@ -139,45 +129,24 @@ class CrystallinityUDF(UDF):
     (2, 3)
     """
 
+    result_dtype = np.float64
+    complex_ok = False
+    label = "CrystallinityUDF"
+
     def __init__(
         self, rad_in: float, rad_out: float, real_center: Any = None, real_rad: Any = None
     ) -> None:
         _radii(rad_in, rad_out)
         super().__init__(rad_in=rad_in, rad_out=rad_out, real_center=real_center, real_rad=real_rad)
 
-    def _masks(self) -> tuple[np.ndarray, np.ndarray | None]:
-        assert self.meta is not None
+    def _masks(self, sig_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
         p = self.params
-        sig = tuple(self.meta.dataset_shape.sig)
-        return crystallinity_masks(sig, p.rad_in, p.rad_out, p.real_center, p.real_rad)
+        return crystallinity_masks(sig_shape, p.rad_in, p.rad_out, p.real_center, p.real_rad)
 
-    def get_preferred_input_dtype(self) -> Any:
-        """The stored type (converted block by block inside the kernel)."""
-        return kernel_input_dtype(self.meta, "fourier_band")
+    def weights(self, sig_shape: tuple[int, int], complex_input: bool) -> np.ndarray:
+        """The band on the ``rfft2`` half (:func:`crystallinity_masks`)."""
+        return self._masks(sig_shape)[0]
 
-    def get_backends(self) -> tuple[str, ...]:
-        """Where its kernel runs: the CPU and, where a GPU is, CuPy."""
-        return kernel_backends("fourier_band")
-
-    def get_tiling_preferences(self) -> dict[str, Any]:
-        """Whole frames: the transform needs all of a frame."""
-        return {"depth": None, "total_size": None, "partial_frames": False}
-
-    def get_result_buffers(self) -> dict[str, BufferDecl]:
-        """``intensity``: nav, float64."""
-        if self.meta is not None:
-            self._masks()  # bad parameters fail here, on the client, before any data is read
-        return {"intensity": self.buffer(kind="nav", dtype=np.float64)}
-
-    def preprocess(self) -> None:
-        """Lay the band out for the backend (strategy chosen), once per partition."""
-        if on_worker(self.meta):
-            assert self.meta is not None
-            half, real = self._masks()
-            prepare = get_kernel("fourier_band", self.meta.backend)
-            sig = tuple(self.meta.dataset_shape.sig)
-            self._band = prepare(half, real, sig, self.meta.input_dtype)
-
-    def process_tile(self, tile: Any) -> None:
-        """Add each frame's band amplitude."""
-        self._band(flat_tile(tile), self.results.intensity)
+    def real_mask(self, sig_shape: tuple[int, int]) -> np.ndarray | None:
+        """The blanked disk (:func:`crystallinity_masks`), or None."""
+        return self._masks(sig_shape)[1]

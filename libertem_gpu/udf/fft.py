@@ -1,8 +1,9 @@
 """Fourier-space analyses of each frame: the sum of the frames' power spectra
 (:class:`SumFFTUDF`) and a virtual detector applied in Fourier space (:class:`ApplyFFTMaskUDF`).
 
-Both transform whole frames, a tile of frames at a time (``power_spectrum`` and
-``fft_mask_sum`` in :mod:`libertem_gpu.kernels.fourier`).
+Both transform whole frames, a tile of frames at a time (``power_spectrum`` in
+:mod:`libertem_gpu.kernels.fourier`, ``fft_mask_sum`` in :mod:`libertem_gpu.kernels.fourier_mask`,
+which :class:`~libertem_gpu.CrystallinityUDF` runs too, through :class:`FourierMaskSumUDF`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from libertem_gpu.udf._common import kernel_backends, kernel_input_dtype, on_wor
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
 
-__all__ = ["ApplyFFTMaskUDF", "SumFFTUDF", "fft_ring_weights", "real_space_mask"]
+__all__ = [
+    "ApplyFFTMaskUDF",
+    "FourierMaskSumUDF",
+    "SumFFTUDF",
+    "fft_ring_weights",
+    "real_space_mask",
+]
 
 
 def _sig2(meta: Any, what: str) -> tuple[int, int]:
@@ -159,7 +166,61 @@ class SumFFTUDF(UDF):
         return {"intensity": power}
 
 
-class ApplyFFTMaskUDF(UDF):
+class FourierMaskSumUDF(UDF):
+    """Base of the UDFs that sum each frame's weighted Fourier amplitudes with the
+    ``fft_mask_sum`` operation (:class:`ApplyFFTMaskUDF`, :class:`~libertem_gpu.CrystallinityUDF`):
+    it runs the operation; a subclass says which weights, blank and result type.
+
+    Subclasses implement :meth:`weights` and :meth:`real_mask`, and set :attr:`result_dtype`,
+    :attr:`complex_ok` and :attr:`label`.
+    """
+
+    #: The ``intensity`` buffer's type.
+    result_dtype: Any = np.float32
+    #: Whether complex data are transformed (else refused before any data is read).
+    complex_ok = True
+    #: What error messages call the analysis.
+    label = "FourierMaskSumUDF"
+
+    def weights(self, sig_shape: tuple[int, int], complex_input: bool) -> np.ndarray:
+        """Weights over the ``rfft2`` half (real frames) or the whole unshifted spectrum."""
+        raise NotImplementedError
+
+    def real_mask(self, sig_shape: tuple[int, int]) -> np.ndarray | None:
+        """Real-space weights applied to each frame before the transform, or None."""
+        raise NotImplementedError
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, converted inside the operation."""
+        return kernel_input_dtype(self.meta, "fft_mask_sum", complex_ok=self.complex_ok)
+
+    def get_backends(self) -> tuple[str, ...]:
+        """The CPU (partial DFT or scipy.fft) and, where a GPU is, CuPy (cuFFT)."""
+        return kernel_backends("fft_mask_sum")
+
+    def get_result_buffers(self) -> dict[str, BufferDecl]:
+        """``intensity``: one value per frame, :attr:`result_dtype`."""
+        if self.meta is not None:  # bad masks fail here, on the client, before any read
+            sig = _sig2(self.meta, self.label)
+            self.weights(sig, False)
+            self.real_mask(sig)
+        return {"intensity": self.buffer(kind="nav", dtype=self.result_dtype)}
+
+    def preprocess(self) -> None:
+        """Lay the operation out (its strategy chosen) once per partition."""
+        if on_worker(self.meta):
+            assert self.meta is not None
+            sig = _sig2(self.meta, self.label)
+            weights = self.weights(sig, np.dtype(self.meta.input_dtype).kind == "c")
+            prepare = get_kernel("fft_mask_sum", self.meta.backend)
+            self._op = prepare(sig, self.real_mask(sig), weights, self.meta.input_dtype)
+
+    def process_tile(self, tile: Any) -> None:
+        """Each frame's weighted amplitude sum."""
+        self._op(tile, self.results.intensity)
+
+
+class ApplyFFTMaskUDF(FourierMaskSumUDF):
     """A virtual detector in Fourier space: per frame, the spectrum's amplitude
     ``|FFT2(frame * real_mask)|`` weighted by a mask and summed.
 
@@ -200,6 +261,8 @@ class ApplyFFTMaskUDF(UDF):
     (2, 3)
     """
 
+    label = "ApplyFFTMaskUDF"
+
     def __init__(
         self,
         rad_in: float | None = None,
@@ -239,12 +302,8 @@ class ApplyFFTMaskUDF(UDF):
             backends=backends,
         )
 
-    def get_preferred_input_dtype(self) -> Any:
-        """The stored type (complex data too), converted inside the operation."""
-        return kernel_input_dtype(self.meta, "fft_mask_sum", complex_ok=True)
-
     def get_backends(self) -> tuple[str, ...]:
-        """The CPU (scipy.fft) and, where a GPU is, CuPy (cuFFT)."""
+        """Those of the operation, or of them the ones ``backends`` allows."""
         return tuple(self.params.backends or kernel_backends("fft_mask_sum"))
 
     def weights(self, sig_shape: tuple[int, int], complex_input: bool) -> np.ndarray:
@@ -264,23 +323,6 @@ class ApplyFFTMaskUDF(UDF):
         full = np.fft.ifftshift(p.fourier_mask)
         return full if complex_input else hermitian_fold(full)
 
-    def get_result_buffers(self) -> dict[str, BufferDecl]:
-        """``intensity``: one float32 per frame (as LiberTEM)."""
-        assert self.meta is not None
-        self.weights(_sig2(self.meta, "ApplyFFTMaskUDF"), False)  # refuse bad masks early
-        return {"intensity": self.buffer(kind="nav", dtype=np.float32)}
-
-    def preprocess(self) -> None:
-        """Lay the operation out once per partition."""
-        if on_worker(self.meta):
-            assert self.meta is not None
-            sig = _sig2(self.meta, "ApplyFFTMaskUDF")
-            p = self.params
-            weights = self.weights(sig, np.dtype(self.meta.input_dtype).kind == "c")
-            mask = real_space_mask(sig, p.real_center, p.real_rad)
-            prepare = get_kernel("fft_mask_sum", self.meta.backend)
-            self._op = prepare(sig, mask, weights, self.meta.input_dtype)
-
-    def process_tile(self, tile: Any) -> None:
-        """Each frame's weighted amplitude sum."""
-        self._op(tile, self.results.intensity)
+    def real_mask(self, sig_shape: tuple[int, int]) -> np.ndarray | None:
+        """The blank of ``real_center``, ``real_rad`` (see :func:`real_space_mask`)."""
+        return real_space_mask(sig_shape, self.params.real_center, self.params.real_rad)

@@ -1,13 +1,13 @@
-"""The per-frame Fourier operations (power spectrum, Fourier-space mask sums, hologram
-reconstruction) against their NumPy references, through the kernel contract kit, plus the
-layout helpers they rest on."""
+"""The per-frame Fourier operations (power spectrum, hologram reconstruction) against their NumPy
+references, through the kernel contract kit, plus the layout helpers they rest on (the
+Fourier-space mask sums: test_fourier_mask.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from libertem_gpu.kernels import fourier
+from libertem_gpu.kernels import fourier, fourier_mask
 from tests.kernels.kit import KernelContract
 
 # Sums of float32 transforms of values up to ~1e9 (uint32) in float64 references.
@@ -40,31 +40,6 @@ class TestPowerSpectrumContract(KernelContract):
     def call(self, kernel, args, swap):
         tile, mask, out = args
         kernel(tile.shape[1:], mask, tile.dtype)(tile, out)
-
-
-class TestFftMaskSumContract(KernelContract):
-    op = "fft_mask_sum"
-    rtol = RTOL
-
-    def arguments(self, rng, tile):
-        half = (tile.shape[1], fourier.half_width(tile.shape[2]))
-        weights = rng.random(half) * (rng.random(half) > 0.3)  # some pixels not read at all
-        if half[1] > 1:  # two columns only: the transform of the columns read alone
-            weights[:, 1:-1] = 0
-        return (tile, _maybe_mask(rng, tile), weights, rng.random(len(tile)) * 100)
-
-    def expected(self, args):
-        tile, mask, weights, out = args
-        full = np.zeros(tile.shape[1:])
-        full[:, : weights.shape[1]] = weights
-        return [out + fourier.reference_mask_sum(tile, mask, full)]
-
-    def outputs(self, args):
-        return [args[3]]
-
-    def call(self, kernel, args, swap):
-        tile, mask, weights, out = args
-        kernel(tile.shape[1:], mask, weights, tile.dtype)(tile, out)
 
 
 class TestHoloReconstructContract(KernelContract):
@@ -126,8 +101,8 @@ def test_complex_and_double_paths(rng, dtype):
         weights[:, columns] = rng.random(shape[1:])[:, columns]
         sums = np.zeros(3)
         used = weights if dtype == "complex64" else fourier.hermitian_fold(weights)
-        fourier.prepare_mask_sum(shape[1:], None, used, tile.dtype, double=True)(tile, sums)
-        want = fourier.reference_mask_sum(tile, None, weights)
+        fourier_mask.prepare_mask_sum(shape[1:], None, used, tile.dtype, double=True)(tile, sums)
+        want = fourier_mask.reference_mask_sum(tile, None, weights)
         np.testing.assert_allclose(sums, want, rtol=1e-11)
     aperture = rng.random((5, 4))
     wave = np.zeros((3, 5, 4), dtype=np.complex128)

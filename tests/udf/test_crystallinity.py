@@ -9,7 +9,7 @@ import pytest
 
 from libertem_gpu import Context, CrystallinityUDF
 from libertem_gpu.errors import InvalidParameterError
-from libertem_gpu.kernels import fourier_band
+from libertem_gpu.kernels import fourier_mask
 from tests.udf.builtin_cases import CASES_2D_SIG, assert_nav, case_params, load_case
 
 
@@ -45,7 +45,7 @@ def test_crystallinity_matches_numpy(ctx, rng, tmp_path, case):
 @pytest.mark.parametrize("strategy", ["dft", "fft"])
 @pytest.mark.parametrize("blank", [False, True])
 def test_both_strategies_in_a_run(inline_ctx: Context, rng, monkeypatch, strategy, blank):
-    monkeypatch.setattr(fourier_band, "_DFT_COLUMNS_PER_LOG2", 100 if strategy == "dft" else 0)
+    monkeypatch.setattr(fourier_mask, "_DFT_COLUMNS_PER_LOG2", 100 if strategy == "dft" else 0)
     data = rng.poisson(30, (3, 4, 20, 17)).astype(np.uint16)
     ds = inline_ctx.load("memory", data=data, num_partitions=3)
     params = dict(rad_in=2, rad_out=7, real_center=(10, 8) if blank else None, real_rad=3)
