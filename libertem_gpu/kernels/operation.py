@@ -22,6 +22,7 @@ __all__ = [
     "BandPreparer",
     "CentreOfMass",
     "ComPreparer",
+    "Correct",
     "DenseMasks",
     "FourierPreparer",
     "Impl",
@@ -195,6 +196,14 @@ class BandPreparer(Protocol):
         sig_shape: tuple[int, int],
         input_dtype: Any,
     ) -> PreparedBand: ...
+class Correct(Protocol):
+    """``(tile (n, npix), dark, gain, exclude, env, counts, out (n, npix))``: write the
+    detector-corrected tile to ``out`` in its float type (see
+    :mod:`libertem_gpu.kernels.correct`)."""
+
+    def __call__(
+        self, tile: Any, dark: Any, gain: Any, exclude: Any, env: Any, counts: Any, out: Any
+    ) -> None: ...
 
 
 # --- declarations ------------------------------------------------------------------------------
