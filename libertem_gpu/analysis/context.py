@@ -54,6 +54,7 @@ class AnalysisMixin:
         udf: Any,
         roi: Any = None,
         progress: bool = False,
+        *,
         corrections: Any = None,
     ) -> Any:
         raise NotImplementedError  # provided by Context

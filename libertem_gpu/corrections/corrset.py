@@ -140,9 +140,7 @@ class CorrectionSet:
         allow_empty: bool = False,
     ) -> None:
         if not isinstance(allow_empty, bool | np.bool_):
-            raise InvalidParameterError(
-                f"allow_empty: expected True or False, got {allow_empty!r}"
-            )
+            raise InvalidParameterError(f"allow_empty: expected True or False, got {allow_empty!r}")
         self._dark = _frame(dark, "dark")
         self._gain = _frame(gain, "gain")
         self._coords, shape = _excluded(excluded_pixels)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+
 import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
@@ -67,8 +68,9 @@ class RepairDescriptor:
         ndim = len(sig_shape)
         coords = np.zeros((ndim, 0), dtype=np.intp) if excluded_pixels is None else excluded_pixels
         coords = np.asarray(coords, dtype=np.intp).reshape(ndim, -1)
-        flat = np.unique(np.ravel_multi_index(tuple(coords), sig_shape)) if coords.size else []
-        exclude = np.asarray(flat, dtype=np.intp)
+        exclude = np.zeros(0, dtype=np.intp)
+        if coords.size:
+            exclude = np.unique(np.ravel_multi_index(tuple(coords), sig_shape)).astype(np.intp)
         coords = np.array(np.unravel_index(exclude, sig_shape), dtype=np.intp).reshape(ndim, -1)
         offsets = _offsets(ndim)
         cand = coords[:, :, None] + offsets.T[:, None, :]  # (ndim, k, m)

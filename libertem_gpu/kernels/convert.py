@@ -86,5 +86,6 @@ class TileConverter:
         else:  # complex data: plain array code, same arithmetic
             from libertem_gpu.kernels.correct import apply_xp
 
-            apply_xp(self.xp, flat, *arrays, out)
+            dark, gain, exclude, env, counts = arrays
+            apply_xp(self.xp, flat, dark, gain, exclude, env, counts, out)
         return out.reshape(tile.shape)

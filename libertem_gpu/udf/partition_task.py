@@ -224,9 +224,7 @@ class PartitionTask:
         states = []
         for index, (cls, kwargs) in enumerate(plan.udf_specs):
             udf = cls(**kwargs)
-            meta = set_meta(
-                udf, dataset, plan.roi_flat, backend, self.partition, plan.corrections
-            )
+            meta = set_meta(udf, dataset, plan.roi_flat, backend, self.partition, plan.corrections)
             meta.byteswapped = plan.scheme.stored_byteorder
             meta.run_key = (plan.run_id, index)
             states.append(_UDFInPartition(udf, backend, tiles.num_frames, dataset.sig_shape))
@@ -236,9 +234,7 @@ class PartitionTask:
             # Each UDF gets the element type it asked for, each type made once per tile.
             # Detector corrections are applied in that conversion, in the same pass.
             corrections = (
-                None
-                if plan.corrections is None
-                else plan.corrections.for_frames(dataset.sig_shape)
+                None if plan.corrections is None else plan.corrections.for_frames(dataset.sig_shape)
             )
             converter = TileConverter(backend.xp, corrections, backend.name)
             wanted = [state.udf.meta.input_dtype for state in states]  # type: ignore[union-attr]

@@ -71,9 +71,7 @@ def test_float32_arithmetic_not_float64():
     d32, g32 = dark.astype(np.float32), gain.astype(np.float32)
     out32 = np.empty((1, 3), np.float32)
     correct.cpu(x.astype(np.uint16), d32, g32, empty, np.zeros((0, 8), np.intp), empty, out32)
-    np.testing.assert_array_equal(
-        out32, (x.astype(np.uint16).astype(np.float32) - d32) * g32
-    )
+    np.testing.assert_array_equal(out32, (x.astype(np.uint16).astype(np.float32) - d32) * g32)
 
 
 def test_bad_arguments():
