@@ -294,9 +294,13 @@ class FrameCorrection:
         self.row_len = math.prod(sig_shape[1:])
         self.dark = np.zeros(npix) if dark is None else dark.reshape(-1)
         self.gain = np.ones(npix) if gain is None else gain.reshape(-1)
+        #: Whether a gain map other than ones scales the frames.
+        self.has_gain = bool(gain is not None and np.any(gain != 1.0))
         self.repair = RepairDescriptor(
             sig_shape, corrections.excluded_coords, allow_empty=corrections.allow_empty
         )
+        #: What analyses derive from these corrections once per process (folded weights).
+        self.cache: dict[Any, Any] = {}
 
     @cached_property
     def _whole(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,9 +19,11 @@ _jit = numba.njit(nogil=True, cache=True, fastmath=False)
 
 
 @_jit
-def _com(a, rows, cols, row_stride, weights, row_offset, out_total, out_y, out_x):
+def _com(a, rows, cols, row_stride, weights, row_offset, out_total, out_y, out_x, lo, hi):
     # Column accumulators instead of a per-row reduction: the inner loop over columns is then
     # element-wise and vectorises without fastmath; the short reductions happen once per frame.
+    # Each row is read between its first and last non-zero weight only (lo, hi): a disk's
+    # weights (folded with a gain map, say) cost the disk's pixels, not the frame's.
     ct = np.empty(cols)
     cy = np.empty(cols)
     for i in range(a.shape[0]):
@@ -29,14 +31,18 @@ def _com(a, rows, cols, row_stride, weights, row_offset, out_total, out_y, out_x
         cy[:] = 0.0
         fr = a[i]
         for r in range(rows):
+            c0 = lo[row_offset + r]
+            c1 = hi[row_offset + r]
             start = r * row_stride
-            x = fr[start : start + cols]
-            w = weights[row_offset + r]
+            x = fr[start + c0 : start + c1]
+            w = weights[row_offset + r, c0:c1]
+            rt = ct[c0:c1]
+            ry = cy[c0:c1]
             yy = np.float64(row_offset + r)
-            for c in range(cols):
+            for c in range(c1 - c0):
                 v = np.float64(x[c]) * w[c]
-                ct[c] += v
-                cy[c] += v * yy
+                rt[c] += v
+                ry[c] += v * yy
         t = 0.0
         sy = 0.0
         sx = 0.0
@@ -99,6 +105,19 @@ def cpu(
         Must be False: this kernel reads native byte order only (the signature is shared with
         the run kernel, which swaps).
     """
+    _cpu(tile3d, weights, row_extents(weights), row_offset, out_total, out_y, out_x, swap)
+
+
+def _cpu(
+    tile3d: np.ndarray,
+    weights: np.ndarray,
+    extents: tuple[np.ndarray, np.ndarray],
+    row_offset: int,
+    out_total: np.ndarray,
+    out_y: np.ndarray,
+    out_x: np.ndarray,
+    swap: bool = False,
+) -> None:
     check_no_swap(swap, tile3d.dtype)
     if tile3d.ndim != 3:
         raise ShapeMismatchError(f"tile3d must be 3-D (n, rows, cols), got {tile3d.shape}")
@@ -121,7 +140,40 @@ def cpu(
     if n == 0 or rows == 0 or cols == 0:
         return
     a, rs = _frames_view(tile3d)
-    _com(a, rows, cols, rs, weights, row_offset, out_total, out_y, out_x)
+    lo, hi = extents
+    _com(a, rows, cols, rs, weights, row_offset, out_total, out_y, out_x, lo, hi)
+
+
+class _Ranged:
+    """Dense weights with their row extents, computed once per partition."""
+
+    __slots__ = ("extents", "weights")
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.weights = weights
+        self.extents = row_extents(weights)
+
+
+def _ranged(
+    tile3d: np.ndarray,
+    ranged: _Ranged,
+    row_offset: int,
+    out_total: np.ndarray,
+    out_y: np.ndarray,
+    out_x: np.ndarray,
+    swap: bool = False,
+) -> None:
+    _cpu(tile3d, ranged.weights, ranged.extents, row_offset, out_total, out_y, out_x, swap)
+
+
+def row_extents(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``weights``, the columns ``[lo, hi)`` from its first to past its last
+    non-zero weight (``lo == hi`` for an all-zero row)."""
+    nz = weights != 0
+    any_nz = nz.any(axis=1)
+    lo = np.where(any_nz, nz.argmax(axis=1), 0).astype(np.intp)
+    hi = np.where(any_nz, weights.shape[1] - nz[:, ::-1].argmax(axis=1), 0).astype(np.intp)
+    return lo, hi
 
 
 def prepare(weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
@@ -135,4 +187,4 @@ def prepare(weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
     runs = spans.encode(weights)
     if runs is not None and runs.is_binary:
         return AppliedCoM(spans.com_cpu, runs, True)
-    return AppliedCoM(cpu, weights, False)
+    return AppliedCoM(_ranged, _Ranged(weights), False)

@@ -46,29 +46,42 @@ class TileConverter:
     ) -> None:
         self.xp = xp
         self._tile: Any = None
-        self._converted: dict[np.dtype, Any] = {}
+        self._converted: dict[tuple[np.dtype, bool], Any] = {}
         self._corrections = corrections
         self._kernel = None if corrections is None else get_kernel("correct", backend)
         # Correction arrays on the backend, per (type, row slab).
         self._arrays: dict[tuple[np.dtype, tuple[int, int] | None], tuple[Any, ...]] = {}
+        # Corrected tiles are written to one buffer per type, reused from tile to tile (fresh
+        # allocations of a few MiB cost page faults on every tile): a tile's data is valid
+        # until the next tile, as in LiberTEM.
+        self._buffers: dict[np.dtype, Any] = {}
 
-    def get(self, tile: Any, dtype: np.dtype, sig_rows: tuple[int, int] | None = None) -> Any:
-        """``tile`` as ``dtype`` (corrected where the run has corrections): the tile itself
-        where it has that type and nothing is corrected, else a converted copy shared by every
-        caller asking for the same type until the next tile. ``sig_rows``: the rows of the
-        frames the tile holds (None: whole frames)."""
-        if tile.dtype == dtype and self._corrections is None:
+    def get(
+        self,
+        tile: Any,
+        dtype: np.dtype,
+        sig_rows: tuple[int, int] | None = None,
+        corrected: bool = True,
+    ) -> Any:
+        """``tile`` as ``dtype``, corrected where the run has corrections (and ``corrected``:
+        False for UDFs that fold them into their weights): the tile itself where it has that
+        type and nothing is corrected, else a converted copy shared by every caller asking for
+        the same until the next tile. ``sig_rows``: the rows of the frames the tile holds
+        (None: whole frames)."""
+        corrected = corrected and self._corrections is not None
+        if tile.dtype == dtype and not corrected:
             return tile
         if tile is not self._tile:
             self._tile = tile
             self._converted = {}
-        converted = self._converted.get(dtype)
+        key = (np.dtype(dtype), corrected)
+        converted = self._converted.get(key)
         if converted is None:
-            if self._corrections is None:
-                converted = self.xp.asarray(tile, dtype=dtype)
-            else:
+            if corrected:
                 converted = self._correct(tile, np.dtype(dtype), sig_rows)
-            self._converted[dtype] = converted
+            else:
+                converted = self.xp.asarray(tile, dtype=dtype)
+            self._converted[key] = converted
         return converted
 
     def _correct(self, tile: Any, dtype: np.dtype, sig_rows: tuple[int, int] | None) -> Any:
@@ -80,7 +93,11 @@ class TileConverter:
             self._arrays[key] = arrays
         n = tile.shape[0]
         flat = tile.reshape(n, -1)
-        out = self.xp.empty(flat.shape, dtype=dtype)
+        buf = self._buffers.get(dtype)
+        if buf is None or buf.size < flat.size:
+            buf = self.xp.empty(flat.size, dtype=dtype)
+            self._buffers[dtype] = buf
+        out = buf[: flat.size].reshape(flat.shape)
         if dtype in _KERNEL_OUT and flat.dtype.kind != "c":
             self._kernel(flat, *arrays, out)
         else:  # complex data: plain array code, same arithmetic

@@ -188,6 +188,10 @@ class UDF:
     #: What :meth:`get_preferred_input_dtype` returns to receive tiles in the data set's own
     #: (stored, native byte order) type; the same marker as LiberTEM's.
     USE_NATIVE_DTYPE: ClassVar[Any] = bool
+    #: Built-ins whose sums are linear in the data (centre of mass) set this to receive the
+    #: stored, uncorrected tiles and apply ``meta.corrections`` folded into their weights
+    #: (:mod:`libertem_gpu.corrections.fold`); every other UDF receives corrected tiles.
+    _folds_corrections: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any) -> None:
         self._kwargs = kwargs

@@ -60,7 +60,8 @@ def set_meta(
         corrections=corrections,
     )
     # Asked with meta in place: a UDF may choose by the data set's type.
-    udf.meta.input_dtype = input_dtype(udf, dataset.dtype, corrected=corrections is not None)
+    corrected = corrections is not None and not udf._folds_corrections
+    udf.meta.input_dtype = input_dtype(udf, dataset.dtype, corrected=corrected)
     return udf.meta
 
 
@@ -237,10 +238,13 @@ class PartitionTask:
                 None if plan.corrections is None else plan.corrections.for_frames(dataset.sig_shape)
             )
             converter = TileConverter(backend.xp, corrections, backend.name)
-            wanted = [state.udf.meta.input_dtype for state in states]  # type: ignore[union-attr]
+            wanted = [
+                (state.udf.meta.input_dtype, not state.udf._folds_corrections)  # type: ignore[union-attr]
+                for state in states
+            ]
             for tile, data in backend.iter_tiles(dataset, tiles):
-                for state, dtype in zip(states, wanted, strict=True):
-                    state.process(tile, converter.get(data, dtype, tile.sig_rows))
+                for state, (dtype, corrected) in zip(states, wanted, strict=True):
+                    state.process(tile, converter.get(data, dtype, tile.sig_rows, corrected))
         return PartitionResult(
             partition=self.partition,
             num_frames=tiles.num_frames,
