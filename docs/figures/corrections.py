@@ -11,11 +11,11 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from libertem_gpu import Context, PickUDF, StdDevUDF, SumUDF  # noqa: E402
-from libertem_gpu.corrections import CorrectionSet, detect_bad_pixels  # noqa: E402
+from libertem_gpu import Context, PickUDF, StdDevUDF, SumUDF
+from libertem_gpu.corrections import CorrectionSet, detect_bad_pixels
 
 
 def main() -> None:
