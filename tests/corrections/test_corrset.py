@@ -154,3 +154,18 @@ def test_libertem_style_set_is_taken_over(inline_ctx, ds, rng):
     plain = inline_ctx.run_udf(ds, SumUDF())["intensity"].raw_data
     got = inline_ctx.run_udf(ds, SumUDF(), corrections=Foreign())["intensity"].raw_data
     np.testing.assert_allclose(got, plain - 6 * 5.0)
+
+
+def test_libertem_import_paths():
+    from libertem_gpu.compat.corrections import CorrectionSet as Compat
+    from libertem_gpu.compat.corrections.detector import (
+        RepairDescriptor as CompatRepair,
+    )
+    from libertem_gpu.compat.corrections.detector import RepairValueError as CompatError
+    from libertem_gpu.compat.corrections.detector import correct as compat_correct
+
+    assert Compat is CorrectionSet
+    assert CompatRepair is RepairDescriptor and CompatError is RepairValueError
+    frames = np.arange(24, dtype=np.uint16).reshape(2, 3, 4)
+    out = compat_correct(frames, dark_image=np.ones((3, 4)))
+    np.testing.assert_array_equal(out, frames - 1.0)
