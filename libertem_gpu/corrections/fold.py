@@ -99,6 +99,9 @@ class FoldedMoments:
         else:
             self.weights = weights
             base = w[idx]
+        #: Whether the kernel's weights carry the gain map (then good to float32 only, as the
+        #: corrected frames are); a binary disk stays exact.
+        self.single = bool(correction.has_gain)
         self.index = idx
         self.delta = np.stack(
             [

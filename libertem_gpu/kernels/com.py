@@ -153,7 +153,9 @@ class AppliedCoM:
         self.kernel(tile3d, self.weights, row_offset, out_total, out_y, out_x, swap=swap)
 
 
-def prepare(backend: str, weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
+def prepare(
+    backend: str, weights: np.ndarray, input_dtype: Any, single: bool = False
+) -> AppliedCoM:
     """Choose how ``backend`` computes the moments with ``weights`` on frames of
     ``input_dtype``.
 
@@ -165,6 +167,9 @@ def prepare(backend: str, weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
         float64 ``(rows, cols)`` over the whole frame.
     input_dtype : numpy.dtype
         The tiles' (native) dtype.
+    single : bool
+        The weights are good to float32 only (detector corrections folded in): a strategy may
+        use float32 arithmetic where that is faster.
 
     Returns
     -------
@@ -173,10 +178,12 @@ def prepare(backend: str, weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
     """
     preparer = get_kernel("centre_of_mass", backend)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if single:
+        return preparer(weights, np.dtype(input_dtype), single=True)  # type: ignore[no-any-return]
     return preparer(weights, np.dtype(input_dtype))  # type: ignore[no-any-return]
 
 
-def prepare_reference(weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
+def prepare_reference(weights: np.ndarray, input_dtype: Any, single: bool = False) -> AppliedCoM:
     """The plain NumPy strategy (what tests compare every backend's strategy with)."""
 
     def kernel(

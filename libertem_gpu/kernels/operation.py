@@ -161,7 +161,9 @@ class PreparedCoM(Protocol):
 class ComPreparer(Protocol):
     """A backend's ``prepare`` of the ``centre_of_mass`` operation."""
 
-    def __call__(self, weights: np.ndarray, input_dtype: np.dtype) -> PreparedCoM: ...
+    def __call__(
+        self, weights: np.ndarray, input_dtype: np.dtype, single: bool = False
+    ) -> PreparedCoM: ...
 
 
 class FourierPreparer(Protocol):

@@ -306,8 +306,12 @@ class CoMUDF(UDF):
     def _prepare(self, folded: Any = None) -> com_op.AppliedCoM:
         """The centre-of-mass operation prepared for this run's backend and weights."""
         assert self.meta is not None
-        weights = self.weights() if folded is None else folded.weights
-        return com_op.prepare(self.meta.backend, weights, self.meta.input_dtype)
+        if folded is None:
+            return com_op.prepare(self.meta.backend, self.weights(), self.meta.input_dtype)
+        # Folded weights are good to float32: a strategy may compute in float32.
+        return com_op.prepare(
+            self.meta.backend, folded.weights, self.meta.input_dtype, single=folded.single
+        )
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """Private per-frame moments, and the results computed from them at the end."""

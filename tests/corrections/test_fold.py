@@ -92,3 +92,26 @@ def test_com_reads_stored_integers_with_corrections(ctx, rng, gain):
     copy = udf.copy()
     plan_run(ds, [copy], corrections=corr)
     assert copy.meta is not None and copy.meta.input_dtype == np.uint16
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "float32", "uint8"])
+def test_single_precision_com_strategy(rng, dtype):
+    # folded weights (a disk times a gain map) through the float32 row kernel, by row slabs
+    from libertem_gpu.kernels import com as com_op
+
+    rows, cols = 23, 29
+    y, x = np.mgrid[:rows, :cols].astype(np.float64)
+    w = ((y - 11) ** 2 + (x - 14) ** 2 < 100) * (rng.random((rows, cols)) + 0.5)
+    frames = random_data(rng, (11, rows, cols), np.dtype(dtype))
+    applied = com_op.prepare("numpy", w, np.dtype(dtype), single=True)
+    assert applied.kernel.__name__ == "_rows32"
+    out = [np.zeros(11) for _ in range(3)]
+    for r0, r1 in ((0, 7), (7, 8), (8, 23)):
+        applied(frames[:, r0:r1], r0, *out)
+    f = frames.astype(np.float64) * w
+    want = [f.sum(axis=(1, 2)), (f * y).sum(axis=(1, 2)), (f * x).sum(axis=(1, 2))]
+    for got, expected in zip(out, want, strict=True):
+        scale = np.abs(frames.astype(np.float64)).sum(axis=(1, 2)).max() * max(rows, cols)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7 * scale)
+    wide = com_op.prepare("numpy", w, np.dtype(np.int32), single=True)
+    assert wide.kernel.__name__ != "_rows32"  # float32 does not hold 32-bit integers exactly
