@@ -102,6 +102,11 @@ class FoldedMoments:
         #: Whether the kernel's weights carry the gain map (then good to float32 only, as the
         #: corrected frames are); a binary disk stays exact.
         self.single = bool(correction.has_gain)
+        #: With the gain map: the folded weights of the row and column moments, for kernels
+        #: that take them (then :meth:`apply` has no differences to add).
+        self.moments = (
+            (folded[1].reshape(rows, cols), folded[2].reshape(rows, cols)) if self.single else None
+        )
         self.index = idx
         self.delta = np.stack(
             [
@@ -132,10 +137,12 @@ class FoldedMoments:
         total: Any,
         y: Any,
         x: Any,
+        moments_included: bool = False,
     ) -> None:
         """Complete the kernels' sums for ``tile`` (``(n, rows, cols)`` stored values of rows
-        ``sig_rows``): add the differences at the touched pixels, and subtract the constants
-        once per frame (with its first rows)."""
+        ``sig_rows``): add the differences at the touched pixels (unless the kernel took
+        :attr:`moments`: ``moments_included``), and subtract the constants once per frame (with
+        its first rows)."""
         n = tile.shape[0]
         p0 = 0 if sig_rows is None else sig_rows[0] * self.row_len
         p1 = p0 + tile.shape[1] * tile.shape[2]
@@ -145,7 +152,7 @@ class FoldedMoments:
                 int(v) for v in np.searchsorted(self.index, [p0, p1])
             )
         lo, hi = span
-        if hi > lo:
+        if hi > lo and not (moments_included and self.single):
             flat = tile.reshape(n, -1)
             if isinstance(flat, np.ndarray):
                 from libertem_gpu.kernels.correct import sparse_moments

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numba
@@ -146,17 +147,34 @@ def _cpu(
 
 class _Ranged:
     """Dense weights with their row extents, computed once per partition; with ``single``
-    also as float32, with the column-weighted copy ``weights * col``."""
+    also as float32, with the weights of the first moments (``moments``: given, or
+    ``weights * row`` and ``weights * col``)."""
 
-    __slots__ = ("extents", "weights", "weights32", "weights32_x")
+    __slots__ = ("extents", "weights", "weights32", "weights32_x", "weights32_y")
 
-    def __init__(self, weights: np.ndarray, single: bool = False) -> None:
+    def __init__(
+        self,
+        weights: np.ndarray,
+        single: bool = False,
+        moments: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         self.weights = weights
-        self.extents = row_extents(weights)
-        if single:
-            cols = np.arange(weights.shape[1], dtype=np.float64)
-            self.weights32 = np.ascontiguousarray(weights, dtype=np.float32)
-            self.weights32_x = np.ascontiguousarray(weights * cols, dtype=np.float32)
+        if not single:
+            self.extents = row_extents(weights)
+            return
+        if moments is None:
+            rows, cols = np.mgrid[: weights.shape[0], : weights.shape[1]].astype(np.float64)
+            moments = (weights * rows, weights * cols)
+        wy, wx = moments
+        if wy.shape != weights.shape or wx.shape != weights.shape:
+            raise ShapeMismatchError(
+                f"moment weights must have the shape of weights {weights.shape}, got "
+                f"{wy.shape} and {wx.shape}"
+            )
+        self.extents = row_extents((weights != 0) | (wy != 0) | (wx != 0))
+        self.weights32 = np.ascontiguousarray(weights, dtype=np.float32)
+        self.weights32_y = np.ascontiguousarray(wy, dtype=np.float32)
+        self.weights32_x = np.ascontiguousarray(wx, dtype=np.float32)
 
 
 #: Frames the single-precision kernel runs through per row of weights.
@@ -171,7 +189,7 @@ _SINGLE_EXACT = frozenset(
 # Reassociation lets the row sums vectorise: each row's partial sums are float32 lanes added
 # in any order (accurate to float32, which is all the weights hold), then float64 per frame.
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _com_rows32(a, rows, row_stride, w32, wx32, row_offset, lo, hi, out_total, out_y, out_x):
+def _com_rows32(a, rows, row_stride, w32, wy32, wx32, row_offset, lo, hi, out_total, out_y, out_x):
     n = a.shape[0]
     # A row of weights serves _ROWS32_FRAMES frames while it is in L1: weights of a whole frame
     # would otherwise stream from L3 with every frame (twice the frame's own bytes).
@@ -184,19 +202,21 @@ def _com_rows32(a, rows, row_stride, w32, wx32, row_offset, lo, hi, out_total, o
             if c1 <= c0:
                 continue
             w = w32[rr, c0:c1]
+            wy = wy32[rr, c0:c1]
             wx = wx32[rr, c0:c1]
             start = r * row_stride
-            yy = np.float64(rr)
             for i in range(i0, i1):
                 x = a[i, start + c0 : start + c1]
                 rt = np.float32(0.0)
+                ry = np.float32(0.0)
                 rx = np.float32(0.0)
                 for c in range(c1 - c0):
                     v = np.float32(x[c])
                     rt += v * w[c]
+                    ry += v * wy[c]
                     rx += v * wx[c]
                 out_total[i] += np.float64(rt)
-                out_y[i] += np.float64(rt) * yy
+                out_y[i] += np.float64(ry)
                 out_x[i] += np.float64(rx)
 
 
@@ -229,6 +249,7 @@ def _rows32(
         rows,
         rs,
         ranged.weights32,
+        ranged.weights32_y,
         ranged.weights32_x,
         int(row_offset),
         lo,
@@ -237,6 +258,28 @@ def _rows32(
         out_y,
         out_x,
     )
+
+
+#: Single-precision layouts by the identity of their weight arrays (kept alive here, so that an
+#: identity is not reused while cached): the partitions of a run share one.
+_LAYOUTS: dict[tuple[int, ...], tuple[Any, _Ranged]] = {}
+_LAYOUTS_MAX = 8
+_layouts_lock = threading.Lock()
+
+
+def _single_layout(weights: np.ndarray, moments: tuple[np.ndarray, np.ndarray] | None) -> _Ranged:
+    arrays = (weights,) if moments is None else (weights, *moments)
+    key = tuple(id(a) for a in arrays)
+    with _layouts_lock:
+        found = _LAYOUTS.get(key)
+    if found is not None:
+        return found[1]
+    ranged = _Ranged(weights, single=True, moments=moments)
+    with _layouts_lock:
+        while len(_LAYOUTS) >= _LAYOUTS_MAX:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)))
+        _LAYOUTS[key] = (arrays, ranged)
+    return ranged
 
 
 def _ranged(
@@ -261,13 +304,20 @@ def row_extents(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def prepare(weights: np.ndarray, input_dtype: Any, single: bool = False) -> AppliedCoM:
+def prepare(
+    weights: np.ndarray,
+    input_dtype: Any,
+    single: bool = False,
+    moments: tuple[np.ndarray, np.ndarray] | None = None,
+) -> AppliedCoM:
     """A binary disk or annulus is a few runs per row: sum those pixels only, exactly, with
     the run kernel (which also swaps big-endian integers as it reads); other weights go to
     :func:`cpu`, or, with ``single`` (weights good to float32 only, such as weights with
     detector corrections folded in) and frames that float32 holds exactly (integers of up to
     16 bits, float32), to a kernel with float32 weights that sums each row in float32 (as fast
-    as the run kernel: 1.5e-8 relative to the float64 sums on 256 x 256 frames)."""
+    as the run kernel: 1.5e-8 relative to the float64 sums on 256 x 256 frames). That kernel
+    also takes the first moments' weights as given (``moments``: for the rows and columns;
+    default ``weights * row``, ``weights * col``), and says so (``moments_included``)."""
     from libertem_gpu.kernels import spans
 
     # Unlike mask sums, the run kernel beats the dense one for float frames too (measured
@@ -276,5 +326,6 @@ def prepare(weights: np.ndarray, input_dtype: Any, single: bool = False) -> Appl
     if runs is not None and runs.is_binary:
         return AppliedCoM(spans.com_cpu, runs, True)
     if single and np.dtype(input_dtype) in _SINGLE_EXACT:
-        return AppliedCoM(_rows32, _Ranged(weights, single=True), False)
+        ranged = _single_layout(weights, moments)
+        return AppliedCoM(_rows32, ranged, False, moments_included=moments is not None)
     return AppliedCoM(_ranged, _Ranged(weights), False)

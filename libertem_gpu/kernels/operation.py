@@ -146,6 +146,7 @@ class PreparedCoM(Protocol):
     :func:`libertem_gpu.kernels.com.prepare`)."""
 
     reads_stored_order: bool
+    moments_included: bool
 
     def __call__(
         self,
@@ -162,7 +163,11 @@ class ComPreparer(Protocol):
     """A backend's ``prepare`` of the ``centre_of_mass`` operation."""
 
     def __call__(
-        self, weights: np.ndarray, input_dtype: np.dtype, single: bool = False
+        self,
+        weights: np.ndarray,
+        input_dtype: np.dtype,
+        single: bool = False,
+        moments: Any = None,
     ) -> PreparedCoM: ...
 
 

@@ -310,7 +310,11 @@ class CoMUDF(UDF):
             return com_op.prepare(self.meta.backend, self.weights(), self.meta.input_dtype)
         # Folded weights are good to float32: a strategy may compute in float32.
         return com_op.prepare(
-            self.meta.backend, folded.weights, self.meta.input_dtype, single=folded.single
+            self.meta.backend,
+            folded.weights,
+            self.meta.input_dtype,
+            single=folded.single,
+            moments=folded.moments,
         )
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
@@ -381,7 +385,9 @@ class CoMUDF(UDF):
             e = s + _FOLD_FRAMES
             part = (res.com_total[s:e], res.com_y[s:e], res.com_x[s:e])
             self._com(tile[s:e], row_offset, *part, self.meta.byteswapped)
-            self._fold.apply(self.meta.xp, tile[s:e], rows, *part)
+            self._fold.apply(
+                self.meta.xp, tile[s:e], rows, *part, moments_included=self._com.moments_included
+            )
 
     def _selected(self) -> np.ndarray:
         assert self.meta is not None
