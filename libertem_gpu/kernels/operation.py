@@ -203,6 +203,8 @@ class BandPreparer(Protocol):
         sig_shape: tuple[int, int],
         input_dtype: Any,
     ) -> PreparedBand: ...
+
+
 class Correct(Protocol):
     """``(tile (n, npix), dark, gain, exclude, env, counts, out (n, npix))``: write the
     detector-corrected tile to ``out`` in its float type (see

@@ -229,3 +229,43 @@ def test_row_slabs_keep_environments_whole(ctx, rng):
     f64 = frames.astype(np.float64)
     np.testing.assert_allclose(res[0]["intensity"].raw_data, f64.sum(axis=0), rtol=1e-9)
     np.testing.assert_allclose(res[1]["intensity"].raw_data, f64.sum(axis=(1, 2)), rtol=1e-9)
+
+
+def _other_udfs():
+    from libertem_gpu import (
+        FEMUDF,
+        CrystallinityUDF,
+        LogsumUDF,
+        MaxUDF,
+        RadialFourierUDF,
+        SumFFTUDF,
+    )
+
+    return [
+        LogsumUDF(),
+        FEMUDF(center=(6, 7), rad_in=1, rad_out=5),
+        CrystallinityUDF(rad_in=1, rad_out=4),
+        SumFFTUDF(),
+        MaxUDF(),
+        RadialFourierUDF(cx=7.0, cy=6.0, ri=0.0, ro=6.0, n_bins=2, max_order=3),
+    ]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_other_analyses_see_corrected_frames(inline_ctx, rng, index):
+    # every analysis on the stored data with corrections equals it on the corrected frames
+    data = random_data(rng, (3, 4, 13, 15), np.dtype(np.uint16))
+    rows, cols = 13, 15
+    excluded = bad_pixels(rng, rows, cols)
+    dark, gain = rng.random((rows, cols)) * 50, rng.random((rows, cols)) + 0.5
+    corr = CorrectionSet(dark=dark, gain=gain, excluded_pixels=excluded)
+    frames = corrected(data.reshape(12, rows, cols), dark, gain, excluded)
+    udf = _other_udfs()[index]
+    got = inline_ctx.run_udf(inline_ctx.load("memory", data=data), udf, corrections=corr)
+    ref_ds = inline_ctx.load("memory", data=frames.reshape(3, 4, rows, cols))
+    want = inline_ctx.run_udf(ref_ds, _other_udfs()[index])
+    assert set(got) == set(want)
+    for key in want:
+        a, b = np.asarray(got[key].raw_data), np.asarray(want[key].raw_data)
+        scale = float(np.nanmax(np.abs(b))) if b.size else 1.0
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * scale, err_msg=key)
