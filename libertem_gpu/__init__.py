@@ -39,6 +39,7 @@ _EXPORTS = {
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
+    "CorrectionSet": "libertem_gpu.corrections.corrset",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",
     "errors": "libertem_gpu.errors",

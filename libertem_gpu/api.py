@@ -143,9 +143,15 @@ class Context(AnalysisMixin):
             A format name (``"raw"``, ``"npy"``, ``"memory"``, ...) or ``"auto"`` to detect it
             from ``path``.
         *args, **kwargs
-            The format's parameters, e.g. ``path=``, ``nav_shape=``, ``sig_shape=``, ``dtype=``.
+            The format's parameters, e.g. ``path=``, ``nav_shape=``, ``sig_shape=``, ``dtype=``;
+            and ``corrections=``: a :class:`~libertem_gpu.corrections.CorrectionSet` that runs
+            over this data set apply unless they pass their own.
         """
-        return load_dataset(filetype, *args, **kwargs)
+        corrections = kwargs.pop("corrections", None)
+        dataset = load_dataset(filetype, *args, **kwargs)
+        if corrections is not None:
+            dataset.set_corrections(corrections)
+        return dataset
 
     def run_udf(
         self,
@@ -155,6 +161,7 @@ class Context(AnalysisMixin):
         progress: bool = False,
         backends: str | Sequence[str] | None = None,
         tiling: TilingScheme | None = None,
+        corrections: Any = None,
     ) -> dict[str, BufferResult] | tuple[dict[str, BufferResult], ...]:
         """Run one or several UDFs over ``dataset`` in one pass.
 
@@ -172,6 +179,9 @@ class Context(AnalysisMixin):
             Override the context's backend for this run (``"numpy"``, ``"cupy"``, ``"auto"``).
         tiling : TilingScheme, optional
             Force a tile depth and frame split (normally chosen from the UDFs and backend).
+        corrections : CorrectionSet, optional
+            Detector corrections (dark frame, gain map, excluded pixels) applied to every frame
+            before the UDFs see it; default: the data set's (see :meth:`load`).
 
         Returns
         -------
@@ -180,7 +190,9 @@ class Context(AnalysisMixin):
             result has ``.data`` (scan-shaped for ``nav`` results) and ``.raw_data``.
         """
         run = None
-        for run in self._execute(dataset, udf, roi, progress, backends, tiling):  # noqa: B007
+        for run in self._execute(  # noqa: B007
+            dataset, udf, roi, progress, backends, tiling, corrections
+        ):
             pass
         assert run is not None
         results = run.results()
@@ -230,6 +242,7 @@ class Context(AnalysisMixin):
         roi: Any = None,
         progress: bool = False,
         backends: str | Sequence[str] | None = None,
+        corrections: Any = None,
     ) -> BufferResult:
         """Apply ``f`` to every frame and return what it gives, shaped like the scan (see
         :class:`~libertem_gpu.udf.auto.AutoUDF`).
@@ -245,7 +258,12 @@ class Context(AnalysisMixin):
         from libertem_gpu.udf.auto import AutoUDF
 
         result = self.run_udf(
-            dataset=dataset, udf=AutoUDF(f=f), roi=roi, progress=progress, backends=backends
+            dataset=dataset,
+            udf=AutoUDF(f=f),
+            roi=roi,
+            progress=progress,
+            backends=backends,
+            corrections=corrections,
         )
         assert isinstance(result, dict)
         return result["result"]
@@ -258,13 +276,14 @@ class Context(AnalysisMixin):
         progress: bool = False,
         backends: str | Sequence[str] | None = None,
         tiling: TilingScheme | None = None,
+        corrections: Any = None,
     ) -> Iterator[UDFResults]:
         """Like :meth:`run_udf`, but yield :class:`~libertem_gpu.udf.client.UDFResults` after each
         merged partition (partial results, with ``damage`` marking processed positions).
 
         Closing the iterator early cancels the partitions not yet started.
         """
-        for run in self._execute(dataset, udf, roi, progress, backends, tiling):
+        for run in self._execute(dataset, udf, roi, progress, backends, tiling, corrections):
             yield run.results()
 
     def _execute(
@@ -275,6 +294,7 @@ class Context(AnalysisMixin):
         progress: bool,
         backends: str | Sequence[str] | None,
         tiling: TilingScheme | None,
+        corrections: Any = None,
     ) -> Iterator[UDFRun]:
         """Plan a run and yield it after each merged partition (once if nothing is selected)."""
         if isinstance(udf, UDF):
@@ -299,6 +319,7 @@ class Context(AnalysisMixin):
             n_workers=self.executor.n_workers,
             worker_backends=self.executor.worker_backends,
             tiling=tiling,
+            corrections=corrections,
         )
         run = UDFRun(plan, udfs)
         bar = _progress_bar(len(run.tasks)) if progress else None

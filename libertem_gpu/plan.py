@@ -20,6 +20,7 @@ import numpy as np
 from libertem_gpu import config
 from libertem_gpu.backends.base import Backend
 from libertem_gpu.backends.registry import get_backend, resolve_backend
+from libertem_gpu.corrections.corrset import CorrectionSet, as_correction_set
 from libertem_gpu.errors import DataSetError, UDFDefinitionError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
@@ -68,6 +69,8 @@ class RunPlan:
         The dask worker resource the tasks ask for (see ``Backend.worker_resource``).
     run_id : str
         Unique per run: the key for state that the partitions of one run share in a process.
+    corrections : CorrectionSet or None
+        Detector corrections applied to every tile as it is converted for the UDFs.
     """
 
     dataset: DataSet
@@ -83,6 +86,7 @@ class RunPlan:
     settings: Mapping[str, Any] = field(default_factory=dict)
     worker_resource: str = "CPU"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    corrections: CorrectionSet | None = None
 
     @property
     def nav_offsets(self) -> list[int]:
@@ -116,6 +120,7 @@ def plan_run(
     n_workers: int = 1,
     worker_backends: Sequence[str] | None = None,
     tiling: TilingScheme | None = None,
+    corrections: Any = None,
 ) -> RunPlan:
     """Plan a run of ``udfs`` over ``dataset``.
 
@@ -137,9 +142,14 @@ def plan_run(
         Backends the executor's workers can run (a cluster's may lack this process's GPU).
     tiling : TilingScheme, optional
         Force a tile depth and frame split (tests, tuning), as far as the UDFs allow.
+    corrections : CorrectionSet, optional
+        Detector corrections (checked here against the frame shape); None: the data set's
+        default (``ctx.load(..., corrections=...)``), if any.
 
     Raises
     ------
+    InvalidParameterError, ShapeMismatchError
+        If ``corrections`` do not fit the data set.
     UDFDefinitionError
         If ``udfs`` is empty or holds something that is not a UDF instance.
     BackendError
@@ -157,6 +167,11 @@ def plan_run(
     for u in udfs:
         u.get_method()  # a UDF with no or two process methods fails before any work
     roi_flat = dataset.check_roi(roi)
+    corrected = as_correction_set(
+        dataset.get_correction_data() if corrections is None else corrections
+    )
+    if corrected is not None:
+        corrected.check(dataset.sig_shape)
     supported: list[Sequence[str]] = [u.get_backends() for u in udfs]
     if worker_backends is not None:
         supported.append(worker_backends)
@@ -170,7 +185,7 @@ def plan_run(
     selected = _count_selected(partitions, roi_flat, None)
     processed = _count_selected(partitions, roi_flat, with_data)
     for u in udfs:  # buffers and tiling wishes may depend on the data: ask with it known
-        set_meta(u, dataset, roi_flat)
+        set_meta(u, dataset, roi_flat, corrections=corrected)
         declare_buffers(u)  # a UDF that cannot run on this data set fails before any work
         for param, value in u._kwargs.items():
             if isinstance(value, AuxData):
@@ -185,9 +200,12 @@ def plan_run(
         selected=selected,
         with_data=with_data,
         processed=processed,
-        scheme=plan_tiling(dataset, udfs, backend_cls, partitions, forced=tiling),
+        scheme=plan_tiling(
+            dataset, udfs, backend_cls, partitions, forced=tiling, corrections=corrected
+        ),
         settings=settings,
         worker_resource=backend_cls.worker_resource,
+        corrections=corrected,
     )
 
 
@@ -233,12 +251,16 @@ def plan_tiling(
     backend: str | type[Backend],
     partitions: Sequence[Partition],
     forced: TilingScheme | None = None,
+    corrections: CorrectionSet | None = None,
 ) -> TilingScheme:
     """Tile depth, frame splitting and byte order for a run, from the UDFs' wishes and the
     backend.
 
     A ``forced`` scheme (tests, tuning) is honoured as far as the UDFs allow: frames are split
     only if every UDF accepts partial frames, and ``process_partition`` gets whole partitions.
+    With excluded pixels, row slabs are sized so that no slab boundary cuts a repair
+    environment (whole frames where no height does); with any correction the backend converts
+    byte order (the correction reads native values).
     """
     backend_cls = get_backend(backend) if isinstance(backend, str) else backend
     tile_bytes = config.get(backend_cls.tile_bytes_setting)
@@ -272,6 +294,9 @@ def plan_tiling(
             partition_frames=partition_frames,
             mapped_tile_bytes=None if mapped_bytes is None else int(mapped_bytes),
         )
+    if corrections is not None and scheme.sig_rows is not None:
+        rows = corrections.slab_rows(dataset.sig_shape, scheme.sig_rows)
+        scheme = dataclasses.replace(scheme, sig_rows=rows)
     # The one place where byte order is decided: big-endian integers go to the kernels
     # unswapped (they swap as they read) where the backend's kernels read host tiles, every UDF
     # can take that and tiles hold whole frames; otherwise the backend converts as it fills
@@ -284,6 +309,7 @@ def plan_tiling(
         and scheme.sig_rows is None
         and all(p.get("stored_byteorder") for p in prefs)
         and all(m == "tile" for m in methods)
+        and corrections is None
     )
     return dataclasses.replace(scheme, stored_byteorder=stored_order)
 

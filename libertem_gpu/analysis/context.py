@@ -48,7 +48,15 @@ class AnalysisMixin:
     [[5.0, 5.0, 5.0], [5.0, 5.0, 5.0]]
     """
 
-    def run_udf(self, dataset: Any, udf: Any, roi: Any = None, progress: bool = False) -> Any:
+    def run_udf(
+        self,
+        dataset: Any,
+        udf: Any,
+        roi: Any = None,
+        progress: bool = False,
+        *,
+        corrections: Any = None,
+    ) -> Any:
         raise NotImplementedError  # provided by Context
 
     def create_mask_analysis(
@@ -281,23 +289,22 @@ class AnalysisMixin:
             Scan positions to process (default: the analysis' own, usually all).
         progress : bool
             Show a progress bar.
-        corrections : None
-            Accepted for LiberTEM compatibility; corrections are not supported.
+        corrections : CorrectionSet, optional
+            Detector corrections applied to every frame (default: the data set's).
 
         Returns
         -------
         AnalysisResultSet
             The named results; ``.raw_results`` holds the UDF's results.
         """
-        if corrections is not None:
-            raise InvalidParameterError(
-                "corrections (dark frame, gain map) are not supported; subtract and scale in "
-                "a UDF of your own"
-            )
         if roi is None:
             roi = job.get_roi()
         udf_results = self.run_udf(
-            dataset=job.dataset, udf=job.get_udf(), roi=roi, progress=progress
+            dataset=job.dataset,
+            udf=job.get_udf(),
+            roi=roi,
+            progress=progress,
+            corrections=corrections,
         )
         damage: Any = (
             True

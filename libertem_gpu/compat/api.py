@@ -64,12 +64,7 @@ def _dense_roi(roi: Any) -> Any:
     return np.asarray(roi, dtype=bool)
 
 
-def _check_unsupported(corrections: Any, sync: bool) -> None:
-    if corrections is not None and getattr(corrections, "is_empty", False) is not True:
-        raise InvalidParameterError(
-            "corrections (dark frame, gain map, excluded pixels) are not supported; apply them "
-            "in a UDF of your own"
-        )
+def _check_unsupported(sync: bool) -> None:
     if not sync:
         raise InvalidParameterError(
             "sync=False (awaitable runs) is not supported; call run_udf_iter for partial "
@@ -82,7 +77,7 @@ class Context(_Context):
 
     ``load`` takes LiberTEM's data set parameters (``tileshape``, ``io_backend``, ``scan_size``,
     ...) for ``raw``, ``npy``, ``hdf5``, ``mib`` and ``memory``; ``run_udf`` and
-    ``run_udf_iter`` take LiberTEM's ``corrections`` (None only), ``plots`` (ignored) and
+    ``run_udf_iter`` take LiberTEM's ``corrections``, ``plots`` (ignored) and
     ``sync`` (True only). Executors are names or executors, LiberTEM's
     :mod:`libertem_gpu.compat.executor` classes included; without one, a thread per core.
 
@@ -116,7 +111,10 @@ class Context(_Context):
         if cls is None:
             kwargs.pop("enable_direct", None)
             return super().load(filetype, *args, **kwargs)
+        corrections = kwargs.pop("corrections", None)
         dataset: DataSet = cls(*args, **kwargs)
+        if corrections is not None:
+            dataset.set_corrections(corrections)
         return dataset
 
     def run_udf(  # type: ignore[override]
@@ -140,8 +138,8 @@ class Context(_Context):
             The UDFs.
         roi : array of bool, optional
             Scan positions to process (dense, or a sparse array with ``todense``).
-        corrections : None
-            Not supported (an error unless None or empty).
+        corrections : CorrectionSet, optional
+            Detector corrections (ours or LiberTEM's); default: the data set's.
         progress : bool
             Show a progress bar.
         backends : str or list of str, optional
@@ -151,9 +149,14 @@ class Context(_Context):
         sync : bool
             Must be True.
         """
-        _check_unsupported(corrections, sync)
+        _check_unsupported(sync)
         return super().run_udf(
-            dataset, udf, roi=_dense_roi(roi), progress=bool(progress), backends=_backend(backends)
+            dataset,
+            udf,
+            roi=_dense_roi(roi),
+            progress=bool(progress),
+            backends=_backend(backends),
+            corrections=corrections,
         )
 
     def run_udf_iter(  # type: ignore[override]
@@ -169,9 +172,14 @@ class Context(_Context):
     ) -> Iterator[UDFResults]:
         """Like :meth:`run_udf`, yielding partial results (``.buffers``, ``.damage``) after each
         merged partition."""
-        _check_unsupported(corrections, sync)
+        _check_unsupported(sync)
         return super().run_udf_iter(
-            dataset, udf, roi=_dense_roi(roi), progress=bool(progress), backends=_backend(backends)
+            dataset,
+            udf,
+            roi=_dense_roi(roi),
+            progress=bool(progress),
+            backends=_backend(backends),
+            corrections=corrections,
         )
 
     def run(  # type: ignore[override]
@@ -193,7 +201,11 @@ class Context(_Context):
         backends: Sequence[str] | None = None,
     ) -> Any:
         """Apply ``f`` to every frame; the result is shaped like the scan."""
-        _check_unsupported(corrections, True)
         return super().map(
-            dataset, f, roi=_dense_roi(roi), progress=bool(progress), backends=_backend(backends)
+            dataset,
+            f,
+            roi=_dense_roi(roi),
+            progress=bool(progress),
+            backends=_backend(backends),
+            corrections=corrections,
         )

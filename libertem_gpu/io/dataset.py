@@ -238,6 +238,21 @@ class DataSet(ABC):
         )
         return make_partitions(self.shape.nav_size, frames)
 
+    def get_correction_data(self) -> Any:
+        """The detector corrections runs over this data set apply unless they pass their own
+        (``ctx.load(..., corrections=...)``; LiberTEM's name), or None."""
+        return getattr(self, "_corrections", None)
+
+    def set_corrections(self, corrections: Any) -> None:
+        """Make ``corrections`` (a :class:`~libertem_gpu.corrections.CorrectionSet` or None)
+        this data set's default, checked against its frame shape."""
+        from libertem_gpu.corrections.corrset import as_correction_set
+
+        checked = as_correction_set(corrections)
+        if checked is not None:
+            checked.check(self.sig_shape)
+        self._corrections = checked
+
     def check_roi(self, roi: Any) -> np.ndarray | None:
         """Return ``roi`` as a flat boolean mask over the scan, or ``None`` for all frames.
 

@@ -15,6 +15,7 @@ from libertem_gpu.kernels.operation import (
     Accumulate,
     CentreOfMass,
     ComPreparer,
+    Correct,
     DenseMasks,
     FourierPreparer,
     Impl,
@@ -101,6 +102,8 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("masks_spans", SpanMasks, "spans:reference", "spans:masks_cpu", None, swaps=_SWAPS),
     _op("com", CentreOfMass, "com:reference", "com_cpu:cpu", "com_gpu:gpu"),
     _op("com_spans", SpanCentreOfMass, "com:reference_spans", "spans:com_cpu", None, swaps=_SWAPS),
+    # Detector corrections, fused with the conversion of stored values to a UDF's float type.
+    _op("correct", Correct, "correct:reference", "correct:cpu", "correct:gpu"),
     # Operations with a prepare step: the implementation per backend lays the masks (weights)
     # out once per partition and picks the kernels; UDFs call what it returns per tile.
     _op(

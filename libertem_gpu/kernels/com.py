@@ -126,14 +126,24 @@ class AppliedCoM:
         What ``kernel`` takes as weights (an array on the backend, or runs).
     reads_stored_order : bool
         Whether ``kernel`` swaps tiles in stored (reversed) byte order as it reads.
+    moments_included : bool
+        Whether the first moments use the moment weights given to ``prepare`` (else
+        ``weights * row`` and ``weights * col``).
     """
 
-    __slots__ = ("kernel", "reads_stored_order", "weights")
+    __slots__ = ("kernel", "moments_included", "reads_stored_order", "weights")
 
-    def __init__(self, kernel: Callable[..., None], weights: Any, reads_stored_order: bool) -> None:
+    def __init__(
+        self,
+        kernel: Callable[..., None],
+        weights: Any,
+        reads_stored_order: bool,
+        moments_included: bool = False,
+    ) -> None:
         self.kernel = kernel
         self.weights = weights
         self.reads_stored_order = reads_stored_order
+        self.moments_included = moments_included
 
     def __call__(
         self,
@@ -153,7 +163,13 @@ class AppliedCoM:
         self.kernel(tile3d, self.weights, row_offset, out_total, out_y, out_x, swap=swap)
 
 
-def prepare(backend: str, weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
+def prepare(
+    backend: str,
+    weights: np.ndarray,
+    input_dtype: Any,
+    single: bool = False,
+    moments: tuple[np.ndarray, np.ndarray] | None = None,
+) -> AppliedCoM:
     """Choose how ``backend`` computes the moments with ``weights`` on frames of
     ``input_dtype``.
 
@@ -165,6 +181,13 @@ def prepare(backend: str, weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
         float64 ``(rows, cols)`` over the whole frame.
     input_dtype : numpy.dtype
         The tiles' (native) dtype.
+    single : bool
+        The weights are good to float32 only (detector corrections folded in): a strategy may
+        use float32 arithmetic where that is faster.
+    moments : tuple of numpy.ndarray, optional
+        With ``single``: weights of the row and column moments other than ``weights * row``
+        and ``weights * col``, which a strategy may take (``moments_included`` says whether
+        it did).
 
     Returns
     -------
@@ -173,10 +196,16 @@ def prepare(backend: str, weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
     """
     preparer = get_kernel("centre_of_mass", backend)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if single:
+        return preparer(  # type: ignore[no-any-return]
+            weights, np.dtype(input_dtype), single=True, moments=moments
+        )
     return preparer(weights, np.dtype(input_dtype))  # type: ignore[no-any-return]
 
 
-def prepare_reference(weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
+def prepare_reference(
+    weights: np.ndarray, input_dtype: Any, single: bool = False, moments: Any = None
+) -> AppliedCoM:
     """The plain NumPy strategy (what tests compare every backend's strategy with)."""
 
     def kernel(

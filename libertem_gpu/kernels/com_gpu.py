@@ -100,8 +100,11 @@ def gpu(tile3d, weights, row_offset: int, out_total, out_y, out_x, swap: bool = 
     g.launch(_cuda_com, grid, (g.BLOCK,), tile3d, weights, row_offset, out_total, out_y, out_x)
 
 
-def prepare(weights: np.ndarray, input_dtype: Any) -> AppliedCoM:
-    """The weights moved to the device once per partition, for :func:`gpu`."""
+def prepare(
+    weights: np.ndarray, input_dtype: Any, single: bool = False, moments: Any = None
+) -> AppliedCoM:
+    """The weights moved to the device once per partition, for :func:`gpu` (in float64,
+    ``single`` or not; ``moments`` are not taken)."""
     import cupy as cp
 
     return AppliedCoM(gpu, cp.asarray(weights, dtype=cp.float64), False)

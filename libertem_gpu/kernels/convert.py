@@ -1,14 +1,29 @@
 """Converting tiles to the element type a UDF asked for (``UDF.get_preferred_input_dtype``),
-once per type and tile whatever the number of UDFs that want it."""
+once per type and tile whatever the number of UDFs that want it, with the detector corrections
+of the run applied in the same pass (the ``correct`` operation)."""
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from libertem_gpu.kernels.registry import get_kernel
+
 __all__ = ["TileConverter"]
+
+#: Output types the ``correct`` kernels write (complex data is corrected with array code).
+_KERNEL_OUT = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class CorrectionArrays(Protocol):
+    """What the converter needs of the corrections (a
+    :class:`~libertem_gpu.corrections.corrset.FrameCorrection`)."""
+
+    def arrays(
+        self, dtype: np.dtype, sig_rows: tuple[int, int] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 class TileConverter:
@@ -19,23 +34,75 @@ class TileConverter:
     xp : module
         The array module of the backend (NumPy or CuPy): conversion happens where the tile is,
         so a GPU converts raw integers on the device.
+    corrections : CorrectionArrays, optional
+        Detector corrections: every type asked for is then corrected (the run plan gives every
+        UDF a float type), in one pass with the conversion.
+    backend : str
+        The backend's name, to look up the ``correct`` operation.
     """
 
-    def __init__(self, xp: ModuleType) -> None:
+    def __init__(
+        self, xp: ModuleType, corrections: CorrectionArrays | None = None, backend: str = "numpy"
+    ) -> None:
         self.xp = xp
         self._tile: Any = None
-        self._converted: dict[np.dtype, Any] = {}
+        self._converted: dict[tuple[np.dtype, bool], Any] = {}
+        self._corrections = corrections
+        self._kernel = None if corrections is None else get_kernel("correct", backend)
+        # Correction arrays on the backend, per (type, row slab).
+        self._arrays: dict[tuple[np.dtype, tuple[int, int] | None], tuple[Any, ...]] = {}
+        # Corrected tiles are written to one buffer per type, reused from tile to tile (fresh
+        # allocations of a few MiB cost page faults on every tile): a tile's data is valid
+        # until the next tile, as in LiberTEM.
+        self._buffers: dict[np.dtype, Any] = {}
 
-    def get(self, tile: Any, dtype: np.dtype) -> Any:
-        """``tile`` as ``dtype``: the tile itself where it has that type, else a converted copy
-        shared by every caller asking for the same type until the next tile."""
-        if tile.dtype == dtype:
+    def get(
+        self,
+        tile: Any,
+        dtype: np.dtype,
+        sig_rows: tuple[int, int] | None = None,
+        corrected: bool = True,
+    ) -> Any:
+        """``tile`` as ``dtype``, corrected where the run has corrections (and ``corrected``:
+        False for UDFs that fold them into their weights): the tile itself where it has that
+        type and nothing is corrected, else a converted copy shared by every caller asking for
+        the same until the next tile. ``sig_rows``: the rows of the frames the tile holds
+        (None: whole frames)."""
+        corrected = corrected and self._corrections is not None
+        if tile.dtype == dtype and not corrected:
             return tile
         if tile is not self._tile:
             self._tile = tile
             self._converted = {}
-        converted = self._converted.get(dtype)
+        key = (np.dtype(dtype), corrected)
+        converted = self._converted.get(key)
         if converted is None:
-            converted = self.xp.asarray(tile, dtype=dtype)
-            self._converted[dtype] = converted
+            if corrected:
+                converted = self._correct(tile, np.dtype(dtype), sig_rows)
+            else:
+                converted = self.xp.asarray(tile, dtype=dtype)
+            self._converted[key] = converted
         return converted
+
+    def _correct(self, tile: Any, dtype: np.dtype, sig_rows: tuple[int, int] | None) -> Any:
+        assert self._corrections is not None and self._kernel is not None
+        key = (dtype, sig_rows)
+        arrays = self._arrays.get(key)
+        if arrays is None:
+            arrays = tuple(self.xp.asarray(a) for a in self._corrections.arrays(dtype, sig_rows))
+            self._arrays[key] = arrays
+        n = tile.shape[0]
+        flat = tile.reshape(n, -1)
+        buf = self._buffers.get(dtype)
+        if buf is None or buf.size < flat.size:
+            buf = self.xp.empty(flat.size, dtype=dtype)
+            self._buffers[dtype] = buf
+        out = buf[: flat.size].reshape(flat.shape)
+        if dtype in _KERNEL_OUT and flat.dtype.kind != "c":
+            self._kernel(flat, *arrays, out)
+        else:  # complex data: plain array code, same arithmetic
+            from libertem_gpu.kernels.correct import apply_xp
+
+            dark, gain, exclude, env, counts = arrays
+            apply_xp(self.xp, flat, dark, gain, exclude, env, counts, out)
+        return out.reshape(tile.shape)

@@ -21,6 +21,7 @@ __all__ = [
     "Accumulate",
     "CentreOfMass",
     "ComPreparer",
+    "Correct",
     "DenseMasks",
     "FourierPreparer",
     "Impl",
@@ -143,6 +144,7 @@ class PreparedCoM(Protocol):
     :func:`libertem_gpu.kernels.com.prepare`)."""
 
     reads_stored_order: bool
+    moments_included: bool
 
     def __call__(
         self,
@@ -158,7 +160,13 @@ class PreparedCoM(Protocol):
 class ComPreparer(Protocol):
     """A backend's ``prepare`` of the ``centre_of_mass`` operation."""
 
-    def __call__(self, weights: np.ndarray, input_dtype: np.dtype) -> PreparedCoM: ...
+    def __call__(
+        self,
+        weights: np.ndarray,
+        input_dtype: np.dtype,
+        single: bool = False,
+        moments: Any = None,
+    ) -> PreparedCoM: ...
 
 
 class FourierPreparer(Protocol):
@@ -168,6 +176,16 @@ class FourierPreparer(Protocol):
     and ``double``; returns ``(tile, out)`` for tiles ``(n, rows, cols)`` of whole frames."""
 
     def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any], None]: ...
+
+
+class Correct(Protocol):
+    """``(tile (n, npix), dark, gain, exclude, env, counts, out (n, npix))``: write the
+    detector-corrected tile to ``out`` in its float type (see
+    :mod:`libertem_gpu.kernels.correct`)."""
+
+    def __call__(
+        self, tile: Any, dark: Any, gain: Any, exclude: Any, env: Any, counts: Any, out: Any
+    ) -> None: ...
 
 
 # --- declarations ------------------------------------------------------------------------------

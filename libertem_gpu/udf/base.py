@@ -101,6 +101,9 @@ class UDFMeta:
         the partitions of one run may share in a process, such as laid-out masks.
     valid_nav : callable or None
         On the client: gives the mask that :meth:`get_valid_nav_mask` returns.
+    corrections : CorrectionSet or None
+        The run's detector corrections, already applied to the tiles the UDF receives (None:
+        none; LiberTEM gives an empty set there).
     """
 
     dataset_shape: Shape
@@ -115,6 +118,7 @@ class UDFMeta:
     byteswapped: bool = False
     run_key: tuple[str, int] | None = None
     valid_nav: Callable[[], np.ndarray] | None = None
+    corrections: Any = None
 
     def get_valid_nav_mask(self, full_nav: bool = False) -> np.ndarray | None:
         """The positions whose results have been merged, as a flat boolean mask (on the
@@ -184,6 +188,10 @@ class UDF:
     #: What :meth:`get_preferred_input_dtype` returns to receive tiles in the data set's own
     #: (stored, native byte order) type; the same marker as LiberTEM's.
     USE_NATIVE_DTYPE: ClassVar[Any] = bool
+    #: Built-ins whose sums are linear in the data (centre of mass) set this to receive the
+    #: stored, uncorrected tiles and apply ``meta.corrections`` folded into their weights
+    #: (:mod:`libertem_gpu.corrections.fold`); every other UDF receives corrected tiles.
+    _folds_corrections: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any) -> None:
         self._kwargs = kwargs

@@ -62,7 +62,14 @@ def _check_result(udf: UDF, name: str, decl: BufferDecl, value: Any, expected: t
 class UDFClientState:
     """One UDF on the client: its full-size buffers, merges into them, and its results."""
 
-    def __init__(self, udf: UDF, dataset: DataSet, roi_flat: np.ndarray | None, n_selected: int):
+    def __init__(
+        self,
+        udf: UDF,
+        dataset: DataSet,
+        roi_flat: np.ndarray | None,
+        n_selected: int,
+        corrections: Any = None,
+    ):
         if not isinstance(udf, UDF):
             raise UDFDefinitionError(f"expected a UDF instance, got {udf!r}")
         udf.get_method()  # a UDF with no or two process methods fails before any work
@@ -70,7 +77,7 @@ class UDFClientState:
         self.dataset = dataset
         self.roi_flat = roi_flat
         self.n_selected = n_selected
-        set_meta(udf, dataset, roi_flat)
+        set_meta(udf, dataset, roi_flat, corrections=corrections)
         self.decls = declare_buffers(udf)
         self.buffers = {
             name: np.zeros(decl.shape(n_selected, dataset.sig_shape), decl.dtype)
@@ -180,7 +187,8 @@ class UDFRun:
         self.roi_flat = plan.roi_flat
         self._offsets = plan.nav_offsets
         self.states = [
-            UDFClientState(u, plan.dataset, plan.roi_flat, plan.n_selected) for u in udfs
+            UDFClientState(u, plan.dataset, plan.roi_flat, plan.n_selected, plan.corrections)
+            for u in udfs
         ]
         # What meta.get_valid_nav_mask() answers in merge and results. Through a weak
         # reference: a bound method would make a cycle (run -> UDF -> meta -> run) that keeps

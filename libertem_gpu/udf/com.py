@@ -144,6 +144,10 @@ def _regression_kind(regression: Any, nav_dims: int) -> int | np.ndarray:
     return array
 
 
+#: Frames per step where corrections are folded into the weights (see ``process_tile``).
+_FOLD_FRAMES = 32
+
+
 class CoMUDF(UDF):
     """Centre of mass of each frame, within an optional disk or annulus, and the field of its
     shifts over the scan.
@@ -284,10 +288,34 @@ class CoMUDF(UDF):
             stored_byteorder=self.meta is not None and self._prepare().reads_stored_order
         )
 
-    def _prepare(self) -> com_op.AppliedCoM:
+    #: Detector corrections are folded into the weights (exact: the moments are linear in
+    #: the data), so the kernels keep reading stored integers.
+    _folds_corrections = True
+
+    def _folded(self) -> Any:
+        """The weights with the run's corrections folded in, or None without corrections."""
+        assert self.meta is not None
+        if self.meta.corrections is None:
+            return None
+        from libertem_gpu.corrections.fold import folded_moments
+
+        frame = self.meta.corrections.for_frames(tuple(self.meta.dataset_shape.sig))
+        p = self.get_params()
+        return folded_moments(frame, self.weights(), key=(p.cy, p.cx, p.r, p.ri))
+
+    def _prepare(self, folded: Any = None) -> com_op.AppliedCoM:
         """The centre-of-mass operation prepared for this run's backend and weights."""
         assert self.meta is not None
-        return com_op.prepare(self.meta.backend, self.weights(), self.meta.input_dtype)
+        if folded is None:
+            return com_op.prepare(self.meta.backend, self.weights(), self.meta.input_dtype)
+        # Folded weights are good to float32: a strategy may compute in float32.
+        return com_op.prepare(
+            self.meta.backend,
+            folded.weights,
+            self.meta.input_dtype,
+            single=folded.single,
+            moments=folded.moments,
+        )
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """Private per-frame moments, and the results computed from them at the end."""
@@ -339,20 +367,27 @@ class CoMUDF(UDF):
     def preprocess(self) -> None:
         """Prepare the operation (strategy, weights on the backend), once per partition."""
         if on_worker(self.meta):
-            self._com = self._prepare()
+            self._fold = self._folded()
+            self._com = self._prepare(self._fold)
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate each frame's masked total and first moments (row slabs add up)."""
         assert self.meta is not None and self.meta.tile is not None
         rows = self.meta.tile.sig_rows
-        self._com(
-            tile,
-            0 if rows is None else rows[0],
-            self.results.com_total,
-            self.results.com_y,
-            self.results.com_x,
-            self.meta.byteswapped,
-        )
+        row_offset = 0 if rows is None else rows[0]
+        res = self.results
+        if self._fold is None:
+            self._com(tile, row_offset, res.com_total, res.com_y, res.com_x, self.meta.byteswapped)
+            return
+        # Folded corrections read a few pixels of each frame again: a few frames at a time,
+        # while they are in the cache.
+        for s in range(0, tile.shape[0], _FOLD_FRAMES):
+            e = s + _FOLD_FRAMES
+            part = (res.com_total[s:e], res.com_y[s:e], res.com_x[s:e])
+            self._com(tile[s:e], row_offset, *part, self.meta.byteswapped)
+            self._fold.apply(
+                self.meta.xp, tile[s:e], rows, *part, moments_included=self._com.moments_included
+            )
 
     def _selected(self) -> np.ndarray:
         assert self.meta is not None

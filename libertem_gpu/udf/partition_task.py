@@ -41,10 +41,12 @@ def set_meta(
     roi_flat: np.ndarray | None,
     backend: Backend | None = None,
     partition: Partition | None = None,
+    corrections: Any = None,
 ) -> UDFMeta:
     """Give ``udf`` the ``meta`` it sees for this data set and run: in a worker, with its
     ``backend`` and ``partition``; on the client (``backend=None``), where buffers are NumPy
-    arrays. Its ``input_dtype`` is the type the UDF asked for (see :func:`input_dtype`)."""
+    arrays. Its ``input_dtype`` is the type the UDF asked for (see :func:`input_dtype`), a
+    float type where the run has ``corrections``."""
     roi = None if roi_flat is None else roi_flat.reshape(dataset.nav_shape)
     udf.meta = UDFMeta(
         dataset_shape=dataset.shape,
@@ -55,18 +57,26 @@ def set_meta(
         xp=np if backend is None else backend.xp,
         device_class="cpu" if backend is None else backend.device_class,
         partition=partition,
+        corrections=corrections,
     )
     # Asked with meta in place: a UDF may choose by the data set's type.
-    udf.meta.input_dtype = input_dtype(udf, dataset.dtype)
+    corrected = corrections is not None and not udf._folds_corrections
+    udf.meta.input_dtype = input_dtype(udf, dataset.dtype, corrected=corrected)
     return udf.meta
 
 
-def input_dtype(udf: UDF, native: np.dtype) -> np.dtype:
+def input_dtype(udf: UDF, native: np.dtype, corrected: bool = False) -> np.dtype:
     """The element type ``udf`` receives its tiles in, for a data set of type ``native``: the
     stored type where it asks for ``UDF.USE_NATIVE_DTYPE``, else its preferred type widened as
     far as the data needs (``numpy.result_type``: float32 for 8/16-bit integers and float16,
-    float64 for 32/64-bit integers and float64, complex64 for complex64 data), as in LiberTEM."""
+    float64 for 32/64-bit integers and float64, complex64 for complex64 data), as in LiberTEM.
+
+    With detector corrections (``corrected``) the data is first taken as
+    ``result_type(float32, native)``, as LiberTEM does: a UDF that asks for the stored type
+    gets that float type, others their preferred type widened to it."""
     preferred = udf.get_preferred_input_dtype()
+    if corrected:
+        native = np.result_type(np.float32, native)
     if preferred is UDF.USE_NATIVE_DTYPE:
         return np.dtype(native)
     try:
@@ -215,7 +225,7 @@ class PartitionTask:
         states = []
         for index, (cls, kwargs) in enumerate(plan.udf_specs):
             udf = cls(**kwargs)
-            meta = set_meta(udf, dataset, plan.roi_flat, backend, self.partition)
+            meta = set_meta(udf, dataset, plan.roi_flat, backend, self.partition, plan.corrections)
             meta.byteswapped = plan.scheme.stored_byteorder
             meta.run_key = (plan.run_id, index)
             states.append(_UDFInPartition(udf, backend, tiles.num_frames, dataset.sig_shape))
@@ -223,11 +233,18 @@ class PartitionTask:
             udf.preprocess()
         if tiles.num_frames:
             # Each UDF gets the element type it asked for, each type made once per tile.
-            converter = TileConverter(backend.xp)
-            wanted = [state.udf.meta.input_dtype for state in states]  # type: ignore[union-attr]
+            # Detector corrections are applied in that conversion, in the same pass.
+            corrections = (
+                None if plan.corrections is None else plan.corrections.for_frames(dataset.sig_shape)
+            )
+            converter = TileConverter(backend.xp, corrections, backend.name)
+            wanted = [
+                (state.udf.meta.input_dtype, not state.udf._folds_corrections)  # type: ignore[union-attr]
+                for state in states
+            ]
             for tile, data in backend.iter_tiles(dataset, tiles):
-                for state, dtype in zip(states, wanted, strict=True):
-                    state.process(tile, converter.get(data, dtype))
+                for state, (dtype, corrected) in zip(states, wanted, strict=True):
+                    state.process(tile, converter.get(data, dtype, tile.sig_rows, corrected))
         return PartitionResult(
             partition=self.partition,
             num_frames=tiles.num_frames,

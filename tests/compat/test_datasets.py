@@ -208,8 +208,8 @@ def test_context_signatures(lt_ctx):
     np.testing.assert_allclose(partial[-1].buffers[0]["intensity"].data, data.sum(axis=(0, 1)))
     with pytest.raises(ValueError, match="sync"):
         lt_ctx.run_udf(ds, SumUDF(), sync=False)
-    with pytest.raises(ValueError, match="corrections"):
-        CorrectionSet(dark=np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="dark: expected the data set's frame shape"):
+        lt_ctx.run_udf(ds, SumUDF(), corrections=CorrectionSet(dark=np.zeros((5, 4))))
     default = lt.Context()
     assert default.executor.n_workers >= 1
     default.close()
