@@ -116,6 +116,11 @@ class FoldedMoments:
             ],
             axis=1,
         )  # (m, 3): what the kernels' sums lack at the touched pixels
+        # Pixels where nothing is lacking (outside the weights, e.g. an excluded pixel and its
+        # environment outside a disk) need not be read again.
+        lacking = np.any(self.delta != 0.0, axis=1)
+        self.index = idx[lacking]
+        self.delta = np.ascontiguousarray(self.delta[lacking])
         self.row_len = cols
         self._on: dict[int, tuple[Any, Any]] = {}
         self._spans: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -128,6 +133,10 @@ class FoldedMoments:
             found = (self.index[lo:hi] - p0, np.ascontiguousarray(self.delta[lo:hi]))
             self._host_parts[key] = found
         return found
+
+    def gathers(self, moments_included: bool) -> bool:
+        """Whether :meth:`apply` reads pixels of the tile (else it only subtracts constants)."""
+        return self.index.size > 0 and not (moments_included and self.single)
 
     def apply(
         self,
@@ -152,7 +161,7 @@ class FoldedMoments:
                 int(v) for v in np.searchsorted(self.index, [p0, p1])
             )
         lo, hi = span
-        if hi > lo and not (moments_included and self.single):
+        if hi > lo and self.gathers(moments_included):
             flat = tile.reshape(n, -1)
             if isinstance(flat, np.ndarray):
                 from libertem_gpu.kernels.correct import sparse_moments

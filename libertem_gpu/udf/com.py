@@ -380,9 +380,10 @@ class CoMUDF(UDF):
             self._com(tile, row_offset, res.com_total, res.com_y, res.com_x, self.meta.byteswapped)
             return
         # Folded corrections read a few pixels of each frame again: a few frames at a time,
-        # while they are in the cache.
-        for s in range(0, tile.shape[0], _FOLD_FRAMES):
-            e = s + _FOLD_FRAMES
+        # while they are in the cache (in one step where they read none).
+        step = _FOLD_FRAMES if self._fold.gathers(self._com.moments_included) else tile.shape[0]
+        for s in range(0, tile.shape[0], step):
+            e = s + step
             part = (res.com_total[s:e], res.com_y[s:e], res.com_x[s:e])
             self._com(tile[s:e], row_offset, *part, self.meta.byteswapped)
             self._fold.apply(
