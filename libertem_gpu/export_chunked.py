@@ -111,8 +111,8 @@ class ChunkWriter:
     of ``target`` once it is complete.
 
     The chunks of :func:`~libertem_gpu.export.choose_chunks` are contiguous runs of frames in
-    scan order (the last along a row may be shorter), so one chunk-sized buffer suffices; gaps (positions without data) are written
-    as zero frames.
+    scan order (the last along a row may be shorter), so one chunk-sized buffer suffices; gaps
+    (positions without data) are written as zero frames.
     """
 
     def __init__(
