@@ -81,15 +81,15 @@ def create_zarr(
             compressors = [codecs.ZstdCodec(level=3)]
         elif compression == "lz4":
             compressors = [codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
-        kwargs = {} if compressors is None else {"compressors": compressors}
+        kwargs: dict[str, Any] = {} if compressors is None else {"compressors": compressors}
+        # Every chunk on disk, blank frames too: readers then find no chunks missing.
+        kwargs["config"] = {"write_empty_chunks": True}
         return root.create_array(
             "data",
             shape=shape,
             chunks=chunks,
             dtype=dtype,
             fill_value=0,
-            # Every chunk on disk, blank frames too: readers then find no chunks missing.
-            config={"write_empty_chunks": True},
             **kwargs,
         )
     compressor: Any = None

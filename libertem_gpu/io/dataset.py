@@ -242,9 +242,7 @@ class DataSet(ABC):
         the format records none). Saved with results and used for their axes."""
         from libertem_gpu.io.calibration import Calibration, fit
 
-        found = self._calibration()
-        if found is None:
-            return Calibration()
+        found = self._calibration() or Calibration()
         return dataclasses.replace(
             found,
             nav=fit(found.nav, len(self.nav_shape)),

@@ -34,7 +34,8 @@ def _planes(name: str, data: np.ndarray) -> list[tuple[str, np.ndarray]]:
     planes = []
     for index in itertools.product(*(range(n) for n in extra)):
         label = "_".join(str(i) for i in index)
-        planes.append((f"{name}_{label}", data[(slice(None), slice(None), *index)]))
+        where: tuple[Any, ...] = (slice(None), slice(None), *index)
+        planes.append((f"{name}_{label}", data[where]))
     return planes
 
 

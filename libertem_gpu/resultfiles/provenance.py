@@ -6,12 +6,20 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["array_entry", "dataset_provenance", "dim_names", "make_metadata"]
+__all__ = [
+    "array_entry",
+    "dataset_provenance",
+    "dim_names",
+    "make_metadata",
+    "nav_dim_names",
+    "sig_dim_names",
+]
 
 #: Name of the metadata entry (HDF5/Zarr root attribute, NPZ array of a JSON string).
 METADATA_KEY = "libertem_gpu_metadata"
@@ -20,7 +28,8 @@ METADATA_KEY = "libertem_gpu_metadata"
 SCHEMA = 1
 
 
-def _nav_names(n: int) -> list[str]:
+def nav_dim_names(n: int) -> list[str]:
+    """Names of ``n`` scan dimensions: ``scan``; ``scan_y, scan_x``; ``scan_z, ...``."""
     if n == 1:
         return ["scan"]
     if n == 2:
@@ -30,7 +39,8 @@ def _nav_names(n: int) -> list[str]:
     return [f"scan_{i}" for i in range(n)]
 
 
-def _sig_names(n: int, prefix: str = "sig") -> list[str]:
+def sig_dim_names(n: int, prefix: str = "sig") -> list[str]:
+    """Names of ``n`` frame dimensions: ``sig``; ``sig_y, sig_x``; ``sig_0, ...``."""
     if n == 1:
         return [prefix]
     if n == 2:
@@ -55,9 +65,9 @@ def dim_names(
     """
     lead: list[str] = []
     if kind == "nav":
-        lead = _nav_names(nav_ndim)
+        lead = nav_dim_names(nav_ndim)
     elif kind == "sig" and len(shape) >= sig_ndim:
-        lead = _sig_names(sig_ndim, sig_prefix)
+        lead = sig_dim_names(sig_ndim, sig_prefix)
     rest = len(shape) - len(lead)
     names = list(extra or [])[:rest]
     names += [f"extra_{i}" for i in range(len(names), rest)]
@@ -88,6 +98,8 @@ def dataset_provenance(
     calibration."""
     meta = dataset.meta
     path = meta.get("path") or (meta.get("files") or [None])[0]
+    if isinstance(path, str):
+        path = os.path.abspath(path)
     entry: dict[str, Any] = {
         "path": path,
         "format": dataset.format_name,

@@ -97,11 +97,9 @@ def save_results(
     entries = metadata.get("arrays", {})
     if ext == ".npz":
         with atomic_path(target) as tmp:
-            np.savez(
-                tmp,
-                **{k: np.asarray(v) for k, v in arrays.items()},
-                **{METADATA_KEY: np.array(dumps(metadata))},
-            )
+            named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+            named[METADATA_KEY] = np.array(dumps(metadata))
+            np.savez(tmp, **named)
     elif ext == ".zarr":
         with atomic_dir(target, overwrite=True) as tmp:
             _write_zarr(tmp, arrays, metadata, entries)
@@ -120,7 +118,7 @@ def save_results(
 
 
 def _array_attrs(entry: dict[str, Any]) -> dict[str, Any]:
-    attrs = {k: entry[k] for k in ("analysis", "result", "kind") if k in entry}
+    attrs: dict[str, Any] = {k: entry[k] for k in ("analysis", "result", "kind") if k in entry}
     if "dims" in entry:
         attrs["dims"] = json.dumps(entry["dims"])
     return attrs

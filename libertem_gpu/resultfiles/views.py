@@ -28,23 +28,15 @@ def _require(name: str, option: str) -> Any:
 
 
 def axis_calibrations(saved: SavedResults, name: str) -> list[AxisCalibration | None]:
-    """The calibration of each dimension of array ``name`` (None where there is none): scan
-    dimensions of ``nav`` results and frame dimensions of ``sig`` results, from the data set's
-    calibration."""
-    meta = saved.metadata
-    entry = meta.get("arrays", {}).get(name, {})
-    dims = saved.dims(name)
-    cal = Calibration.from_dict((meta.get("dataset") or {}).get("calibration"))
-    out: list[AxisCalibration | None] = [None] * len(dims)
-    kind = entry.get("kind")
-    lead: tuple[AxisCalibration | None, ...] = ()
-    if kind == "nav":
-        lead = cal.nav
-    elif kind == "sig" and all(d.startswith("sig") for d in dims[: len(cal.sig)]):
-        lead = cal.sig
-    for i, a in enumerate(lead[: len(dims)]):
-        out[i] = a
-    return out
+    """The calibration of each dimension of array ``name`` (None where there is none): its scan
+    dimensions (``scan_y``, ...) from the data set's scan step, its frame dimensions
+    (``sig_y``, ...) from the detector pixel size."""
+    from libertem_gpu.resultfiles.provenance import nav_dim_names, sig_dim_names
+
+    cal = Calibration.from_dict((saved.metadata.get("dataset") or {}).get("calibration"))
+    known = dict(zip(nav_dim_names(len(cal.nav)), cal.nav, strict=True))
+    known.update(zip(sig_dim_names(len(cal.sig)), cal.sig, strict=True))
+    return [known.get(dim) for dim in saved.dims(name)]
 
 
 def _attrs(saved: SavedResults, name: str) -> dict[str, Any]:
