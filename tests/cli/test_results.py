@@ -126,3 +126,15 @@ def test_unknown_and_missing_files(tmp_path):
         load_results(tmp_path / "r.txt")
     with pytest.raises(LiberTEMGPUError, match="does not exist"):
         load_results(tmp_path / "r.h5")
+
+
+@needs_blo
+def test_info_prints_calibration(capsys):
+    import json
+
+    assert main(["info", str(BLO)]) == 0
+    out = capsys.readouterr().out
+    assert "scan step:   64 nm x 64 nm" in out and "camera:      200 mm" in out
+    assert main(["info", str(BLO), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["calibration"]["nav"][0] == {"scale": 64.0, "offset": 0.0, "units": "nm"}

@@ -283,3 +283,17 @@ def test_auto_raw_needs_every_shape_option(raw_file, capsys):
     )
     err = capsys.readouterr().err
     assert "--sig-shape, --dtype" in err and "--format" in err and "sig_shape" not in err
+
+
+def test_progress_is_on_by_default_on_a_terminal(raw_file, tmp_path, capsys, monkeypatch):
+    import sys
+
+    path, _ = raw_file
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(_argv(path, "--analysis", "sum", "--out", str(tmp_path / "p.npz"))) == 0
+    assert "15/15" in capsys.readouterr().err
+    assert (
+        main(_argv(path, "--analysis", "sum", "--out", str(tmp_path / "p.npz"), "--no-progress"))
+        == 0
+    )
+    assert "15/15" not in capsys.readouterr().err
