@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     func: Callable[[argparse.Namespace], int] = args.func
+    args.argv = argv  # for the provenance of saved results
     prefix = f"libertem-gpu {args.command}: error:"
     try:
         return func(args)

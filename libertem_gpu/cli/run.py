@@ -189,7 +189,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         dataset=dataset_provenance(ds, roi=roi, roi_source=args.roi),
         arrays=entries,
         corrections=correction_files,
-        extra={"command": shlex.join(["libertem-gpu", *sys.argv[1:]]), "seconds": seconds},
+        extra={"command": shlex.join(["libertem-gpu", *args.argv]), "seconds": seconds},
     )
     written = _save(args, arrays, metadata)
     print(

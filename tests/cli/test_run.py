@@ -176,6 +176,7 @@ def test_formats_round_trip_with_provenance(raw_file, tmp_path, ext):
     bf_entry = next(a for a in meta["analyses"] if a["name"] == "bf")
     assert bf_entry["parameters"] == {"detector": "bf", "cy": 6.0, "cx": 8.0, "r": 4.0}
     assert meta["arrays"]["sum_intensity"]["dims"] == ["sig_y", "sig_x"]
+    assert meta["command"].startswith(f"libertem-gpu run {path} ") and "--roi" in meta["command"]
     # Written atomically: only the result (and the inputs) in the folder.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["scan.raw", "roi.npy", out.name])
 
