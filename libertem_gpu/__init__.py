@@ -40,6 +40,8 @@ _EXPORTS = {
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
     "CorrectionSet": "libertem_gpu.corrections.corrset",
+    "load_results": "libertem_gpu.resultfiles.store",
+    "Calibration": "libertem_gpu.io.calibration",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",
     "errors": "libertem_gpu.errors",

@@ -203,14 +203,18 @@ class Context(AnalysisMixin):
     def export_dataset(
         self,
         dataset: DataSet,
-        *,
         path: str | os.PathLike[str],
+        *,
         progress: bool = False,
         overwrite: bool = False,
+        compression: str | None = None,
+        chunk_bytes: int | None = None,
     ) -> str:
-        """Write every frame of ``dataset`` to a new ``.npy`` or HDF5 file, streamed with
-        bounded memory; the file appears complete or not at all (see
-        :func:`libertem_gpu.export.export_dataset`).
+        """Write every frame of ``dataset`` to a new ``.npy``, chunked HDF5 (``.h5``) or Zarr
+        (``.zarr``) file, streamed with bounded memory; the file appears complete or not at
+        all; ``compression``: ``"gzip"``, ``"lz4"`` or ``"zstd"``; ``chunk_bytes``: target
+        chunk size (see :func:`libertem_gpu.export.export_dataset`; ``libertem-gpu convert``
+        on the command line).
 
         Examples
         --------
@@ -230,6 +234,8 @@ class Context(AnalysisMixin):
                 path,
                 overwrite=overwrite,
                 progress=None if bar is None else lambda done, _total: bar.update(done - bar.n),
+                compression=compression,
+                **({} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}),
             )
         finally:
             if bar is not None:

@@ -8,6 +8,7 @@ either end of the file) are written as zero frames, so that the result keeps the
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -18,19 +19,59 @@ from libertem_gpu.errors import DataSetError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.host_tiles import iter_host_tiles
 from libertem_gpu.io.tiles import TilePlan, TilingScheme
-from libertem_gpu.outputs import atomic_path
+from libertem_gpu.outputs import atomic_dir, atomic_path
 
-__all__ = ["EXPORT_FORMATS", "export_dataset"]
+__all__ = ["COMPRESSIONS", "EXPORT_FORMATS", "choose_chunks", "export_dataset"]
 
 #: File name extensions :func:`export_dataset` writes, and what it writes for each.
 EXPORT_FORMATS = {
     ".npy": "NumPy array file, shape nav + sig, the data set's (native) dtype",
-    ".h5": "HDF5 file, dataset '/data' of shape nav + sig, chunked by frame (needs h5py)",
+    ".h5": "HDF5 file, dataset '/data' of shape nav + sig, chunked by whole frames (needs h5py)",
     ".hdf5": "as .h5",
+    ".zarr": "Zarr store (a folder), array 'data' of shape nav + sig, chunked by whole frames "
+    "(needs zarr)",
 }
+
+#: ``compression=`` values of :func:`export_dataset` (HDF5: gzip built in, lz4 and zstd through
+#: hdf5plugin; Zarr: its own codecs, or numcodecs for Zarr 2).
+COMPRESSIONS = ("gzip", "lz4", "zstd")
 
 #: Bytes read per step: a few tiles, whatever the data set's size.
 _STEP_BYTES = 64 * 2**20
+
+#: Target size of a chunk of the HDF5 / Zarr output: a few MB of whole frames, so that a
+#: partition reads whole chunks and a compressor has enough to work with.
+CHUNK_BYTES = 4 * 2**20
+
+
+def choose_chunks(
+    nav_shape: tuple[int, ...], sig_shape: tuple[int, ...], itemsize: int, target: int = CHUNK_BYTES
+) -> tuple[int, ...]:
+    """Chunk shape of whole frames, about ``target`` bytes, for reading back by partitions.
+
+    Chunks are ``(1, ..., 1, c, n_k+1, ..., n_last, *sig_shape)``: full along the fastest scan
+    axes, so that every chunk is one contiguous run of frames in scan order (a partition is
+    such a run) and a writer fills each chunk once.
+
+    Examples
+    --------
+    >>> choose_chunks((64, 64), (256, 256), 2)  # 128 kiB frames: 32 per chunk
+    (1, 32, 256, 256)
+    >>> choose_chunks((64, 8), (16, 16), 4)  # 1 kiB frames: whole rows
+    (64, 8, 16, 16)
+    """
+    frame = max(1, math.prod(sig_shape) * itemsize)
+    frames = max(1, target // frame)
+    chunks = [1] * len(nav_shape)
+    for axis in range(len(nav_shape) - 1, -1, -1):
+        n = nav_shape[axis]
+        if frames >= n:
+            chunks[axis] = n
+            frames //= max(1, n)
+        else:
+            chunks[axis] = max(1, frames)
+            break
+    return (*chunks, *sig_shape)
 
 
 def export_dataset(
@@ -39,6 +80,8 @@ def export_dataset(
     *,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    compression: str | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> str:
     """Write every frame of ``dataset`` to ``path``, in scan order, with bounded memory.
 
@@ -47,11 +90,16 @@ def export_dataset(
     dataset : DataSet
         From ``ctx.load(...)``.
     path : str or path-like
-        The new file; its extension chooses the format (see :data:`EXPORT_FORMATS`).
+        The new file (a folder for ``.zarr``); its extension chooses the format (see
+        :data:`EXPORT_FORMATS`).
     overwrite : bool
         Replace an existing file (it is replaced only once the new one is complete).
     progress : callable, optional
         ``progress(frames_done, frames_total)``, called after each step.
+    compression : str, optional
+        ``"gzip"``, ``"lz4"`` or ``"zstd"`` (HDF5 and Zarr only; see :data:`COMPRESSIONS`).
+    chunk_bytes : int
+        Target chunk size of HDF5 and Zarr output (:func:`choose_chunks`).
 
     Returns
     -------
@@ -61,26 +109,49 @@ def export_dataset(
     Raises
     ------
     DataSetError
-        For an unknown extension, or an existing file without ``overwrite``.
+        For an unknown extension or compression, a codec that is not installed, or an
+        existing file without ``overwrite``.
     """
     target = os.fspath(path)
-    ext = os.path.splitext(target)[1].lower()
+    ext = os.path.splitext(target.rstrip("/\\"))[1].lower()
     if ext not in EXPORT_FORMATS:
         raise DataSetError(
             f"cannot export to {target!r}: unknown extension {ext!r}; valid: "
             f"{', '.join(sorted(EXPORT_FORMATS))}"
         )
-    if os.path.exists(target) and not overwrite:
+    if compression is not None:
+        if compression not in COMPRESSIONS:
+            raise DataSetError(
+                f"compression must be one of {', '.join(COMPRESSIONS)} or None, got {compression!r}"
+            )
+        if ext == ".npy":
+            raise DataSetError(f"{target}: .npy files cannot be compressed; use .h5 or .zarr")
+    if os.path.lexists(target) and not overwrite:
         raise DataSetError(f"{target} exists; pass overwrite=True to replace it")
     shape = (*dataset.nav_shape, *dataset.sig_shape)
-    with atomic_path(target) as tmp:
-        if ext == ".npy":
+    chunks = choose_chunks(
+        dataset.nav_shape, dataset.sig_shape, dataset.dtype.itemsize, chunk_bytes
+    )
+    if ext == ".npy":
+        with atomic_path(target) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dataset.dtype, shape=shape)
             _copy_frames(dataset, out.reshape(-1, *dataset.sig_shape), progress)
             out.flush()
             del out
-        else:
-            _write_hdf5(dataset, tmp, shape, progress)
+    elif ext == ".zarr":
+        from libertem_gpu.export_chunked import create_zarr
+
+        with atomic_dir(target, overwrite=overwrite) as tmp:
+            array = create_zarr(tmp, shape, chunks, dataset.dtype, compression)
+            _write_chunked(dataset, array, chunks, progress)
+    else:
+        from libertem_gpu.export_chunked import create_hdf5
+
+        with (
+            atomic_path(target) as tmp,
+            create_hdf5(tmp, shape, chunks, dataset.dtype, compression) as array,
+        ):
+            _write_chunked(dataset, array, chunks, progress)
     return target
 
 
@@ -99,30 +170,14 @@ def _copy_frames(dataset: DataSet, out: Any, progress: Callable[[int, int], None
                 progress(done, total)
 
 
-def _write_hdf5(
+def _write_chunked(
     dataset: DataSet,
-    path: str,
-    shape: tuple[int, ...],
+    array: Any,
+    chunks: tuple[int, ...],
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    try:
-        import h5py
-    except ImportError as e:
-        raise DataSetError(f"exporting to HDF5 needs h5py (pip install h5py): {e}") from None
-    nav = dataset.nav_shape
-    chunks = (*(1,) * len(nav), *dataset.sig_shape)
-    with h5py.File(path, "w") as f:
-        data = f.create_dataset("data", shape=shape, dtype=dataset.dtype, chunks=chunks)
-        _copy_frames(dataset, _ByFrame(data, nav), progress)
+    from libertem_gpu.export_chunked import ChunkWriter
 
-
-class _ByFrame:
-    """Writes flat frame ranges into a scan-shaped HDF5 dataset, one chunk (frame) at a time."""
-
-    def __init__(self, target: Any, nav_shape: tuple[int, ...]) -> None:
-        self.target = target
-        self.nav_shape = nav_shape
-
-    def __setitem__(self, frames: slice, values: np.ndarray) -> None:
-        for k, flat in enumerate(range(frames.start, frames.stop)):
-            self.target[np.unravel_index(flat, self.nav_shape)] = values[k]
+    writer = ChunkWriter(array, dataset.nav_shape, chunks, dataset.dtype)
+    _copy_frames(dataset, writer, progress)
+    writer.finish()

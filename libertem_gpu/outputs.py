@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_dir", "atomic_path"]
 
 
 @contextlib.contextmanager
@@ -46,4 +46,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[str]:
+    """Yield a temporary folder beside ``path``; on success move it to ``path``.
+
+    For outputs that are folders (Zarr stores). If the block raises, or is interrupted, the
+    temporary folder is removed and ``path`` is left as it was. With ``overwrite`` an existing
+    ``path`` (file or folder) is replaced only once the new folder is complete.
+    """
+    import shutil
+
+    final = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(final)
+    stem, ext = os.path.splitext(name)
+    tmp = tempfile.mkdtemp(prefix=f".{stem}.", suffix=f".part{ext}", dir=folder)
+    try:
+        yield tmp
+        if os.path.lexists(final):
+            if not overwrite:
+                raise FileExistsError(17, "exists", final)
+            # Move the old one aside first, so that ``path`` is never half-deleted.
+            old = tempfile.mkdtemp(prefix=f".{stem}.", suffix=".old", dir=folder)
+            os.replace(final, os.path.join(old, name))
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

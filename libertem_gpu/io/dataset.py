@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from libertem_gpu.errors import DataSetError, FileFormatError, ShapeMismatchErro
 from libertem_gpu.io.partition import Partition, make_partitions, partition_frame_count
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.shape import Shape, as_integer, validate_dims
+
+if TYPE_CHECKING:
+    from libertem_gpu.io.calibration import Calibration
 
 
 class SyncOptions(TypedDict, total=False):
@@ -230,6 +234,24 @@ class DataSet(ABC):
     def meta(self) -> dict[str, Any]:
         """Format-specific metadata found in the file (for ``libertem-gpu info``)."""
         return dict(self._meta)
+
+    @property
+    def calibration(self) -> Calibration:
+        """Physical calibration recorded in the file: scan step, detector pixel size, camera
+        length and their units (:class:`~libertem_gpu.io.calibration.Calibration`; empty where
+        the format records none). Saved with results and used for their axes."""
+        from libertem_gpu.io.calibration import Calibration, fit
+
+        found = self._calibration() or Calibration()
+        return dataclasses.replace(
+            found,
+            nav=fit(found.nav, len(self.nav_shape)),
+            sig=fit(found.sig, len(self.sig_shape)),
+        )
+
+    def _calibration(self) -> Calibration | None:
+        """What the format records (formats that hold calibration override this)."""
+        return None
 
     def get_partitions(self, n_workers: int = 1) -> list[Partition]:
         """Split the data set into partitions for ``n_workers`` workers."""

@@ -13,6 +13,7 @@ import struct
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError
+from libertem_gpu.io.calibration import Calibration, axis
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment
@@ -74,6 +75,23 @@ class BloDataSet(FileDataSet):
         self._offset = offset
         self._set_layout((scan_y, scan_x), (side, side), np.dtype(np.uint8), count, source=path)
         self._meta = {"path": path, "pattern_offset": offset, **fields}
+
+    def _calibration(self) -> Calibration:
+        # Fields as rosettasciio reads them: scan step in nm; the diffraction pixel size is
+        # stored as 100 x pixels per cm; the camera length in units of 0.1 mm (rosettasciio
+        # maps 2000 to 0.2 m).
+        m = self._meta
+        sy, sx = m["pixel_size_nm"]
+        sdp = m["pattern_pixel_size"]
+        sig = axis(100.0 / sdp, "cm") if sdp else None
+        cl = m["camera_length_10mm"]
+        return Calibration(
+            nav=(axis(sy, "nm"), axis(sx, "nm")),
+            sig=(sig, sig),
+            camera_length=float(cl) / 10 if cl else None,
+            camera_length_units="mm" if cl else "",
+            source="blo header",
+        )
 
     def get_reader(self) -> FixedLayoutReader:
         segment = FileSegment(

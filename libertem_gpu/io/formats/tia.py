@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
+from libertem_gpu.io.calibration import Calibration, axis
 from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
@@ -304,6 +305,16 @@ class SERDataSet(FileDataSet):
             "dimensions": header["dims"],
         }
         self._rows = size_y
+        self._nav_swapped = bool(header.get("swapped"))
+
+    def _calibration(self) -> Calibration:
+        # The series header's dimension records: step and unit of each scan dimension (the
+        # frames' own calibration sits in every image header, which we do not parse).
+        dims = self._meta["dimensions"]
+        if self._nav_swapped:
+            dims = dims[::-1]
+        nav = tuple(axis(d["delta"], d["units"], d["offset"]) if d["units"] else None for d in dims)
+        return Calibration(nav=nav, source="ser header")
 
     @staticmethod
     def _scan_shape(
@@ -320,6 +331,7 @@ class SERDataSet(FileDataSet):
                 for o in tag_offsets[:2]
             ]
             if ys[0] == ys[1]:
+                header["swapped"] = True
                 return (dims[1], dims[0])
         return tuple(dims)
 

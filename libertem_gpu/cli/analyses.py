@@ -1,0 +1,327 @@
+"""The analyses of ``libertem-gpu run``: their options, the UDFs they make, and how their
+results are named and described in the saved file.
+
+Every analysis named on the command line runs in the same pass over the data (the virtual
+detectors share one :class:`~libertem_gpu.ApplyMasksUDF`); ``--pick`` reads its few frames in a
+second pass (its roi differs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.cli.common import UsageError
+from libertem_gpu.resultfiles.provenance import array_entry, dim_names
+
+__all__ = ["ANALYSES", "Planned", "add_analysis_args", "plan_analyses", "plan_pick"]
+
+#: ``--analysis`` names: name -> (top-level class, description).
+ANALYSES = {
+    "sum": ("SumUDF", "sum of all frames (one frame)"),
+    "sumsig": ("SumSigUDF", "sum of each frame (one value per scan position)"),
+    "std": ("StdDevUDF", "mean, variance and standard deviation over the scan, per pixel"),
+    "max": ("MaxUDF", "maximum over the scan, per pixel"),
+    "min": ("MinUDF", "minimum over the scan, per pixel"),
+    "com": ("CoMUDF", "centre of mass of each frame and iCoM (with --cy/--cx/--r/--ri)"),
+    "logsum": ("LogsumUDF", "sum of log(frame - minimum + 1) over the scan"),
+    "sumfft": ("SumFFTUDF", "sum of the power spectra of all frames (fftshifted)"),
+}
+
+#: Names of the extra dimensions of results that have them.
+_EXTRA_DIMS = {
+    "raw_com": ["component"],
+    "raw_shifts": ["component"],
+    "field": ["component"],
+    "regression": ["term", "component"],
+    "complex": ["bin", "order"],
+}
+
+#: Virtual detectors: option -> (metavars, description).
+DETECTORS = {
+    "bf": (("R",), "bright field: a disk of radius R at --cy/--cx (default: frame centre)"),
+    "adf": (("RI", "RO"), "annular dark field: a ring RI < r <= RO around --cy/--cx"),
+    "ring": (("CY", "CX", "RI", "RO"), "a ring RI < r <= RO around (CY, CX)"),
+    "disk": (("CY", "CX", "R"), "a disk of radius R at (CY, CX)"),
+    "point": (("CY", "CX"), "a single pixel"),
+    "rect": (("Y", "X", "H", "W"), "rows Y..Y+H-1, columns X..X+W-1"),
+}
+
+
+@dataclasses.dataclass
+class Planned:
+    """One UDF of the run and what to do with its results.
+
+    Attributes
+    ----------
+    udf : UDF
+    analyses : list of dict
+        Provenance entries (``name``, ``udf``, ``parameters``).
+    collect : callable
+        ``collect(results, nav_ndim, sig_ndim)`` -> (arrays, array entries).
+    """
+
+    udf: Any
+    analyses: list[dict[str, Any]]
+    collect: Any
+
+
+def add_analysis_args(p: argparse.ArgumentParser) -> None:
+    """Options that choose analyses and their parameters."""
+    g = p.add_argument_group("analyses (any number, computed in one pass)")
+    g.add_argument(
+        "--analysis",
+        action="append",
+        default=[],
+        choices=sorted(ANALYSES),
+        help="a built-in analysis (repeatable): "
+        + "; ".join(f"{k}: {v[1]}" for k, v in ANALYSES.items()),
+    )
+    for name, (metavar, text) in DETECTORS.items():
+        g.add_argument(
+            f"--{name}",
+            nargs=len(metavar),
+            type=float,
+            metavar=metavar,
+            action="append",
+            default=[],
+            help=f"virtual detector, {text} (repeatable)",
+        )
+    g.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="FILE.npy",
+        help="virtual detector from a mask file: a frame-shaped array, or a stack of them",
+    )
+    g.add_argument(
+        "--pick",
+        action="append",
+        default=[],
+        metavar="Y,X",
+        type=_position,
+        help="save the frame at this scan position as stored (repeatable)",
+    )
+    g.add_argument(
+        "--fem", nargs=2, type=float, metavar=("RI", "RO"), help="FEM: variance over a ring"
+    )
+    g.add_argument(
+        "--radial-fourier",
+        nargs=2,
+        type=float,
+        metavar=("RI", "RO"),
+        help="radial Fourier analysis over RI..RO (with --n-bins, --max-order)",
+    )
+    g.add_argument("--n-bins", type=int, default=1, help="radial Fourier: bins (default 1)")
+    g.add_argument(
+        "--max-order", type=int, default=8, help="radial Fourier: highest order (default 8)"
+    )
+    g.add_argument(
+        "--crystallinity",
+        nargs=2,
+        type=float,
+        metavar=("RI", "RO"),
+        help="crystallinity: Fourier amplitude over the ring RI..RO of frequencies",
+    )
+    g = p.add_argument_group("geometry")
+    g.add_argument("--cy", type=float, help="centre row (default: frame centre, (rows - 1) / 2)")
+    g.add_argument("--cx", type=float, help="centre column (default: (columns - 1) / 2)")
+    g.add_argument("--r", type=float, help="CoM: outer radius (default: whole frame)")
+    g.add_argument("--ri", type=float, help="CoM: inner radius (default 0)")
+    g.add_argument(
+        "--real-rad",
+        type=float,
+        help="crystallinity: blank a disk of this radius at --cy/--cx first",
+    )
+
+
+def _position(text: str) -> tuple[int, ...]:
+    try:
+        pos = tuple(int(p) for p in text.replace(" ", ",").split(",") if p)
+    except ValueError:
+        pos = ()
+    if not pos:
+        raise argparse.ArgumentTypeError(f"expected a scan position such as 3,7, got {text!r}")
+    return pos
+
+
+def any_requested(args: argparse.Namespace) -> bool:
+    """Whether the command line names at least one analysis."""
+    return bool(
+        args.analysis
+        or args.mask
+        or args.pick
+        or args.fem
+        or args.radial_fourier
+        or args.crystallinity
+        or any(getattr(args, name) for name in DETECTORS)
+    )
+
+
+def _centre(args: argparse.Namespace, sig: tuple[int, ...]) -> tuple[float, float]:
+    cy = args.cy if args.cy is not None else (sig[0] - 1) / 2
+    cx = args.cx if args.cx is not None else (sig[-1] - 1) / 2
+    return cy, cx
+
+
+def _results_collector(name: str, kind_prefix: dict[str, str] | None = None) -> Any:
+    """Save every result of a UDF as ``NAME_RESULT``."""
+
+    def collect(results: dict[str, Any], nav_ndim: int, sig_ndim: int) -> tuple[dict, dict]:
+        arrays, entries = {}, {}
+        for key, value in results.items():
+            data = np.asarray(value.data)
+            dims = dim_names(
+                value.kind,
+                data.shape,
+                nav_ndim,
+                sig_ndim,
+                extra=_EXTRA_DIMS.get(key),
+                sig_prefix=(kind_prefix or {}).get(key, "sig"),
+            )
+            arrays[f"{name}_{key}"] = data
+            entries[f"{name}_{key}"] = array_entry(name, key, value.kind, dims)
+        return arrays, entries
+
+    return collect
+
+
+def _simple(args: argparse.Namespace, name: str, sig: tuple[int, ...]) -> Planned:
+    import libertem_gpu
+
+    cls = getattr(libertem_gpu, ANALYSES[name][0])
+    params: dict[str, Any] = {}
+    if name == "com":
+        cy, cx = _centre(args, sig)
+        params = {"cy": cy, "cx": cx}
+        if args.r is not None:
+            params["r"] = args.r
+        if args.ri is not None:
+            params["ri"] = args.ri
+        udf = cls.with_params(**params)
+    else:
+        udf = cls()
+    prefix = {"intensity": "freq"} if name == "sumfft" else None
+    entry = {"name": name, "udf": cls.__name__, "parameters": params}
+    return Planned(udf, [entry], _results_collector(name, prefix))
+
+
+def _detectors(args: argparse.Namespace, sig: tuple[int, ...]) -> Planned | None:
+    from libertem_gpu import ApplyMasksUDF, masks
+
+    cy, cx = _centre(args, sig)
+    found: list[tuple[str, dict[str, Any], Any]] = []
+    shape = (int(sig[0]), int(sig[-1]))
+    for values in args.bf:
+        found.append(
+            ("bf", {"cy": cy, "cx": cx, "r": values[0]}, masks.disk(shape, cy, cx, values[0]))
+        )
+    for ri, ro in args.adf:
+        found.append(
+            ("adf", {"cy": cy, "cx": cx, "ri": ri, "ro": ro}, masks.ring(shape, cy, cx, ro, ri))
+        )
+    for y, x, ri, ro in args.ring:
+        found.append(
+            ("ring", {"cy": y, "cx": x, "ri": ri, "ro": ro}, masks.ring(shape, y, x, ro, ri))
+        )
+    for y, x, r in args.disk:
+        found.append(("disk", {"cy": y, "cx": x, "r": r}, masks.disk(shape, y, x, r)))
+    for y, x in args.point:
+        found.append(("point", {"y": y, "x": x}, masks.point(shape, int(y), int(x))))
+    for y, x, h, w in args.rect:
+        params = {"y": y, "x": x, "height": h, "width": w}
+        found.append(("rect", params, masks.rectangle(shape, int(y), int(x), int(h), int(w))))
+    for path in args.mask:
+        stack = np.load(path, allow_pickle=False)
+        if stack.shape[-2:] != tuple(sig) or stack.ndim not in (2, 3):
+            raise UsageError(
+                f"--mask {path}: expected a frame-shaped array {tuple(sig)} or a stack of them, "
+                f"got shape {stack.shape}"
+            )
+        planes = [stack] if stack.ndim == 2 else list(stack)
+        for i, plane in enumerate(planes):
+            found.append(("mask", {"file": path, "index": i if stack.ndim == 3 else None}, plane))
+    if not found:
+        return None
+    counts: dict[str, int] = {}
+    for kind, _, _ in found:
+        counts[kind] = counts.get(kind, 0) + 1
+    seen: dict[str, int] = {}
+    names = []
+    for kind, _, _ in found:
+        seen[kind] = seen.get(kind, 0) + 1
+        names.append(kind if counts[kind] == 1 else f"{kind}{seen[kind]}")
+    dense = [np.asarray(m, dtype=np.float32) for _, _, m in found]
+    udf = ApplyMasksUDF(mask_factories=[(lambda m=m: m) for m in dense])
+    analyses = [
+        {"name": n, "udf": "ApplyMasksUDF", "parameters": {"detector": kind, **params}}
+        for n, (kind, params, _) in zip(names, found, strict=True)
+    ]
+
+    def collect(results: dict[str, Any], nav_ndim: int, sig_ndim: int) -> tuple[dict, dict]:
+        stack = np.asarray(results["intensity"].data)
+        arrays, entries = {}, {}
+        for i, n in enumerate(names):
+            key = f"{n}_intensity"
+            arrays[key] = stack[..., i]
+            dims = dim_names("nav", stack.shape[:-1], nav_ndim, sig_ndim)
+            entries[key] = array_entry(n, "intensity", "nav", dims)
+        return arrays, entries
+
+    return Planned(udf, analyses, collect)
+
+
+def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planned]:
+    """The UDFs of the main pass, from the command line, for frames of shape ``sig``."""
+    import libertem_gpu
+
+    planned = [_simple(args, name, sig) for name in dict.fromkeys(args.analysis)]
+    detectors = _detectors(args, sig)
+    if detectors is not None:
+        planned.append(detectors)
+    cy, cx = _centre(args, sig)
+    if args.fem:
+        ri, ro = args.fem
+        params = {"center": [cy, cx], "rad_in": ri, "rad_out": ro}
+        udf = libertem_gpu.FEMUDF(center=(cy, cx), rad_in=ri, rad_out=ro)
+        entry = {"name": "fem", "udf": "FEMUDF", "parameters": params}
+        planned.append(Planned(udf, [entry], _results_collector("fem")))
+    if args.radial_fourier:
+        ri, ro = args.radial_fourier
+        params = {"cy": cy, "cx": cx, "ri": ri, "ro": ro}
+        params |= {"n_bins": args.n_bins, "max_order": args.max_order}
+        udf = libertem_gpu.RadialFourierUDF(**params)
+        entry = {"name": "radial_fourier", "udf": "RadialFourierUDF", "parameters": params}
+        planned.append(Planned(udf, [entry], _results_collector("radial_fourier")))
+    if args.crystallinity:
+        ri, ro = args.crystallinity
+        params = {"rad_in": ri, "rad_out": ro}
+        if args.real_rad is not None:
+            params |= {"real_center": [cy, cx], "real_rad": args.real_rad}
+        udf = libertem_gpu.CrystallinityUDF(**params)
+        entry = {"name": "crystallinity", "udf": "CrystallinityUDF", "parameters": params}
+        planned.append(Planned(udf, [entry], _results_collector("crystallinity")))
+    return planned
+
+
+def plan_pick(
+    args: argparse.Namespace, nav_shape: tuple[int, ...]
+) -> tuple[np.ndarray, list[tuple[int, ...]]] | None:
+    """The roi of ``--pick`` and its positions in scan order, or None."""
+    if not args.pick:
+        return None
+    roi = np.zeros(nav_shape, dtype=bool)
+    for pos in args.pick:
+        if len(pos) != len(nav_shape) or not all(
+            0 <= p < n for p, n in zip(pos, nav_shape, strict=True)
+        ):
+            raise UsageError(
+                f"--pick {','.join(map(str, pos))}: expected a position inside the scan "
+                f"{' x '.join(map(str, nav_shape))} (row,column counting from 0)"
+            )
+        roi[pos] = True
+    positions = [tuple(int(i) for i in p) for p in np.argwhere(roi)]
+    return roi, positions

@@ -1,0 +1,88 @@
+"""``libertem-gpu convert IN OUT``: any supported data set to chunked HDF5 or Zarr, streamed with
+bounded memory (:func:`libertem_gpu.export.export_dataset`, as ``ctx.export_dataset``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from libertem_gpu.cli.common import (
+    UsageError,
+    add_dataset_args,
+    add_progress_arg,
+    frame_bar,
+    load_dataset,
+    parse_size,
+    want_progress,
+)
+from libertem_gpu.errors import DataSetError
+
+__all__ = ["add_convert"]
+
+
+def add_convert(sub: Any) -> None:
+    """The ``convert`` sub-command."""
+    from libertem_gpu.export import CHUNK_BYTES, COMPRESSIONS
+
+    p = sub.add_parser(
+        "convert",
+        help="convert a data set to chunked HDF5 or Zarr",
+        description="Copy every frame of a data set, in scan order, to a new chunked HDF5 "
+        "file (OUT.h5, dataset /data) or Zarr store (OUT.zarr, array data), shaped scan + "
+        "frame, in chunks of whole frames that partitions read back whole. Streams with "
+        "bounded memory; OUT appears complete or not at all; an existing OUT is kept unless "
+        "--force.",
+    )
+    add_dataset_args(p)
+    p.add_argument("out", metavar="OUT", help="the new file: .h5/.hdf5 (HDF5), .zarr, or .npy")
+    p.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        help="compress chunks: gzip (HDF5 built-in), lz4 or zstd (hdf5plugin for HDF5)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=parse_size,
+        default=CHUNK_BYTES,
+        metavar="SIZE",
+        help=f"target chunk size, e.g. 4MiB (default {CHUNK_BYTES // 2**20} MiB)",
+    )
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    add_progress_arg(p)
+    p.set_defaults(func=_cmd_convert)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from libertem_gpu.api import Context
+    from libertem_gpu.export import EXPORT_FORMATS, export_dataset
+    from libertem_gpu.sizes import format_size
+
+    ext = os.path.splitext(args.out.rstrip("/\\"))[1].lower()
+    if ext not in EXPORT_FORMATS:
+        raise UsageError(
+            f"OUT {args.out}: unknown extension {ext or '(none)'!r}; use "
+            f"{', '.join(sorted(EXPORT_FORMATS))}"
+        )
+    if os.path.lexists(args.out) and not args.force:
+        raise DataSetError(f"{args.out} exists; pass --force to replace it")
+    with Context("inline") as ctx:
+        ds = load_dataset(ctx, args)
+        bar = frame_bar(ds.shape.nav_size, "libertem-gpu convert") if want_progress(args) else None
+        try:
+            export_dataset(
+                ds,
+                args.out,
+                overwrite=args.force,
+                compression=args.compression,
+                chunk_bytes=args.chunk_size,
+                progress=None if bar is None else lambda done, _total: bar.update(done - bar.n),
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+    print(
+        f"{args.path} ({ds.format_name}, {' x '.join(map(str, (*ds.nav_shape, *ds.sig_shape)))} "
+        f"{ds.dtype}, {format_size(ds.nbytes)}) -> {args.out}"
+    )
+    return 0

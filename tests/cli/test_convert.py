@@ -1,0 +1,152 @@
+"""``libertem-gpu convert`` and ``ctx.export_dataset`` to chunked HDF5 and Zarr: every real file
+in the shared data reloads frame-identical; compression; chunks of whole frames; atomic, and
+nothing left behind when interrupted; no overwrite without --force."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from libertem_gpu import Context, PickUDF
+from libertem_gpu.cli import main
+from libertem_gpu.export import choose_chunks
+from tests.conftest import random_data
+
+#: The real detector files (see its README); LIBERTEM_GPU_TEST_DATA points elsewhere.
+DATA = Path(
+    os.environ.get("LIBERTEM_GPU_TEST_DATA", Path(__file__).parents[2].parent / "shared" / "data")
+)
+REAL = ["blo/test2.blo", "mrc/Custom_movie.mrc", "tia/128x128x5-diffraction_preview.emi"]
+REAL += ["tvips/test_tvips_2233_000.tvips", "mib/001_4x2_6bit.mib"]
+REAL += [f"mib/Single_9_Frame_CounterDepth_{d}_Rows_256.mib" for d in (1, 6, 12, 24)]
+
+
+def _frames(ctx, ds):
+    """Every frame as stored, in scan order, through the UDF path (not the export's)."""
+    return ctx.run_udf(dataset=ds, udf=PickUDF())["intensity"].raw_data
+
+
+def _read_back(path):
+    if path.suffix == ".zarr":
+        import zarr
+
+        array = zarr.open_group(str(path), mode="r")["data"]
+        return array[...], array.chunks
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f["data"][()], f["data"].chunks
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_files_reload_frame_identical(tmp_path, name):
+    source = DATA / name
+    if not source.is_file():
+        pytest.skip(f"real detector file not found: {source} (set LIBERTEM_GPU_TEST_DATA)")
+    with Context("inline") as ctx:
+        ds = ctx.load("auto", path=str(source))
+        want = _frames(ctx, ds)
+        for ext in (".h5", ".zarr"):
+            out = tmp_path / f"copy{ext}"
+            assert main(["convert", str(source), str(out), "--no-progress"]) == 0
+            back, chunks = _read_back(out)
+            assert back.shape == (*ds.nav_shape, *ds.sig_shape)
+            assert back.dtype == ds.dtype
+            np.testing.assert_array_equal(back.reshape(want.shape), want, err_msg=f"{name}{ext}")
+            assert tuple(chunks[-len(ds.sig_shape) :]) == ds.sig_shape  # whole frames
+            reloaded = ctx.load("auto", path=str(out))
+            assert reloaded.nav_shape == ds.nav_shape
+            np.testing.assert_array_equal(_frames(ctx, reloaded), want)
+
+
+@pytest.mark.parametrize(
+    ("ext", "compression"), [(".h5", "gzip"), (".h5", "lz4"), (".zarr", "zstd"), (".zarr", "lz4")]
+)
+def test_compressed_and_chunked(tmp_path, rng, ext, compression):
+    data = random_data(rng, (5, 7, 6, 10), np.uint16) // 512  # compressible
+    raw = tmp_path / "in.raw"
+    data.tofile(raw)
+    out = tmp_path / f"c{ext}"
+    argv = ["convert", str(raw), str(out), "--nav-shape", "5,7", "--sig-shape", "6,10"]
+    argv += ["--dtype", "uint16", "--compression", compression, "--chunk-size", "600"]
+    assert main(argv) == 0
+    back, chunks = _read_back(out)
+    np.testing.assert_array_equal(back, data)
+    assert tuple(chunks) == (1, 5, 6, 10)  # 600 bytes: 5 frames of 120, within a scan row
+    if ext == ".h5":
+        import h5py
+
+        with h5py.File(out, "r") as f:
+            assert f["data"].compression is not None or f["data"]._filters
+    with Context("inline") as ctx:
+        np.testing.assert_array_equal(
+            _frames(ctx, ctx.load("auto", path=str(out))), data.reshape(35, 6, 10)
+        )
+
+
+def test_choose_chunks():
+    assert choose_chunks((64, 64), (256, 256), 2) == (1, 32, 256, 256)
+    assert choose_chunks((10, 3), (4, 4), 1, target=100) == (2, 3, 4, 4)
+    assert choose_chunks((5,), (2048, 2048), 4) == (1, 2048, 2048)  # a frame over the target
+    assert choose_chunks((2, 3, 4), (2, 2), 1, target=10**6) == (2, 3, 4, 2, 2)
+
+
+def test_python_api_is_the_same(tmp_path, rng):
+    data = random_data(rng, (4, 3, 5, 5), np.float32)
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=data, sync_offset=2, num_partitions=3)
+        out = ctx.export_dataset(ds, tmp_path / "x.zarr", compression="gzip", chunk_bytes=200)
+        back, _ = _read_back(Path(out))
+    flat = np.zeros((12, 5, 5), np.float32)
+    flat[:10] = data.reshape(12, 5, 5)[2:]  # positions without data: blank frames
+    np.testing.assert_array_equal(back.reshape(12, 5, 5), flat)
+
+
+def test_refuses_to_overwrite_without_force(tmp_path, rng, capsys):
+    np.save(tmp_path / "in.npy", random_data(rng, (2, 3, 4, 4), np.uint8))
+    for name, make in (("x.h5", lambda p: p.write_bytes(b"keep")), ("x.zarr", os.mkdir)):
+        out = tmp_path / name
+        make(out)
+        assert main(["convert", str(tmp_path / "in.npy"), str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "exists" in err and "--force" in err and "overwrite=" not in err
+        assert main(["convert", str(tmp_path / "in.npy"), str(out), "--force"]) == 0
+        assert _read_back(out)[0].shape == (2, 3, 4, 4)
+    assert sorted(os.listdir(tmp_path)) == ["in.npy", "x.h5", "x.zarr"]
+
+
+@pytest.mark.parametrize("ext", [".h5", ".zarr"])
+def test_interrupted_convert_leaves_nothing(tmp_path, rng, monkeypatch, capsys, ext):
+    from libertem_gpu.export_chunked import ChunkWriter
+
+    np.save(tmp_path / "in.npy", random_data(rng, (6, 5, 8, 8), np.uint16))
+    flush = ChunkWriter._flush
+    calls = []
+
+    def interrupt_after_one(self):
+        flush(self)
+        calls.append(1)
+        raise KeyboardInterrupt  # as Ctrl-C between two chunks
+
+    monkeypatch.setattr(ChunkWriter, "_flush", interrupt_after_one)
+    out = tmp_path / f"out{ext}"
+    argv = ["convert", str(tmp_path / "in.npy"), str(out), "--chunk-size", "256"]
+    assert main(argv) == 130
+    assert calls == [1]
+    assert "interrupted" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["in.npy"]
+
+
+def test_missing_codec_is_named(tmp_path, rng, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "hdf5plugin", None)
+    np.save(tmp_path / "in.npy", random_data(rng, (2, 2, 4, 4), np.uint8))
+    argv = ["convert", str(tmp_path / "in.npy"), str(tmp_path / "o.h5"), "--compression", "zstd"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "hdf5plugin" in err and "pip install hdf5plugin" in err
+    assert os.listdir(tmp_path) == ["in.npy"]
