@@ -41,7 +41,7 @@ BLOCK = re.compile(
 )
 RUNNABLE = ("python", "bash")
 #: At most this many runnable blocks may be skipped over the whole site.
-MAX_SKIPPED = 12
+MAX_SKIPPED = 10
 
 
 def code_blocks(path: Path) -> list[tuple[str, str, str | None]]:
