@@ -39,6 +39,8 @@ _EXPORTS = {
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
+    "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
+    "SparseCorrelationUDF": "libertem_gpu.udf.disks",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",
     "errors": "libertem_gpu.errors",
