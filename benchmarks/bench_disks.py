@@ -26,7 +26,9 @@ Figures count only when verified: ours must find every disk, 99 % of them within
 the true position (median, 99th percentile and largest error reported); 99 % of blobfinder's
 positions must agree with ours within 0.3 px (its centre of mass of a 5 x 5 neighbourhood
 minus its minimum is biased by up to ~0.25 px on such peaks: measured median 0.13, 99th
-percentile 0.28 px from the truth, against ours 0.03 and 0.07). Writes ``<out>/<date>-disks-<device>-<host>.json``: one row per case with
+percentile 0.28 px from the truth, against ours 0.03 and 0.07).
+
+Writes ``<out>/<date>-disks-<device>-<host>.json``: one row per case with
 ``analysis``, ``device_class``, ``frames_per_s``, ``n_frames``, ``n_peaks``, the comparison
 figures, and ``machine`` (:func:`benchlib.machine_info`).
 """
@@ -193,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from libertem_gpu import Context
 
+    if args.device == "cuda":  # before the file is written: a dry run ends at once
+        from libertem_gpu.backends import device
+
+        info = device.probe()
+        if not info.available:
+            print(f"REASON: no usable GPU: {info.reason}", flush=True)
+            return 2
     only = {s for s in args.only.split(",") if s} or {"sparse", "full"}
     rows: list[dict[str, Any]] = []
     machine = machine_info(extra_modules=("scipy", "cupy", "libertem_blobfinder"))
@@ -246,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                 bf_pos = bf[0] if full else bf
                 # blobfinder's peaks come unordered in the full run: match them up
                 agree = (
-                    matched_error(bf_pos, found) if full else np.linalg.norm(bf_pos - found, axis=-1)
+                    matched_error(bf_pos, found)
+                    if full
+                    else np.linalg.norm(bf_pos - found, axis=-1)
                 )
                 p99 = float(np.nanpercentile(agree, 99))
                 if np.isnan(agree).any() or p99 > 0.3:

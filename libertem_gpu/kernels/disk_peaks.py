@@ -28,6 +28,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.disks.peaks import REACH
+from libertem_gpu.kernels.fourier import _host
 
 __all__ = [
     "prepare_full",
@@ -295,7 +296,7 @@ def _sparse(
     gpu: bool, positions: Any, search: int, min_height: float, refine: str
 ) -> Callable[..., None]:
     xp = _xp(gpu)
-    pos = xp.asarray(np.asarray(positions, np.int64))
+    pos = xp.asarray(_host(positions).astype(np.int64))
 
     def kernel(maps: Any, peaks: Any, heights: Any, found: Any) -> None:
         n, count, m, _ = maps.shape
@@ -310,7 +311,9 @@ def _sparse(
         index = xp.arange(n * count).reshape(n, count)
         d = xp.arange(-1, 2)
         hood = flat_maps[
-            index[..., None, None], (a[..., None] + d)[..., :, None], (b[..., None] + d)[..., None, :]
+            index[..., None, None],
+            (a[..., None] + d)[..., :, None],
+            (b[..., None] + d)[..., None, :],
         ]
         ok = (top > min_height) & (top >= hood.reshape(n, count, 9).max(axis=2))
         peaks[...] = np.nan
@@ -376,7 +379,7 @@ def prepare_sparse_reference(
 
 def _upsampled(gpu: bool, template: Any, upsample: int, wrap: bool) -> Callable[..., None]:
     xp = _xp(gpu)
-    t = np.asarray(template, np.float64)
+    t = _host(template).astype(np.float64)
     th, tw = t.shape
     ly, lx = th + 2, tw + 2
     padded = np.zeros((ly, lx))

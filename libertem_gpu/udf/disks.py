@@ -200,10 +200,11 @@ class SparseCorrelationUDF(_DiskCorrelationUDF):
     maximum refined to a subpixel position. For when the lattice is roughly known: the work is
     per position, not per frame pixel.
 
-    On the CPU the windows are summed directly by one Numba pass that reads the stored integers
-    and correlates only the shifts it needs; on the GPU by a Numba-CUDA kernel. blobfinder's ``FastCorrelationUDF`` and
-    ``SparseCorrelationUDF`` do the same job (``search`` is its ``steps``), with frames
-    log-scaled and blobfinder's own templates.
+    On the CPU, windows inside the frame come from the frame's FFT correlation where that is
+    cheaper, the others from direct sums (one Numba pass reading the stored integers and
+    correlating only the shifts it needs); on the GPU a Numba-CUDA kernel sums the windows.
+    blobfinder's ``FastCorrelationUDF`` and ``SparseCorrelationUDF`` do the same job
+    (``search`` is its ``steps``), with frames log-scaled and blobfinder's own templates.
 
     Parameters
     ----------
