@@ -37,10 +37,10 @@ axes[1].imshow(correlate(frames[:1], template)[0], cmap="magma")
 axes[1].set_title("correlation with disk_template(5)", fontsize=9)
 axes[2].imshow(frames[0], cmap="gray")
 axes[2].plot(lattice[:, 1], lattice[:, 0], "+", color="tab:cyan", ms=7, label="expected")
-axes[2].plot(found_sparse[:, 1], found_sparse[:, 0], "x", color="tab:orange", ms=6,
-             label="sparse")
-axes[2].plot(found_full[:, 1], found_full[:, 0], "o", mfc="none", color="tab:green", ms=8,
-             label="full frame")
+axes[2].plot(found_sparse[:, 1], found_sparse[:, 0], "x", color="tab:orange", ms=6, label="sparse")
+axes[2].plot(
+    found_full[:, 1], found_full[:, 0], "o", mfc="none", color="tab:green", ms=8, label="full frame"
+)
 axes[2].legend(fontsize=7, loc="lower right", framealpha=0.8)
 axes[2].set_title("peaks found", fontsize=9)
 for ax in axes:
