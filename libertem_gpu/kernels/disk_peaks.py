@@ -130,16 +130,23 @@ def _select_cpu(maps, n_peaks, min_dist2, min_height, sel):  # type: ignore[no-u
         c = maps[i]
         cnt = 0
         for y in range(rows):
+            inner_y = 0 < y < rows - 1
             for x in range(cols):
                 v = c[y, x]
                 if not v > min_height:
                     continue
                 ok = True
-                for dy in range(-1, 2):
-                    yy = (y + dy) % rows
-                    for dx in range(-1, 2):
-                        if c[yy, (x + dx) % cols] > v:
-                            ok = False
+                if inner_y and 0 < x < cols - 1:  # no wrapping: no modulo
+                    for dy in range(-1, 2):
+                        for dx in range(-1, 2):
+                            if c[y + dy, x + dx] > v:
+                                ok = False
+                else:
+                    for dy in range(-1, 2):
+                        yy = (y + dy) % rows
+                        for dx in range(-1, 2):
+                            if c[yy, (x + dx) % cols] > v:
+                                ok = False
                 if ok:
                     cand[cnt] = y * cols + x
                     vals[cnt] = -v
