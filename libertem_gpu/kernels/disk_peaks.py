@@ -212,6 +212,9 @@ def _select_gpu(
     from libertem_gpu.kernels import gpu_common as g
 
     n, _, cols = maps.shape
+    counts = xp.zeros(n, np.int64)
+    if n == 0:
+        return counts
     local = maps > min_height
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
@@ -219,7 +222,6 @@ def _select_gpu(
                 local &= maps >= xp.roll(maps, (dy, dx), axis=(1, 2))
     vals = xp.where(local, maps, -math.inf).reshape(n, -1).astype(np.float64)
     order = xp.argsort(-vals, axis=1, kind="stable").astype(np.int64)
-    counts = xp.zeros(n, np.int64)
     block = 32
     g.launch(
         _cuda_select,
