@@ -42,6 +42,8 @@ _EXPORTS = {
     "CorrectionSet": "libertem_gpu.corrections.corrset",
     "load_results": "libertem_gpu.resultfiles.store",
     "Calibration": "libertem_gpu.io.calibration",
+    "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
+    "SparseCorrelationUDF": "libertem_gpu.udf.disks",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",
     "errors": "libertem_gpu.errors",
