@@ -153,15 +153,24 @@ def lattice_points(
     return pos[order], hk[order]
 
 
-def _predict(hk: np.ndarray, o: np.ndarray, va: np.ndarray, vb: np.ndarray) -> np.ndarray:
-    return o[:, None] + hk[..., 0:1] * va[:, None] + hk[..., 1:2] * vb[:, None]
+def _residuals(
+    p: np.ndarray, hk: np.ndarray, o: np.ndarray, va: np.ndarray, vb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``p - (o + h a + k b)`` per frame, as its y and x planes ``(F, N)``."""
+    h, k = hk[..., 0], hk[..., 1]
+    ry = p[..., 0] - (o[:, 0:1] + h * va[:, 0:1] + k * vb[:, 0:1])
+    rx = p[..., 1] - (o[:, 1:2] + h * va[:, 1:2] + k * vb[:, 1:2])
+    return ry, rx
 
 
 def _robust_sigma(res: np.ndarray, use: np.ndarray) -> np.ndarray:
     """Per-axis sigma of residual vectors from the median of their lengths, per frame."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # frames without any candidate
-        return np.nanmedian(np.where(use, res, np.nan), axis=1) / _RAYLEIGH_MEDIAN
+    ordered = np.sort(np.where(use, res, np.inf), axis=1)
+    n = use.sum(axis=1)
+    lo = np.take_along_axis(ordered, np.maximum(n - 1, 0)[:, None] // 2, axis=1)[:, 0]
+    hi = np.take_along_axis(ordered, (n // 2)[:, None], axis=1)[:, 0]
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, (lo + hi) / 2, np.nan) / _RAYLEIGH_MEDIAN
 
 
 def _unique_hk(hk: np.ndarray, res: np.ndarray, use: np.ndarray) -> np.ndarray:
@@ -190,20 +199,34 @@ def _solve(
     x and y share the design matrix ``[1, h, k]`` and are solved together."""
     frames = p.shape[0]
     wi = np.where(use, w, 0.0)
-    design = np.concatenate(
-        [np.ones((*hk.shape[:-1], 1)), np.where(use[..., None], hk, 0.0)], axis=-1
+    h = np.where(use, hk[..., 0], 0.0)
+    k = np.where(use, hk[..., 1], 0.0)
+    wh, wk = wi * h, wi * k
+    # normal equations of the design [1, h, k], shared by y and x
+    sw, swh, swk = wi.sum(1), wh.sum(1), wk.sum(1)
+    shh, shk, skk = (wh * h).sum(1), (wh * k).sum(1), (wk * k).sum(1)
+    normal = np.stack(
+        [np.stack([sw, swh, swk], -1), np.stack([swh, shh, shk], -1), np.stack([swk, shk, skk], -1)],
+        axis=1,
     )
-    pz = np.where(use[..., None], p, 0.0)
-    normal = np.einsum("fn,fni,fnj->fij", wi, design, design)
-    rhs = np.einsum("fn,fni,fnc->fic", wi, design, pz)
+    py = np.where(use, p[..., 0], 0.0)
+    px = np.where(use, p[..., 1], 0.0)
+    rhs = np.stack(
+        [
+            np.stack([wi_p.sum(1), (wh * q).sum(1), (wk * q).sum(1)], -1)
+            for q, wi_p in ((py, wi * py), (px, wi * px))
+        ],
+        axis=-1,
+    )  # (F, 3, 2)
     n = use.sum(axis=1)
-    scale = np.trace(normal, axis1=1, axis2=2) / 3
+    scale = (sw + shh + skk) / 3
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = (n >= min_peaks) & (np.linalg.det(normal) > 1e-9 * scale**3)
     safe = np.where(ok[:, None, None], normal, np.eye(3))
-    params = np.linalg.solve(safe, rhs)  # (F, 3, 2): rows origin, a, b
     inv = np.linalg.inv(safe)
-    res2 = ((pz - design @ params) ** 2).sum(axis=-1) * use
+    params = inv @ rhs  # (F, 3, 2): rows origin, a, b
+    ry, rx = _residuals(np.stack([py, px], -1), np.stack([h, k], -1), *params.transpose(1, 0, 2))
+    res2 = (ry**2 + rx**2) * use
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.sqrt(res2.sum(axis=1) / n)
         dof = 2 * n - 6
@@ -323,23 +346,30 @@ def fit_lattice(
     index = index_peaks(p, o, va, vb) if fixed is None else fixed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # frames without any peak
-        shift = np.nanmedian(np.where(valid[..., None], p - _predict(index, o, va, vb), np.nan), 1)
+        off = np.stack(_residuals(p, index, o, va, vb), axis=-1)
+        shift = np.nanmedian(np.where(valid[..., None], off, np.nan), axis=1)
     o = o + np.nan_to_num(shift)
-    used: np.ndarray | None = None
+    va, vb = va.copy(), vb.copy()
+    used = np.zeros((frames, n), dtype=bool)
+    active = np.arange(frames)  # frames whose matched set may still change
     for it in range(n_iter):
-        index = index_peaks(p, o, va, vb) if fixed is None else fixed
-        res = np.hypot(*np.moveaxis(p - _predict(index, o, va, vb), -1, 0))
+        pa, oa, aa, ba = p[active], o[active], va[active], vb[active]
+        index = index_peaks(pa, oa, aa, ba) if fixed is None else fixed[active]
+        res = np.hypot(*_residuals(pa, index, oa, aa, ba))
         with np.errstate(invalid="ignore"):
-            use = valid & (res <= limit[:, None])
+            use = valid[active] & (res <= limit[active, None])
             if it > 0:
                 clip = np.maximum(outlier_sigma * _robust_sigma(res, use), CLIP_FLOOR)
                 use &= res <= clip[:, None]
         if fixed is None:
             use = _unique_hk(index, res, use)
-        if used is not None and np.array_equal(use, used):
+        changed = (use != used[active]).any(axis=1) | (it == 0)
+        active, use, index = active[changed], use[changed], index[changed]
+        if len(active) == 0:
             break
-        used = use
-        o, va, vb, rms, n_matched, cov = _solve(p, np.nan_to_num(index), w, use, min_peaks)
+        used[active] = use
+        fit = _solve(p[active], np.nan_to_num(index), w[active], use, min_peaks)
+        o[active], va[active], vb[active], rms[active], n_matched[active], cov[active] = fit
     return LatticeFit(o, va, vb, rms, n_matched, cov).reshape(lead)
 
 
