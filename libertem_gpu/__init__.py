@@ -39,6 +39,8 @@ _EXPORTS = {
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
+    "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
+    "SparseCorrelationUDF": "libertem_gpu.udf.disks",
     "find_lattice_strain": "libertem_gpu.disks.helper",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",

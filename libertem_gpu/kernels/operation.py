@@ -22,6 +22,8 @@ __all__ = [
     "CentreOfMass",
     "ComPreparer",
     "DenseMasks",
+    "DiskPeaksPreparer",
+    "DiskRefinePreparer",
     "FourierPreparer",
     "Impl",
     "LogSum",
@@ -33,6 +35,7 @@ __all__ = [
     "ShiftedMoments",
     "SpanCentreOfMass",
     "SpanMasks",
+    "SparseCorrelationPreparer",
     "SparseMasks",
 ]
 
@@ -168,6 +171,28 @@ class FourierPreparer(Protocol):
     and ``double``; returns ``(tile, out)`` for tiles ``(n, rows, cols)`` of whole frames."""
 
     def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any], None]: ...
+
+
+class SparseCorrelationPreparer(Protocol):
+    """A backend's ``prepare`` of ``disk_correlate_sparse`` (see
+    :mod:`libertem_gpu.kernels.disk_corr`): ``(template, positions (P, 2) int, half,
+    input_dtype, double=False)``; returns ``(tile, out (n, P, 2 half + 1, 2 half + 1))``."""
+
+    def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any], None]: ...
+
+
+class DiskPeaksPreparer(Protocol):
+    """A backend's ``prepare`` of ``disk_peaks_full`` or ``disk_peaks_sparse`` (see
+    :mod:`libertem_gpu.kernels.disk_peaks`); returns ``(maps, peaks, heights, found)``."""
+
+    def __call__(self, *constants: Any) -> Callable[[Any, Any, Any, Any], None]: ...
+
+
+class DiskRefinePreparer(Protocol):
+    """A backend's ``prepare`` of ``disk_refine_upsampled``: ``(template, upsample, wrap)``;
+    returns ``(tile, frame (K,), iy (K,), ix (K,), out (K, 2))``."""
+
+    def __call__(self, *constants: Any) -> Callable[[Any, Any, Any, Any, Any], None]: ...
 
 
 # --- declarations ------------------------------------------------------------------------------
