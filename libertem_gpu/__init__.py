@@ -41,6 +41,7 @@ _EXPORTS = {
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
     "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
     "SparseCorrelationUDF": "libertem_gpu.udf.disks",
+    "LatticeFitUDF": "libertem_gpu.disks.fit_udf",
     "find_lattice_strain": "libertem_gpu.disks.helper",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",

@@ -206,7 +206,11 @@ def _solve(
     sw, swh, swk = wi.sum(1), wh.sum(1), wk.sum(1)
     shh, shk, skk = (wh * h).sum(1), (wh * k).sum(1), (wk * k).sum(1)
     normal = np.stack(
-        [np.stack([sw, swh, swk], -1), np.stack([swh, shh, shk], -1), np.stack([swk, shk, skk], -1)],
+        [
+            np.stack([sw, swh, swk], -1),
+            np.stack([swh, shh, shk], -1),
+            np.stack([swk, shk, skk], -1),
+        ],
         axis=1,
     )
     py = np.where(use, p[..., 0], 0.0)
