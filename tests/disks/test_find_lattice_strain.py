@@ -25,12 +25,13 @@ def frames(nav, rng, dose, noise=True, **strain):
 
 def test_uniform_strain_recovered_on_every_executor(ctx, rng):
     """1e-2 in each of exx, eyy, exy and rotation against an unstrained reference region,
-    within 1e-3 at every position."""
+    within 1e-3 at every position (at 50,000 electrons per disk a position's standard
+    deviation is about 1e-4; at 1,000 it is about 6e-4, see the smooth field below)."""
     nav = (3, 4)
     strained = np.zeros(nav, bool)
     strained[:, 2:] = True
     imposed = dict.fromkeys(NAMES, 0.01)
-    data = frames(nav, rng, 10_000, **{k: v * strained for k, v in imposed.items()})
+    data = frames(nav, rng, 50_000, **{k: v * strained for k, v in imposed.items()})
     ds = ctx.load("memory", data=data, num_partitions=3)
     res = find_lattice_strain(ctx, ds, RADIUS, reference_roi=~strained)
     for name in NAMES:
@@ -39,7 +40,9 @@ def test_uniform_strain_recovered_on_every_executor(ctx, rng):
         np.testing.assert_allclose(got[strained], imposed[name], atol=1e-3, err_msg=name)
         np.testing.assert_allclose(got[~strained], 0, atol=1e-3, err_msg=name)
         std = getattr(res, name + "_std")
-        assert np.all((std > 1e-5) & (std < 5e-4)), name
+        assert np.all((std > 1e-5) & (std < 3e-4)), name
+        # the region's mean is closer still
+        assert abs(got[strained].mean() - imposed[name]) < 3e-4, name
     assert np.all(res.fit.n_matched == len(res.hk)) and len(res.hk) >= 20
     assert res.peaks.shape == (*nav, len(res.hk), 2)
     assert res.fit.covariance.shape == (*nav, 6, 6)
