@@ -122,7 +122,10 @@ def _check(
     nav = tuple(ds.shape.nav)
     if len(sig) != 2:
         raise InvalidParameterError(f"disk finding needs two signal dimensions, got {sig}")
-    if not (isinstance(radius, (int, float)) and math.isfinite(radius) and radius > 0):
+    real = isinstance(radius, (int, float, np.integer, np.floating)) and not isinstance(
+        radius, bool
+    )
+    if not (real and math.isfinite(radius) and radius > 0):
         raise InvalidParameterError(f"radius must be a positive number of pixels, got {radius!r}")
     if 2 * radius + 3 > min(sig):
         raise InvalidParameterError(f"radius {radius} is too large for frames of shape {sig}")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu import find_lattice_strain
+from libertem_gpu.disks.lattice import LatticeNotFoundError
 from libertem_gpu.disks.simulate_strain import strained_basis, strained_lattice_frames
 from libertem_gpu.errors import InvalidParameterError
 
@@ -179,3 +180,26 @@ def test_bad_parameters_fail_before_reading(inline_ctx, monkeypatch, kwargs, mat
     args = {"radius": 3, **kwargs}
     with pytest.raises(InvalidParameterError, match=match):
         find_lattice_strain(inline_ctx, ds, **args)
+
+
+def test_reference_vectors_of_any_basis_of_the_lattice(inline_ctx, rng):
+    data = frames((1, 2), rng, 20_000, exy=0.01)
+    ds = inline_ctx.load("memory", data=data)
+    res = find_lattice_strain(inline_ctx, ds, RADIUS, reference=(A, B))
+    other = find_lattice_strain(inline_ctx, ds, RADIUS, reference=(A + B, -B))
+    for name in NAMES:
+        np.testing.assert_allclose(getattr(other, name), getattr(res, name), atol=1e-12)
+    np.testing.assert_allclose(res.exy, 0.01, atol=1e-3)
+    with pytest.raises(InvalidParameterError, match="do not span the lattice"):
+        find_lattice_strain(inline_ctx, ds, RADIUS, reference=(1.3 * A, B))
+
+
+def test_data_without_any_lattice_is_refused_after_the_sum(inline_ctx, rng):
+    data = rng.poisson(3.0, (2, 2, 48, 48)).astype(np.uint16)
+    data[0, 0, 20:28, 20:28] += 500  # one blob: no lattice
+    with pytest.raises(LatticeNotFoundError, match="no lattice in the sum frame"):
+        find_lattice_strain(inline_ctx, inline_ctx.load("memory", data=data), 3, n_peaks=3)
+    with pytest.raises(LatticeNotFoundError, match="no lattice in the sum frame"):
+        find_lattice_strain(
+            inline_ctx, inline_ctx.load("memory", data=np.zeros((2, 2, 48, 48), np.uint16)), 3
+        )
