@@ -41,8 +41,9 @@ def peak_list(rng, n_outliers=0):
     return peaks, hk, weights
 
 
+@pytest.mark.parametrize("implementation", ["numpy", "numba"])
 @pytest.mark.parametrize("seed", range(5))
-def test_known_indices_equal_affinematch(seed):
+def test_known_indices_equal_affinematch(seed, implementation):
     rng = np.random.default_rng(seed)
     peaks, hk, weights = peak_list(rng)
     theirs = gridmatching.Matcher().affinematch(
@@ -52,15 +53,25 @@ def test_known_indices_equal_affinematch(seed):
         peak_values=weights,
         peak_elevations=weights,
     )
-    ours = fit_lattice(peaks, ORIGIN, A, B, hk=hk, weights=weights, outlier_sigma=1e9)
+    ours = fit_lattice(
+        peaks,
+        ORIGIN,
+        A,
+        B,
+        hk=hk,
+        weights=weights,
+        outlier_sigma=1e9,
+        implementation=implementation,
+    )
     np.testing.assert_allclose(ours.origin, theirs.zero, atol=1e-9)
     np.testing.assert_allclose(ours.a, theirs.a, atol=1e-9)
     np.testing.assert_allclose(ours.b, theirs.b, atol=1e-9)
     assert ours.n_matched == len(hk)
 
 
+@pytest.mark.parametrize("implementation", ["numpy", "numba"])
 @pytest.mark.parametrize("seed", range(5))
-def test_outliers_rejected_as_fastmatch_does(seed):
+def test_outliers_rejected_as_fastmatch_does(seed, implementation):
     rng = np.random.default_rng(seed)
     peaks, _, weights = peak_list(rng, n_outliers=3)
     theirs = gridmatching.Matcher(tolerance=1.0, min_weight=0.0).fastmatch(
@@ -72,7 +83,7 @@ def test_outliers_rejected_as_fastmatch_does(seed):
         a=A,
         b=B,
     )
-    ours = fit_lattice(peaks, ORIGIN, A, B, weights=weights)
+    ours = fit_lattice(peaks, ORIGIN, A, B, weights=weights, implementation=implementation)
     assert ours.n_matched == len(theirs) == len(peaks) - 3
     np.testing.assert_allclose(ours.origin, theirs.zero, atol=1e-9)
     np.testing.assert_allclose(ours.a, theirs.a, atol=1e-9)

@@ -31,6 +31,11 @@ _RAYLEIGH_MEDIAN = math.sqrt(2 * math.log(2))
 #: Residuals below this many pixels are never called outliers: a sigma clip on very precise
 #: peaks must not throw away good ones.
 CLIP_FLOOR = 0.1
+#: Implementations of :func:`fit_lattice`.
+IMPLEMENTATIONS = ("auto", "numba", "numpy")
+#: Fewest frames for which ``implementation="auto"`` picks the compiled loop: below, its
+#: first-use compilation (seconds) costs more than it saves.
+NUMBA_MIN_FRAMES = 256
 #: Names of the fit parameters, in the order of :attr:`LatticeFit.covariance`'s axes.
 PARAMETERS = ("origin_y", "origin_x", "a_y", "a_x", "b_y", "b_x")
 
@@ -257,6 +262,7 @@ def fit_lattice(
     outlier_sigma: float = 5.0,
     n_iter: int = 5,
     min_peaks: int = 4,
+    implementation: str = "auto",
 ) -> LatticeFit:
     """Fit origin and basis to the peaks of each frame by weighted least squares.
 
@@ -291,6 +297,10 @@ def fit_lattice(
     min_peaks : int
         Fewest matched peaks (at least 3) for a lattice; frames with fewer get NaN and a
         match count of 0.
+    implementation : {"auto", "numba", "numpy"}
+        The compiled per-frame loop (:mod:`libertem_gpu.kernels.lattice_fit`, 5-7x faster,
+        compiled on first use) or the NumPy reference, vectorised over frames; equal to
+        rounding. ``"auto"``: Numba from :data:`NUMBA_MIN_FRAMES` frames on.
 
     Returns
     -------
@@ -313,6 +323,10 @@ def fit_lattice(
         raise InvalidParameterError(f"outlier_sigma must be positive, got {outlier_sigma}")
     if max_residual is not None and not max_residual > 0:
         raise InvalidParameterError(f"max_residual must be positive, got {max_residual}")
+    if implementation not in IMPLEMENTATIONS:
+        raise InvalidParameterError(
+            f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
+        )
     lead, n = p.shape[:-2], p.shape[-2]
     frames = math.prod(lead)
     p = p.reshape(frames, n, 2)
@@ -336,12 +350,45 @@ def fit_lattice(
             f"origin, a, b must have shape (2,) or {(*lead, 2)}, weights {(*lead, n)} and hk "
             f"{(n, 2)} or {(*lead, n, 2)} for peaks of shape {(*lead, n, 2)}: {e}"
         ) from None
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(p).all(axis=-1) & (w > 0) & np.isfinite(w)
     if max_residual is None:
         limit = 0.25 * np.minimum(np.hypot(*va.T), np.hypot(*vb.T))
     else:
         limit = np.full(frames, float(max_residual))
+    if implementation == "numba" or (implementation == "auto" and frames >= NUMBA_MIN_FRAMES):
+        from libertem_gpu.kernels.lattice_fit import fit_frames
+
+        o_out, a_out, b_out = (np.empty((frames, 2)) for _ in range(3))
+        rms, n_matched = np.empty(frames), np.empty(frames, np.int32)
+        cov = np.empty((frames, 6, 6))
+        fit_frames(
+            np.ascontiguousarray(p), np.ascontiguousarray(o), np.ascontiguousarray(va),
+            np.ascontiguousarray(vb), np.ascontiguousarray(w),
+            np.zeros((1, 1, 2)) if fixed is None else np.ascontiguousarray(fixed),
+            fixed is not None, limit, float(outlier_sigma), int(n_iter), int(min_peaks),
+            CLIP_FLOOR, _RAYLEIGH_MEDIAN, o_out, a_out, b_out, rms, n_matched, cov,
+        )  # fmt: skip
+        return LatticeFit(o_out, a_out, b_out, rms, n_matched, cov).reshape(lead)
+    fit = _fit_numpy(p, o, va, vb, w, fixed, limit, outlier_sigma, n_iter, min_peaks)
+    return LatticeFit(*fit).reshape(lead)
+
+
+def _fit_numpy(
+    p: np.ndarray,
+    o: np.ndarray,
+    va: np.ndarray,
+    vb: np.ndarray,
+    w: np.ndarray,
+    fixed: np.ndarray | None,
+    limit: np.ndarray,
+    outlier_sigma: float,
+    n_iter: int,
+    min_peaks: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fit, vectorised over frames (the reference of the Numba implementation in
+    :mod:`libertem_gpu.kernels.lattice_fit`)."""
+    frames, n = p.shape[:2]
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(p).all(axis=-1) & (w > 0) & np.isfinite(w)
     rms = np.full(frames, np.nan)
     n_matched = np.zeros(frames, np.int32)
     cov = np.full((frames, 6, 6), np.nan)
@@ -374,7 +421,7 @@ def fit_lattice(
         used[active] = use
         fit = _solve(p[active], np.nan_to_num(index), w[active], use, min_peaks)
         o[active], va[active], vb[active], rms[active], n_matched[active], cov[active] = fit
-    return LatticeFit(o, va, vb, rms, n_matched, cov).reshape(lead)
+    return o, va, vb, rms, n_matched, cov
 
 
 def _reduce(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

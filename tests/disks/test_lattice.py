@@ -183,9 +183,42 @@ def test_index_peaks(rng):
         ({"max_residual": -1.0}, "max_residual"),
         ({"origin": np.zeros(3)}, "origin, a, b must have shape"),
         ({"weights": np.ones(4)}, "weights"),
+        ({"implementation": "cuda"}, "implementation must be one of"),
     ],
 )
 def test_fit_lattice_parameter_errors(kwargs, match):
     args = {"peaks": np.zeros((2, 5, 2)), "origin": ORIGIN, "a": A, "b": B, **kwargs}
     with pytest.raises(InvalidParameterError, match=match):
         fit_lattice(**args)
+
+
+@pytest.mark.parametrize("known_indices", [False, True])
+def test_numba_equals_numpy_reference(rng, known_indices):
+    """The compiled per-frame loop against the vectorised NumPy reference, on a batch with
+    everything at once: strain, shifts, noise, outliers, duplicates, missing peaks, zero
+    weights, frames without a lattice."""
+    frames = 300
+    _, hk = lattice_points(ORIGIN, A, B, SIG, margin=4)
+    a, b = strained_basis(A, B, *rng.normal(0, 0.01, (4, frames)))
+    origin = ORIGIN + rng.normal(0, 1.5, (frames, 2))
+    peaks = peaks_of(origin, a, b, hk) + rng.normal(0, 0.08, (frames, len(hk), 2))
+    n = len(hk)
+    peaks[:, 2] += rng.normal(0, 1.0, (frames, 2))  # outliers of every size
+    peaks[rng.random((frames, n)) < 0.1] = np.nan  # missing
+    extra = peaks[:, :3] + rng.normal(0, 0.5, (frames, 3, 2))  # near-duplicates
+    peaks = np.concatenate([peaks, extra], axis=1)
+    hk_all = np.concatenate([hk, hk[:3]])
+    weights = rng.uniform(0.5, 2.0, peaks.shape[:2])
+    weights[rng.random(weights.shape) < 0.05] = 0
+    peaks[0] = np.nan  # nothing
+    peaks[1, 3:] = np.nan  # too few
+    peaks[2] = rng.uniform(0, 80, peaks[2].shape)  # noise: a poor fit to a few of them
+    kwargs = {"weights": weights, "hk": hk_all if known_indices else None}
+    ref = fit_lattice(peaks, ORIGIN, A, B, implementation="numpy", **kwargs)
+    got = fit_lattice(peaks, ORIGIN, A, B, implementation="numba", **kwargs)
+    np.testing.assert_array_equal(got.n_matched, ref.n_matched)
+    assert (ref.n_matched == 0).sum() >= 2 and (ref.n_matched > 0).sum() > frames - 5
+    for name in ("origin", "a", "b", "residual_rms", "covariance"):
+        np.testing.assert_allclose(
+            getattr(got, name), getattr(ref, name), rtol=1e-9, atol=1e-12, err_msg=name
+        )
