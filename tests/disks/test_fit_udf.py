@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu.disks.fit_udf import FIT_RESULTS, LatticeFitUDF, fit_frames
-from libertem_gpu.disks.lattice import lattice_points
+from libertem_gpu.disks.lattice import fit_lattice, lattice_points
 from libertem_gpu.disks.simulate_strain import strained_basis, strained_lattice_frames
 from libertem_gpu.disks.templates import disk_template
 from libertem_gpu.errors import InvalidParameterError
@@ -89,3 +89,24 @@ def test_parameters_travel_with_copies():
 def test_bad_fit_parameters(kwargs, match):
     with pytest.raises(InvalidParameterError, match=match):
         make_udf(**kwargs)
+
+
+def test_full_frame_peaks_indexed_and_fitted_on_the_client(inline_ctx, rng):
+    """FullFrameCorrelationUDF's strongest peaks (unordered, some spurious) carry no indices:
+    fit_lattice indexes them against the reference lattice."""
+    from libertem_gpu import FullFrameCorrelationUDF
+    from libertem_gpu.disks.strain import strain_from_basis
+
+    nav = (2, 3)
+    exx = np.linspace(-0.01, 0.01, 6).reshape(nav)
+    a, b = strained_basis(A, B, exx=exx)
+    data = strained_lattice_frames(nav, SIG, ORIGIN, a, b, 3.0, dose=20_000, rng=rng)
+    data[0, 1, 5:9, 5:9] += 2000  # a bright blob off the lattice
+    udf = FullFrameCorrelationUDF(disk_template(3.0), n_peaks=30)
+    res = inline_ctx.run_udf(inline_ctx.load("memory", data=data), udf)
+    fit = fit_lattice(res["peaks"].data, ORIGIN, A, B, weights=res["heights"].data)
+    strain = strain_from_basis(fit.a, fit.b, A, B, fit.covariance)
+    np.testing.assert_allclose(strain.exx, exx, atol=1e-3)
+    np.testing.assert_allclose(strain.eyy, 0, atol=1e-3)
+    n_lattice = np.isfinite(res["peaks"].data[..., 0]).sum(axis=-1)
+    assert np.all(fit.n_matched >= 20) and np.all(fit.n_matched <= n_lattice)
