@@ -11,7 +11,10 @@ import numpy as np
 from libertem_gpu.disks.lattice import lattice_points
 from libertem_gpu.errors import InvalidParameterError
 
-__all__ = ["lattice_points", "strained_basis", "strained_lattice_frames"]
+__all__ = ["SUPERSAMPLE", "lattice_points", "strained_basis", "strained_lattice_frames"]
+
+#: Samples per pixel and axis with which disks are drawn.
+SUPERSAMPLE = 8
 
 
 def strained_basis(
@@ -71,8 +74,9 @@ def strained_lattice_frames(
 ) -> np.ndarray:
     """Frames of uniformly bright disks on a lattice, one lattice per scan position.
 
-    Each disk has radius ``radius`` and a one-pixel linear edge; it holds ``dose`` electrons on
-    average (Poisson noise), on a flat background of ``background`` electrons per pixel.
+    Each disk has radius ``radius`` and a sharp edge (each pixel gets the disk's area on it,
+    sampled :data:`SUPERSAMPLE` squared times); it holds ``dose`` electrons on average
+    (Poisson noise), on a flat background of ``background`` electrons per pixel.
     Disks whose centres lie outside the frame are left out; disks cut by the edge are cut.
 
     Parameters
@@ -112,21 +116,31 @@ def strained_lattice_frames(
     # every (h, k) that lands in the frame for some position
     hks = [lattice_points(o[i], va[i], vb[i], sig_shape)[1] for i in range(n)]
     all_hk = np.unique(np.concatenate(hks), axis=0) if hks else np.zeros((0, 2), int)
-    yy = np.arange(sig_shape[0], dtype=np.float64)[None, :, None]
-    xx = np.arange(sig_shape[1], dtype=np.float64)[None, None, :]
-    area = math.pi * radius**2
-    frames = np.full((n, *sig_shape), background, dtype=np.float64)
+    # each disk drawn on a patch around it, sampled SUPERSAMPLE x SUPERSAMPLE times per pixel
+    # (its pixels get the disk's area on them; one sample per pixel would bias the centroid)
+    half = math.ceil(radius) + 2
+    size = 2 * half + 1
+    sub = (np.arange(size * SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5  # sample offsets, px
+    per_sample = dose / (math.pi * radius**2) / SUPERSAMPLE**2
+    frames = np.full((n, sig_shape[0] + 2 * size, sig_shape[1] + 2 * size), background)
     for h, k in all_hk:
         centre = o + h * va + k * vb
-        inside = (
+        inside = np.flatnonzero(
             (centre[:, 0] >= 0)
             & (centre[:, 0] <= sig_shape[0] - 1)
             & (centre[:, 1] >= 0)
             & (centre[:, 1] <= sig_shape[1] - 1)
         )
-        dist = np.hypot(yy - centre[:, 0, None, None], xx - centre[:, 1, None, None])
-        disk = np.clip(radius + 0.5 - dist, 0.0, 1.0)
-        frames += np.where(inside[:, None, None], disk, 0.0) * (dose / area)
+        corner = np.floor(centre[inside]).astype(int) - half
+        dy = corner[:, 0, None] + sub[None, :] - centre[inside, 0, None]
+        dx = corner[:, 1, None] + sub[None, :] - centre[inside, 1, None]
+        dist = np.hypot(dy[:, :, None], dx[:, None, :])
+        cover = np.clip((radius - dist) * SUPERSAMPLE + 0.5, 0.0, 1.0)
+        patch = cover.reshape(len(inside), size, SUPERSAMPLE, size, SUPERSAMPLE).sum(axis=(2, 4))
+        for j, f in enumerate(inside):
+            y0, x0 = corner[j] + size
+            frames[f, y0 : y0 + size, x0 : x0 + size] += patch[j] * per_sample
+    frames = frames[:, size:-size, size:-size]
     frames = frames.reshape(*nav_shape, *sig_shape)
     if not noise:
         return frames.astype(np.float32)
