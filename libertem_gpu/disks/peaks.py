@@ -19,8 +19,9 @@ Peaks (full frame)
     descending height (ties: lower flat index first), each kept if it lies at least ``min_dist``
     pixels (Euclidean) from every peak kept before, until ``n_peaks`` are kept.
 Peaks (sparse)
-    The highest pixel of each map; kept if it lies within ``search`` of the expected position
-    (per axis) and above ``min_height``.
+    The highest pixel of each map within ``search`` of the expected position (per axis; ties:
+    the first in row-major order); kept if it is above ``min_height`` and at least as high as
+    its 8 neighbours (a local maximum, not a slope rising out of the window).
 Refinement (subpixel)
     ``"com"``: centre of mass of the 7x7 neighbourhood weighted by its excess over the highest
     value on that square's rim; ``"parabolic"``: the vertex of a parabola through the peak and
@@ -316,8 +317,8 @@ def sparse_maps_peaks(
     for i in range(n):
         for k in range(count):
             c = maps[i, k]
-            a, b = (int(v) for v in np.unravel_index(int(np.argmax(c)), c.shape))
-            if max(abs(a - half), abs(b - half)) > search or not c[a, b] > min_height:
+            a, b = sparse_peak(c, search)
+            if not is_peak(c, a, b, min_height):
                 continue
             y, x = pos[k, 0] + a - half, pos[k, 1] + b - half
             if refine == "upsampled":
@@ -327,6 +328,20 @@ def sparse_maps_peaks(
             peaks[i, k] = (y + oy, x + ox)
             heights[i, k] = c[a, b]
     return peaks, heights, np.sum(~np.isnan(heights), axis=1).astype(np.int32)
+
+
+def sparse_peak(c: np.ndarray, search: int) -> tuple[int, int]:
+    """The highest pixel of the map ``c`` within ``search`` of its centre."""
+    half = c.shape[0] // 2
+    core = c[half - search : half + search + 1, half - search : half + search + 1]
+    a, b = np.unravel_index(int(np.argmax(core)), core.shape)
+    return int(a) + half - search, int(b) + half - search
+
+
+def is_peak(c: np.ndarray, a: int, b: int, min_height: float) -> bool:
+    """Whether pixel ``(a, b)`` of the map ``c`` (not on its rim) is above ``min_height`` and
+    at least as high as its 8 neighbours."""
+    return bool(c[a, b] > min_height and c[a, b] >= c[a - 1 : a + 2, b - 1 : b + 2].max())
 
 
 def find_peaks_sparse(

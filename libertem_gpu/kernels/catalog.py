@@ -179,6 +179,13 @@ OPERATIONS: tuple[Operation, ...] = (
         "disk_peaks:prepare_sparse_gpu",
     ),
     _op(
+        "disk_sparse_find",
+        DiskPeaksPreparer,
+        "disk_sparse:prepare_find_reference",
+        "disk_sparse:prepare_find",
+        "disk_sparse:prepare_find_gpu",
+    ),
+    _op(
         "disk_refine_upsampled",
         DiskRefinePreparer,
         "disk_peaks:prepare_upsampled_reference",

@@ -300,20 +300,27 @@ def _sparse(
     def kernel(maps: Any, peaks: Any, heights: Any, found: Any) -> None:
         n, count, m, _ = maps.shape
         half = m // 2
-        best = maps.reshape(n, count, m * m).argmax(axis=2)
-        a, b = best // m, best % m
-        top = xp.take_along_axis(maps.reshape(n, count, m * m), best[..., None], axis=2)[..., 0]
-        ok = (xp.abs(a - half) <= search) & (xp.abs(b - half) <= search) & (top > min_height)
+        reach = half - search
+        side = 2 * search + 1
+        core = maps[:, :, reach : reach + side, reach : reach + side].reshape(n, count, -1)
+        best = core.argmax(axis=2)
+        top = xp.take_along_axis(core, best[..., None], axis=2)[..., 0]
+        a, b = best // side + reach, best % side + reach
+        flat_maps = maps.reshape(n * count, m, m)
+        index = xp.arange(n * count).reshape(n, count)
+        d = xp.arange(-1, 2)
+        hood = flat_maps[
+            index[..., None, None], (a[..., None] + d)[..., :, None], (b[..., None] + d)[..., None, :]
+        ]
+        ok = (top > min_height) & (top >= hood.reshape(n, count, 9).max(axis=2))
         peaks[...] = np.nan
         heights[...] = np.nan
         i, k = xp.nonzero(ok)
-        flat_maps = maps.reshape(n * count, m, m)
-        index = i * count + k
         ai, bi = a[i, k], b[i, k]
         off = (
-            xp.zeros((len(index), 2))
+            xp.zeros((len(i), 2))
             if refine == "upsampled"
-            else refine_offsets(xp, flat_maps, index, ai, bi, refine)
+            else refine_offsets(xp, flat_maps, index[i, k], ai, bi, refine)
         )
         peaks[i, k, 0] = pos[k, 0] + ai - half + off[:, 0]
         peaks[i, k, 1] = pos[k, 1] + bi - half + off[:, 1]
@@ -342,7 +349,7 @@ def prepare_sparse_reference(
 ) -> Callable[..., None]:
     """The maps' peaks as :func:`~libertem_gpu.disks.peaks.sparse_maps_peaks` finds them
     (``"upsampled"``: the peak pixel)."""
-    from libertem_gpu.disks.peaks import integer_positions, refine_peak
+    from libertem_gpu.disks.peaks import integer_positions, is_peak, refine_peak, sparse_peak
 
     def kernel(maps: Any, peaks: Any, heights: Any, found: Any) -> None:
         pos = integer_positions(positions)
@@ -353,8 +360,8 @@ def prepare_sparse_reference(
         for i in range(n):
             for k in range(count):
                 c = np.asarray(maps[i, k])
-                a, b = (int(v) for v in np.unravel_index(int(np.argmax(c)), c.shape))
-                if max(abs(a - half), abs(b - half)) > search or not c[a, b] > min_height:
+                a, b = sparse_peak(c, search)
+                if not is_peak(c, a, b, min_height):
                     continue
                 oy, ox = (0.0, 0.0) if refine == "upsampled" else refine_peak(c, a, b, refine)
                 peaks[i, k] = (pos[k, 0] + a - half + oy, pos[k, 1] + b - half + ox)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.disks.peaks import REACH, check_peak_params, check_positions, check_search
+from libertem_gpu.disks.peaks import check_peak_params, check_positions, check_search
 from libertem_gpu.disks.templates import user_template
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.kernels import get_kernel
@@ -200,8 +200,8 @@ class SparseCorrelationUDF(_DiskCorrelationUDF):
     maximum refined to a subpixel position. For when the lattice is roughly known: the work is
     per position, not per frame pixel.
 
-    On the CPU the windows are summed directly by a Numba loop that reads the stored integers;
-    on the GPU by a Numba-CUDA kernel. blobfinder's ``FastCorrelationUDF`` and
+    On the CPU the windows are summed directly by one Numba pass that reads the stored integers
+    and correlates only the shifts it needs; on the GPU by a Numba-CUDA kernel. blobfinder's ``FastCorrelationUDF`` and
     ``SparseCorrelationUDF`` do the same job (``search`` is its ``steps``), with frames
     log-scaled and blobfinder's own templates.
 
@@ -241,8 +241,8 @@ class SparseCorrelationUDF(_DiskCorrelationUDF):
     """
 
     label = "SparseCorrelationUDF"
-    corr_op = "disk_correlate_sparse"
-    peaks_op = "disk_peaks_sparse"
+    corr_op = "disk_sparse_find"
+    peaks_op = "disk_sparse_find"
     wrap = False
 
     def __init__(
@@ -277,22 +277,14 @@ class SparseCorrelationUDF(_DiskCorrelationUDF):
             p = self.params
             backend = self.meta.backend
             pos = integer_positions(p.peaks)
-            self._half = p.search + REACH[p.refine]
-            self._corr = get_kernel(self.corr_op, backend)(
-                p.template, pos, self._half, self.meta.input_dtype
+            sig = _sig2(self.meta, self.label)
+            self._find = get_kernel(self.corr_op, backend)(
+                p.template, pos, p.search, p.refine, p.min_height, self.meta.input_dtype, sig
             )
-            self._peaks = get_kernel(self.peaks_op, backend)(pos, p.search, p.min_height, p.refine)
             self._prepare_upsampled()
 
     def process_tile(self, tile: Any) -> None:
-        """Correlate the windows of the tile's frames, find and refine their maxima."""
-        from libertem_gpu.kernels.fourier import work_dtype
-
-        assert self.meta is not None
-        m = 2 * self._half + 1
-        shape = (len(tile), len(self.params.peaks), m, m)
-        maps = self.xp.empty(shape, work_dtype(self.meta.input_dtype))
-        self._corr(tile, maps)
+        """Find and refine the disk near each expected position in the tile's frames."""
         r = self.results
-        self._peaks(maps, r.peaks, r.heights, r.n_found)
+        self._find(tile, r.peaks, r.heights, r.n_found)
         self._upsample(tile)

@@ -6,6 +6,7 @@ crops."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from libertem_gpu.disks import peaks as ref
 from libertem_gpu.kernels.fourier import work_dtype
@@ -166,3 +167,75 @@ class TestDiskRefineUpsampledContract(KernelContract):
 
 class TestDiskRefineUpsampledZeroPaddedContract(TestDiskRefineUpsampledContract):
     wrap = False
+
+
+class TestDiskSparseFindContract(KernelContract):
+    """The fused sparse search (CPU: two-stage Numba pass) equals full maps and their peaks.
+    Its GPU implementation is the two operations above in sequence, each run in the simulator
+    by its own contract; on the simulator's tiny frames most windows lie outside the frame,
+    where zero padding makes exact ties that float32 and float64 break differently."""
+
+    op = "disk_sparse_find"
+    simulate = False
+    rtol = RTOL
+    refine = "com"
+    search = 2
+
+    def arguments(self, rng, tile):
+        rows, cols = tile.shape[1:]
+        pos = rng.integers(-3, [rows + 3, cols + 3], size=(3, 2))
+        pos = np.vstack([pos, [[rows // 2, cols // 2]]]).astype(np.int64)
+        n, count = len(tile), len(pos)
+        outs = (
+            rng.random((n, count, 2)).astype(np.float32),
+            rng.random((n, count)).astype(np.float32),
+            rng.integers(0, 9, n).astype(np.int32),
+        )
+        return (tile, _template(rng), pos, *outs)
+
+    def expected(self, args):
+        from libertem_gpu.kernels import disk_sparse
+
+        tile, template, pos, *outs = args
+        outs = [np.array(o) for o in outs]
+        disk_sparse.prepare_find_reference(
+            template, pos, self.search, self.refine, -np.inf, tile.dtype
+        )(tile, *outs)
+        return outs
+
+    def outputs(self, args):
+        return list(args[3:])
+
+    def call(self, kernel, args, swap):
+        tile, template, pos, *outs = args
+        kernel(template, pos, self.search, self.refine, -np.inf, tile.dtype)(tile, *outs)
+
+
+class TestDiskSparseFindParabolicContract(TestDiskSparseFindContract):
+    refine = "parabolic"
+    search = 1
+
+
+class TestDiskSparseFindPixelContract(TestDiskSparseFindContract):
+    refine = "upsampled"
+
+
+@pytest.mark.parametrize("refine", ["com", "parabolic", "upsampled"])
+def test_sparse_find_fft_strategy(rng, monkeypatch, refine):
+    """The CPU's FFT strategy (forced) equals the reference: windows inside the frame from
+    the full-frame correlation, those across the edges by direct sums."""
+    from libertem_gpu.kernels import disk_sparse
+
+    monkeypatch.setattr(disk_sparse, "_FFT_COST", 0.0)
+    tile = rng.poisson(50, (5, 40, 37)).astype(np.uint16)
+    template = rng.standard_normal((5, 7))
+    pos = np.array([[20, 18], [11, 12], [30, 25], [1, 2], [38, 20]])
+    outs = [np.zeros((5, 5, 2), np.float32), np.zeros((5, 5), np.float32), np.zeros(5, np.int32)]
+    want = [o.copy() for o in outs]
+    prepared = disk_sparse.prepare_find(template, pos, 2, refine, -np.inf, tile.dtype, (40, 37))
+    assert prepared._fft is not None and prepared._fft_which.tolist() == [0, 1, 2]
+    prepared(tile, *outs)
+    disk_sparse.prepare_find_reference(template, pos, 2, refine, -np.inf, tile.dtype)(tile, *want)
+    np.testing.assert_allclose(outs[0], want[0], atol=1e-4)
+    np.testing.assert_allclose(outs[1], want[1], rtol=1e-5)
+    np.testing.assert_array_equal(outs[2], want[2])
