@@ -44,6 +44,8 @@ _EXPORTS = {
     "Calibration": "libertem_gpu.io.calibration",
     "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
     "SparseCorrelationUDF": "libertem_gpu.udf.disks",
+    "LatticeFitUDF": "libertem_gpu.disks.fit_udf",
+    "find_lattice_strain": "libertem_gpu.disks.helper",
     "masks": "libertem_gpu.masks",
     "config": "libertem_gpu.config",
     "errors": "libertem_gpu.errors",

@@ -16,6 +16,7 @@ _ANALYSES = {
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
     "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
     "SparseCorrelationUDF": "libertem_gpu.udf.disks",
+    "LatticeFitUDF": "libertem_gpu.disks.fit_udf",
 }
 
 __all__ = ["UDF", "BufferDecl", "BufferNamespace", "BufferResult", "UDFMeta", *_ANALYSES]
