@@ -43,7 +43,10 @@ class FrameProgress:
         self.frame_bytes = int(frame_bytes)
         self._clock = clock
         self._start = clock()
-        self.bar: Any = tqdm(total=int(total_frames), unit="frame", desc=desc, file=file)
+        # smoothing=0: tqdm's frames/s is the average since the start, as the GB/s is.
+        self.bar: Any = tqdm(
+            total=int(total_frames), unit="frame", desc=desc, file=file, smoothing=0
+        )
         self.bar.set_postfix_str(format_rate(0.0), refresh=False)
 
     @property

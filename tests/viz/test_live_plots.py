@@ -214,3 +214,46 @@ def test_empty_roi_draws_the_initial_results(dataset, drawn):
     with Context("inline") as ctx:
         ctx.run_udf(dataset, SumSigUDF(), roi=np.zeros(NAV, bool), plots=True)
     assert len(drawn) == 1 and np.ma.getmaskarray(drawn[0][1]).all()
+
+
+class FakeNotebook:
+    """An IPython kernel as the plots see it: ``get_ipython().config`` holds IPKernelApp, and
+    ``IPython.display.display`` records what it shows."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import types
+
+        self.shown: list = []
+        self.updated: list = []
+        shell = types.SimpleNamespace(config={"IPKernelApp": {}})
+        ipython = types.ModuleType("IPython")
+        ipython.get_ipython = lambda: shell  # type: ignore[attr-defined]
+        display = types.ModuleType("IPython.display")
+        display.display = self.display  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "IPython", ipython)
+        monkeypatch.setitem(sys.modules, "IPython.display", display)
+
+    def display(self, obj, display_id=False):  # type: ignore[no-untyped-def]
+        import types
+
+        self.shown.append(obj)
+        return types.SimpleNamespace(update=self.updated.append)
+
+
+def test_jupyter_static_refresh_and_ipympl(dataset, drawn, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    notebook = FakeNotebook(monkeypatch)
+    with Context("inline") as ctx, config.set(plot_interval_s=0):
+        ctx.run_udf(dataset, SumSigUDF(), plots=True)
+        plot = drawn[-1][0]
+        assert plot.mode == "static"
+        # Shown once, then the same output replaced at every redraw; pyplot forgets the figure
+        # so that the inline backend does not show it a second time.
+        assert notebook.shown == [plot.fig] and notebook.updated == [plot.fig] * PARTS
+        assert plot.fig.number not in plt.get_fignums()
+        monkeypatch.setattr("matplotlib.get_backend", lambda: "module://ipympl.backend_nbagg")
+        ctx.run_udf(dataset, SumSigUDF(), plots=True)
+        plot = drawn[-1][0]
+        assert plot.mode == "widget" and notebook.shown[-1] is plot.fig.canvas
+        assert len(notebook.updated) == PARTS  # redrawn in place, not replaced
