@@ -257,3 +257,16 @@ def test_jupyter_static_refresh_and_ipympl(dataset, drawn, monkeypatch):
         plot = drawn[-1][0]
         assert plot.mode == "widget" and notebook.shown[-1] is plot.fig.canvas
         assert len(notebook.updated) == PARTS  # redrawn in place, not replaced
+
+
+def test_libertem_compatible_context_passes_plots(data):
+    import libertem_gpu.compat.api as lt
+
+    plot = Recorder()
+    with lt.Context.make_with("inline") as ctx, config.set(plot_interval_s=0):
+        ds = ctx.load("memory", data=data, num_partitions=PARTS)
+        result = ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
+        assert [c[0] for c in plot.calls].count("update") == PARTS
+        partials = list(ctx.run_udf_iter(dataset=ds, udf=SumSigUDF(), plots=[Recorder()]))
+    np.testing.assert_array_equal(plot.calls[-2][1]["intensity"], result["intensity"].data)
+    assert len(partials) == PARTS
