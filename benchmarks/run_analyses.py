@@ -188,7 +188,13 @@ def bench_case(
                     "ours": lambda: case.ours(ctx, ds),
                 }
                 if lt_ctx is not None:
-                    fns["libertem"] = lambda: case.libertem(lt_ctx, lt_ds)  # type: ignore[misc]
+                    try:  # LiberTEM's own failures (e.g. races in its threads) lose its row only
+                        case.libertem(lt_ctx, lt_ds)  # type: ignore[misc]
+                    except Exception as e:
+                        entry["libertem_error"] = f"LiberTEM failed: {type(e).__name__}: {e}"
+                        log(f"  {case.name}: {entry['libertem_error']}")
+                    else:
+                        fns["libertem"] = lambda: case.libertem(lt_ctx, lt_ds)  # type: ignore[misc]
                 runs = alternate(fns, repeat)
             if lt_ctx is not None:
                 lt_ctx.close()

@@ -14,6 +14,8 @@
 #                 with or without pytest-benchmark
 #   bench         benchmarks/gpu.py: ceilings, then each analysis x mode x dtype, its JSON
 #                 rewritten after every measurement
+#   disks         benchmarks/bench_disks.py --device cuda: disk correlation at known positions
+#                 and in whole frames on CuPy, and the cuFFT ceiling of the same transforms
 #
 # Writes under $OUT (the device tool's output folder: at most 8 files come back) and copies the
 # results into benchmarks/results/ (RESULTS_DIR). Exits 0 where every step passed, else the
@@ -22,7 +24,7 @@
 #   OUT=/tmp/gpu-run bash benchmarks/run_gpu.sh
 #
 # Settings (environment): GPU_CHECK_BUDGET_S (330), BENCH_GIB (1), BENCH_REPEAT (3),
-# GPU_TESTS (tests), WHEEL_DIR (.whl), SITE_DIR (/tmp/gpu-check-site), RESULTS_DIR
+# GPU_TESTS (tests), DISKS_CAP_S (60), DISKS_FRAMES (8192), WHEEL_DIR (.whl), SITE_DIR (/tmp/gpu-check-site), RESULTS_DIR
 # (benchmarks/results), GPU_CHECK_NUMPY_PIN (auto | never), PYTHON (python3).
 # The step functions run indirectly (exported, through `bash -c` under `timeout`).
 # shellcheck disable=SC2317
@@ -176,9 +178,17 @@ have_gpu=$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])).get("dev
 print("yes" if isinstance(d, dict) else "no")' "$OUT/probe.json" 2>/dev/null || echo no)
 bench_outs=(--out "$OUT")
 [ "$have_gpu" = yes ] && bench_outs+=(--out "$RESULTS_DIR")
-bench_cap=$(($(remaining) - 10))
+# The disk-finding benchmark (issue 19) keeps DISKS_CAP_S (60 s) of the budget for itself
+# (15 s without a GPU, where it only says so).
+disks_cap=${DISKS_CAP_S:-60}
+[ "$have_gpu" = yes ] || disks_cap=15
+bench_cap=$(($(remaining) - 10 - disks_cap))
 step bench "$bench_cap" "$PY" benchmarks/gpu.py "${bench_outs[@]}" \
     --gib "${BENCH_GIB:-1}" --repeat "${BENCH_REPEAT:-3}" --deadline-s "$((bench_cap - 40))"
+disks_outs=(--out "$OUT")
+[ "$have_gpu" = yes ] && disks_outs=(--out "$RESULTS_DIR")
+step disks "$disks_cap" "$PY" benchmarks/bench_disks.py --device cuda --frames "${DISKS_FRAMES:-8192}" \
+    --repeat "${BENCH_REPEAT:-3}" "${disks_outs[@]}"
 
 # --- summary ------------------------------------------------------------------------------------
 "$PY" - "$STEPS" "$OUT/steps.json" "$BUDGET" "$SECONDS" "$failed" << 'PYEOF'

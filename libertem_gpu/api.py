@@ -162,6 +162,7 @@ class Context(AnalysisMixin):
         backends: str | Sequence[str] | None = None,
         tiling: TilingScheme | None = None,
         corrections: Any = None,
+        plots: Any = None,
     ) -> dict[str, BufferResult] | tuple[dict[str, BufferResult], ...]:
         """Run one or several UDFs over ``dataset`` in one pass.
 
@@ -174,7 +175,8 @@ class Context(AnalysisMixin):
         roi : numpy.ndarray of bool, optional
             Scan positions to process, shaped like the scan (or flat).
         progress : bool
-            Show a progress bar.
+            Show a progress bar: frames done out of the frames to process, and GB/s of stored
+            data read.
         backends : str, optional
             Override the context's backend for this run (``"numpy"``, ``"cupy"``, ``"auto"``).
         tiling : TilingScheme, optional
@@ -182,6 +184,12 @@ class Context(AnalysisMixin):
         corrections : CorrectionSet, optional
             Detector corrections (dark frame, gain map, excluded pixels) applied to every frame
             before the UDFs see it; default: the data set's (see :meth:`load`).
+        plots : True or list, optional
+            Live plots that follow the run as partitions merge, redrawn at most every
+            ``plot_interval_s`` seconds (a setting) and always at the end: ``True`` for every
+            2-D result of every UDF; a list with one list of result names (or ``(name,
+            function)`` pairs) per UDF; or a list of :class:`~libertem_gpu.viz.LivePlot`
+            objects. The first two need matplotlib (see :mod:`libertem_gpu.viz`).
 
         Returns
         -------
@@ -189,13 +197,13 @@ class Context(AnalysisMixin):
             For one UDF, its results by name; for a list, a tuple with one dict per UDF. Each
             result has ``.data`` (scan-shaped for ``nav`` results) and ``.raw_data``.
         """
-        run = None
-        for run in self._execute(  # noqa: B007
-            dataset, udf, roi, progress, backends, tiling, corrections
+        step = None
+        for step in self._execute(  # noqa: B007
+            dataset, udf, roi, progress, backends, tiling, corrections, plots
         ):
             pass
-        assert run is not None
-        results = run.results()
+        assert step is not None
+        results = step.results()
         if isinstance(udf, UDF):
             return results.buffers[0]
         return results.buffers
@@ -226,8 +234,9 @@ class Context(AnalysisMixin):
         (2, 3, 4, 5)
         """
         from libertem_gpu.export import export_dataset
+        from libertem_gpu.progress import FrameProgress
 
-        bar = _progress_bar(dataset.shape.nav_size, unit="frame") if progress else None
+        bar = FrameProgress(dataset.shape.nav_size, dataset.frame_bytes) if progress else None
         try:
             return export_dataset(
                 dataset,
@@ -283,14 +292,18 @@ class Context(AnalysisMixin):
         backends: str | Sequence[str] | None = None,
         tiling: TilingScheme | None = None,
         corrections: Any = None,
+        plots: Any = None,
     ) -> Iterator[UDFResults]:
         """Like :meth:`run_udf`, but yield :class:`~libertem_gpu.udf.client.UDFResults` after each
         merged partition (partial results, with ``damage`` marking processed positions).
 
-        Closing the iterator early cancels the partitions not yet started.
+        Live plots (``plots=``) are redrawn before the results they show are yielded. Closing
+        the iterator early cancels the partitions not yet started.
         """
-        for run in self._execute(dataset, udf, roi, progress, backends, tiling, corrections):
-            yield run.results()
+        for step in self._execute(
+            dataset, udf, roi, progress, backends, tiling, corrections, plots
+        ):
+            yield step.results()
 
     def _execute(
         self,
@@ -301,8 +314,10 @@ class Context(AnalysisMixin):
         backends: str | Sequence[str] | None,
         tiling: TilingScheme | None,
         corrections: Any = None,
-    ) -> Iterator[UDFRun]:
-        """Plan a run and yield it after each merged partition (once if nothing is selected)."""
+        plots: Any = None,
+    ) -> Iterator[_Step]:
+        """Plan a run and yield after each merged partition (once if nothing is selected),
+        advancing the progress bar and redrawing the live plots that are due."""
         if isinstance(udf, UDF):
             given = [udf]
         elif isinstance(udf, Sequence) and not isinstance(udf, str):
@@ -312,6 +327,11 @@ class Context(AnalysisMixin):
                 f"udf must be a UDF instance or a list of them, got {udf!r}"
                 + (f"; did you mean {udf.__name__}()?" if isinstance(udf, type) else "")
             )
+        if plots:
+            from libertem_gpu.viz.driver import matplotlib_plot_class, needs_matplotlib
+
+            if needs_matplotlib(plots):
+                matplotlib_plot_class()  # a missing matplotlib fails before planning
         # Run state (meta, buffers, prepared kernels) lives on copies owned by this run, so that
         # runs sharing a user's UDF instance, concurrently or interleaved, never see each other's.
         udfs = [u.copy() if isinstance(u, UDF) else u for u in given]
@@ -328,17 +348,34 @@ class Context(AnalysisMixin):
             corrections=corrections,
         )
         run = UDFRun(plan, udfs)
-        bar = _progress_bar(len(run.tasks)) if progress else None
+        driver = None
+        if plots:
+            from libertem_gpu.viz.driver import PlotDriver, make_plots
+
+            driver = PlotDriver(make_plots(plots, given, run))
+        bar = None
+        if progress:
+            from libertem_gpu.progress import FrameProgress
+
+            bar = FrameProgress(sum(plan.processed), dataset.frame_bytes)
         try:
             if not run.tasks:  # an empty roi: nothing to process, results stay initial
-                yield run
+                step = _Step(run)
+                if driver is not None:
+                    driver.draw(step.results())
+                yield step
                 return
             timeout = plan.settings["task_timeout_s"]
+            remaining = len(run.tasks)
             for result in self.executor.run_tasks(run.tasks, timeout=timeout):
                 if run.merge(result):
+                    remaining -= 1
                     if bar is not None:
-                        bar.update(1)
-                    yield run
+                        bar.update(result.num_frames)
+                    step = _Step(run)
+                    if driver is not None and driver.due(final=remaining == 0):
+                        driver.draw(step.results())
+                    yield step
         finally:
             if bar is not None:
                 bar.close()
@@ -359,7 +396,15 @@ class Context(AnalysisMixin):
         self.close()
 
 
-def _progress_bar(total: int, unit: str = "partition") -> Any:
-    from tqdm.auto import tqdm
+class _Step:
+    """A run after one more merged partition; its results are computed once, when asked (by
+    the plots, by ``run_udf_iter``, or by ``run_udf`` at the end)."""
 
-    return tqdm(total=total, unit=unit, desc="libertem_gpu")
+    def __init__(self, run: UDFRun) -> None:
+        self.run = run
+        self._results: UDFResults | None = None
+
+    def results(self) -> UDFResults:
+        if self._results is None:
+            self._results = self.run.results()
+        return self._results

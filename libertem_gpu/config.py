@@ -31,6 +31,13 @@ def _name(text: str) -> str:
     return text.strip().lower()
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its default, the environment variable that overrides it, and its meaning.
@@ -92,6 +99,15 @@ SETTINGS: dict[str, Setting] = {
         "Use the AMX mask kernel where the CPU has AMX-INT8 (False: the vector kernels).",
         env="LIBERTEM_GPU_AMX",
         parse=_flag,
+    ),
+    # A redraw of a large image costs tens of milliseconds in a notebook: 4 per second keep the
+    # plots live without slowing the run.
+    "plot_interval_s": Setting(
+        0.25,
+        "Least seconds between two redraws of the live plots of run_udf(plots=...); the final "
+        "redraw always happens.",
+        env="LIBERTEM_GPU_PLOT_INTERVAL_S",
+        parse=_seconds,
     ),
     "cuda_simulator": Setting(
         False,

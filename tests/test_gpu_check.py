@@ -25,7 +25,7 @@ import pytest
 from libertem_gpu.backends import device
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["wheels", "numba-compat", "probe", "gpu-tests", "bench"]
+STEPS = ["wheels", "numba-compat", "probe", "gpu-tests", "bench", "disks"]
 
 
 def _load(name: str) -> ModuleType:
@@ -77,11 +77,12 @@ def test_dry_run_fails_each_step_with_its_reason(tmp_path):
     by_name = {s["step"]: s for s in steps["steps"]}
     assert [s["step"] for s in steps["steps"]] == STEPS
     failed = [s for s in steps["steps"] if s["status"] != "ok"]
-    assert proc.returncode == steps["failed"] == len(failed) >= 4, proc.stdout + proc.stderr
+    assert proc.returncode == steps["failed"] == len(failed) >= 5, proc.stdout + proc.stderr
     assert "no wheels in" in by_name["wheels"]["reason"]
     assert "no usable GPU" in by_name["probe"]["reason"]
     assert "no GPU test ran" in by_name["gpu-tests"]["reason"]
     assert by_name["bench"]["rc"] == 2 and "no usable GPU" in by_name["bench"]["reason"]
+    assert by_name["disks"]["rc"] == 2 and "no usable GPU" in by_name["disks"]["reason"]
     # numba-compat passes where numba-cuda compiles here, and otherwise says why
     assert by_name["numba-compat"]["status"] == "ok" or by_name["numba-compat"]["reason"]
     for s in failed:

@@ -1,4 +1,4 @@
-"""``import libertem_gpu`` is light: no Numba, CUDA, dask or h5py, nothing compiled."""
+"""``import libertem_gpu`` is light: no Numba, CUDA, dask, h5py or matplotlib, nothing compiled."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import sys
 
 import pytest
 
-HEAVY = ("numba", "llvmlite", "cupy", "numba_cuda", "kvikio", "dask", "distributed", "h5py")
+HEAVY = (
+    "numba",
+    "llvmlite",
+    "cupy",
+    "numba_cuda",
+    "kvikio",
+    "dask",
+    "distributed",
+    "h5py",
+    "matplotlib",
+)
 
 _CHILD = """
 import json, sys
@@ -42,6 +52,7 @@ def _loaded_after(statement: str, tmp_path) -> tuple[list[str], list[str]]:
         "from libertem_gpu import LogsumUDF, FEMUDF, FEMProfileUDF, CrystallinityUDF",
         "from libertem_gpu.udf import LogsumUDF, FEMUDF, FEMProfileUDF, CrystallinityUDF",
         "import libertem_gpu.cli",
+        "import libertem_gpu.viz, libertem_gpu.viz.driver, libertem_gpu.progress",
     ],
 )
 def test_import_is_light(statement, tmp_path):

@@ -98,11 +98,11 @@ def want_progress(args: argparse.Namespace) -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
-def frame_bar(total: int, desc: str) -> Any:
-    """A progress bar of frames on stderr."""
-    from tqdm import tqdm
+def frame_bar(total: int, frame_bytes: int, desc: str) -> Any:
+    """A progress bar of frames on stderr, with the rate in GB/s of ``frame_bytes`` per frame."""
+    from libertem_gpu.progress import FrameProgress
 
-    return tqdm(total=total, unit="frame", desc=desc, file=sys.stderr, dynamic_ncols=True)
+    return FrameProgress(total, frame_bytes, desc=desc, file=sys.stderr)
 
 
 def option_value(text: str) -> Any:

@@ -68,7 +68,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         raise DataSetError(f"{args.out} exists; pass --force to replace it")
     with Context("inline") as ctx:
         ds = load_dataset(ctx, args)
-        bar = frame_bar(ds.shape.nav_size, "libertem-gpu convert") if want_progress(args) else None
+        bar = None
+        if want_progress(args):
+            bar = frame_bar(ds.shape.nav_size, ds.frame_bytes, "libertem-gpu convert")
         try:
             export_dataset(
                 ds,

@@ -146,7 +146,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         planned = plan_analyses(args, ds.sig_shape)
         picks = plan_pick(args, ds.nav_shape)
         total = ds.shape.nav_size if roi is None else int(np.count_nonzero(roi))
-        bar = frame_bar(total, "libertem-gpu run") if want_progress(args) else None
+        bar = frame_bar(total, ds.frame_bytes, "libertem-gpu run") if want_progress(args) else None
         t0 = time.perf_counter()
         try:
             buffers = (

@@ -145,7 +145,8 @@ class Context(_Context):
         backends : str or list of str, optional
             LiberTEM's backend names; ``"cupy"``/``"cuda"`` mean the GPU.
         plots : optional
-            Live plots; ignored.
+            Live plots: True, one list of result names per UDF, or
+            :class:`~libertem_gpu.viz.LivePlot` objects (see :meth:`libertem_gpu.Context.run_udf`).
         sync : bool
             Must be True.
         """
@@ -157,6 +158,7 @@ class Context(_Context):
             progress=bool(progress),
             backends=_backend(backends),
             corrections=corrections,
+            plots=plots,
         )
 
     def run_udf_iter(  # type: ignore[override]
@@ -180,6 +182,7 @@ class Context(_Context):
             progress=bool(progress),
             backends=_backend(backends),
             corrections=corrections,
+            plots=plots,
         )
 
     def run(  # type: ignore[override]

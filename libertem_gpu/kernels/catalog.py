@@ -17,6 +17,8 @@ from libertem_gpu.kernels.operation import (
     ComPreparer,
     Correct,
     DenseMasks,
+    DiskPeaksPreparer,
+    DiskRefinePreparer,
     FourierPreparer,
     Impl,
     LogSum,
@@ -26,6 +28,7 @@ from libertem_gpu.kernels.operation import (
     ShiftedMoments,
     SpanCentreOfMass,
     SpanMasks,
+    SparseCorrelationPreparer,
     SparseMasks,
 )
 
@@ -50,6 +53,15 @@ def _op(
     if gpu is not None:
         # The GPU backend converts byte order on the device: its kernels never swap.
         impls["cupy"] = Impl(_P + gpu)
+    return Operation(name, signature, _P + reference, impls)
+
+
+_FLOATS: frozenset[np.dtype] = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+
+def _float_op(name: str, signature: type, reference: str, cpu: str, gpu: str) -> Operation:
+    """An operation on float maps (not on tiles of the data set)."""
+    impls = {"numpy": Impl(_P + cpu, dtypes=_FLOATS), "cupy": Impl(_P + gpu, dtypes=_FLOATS)}
     return Operation(name, signature, _P + reference, impls)
 
 
@@ -137,6 +149,51 @@ OPERATIONS: tuple[Operation, ...] = (
         "fourier_mask:prepare_mask_sum_reference",
         "fourier_mask:prepare_mask_sum",
         "fourier_mask:prepare_mask_sum_gpu",
+    ),
+    # Disk finding (issue 19): correlation maps of whole frames (FFT) or of windows around
+    # expected positions (direct sums), then their peaks; maps are float, so the peak
+    # operations read float32 and float64 only.
+    _op(
+        "disk_correlate",
+        FourierPreparer,
+        "disk_corr:prepare_correlate_reference",
+        "disk_corr:prepare_correlate",
+        "disk_corr:prepare_correlate_gpu",
+    ),
+    _op(
+        "disk_correlate_sparse",
+        SparseCorrelationPreparer,
+        "disk_corr:prepare_sparse_reference",
+        "disk_corr:prepare_sparse",
+        "disk_corr:prepare_sparse_gpu",
+    ),
+    _float_op(
+        "disk_peaks_full",
+        DiskPeaksPreparer,
+        "disk_peaks:prepare_full_reference",
+        "disk_peaks:prepare_full",
+        "disk_peaks:prepare_full_gpu",
+    ),
+    _float_op(
+        "disk_peaks_sparse",
+        DiskPeaksPreparer,
+        "disk_peaks:prepare_sparse_reference",
+        "disk_peaks:prepare_sparse",
+        "disk_peaks:prepare_sparse_gpu",
+    ),
+    _op(
+        "disk_sparse_find",
+        DiskPeaksPreparer,
+        "disk_sparse:prepare_find_reference",
+        "disk_sparse:prepare_find",
+        "disk_sparse:prepare_find_gpu",
+    ),
+    _op(
+        "disk_refine_upsampled",
+        DiskRefinePreparer,
+        "disk_peaks:prepare_upsampled_reference",
+        "disk_peaks:prepare_upsampled",
+        "disk_peaks:prepare_upsampled_gpu",
     ),
     _op(
         "holo_reconstruct",

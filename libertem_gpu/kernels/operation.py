@@ -23,6 +23,8 @@ __all__ = [
     "ComPreparer",
     "Correct",
     "DenseMasks",
+    "DiskPeaksPreparer",
+    "DiskRefinePreparer",
     "FourierPreparer",
     "Impl",
     "LogSum",
@@ -34,6 +36,7 @@ __all__ = [
     "ShiftedMoments",
     "SpanCentreOfMass",
     "SpanMasks",
+    "SparseCorrelationPreparer",
     "SparseMasks",
 ]
 
@@ -186,6 +189,28 @@ class Correct(Protocol):
     def __call__(
         self, tile: Any, dark: Any, gain: Any, exclude: Any, env: Any, counts: Any, out: Any
     ) -> None: ...
+
+
+class SparseCorrelationPreparer(Protocol):
+    """A backend's ``prepare`` of ``disk_correlate_sparse`` (see
+    :mod:`libertem_gpu.kernels.disk_corr`): ``(template, positions (P, 2) int, half,
+    input_dtype, double=False)``; returns ``(tile, out (n, P, 2 half + 1, 2 half + 1))``."""
+
+    def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any], None]: ...
+
+
+class DiskPeaksPreparer(Protocol):
+    """A backend's ``prepare`` of ``disk_peaks_full`` or ``disk_peaks_sparse`` (see
+    :mod:`libertem_gpu.kernels.disk_peaks`); returns ``(maps, peaks, heights, found)``."""
+
+    def __call__(self, *constants: Any) -> Callable[[Any, Any, Any, Any], None]: ...
+
+
+class DiskRefinePreparer(Protocol):
+    """A backend's ``prepare`` of ``disk_refine_upsampled``: ``(template, upsample, wrap)``;
+    returns ``(tile, frame (K,), iy (K,), ix (K,), out (K, 2))``."""
+
+    def __call__(self, *constants: Any) -> Callable[[Any, Any, Any, Any, Any], None]: ...
 
 
 # --- declarations ------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ _ANALYSES = {
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
+    "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
+    "SparseCorrelationUDF": "libertem_gpu.udf.disks",
+    "LatticeFitUDF": "libertem_gpu.disks.fit_udf",
 }
 
 __all__ = ["UDF", "BufferDecl", "BufferNamespace", "BufferResult", "UDFMeta", *_ANALYSES]

@@ -244,7 +244,7 @@ def test_progress_counts_frames_to_100_percent(raw_file, tmp_path, capsys):
     argv = _argv(path, "--analysis", "sum", "--out", str(tmp_path / "p.npz"))
     assert main([*argv, "--progress", "--option", "num_partitions=4"]) == 0
     err = capsys.readouterr().err
-    assert "100%" in err and "15/15" in err and "frame" in err
+    assert "100%" in err and "15/15" in err and "frame" in err and "GB/s" in err
     roi = np.zeros(NAV, bool)
     roi[0] = True
     np.save(tmp_path / "roi.npy", roi)

@@ -11,7 +11,15 @@ import json
 import sys
 import traceback
 
-from libertem_gpu.kernels import com_gpu, masks_gpu, moments, sum_frames, sum_sig
+from libertem_gpu.kernels import (
+    com_gpu,
+    disk_corr,
+    disk_peaks,
+    masks_gpu,
+    moments,
+    sum_frames,
+    sum_sig,
+)
 
 
 def ptx_cases():
@@ -40,6 +48,14 @@ def ptx_cases():
             "float64[::1])",
             "void(float32[:, :, :], float64[:, ::1], int64, float64[::1], float64[::1], "
             "float64[::1])",
+        ],
+        disk_corr._cuda_sparse: [
+            "void(uint16[:, :, ::1], float32[:, ::1], int64[:, ::1], int64, float32[:, :, :, ::1])",
+            "void(float64[:, :, :], float64[:, ::1], int64[:, ::1], int64, float64[:, :, :, ::1])",
+        ],
+        disk_peaks._cuda_select: [
+            "void(int64[:, ::1], float64[:, ::1], int64, float64, int64, int64[:, ::1], "
+            "int64[::1])",
         ],
     }
     cases = {}
