@@ -35,18 +35,23 @@ SLOW_MODULES = {
     "tests/kernels/test_masks_gpu_prepared.py",  # CUDA simulator child
     "tests/test_docs_examples.py",  # every docs page, a LocalCluster and subprocesses among them
     "tests/test_gpu_check.py",  # builds and runs the GPU check's wheelhouse script
+    "tests/io/test_kvikio_wheel.py",  # imports kvikio in child processes
 }
 
 
 def _is_slow(item: pytest.Item) -> bool:
-    """Left out of the quick subset: a slow module, a case on the dask LocalCluster, the CUDA
-    simulator run of a kernel contract."""
+    """Left out of the quick subset: a slow module, a fuzz test, a case on the dask
+    LocalCluster (a ``"dask"`` executor parameter), the CUDA simulator run of a kernel
+    contract."""
     path = item.path.relative_to(item.config.rootpath).as_posix()
-    if path in SLOW_MODULES or item.name.startswith("test_gpu_in_simulator"):
+    name = item.name.split("[", 1)[0]
+    if path in SLOW_MODULES or name == "test_gpu_in_simulator" or "fuzz" in name:
+        return True
+    if "dask_ctx" in getattr(item, "fixturenames", ()):
         return True
     callspec = getattr(item, "callspec", None)
-    uses_cluster = "dask_ctx" in getattr(item, "fixturenames", ())
-    return uses_cluster or (callspec is not None and callspec.params.get("ctx") == "dask")
+    params = callspec.params.values() if callspec is not None else ()
+    return any(isinstance(value, str) and value == "dask" for value in params)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
