@@ -23,6 +23,42 @@ else:
 
 EXECUTORS = ["inline", "threads", "dask"]
 
+#: Test modules left out of the quick subset (``pytest -m "not slow"``, docs/testing.md): each
+#: test in them starts processes (dask clusters, the command line, the CUDA simulator) or
+#: compiles for many types; together they are most of the suite's time.
+SLOW_MODULES = {
+    "tests/executor/test_dask.py",  # clusters started, killed and restarted per test
+    "tests/cli/test_exit_codes.py",  # the command line in subprocesses, Ctrl-C
+    "tests/cli/test_run.py",  # every analysis through the command line, every output format
+    "tests/io/test_fuzz.py",  # hypothesis: many mutated files per format
+    "tests/kernels/test_cuda_sim.py",  # PTX compile of every CUDA kernel
+    "tests/kernels/test_masks_gpu_prepared.py",  # CUDA simulator child
+    "tests/test_docs_examples.py",  # every docs page, a LocalCluster and subprocesses among them
+    "tests/test_gpu_check.py",  # builds and runs the GPU check's wheelhouse script
+    "tests/io/test_kvikio_wheel.py",  # imports kvikio in child processes
+}
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    """Left out of the quick subset: a slow module, a fuzz test, a case on the dask
+    LocalCluster (a ``"dask"`` executor parameter), the CUDA simulator run of a kernel
+    contract."""
+    path = item.path.relative_to(item.config.rootpath).as_posix()
+    name = item.name.split("[", 1)[0]
+    if path in SLOW_MODULES or name == "test_gpu_in_simulator" or "fuzz" in name:
+        return True
+    if "dask_ctx" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return any(isinstance(value, str) and value == "dask" for value in params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def dask_ctx():

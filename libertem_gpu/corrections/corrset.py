@@ -128,7 +128,7 @@ class CorrectionSet:
     >>> hot = np.zeros((4, 5), dtype=bool)
     >>> hot[1, 2] = True
     >>> corr = CorrectionSet(dark=np.full((4, 5), 2.0), excluded_pixels=hot)
-    >>> ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=corr)["intensity"].data[1, 2]
+    >>> float(ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=corr)["intensity"].data[1, 2])
     30.0
     """
 

@@ -14,11 +14,8 @@ from libertem_gpu import Context, PickUDF
 from libertem_gpu.cli import main
 from libertem_gpu.export import choose_chunks
 from tests.conftest import random_data
+from tests.data_files import require_data
 
-#: The real detector files (see its README); LIBERTEM_GPU_TEST_DATA points elsewhere.
-DATA = Path(
-    os.environ.get("LIBERTEM_GPU_TEST_DATA", Path(__file__).parents[2].parent / "shared" / "data")
-)
 REAL = ["blo/test2.blo", "mrc/Custom_movie.mrc", "tia/128x128x5-diffraction_preview.emi"]
 REAL += ["tvips/test_tvips_2233_000.tvips", "mib/001_4x2_6bit.mib"]
 REAL += [f"mib/Single_9_Frame_CounterDepth_{d}_Rows_256.mib" for d in (1, 6, 12, 24)]
@@ -43,9 +40,7 @@ def _read_back(path):
 
 @pytest.mark.parametrize("name", REAL)
 def test_real_files_reload_frame_identical(tmp_path, name):
-    source = DATA / name
-    if not source.is_file():
-        pytest.skip(f"real detector file not found: {source} (set LIBERTEM_GPU_TEST_DATA)")
+    source = require_data(name)
     with Context("inline") as ctx:
         ds = ctx.load("auto", path=str(source))
         want = _frames(ctx, ds)

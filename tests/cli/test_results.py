@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +13,10 @@ from libertem_gpu.cli import main
 from libertem_gpu.errors import LiberTEMGPUError
 from libertem_gpu.io.calibration import AxisCalibration, Calibration
 from tests.conftest import random_data
+from tests.data_files import data_path, needs_data
 
-DATA = Path(
-    os.environ.get("LIBERTEM_GPU_TEST_DATA", Path(__file__).parents[2].parent / "shared" / "data")
-)
-BLO = DATA / "blo" / "test2.blo"
-needs_blo = pytest.mark.skipif(not BLO.is_file(), reason=f"real detector file not found: {BLO}")
+BLO = data_path("blo/test2.blo")
+needs_blo = needs_data("blo/test2.blo")
 
 
 @needs_blo

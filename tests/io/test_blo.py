@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
 from libertem_gpu.io.formats.blo import BloDataSet, parse_blo_header
+from tests.data_files import data_path, needs_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import (
     CollectFramesUDF,
@@ -21,11 +22,11 @@ from tests.io.contract import (
 )
 from tests.io.writers_blo import HEADER, write_blo
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "blo" / "test2.blo"
-needs_data = pytest.mark.skipif(not DATA.is_file(), reason=f"real detector file not found: {DATA}")
+DATA = data_path("blo/test2.blo")
+needs_real_file = needs_data("blo/test2.blo")
 
 
-@needs_data
+@needs_real_file
 def test_real_file(inline_ctx):
     ds = inline_ctx.load("auto", path=str(DATA))
     assert isinstance(ds, BloDataSet)
@@ -40,7 +41,7 @@ def test_real_file(inline_ctx):
     )
 
 
-@needs_data
+@needs_real_file
 def test_real_file_against_rosettasciio(ctx):
     blockfile = pytest.importorskip("rsciio.blockfile")
     expected = blockfile.file_reader(str(DATA))[0]["data"]

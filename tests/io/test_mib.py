@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
 from libertem_gpu.io.formats.mib import MIBDataSet, parse_frame_header, parse_hdr
+from tests.data_files import data_path, needs_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_mib import frame_header, max_value, write_mib
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "mib"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real detector files not found: {DATA}")
+DATA = data_path("mib")
+needs_real_file = needs_data("mib")
 
 # file, shape, dtype, sum, sum of squares, max, first frame sum, last frame sum
 REAL = [
@@ -70,7 +71,7 @@ def _counts(rng, shape, depth):
     return rng.integers(0, max_value(depth), size=shape, endpoint=True).astype(np.uint32)
 
 
-@needs_data
+@needs_real_file
 @pytest.mark.parametrize("row", REAL, ids=[r[0] for r in REAL])
 def test_real_files(inline_ctx, row):
     name, shape, dtype, total, squares, peak, first, last = row
@@ -86,7 +87,7 @@ def test_real_files(inline_ctx, row):
     assert frames[-1].sum() == last
 
 
-@needs_data
+@needs_real_file
 @pytest.mark.parametrize("row", REAL, ids=[r[0] for r in REAL])
 def test_real_files_against_rosettasciio(ctx, row):
     """Frame by frame against rosettasciio (which flips frames upside down)."""
@@ -98,7 +99,7 @@ def test_real_files_against_rosettasciio(ctx, row):
     check_dataset(ctx, ds, np.asarray(expected), dtype=row[2])
 
 
-@needs_data
+@needs_real_file
 def test_real_big_endian_stays_big_endian():
     ds = MIBDataSet(DATA / "Single_9_Frame_CounterDepth_12_Rows_256.mib").initialize()
     with ds.get_reader() as reader:

@@ -14,15 +14,16 @@ from hypothesis import strategies as st
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
 from libertem_gpu.io.formats.mrc import MRCDataSet, parse_info_txt, parse_mrc_header
 from tests.conftest import random_data
+from tests.data_files import data_path, needs_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_mrc import raster_info, write_mrc
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "mrc" / "Custom_movie.mrc"
-needs_data = pytest.mark.skipif(not DATA.is_file(), reason=f"real detector file not found: {DATA}")
+DATA = data_path("mrc/Custom_movie.mrc")
+needs_real_file = needs_data("mrc/Custom_movie.mrc")
 
 
-@needs_data
+@needs_real_file
 def test_real_file(inline_ctx):
     ds = inline_ctx.load("auto", path=str(DATA))
     assert isinstance(ds, MRCDataSet)
@@ -37,7 +38,7 @@ def test_real_file(inline_ctx):
     )
 
 
-@needs_data
+@needs_real_file
 def test_real_file_against_rosettasciio(ctx):
     mrc = pytest.importorskip("rsciio.mrc")
     expected = np.asarray(mrc.file_reader(str(DATA))[0]["data"]).reshape(30, 16, 16)

@@ -16,16 +16,17 @@ from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileEr
 from libertem_gpu.io.formats.tia import SERDataSet, parse_ser_header
 from libertem_gpu.io.registry import load
 from tests.conftest import random_data
+from tests.data_files import data_path, needs_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_tia import write_emi, write_ser
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "tia"
+DATA = data_path("tia")
 EMI = DATA / "128x128x5-diffraction_preview.emi"
-needs_data = pytest.mark.skipif(not EMI.is_file(), reason=f"real TIA file not found: {EMI}")
+needs_real_file = needs_data("tia/128x128x5-diffraction_preview.emi")
 
 
-@needs_data
+@needs_real_file
 @pytest.mark.parametrize("name", [EMI.name, "128x128x5-diffraction_preview_1.ser"])
 def test_real_file_reference_values(inline_ctx, name):
     ds = inline_ctx.load("auto", path=str(DATA / name))
@@ -38,7 +39,7 @@ def test_real_file_reference_values(inline_ctx, name):
     assert frames[0].sum() == 1755276 and frames[-1].sum() == 1874086
 
 
-@needs_data
+@needs_real_file
 def test_real_file_matches_rosettasciio(ctx):
     rsciio_tia = pytest.importorskip("rsciio.tia")
     ref = rsciio_tia.file_reader(str(EMI))[0]["data"]

@@ -13,15 +13,16 @@ from hypothesis import strategies as st
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
 from libertem_gpu.io.formats.tvips import TVIPSDataSet, parse_series_header
 from tests.conftest import random_data
+from tests.data_files import data_path, needs_data
 from tests.io.builtin_analyses import check_builtin_analyses
 from tests.io.contract import CollectFramesUDF, check_bad_files, check_dataset, check_guess_can_open
 from tests.io.writers_tvips import write_tvips
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "tvips" / "test_tvips_2233_000.tvips"
-needs_data = pytest.mark.skipif(not DATA.is_file(), reason=f"real detector file not found: {DATA}")
+DATA = data_path("tvips/test_tvips_2233_000.tvips")
+needs_real_file = needs_data("tvips/test_tvips_2233_000.tvips")
 
 
-@needs_data
+@needs_real_file
 def test_real_file(inline_ctx):
     ds = inline_ctx.load("auto", path=str(DATA))
     assert isinstance(ds, TVIPSDataSet)
@@ -30,7 +31,7 @@ def test_real_file(inline_ctx):
     assert (f.sum(), (f**2).sum(), f.max(), f[0].sum(), f[-1].sum()) == (630, 14910, 35, 36, 279)
 
 
-@needs_data
+@needs_real_file
 def test_real_file_against_rosettasciio(ctx):
     tvips = pytest.importorskip("rsciio.tvips")
     expected = np.asarray(tvips.file_reader(str(DATA))[0]["data"])

@@ -1,12 +1,15 @@
 """Contract cases that do not apply to an operation (no GPU implementation, no byte-swapping
 read, an undeclared dtype) are left out at collection, so that what the suite reports as
-skipped is only what needs hardware this machine lacks (a GPU, AMX)."""
+skipped is only what needs hardware this machine lacks (a GPU, AMX). The CUDA-simulator run of
+the selected contracts starts in the background as soon as collection ends (a minute of work
+for a second core)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.kernels.kit import KernelContract
+from tests import background
+from tests.kernels.kit import KernelContract, start_simulator
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -24,3 +27,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the selected tests' slow child processes in the background (tests/background.py)."""
+    contracts = {
+        item.cls
+        for item in session.items
+        if item.name == "test_gpu_in_simulator"
+        and isinstance(getattr(item, "cls", None), type)
+        and issubclass(item.cls, KernelContract)
+    }
+    if contracts:
+        start_simulator(sorted(contracts, key=lambda c: c.__qualname__))
+    if any(item.name == "test_compiles_for_sm90_and_sm80" for item in session.items):
+        from tests.kernels.test_cuda_sim import start_ptx
+
+        start_ptx()
+    if any(item.name == "test_sparse_masks_prepared_once_per_partition" for item in session.items):
+        from tests.kernels.test_masks_gpu_prepared import start_child
+
+        start_child()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    background.stop_all()

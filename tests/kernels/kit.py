@@ -30,7 +30,6 @@ import importlib.util
 import inspect
 import json
 import os
-import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu.kernels import get_impl, get_kernel, registry
+from tests import background
 
 #: Every tile dtype the CPU kernels accept (native byte order).
 DTYPES = (
@@ -272,6 +272,8 @@ class KernelContract:
 
 _sim_results: dict[str, str] = {}
 _sim_done: set[str] = set()
+#: The contracts whose simulator run :func:`start_simulator` started in the background.
+_sim_started: list[str] = []
 
 
 def _name(cls: type) -> str:
@@ -289,28 +291,43 @@ def _contracts() -> list[type[KernelContract]]:
     return found
 
 
+def _sim_child(todo: list[str]) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["NUMBA_ENABLE_CUDASIM"] = "1"
+    return [sys.executable, str(_SIM_SCRIPT), *todo], env
+
+
+def start_simulator(classes: list[type[KernelContract]]) -> None:
+    """Start the simulator run of ``classes`` in the background (``tests/background.py``), so
+    that it runs on a second core while the session goes on; :func:`simulator_results`
+    collects it. Does nothing without numba-cuda."""
+    if _sim_started or importlib.util.find_spec("numba_cuda") is None:
+        return
+    todo = sorted({_name(c) for c in classes if c.simulate} - _sim_done)
+    if todo:
+        _sim_started[:] = todo
+        background.start("kernel-simulator", *_sim_child(todo), cwd=str(ROOT))
+
+
 def simulator_results(cls: type[KernelContract]) -> dict[str, str]:
-    """The simulator's results (``{case: "ok" | traceback}``); the first call runs every
-    contract loaded so far in one child process, later ones only those not run yet."""
+    """The simulator's results (``{case: "ok" | traceback}``); the first call collects the
+    background run, or runs every contract loaded so far in one child process; later calls
+    run only those not run yet."""
     if importlib.util.find_spec("numba_cuda") is None:
         pytest.skip("numba-cuda is not installed (pip install numba-cuda[cu13])")
     if _name(cls) not in _sim_done:
-        todo = sorted({_name(c) for c in _contracts()} - _sim_done | {_name(cls)})
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        env["NUMBA_ENABLE_CUDASIM"] = "1"
-        proc = subprocess.run(
-            [sys.executable, str(_SIM_SCRIPT), *todo],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS ")]
-        if proc.returncode != 0 or not lines:
+        if _name(cls) in _sim_started:
+            key, todo = "kernel-simulator", list(_sim_started)
+            _sim_started.clear()
+        else:
+            key = "kernel-simulator-now"
+            todo = sorted({_name(c) for c in _contracts()} - _sim_done | {_name(cls)})
+        done = background.collect(key, *_sim_child(todo), cwd=str(ROOT))
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULTS ")]
+        if done.returncode != 0 or not lines:
             raise AssertionError(
-                f"simulator run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+                f"simulator run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             )
         _sim_results.update(json.loads(lines[-1][len("RESULTS ") :]))
         _sim_done.update(todo)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests import background
 
 # Looked up, not imported: the checks import numba.cuda in their own processes.
 if importlib.util.find_spec("numba_cuda") is None:
@@ -25,13 +26,20 @@ CASES = Path(__file__).with_name("cuda_sim_cases.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(mode: str) -> dict[str, str]:
+def _child(mode: str) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.pop("NUMBA_ENABLE_CUDASIM", None)
-    proc = subprocess.run(
-        [sys.executable, str(CASES), mode], env=env, capture_output=True, text=True, timeout=300
-    )
+    return [sys.executable, str(CASES), mode], env
+
+
+def start_ptx() -> None:
+    """Start the PTX compile check in the background at collection (tests/background.py)."""
+    background.start("ptx", *_child("ptx"))
+
+
+def _run(mode: str) -> dict[str, str]:
+    proc = background.collect(mode, *_child(mode), timeout=300)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS ")]
     if proc.returncode != 0 or not lines:
         if mode == "ptx" and "NVVM" in proc.stderr:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests import background
 
 if importlib.util.find_spec("numba_cuda") is None:
     pytest.skip(
@@ -89,17 +90,20 @@ print("RESULTS " + json.dumps(report))
 """
 
 
-def test_sparse_masks_prepared_once_per_partition():
+def _child() -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["NUMBA_ENABLE_CUDASIM"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(CHILD)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return [sys.executable, "-c", textwrap.dedent(CHILD)], env
+
+
+def start_child() -> None:
+    """Start the simulator child in the background at collection (tests/background.py)."""
+    background.start("masks-gpu-prepared", *_child())
+
+
+def test_sparse_masks_prepared_once_per_partition():
+    proc = background.collect("masks-gpu-prepared", *_child(), timeout=300)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     report = json.loads(lines[-1][len("RESULTS ") :])
