@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.errors import UnsupportedDTypeError
+from libertem_gpu.errors import InvalidParameterError, UnsupportedDTypeError
 from libertem_gpu.kernels import backends_for, reads_stored_order
 from libertem_gpu.kernels.registry import get_impl
 from libertem_gpu.udf.base import UDF, UDFMeta
@@ -111,3 +111,22 @@ def first_slab(meta: UDFMeta) -> bool:
 def on_worker(meta: UDFMeta | None) -> bool:
     """Whether the UDF runs in a partition task (as opposed to on the client)."""
     return meta is not None and meta.partition is not None
+
+
+def check_radii(
+    rad_in: Any, rad_out: Any, what: str, names: tuple[str, str]
+) -> tuple[float, float]:
+    """``(rad_in, rad_out)`` as floats, ``0 <= rad_in < rad_out`` and finite, else an
+    :class:`InvalidParameterError` naming ``what`` and the parameters ``names``."""
+    try:
+        ri, ro = float(rad_in), float(rad_out)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"{what}: {names[0]} and {names[1]} must be numbers, got {rad_in!r}, {rad_out!r}"
+        ) from None
+    if not (ri >= 0 and ro > ri and math.isfinite(ro)):
+        raise InvalidParameterError(
+            f"{what}: need 0 <= {names[0]} < {names[1]} (finite), got {names[0]}={rad_in}, "
+            f"{names[1]}={rad_out}"
+        )
+    return ri, ro

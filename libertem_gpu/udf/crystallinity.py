@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.udf._common import check_radii
 from libertem_gpu.udf.fft import FourierMaskSumUDF, fft_ring_weights, real_space_mask
 
 __all__ = ["CrystallinityUDF", "crystallinity_masks"]
@@ -49,7 +49,7 @@ def crystallinity_masks(
             f"CrystallinityUDF needs two signal dimensions, got sig_shape {sig}"
         )
     ny, nx = sig
-    ri, ro = _radii(rad_in, rad_out)
+    ri, ro = check_radii(rad_in, rad_out, "CrystallinityUDF", ("rad_in", "rad_out"))
     half = fft_ring_weights((ny, nx), ri, ro)[:, : nx // 2 + 1]
     if not half.any():
         raise InvalidParameterError(
@@ -74,21 +74,6 @@ def crystallinity_masks(
     if not r >= 0:
         raise InvalidParameterError(f"CrystallinityUDF: real_rad must be >= 0, got {real_rad}")
     return np.ascontiguousarray(half), real_space_mask((ny, nx), (cy, cx), r)
-
-
-def _radii(rad_in: Any, rad_out: Any) -> tuple[float, float]:
-    try:
-        ri, ro = float(rad_in), float(rad_out)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(
-            f"CrystallinityUDF: rad_in and rad_out must be numbers, got {rad_in!r}, {rad_out!r}"
-        ) from None
-    if not (ri >= 0 and ro > ri and math.isfinite(ro)):
-        raise InvalidParameterError(
-            f"CrystallinityUDF: need 0 <= rad_in < rad_out (finite), got rad_in={rad_in}, "
-            f"rad_out={rad_out}"
-        )
-    return ri, ro
 
 
 class CrystallinityUDF(FourierMaskSumUDF):
@@ -136,7 +121,7 @@ class CrystallinityUDF(FourierMaskSumUDF):
     def __init__(
         self, rad_in: float, rad_out: float, real_center: Any = None, real_rad: Any = None
     ) -> None:
-        _radii(rad_in, rad_out)
+        check_radii(rad_in, rad_out, "CrystallinityUDF", ("rad_in", "rad_out"))
         super().__init__(rad_in=rad_in, rad_out=rad_out, real_center=real_center, real_rad=real_rad)
 
     def _masks(self, sig_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -16,6 +16,7 @@ from libertem_gpu.kernels import get_kernel
 from libertem_gpu.masks import SparseMask
 from libertem_gpu.udf._common import (
     PARTIAL_FRAMES,
+    check_radii,
     flat_tile,
     kernel_backends,
     kernel_input_dtype,
@@ -56,21 +57,6 @@ def _centre(center: Any, sig: tuple[int, int], what: str) -> tuple[float, float]
     return cy, cx
 
 
-def _radii(rad_in: Any, rad_out: Any, what: str, names: tuple[str, str]) -> tuple[float, float]:
-    try:
-        ri, ro = float(rad_in), float(rad_out)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(
-            f"{what}: {names[0]} and {names[1]} must be numbers, got {rad_in!r}, {rad_out!r}"
-        ) from None
-    if not (ri >= 0 and ro > ri and math.isfinite(ro)):
-        raise InvalidParameterError(
-            f"{what}: need 0 <= {names[0]} < {names[1]} (finite), got {names[0]}={rad_in}, "
-            f"{names[1]}={rad_out}"
-        )
-    return ri, ro
-
-
 def fem_ring(sig_shape: Sequence[int], center: Any, rad_in: float, rad_out: float) -> np.ndarray:
     """The pixels of FEM's ring, as LiberTEM 0.16 selects them.
 
@@ -95,7 +81,7 @@ def fem_ring(sig_shape: Sequence[int], center: Any, rad_in: float, rad_out: floa
     """
     sig = _frame_2d(sig_shape, "FEMUDF")
     cy, cx = _centre(center, sig, "FEMUDF")
-    ri, ro = _radii(rad_in, rad_out, "FEMUDF", ("rad_in", "rad_out"))
+    ri, ro = check_radii(rad_in, rad_out, "FEMUDF", ("rad_in", "rad_out"))
     ring = np.asarray(masks.disk(sig, cy, cx, ro)) & ~np.asarray(masks.disk(sig, cy, cx, ri))
     indices = np.flatnonzero(ring).astype(np.int64)
     if indices.size == 0:
@@ -135,7 +121,7 @@ class FEMUDF(UDF):
     """
 
     def __init__(self, center: Any, rad_in: float, rad_out: float) -> None:
-        _radii(rad_in, rad_out, "FEMUDF", ("rad_in", "rad_out"))
+        check_radii(rad_in, rad_out, "FEMUDF", ("rad_in", "rad_out"))
         super().__init__(center=center, rad_in=rad_in, rad_out=rad_out)
 
     def _indices(self) -> np.ndarray:
@@ -232,7 +218,7 @@ def profile_bins(
     """
     sig = _frame_2d(sig_shape, "FEMProfileUDF")
     cy, cx = _centre(center, sig, "FEMProfileUDF")
-    lo, hi = _radii(rad_min, rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
+    lo, hi = check_radii(rad_min, rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
     if int(n_bins) != n_bins or n_bins < 1:
         raise InvalidParameterError(
             f"FEMProfileUDF: n_bins must be an integer >= 1, got {n_bins!r}"
@@ -315,7 +301,7 @@ class FEMProfileUDF(ApplyMasksUDF):
         rad_min: float = 0.0,
         backends: Sequence[str] | None = None,
     ) -> None:
-        _radii(rad_min, rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
+        check_radii(rad_min, rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
         # Not ApplyMasksUDF.__init__: the parameters are ours, the masks are made from them.
         super(ApplyMasksUDF, self).__init__(
             center=center, n_bins=n_bins, rad_max=rad_max, rad_min=rad_min, backends=backends
