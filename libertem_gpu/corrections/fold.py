@@ -15,11 +15,14 @@ float32 rounding of the corrected frames (which are rounded to float32 per pixel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from libertem_gpu.corrections.corrset import FrameCorrection
+
+if TYPE_CHECKING:
+    from libertem_gpu.kernels.com import PixelTerms
 
 __all__ = ["FoldedMoments", "fold_weights", "folded_moments", "touched_pixels"]
 
@@ -102,11 +105,6 @@ class FoldedMoments:
         #: Whether the kernel's weights carry the gain map (then good to float32 only, as the
         #: corrected frames are); a binary disk stays exact.
         self.single = bool(correction.has_gain)
-        #: With the gain map: the folded weights of the row and column moments, for kernels
-        #: that take them (then :meth:`apply` has no differences to add).
-        self.moments = (
-            (folded[1].reshape(rows, cols), folded[2].reshape(rows, cols)) if self.single else None
-        )
         self.index = idx
         self.delta = np.stack(
             [
@@ -122,6 +120,7 @@ class FoldedMoments:
         self.index = idx[lacking]
         self.delta = np.ascontiguousarray(self.delta[lacking])
         self.row_len = cols
+        self._terms: PixelTerms | None = None
         self._on: dict[int, tuple[Any, Any]] = {}
         self._spans: dict[tuple[int, int], tuple[int, ...]] = {}
         self._host_parts: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -134,9 +133,18 @@ class FoldedMoments:
             self._host_parts[key] = found
         return found
 
-    def gathers(self, moments_included: bool) -> bool:
+    @property
+    def terms(self) -> PixelTerms:
+        """The differences at the touched pixels, for kernels that add them as they read."""
+        from libertem_gpu.kernels.com import PixelTerms
+
+        if self._terms is None:
+            self._terms = PixelTerms(self.index, self.delta)
+        return self._terms
+
+    def gathers(self, terms_added: bool = False) -> bool:
         """Whether :meth:`apply` reads pixels of the tile (else it only subtracts constants)."""
-        return self.index.size > 0 and not (moments_included and self.single)
+        return self.index.size > 0 and not terms_added
 
     def apply(
         self,
@@ -146,12 +154,12 @@ class FoldedMoments:
         total: Any,
         y: Any,
         x: Any,
-        moments_included: bool = False,
+        terms_added: bool = False,
     ) -> None:
         """Complete the kernels' sums for ``tile`` (``(n, rows, cols)`` stored values of rows
-        ``sig_rows``): add the differences at the touched pixels (unless the kernel took
-        :attr:`moments`: ``moments_included``), and subtract the constants once per frame (with
-        its first rows)."""
+        ``sig_rows``): add the differences at the touched pixels (unless the kernel added
+        :attr:`terms`: ``terms_added``), and subtract the constants once per frame (with its
+        first rows)."""
         n = tile.shape[0]
         p0 = 0 if sig_rows is None else sig_rows[0] * self.row_len
         p1 = p0 + tile.shape[1] * tile.shape[2]
@@ -161,7 +169,7 @@ class FoldedMoments:
                 int(v) for v in np.searchsorted(self.index, [p0, p1])
             )
         lo, hi = span
-        if hi > lo and self.gathers(moments_included):
+        if hi > lo and self.gathers(terms_added):
             flat = tile.reshape(n, -1)
             if isinstance(flat, np.ndarray):
                 from libertem_gpu.kernels.correct import sparse_moments

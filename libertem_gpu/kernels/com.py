@@ -115,6 +115,29 @@ def reference_spans(frames3d: np.ndarray, spans: Any) -> tuple[np.ndarray, np.nd
     return reference(frames3d, weights.reshape(spans.rows, spans.cols))
 
 
+class PixelTerms:
+    """Terms at a few pixels that a strategy may add to its three sums as it reads each row
+    (cheaper there than in a second pass over the frames): ``sum_j x[index[j]] * delta[j]``.
+
+    Parameters
+    ----------
+    index : numpy.ndarray
+        ``(m,)`` flat pixel indices into the frame.
+    delta : numpy.ndarray
+        ``(m, 3)`` float64: what each pixel adds to the total, row and column sums.
+    """
+
+    __slots__ = ("delta", "index")
+
+    def __init__(self, index: np.ndarray, delta: np.ndarray) -> None:
+        if index.ndim != 1 or delta.shape != (index.shape[0], 3):
+            raise ValueError(
+                f"pixel terms need index (m,) and delta (m, 3), got {index.shape} and {delta.shape}"
+            )
+        self.index = index
+        self.delta = delta
+
+
 class AppliedCoM:
     """Weights laid out for one backend, the kernel chosen; call it for every tile.
 
@@ -126,24 +149,23 @@ class AppliedCoM:
         What ``kernel`` takes as weights (an array on the backend, or runs).
     reads_stored_order : bool
         Whether ``kernel`` swaps tiles in stored (reversed) byte order as it reads.
-    moments_included : bool
-        Whether the first moments use the moment weights given to ``prepare`` (else
-        ``weights * row`` and ``weights * col``).
+    adds_terms : bool
+        Whether ``kernel`` adds the :class:`PixelTerms` given to ``prepare``.
     """
 
-    __slots__ = ("kernel", "moments_included", "reads_stored_order", "weights")
+    __slots__ = ("adds_terms", "kernel", "reads_stored_order", "weights")
 
     def __init__(
         self,
         kernel: Callable[..., None],
         weights: Any,
         reads_stored_order: bool,
-        moments_included: bool = False,
+        adds_terms: bool = False,
     ) -> None:
         self.kernel = kernel
         self.weights = weights
         self.reads_stored_order = reads_stored_order
-        self.moments_included = moments_included
+        self.adds_terms = adds_terms
 
     def __call__(
         self,
@@ -168,7 +190,7 @@ def prepare(
     weights: np.ndarray,
     input_dtype: Any,
     single: bool = False,
-    moments: tuple[np.ndarray, np.ndarray] | None = None,
+    terms: PixelTerms | None = None,
 ) -> AppliedCoM:
     """Choose how ``backend`` computes the moments with ``weights`` on frames of
     ``input_dtype``.
@@ -184,10 +206,9 @@ def prepare(
     single : bool
         The weights are good to float32 only (detector corrections folded in): a strategy may
         use float32 arithmetic where that is faster.
-    moments : tuple of numpy.ndarray, optional
-        With ``single``: weights of the row and column moments other than ``weights * row``
-        and ``weights * col``, which a strategy may take (``moments_included`` says whether
-        it did).
+    terms : PixelTerms, optional
+        Pixel terms a strategy may add as it reads (``adds_terms`` says whether it does; else
+        the caller adds them).
 
     Returns
     -------
@@ -196,15 +217,15 @@ def prepare(
     """
     preparer = get_kernel("centre_of_mass", backend)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
-    if single:
+    if single or terms is not None:
         return preparer(  # type: ignore[no-any-return]
-            weights, np.dtype(input_dtype), single=True, moments=moments
+            weights, np.dtype(input_dtype), single=single, terms=terms
         )
     return preparer(weights, np.dtype(input_dtype))  # type: ignore[no-any-return]
 
 
 def prepare_reference(
-    weights: np.ndarray, input_dtype: Any, single: bool = False, moments: Any = None
+    weights: np.ndarray, input_dtype: Any, single: bool = False, terms: Any = None
 ) -> AppliedCoM:
     """The plain NumPy strategy (what tests compare every backend's strategy with)."""
 

@@ -101,10 +101,10 @@ def gpu(tile3d, weights, row_offset: int, out_total, out_y, out_x, swap: bool = 
 
 
 def prepare(
-    weights: np.ndarray, input_dtype: Any, single: bool = False, moments: Any = None
+    weights: np.ndarray, input_dtype: Any, single: bool = False, terms: Any = None
 ) -> AppliedCoM:
     """The weights moved to the device once per partition, for :func:`gpu` (in float64,
-    ``single`` or not; ``moments`` are not taken)."""
+    ``single`` or not; pixel ``terms`` are left to the caller)."""
     import cupy as cp
 
     return AppliedCoM(gpu, cp.asarray(weights, dtype=cp.float64), False)

@@ -147,7 +147,8 @@ class PreparedCoM(Protocol):
     :func:`libertem_gpu.kernels.com.prepare`)."""
 
     reads_stored_order: bool
-    moments_included: bool
+    #: Whether the strategy adds the pixel terms given to ``prepare``.
+    adds_terms: bool
 
     def __call__(
         self,
@@ -168,7 +169,7 @@ class ComPreparer(Protocol):
         weights: np.ndarray,
         input_dtype: np.dtype,
         single: bool = False,
-        moments: Any = None,
+        terms: Any = None,
     ) -> PreparedCoM: ...
 
 

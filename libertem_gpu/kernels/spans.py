@@ -223,7 +223,22 @@ def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray, swap: bool = 
 
 
 @_jit
-def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x):
+def _terms(frame, lo, t_index, t_delta, j0, j1, swap):
+    # Pixel terms of one frame while it is in the cache (in a second pass over the frames,
+    # each costs a cache miss).
+    st = 0.0
+    sy = 0.0
+    sx = 0.0
+    for j in range(j0, j1):
+        v = np.float64(load(frame[t_index[j] - lo], swap))
+        st += v * t_delta[j, 0]
+        sy += v * t_delta[j, 1]
+        sx += v * t_delta[j, 2]
+    return st, sy, sx
+
+
+@_jit
+def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x, t_index, t_delta):
     # Binary weights: per column one accumulator of the values and one of the values times
     # their row; the frame's sums come from the columns once per frame. The inner loop has no
     # reduction, so it vectorises without reordering any float sum. (A running float64 sum per
@@ -231,6 +246,8 @@ def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x)
     # floor on 2 cores with this layout.)
     lo = row_offset * cols
     hi = (row_offset + rows) * cols
+    j0 = np.searchsorted(t_index, lo)
+    j1 = np.searchsorted(t_index, hi)
     colsum = np.zeros(cols, dtype=np.float64)
     colsum_y = np.zeros(cols, dtype=np.float64)
     for i in range(a.shape[0]):
@@ -259,15 +276,20 @@ def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x)
             t += colsum[c]
             sy += colsum_y[c]
             sx += colsum[c] * c
-        out_total[i] += t
-        out_y[i] += sy
-        out_x[i] += sx
+        dt, dy, dx = _terms(frame, lo, t_index, t_delta, j0, j1, False)
+        out_total[i] += t + dt
+        out_y[i] += sy + dy
+        out_x[i] += sx + dx
 
 
 @_jit
-def _com_runs_int(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x, swap):
+def _com_runs_int(
+    a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x, t_index, t_delta, swap
+):
     lo = row_offset * cols
     hi = (row_offset + rows) * cols
+    j0 = np.searchsorted(t_index, lo)
+    j1 = np.searchsorted(t_index, hi)
     colsum = np.zeros(cols, dtype=np.int64)
     for i in range(a.shape[0]):
         frame = a[i]
@@ -292,9 +314,13 @@ def _com_runs_int(a, cols, row_offset, rows, starts, stops, out_total, out_y, ou
         sx = 0.0
         for c in range(cols):
             sx += np.float64(colsum[c]) * c
-        out_total[i] += np.float64(t)
-        out_y[i] += sy
-        out_x[i] += sx
+        dt, dy, dx = _terms(frame, lo, t_index, t_delta, j0, j1, swap)
+        out_total[i] += np.float64(t) + dt
+        out_y[i] += sy + dy
+        out_x[i] += sx + dx
+
+
+_NO_TERMS = (np.zeros(0, np.intp), np.zeros((0, 3)))
 
 
 def com_cpu(
@@ -305,11 +331,15 @@ def com_cpu(
     out_y: np.ndarray,
     out_x: np.ndarray,
     swap: bool = False,
+    terms: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Centre-of-mass sums over one binary mask given as runs.
 
     The arguments mean what they mean for :func:`libertem_gpu.kernels.com.cpu`; ``swap``: the
-    tile holds unsigned integers in reversed byte order, swapped as they are read.
+    tile holds unsigned integers in reversed byte order, swapped as they are read; ``terms``:
+    sorted flat pixel indices ``(m,)`` and float64 ``(m, 3)`` to add
+    ``sum_j frame[index[j]] * delta[j]`` to the three sums of each frame (see
+    :class:`libertem_gpu.kernels.com.PixelTerms`).
     """
     if spans.num_masks != 1 or not spans.is_binary:
         raise ValueError("com_cpu needs exactly one binary mask")
@@ -322,7 +352,20 @@ def com_cpu(
     a, _ = as_rows(tile3d.reshape(n, rows * cols))
     if n == 0:
         return
-    args = (a, cols, row_offset, rows, spans.starts, spans.stops, out_total, out_y, out_x)
+    t_index, t_delta = _NO_TERMS if terms is None else terms
+    args = (
+        a,
+        cols,
+        row_offset,
+        rows,
+        spans.starts,
+        spans.stops,
+        out_total,
+        out_y,
+        out_x,
+        t_index,
+        t_delta,
+    )
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
         _com_runs_int(*args, swap)
     else:

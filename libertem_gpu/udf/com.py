@@ -314,7 +314,7 @@ class CoMUDF(UDF):
             folded.weights,
             self.meta.input_dtype,
             single=folded.single,
-            moments=folded.moments,
+            terms=folded.terms,
         )
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
@@ -381,14 +381,13 @@ class CoMUDF(UDF):
             return
         # Folded corrections read a few pixels of each frame again: a few frames at a time,
         # while they are in the cache (in one step where they read none).
-        step = _FOLD_FRAMES if self._fold.gathers(self._com.moments_included) else tile.shape[0]
+        added = self._com.adds_terms
+        step = _FOLD_FRAMES if self._fold.gathers(added) else tile.shape[0]
         for s in range(0, tile.shape[0], step):
             e = s + step
             part = (res.com_total[s:e], res.com_y[s:e], res.com_x[s:e])
             self._com(tile[s:e], row_offset, *part, self.meta.byteswapped)
-            self._fold.apply(
-                self.meta.xp, tile[s:e], rows, *part, moments_included=self._com.moments_included
-            )
+            self._fold.apply(self.meta.xp, tile[s:e], rows, *part, terms_added=added)
 
     def _selected(self) -> np.ndarray:
         assert self.meta is not None

@@ -115,3 +115,48 @@ def test_single_precision_com_strategy(rng, dtype):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7 * scale)
     wide = com_op.prepare("numpy", w, np.dtype(np.int32), single=True)
     assert wide.kernel.__name__ != "_rows32"  # float32 does not hold 32-bit integers exactly
+    assert not applied.adds_terms
+
+
+@pytest.mark.parametrize(
+    ("dtype", "gain", "swapped"),
+    [
+        ("uint16", True, False),
+        ("float32", True, False),
+        ("uint16", False, True),
+        ("float32", False, False),
+    ],
+)
+def test_com_strategies_add_pixel_terms(rng, dtype, gain, swapped):
+    # terms at pixels inside and outside the weights, on rows the weights leave empty, in
+    # unsorted order with a repeated pixel: added as each row or frame is read, by row slabs,
+    # by the float32 kernel (weights with a gain map) and the run kernel (a binary disk, also
+    # on integers in reversed byte order)
+    from libertem_gpu.kernels import com as com_op
+
+    rows, cols = 19, 27
+    y, x = np.mgrid[:rows, :cols].astype(np.float64)
+    w = ((y - 9) ** 2 + (x - 13) ** 2 < 30) * (rng.random((rows, cols)) + 0.5 if gain else 1.0)
+    index = np.array([9 * cols + 13, 0, rows * cols - 1, 3 * cols + 26, 0, 17 * cols + 5])
+    delta = rng.standard_normal((index.size, 3))
+    terms = com_op.PixelTerms(index, delta)
+    frames = random_data(rng, (9, rows, cols), np.dtype(dtype))
+    applied = com_op.prepare("numpy", w, np.dtype(dtype), single=gain, terms=terms)
+    assert applied.adds_terms
+    assert applied.kernel.__name__ == ("_rows32" if gain else "_runs_with_terms")
+    tiles = frames.byteswap() if swapped else frames
+    out = [np.zeros(9) for _ in range(3)]
+    for r0, r1 in ((0, 1), (1, 10), (10, 19)):
+        applied(tiles[:, r0:r1], r0, *out, swapped=swapped)
+    f = frames.astype(np.float64) * w
+    at = frames.reshape(9, -1)[:, index].astype(np.float64) @ delta
+    want = [
+        f.sum(axis=(1, 2)) + at[:, 0],
+        (f * y).sum(axis=(1, 2)) + at[:, 1],
+        (f * x).sum(axis=(1, 2)) + at[:, 2],
+    ]
+    scale = np.abs(frames.astype(np.float64)).sum(axis=(1, 2)).max() * max(rows, cols)
+    for got, expected in zip(out, want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7 * scale)
+    with pytest.raises(ValueError, match="index"):
+        com_op.PixelTerms(index, delta[:, :2])
