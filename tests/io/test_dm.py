@@ -273,11 +273,15 @@ def test_calibration_4d(rng, tmp_path, version, c_order):
     assert (cal.camera_length, cal.camera_length_units, cal.source) == (80.0, "mm", "dm tags")
 
 
-def test_calibration_cross_check_rosettasciio(tmp_path, rng):
+@pytest.mark.parametrize("c_order", [True, False])
+def test_calibration_cross_check_rosettasciio(tmp_path, rng, c_order):
     dm = pytest.importorskip("rsciio.digitalmicrograph")
     path = tmp_path / "x.dm4"
-    write_dm_stack(path, random_data(rng, (2, 3, 5, 4), "uint16"), calibrations=_CALS)
-    axes = dm.file_reader(str(path))[-1]["axes"]  # in array order: nav, then sig
+    data = random_data(rng, (2, 3, 5, 4), "uint16")
+    write_dm_stack(path, data, c_order=c_order, calibrations=_CALS)
+    axes = dm.file_reader(str(path))[-1]["axes"]  # in its array order
+    if not c_order:  # rosettasciio hands transposed files over as stored: (sig, nav)
+        axes = axes[2:] + axes[:2]
     cal = load("dm", path=str(path)).calibration
     for ours, theirs in zip((*cal.nav, *cal.sig), axes, strict=True):
         assert ours.scale == pytest.approx(theirs["scale"])

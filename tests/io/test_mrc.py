@@ -205,3 +205,12 @@ def test_movie_pixel_size_from_info(rng, tmp_path):
     cal = MRCDataSet(path).initialize().calibration
     assert cal.nav == (None,) and cal.sig == (None, AxisCalibration(0.5, 0.0, "nm"))
     assert cal.source == "info.txt (Specimen Pixel Size)"
+
+
+def test_header_calibration_against_rosettasciio(rng, tmp_path):
+    mrc = pytest.importorskip("rsciio.mrc")
+    path = write_mrc(tmp_path, random_data(rng, (4, 6, 5), "uint16"), cell=(12.5, 18.0, 4.0))
+    axes = mrc.file_reader(path)[0]["axes"][1:]  # (frames, y, x): the frame axes
+    cal = MRCDataSet(path, nav_shape=(4,)).initialize().calibration
+    for ours, theirs in zip(cal.sig, axes, strict=True):
+        assert (ours.scale, ours.units) == (pytest.approx(theirs["scale"]), theirs["units"])
