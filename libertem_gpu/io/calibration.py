@@ -1,11 +1,21 @@
 """Physical calibration of a data set (``DataSet.calibration``): scan step, detector pixel size,
 camera length, where the file's format records them.
 
-Formats that hold calibration (see each format's ``_calibration``): block files (``.blo``: scan
-step in nm, diffraction pixel size in cm, camera length), TIA series (``.ser``: scan step and
-units of each scan dimension), TVIPS (``.tvips``: detector pixel size in nm). Raw, NumPy, HDF5,
-Zarr, MIB, MRC, DM, EMPAD, K2IS, FRMS6, SEQ and Arina files carry none that we read: their
-calibration is empty (every step ``None``).
+What each format gives (see its ``_calibration``; anything not recorded is ``None``):
+
+- block files (``.blo``): scan step in nm, diffraction pixel size in cm, camera length in mm;
+- TIA series (``.ser``): scan step and units of each scan dimension;
+- Digital Micrograph (``.dm3``/``.dm4``): each dimension's scale, origin and units
+  (``ImageData/Calibrations``; dimensions without units are uncalibrated) and the STEM camera
+  length in mm (``ImageTags/Microscope Info``);
+- MRC (``.mrc``): frame pixel size in nm from the header's cell (``cella`` / ``mx``, Å; 0 or
+  exactly 1 Å counts as unknown); with DE's ``_info.txt``, ``Specimen Pixel Size`` in nm as the
+  scan step of a raster scan (else as the frames' pixel size) and the camera length in mm;
+- Merlin (``.mib``): the Medipix3 pixel pitch, 55 µm, on the frame axes (no scan step recorded).
+
+Raw, NumPy, HDF5, Zarr, TVIPS, EMPAD, K2IS, FRMS6, SEQ and Arina files carry none that we read:
+their calibration is empty. (TVIPS headers hold a pixel size, ``meta["pixel_size_nm"]``, whose
+meaning depends on the microscope's mode, which the file does not say.)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from libertem_gpu.cli import main
 from libertem_gpu.errors import LiberTEMGPUError
 from libertem_gpu.io.calibration import AxisCalibration, Calibration
 from tests.conftest import random_data
-from tests.data_files import data_path, needs_data
+from tests.data_files import data_path, needs_data, require_data
 
 BLO = data_path("blo/test2.blo")
 needs_blo = needs_data("blo/test2.blo")
@@ -134,3 +134,61 @@ def test_info_prints_calibration(capsys):
     assert main(["info", str(BLO), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["calibration"]["nav"][0] == {"scale": 64.0, "offset": 0.0, "units": "nm"}
+
+
+def _calibrated_dm(tmp_path, rng):
+    from tests.io.writers_dm import Group, write_dm_stack
+
+    path = tmp_path / "scan.dm4"
+    cals = [(2.0, 0.0, "nm"), (2.0, 1.0, "nm"), (0.5, 4.0, "1/nm"), (0.5, 4.0, "1/nm")]
+    camera = (("Microscope Info", Group(("STEM Camera Length", np.float32(120.0)))),)
+    data = random_data(rng, (2, 3, 8, 8), np.uint16)
+    write_dm_stack(path, data, calibrations=cals, tags=camera)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "lines"),
+    [
+        (
+            "dm",
+            ["scan step:   2 nm x 2 nm", "pixel size:  0.5 1/nm x 0.5 1/nm", "camera:      120 mm"],
+        ),
+        ("mib/001_4x2_6bit.mib", ["pixel size:  55 µm x 55 µm"]),
+        ("mrc/Custom_movie.mrc", []),  # DE recorded -1 (unknown) for every size
+    ],
+)
+def test_info_prints_new_calibrations(capsys, tmp_path, rng, name, lines):
+    import json
+
+    if name == "dm":
+        path = str(_calibrated_dm(tmp_path, rng))
+    else:
+        path = str(require_data(name))
+    assert main(["info", path]) == 0
+    out = capsys.readouterr().out
+    for line in lines:
+        assert line in out
+    if not lines:
+        assert "scan step:" not in out and "pixel size:" not in out
+    assert main(["info", path, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    with Context("inline") as ctx:
+        assert doc["calibration"] == ctx.load("auto", path=path).calibration.to_dict()
+
+
+def test_dm_calibration_round_trips_through_saved_results(tmp_path, rng):
+    path = _calibrated_dm(tmp_path, rng)
+    out = tmp_path / "r.npz"
+    assert (
+        main(["run", str(path), "--analysis", "sum", "--out", str(out), "--executor", "inline"])
+        == 0
+    )
+    saved = load_results(out)
+    cal = Calibration.from_dict(saved.metadata["dataset"]["calibration"])
+    assert cal.nav == (AxisCalibration(2.0, 0.0, "nm"), AxisCalibration(2.0, -2.0, "nm"))
+    assert cal.sig == (AxisCalibration(0.5, -2.0, "1/nm"),) * 2
+    assert (cal.camera_length, cal.source) == (120.0, "dm tags")
+    from libertem_gpu.resultfiles.views import axis_calibrations
+
+    assert axis_calibrations(saved, "sum_intensity") == list(cal.sig)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import DataSetError, FileFormatError, LiberTEMGPUError, MissingFileError
+from libertem_gpu.io.calibration import AxisCalibration
 from libertem_gpu.io.formats.dm import DMDataSet, read_dm_tags
 from libertem_gpu.io.registry import load
 from tests.conftest import random_data
@@ -238,3 +239,77 @@ def test_damaged_data_image_is_not_replaced_by_the_thumbnail(rng, tmp_path, dama
     with pytest.raises(FileFormatError, match=rf"damaged\.dm{version}.*image 1.*dataset_index=0"):
         DMDataSet(str(path)).initialize()
     assert DMDataSet(str(path), dataset_index=0).initialize().sig_shape == (10, 12)
+
+
+# --- calibration --------------------------------------------------------------------------------
+
+# (scale, origin, units) per axis of the data, nav first: DM maps index i to (i - origin) * scale.
+_CALS = [(2.5, 1.0, "nm"), (1.5, 0.0, "nm"), (0.25, 6.0, "1/nm"), (0.125, -2.0, "1/nm")]
+
+
+def _expected(cal):
+    scale, origin, units = cal
+    # float32 in the file, as DM writes them
+    scale, origin = float(np.float32(scale)), float(np.float32(origin))
+    return AxisCalibration(scale, -origin * scale, units)
+
+
+@pytest.mark.parametrize(("version", "c_order"), [(3, True), (4, True), (4, False)])
+def test_calibration_4d(rng, tmp_path, version, c_order):
+    data = random_data(rng, (2, 3, 5, 4), "uint8")
+    path = tmp_path / f"cal.dm{version}"
+    write_dm_stack(
+        path,
+        data,
+        version=version,
+        c_order=c_order,
+        calibrations=_CALS,
+        tags=(("Microscope Info", Group(("STEM Camera Length", np.float32(80.0)))),),
+    )
+    cal = load("dm", path=str(path)).calibration
+    assert cal.nav == tuple(_expected(c) for c in _CALS[:2])
+    assert cal.sig == tuple(_expected(c) for c in _CALS[2:])
+    assert cal.nav[0].offset == -2.5 and cal.sig[1].offset == 0.25  # (i - origin) * scale at 0
+    assert (cal.camera_length, cal.camera_length_units, cal.source) == (80.0, "mm", "dm tags")
+
+
+@pytest.mark.parametrize("c_order", [True, False])
+def test_calibration_cross_check_rosettasciio(tmp_path, rng, c_order):
+    dm = pytest.importorskip("rsciio.digitalmicrograph")
+    path = tmp_path / "x.dm4"
+    data = random_data(rng, (2, 3, 5, 4), "uint16")
+    write_dm_stack(path, data, c_order=c_order, calibrations=_CALS)
+    axes = dm.file_reader(str(path))[-1]["axes"]  # in its array order
+    if not c_order:  # rosettasciio hands transposed files over as stored: (sig, nav)
+        axes = axes[2:] + axes[:2]
+    cal = load("dm", path=str(path)).calibration
+    for ours, theirs in zip((*cal.nav, *cal.sig), axes, strict=True):
+        assert ours.scale == pytest.approx(theirs["scale"])
+        assert ours.offset == pytest.approx(theirs["offset"])
+        assert ours.units == theirs["units"]
+
+
+def test_calibration_3d_and_2d(rng, tmp_path):
+    stack = tmp_path / "stack.dm3"
+    cals = [(1.0, 0.0, ""), (0.5, 0.0, "µm"), (0.75, 0.0, "µm")]
+    # (larger than the 12 x 10 thumbnail the writer puts first)
+    write_dm_stack(stack, random_data(rng, (3, 13, 17), "u2"), version=3, calibrations=cals)
+    cal = load("dm", path=str(stack)).calibration
+    assert cal.nav == (None,)  # the stack axis has no units: uncalibrated
+    assert cal.sig == (AxisCalibration(0.5, 0.0, "µm"), AxisCalibration(0.75, 0.0, "µm"))
+    assert cal.camera_length is None
+    image = tmp_path / "image.dm4"
+    write_dm_stack(image, random_data(rng, (13, 17), "u2"), calibrations=cals[1:])
+    cal = load("dm", path=str(image)).calibration
+    assert cal.nav == (None,)
+    assert cal.sig == (AxisCalibration(0.5, 0.0, "µm"), AxisCalibration(0.75, 0.0, "µm"))
+
+
+@pytest.mark.parametrize("with_calibrations", [True, False])
+def test_uncalibrated_is_none(rng, tmp_path, with_calibrations):
+    path = tmp_path / "plain.dm4"
+    write_dm_stack(
+        path, random_data(rng, (2, 3, 5, 4), "uint8"), with_calibrations=with_calibrations
+    )
+    cal = load("dm", path=str(path)).calibration
+    assert cal.nav == (None, None) and cal.sig == (None, None) and cal.is_empty

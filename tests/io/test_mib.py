@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
+from libertem_gpu.io.calibration import AxisCalibration
 from libertem_gpu.io.formats.mib import MIBDataSet, parse_frame_header, parse_hdr
 from tests.data_files import data_path, needs_data
 from tests.io.builtin_analyses import check_builtin_analyses
@@ -111,6 +112,23 @@ def test_real_big_endian_stays_big_endian():
     for i, frame in enumerate(out):
         start = (3 + i) * stride + 384
         assert frame.tobytes() == raw[start : start + 256 * 256 * 2].tobytes()
+
+
+@needs_real_file
+@pytest.mark.parametrize("name", [r[0] for r in REAL[:2]])
+def test_real_files_calibration(name):
+    cal = MIBDataSet(DATA / name).initialize().calibration
+    pitch = AxisCalibration(55.0, 0.0, "µm")
+    assert cal.sig == (pitch, pitch) and cal.source == "Medipix3 pixel pitch (55 µm)"
+    assert all(a is None for a in cal.nav) and cal.camera_length is None
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_quad_calibration(rng, tmp_path, raw):
+    # 2x2 quads: the same pitch on the 2 x 2 chips' pixels (the gap between chips holds none).
+    hdr = write_mib(tmp_path, _counts(rng, (2, 3, 10, 16), 6), 6, raw=raw, quad=True)
+    cal = MIBDataSet(hdr).initialize().calibration
+    assert cal.nav == (None, None) and cal.sig == (AxisCalibration(55.0, 0.0, "µm"),) * 2
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem_gpu.errors import FileFormatError, LiberTEMGPUError, MissingFileError
+from libertem_gpu.io.calibration import AxisCalibration
 from libertem_gpu.io.formats.mrc import MRCDataSet, parse_info_txt, parse_mrc_header
 from tests.conftest import random_data
 from tests.data_files import data_path, needs_data
@@ -148,3 +149,68 @@ def test_guess_can_open_contract(rng, tmp_path):
     if DATA.is_file():
         paths.append(DATA)
     check_guess_can_open(MRCDataSet, paths, tmp_path)
+
+
+# --- calibration --------------------------------------------------------------------------------
+
+
+@needs_real_file
+def test_real_file_calibration_is_unknown():
+    # DE wrote "Specimen Pixel Size X (nanometers) = -1" (unknown) and copied it into the cell:
+    # cella = -1 nm x 16 pixels = -160 Å. Camera length -1 too: nothing is known.
+    ds = MRCDataSet(str(DATA)).initialize()
+    assert ds.meta["cell_angstrom"] == (-160.0, -160.0, 0.0) and ds.meta["sampling"] == (16, 16, 30)
+    assert ds.calibration.is_empty and ds.calibration.sig == (None, None)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_calibration_from_the_header_cell(rng, tmp_path, big):
+    data = random_data(rng, (4, 6, 5), "uint16")  # 6 rows of 5 pixels
+    path = write_mrc(tmp_path, data, cell=(5 * 2.5, 6 * 3.0, 4.0), big_endian=big)
+    cal = MRCDataSet(path, nav_shape=(4,)).initialize().calibration
+    assert cal.sig == (AxisCalibration(0.3, 0.0, "nm"), AxisCalibration(0.25, 0.0, "nm"))
+    assert cal.nav == (None,) and cal.source == "mrc header (cella / mx)"
+
+
+@pytest.mark.parametrize("cell", [(5.0, 6.0, 4.0), (0.0, 0.0, 0.0), (-50.0, -60.0, 0.0)])
+def test_header_cell_without_a_pixel_size_is_unknown(rng, tmp_path, cell):
+    # 1 Å per pixel (cella = mx) is what writers that know no pixel size put there.
+    path = write_mrc(tmp_path, random_data(rng, (4, 6, 5), "uint16"), cell=cell)
+    assert MRCDataSet(path, nav_shape=(4,)).initialize().calibration.is_empty
+
+
+def test_raster_scan_step_and_camera_length_from_info(rng, tmp_path):
+    info = {
+        **raster_info(2, 3),
+        "Specimen Pixel Size X (nanometers)": "1.5",
+        "Specimen Pixel Size Y (nanometers)": "2",
+        "Instrument Project Camera Length (centimeters)": "8",
+    }
+    # DE copies the scan step into the cell; it is not the detector's pixel size.
+    path = write_mrc(tmp_path, random_data(rng, (6, 4, 5), "uint16"), info=info, cell=(75, 80, 6))
+    cal = MRCDataSet(path).initialize().calibration
+    assert cal.nav == (AxisCalibration(2.0, 0.0, "nm"), AxisCalibration(1.5, 0.0, "nm"))
+    assert cal.sig == (None, None)
+    assert (cal.camera_length, cal.camera_length_units) == (80.0, "mm")
+    assert cal.source == "info.txt (Specimen Pixel Size); info.txt (Camera Length)"
+    twice = {**info, **raster_info(2, 3, repeats=2)}
+    path = write_mrc(tmp_path, random_data(rng, (12, 4, 5), "u2"), name="r", info=twice)
+    repeated = MRCDataSet(path).initialize()
+    assert repeated.nav_shape == (2, 2, 3) and repeated.calibration.nav == (None, *cal.nav)
+
+
+def test_movie_pixel_size_from_info(rng, tmp_path):
+    info = {"Scan - Enable": "Disable", "Specimen Pixel Size X (nanometers)": "0.5"}
+    path = write_mrc(tmp_path, random_data(rng, (3, 4, 5), "uint16"), info=info)
+    cal = MRCDataSet(path).initialize().calibration
+    assert cal.nav == (None,) and cal.sig == (None, AxisCalibration(0.5, 0.0, "nm"))
+    assert cal.source == "info.txt (Specimen Pixel Size)"
+
+
+def test_header_calibration_against_rosettasciio(rng, tmp_path):
+    mrc = pytest.importorskip("rsciio.mrc")
+    path = write_mrc(tmp_path, random_data(rng, (4, 6, 5), "uint16"), cell=(12.5, 18.0, 4.0))
+    axes = mrc.file_reader(path)[0]["axes"][1:]  # (frames, y, x): the frame axes
+    cal = MRCDataSet(path, nav_shape=(4,)).initialize().calibration
+    for ours, theirs in zip(cal.sig, axes, strict=True):
+        assert (ours.scale, ours.units) == (pytest.approx(theirs["scale"]), theirs["units"])

@@ -80,13 +80,34 @@ def write_dm(path, root: Group, version: int = 4, order: str = "<") -> None:
         f.write(header + bytes(w.out) + b"\x00" * 8)
 
 
-def _calibration() -> Group:
-    return Group(("Origin", np.float32(0)), ("Scale", np.float32(1)), ("Units", ""))
+#: DM's calibration of an uncalibrated dimension: scale 1, origin 0, no units.
+UNCALIBRATED = (1.0, 0.0, "")
 
 
-def image_group(array: np.ndarray, dims: list[int], tags: Group | None = None) -> Group:
-    """An ``ImageList`` entry holding ``array``'s bytes with DM ``Dimensions`` ``dims``."""
+def _calibration(scale: float = 1.0, origin: float = 0.0, units: str = "") -> Group:
+    return Group(("Origin", np.float32(origin)), ("Scale", np.float32(scale)), ("Units", units))
+
+
+def image_group(
+    array: np.ndarray,
+    dims: list[int],
+    tags: Group | None = None,
+    calibrations: list[tuple[float, float, str]] | None = None,
+    with_calibrations: bool = True,
+) -> Group:
+    """An ``ImageList`` entry holding ``array``'s bytes with DM ``Dimensions`` ``dims``, and
+    ``calibrations`` ``(scale, origin, units)`` per dimension in the same (DM) order (default:
+    uncalibrated; ``with_calibrations=False``: no ``Calibrations`` group at all)."""
     code = IMAGE_CODES[f"{array.dtype.kind}{array.dtype.itemsize}"]
+    cals = calibrations or [UNCALIBRATED] * len(dims)
+    calibration_group = (
+        "Calibrations",
+        Group(
+            ("Brightness", _calibration()),
+            ("Dimension", Group(*[("", _calibration(*c)) for c in cals])),
+            ("DisplayCalibratedUnits", np.uint8(1)),
+        ),
+    )
     return Group(
         (
             "ImageData",
@@ -94,14 +115,7 @@ def image_group(array: np.ndarray, dims: list[int], tags: Group | None = None) -
                 ("Data", np.ascontiguousarray(array).reshape(-1)),
                 ("DataType", np.int32(code)),
                 ("Dimensions", Group(*[("", np.uint32(d)) for d in dims])),
-                (
-                    "Calibrations",
-                    Group(
-                        ("Brightness", _calibration()),
-                        ("Dimension", Group(*[("", _calibration()) for _ in dims])),
-                        ("DisplayCalibratedUnits", np.uint8(1)),
-                    ),
-                ),
+                *([calibration_group] if with_calibrations else []),
                 ("PixelDepth", np.int32(array.dtype.itemsize)),
             ),
         ),
@@ -111,30 +125,43 @@ def image_group(array: np.ndarray, dims: list[int], tags: Group | None = None) -
 
 
 def write_dm_stack(
-    path, data: np.ndarray, version: int = 4, order: str = "<", c_order: bool = True
+    path,
+    data: np.ndarray,
+    version: int = 4,
+    order: str = "<",
+    c_order: bool = True,
+    calibrations: list[tuple[float, float, str]] | None = None,
+    tags: tuple[tuple[str, Any], ...] = (),
+    with_calibrations: bool = True,
 ) -> None:
     """Write ``data`` (``nav + sig``, 2 to 4 dims) as a DM image after a thumbnail.
 
     4-D data is written C-ordered with ``Data Order Swapped = 1``, or, with ``c_order=False``,
     in DM's transposed order (all positions of one detector pixel together, no tag).
+    ``calibrations``: ``(scale, origin, units)`` per axis of ``data`` (written in DM's order);
+    ``tags``: more ``ImageTags`` entries.
     """
     thumb = (np.arange(12 * 10, dtype="u1") % 251).reshape(10, 12)
+    cals = list(calibrations or [UNCALIBRATED] * data.ndim)
     if data.ndim == 4 and not c_order:
         ny, nx, sy, sx = data.shape
         stored = np.ascontiguousarray(data.transpose(2, 3, 0, 1))  # (sy, sx, ny, nx)
         dims = [nx, ny, sx, sy]
+        dm_cals = [cals[1], cals[0], cals[3], cals[2]]
         meta = Group(("Format", "Diffraction image"))
     else:
         stored = data
         dims = list(reversed(data.shape))
+        dm_cals = cals[::-1]
         meta = Group(("Format", "Diffraction image"), ("Data Order Swapped", np.uint8(1)))
+    image_tags = Group(("Meta Data", meta), *tags)
     root = Group(
         ("ApplicationBounds", Group(("", np.int32(0)), ("", np.int32(10)))),
         (
             "ImageList",
             Group(
                 ("", image_group(thumb, [12, 10])),
-                ("", image_group(stored, dims, Group(("Meta Data", meta)))),
+                ("", image_group(stored, dims, image_tags, dm_cals, with_calibrations)),
             ),
         ),
     )

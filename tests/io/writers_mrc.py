@@ -19,9 +19,10 @@ def write_mrc(
     extended: int = 0,
     info: dict[str, str] | None = None,
     big_endian: bool = False,
+    cell: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> str:
     """Write ``data`` (``(n, ny, nx)``) as ``{name}_movie.mrc`` (+ ``{name}_info.txt`` when
-    ``info`` is given); return the movie's path."""
+    ``info`` is given), with cell size ``cell`` (Å, x y z); return the movie's path."""
     directory = Path(directory)
     n, ny, nx = data.shape
     order = ">" if big_endian else "<"
@@ -29,6 +30,7 @@ def write_mrc(
     head = bytearray(1024)
     struct.pack_into(order + "4i", head, 0, nx, ny, n, mode)
     struct.pack_into(order + "3i", head, 28, nx, ny, n)
+    struct.pack_into(order + "3f", head, 40, *cell)
     struct.pack_into(order + "i", head, 92, extended)
     head[104:108] = b"FEI1"
     head[208:212] = b"MAP "

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from libertem_gpu.errors import DataSetError, FileFormatError
+from libertem_gpu.io.calibration import AxisCalibration, Calibration, axis
 from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
@@ -269,6 +270,53 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _text(value: Any) -> str:
+    """A DM string tag as ``str`` (DM stores strings as arrays of UTF-16 code units); ``""``
+    for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, ArrayRef) and value.values is not None and value.values.dtype.kind in "ui":
+        return "".join(chr(c) for c in value.values.tolist() if 0 < c < 0xD800)
+    return ""
+
+
+def _positive(value: Any) -> float | None:
+    """A tag's value as a positive finite float, or None."""
+    value = _scalar(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
+
+
+def dimension_calibrations(image: TagGroup, ndim: int) -> list[AxisCalibration | None]:
+    """The calibration of each of ``ndim`` dimensions of an ``ImageList`` entry, in DM's order
+    (fastest axis first), from ``ImageData/Calibrations/Dimension``.
+
+    DM maps index ``i`` to ``(i - Origin) * Scale`` in ``Units``, so our offset is
+    ``-Origin * Scale``. A dimension without units is uncalibrated (DM writes scale 1, origin 0
+    and no units for those): None, as is any missing or malformed entry.
+    """
+    group = image.find("ImageData", "Calibrations", "Dimension")
+    entries = group.items() if isinstance(group, TagGroup) else []
+    found: list[AxisCalibration | None] = []
+    for k in range(ndim):
+        entry = entries[k] if k < len(entries) else None
+        if not isinstance(entry, TagGroup):
+            found.append(None)
+            continue
+        units = _text(entry.get("Units")).strip()
+        if not units:
+            found.append(None)
+            continue
+        scale, origin = _scalar(entry.get("Scale")), _scalar(entry.get("Origin", 0.0))
+        try:
+            offset = -float(origin) * float(scale)
+        except (TypeError, ValueError):
+            offset = 0.0
+        found.append(axis(scale, units, offset))
+    return found
+
+
 class TransposedReader(FrameReader):
     """Frames of an array stored pixel-major (``sig`` before ``nav``), memory-mapped."""
 
@@ -355,6 +403,7 @@ class DMDataSet(FileDataSet):
         self._offset = 0
         self._transposed = False
         self._file_sig: tuple[int, ...] = ()
+        self._dm_calibration = Calibration()
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
@@ -454,24 +503,31 @@ class DMDataSet(FileDataSet):
         fmt = meta_tags.get("Format") if isinstance(meta_tags, TagGroup) else None
         swapped = meta_tags.get("Data Order Swapped") if isinstance(meta_tags, TagGroup) else None
         if isinstance(fmt, ArrayRef) and fmt.values is not None:
-            # DM stores strings as arrays of UTF-16 code units
-            fmt = "".join(chr(c) for c in fmt.values.tolist() if 0 < c < 0xD800)
+            fmt = _text(fmt)
         if isinstance(fmt, str) and fmt.strip().lower() == "spectrum image":
             raise DataSetError(f"{path}: holds a spectrum image; this reader reads image stacks")
         rev = tuple(reversed(dims))
+        # Calibrations are listed per dimension like Dimensions, so they take the same path.
+        cal_rev = tuple(reversed(dimension_calibrations(image, len(dims))))
         nav: tuple[int, ...]
         sig: tuple[int, ...]
+        nav_cal: tuple[AxisCalibration | None, ...]
+        sig_cal: tuple[AxisCalibration | None, ...]
         self._transposed = False
         if len(dims) == 2:
             nav, sig = (1,), rev
+            nav_cal, sig_cal = (None,), cal_rev
         elif len(dims) == 3:
             nav, sig = rev[:1], rev[1:]
+            nav_cal, sig_cal = cal_rev[:1], cal_rev[1:]
         elif self.force_c_order or (swapped is not None and bool(_scalar(swapped))):
             nav, sig = rev[:2], rev[2:]
+            nav_cal, sig_cal = cal_rev[:2], cal_rev[2:]
         else:
             # Transposed order: memory is (sig_y, sig_x, nav_y, nav_x).
             self._transposed = True
             nav, sig = rev[2:], rev[:2]
+            nav_cal, sig_cal = cal_rev[2:], cal_rev[:2]
             log.warning(
                 "%s: 4-D data in DM's transposed (pixel-major) order: reading frames is slow; "
                 "pass force_c_order=True if the file is in fact C-ordered",
@@ -479,6 +535,14 @@ class DMDataSet(FileDataSet):
             )
         self._offset = data.offset
         self._file_sig = tuple(sig)
+        camera = _positive(image.find("ImageTags", "Microscope Info", "STEM Camera Length"))
+        self._dm_calibration = Calibration(
+            nav=nav_cal,
+            sig=sig_cal,
+            camera_length=camera,
+            camera_length_units="mm" if camera is not None else "",
+            source="dm tags",
+        )
         self._set_layout(nav, sig, dtype, math.prod(nav), source=path)
         self._meta = {
             "path": path,
@@ -489,6 +553,9 @@ class DMDataSet(FileDataSet):
             "transposed": self._transposed,
             "format_tag": fmt,
         }
+
+    def _calibration(self) -> Calibration:
+        return self._dm_calibration
 
     def get_reader(self) -> FrameReader:
         if self._transposed:

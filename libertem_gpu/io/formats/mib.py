@@ -5,6 +5,11 @@ Each frame is an ASCII header (``MQ1,<seq>,<header bytes>,<chips>,<width>,<heigh
 unsigned integers in image order; ``R64`` ("raw") frames hold the chips' counters packed into
 big-endian 64-bit words, and on a 2x2 quad the four chips' rows interleaved, so they are decoded
 here. The scan shape comes from the ``.hdr`` (or ``nav_shape=``).
+
+Calibration: every Merlin frame header (``MQ1``) is a Medipix3's, whose pixels have a 55 µm
+pitch: the frame axes get 55 µm steps. On a 2x2 quad the chips sit a few pixels' width apart;
+the frames hold no pixels for that gap, so positions across it are off by the gap. Neither the
+``.hdr`` nor the frame headers record a scan step or camera length.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
+from libertem_gpu.io.calibration import Calibration, axis
 from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
+from libertem_gpu.io.formats.mib_timestamps import line_length_from_timestamps
 from libertem_gpu.io.layout import FileSegment
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.transports.base import Transport
@@ -33,9 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MAGIC = b"MQ1,"
+MEDIPIX3_PITCH_UM = 55.0
 # Enough for any Merlin frame header (384 bytes single chip, 768 bytes quad).
 _HEADER_PROBE = 4096
-_TIMESTAMP_PROBE = 8193  # frames whose timestamps are read to find the scan line length
 _DECODE_FRAMES = 32  # raw frames decoded per step: bounds the scratch buffer
 _STORED_TYPES = {"U08": ">u1", "U16": ">u2", "U32": ">u4", "U64": ">u8"}
 _RAW_DTYPES = {1: np.uint8, 6: np.uint8, 12: np.uint16, 24: np.uint32}
@@ -427,6 +434,10 @@ class MIBDataSet(FileDataSet):
             **{k: v for k, v in hdr.items() if k in _HDR_META},
         }
 
+    def _calibration(self) -> Calibration:
+        pitch = axis(MEDIPIX3_PITCH_UM, "µm")
+        return Calibration(sig=(pitch, pitch), source="Medipix3 pixel pitch (55 µm)")
+
     @staticmethod
     def _read_first_header(path: str) -> MIBFrameHeader:
         with open(path, "rb") as f:
@@ -529,7 +540,7 @@ class MIBDataSet(FileDataSet):
         if per_trigger and 1 < per_trigger < frames and frames % per_trigger == 0:
             return (frames // per_trigger, per_trigger), "hdr frames per trigger"
         if per_trigger == 1 and frames > 2:
-            line = _line_length_from_timestamps(segments, frames)
+            line = line_length_from_timestamps(segments, frames)
             if line is not None:
                 return (frames // line, line), "frame timestamps (flyback gaps)"
         return (frames,), "hdr frame count"
@@ -552,48 +563,3 @@ _HDR_META = (
     "Frames per Trigger (Number)",
     "Software Version",
 )
-
-
-def _parse_time(field: bytes) -> float | None:
-    """Seconds of a frame header timestamp ``YYYY-MM-DD HH:MM:SS.ffffff`` (None if malformed)."""
-    match = re.fullmatch(rb"\s*\d{4}-\d\d-(\d\d) (\d\d):(\d\d):(\d\d(?:\.\d+)?)\s*", field)
-    if match is None:
-        return None
-    day, hour, minute, second = match.groups()
-    return ((int(day) * 24 + int(hour)) * 60 + int(minute)) * 60 + float(second)
-
-
-def _line_length_from_timestamps(segments: list[FileSegment], frames: int) -> int | None:
-    """The scan line length, from the longer gap (the beam's flyback) between frame timestamps.
-
-    Reads the headers of at most the first few thousand frames. Returns None unless the gaps
-    are consistent: a line length that divides the frame count, with a long gap after every line.
-    """
-    segment = segments[0]
-    n = min(segment.num_frames, frames, _TIMESTAMP_PROBE)
-    if n < 3:
-        return None
-    times = np.empty(n)
-    fd = os.open(segment.path, os.O_RDONLY)
-    try:
-        for i in range(n):
-            head = os.pread(fd, 128, i * segment.frame_stride)  # frame i's header
-            fields = head.split(b",")
-            value = _parse_time(fields[9]) if len(fields) > 9 else None
-            if value is None:
-                return None
-            times[i] = value
-    finally:
-        os.close(fd)
-    gaps = np.diff(times)
-    long_gaps = np.flatnonzero(gaps > gaps.mean())
-    if len(long_gaps) == 0:
-        return None
-    line = int(long_gaps[0]) + 1
-    if line >= frames or frames % line:
-        return None
-    # Every line end in the sample must be a long gap.
-    ends = np.arange(line - 1, n - 1, line)
-    if not (gaps[ends] > gaps.mean()).all():
-        return None
-    return line

@@ -1,6 +1,19 @@
 """MRC movies (Direct Electron cameras): a 1024-byte MRC2014 header, an optional extended header,
 then ``nz`` frames of ``ny`` x ``nx`` pixels. The scan shape comes from the ``<name>_info.txt``
-that DE's software writes beside ``<name>_movie.mrc``."""
+that DE's software writes beside ``<name>_movie.mrc``.
+
+Calibration (``DataSet.calibration``, in nm):
+
+- the header's cell size over its sampling (``cella`` / ``mx``, words 11 and 8, in Å) is the
+  pixel size of the frames, where it is positive and not exactly 1 Å: writers that know no pixel
+  size leave 0, or write 1 Å per pixel (``cella = mx``), which we treat as unknown;
+- DE's ``_info.txt`` records ``Specimen Pixel Size X/Y (nanometers)`` (-1: unknown) and copies it
+  into ``cella``. For a raster scan it is the scan step: then it calibrates the scan axes and
+  the header's cell says nothing about the detector. Otherwise (a movie) it is the frames' pixel
+  size at the specimen, used where the header has none. ``Instrument Project Camera Length
+  (centimeters)`` gives the camera length. ``Diffraction Pixel Size`` is not read: its key names
+  no unit, and DE's and rosettasciio's readings of it disagree (mrad versus 1/nm).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError, MissingFileError
+from libertem_gpu.io.calibration import AxisCalibration, Calibration, axis
 from libertem_gpu.io.dataset import DataSetOptions
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
@@ -41,6 +55,8 @@ def parse_mrc_header(head: bytes, path: str) -> dict[str, Any]:
         )
     order = ">" if head[212] == 0x11 else "<"
     nx, ny, nz, mode = struct.unpack_from(order + "4i", head, 0)
+    sampling = struct.unpack_from(order + "3i", head, 28)
+    cell = struct.unpack_from(order + "3f", head, 40)
     (extended,) = struct.unpack_from(order + "i", head, 92)
     if mode not in MODES:
         raise FileFormatError(
@@ -61,7 +77,28 @@ def parse_mrc_header(head: bytes, path: str) -> dict[str, Any]:
         "extended_header_bytes": extended,
         "exttyp": head[104:108].decode("ascii", "replace").strip("\x00 "),
         "data_offset": HEADER_BYTES + extended,
+        "sampling": sampling,
+        "cell_angstrom": tuple(round(float(c), 6) for c in cell),
     }
+
+
+def header_pixel_size(header: dict[str, Any]) -> tuple[AxisCalibration | None, ...]:
+    """The frames' pixel size ``(y, x)`` in nm from the header's ``cella`` / ``mx`` (Å), None
+    where unknown (see the module docstring)."""
+    found = []
+    for k in (1, 0):
+        size, count = header["cell_angstrom"][k], header["sampling"][k]
+        pixel = size / count if count > 0 and size > 0 else 0.0
+        found.append(axis(pixel / 10, "nm") if pixel != 1.0 else None)
+    return tuple(found)
+
+
+def _positive(info: dict[str, str], key: str) -> float | None:
+    try:
+        value = float(info.get(key, "-1"))
+    except ValueError:
+        return None
+    return value if 0 < value < float("inf") else None
 
 
 def parse_info_txt(text: str) -> dict[str, str]:
@@ -129,6 +166,8 @@ class MRCDataSet(FileDataSet):
     ) -> None:
         super().__init__(path, **options)
         self.info_path = None if info_path is None else os.fspath(info_path)
+        self._info: dict[str, str] = {}
+        self._raster = False
 
     @classmethod
     def guess_can_open(cls, path: str) -> bool:
@@ -179,6 +218,8 @@ class MRCDataSet(FileDataSet):
             )
         else:
             nav, source = nav_from_info(info, header["nz"])
+        self._info = info
+        self._raster = nav_from_info(info, header["nz"])[1] == "info.txt raster scan"
         self._offset = header["data_offset"]
         self._set_layout(
             nav, (header["ny"], header["nx"]), header["dtype"], header["nz"], source=path
@@ -189,6 +230,31 @@ class MRCDataSet(FileDataSet):
             "nav_shape_source": source,
             **{k: v for k, v in header.items() if k != "dtype"},
         }
+
+    def _calibration(self) -> Calibration:
+        info = self._info
+        sizes = tuple(_positive(info, f"Specimen Pixel Size {c} (nanometers)") for c in "YX")
+        specimen = tuple(None if v is None else axis(v, "nm") for v in sizes)
+        nav: tuple[AxisCalibration | None, ...] = ()
+        sig: tuple[AxisCalibration | None, ...] = header_pixel_size(self._meta)
+        sources = ["mrc header (cella / mx)"] if any(sig) else []
+        if self._raster:
+            # The scan step; DE copied it into cella, which then says nothing about the frames.
+            nav = (None,) * (len(self.nav_shape) - 2) + specimen
+            sig = (None, None)
+            sources = ["info.txt (Specimen Pixel Size)"] if any(specimen) else []
+        elif not any(sig) and any(specimen):
+            sig, sources = specimen, ["info.txt (Specimen Pixel Size)"]
+        camera = _positive(info, "Instrument Project Camera Length (centimeters)")
+        if camera is not None:
+            sources.append("info.txt (Camera Length)")
+        return Calibration(
+            nav=nav,
+            sig=sig,
+            camera_length=None if camera is None else camera * 10,
+            camera_length_units="" if camera is None else "mm",
+            source="; ".join(sources),
+        )
 
     def get_reader(self) -> FixedLayoutReader:
         segment = FileSegment(self.path, self._offset, self.frame_bytes, self.image_count)
