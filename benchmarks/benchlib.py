@@ -32,6 +32,38 @@ ISA_FLAGS = (
 )
 
 
+#: Vector units of the CPU names one may compile for (``NUMBA_CPU_NAME``), as far as the
+#: flags above go: what the kernels may use when compiled for that CPU instead of the host.
+TARGET_ISA = {
+    "haswell": ("avx2", "fma"),
+    "broadwell": ("avx2", "fma"),
+    "skylake": ("avx2", "fma"),
+    "znver2": ("avx2", "fma"),
+    "znver3": ("avx2", "fma"),
+    "skylake-avx512": ("avx2", "fma", "avx512f", "avx512bw", "avx512vl"),
+    "icelake-server": ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"),
+    "znver4": ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"),
+}
+
+
+def compile_target() -> dict[str, Any]:
+    """What Numba compiles for in this process: ``NUMBA_CPU_NAME`` (``"host"`` unless set) and
+    the instruction set the kernels may use there (the host's, or the named CPU's where
+    :data:`TARGET_ISA` knows it, never more than the host has)."""
+    name = os.environ.get("NUMBA_CPU_NAME") or "host"
+    host = cpu_info()["isa"]
+    if name == "host":
+        isa = host
+    else:
+        known = TARGET_ISA.get(name)
+        isa = [f for f in host if known is None or f in known]
+    return {
+        "numba_cpu_name": name,
+        "numba_cpu_features": os.environ.get("NUMBA_CPU_FEATURES") or None,
+        "isa_compiled": isa,
+    }
+
+
 class VerificationError(AssertionError):
     """A benchmarked result differs from the NumPy reference: the figure is not reported."""
 
@@ -80,6 +112,7 @@ def machine_info(extra_modules: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         **cpu_info(),
+        **compile_target(),
         "cores_logical": os.cpu_count(),
         "cores_usable": n_cores(),
         "memory_bytes": mem,

@@ -53,6 +53,10 @@ def _machine(report: dict[str, Any]) -> str:
     isa_text = ", ".join(isa) if isa else "none of avx2/avx512f/amx"
     if isa is None:
         isa_text = "instruction set not recorded"
+    target = m.get("numba_cpu_name", "host")
+    if target != "host":
+        used = ", ".join(m.get("isa_compiled") or []) or "?"
+        isa_text += f"; kernels compiled for {target}: {used} only"
     versions = m.get("versions", {})
     return (
         f"{m['cpu']} ({isa_text}), {m.get('cores_usable')} cores, Python {m.get('python')}, "

@@ -684,10 +684,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-size", default="4GiB", help="demo size for the memory peak")
     parser.add_argument("--dir", help="folder for the data files (default: system temp folder)")
     parser.add_argument(
+        "--cpu-name",
+        help="compile every Numba kernel (ours and the floor's) for this CPU instead of the host "
+        "(NUMBA_CPU_NAME), e.g. 'haswell' for AVX2 without AVX-512 on an AVX-512 machine",
+    )
+    parser.add_argument(
         "--out",
-        help="JSON path (default benchmarks/results/<date>-cpu-<hostname>[-<time>].json)",
+        help="JSON path (default benchmarks/results/<date>-cpu-<hostname>[-<cpu>][-<time>].json)",
     )
     args = parser.parse_args(argv)
+    if args.cpu_name and os.environ.get("NUMBA_CPU_NAME") != args.cpu_name:
+        # Numba reads the target when it is first imported: run again with it set (the
+        # on-disk cache keeps kernels for each target apart).
+        env = {**os.environ, "NUMBA_CPU_NAME": args.cpu_name}
+        cmd = [sys.executable, os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
+        return subprocess.run(cmd, env=env, check=False).returncode
     analyses = [a for a in args.only.split(",") if a]
     unknown = sorted(set(analyses) - set(ANALYSES))
     if unknown:
@@ -764,10 +775,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _default_out() -> str:
-    """``results/<date>-cpu-<hostname>.json``; a later run on the same day adds the time of day
+    """``results/<date>-cpu-<hostname>[-<cpu>].json`` (``<cpu>``: the Numba target where it
+    is not the host); a later run on the same day adds the time of day
     instead of overwriting an earlier (possibly committed) result."""
+    target = os.environ.get("NUMBA_CPU_NAME")
+    suffix = f"-{target}" if target and target != "host" else ""
     stem = os.path.join(
-        HERE, "results", f"{datetime.date.today().isoformat()}-cpu-{socket.gethostname()}"
+        HERE,
+        "results",
+        f"{datetime.date.today().isoformat()}-cpu-{socket.gethostname()}{suffix}",
     )
     if not os.path.exists(stem + ".json"):
         return stem + ".json"
