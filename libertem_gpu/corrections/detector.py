@@ -168,7 +168,7 @@ def correct(
         The corrected frames: ``buffer`` with ``inplace``, else a new array of
         ``result_type(float32, buffer.dtype)``.
     """
-    from libertem_gpu.kernels.correct import cpu
+    from libertem_gpu.kernels.correct_cpu import cpu
 
     for frame in (dark_image, gain_map):
         if frame is not None:

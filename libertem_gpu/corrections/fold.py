@@ -172,7 +172,7 @@ class FoldedMoments:
         if hi > lo and self.gathers(terms_added):
             flat = tile.reshape(n, -1)
             if isinstance(flat, np.ndarray):
-                from libertem_gpu.kernels.correct import sparse_moments
+                from libertem_gpu.kernels.correct_cpu import sparse_moments
 
                 index_h, delta_h = self._host(p0, lo, hi)
                 sparse_moments(flat, index_h, delta_h, total, y, x)

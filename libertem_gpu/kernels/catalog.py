@@ -32,7 +32,12 @@ from libertem_gpu.kernels.operation import (
     SparseMasks,
 )
 
-__all__ = ["OPERATIONS"]
+__all__ = ["OPERATIONS", "PLAIN"]
+
+#: The kernel set of small CPU runs (see ``RunPlan.kernels``): each operation's NumPy
+#: reference called as its CPU implementation is (:mod:`libertem_gpu.kernels.plain`), or its
+#: reference ``prepare``. Not a backend: it runs on the ``numpy`` backend and imports no Numba.
+PLAIN = "plain"
 
 _P = "libertem_gpu.kernels."
 # Native dtypes the swapping CPU kernels read byte-reversed (8-bit ones need no swap).
@@ -46,13 +51,19 @@ def _op(
     cpu: str,
     gpu: str | None,
     swaps: frozenset[np.dtype] = frozenset(),
+    plain: str | None = None,
 ) -> Operation:
     """One operation: reference, CPU and (optional) GPU targets relative to this package;
-    ``swaps``: native dtypes the CPU implementation reads byte-reversed."""
+    ``swaps``: native dtypes the CPU implementation reads byte-reversed; ``plain``: its
+    implementation in the :data:`PLAIN` kernel set (``"reference"``: the reference itself,
+    for a ``prepare`` that follows the signature), if it has one."""
     impls = {"numpy": Impl(_P + cpu, swaps=swaps)}
     if gpu is not None:
         # The GPU backend converts byte order on the device: its kernels never swap.
         impls["cupy"] = Impl(_P + gpu)
+    if plain is not None:
+        # Reads native byte order only: the pipeline swaps big-endian tiles for it.
+        impls[PLAIN] = Impl(_P + (reference if plain == "reference" else plain))
     return Operation(name, signature, _P + reference, impls)
 
 
@@ -70,37 +81,56 @@ OPERATIONS: tuple[Operation, ...] = (
         "sum_frames",
         Accumulate,
         "sum_frames:reference",
-        "sum_frames:cpu",
+        "sum_frames_cpu:cpu",
         "sum_frames:gpu",
         swaps=_SWAPS,
+        plain="plain:sum_frames",
     ),
-    _op("sum_sig", Accumulate, "sum_sig:reference", "sum_sig:cpu", "sum_sig:gpu", swaps=_SWAPS),
+    _op(
+        "sum_sig",
+        Accumulate,
+        "sum_sig:reference",
+        "sum_sig_cpu:cpu",
+        "sum_sig:gpu",
+        swaps=_SWAPS,
+        plain="plain:sum_sig",
+    ),
     _op(
         "max",
         Accumulate,
         "extrema:reference_max",
-        "extrema:cpu_max",
+        "extrema_cpu:cpu_max",
         "extrema:gpu_max",
         swaps=_SWAPS,
+        plain="plain:max",
     ),
     _op(
         "min",
         Accumulate,
         "extrema:reference_min",
-        "extrema:cpu_min",
+        "extrema_cpu:cpu_min",
         "extrema:gpu_min",
         swaps=_SWAPS,
+        plain="plain:min",
     ),
-    _op("moments", ShiftedMoments, "moments:reference", "moments:cpu", "moments:gpu"),
+    _op(
+        "moments",
+        ShiftedMoments,
+        "moments:reference",
+        "moments_cpu:cpu",
+        "moments:gpu",
+        plain="plain:moments",
+    ),
     # Analyses of issue 18: log-sum (whole frames), FEM's ring statistics (crystallinity is
     # fft_mask_sum below).
-    _op("logsum", LogSum, "logsum:reference", "logsum:cpu", "logsum:gpu"),
+    _op("logsum", LogSum, "logsum:reference", "logsum_cpu:cpu", "logsum:gpu", plain="plain:logsum"),
     _op(
         "pixel_moments",
         PixelMoments,
         "pixel_moments:reference",
-        "pixel_moments:cpu",
+        "pixel_moments_cpu:cpu",
         "pixel_moments:gpu",
+        plain="plain:pixel_moments",
     ),
     _op("masks_dense", DenseMasks, "masks:reference", "masks_cpu:cpu_dense", "masks_gpu:gpu_dense"),
     _op(
@@ -111,11 +141,25 @@ OPERATIONS: tuple[Operation, ...] = (
         "masks_gpu:gpu_sparse",
     ),
     # Masks given as runs of equal value (disks, rings, rectangles): CPU only.
-    _op("masks_spans", SpanMasks, "spans:reference", "spans:masks_cpu", None, swaps=_SWAPS),
+    _op("masks_spans", SpanMasks, "spans:reference", "spans_cpu:masks_cpu", None, swaps=_SWAPS),
     _op("com", CentreOfMass, "com:reference", "com_cpu:cpu", "com_gpu:gpu"),
-    _op("com_spans", SpanCentreOfMass, "com:reference_spans", "spans:com_cpu", None, swaps=_SWAPS),
+    _op(
+        "com_spans",
+        SpanCentreOfMass,
+        "com:reference_spans",
+        "spans_cpu:com_cpu",
+        None,
+        swaps=_SWAPS,
+    ),
     # Detector corrections, fused with the conversion of stored values to a UDF's float type.
-    _op("correct", Correct, "correct:reference", "correct:cpu", "correct:gpu"),
+    _op(
+        "correct",
+        Correct,
+        "correct:reference",
+        "correct_cpu:cpu",
+        "correct:gpu",
+        plain="plain:correct",
+    ),
     # Operations with a prepare step: the implementation per backend lays the masks (weights)
     # out once per partition and picks the kernels; UDFs call what it returns per tile.
     _op(
@@ -125,6 +169,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "masks_cpu:prepare",
         "masks_gpu:prepare",
         swaps=_SWAPS,
+        plain="reference",
     ),
     _op(
         "centre_of_mass",
@@ -133,6 +178,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "com_cpu:prepare",
         "com_gpu:prepare",
         swaps=_SWAPS,
+        plain="reference",
     ),
     # Per-frame FFTs of whole frames (scipy.fft on the CPU, cuFFT through CuPy on the GPU);
     # fft_mask_sum (crystallinity, ApplyFFTMask) picks partial DFT, pruned or full FFT.
@@ -142,6 +188,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "fourier:prepare_power_reference",
         "fourier:prepare_power",
         "fourier:prepare_power_gpu",
+        plain="reference",
     ),
     _op(
         "fft_mask_sum",
@@ -149,6 +196,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "fourier_mask:prepare_mask_sum_reference",
         "fourier_mask:prepare_mask_sum",
         "fourier_mask:prepare_mask_sum_gpu",
+        plain="reference",
     ),
     # Disk finding (issue 19): correlation maps of whole frames (FFT) or of windows around
     # expected positions (direct sums), then their peaks; maps are float, so the peak
@@ -201,5 +249,6 @@ OPERATIONS: tuple[Operation, ...] = (
         "fourier:prepare_holo_reference",
         "fourier:prepare_holo",
         "fourier:prepare_holo_gpu",
+        plain="reference",
     ),
 )

@@ -5,7 +5,7 @@ add up. :func:`finalize` divides. Coordinates are absolute pixel indices ``(row,
 frame, not shifts relative to a reference centre.
 
 This module owns the choice of strategy: a binary disk or annulus is a few runs per row, which
-the CPU sums reading only those pixels (:func:`libertem_gpu.kernels.spans.com_cpu`); other
+the CPU sums reading only those pixels (:func:`libertem_gpu.kernels.spans_cpu.com_cpu`); other
 weights go to the dense kernels (:mod:`.com_cpu`, :mod:`.com_gpu`). :func:`prepare` chooses
 once per partition. A light module: no Numba, no CuPy until a strategy is prepared.
 """

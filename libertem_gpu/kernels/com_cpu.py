@@ -325,10 +325,10 @@ def _runs_with_terms(
     out_x: np.ndarray,
     swap: bool = False,
 ) -> None:
-    from libertem_gpu.kernels import spans
+    from libertem_gpu.kernels.spans_cpu import com_cpu
 
     runs, index, delta = runs_terms
-    spans.com_cpu(tile3d, runs, row_offset, out_total, out_y, out_x, swap, terms=(index, delta))
+    com_cpu(tile3d, runs, row_offset, out_total, out_y, out_x, swap, terms=(index, delta))
 
 
 def row_extents(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -354,14 +354,14 @@ def prepare(
     16 bits, float32), to a kernel with float32 weights that sums each row in float32 (as fast
     as the run kernel: 1.5e-8 relative to the float64 sums on 256 x 256 frames). The run and
     float32 kernels also add the pixel ``terms`` as they read each frame (``adds_terms``)."""
-    from libertem_gpu.kernels import spans
+    from libertem_gpu.kernels import spans, spans_cpu
 
     # Unlike mask sums, the run kernel beats the dense one for float frames too (measured
     # 19.8 against 12.9 GB/s on float32): it reads only the pixels under the disk.
     runs = spans.encode(weights)
     if runs is not None and runs.is_binary:
         if terms is None:
-            return AppliedCoM(spans.com_cpu, runs, True)
+            return AppliedCoM(spans_cpu.com_cpu, runs, True)
         order = np.argsort(terms.index, kind="stable")
         index = np.ascontiguousarray(terms.index[order], dtype=np.intp)
         delta = np.ascontiguousarray(terms.delta[order], dtype=np.float64)

@@ -38,7 +38,8 @@ class TileConverter:
         Detector corrections: every type asked for is then corrected (the run plan gives every
         UDF a float type), in one pass with the conversion.
     backend : str
-        The backend's name, to look up the ``correct`` operation.
+        The run's kernel set (the backend's name, or ``"plain"``: see ``RunPlan.kernels``), to
+        look up the ``correct`` operation.
     """
 
     def __init__(

@@ -12,17 +12,15 @@ give the same bits.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.tiles import as_rows
 
-__all__ = ["apply_xp", "cpu", "gpu", "reference"]
+__all__ = ["apply_xp", "gpu", "reference"]
 
-_jit = numba.njit(nogil=True, cache=True, fastmath=False)
 
 #: Output types the kernels write; complex outputs go through :func:`apply_xp`.
 KERNEL_OUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -103,69 +101,6 @@ def _check(tile_shape: tuple[int, ...], dark: Any, gain: Any, out: Any) -> None:
 # --- CPU ----------------------------------------------------------------------------------------
 # One function per output type: the stored value is converted with that type's constructor, so
 # that the arithmetic happens in it (a generic body would let Numba promote to float64).
-
-
-@_jit
-def _patch(o, exclude, env, counts):
-    for j in range(exclude.shape[0]):
-        c = counts[j]
-        if c > 0:
-            acc = 0.0
-            for q in range(c):
-                acc += np.float64(o[env[j, q]])
-            o[exclude[j]] = acc / c
-
-
-@_jit
-def _correct_f32(a, npix, dark, gain, exclude, env, counts, out):
-    for i in range(a.shape[0]):
-        r = a[i]
-        o = out[i]
-        for p in range(npix):
-            o[p] = (np.float32(r[p]) - dark[p]) * gain[p]
-        _patch(o, exclude, env, counts)
-
-
-@_jit
-def _correct_f64(a, npix, dark, gain, exclude, env, counts, out):
-    for i in range(a.shape[0]):
-        r = a[i]
-        o = out[i]
-        for p in range(npix):
-            o[p] = (np.float64(r[p]) - dark[p]) * gain[p]
-        _patch(o, exclude, env, counts)
-
-
-def cpu(
-    tile: np.ndarray,
-    dark: np.ndarray,
-    gain: np.ndarray,
-    exclude: np.ndarray,
-    env: np.ndarray,
-    counts: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Write the corrected tile to ``out`` in one pass over the stored values.
-
-    Parameters
-    ----------
-    tile : numpy.ndarray
-        ``(n, npix)``, any supported real dtype, last axis contiguous (first may be strided).
-    dark, gain : numpy.ndarray
-        ``(npix,)`` in ``out``'s type.
-    exclude, env, counts : numpy.ndarray
-        The excluded pixels and their repair environments (intp), see :func:`reference`.
-    out : numpy.ndarray
-        ``(n, npix)`` float32 or float64, C-contiguous; overwritten.
-    """
-    a, npix = as_rows(tile)
-    _check((a.shape[0], npix), dark, gain, out)
-    if not out.flags.c_contiguous:
-        raise ValueError(f"out must be C-contiguous, got strides {out.strides}")
-    if a.shape[0] == 0 or npix == 0:
-        return
-    kernel = _correct_f32 if out.dtype == np.float32 else _correct_f64
-    kernel(a, npix, dark, gain, exclude, env, counts, out)
 
 
 # --- GPU ----------------------------------------------------------------------------------------
@@ -264,44 +199,12 @@ def gpu(tile, dark, gain, exclude, env, counts, out) -> None:
 # --- folded corrections: sums over a few pixels ---------------------------------------------
 
 
-@_jit
-def _sparse_moments(a, index, delta, total, y, x):
-    for i in range(a.shape[0]):
-        r = a[i]
-        st = 0.0
-        sy = 0.0
-        sx = 0.0
-        for j in range(index.shape[0]):
-            v = np.float64(r[index[j]])
-            st += v * delta[j, 0]
-            sy += v * delta[j, 1]
-            sx += v * delta[j, 2]
-        total[i] += st
-        y[i] += sy
-        x[i] += sx
+# The CPU kernels (Numba) live in ``correct_cpu``, so that the reference imports no Numba; their
+# names stay reachable here for callers of the single module this once was.
+_MOVED = frozenset({"cpu", "sparse_moments"})
 
 
-def sparse_moments(
-    tile: np.ndarray,
-    index: np.ndarray,
-    delta: np.ndarray,
-    total: np.ndarray,
-    y: np.ndarray,
-    x: np.ndarray,
-) -> None:
-    """``(total, y, x)[i] += tile[i, index] @ delta``: the part of folded centre-of-mass sums
-    that the kernels' weights miss, at a few pixels (CPU; any supported tile dtype).
-
-    Parameters
-    ----------
-    tile : numpy.ndarray
-        ``(n, npix)`` stored values, last axis contiguous.
-    index : numpy.ndarray
-        ``(m,)`` intp pixel indices into a row of ``tile``.
-    delta : numpy.ndarray
-        ``(m, 3)`` float64.
-    total, y, x : numpy.ndarray
-        float64 ``(n,)``, updated in place.
-    """
-    a, _ = as_rows(tile)
-    _sparse_moments(a, index, delta, total, y, x)
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("libertem_gpu.kernels.correct_cpu"), name)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import numba
+import importlib
+from typing import Any
+
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.bswap import load
-from libertem_gpu.kernels.tiles import as_rows, check_no_swap
+from libertem_gpu.kernels.tiles import check_no_swap
 
-__all__ = ["cpu_max", "cpu_min", "reference_max", "reference_min"]
-
-_jit = numba.njit(nogil=True, cache=True, fastmath=False)
+__all__ = ["reference_max", "reference_min"]
 
 
 def reference_max(tile: np.ndarray) -> np.ndarray:
@@ -22,80 +21,6 @@ def reference_max(tile: np.ndarray) -> np.ndarray:
 def reference_min(tile: np.ndarray) -> np.ndarray:
     """Per-pixel minimum over axis 0 (``np.min``, NaN-propagating), in the tile's dtype."""
     return np.asarray(tile).min(axis=0)
-
-
-# ``x != x`` is true only for NaN: taking x then makes NaN stick, and once out holds NaN every
-# comparison is false so it stays. For integers the test folds away. Written as selects so that
-# LLVM vectorises the pixel loop.
-@_jit
-def _max(a, npix, out, swap):
-    for i in range(a.shape[0]):
-        row = a[i, :npix]
-        for p in range(npix):
-            x = load(row[p], swap)
-            o = out[p]
-            out[p] = x if (x > o or x != x) else o
-
-
-@_jit
-def _min(a, npix, out, swap):
-    for i in range(a.shape[0]):
-        row = a[i, :npix]
-        for p in range(npix):
-            x = load(row[p], swap)
-            o = out[p]
-            out[p] = x if (x < o or x != x) else o
-
-
-def _prepare(tile: np.ndarray, out: np.ndarray, swap: bool) -> tuple[np.ndarray, int, np.ndarray]:
-    if tile.dtype == np.bool_ and out.dtype == np.bool_:
-        out = out.view(np.uint8)
-    a, npix = as_rows(tile)
-    if a.dtype.kind != "u":
-        check_no_swap(swap, a.dtype)
-    if out.shape != (npix,):
-        raise ShapeMismatchError(f"out must have shape ({npix},), got {out.shape}")
-    if not np.can_cast(a.dtype, out.dtype, casting="safe"):
-        raise TypeError(f"out dtype {out.dtype} cannot hold tile dtype {tile.dtype} exactly")
-    if not out.flags.writeable:
-        raise ValueError("out is read-only")
-    return a, npix, out
-
-
-def cpu_max(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
-    """Update a running maximum: ``out[:] = np.maximum(out, tile.max(axis=0))``.
-
-    Parameters
-    ----------
-    tile : numpy.ndarray
-        ``(n, npix)`` tile, last axis contiguous, any supported dtype.
-    out : numpy.ndarray
-        ``(npix,)`` of a dtype that holds the tile's values exactly (``np.can_cast(...,
-        'safe')``), e.g. the tile's dtype, or float64 for float32 tiles; initialise with the
-        dtype's minimum (or ``-inf``) or with the first frame.
-    swap : bool
-        The tile holds unsigned integers in reversed byte order; swapped as they are read.
-    """
-    a, npix, o = _prepare(tile, out, swap)
-    if a.shape[0] and npix:
-        _max(a, npix, o, swap)
-
-
-def cpu_min(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
-    """Update a running minimum: ``out[:] = np.minimum(out, tile.min(axis=0))``.
-
-    Parameters
-    ----------
-    tile : numpy.ndarray
-        ``(n, npix)`` tile, last axis contiguous, any supported dtype.
-    out : numpy.ndarray
-        ``(npix,)``, see :func:`cpu_max`; initialise with the dtype's maximum (or ``inf``).
-    swap : bool
-        The tile holds unsigned integers in reversed byte order; swapped as they are read.
-    """
-    a, npix, o = _prepare(tile, out, swap)
-    if a.shape[0] and npix:
-        _min(a, npix, o, swap)
 
 
 # --- GPU --------------------------------------------------------------------------------------
@@ -133,3 +58,14 @@ def gpu_min(tile, out, swap: bool = False) -> None:
     a = _gpu_prepare(tile, out)
     if a.shape[0] and a.shape[1]:
         cp.minimum(out, a.min(axis=0), out=out)
+
+
+# The CPU kernels (Numba) live in ``extrema_cpu``, so that the reference imports no Numba; their
+# names stay reachable here for callers of the single module this once was.
+_MOVED = frozenset({"cpu_max", "cpu_min"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("libertem_gpu.kernels.extrema_cpu"), name)

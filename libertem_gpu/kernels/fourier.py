@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import numba
 import numpy as np
 
 __all__ = [
@@ -238,22 +237,14 @@ class FourierBackend:
 _CPU_CHUNK_BYTES = 2**20
 
 
-@numba.njit(nogil=True, cache=True)
-def _add_power_cpu(spectrum, out):  # type: ignore[no-untyped-def]
-    """``out += sum_i |spectrum[i]|**2`` in one pass, float64 sums (no temporaries)."""
-    for i in range(spectrum.shape[0]):
-        for r in range(spectrum.shape[1]):
-            for c in range(spectrum.shape[2]):
-                z = spectrum[i, r, c]
-                out[r, c] += np.float64(z.real) ** 2 + np.float64(z.imag) ** 2
-
-
 def _cpu() -> FourierBackend:
     import scipy.fft
 
+    from libertem_gpu.kernels.fourier_cpu import add_power
+
     # One thread: the executors already run one partition per core. No ``overwrite_x``: a
     # float tile may be the data set's own buffer, shared with the run's other UDFs.
-    return FourierBackend(np, scipy.fft, {"workers": 1}, _CPU_CHUNK_BYTES, _add_power_cpu)
+    return FourierBackend(np, scipy.fft, {"workers": 1}, _CPU_CHUNK_BYTES, add_power)
 
 
 def _gpu() -> FourierBackend:
@@ -377,17 +368,25 @@ def prepare_power_gpu(
     return PreparedPower(_gpu(), sig_shape, real_mask, input_dtype, double)
 
 
+class _ReferencePower:
+    """:func:`reference_power` as a prepared operation: ``shape`` as :class:`PreparedPower`'s."""
+
+    def __init__(self, sig_shape: tuple[int, int], real_mask: Any, input_dtype: Any) -> None:
+        complex_input = np.dtype(input_dtype).kind == "c"
+        cols = sig_shape[1] if complex_input else half_width(sig_shape[1])
+        self.shape = (sig_shape[0], cols)
+        self._mask = real_mask
+
+    def __call__(self, tile: Any, out: Any) -> None:
+        out += reference_power(tile, self._mask)[:, : self.shape[1]]
+
+
 def prepare_power_reference(
     sig_shape: tuple[int, int], real_mask: Any, input_dtype: Any, double: bool = False
 ) -> Callable[[Any, Any], None]:
-    """:func:`reference_power`, cut to the half the prepared operation accumulates."""
-    complex_input = np.dtype(input_dtype).kind == "c"
-    cols = sig_shape[1] if complex_input else half_width(sig_shape[1])
-
-    def kernel(tile: Any, out: Any) -> None:
-        out += reference_power(tile, real_mask)[:, :cols]
-
-    return kernel
+    """:func:`reference_power`, cut to the half the prepared operation accumulates (its
+    ``shape``, as :class:`PreparedPower`'s)."""
+    return _ReferencePower(sig_shape, real_mask, input_dtype)
 
 
 def prepare_holo(

@@ -36,7 +36,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
@@ -139,9 +138,9 @@ def choose_strategy(
 class _DFT:
     """The partial DFT's weights: ``cx``, ``sx`` ``(kc, cols // 2 + 1)``, the cosines and sines
     of the needed column frequencies over half a row (they act on a row's even and odd parts,
-    see :func:`_fold`), ``ey`` ``(rows, 2 kr)`` (cosines, then sines of the needed row
-    frequencies), the weights ``(kc, kr)``, where zero frequency sits (or None) and the frame
-    width ``nx``."""
+    see :func:`~libertem_gpu.kernels.fourier_cpu.fold`), ``ey`` ``(rows, 2 kr)`` (cosines, then
+    sines of the needed row frequencies), the weights ``(kc, kr)``, where zero frequency sits
+    (or None) and the frame width ``nx``."""
 
     cx: np.ndarray
     sx: np.ndarray
@@ -181,106 +180,7 @@ class _DFT:
         return (np.sqrt(re * re + im * im) * self.band[:, None, :]).sum(axis=(0, 2))
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _fold(a, i0, ny, nx, real, even, odd, means):  # type: ignore[no-untyped-def]
-    """Centre frames ``i0 ..`` of ``a`` (times ``real`` where given) like :func:`_centre`, and
-    split each row ``v`` into ``even[x] = v[x] + v[nx - x]`` and ``odd[x] = v[x] - v[nx - x]``
-    for ``0 < x < nx - x`` (``even = v``, ``odd = 0`` at ``x = 0`` and ``x = nx / 2``): the
-    cosine and sine sums over a row need only these half rows, half the multiply-adds."""
-    npix = ny * nx
-    weighted = real.shape[0] == npix
-    pairs = (nx - 1) // 2
-    v = np.empty(nx, dtype=even.dtype)
-    for j in range(even.shape[0]):
-        r = a[i0 + j]
-        s = 0.0
-        if weighted:
-            for p in range(npix):
-                s += np.float64(r[p]) * real[p]
-        else:
-            for p in range(npix):
-                s += np.float64(r[p])
-        m = s / npix
-        means[j] = m
-        for y in range(ny):
-            row = r[y * nx : (y + 1) * nx]
-            # the centred row, then its halves (reading v both ways vectorises; 1.4x faster
-            # than through a mirrored copy)
-            if weighted:
-                w = real[y * nx : (y + 1) * nx]
-                for x in range(nx):
-                    v[x] = np.float64(row[x]) * w[x] - m
-            else:
-                for x in range(nx):
-                    v[x] = np.float64(row[x]) - m
-            e = even[j, y]
-            o = odd[j, y]
-            e[0] = v[0]
-            o[0] = 0.0
-            for x in range(1, pairs + 1):
-                u = v[x]
-                w2 = v[nx - x]
-                e[x] = u + w2
-                o[x] = u - w2
-            if nx % 2 == 0:
-                e[nx // 2] = v[nx // 2]
-                o[nx // 2] = 0.0
-
-
 # --- transforms (CPU and GPU) --------------------------------------------------------------------
-
-
-# Reassociation lets the mean's sum vectorise (4x); any rounding of the mean is harmless, as
-# the same value is added back at zero frequency.
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _centre(a, i0, npix, real, buf, means):  # type: ignore[no-untyped-def]
-    """``buf[j] = a[i0 + j] * real - mean(a[i0 + j] * real)`` (the mean in float64): frames
-    near zero mean keep float32 transforms accurate."""
-    weighted = real.shape[0] == npix
-    for j in range(buf.shape[0]):
-        r = a[i0 + j]
-        o = buf[j]
-        s = 0.0
-        if weighted:
-            for p in range(npix):
-                s += np.float64(r[p]) * real[p]
-        else:
-            for p in range(npix):
-                s += np.float64(r[p])
-        m = s / npix
-        means[j] = m
-        if weighted:
-            for p in range(npix):
-                o[p] = np.float64(r[p]) * real[p] - m
-        else:
-            for p in range(npix):
-                o[p] = np.float64(r[p]) - m
-
-
-# Reassociation lets each run's sum vectorise (2-3x faster than a gather, pixel by pixel).
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _weigh(spectrum, starts, lengths, weights, shift, out):  # type: ignore[no-untyped-def]
-    """``out[i] += sum_j weights[j] * |spectrum[i, index[j]]|`` in float64, the indices given
-    as runs of consecutive ones (``starts``, ``lengths``; weights in the same order), one pass
-    without temporaries. Where ``shift`` is not empty, the first index is zero frequency, to
-    which ``shift[i]`` (the frame's centred-out sum) is added back."""
-    for i in range(spectrum.shape[0]):
-        row = spectrum[i]
-        s = 0.0
-        j = 0
-        for k in range(starts.shape[0]):
-            st = starts[k]
-            for q in range(lengths[k]):
-                z = row[st + q]
-                re = np.float64(z.real)
-                im = np.float64(z.imag)
-                s += weights[j + q] * math.sqrt(re * re + im * im)
-            j += lengths[k]
-        if shift.shape[0] > 0:
-            z = row[starts[0]]
-            re, im = np.float64(z.real), np.float64(z.imag)
-            s += weights[0] * (math.hypot(re + shift[i], im) - math.hypot(re, im))
-        out[i] += s
 
 
 def _runs(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -375,6 +275,8 @@ class PreparedMaskSum:
             self._run_gpu(tile, out)
 
     def _run_dft(self, tile: np.ndarray, out: np.ndarray) -> None:
+        from libertem_gpu.kernels.fourier_cpu import fold
+
         ny, nx = self._shape
         a, _ = as_rows(tile.reshape(len(tile), -1))
         block = max(1, _DFT_BLOCK_BYTES // (self._real.itemsize * ny * nx))
@@ -385,10 +287,12 @@ class PreparedMaskSum:
         for i0 in range(0, n, block):
             i1 = min(n, i0 + block)
             e, o, m = even[: i1 - i0], odd[: i1 - i0], means[: i1 - i0]
-            _fold(a, i0, ny, nx, self._real64, e, o, m)
+            fold(a, i0, ny, nx, self._real64, e, o, m)
             out[i0:i1] += self._dft.amplitudes(e, o, m)
 
     def _run_cpu(self, tile: np.ndarray, out: np.ndarray) -> None:
+        from libertem_gpu.kernels.fourier_cpu import centre, weigh
+
         fb, (ny, nx) = self._fb, self._shape
         chunks = fb.chunks(tile, self._real)
         if self._centred:
@@ -400,14 +304,14 @@ class PreparedMaskSum:
         for part in chunks:
             m = len(range(*part.indices(len(tile))))
             if self._centred:
-                _centre(a, part.start, ny * nx, self._real64, buf[:m], means[:m])
+                centre(a, part.start, ny * nx, self._real64, buf[:m], means[:m])
                 values = buf[:m].reshape(m, ny, nx)
                 if len(shift):
                     shift[:m] = means[:m] * (ny * nx)
             else:
                 values = fb.load(tile[part], self._mask, self._real)
             spectrum = fb.forward(values, self._columns)
-            _weigh(spectrum.reshape(m, -1), *self._runs, self._weights, shift, out[part])
+            weigh(spectrum.reshape(m, -1), *self._runs, self._weights, shift, out[part])
 
     def _run_gpu(self, tile: Any, out: Any) -> None:
         fb, xp = self._fb, self._fb.xp

@@ -574,7 +574,7 @@ def prepare(stack: MaskStack, sig_shape: tuple[int, ...], input_dtype: Any) -> A
         slab = lambda p0, p1: np.asfortranarray(dense_t[p0:p1])  # noqa: E731
     spans_kernel = None
     if runs is not None:
-        from libertem_gpu.kernels import spans
+        from libertem_gpu.kernels.spans_cpu import masks_cpu
 
-        spans_kernel = spans.masks_cpu
+        spans_kernel = masks_cpu
     return AppliedMasks(cpu_dense, whole, slab, npix, runs=runs, runs_kernel=spans_kernel)

@@ -9,15 +9,14 @@ combine with :func:`combine` (Chan, Golub and LeVeque's pairwise update).
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.tiles import as_rows
 
-__all__ = ["combine", "cpu", "gpu", "reference"]
+__all__ = ["combine", "gpu", "reference"]
 
 
 def reference(frames: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,46 +51,6 @@ def _check(npix: int, indices: Any, n: int, mean: Any, m2: Any) -> None:
         raise TypeError(f"indices must be int64, got {indices.dtype}")
 
 
-# One pass, sums of deviations from the frame's first selected pixel (a value inside the data's
-# range, so that the sums stay small: no cancellation to speak of; exact for integer frames,
-# whose squared deviations are exact in float64). Reassociation lets the gathers and sums
-# vectorise: 2x faster than two passes about the mean.
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _moments(a, indices, mean, m2):
-    k = indices.shape[0]
-    for i in range(a.shape[0]):
-        r = a[i]
-        c = np.float64(r[indices[0]])
-        s1 = 0.0
-        s2 = 0.0
-        for j in range(k):
-            d = np.float64(r[indices[j]]) - c
-            s1 += d
-            s2 += d * d
-        mean[i] = c + s1 / k
-        m2[i] = max(s2 - s1 * (s1 / k), 0.0)
-
-
-def cpu(tile: np.ndarray, indices: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
-    """Write the mean and sum of squared deviations of ``tile[i, indices]`` for each frame.
-
-    Parameters
-    ----------
-    tile : numpy.ndarray
-        ``(n, npix)`` tile, last axis contiguous, any supported dtype.
-    indices : numpy.ndarray
-        int64 flat pixel indices in ``[0, npix)``, at least one (not checked per pixel: the
-        caller makes them once).
-    mean, m2 : numpy.ndarray
-        float64 ``(n,)``, overwritten.
-    """
-    a, npix = as_rows(tile)
-    _check(npix, indices, a.shape[0], mean, m2)
-    if a.shape[0] == 0:
-        return
-    _moments(a, indices, mean, m2)
-
-
 def gpu(tile: Any, indices: Any, mean: Any, m2: Any) -> None:
     """CuPy twin of :func:`cpu` (same arguments as device arrays)."""
     from libertem_gpu.kernels import gpu_common as g
@@ -119,3 +78,14 @@ def combine(
     delta = mean_b - mean_a
     share = n_b / n
     return n, mean_a + delta * share, m2_a + m2_b + delta * delta * (n_a * share)
+
+
+# The CPU kernels (Numba) live in ``pixel_moments_cpu``, so that the reference imports no
+# Numba; their names stay reachable here for callers of the single module this once was.
+_MOVED = frozenset({"cpu"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("libertem_gpu.kernels.pixel_moments_cpu"), name)

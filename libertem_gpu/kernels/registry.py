@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.errors import BackendError
-from libertem_gpu.kernels.catalog import OPERATIONS
+from libertem_gpu.kernels.catalog import OPERATIONS, PLAIN
 from libertem_gpu.kernels.operation import Impl
 
 __all__ = [
+    "PLAIN",
     "UnknownKernelError",
     "backends_for",
     "get_impl",
@@ -32,6 +33,8 @@ __all__ = [
 
 #: The pseudo-backend under which an operation's plain NumPy reference is registered.
 REFERENCE = "reference"
+#: Kernel sets that are no backend of their own (:data:`PLAIN` runs on ``numpy``).
+_NOT_BACKENDS = frozenset({REFERENCE, PLAIN})
 
 
 class UnknownKernelError(BackendError, LookupError):
@@ -117,8 +120,9 @@ def get_kernel(op: str, backend: str) -> Callable[..., Any]:
         ``"apply_masks"``, ``"centre_of_mass"``, ``"power_spectrum"``, ``"fft_mask_sum"``,
         ``"holo_reconstruct"``.
     backend : str
-        ``"numpy"`` (Numba CPU kernels), ``"cupy"`` (CuPy / Numba-CUDA), ``"reference"``
-        (plain NumPy), or a registered one.
+        ``"numpy"`` (Numba CPU kernels), ``"cupy"`` (CuPy / Numba-CUDA), ``"plain"`` (the
+        references with the implementations' signature, for small CPU runs), ``"reference"``
+        (plain NumPy, each with its own signature), or a registered one.
 
     Raises
     ------
@@ -150,13 +154,13 @@ def signature(op: str) -> type | None:
 
 
 def backends_for(*ops: str) -> tuple[str, ...]:
-    """Backends that implement every one of ``ops`` (the reference aside), in the order the
-    first operation lists them."""
+    """Backends that implement every one of ``ops`` (the reference and the plain kernel set
+    aside), in the order the first operation lists them."""
     with _lock:
         keys = list(_TABLE)
     if not ops:
         return ()
-    found = [b for o, b in keys if o == ops[0] and b != REFERENCE]
+    found = [b for o, b in keys if o == ops[0] and b not in _NOT_BACKENDS]
     return tuple(b for b in found if all((o, b) in _TABLE for o in ops[1:]))
 
 
