@@ -33,7 +33,7 @@ from libertem_gpu.udf.partition_task import declare_buffers, set_meta
 if TYPE_CHECKING:
     from libertem_gpu.udf.partition_task import PartitionTask
 
-__all__ = ["RunPlan", "choose_scheme", "plan_run", "plan_tiling"]
+__all__ = ["RunPlan", "choose_kernels", "choose_scheme", "plan_run", "plan_tiling"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +71,10 @@ class RunPlan:
         Unique per run: the key for state that the partitions of one run share in a process.
     corrections : CorrectionSet or None
         Detector corrections applied to every tile as it is converted for the UDFs.
+    kernels : str
+        The kernel set every task looks its operations up in (``meta.kernels``): the backend's
+        name, or ``"plain"`` (the plain-NumPy kernels) for a CPU run that reads at most
+        ``small_run_bytes`` (see :func:`choose_kernels`).
     """
 
     dataset: DataSet
@@ -87,6 +91,7 @@ class RunPlan:
     worker_resource: str = "CPU"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     corrections: CorrectionSet | None = None
+    kernels: str = "numpy"
 
     @property
     def nav_offsets(self) -> list[int]:
@@ -184,8 +189,9 @@ def plan_run(
     with_data = _positions_with_data(dataset)
     selected = _count_selected(partitions, roi_flat, None)
     processed = _count_selected(partitions, roi_flat, with_data)
+    kernels = choose_kernels(backend_cls, sum(processed) * dataset.frame_bytes)
     for u in udfs:  # buffers and tiling wishes may depend on the data: ask with it known
-        set_meta(u, dataset, roi_flat, corrections=corrected)
+        set_meta(u, dataset, roi_flat, corrections=corrected, kernels=kernels)
         declare_buffers(u)  # a UDF that cannot run on this data set fails before any work
         for param, value in u._kwargs.items():
             if isinstance(value, AuxData):
@@ -206,7 +212,26 @@ def plan_run(
         settings=settings,
         worker_resource=backend_cls.worker_resource,
         corrections=corrected,
+        kernels=kernels,
     )
+
+
+def choose_kernels(backend: type[Backend], read_bytes: int) -> str:
+    """The kernel set of a run on ``backend`` that reads ``read_bytes`` (frames to process
+    times the stored frame size): ``"plain"`` (plain NumPy, see
+    :data:`libertem_gpu.kernels.registry.PLAIN`) for a CPU run of at most ``small_run_bytes``,
+    else the backend's name.
+
+    Decided by size alone, never by whether Numba is already loaded, so that the same data
+    always takes the same kernels: a new process then gets its first small result without
+    paying for Numba's start-up (about a second), and large runs keep the compiled kernels.
+    """
+    from libertem_gpu.kernels.registry import PLAIN
+
+    limit = int(config.get("small_run_bytes"))
+    if backend.name == "numpy" and 0 < read_bytes <= limit:
+        return PLAIN
+    return backend.name
 
 
 def _positions_with_data(dataset: DataSet) -> tuple[int, int]:

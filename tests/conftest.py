@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from libertem_gpu import Context
+from libertem_gpu import Context, config
 
 try:
     from hypothesis import settings
@@ -58,6 +58,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _is_slow(item):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _numba_kernels_for_small_data():
+    """Runs use the Numba kernels whatever their size (``small_run_bytes=0``): the suite's
+    data is tiny, and would otherwise all take the plain-NumPy kernels of small runs. Tests of
+    the small-run path set the setting themselves (tests/udf/test_small_runs.py)."""
+    with config.set(small_run_bytes=0):
+        yield
 
 
 @pytest.fixture(scope="session")

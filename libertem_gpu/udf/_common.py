@@ -70,7 +70,7 @@ def kernel_backends(*ops: str) -> tuple[str, ...]:
 def swaps_while_reading(meta: UDFMeta | None, op: str) -> bool:
     """Whether the operation ``op`` reads this data set's tiles in stored byte order (big-endian
     integers straight from the file), swapping as it reads, on the run's backend."""
-    return meta is not None and reads_stored_order(op, meta.backend, meta.input_dtype)
+    return meta is not None and reads_stored_order(op, meta.kernels, meta.input_dtype)
 
 
 def flat_tile(tile: Any) -> Any:

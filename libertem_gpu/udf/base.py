@@ -104,6 +104,10 @@ class UDFMeta:
     corrections : CorrectionSet or None
         The run's detector corrections, already applied to the tiles the UDF receives (None:
         none; LiberTEM gives an empty set there).
+    kernels : str
+        The kernel set the run plan chose (``get_kernel(op, meta.kernels)``): the backend's
+        name, or ``"plain"`` for the plain-NumPy kernels of a small CPU run (setting
+        ``small_run_bytes``). ``backend`` and ``xp`` are the same either way.
     """
 
     dataset_shape: Shape
@@ -119,6 +123,7 @@ class UDFMeta:
     run_key: tuple[str, int] | None = None
     valid_nav: Callable[[], np.ndarray] | None = None
     corrections: Any = None
+    kernels: str = "numpy"
 
     def get_valid_nav_mask(self, full_nav: bool = False) -> np.ndarray | None:
         """The positions whose results have been merged, as a flat boolean mask (on the

@@ -69,6 +69,7 @@ class UDFClientState:
         roi_flat: np.ndarray | None,
         n_selected: int,
         corrections: Any = None,
+        kernels: str | None = None,
     ):
         if not isinstance(udf, UDF):
             raise UDFDefinitionError(f"expected a UDF instance, got {udf!r}")
@@ -77,7 +78,7 @@ class UDFClientState:
         self.dataset = dataset
         self.roi_flat = roi_flat
         self.n_selected = n_selected
-        set_meta(udf, dataset, roi_flat, corrections=corrections)
+        set_meta(udf, dataset, roi_flat, corrections=corrections, kernels=kernels)
         self.decls = declare_buffers(udf)
         self.buffers = {
             name: np.zeros(decl.shape(n_selected, dataset.sig_shape), decl.dtype)
@@ -187,7 +188,9 @@ class UDFRun:
         self.roi_flat = plan.roi_flat
         self._offsets = plan.nav_offsets
         self.states = [
-            UDFClientState(u, plan.dataset, plan.roi_flat, plan.n_selected, plan.corrections)
+            UDFClientState(
+                u, plan.dataset, plan.roi_flat, plan.n_selected, plan.corrections, plan.kernels
+            )
             for u in udfs
         ]
         # What meta.get_valid_nav_mask() answers in merge and results. Through a weak

@@ -307,10 +307,10 @@ class CoMUDF(UDF):
         """The centre-of-mass operation prepared for this run's backend and weights."""
         assert self.meta is not None
         if folded is None:
-            return com_op.prepare(self.meta.backend, self.weights(), self.meta.input_dtype)
+            return com_op.prepare(self.meta.kernels, self.weights(), self.meta.input_dtype)
         # Folded weights are good to float32: a strategy may compute in float32.
         return com_op.prepare(
-            self.meta.backend,
+            self.meta.kernels,
             folded.weights,
             self.meta.input_dtype,
             single=folded.single,

@@ -75,7 +75,7 @@ class _ExtremumUDF(UDF):
         buf = self.results.intensity
         buf[...] = self._identity(np.dtype(buf.dtype))
         if on_worker(self.meta):
-            self._kernel = get_kernel(self._op, self.meta.backend)
+            self._kernel = get_kernel(self._op, self.meta.kernels)
             self._swap = self.meta.byteswapped
 
     def process_tile(self, tile: Any) -> None:

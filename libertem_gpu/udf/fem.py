@@ -158,7 +158,7 @@ class FEMUDF(UDF):
         """Look the kernel up; the ring's indices per row slab are made on first use."""
         if on_worker(self.meta):
             assert self.meta is not None
-            self._kernel = get_kernel("pixel_moments", self.meta.backend)
+            self._kernel = get_kernel("pixel_moments", self.meta.kernels)
             self._ring = self._indices()
             self._slabs: dict[tuple[int, int], Any] = {}
 

@@ -140,7 +140,7 @@ class SumFFTUDF(UDF):
             assert self.meta is not None
             sig = _sig2(self.meta, "SumFFTUDF")
             mask = real_space_mask(sig, self.params.real_center, self.params.real_rad)
-            prepare = get_kernel("power_spectrum", self.meta.backend)
+            prepare = get_kernel("power_spectrum", self.meta.kernels)
             self._op = prepare(sig, mask, self.meta.input_dtype)
 
     def process_tile(self, tile: Any) -> None:
@@ -212,7 +212,7 @@ class FourierMaskSumUDF(UDF):
             assert self.meta is not None
             sig = _sig2(self.meta, self.label)
             weights = self.weights(sig, np.dtype(self.meta.input_dtype).kind == "c")
-            prepare = get_kernel("fft_mask_sum", self.meta.backend)
+            prepare = get_kernel("fft_mask_sum", self.meta.kernels)
             self._op = prepare(sig, self.real_mask(sig), weights, self.meta.input_dtype)
 
     def process_tile(self, tile: Any) -> None:

@@ -262,7 +262,7 @@ class HoloReconstructUDF(UDF):
             assert self.meta is not None
             p = self.params
             sig = tuple(int(n) for n in self.meta.dataset_shape.sig)
-            prepare = get_kernel("holo_reconstruct", self.meta.backend)
+            prepare = get_kernel("holo_reconstruct", self.meta.kernels)
             self._op = prepare(
                 sig,
                 p.out_shape,

@@ -65,7 +65,7 @@ class LogsumUDF(UDF):
         """Look the kernel up once per partition."""
         if on_worker(self.meta):
             assert self.meta is not None
-            self._kernel = get_kernel("logsum", self.meta.backend)
+            self._kernel = get_kernel("logsum", self.meta.kernels)
 
     def process_tile(self, tile: Any) -> None:
         """Add the tile's log-scaled frames."""

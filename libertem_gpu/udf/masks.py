@@ -349,7 +349,7 @@ class ApplyMasksUDF(UDF):
         meta = self.meta
         # Complex frames reach the kernels as their real and imaginary parts.
         dtype = np.finfo(meta.input_dtype).dtype if self._complex_data else meta.input_dtype
-        return masks_op.prepare(meta.backend, self.masks, tuple(meta.dataset_shape.sig), dtype)
+        return masks_op.prepare(meta.kernels, self.masks, tuple(meta.dataset_shape.sig), dtype)
 
     def _result_dtype(self) -> np.dtype:
         assert self.meta is not None

@@ -42,22 +42,26 @@ def set_meta(
     backend: Backend | None = None,
     partition: Partition | None = None,
     corrections: Any = None,
+    kernels: str | None = None,
 ) -> UDFMeta:
     """Give ``udf`` the ``meta`` it sees for this data set and run: in a worker, with its
     ``backend`` and ``partition``; on the client (``backend=None``), where buffers are NumPy
     arrays. Its ``input_dtype`` is the type the UDF asked for (see :func:`input_dtype`), a
-    float type where the run has ``corrections``."""
+    float type where the run has ``corrections``; ``kernels`` is the plan's kernel set (None:
+    the backend's own)."""
     roi = None if roi_flat is None else roi_flat.reshape(dataset.nav_shape)
+    name = "numpy" if backend is None else backend.name
     udf.meta = UDFMeta(
         dataset_shape=dataset.shape,
         dataset_dtype=dataset.storage_dtype,
         input_dtype=dataset.dtype,
         roi=roi,
-        backend="numpy" if backend is None else backend.name,
+        backend=name,
         xp=np if backend is None else backend.xp,
         device_class="cpu" if backend is None else backend.device_class,
         partition=partition,
         corrections=corrections,
+        kernels=name if kernels is None else kernels,
     )
     # Asked with meta in place: a UDF may choose by the data set's type.
     corrected = corrections is not None and not udf._folds_corrections
@@ -225,7 +229,9 @@ class PartitionTask:
         states = []
         for index, (cls, kwargs) in enumerate(plan.udf_specs):
             udf = cls(**kwargs)
-            meta = set_meta(udf, dataset, plan.roi_flat, backend, self.partition, plan.corrections)
+            meta = set_meta(
+                udf, dataset, plan.roi_flat, backend, self.partition, plan.corrections, plan.kernels
+            )
             meta.byteswapped = plan.scheme.stored_byteorder
             meta.run_key = (plan.run_id, index)
             states.append(_UDFInPartition(udf, backend, tiles.num_frames, dataset.sig_shape))
@@ -237,7 +243,7 @@ class PartitionTask:
             corrections = (
                 None if plan.corrections is None else plan.corrections.for_frames(dataset.sig_shape)
             )
-            converter = TileConverter(backend.xp, corrections, backend.name)
+            converter = TileConverter(backend.xp, corrections, plan.kernels)
             wanted = [
                 (state.udf.meta.input_dtype, not state.udf._folds_corrections)  # type: ignore[union-attr]
                 for state in states

@@ -120,7 +120,7 @@ class StdDevUDF(UDF):
         """Look the kernel up and allocate the per-pixel shift, once per partition."""
         if on_worker(self.meta):
             assert self.meta is not None
-            self._kernel = get_kernel("moments", self.meta.backend)
+            self._kernel = get_kernel("moments", self.meta.kernels)
             width = 2 if self._complex else 1
             self._shift = self.xp.zeros(width * self.meta.dataset_shape.sig_size, dtype=np.float64)
 

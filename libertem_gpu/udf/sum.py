@@ -72,7 +72,7 @@ class SumUDF(UDF):
             # Complex data is summed with the array module (the kernels read real numbers).
             self._complex = self.meta.input_dtype.kind == "c"
             if not self._complex:
-                self._kernel = get_kernel("sum_frames", self.meta.backend)
+                self._kernel = get_kernel("sum_frames", self.meta.kernels)
             self._swap = self.meta.byteswapped
 
     def process_tile(self, tile: Any) -> None:

@@ -62,7 +62,7 @@ class SumSigUDF(UDF):
             # Complex data is summed with the array module (the kernels read real numbers).
             self._complex = self.meta.input_dtype.kind == "c"
             if not self._complex:
-                self._kernel = get_kernel("sum_sig", self.meta.backend)
+                self._kernel = get_kernel("sum_sig", self.meta.kernels)
             self._swap = self.meta.byteswapped
 
     def process_tile(self, tile: Any) -> None:
