@@ -145,18 +145,31 @@ assert np.array_equal(res[0]["intensity"].raw_data, frames.sum(axis=0))
 masks = np.stack([disk, dense]).reshape(2, -1).astype(np.float64)
 np.testing.assert_allclose(res[5]["intensity"].raw_data, frames.reshape(35, -1) @ masks.T,
                            rtol=1e-6)
+ds = ctx.load("memory", data=frames.reshape(5, 7, 9, 11).astype(np.float32))
+ctx.run_udf(dataset=ds, udf=[SumUDF(), StdDevUDF()])
+try:
+    import h5py
+except ImportError:
+    pass
+else:
+    with h5py.File(sys.argv[2], "w") as f:
+        f["data"] = frames.reshape(5, 7, 9, 11).astype(">u2")
+    ds = ctx.load("hdf5", path=sys.argv[2], ds_path="data")
+    res = ctx.run_udf(dataset=ds, udf=udfs)
+    assert np.array_equal(res[0]["intensity"].raw_data, frames.sum(axis=0))
 print(json.dumps({"numba": "numba" in sys.modules, "scipy": "scipy" in sys.modules}))
 """
 
 
 @pytest.mark.parametrize("small", ["", "0"])
 def test_small_run_in_a_new_process_imports_no_numba(tmp_path, small):
+    """Raw (big-endian), in-memory and HDF5 data, six analyses."""
     path = tmp_path / "small.raw"
     rng = np.random.default_rng(11)
     rng.integers(0, 4000, (35, 9, 11)).astype(">u2").tofile(path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LIBERTEM_GPU_SMALL_RUN_BYTES": small}
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path)],
+        [sys.executable, "-c", _CHILD, str(path), str(tmp_path / "small.h5")],
         env=env,
         capture_output=True,
         text=True,
