@@ -11,11 +11,13 @@ What each format gives (see its ``_calibration``; anything not recorded is ``Non
 - MRC (``.mrc``): frame pixel size in nm from the header's cell (``cella`` / ``mx``, Å; 0 or
   exactly 1 Å counts as unknown); with DE's ``_info.txt``, ``Specimen Pixel Size`` in nm as the
   scan step of a raster scan (else as the frames' pixel size) and the camera length in mm;
-- Merlin (``.mib``): the Medipix3 pixel pitch, 55 µm, on the frame axes (no scan step recorded).
+- Merlin (``.mib``): the Medipix3 pixel pitch, 55 µm, on the frame axes (no scan step recorded);
+- TVIPS (``.tvips``): the series header's pixel size on the frame axes, in nm where the first
+  image header's mode says image (1), in 1/nm where it says diffraction (2); unknown without a
+  mode (version 1 headers).
 
-Raw, NumPy, HDF5, Zarr, TVIPS, EMPAD, K2IS, FRMS6, SEQ and Arina files carry none that we read:
-their calibration is empty. (TVIPS headers hold a pixel size, ``meta["pixel_size_nm"]``, whose
-meaning depends on the microscope's mode, which the file does not say.)
+Raw, NumPy, HDF5, Zarr, EMPAD, K2IS, FRMS6, SEQ and Arina files carry none that we read: their
+calibration is empty.
 """
 
 from __future__ import annotations

@@ -38,6 +38,39 @@ def test_real_file_against_rosettasciio(ctx):
     check_dataset(ctx, ctx.load("tvips", path=str(DATA)), expected, dtype="uint16")
 
 
+@needs_real_file
+def test_real_file_calibration_as_rosettasciio_reads_it(inline_ctx):
+    # a diffraction series (mode 2): the header's pixel size is in 1/nm
+    cal = inline_ctx.load("tvips", path=str(DATA)).calibration
+    assert cal.nav == (None,) and cal.source == "tvips header"
+    assert [(a.scale, a.units) for a in cal.sig] == [(1.0, "1/nm")] * 2
+    tvips = pytest.importorskip("rsciio.tvips")
+    axes = tvips.file_reader(str(DATA))[0]["axes"]
+    assert [(a["scale"], a["units"]) for a in axes[-2:]] == [(1.0, "1/nm")] * 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "pixel", "version", "want"),
+    [
+        (1, 7, 2, (7.0, "nm")),
+        (2, 3, 2, (3.0, "1/nm")),
+        (0, 7, 2, None),
+        (1, 0, 2, None),
+        (1, 7, 1, None),
+    ],
+)
+def test_calibration_by_mode(inline_ctx, rng, tmp_path, mode, pixel, version, want):
+    # units follow the first image header's mode; unset mode, zero size or a version 1 header
+    # (no mode) give no calibration
+    data = random_data(rng, (2, 3, 5, 4), "uint16")
+    path = write_tvips(tmp_path, data, pixel_size=pixel, mode=mode, version=version)
+    cal = inline_ctx.load("tvips", path=path).calibration
+    if want is None:
+        assert cal.is_empty
+    else:
+        assert [(a.scale, a.units) for a in cal.sig] == [want] * 2
+
+
 @pytest.mark.parametrize(
     ("nav", "sig", "dtype", "n_files"),
     [((3, 5), (13, 17), "uint16", 1), ((4, 3), (9, 8), "uint8", 3), ((2, 6), (7, 5), "uint16", 4)],

@@ -20,15 +20,21 @@ def write_tvips(
     scan: bool = True,
     version: int = 2,
     name: str = "rec",
+    pixel_size: int = 55,
+    mode: int = 0,
 ) -> str:
     """Write ``data`` (``nav + (h, w)``, uint8 or uint16) as a series; ``lead_in`` blank frames
-    (scan position (0, 0)... before the scan starts) precede it. Returns the ``_000`` path."""
+    (scan position (0, 0)... before the scan starts) precede it; ``pixel_size`` goes to the
+    series header, ``mode`` (1 image, 2 diffraction, 0 unset) to each version 2 image header.
+    Returns the ``_000`` path."""
     directory = Path(directory)
     frames = data.reshape(-1, *data.shape[-2:])
     h, w = frames.shape[1:]
     line = data.shape[-3] if data.ndim > 3 else len(frames)
     bpp = frames.dtype.itemsize * 8
-    series = struct.pack("<13i", 256, version, w, h, bpp, 0, 0, 1, 1, 55, 300, 1000, header_bytes)
+    series = struct.pack(
+        "<13i", 256, version, w, h, bpp, 0, 0, 1, 1, pixel_size, 300, 1000, header_bytes
+    )
     series += b"TVIPS " * 34 + b"\x00" * (256 - len(series) - 204)
     records = []
     lead = np.zeros((lead_in, h, w), dtype=frames.dtype)
@@ -37,6 +43,8 @@ def write_tvips(
         y, x = (0.0, 0.0) if k < 0 else divmod(k, line)
         head = bytearray(header_bytes if version == 2 else 12)
         struct.pack_into("<3I", head, 0, i, 1700000000 + i, i % 1000)
+        if version == 2:
+            struct.pack_into("<I", head, 24, mode)
         if scan and version == 2:
             struct.pack_into("<2f", head, 68, float(x), float(y))
         records.append(bytes(head) + frame.astype(frame.dtype.newbyteorder("<")).tobytes())

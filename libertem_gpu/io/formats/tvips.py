@@ -6,23 +6,24 @@ from __future__ import annotations
 import os
 import re
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from libertem_gpu.errors import FileFormatError
+from libertem_gpu.io.calibration import Calibration, axis
 from libertem_gpu.io.fixed_layout import FixedLayoutReader
 from libertem_gpu.io.formats.base import FileDataSet, read_head, require_file
 from libertem_gpu.io.layout import FileSegment
-
-if TYPE_CHECKING:
-    pass
 
 SERIES_HEADER_BYTES = 256
 _SERIES = struct.Struct("<13i")  # size, version, x, y, bpp, x/y offset, x/y binning, pixel size,
 # high tension, magnification, image header bytes
 _SCAN_XY_OFFSET = 68  # Scan_x, Scan_y (float32) in a version 2 image header
 _MAX_SCAN_PROBE = 4096  # image headers read to find the scan's start and line length
+_MODE_OFFSET = 24  # acquisition mode (uint32: 1 image, 2 diffraction) in a version 2 header
+#: Units of the series header's pixel size by acquisition mode (as rosettasciio reads them).
+_PIXEL_UNITS = {1: "nm", 2: "1/nm"}
 
 
 def parse_series_header(head: bytes, path: str) -> dict[str, Any]:
@@ -187,7 +188,32 @@ class TVIPSDataSet(FileDataSet):
                     self._sync_offset = sync
         self._segments = segments
         self._set_layout(nav, sig, header["dtype"], count, source=files[0])
-        self._meta = {"files": files, "nav_shape_source": source, **header}
+        self._meta = {
+            "files": files,
+            "nav_shape_source": source,
+            "mode": self._first_mode(segments[0], header["image_header_bytes"]),
+            **header,
+        }
+
+    @staticmethod
+    def _first_mode(segment: FileSegment, header_bytes: int) -> int | None:
+        """The acquisition mode in the first image header (None where the header has none)."""
+        if header_bytes < _MODE_OFFSET + 4:
+            return None
+        with open(segment.path, "rb") as f:
+            f.seek(segment.offset - header_bytes + _MODE_OFFSET)
+            raw = f.read(4)
+        return struct.unpack("<I", raw)[0] if len(raw) == 4 else None
+
+    def _calibration(self) -> Calibration:
+        # The series header's pixel size is in nm for images and in 1/nm for diffraction
+        # patterns (the first image header's mode says which; without it, the units are
+        # unknown and nothing is reported).
+        units = _PIXEL_UNITS.get(self._meta["mode"])
+        if units is None:
+            return Calibration()
+        pixel = axis(self._meta["pixel_size_nm"], units)
+        return Calibration(sig=(pixel, pixel), source="tvips header" if pixel else "")
 
     @staticmethod
     def _detect(
