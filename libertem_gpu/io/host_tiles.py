@@ -18,8 +18,8 @@ from libertem_gpu.io.tiles import TilePlan, TileSlice
 
 # Map a partition's source ranges only if they average at least this many frames each.
 _MIN_FRAMES_PER_MAP = 4
-# A partition is mapped in windows, one at a time: each mapping is pre-faulted (MAP_POPULATE)
-# and stays resident until unmapped, so mapping a whole partition cost a thread the
+# A partition is mapped in windows, one at a time: the pages of a mapping, faulted in as they are
+# read, stay resident until it is unmapped, so mapping a whole partition cost a thread the
 # partition's size in RSS (256 MiB each, 4 GiB at 16 threads). The windows of all readers
 # mapping at once share MAPPED_BYTES_BUDGET: a few threads get windows as large as a mapped
 # tile (fewer, larger tiles: measured 5% faster than 16 MiB ones), many get smaller ones.

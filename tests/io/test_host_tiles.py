@@ -131,8 +131,9 @@ def test_mapped_stacks_use_the_mapped_depth(tmp_path, rng, dtype):
 
 
 def test_partition_is_mapped_one_window_at_a_time(tmp_path, rng, monkeypatch):
-    # A thread maps its partition in windows, never all at once: each mapping is pre-faulted,
-    # so a whole 256 MiB partition per thread would cost its size in resident memory.
+    # A thread maps its partition in windows, never all at once: a mapping's pages stay
+    # resident until it is unmapped, so a whole 256 MiB partition per thread would cost its
+    # size in resident memory.
     monkeypatch.setattr(host_tiles, "MAPPED_BYTES_BUDGET", 7 * 5 * 6 * 2)  # 7 frames
     monkeypatch.setattr(host_tiles, "MIN_WINDOW_BYTES", 7 * 5 * 6 * 2)
     frames = random_data(rng, (40, 5, 6), "uint16")
