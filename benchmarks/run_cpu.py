@@ -11,6 +11,9 @@ before any timing), it measures:
 - the floor (:mod:`floor`, shared by every CPU benchmark): the file mapped read-only once,
   outside the timed runs, and summed as wrapping uint32 words and as fastmath float32 on all
   cores, the faster counts;
+- the windowed floor (:func:`floor.windowed_floor`): the same sum reading the file through
+  16 MiB windows mapped, faulted and unmapped inside the timed run, as the engine (or any reader
+  that maps) must; its distance to the floor is what the page tables cost on this machine;
 - libertem_gpu's ``threads`` executor for SumUDF, SumSigUDF, StdDevUDF, ApplyMasksUDF with 1 and
   with 16 dense random float32 masks, a drawn bright-field disk (``vbf``) and 16 drawn rings
   (``rings16``), and CoMUDF;
@@ -61,7 +64,7 @@ for _path in (ROOT, HERE):  # run as a script from a checkout
         sys.path.insert(0, _path)
 
 from benchlib import alternate, check_close, machine_info, n_cores  # noqa: E402
-from floor import FloorResult, MappedFile, floor, merge  # noqa: E402
+from floor import FloorResult, MappedFile, floor, merge, windowed_floor  # noqa: E402
 from readme_table import render  # noqa: E402
 
 ANALYSES = ("sum", "sumsig", "std", "masks1", "masks16", "vbf", "rings16", "com")
@@ -554,9 +557,13 @@ def _bench_mapped(
                 # contenders run afterwards: a Dask run between them would leave the next one
                 # slower (freed memory to zero, evicted caches) and bias the ratio.
                 floors: list[FloorResult] = []
+                windowed: list[FloorResult] = []
                 runs = alternate(
                     {
                         "floor": lambda floors=floors: floors.append(floor(mapped, 1)),
+                        "windowed": lambda windowed=windowed: windowed.append(
+                            windowed_floor(path, nbytes, repeat=1)
+                        ),
                         "ours": lambda name=name: ctx.run_udf(
                             dataset=ds, udf=libertem_gpu_udf(name)
                         ),
@@ -577,7 +584,12 @@ def _bench_mapped(
                         {"dask": lambda name=name: dask_run(name, path, nav, dtype, cores)},
                         repeat,
                     )["dask"]
+                runs.pop("windowed")
                 entry = _entry(name, dtype, runs, merge(floors), want[name], gemm)
+                w = merge(windowed)
+                entry["windowed_floor_gbps"] = w.gbps
+                if "ratio_floor" in entry:
+                    entry["ratio_windowed_floor"] = entry["gbps"] / w.gbps
                 result["analyses"][name] = entry
                 log(f"  {name}: " + _summary(entry))
     finally:
