@@ -123,15 +123,6 @@ class FoldedMoments:
         self._terms: PixelTerms | None = None
         self._on: dict[int, tuple[Any, Any]] = {}
         self._spans: dict[tuple[int, int], tuple[int, ...]] = {}
-        self._host_parts: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    def _host(self, p0: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (p0, lo, hi)
-        found = self._host_parts.get(key)
-        if found is None:
-            found = (self.index[lo:hi] - p0, np.ascontiguousarray(self.delta[lo:hi]))
-            self._host_parts[key] = found
-        return found
 
     @property
     def terms(self) -> PixelTerms:
@@ -170,22 +161,19 @@ class FoldedMoments:
             )
         lo, hi = span
         if hi > lo and self.gathers(terms_added):
+            # A gather and a small product, on the host or the device: the CPU kernels add
+            # these terms themselves where they can, so this serves the GPU and the plain
+            # kernels of small runs (which import no Numba).
             flat = tile.reshape(n, -1)
-            if isinstance(flat, np.ndarray):
-                from libertem_gpu.kernels.correct_cpu import sparse_moments
-
-                index_h, delta_h = self._host(p0, lo, hi)
-                sparse_moments(flat, index_h, delta_h, total, y, x)
-            else:  # on the device: a gather and a small product
-                on = self._on.get(id(xp))
-                if on is None:
-                    on = self._on[id(xp)] = (xp.asarray(self.index), xp.asarray(self.delta))
-                index, delta = on
-                vals = flat[:, index[lo:hi] - p0].astype(np.float64)
-                moments = vals @ delta[lo:hi]
-                total += moments[:, 0]
-                y += moments[:, 1]
-                x += moments[:, 2]
+            on = self._on.get(id(xp))
+            if on is None:
+                on = self._on[id(xp)] = (xp.asarray(self.index), xp.asarray(self.delta))
+            index, delta = on
+            vals = flat[:, index[lo:hi] - p0].astype(np.float64)
+            moments = vals @ delta[lo:hi]
+            total += moments[:, 0]
+            y += moments[:, 1]
+            x += moments[:, 2]
         if p0 == 0:
             total -= self.constants[0]
             y -= self.constants[1]

@@ -196,12 +196,9 @@ def gpu(tile, dark, gain, exclude, env, counts, out) -> None:
         g.launch(_cuda_patch, grid, (g.BLOCK,), exclude, env, counts, out)
 
 
-# --- folded corrections: sums over a few pixels ---------------------------------------------
-
-
-# The CPU kernels (Numba) live in ``correct_cpu``, so that the reference imports no Numba; their
-# names stay reachable here for callers of the single module this once was.
-_MOVED = frozenset({"cpu", "sparse_moments"})
+# The CPU kernel (Numba) lives in ``correct_cpu``, so that the reference imports no Numba; its
+# name stays reachable here for callers of the single module this once was.
+_MOVED = frozenset({"cpu"})
 
 
 def __getattr__(name: str) -> Any:

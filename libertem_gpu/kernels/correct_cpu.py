@@ -9,7 +9,7 @@ import numpy as np
 from libertem_gpu.kernels.correct import _check
 from libertem_gpu.kernels.tiles import as_rows
 
-__all__ = ["cpu", "sparse_moments"]
+__all__ = ["cpu"]
 
 _jit = numba.njit(nogil=True, cache=True, fastmath=False)
 
@@ -75,46 +75,3 @@ def cpu(
         return
     kernel = _correct_f32 if out.dtype == np.float32 else _correct_f64
     kernel(a, npix, dark, gain, exclude, env, counts, out)
-
-
-@_jit
-def _sparse_moments(a, index, delta, total, y, x):
-    for i in range(a.shape[0]):
-        r = a[i]
-        st = 0.0
-        sy = 0.0
-        sx = 0.0
-        for j in range(index.shape[0]):
-            v = np.float64(r[index[j]])
-            st += v * delta[j, 0]
-            sy += v * delta[j, 1]
-            sx += v * delta[j, 2]
-        total[i] += st
-        y[i] += sy
-        x[i] += sx
-
-
-def sparse_moments(
-    tile: np.ndarray,
-    index: np.ndarray,
-    delta: np.ndarray,
-    total: np.ndarray,
-    y: np.ndarray,
-    x: np.ndarray,
-) -> None:
-    """``(total, y, x)[i] += tile[i, index] @ delta``: the part of folded centre-of-mass sums
-    that the kernels' weights miss, at a few pixels (CPU; any supported tile dtype).
-
-    Parameters
-    ----------
-    tile : numpy.ndarray
-        ``(n, npix)`` stored values, last axis contiguous.
-    index : numpy.ndarray
-        ``(m,)`` intp pixel indices into a row of ``tile``.
-    delta : numpy.ndarray
-        ``(m, 3)`` float64.
-    total, y, x : numpy.ndarray
-        float64 ``(n,)``, updated in place.
-    """
-    a, _ = as_rows(tile)
-    _sparse_moments(a, index, delta, total, y, x)

@@ -145,6 +145,20 @@ assert np.array_equal(res[0]["intensity"].raw_data, frames.sum(axis=0))
 masks = np.stack([disk, dense]).reshape(2, -1).astype(np.float64)
 np.testing.assert_allclose(res[5]["intensity"].raw_data, frames.reshape(35, -1) @ masks.T,
                            rtol=1e-6)
+# CoM with corrections folded in (gain, an excluded pixel inside the disk): the folded pixel
+# terms go through the gather, not a Numba kernel
+from libertem_gpu import CorrectionSet
+gain = 1 + 0.1 * np.random.default_rng(1).random((9, 11))
+excluded = np.zeros((9, 11), bool)
+excluded[4, 6] = True
+cs = CorrectionSet(gain=gain, excluded_pixels=excluded)
+com = ctx.run_udf(dataset=ds, udf=CoMUDF.with_params(cy=4, cx=5, r=3), corrections=cs)
+c = frames * gain
+c[:, 4, 6] = (c[:, 3:6, 5:8].sum(axis=(1, 2)) - c[:, 4, 6]) / 8  # mean of the 8 neighbours
+cw = c * ((yy - 4) ** 2 + (xx - 5) ** 2 <= 9)  # the CoM disk includes its rim
+want = np.stack([(cw * yy).sum(axis=(1, 2)), (cw * xx).sum(axis=(1, 2))], -1)
+want /= cw.sum(axis=(1, 2))[:, None]
+np.testing.assert_allclose(com["raw_com"].raw_data.reshape(35, 2), want, rtol=1e-5)
 ds = ctx.load("memory", data=frames.reshape(5, 7, 9, 11).astype(np.float32))
 ctx.run_udf(dataset=ds, udf=[SumUDF(), StdDevUDF()])
 try:
