@@ -88,3 +88,37 @@ class TestMomentsContract(KernelContract):
 
     def outputs(self, args):
         return [args[2], args[3]]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+def test_integer_kernel_equals_the_float_loop(dtype, monkeypatch):
+    # small integers with a whole-number shift take the int64 kernel: bit for bit the float64
+    # loop's sums; a fractional shift goes to the float kernel
+    from libertem_gpu.kernels import moments_cpu
+
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype)
+    frames = rng.integers(info.min, info.max, (19, 5 * 7), endpoint=True).astype(dtype)
+    float_kernel = moments_cpu._moments
+    taken = []
+    for name in ("_moments", "_moments_int"):
+        kernel = getattr(moments_cpu, name)
+        monkeypatch.setattr(
+            moments_cpu, name, lambda *a, k=kernel, n=name: (taken.append(n), k(*a))[1]
+        )
+    for shift, path in (
+        (frames[0].astype(np.float64), "_moments_int"),
+        (frames[0] + 0.25, "_moments"),
+    ):
+        taken.clear()
+        got = [np.full(35, 3.0), np.full(35, 5.0)]
+        want = [np.full(35, 3.0), np.full(35, 5.0)]
+        for lo, hi in ((0, 11), (11, 19)):  # eight at a time, then the rest
+            moments_cpu.cpu(frames[lo:hi], shift, *got)
+            float_kernel(frames[lo:hi], 35, shift, *want)
+        assert set(taken) == {path}
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        d = frames.astype(np.float64) - shift
+        np.testing.assert_allclose(got[0], 3 + d.sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(got[1], 5 + (d * d).sum(axis=0), rtol=1e-12)
