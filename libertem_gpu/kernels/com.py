@@ -125,6 +125,11 @@ class PixelTerms:
         ``(m,)`` flat pixel indices into the frame.
     delta : numpy.ndarray
         ``(m, 3)`` float64: what each pixel adds to the total, row and column sums.
+
+    Attributes
+    ----------
+    index, delta : numpy.ndarray
+        The same terms ordered by pixel (intp, C-contiguous float64), as the kernels read them.
     """
 
     __slots__ = ("delta", "index")
@@ -134,8 +139,9 @@ class PixelTerms:
             raise ValueError(
                 f"pixel terms need index (m,) and delta (m, 3), got {index.shape} and {delta.shape}"
             )
-        self.index = index
-        self.delta = delta
+        order = np.argsort(index, kind="stable")
+        self.index = np.ascontiguousarray(index[order], dtype=np.intp)
+        self.delta = np.ascontiguousarray(delta[order], dtype=np.float64)
 
 
 class AppliedCoM:

@@ -177,11 +177,9 @@ class _Ranged:
         delta = np.zeros((0, 3)) if terms is None else terms.delta
         if index.size and (index.min() < 0 or index.max() >= rows * cols):
             raise ShapeMismatchError(f"pixel terms index outside the frame of {weights.shape}")
-        order = np.argsort(index, kind="stable")
-        index = index[order]
         self.terms_start = np.searchsorted(index // cols, np.arange(rows + 1)).astype(np.intp)
         self.terms_col = (index % cols).astype(np.intp)
-        self.terms_delta = np.ascontiguousarray(delta[order], dtype=np.float64)
+        self.terms_delta = delta
 
 
 #: Frames the single-precision kernel runs through per row of weights.
@@ -362,10 +360,7 @@ def prepare(
     if runs is not None and runs.is_binary:
         if terms is None:
             return AppliedCoM(spans_cpu.com_cpu, runs, True)
-        order = np.argsort(terms.index, kind="stable")
-        index = np.ascontiguousarray(terms.index[order], dtype=np.intp)
-        delta = np.ascontiguousarray(terms.delta[order], dtype=np.float64)
-        return AppliedCoM(_runs_with_terms, (runs, index, delta), True, True)
+        return AppliedCoM(_runs_with_terms, (runs, terms.index, terms.delta), True, True)
     if single and np.dtype(input_dtype) in _SINGLE_EXACT:
         return AppliedCoM(_rows32, _single_layout(weights, terms), False, terms is not None)
     return AppliedCoM(_ranged, _Ranged(weights), False)
