@@ -48,18 +48,25 @@ TARGET_ISA = {
 
 def compile_target() -> dict[str, Any]:
     """What Numba compiles for in this process: ``NUMBA_CPU_NAME`` (``"host"`` unless set) and
-    the instruction set the kernels may use there (the host's, or the named CPU's where
-    :data:`TARGET_ISA` knows it, never more than the host has)."""
+    the instruction set the kernels may use there, never more than the host has.
+
+    Numba takes the host's features whatever the CPU name unless ``NUMBA_CPU_FEATURES`` is set
+    (an empty value leaves them to the name, as ``run_cpu.py --cpu-name`` sets it): only then
+    does the name, through :data:`TARGET_ISA`, or the explicit list narrow them."""
     name = os.environ.get("NUMBA_CPU_NAME") or "host"
+    features = os.environ.get("NUMBA_CPU_FEATURES")
     host = cpu_info()["isa"]
-    if name == "host":
+    if features is None or (name == "host" and not features):
         isa = host
+    elif features:
+        named = {f[1:].replace("_", "") for f in features.split(",") if f.startswith("+")}
+        isa = [f for f in host if f.replace("_", "") in named]
     else:
         known = TARGET_ISA.get(name)
         isa = [f for f in host if known is None or f in known]
     return {
         "numba_cpu_name": name,
-        "numba_cpu_features": os.environ.get("NUMBA_CPU_FEATURES") or None,
+        "numba_cpu_features": features,
         "isa_compiled": isa,
     }
 

@@ -708,7 +708,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_name and os.environ.get("NUMBA_CPU_NAME") != args.cpu_name:
         # Numba reads the target when it is first imported: run again with it set (the
         # on-disk cache keeps kernels for each target apart).
+        # Numba compiles for the host's features under any CPU name unless features are
+        # named too: an empty list leaves them to the CPU name (haswell: no AVX-512).
         env = {**os.environ, "NUMBA_CPU_NAME": args.cpu_name}
+        env.setdefault("NUMBA_CPU_FEATURES", "")
         cmd = [sys.executable, os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
         return subprocess.run(cmd, env=env, check=False).returncode
     analyses = [a for a in args.only.split(",") if a]

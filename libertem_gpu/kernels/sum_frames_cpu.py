@@ -7,6 +7,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.kernels.bswap import load
+from libertem_gpu.kernels.frame_rows import rows8
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
@@ -48,38 +49,47 @@ def _sum_frames(a, npix, out):
                 o[p] += np.float64(r0[p])
 
 
-@_jit
-def _sum_frames_int(a, npix, out, swap):
-    # Integers up to 32 bits: eight frames are added exactly in int64, then converted once.
-    # Integer adds vectorise where a chain of float adds cannot (fastmath is off), and the
-    # result is exact: each pixel's partial sum is an integer below 2**53. 512-bit vectors:
-    # +4 % on uint16 (kernel alone, two threads).
-    prefer_wide_vectors()
-    n = a.shape[0]
-    n8 = n - n % 8
-    for p0 in range(0, npix, _PIX_BLOCK):
-        p1 = min(p0 + _PIX_BLOCK, npix)
-        m = p1 - p0
-        o = out[p0:p1]
-        for i in range(0, n8, 8):
-            r0 = a[i, p0:p1]
-            r1 = a[i + 1, p0:p1]
-            r2 = a[i + 2, p0:p1]
-            r3 = a[i + 3, p0:p1]
-            r4 = a[i + 4, p0:p1]
-            r5 = a[i + 5, p0:p1]
-            r6 = a[i + 6, p0:p1]
-            r7 = a[i + 7, p0:p1]
-            for p in range(m):
-                s01 = np.int64(load(r0[p], swap)) + np.int64(load(r1[p], swap))
-                s23 = np.int64(load(r2[p], swap)) + np.int64(load(r3[p], swap))
-                s45 = np.int64(load(r4[p], swap)) + np.int64(load(r5[p], swap))
-                s67 = np.int64(load(r6[p], swap)) + np.int64(load(r7[p], swap))
-                o[p] += np.float64((s01 + s23) + (s45 + s67))
-        for i in range(n8, n):
-            r0 = a[i, p0:p1]
-            for p in range(m):
-                o[p] += np.float64(load(r0[p], swap))
+def _make_int_sum(lane):  # type: ignore[no-untyped-def]
+    """The integer sum over frames with partial sums of eight frames in ``lane`` (a NumPy
+    integer type wide enough for eight values), converted to float64 once per eight frames.
+
+    Integer adds vectorise where a chain of float adds cannot (fastmath is off), and the result
+    is exact: each pixel's partial sum is an integer below 2**53.
+    """
+
+    @_jit
+    def int_sum(a, npix, out, swap):
+        prefer_wide_vectors()  # 512-bit vectors: +4 % on uint16 (kernel alone, two threads)
+        n = a.shape[0]
+        n8 = n - n % 8
+        for p0 in range(0, npix, _PIX_BLOCK):
+            p1 = min(p0 + _PIX_BLOCK, npix)
+            m = p1 - p0
+            o = out[p0:p1]
+            for i in range(0, n8, 8):
+                r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
+                for p in range(m):
+                    s01 = lane(load(r0[p], swap)) + lane(load(r1[p], swap))
+                    s23 = lane(load(r2[p], swap)) + lane(load(r3[p], swap))
+                    s45 = lane(load(r4[p], swap)) + lane(load(r5[p], swap))
+                    s67 = lane(load(r6[p], swap)) + lane(load(r7[p], swap))
+                    o[p] += np.float64(lane((s01 + s23) + (s45 + s67)))
+            for i in range(n8, n):
+                r0 = a[i, p0:p1]
+                for p in range(m):
+                    o[p] += np.float64(load(r0[p], swap))
+
+    return int_sum
+
+
+# 32-bit integers: int64 lanes.
+_sum_frames_int = _make_int_sum(np.int64)
+# Integers of up to 16 bits: int32 lanes (eight 16-bit values cannot overflow them; LLVM narrows
+# the adds since it knows the operands' width), converted with one int32 -> float64 instruction.
+# Without AVX-512 there is no vector int64 -> float64 conversion, so int64 lanes were converted
+# one by one: measured on a Zen 3 EPYC (AVX2), one thread on 256 MiB of uint16 in memory,
+# 9.3 -> 15.4 GB/s (single-threaded floor: 14.6 GB/s).
+_sum_frames_small_int = _make_int_sum(np.int32)
 
 
 def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
@@ -99,7 +109,9 @@ def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     check_out(out, (npix,))
     if a.shape[0] == 0 or npix == 0:
         return
-    if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
+    if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:
+        _sum_frames_small_int(a, npix, out, swap)
+    elif a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
         _sum_frames_int(a, npix, out, swap)
     else:
         check_no_swap(swap, a.dtype)

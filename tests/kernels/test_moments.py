@@ -90,24 +90,29 @@ class TestMomentsContract(KernelContract):
         return [args[2], args[3]]
 
 
+@pytest.mark.parametrize("avx512", [True, False])
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
-def test_integer_kernel_equals_the_float_loop(dtype, monkeypatch):
-    # small integers with a whole-number shift take the int64 kernel: bit for bit the float64
-    # loop's sums; a fractional shift goes to the float kernel
+def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
+    # small integers with a whole-number shift take the int64 kernel where the compiled code
+    # has AVX-512, the pairwise float64 one elsewhere: both bit for bit the float64 loop's
+    # sums; a fractional shift goes to the float kernel
     from libertem_gpu.kernels import moments_cpu
+
+    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
+    int_path = "_moments_int" if avx512 else "_moments_int_f64"
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
     frames = rng.integers(info.min, info.max, (19, 5 * 7), endpoint=True).astype(dtype)
     float_kernel = moments_cpu._moments
     taken = []
-    for name in ("_moments", "_moments_int"):
+    for name in ("_moments", "_moments_int", "_moments_int_f64"):
         kernel = getattr(moments_cpu, name)
         monkeypatch.setattr(
             moments_cpu, name, lambda *a, k=kernel, n=name: (taken.append(n), k(*a))[1]
         )
     for shift, path in (
-        (frames[0].astype(np.float64), "_moments_int"),
+        (frames[0].astype(np.float64), int_path),
         (frames[0] + 0.25, "_moments"),
     ):
         taken.clear()

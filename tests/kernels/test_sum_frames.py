@@ -70,3 +70,17 @@ class TestSumFramesContract(KernelContract):
 
     def outputs(self, args):
         return [args[1]]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+def test_sum_frames_small_integers_exact_at_full_range(dtype):
+    # 8- and 16-bit frames are summed eight at a time in int32 lanes: extreme values must not
+    # overflow them, and the sums are exact
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(4)
+    tile = rng.integers(info.min, info.max, size=(19, 333), endpoint=True).astype(dtype)
+    tile[:8, :3] = info.max  # a whole pass of the largest (and smallest) values
+    tile[8:16, 3:6] = info.min
+    out = np.full(333, 0.5)
+    sum_frames.cpu(tile, out)
+    np.testing.assert_array_equal(out, 0.5 + tile.sum(axis=0, dtype=np.int64))
