@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.bswap import load
+from libertem_gpu.kernels.bswap import load, per_byte_order
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap
 
 __all__ = ["cpu_max", "cpu_min"]
@@ -18,24 +18,22 @@ _jit = numba.njit(nogil=True, cache=True, fastmath=False)
 # ``x != x`` is true only for NaN: taking x then makes NaN stick, and once out holds NaN every
 # comparison is false so it stays. For integers the test folds away. Written as selects so that
 # LLVM vectorises the pixel loop.
-@_jit
-def _max(a, npix, out, swap):
-    for i in range(a.shape[0]):
-        row = a[i, :npix]
-        for p in range(npix):
-            x = load(row[p], swap)
-            o = out[p]
-            out[p] = x if (x > o or x != x) else o
+def _make_extremum(largest, swap):  # type: ignore[no-untyped-def]
+    @_jit
+    def extremum(a, npix, out):
+        for i in range(a.shape[0]):
+            row = a[i, :npix]
+            for p in range(npix):
+                x = load(row[p], swap)
+                o = out[p]
+                better = x > o if largest else x < o
+                out[p] = x if (better or x != x) else o
+
+    return extremum
 
 
-@_jit
-def _min(a, npix, out, swap):
-    for i in range(a.shape[0]):
-        row = a[i, :npix]
-        for p in range(npix):
-            x = load(row[p], swap)
-            o = out[p]
-            out[p] = x if (x < o or x != x) else o
+_max = per_byte_order(lambda swap: _make_extremum(True, swap))
+_min = per_byte_order(lambda swap: _make_extremum(False, swap))
 
 
 def _prepare(tile: np.ndarray, out: np.ndarray, swap: bool) -> tuple[np.ndarray, int, np.ndarray]:
@@ -69,7 +67,7 @@ def cpu_max(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     """
     a, npix, o = _prepare(tile, out, swap)
     if a.shape[0] and npix:
-        _max(a, npix, o, swap)
+        _max[swap](a, npix, o)
 
 
 def cpu_min(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
@@ -86,4 +84,4 @@ def cpu_min(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     """
     a, npix, o = _prepare(tile, out, swap)
     if a.shape[0] and npix:
-        _min(a, npix, o, swap)
+        _min[swap](a, npix, o)

@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels.bswap import load
+from libertem_gpu.kernels.bswap import load, per_byte_order
 from libertem_gpu.kernels.spans import _SHORT_RUN, MaskSpans
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap
 
@@ -16,37 +16,48 @@ __all__ = ["com_cpu", "masks_cpu"]
 _jit = numba.njit(nogil=True, cache=True)
 
 
-@_jit
-def _runs_direct(a, ptr, starts, stops, values, out, swap):
-    k = len(ptr) - 1
-    for i in range(a.shape[0]):
-        frame = a[i]
-        for j in range(k):
-            acc = 0.0
-            for q in range(ptr[j], ptr[j + 1]):
-                seg = frame[starts[q] : stops[q]]
-                s = np.int64(0)
-                for p in range(len(seg)):  # 0-based: no negative-index checks, vectorises
-                    s += np.int64(load(seg[p], swap))
-                acc += np.float64(s) * values[q]
-            out[i, j] += acc
+def _make_runs_direct(swap):  # type: ignore[no-untyped-def]
+    @_jit
+    def runs_direct(a, ptr, starts, stops, values, out):
+        k = len(ptr) - 1
+        for i in range(a.shape[0]):
+            frame = a[i]
+            for j in range(k):
+                acc = 0.0
+                for q in range(ptr[j], ptr[j + 1]):
+                    seg = frame[starts[q] : stops[q]]
+                    s = np.int64(0)
+                    for p in range(len(seg)):  # 0-based: no negative-index checks, vectorises
+                        s += np.int64(load(seg[p], swap))
+                    acc += np.float64(s) * values[q]
+                out[i, j] += acc
+
+    return runs_direct
 
 
-@_jit
-def _runs_prefix_int(a, npix, ptr, starts, stops, values, out, swap):
-    k = len(ptr) - 1
-    prefix = np.zeros(npix + 1, dtype=np.int64)
-    for i in range(a.shape[0]):
-        frame = a[i]
-        s = np.int64(0)
-        for p in range(npix):
-            s += np.int64(load(frame[p], swap))
-            prefix[p + 1] = s
-        for j in range(k):
-            acc = 0.0
-            for q in range(ptr[j], ptr[j + 1]):
-                acc += np.float64(prefix[stops[q]] - prefix[starts[q]]) * values[q]
-            out[i, j] += acc
+def _make_runs_prefix_int(swap):  # type: ignore[no-untyped-def]
+    @_jit
+    def runs_prefix_int(a, npix, ptr, starts, stops, values, out):
+        k = len(ptr) - 1
+        prefix = np.zeros(npix + 1, dtype=np.int64)
+        for i in range(a.shape[0]):
+            frame = a[i]
+            s = np.int64(0)
+            for p in range(npix):
+                s += np.int64(load(frame[p], swap))
+                prefix[p + 1] = s
+            for j in range(k):
+                acc = 0.0
+                for q in range(ptr[j], ptr[j + 1]):
+                    acc += np.float64(prefix[stops[q]] - prefix[starts[q]]) * values[q]
+                out[i, j] += acc
+
+    return runs_prefix_int
+
+
+# Integer frames: a kernel per byte order (see per_byte_order).
+_runs_direct = per_byte_order(_make_runs_direct)
+_runs_prefix_int = per_byte_order(_make_runs_prefix_int)
 
 
 @_jit
@@ -99,9 +110,9 @@ def masks_cpu(tile: np.ndarray, spans: MaskSpans, out: np.ndarray, swap: bool = 
     args = (spans.ptr, spans.starts, spans.stops, spans.values, out)
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
         if spans.mean_run >= _SHORT_RUN:
-            _runs_direct(a, *args, swap)
+            _runs_direct[swap](a, *args)
         else:
-            _runs_prefix_int(a, npix, *args, swap)
+            _runs_prefix_int[swap](a, npix, *args)
     else:
         check_no_swap(swap, a.dtype)
         _runs_prefix_float(a, npix, *args)
@@ -167,42 +178,48 @@ def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x,
         out_x[i] += sx + dx
 
 
-@_jit
-def _com_runs_int(
-    a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x, t_index, t_delta, swap
-):
-    lo = row_offset * cols
-    hi = (row_offset + rows) * cols
-    j0 = np.searchsorted(t_index, lo)
-    j1 = np.searchsorted(t_index, hi)
-    colsum = np.zeros(cols, dtype=np.int64)
-    for i in range(a.shape[0]):
-        frame = a[i]
-        colsum[:] = 0
-        t = np.int64(0)
-        sy = 0.0
-        for q in range(len(starts)):
-            st = starts[q]
-            if st < lo or st >= hi:
-                continue
-            r = st // cols
-            c0 = st - r * cols
-            seg = frame[st - lo : stops[q] - lo]
-            acc = colsum[c0 : c0 + len(seg)]
-            s = np.int64(0)
-            for p in range(len(seg)):
-                v = np.int64(load(seg[p], swap))
-                s += v
-                acc[p] += v
-            t += s
-            sy += np.float64(s) * r
-        sx = 0.0
-        for c in range(cols):
-            sx += np.float64(colsum[c]) * c
-        dt, dy, dx = _terms(frame, lo, t_index, t_delta, j0, j1, swap)
-        out_total[i] += np.float64(t) + dt
-        out_y[i] += sy + dy
-        out_x[i] += sx + dx
+def _make_com_runs_int(swap):  # type: ignore[no-untyped-def]
+    @_jit
+    def com_runs_int(
+        a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x, t_index, t_delta
+    ):
+        lo = row_offset * cols
+        hi = (row_offset + rows) * cols
+        j0 = np.searchsorted(t_index, lo)
+        j1 = np.searchsorted(t_index, hi)
+        colsum = np.zeros(cols, dtype=np.int64)
+        for i in range(a.shape[0]):
+            frame = a[i]
+            colsum[:] = 0
+            t = np.int64(0)
+            sy = 0.0
+            for q in range(len(starts)):
+                st = starts[q]
+                if st < lo or st >= hi:
+                    continue
+                r = st // cols
+                c0 = st - r * cols
+                seg = frame[st - lo : stops[q] - lo]
+                acc = colsum[c0 : c0 + len(seg)]
+                s = np.int64(0)
+                for p in range(len(seg)):
+                    v = np.int64(load(seg[p], swap))
+                    s += v
+                    acc[p] += v
+                t += s
+                sy += np.float64(s) * r
+            sx = 0.0
+            for c in range(cols):
+                sx += np.float64(colsum[c]) * c
+            dt, dy, dx = _terms(frame, lo, t_index, t_delta, j0, j1, swap)
+            out_total[i] += np.float64(t) + dt
+            out_y[i] += sy + dy
+            out_x[i] += sx + dx
+
+    return com_runs_int
+
+
+_com_runs_int = per_byte_order(_make_com_runs_int)
 
 
 _NO_TERMS = (np.zeros(0, np.intp), np.zeros((0, 3)))
@@ -252,7 +269,7 @@ def com_cpu(
         t_delta,
     )
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
-        _com_runs_int(*args, swap)
+        _com_runs_int[swap](*args)
     else:
         check_no_swap(swap, a.dtype)
         _com_runs(*args)

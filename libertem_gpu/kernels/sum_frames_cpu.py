@@ -6,7 +6,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from libertem_gpu.kernels.bswap import load
+from libertem_gpu.kernels.bswap import load, per_byte_order
 from libertem_gpu.kernels.frame_rows import rows8
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
@@ -49,16 +49,17 @@ def _sum_frames(a, npix, out):
                 o[p] += np.float64(r0[p])
 
 
-def _make_int_sum(lane):  # type: ignore[no-untyped-def]
+def _make_int_sum(lane, swap):  # type: ignore[no-untyped-def]
     """The integer sum over frames with partial sums of eight frames in ``lane`` (a NumPy
-    integer type wide enough for eight values), converted to float64 once per eight frames.
+    integer type wide enough for eight values), converted to float64 once per eight frames;
+    elements are byte-swapped as they are read if ``swap`` (see ``per_byte_order``).
 
     Integer adds vectorise where a chain of float adds cannot (fastmath is off), and the result
     is exact: each pixel's partial sum is an integer below 2**53.
     """
 
     @_jit
-    def int_sum(a, npix, out, swap):
+    def int_sum(a, npix, out):
         prefer_wide_vectors()  # 512-bit vectors: +4 % on uint16 (kernel alone, two threads)
         n = a.shape[0]
         n8 = n - n % 8
@@ -83,13 +84,13 @@ def _make_int_sum(lane):  # type: ignore[no-untyped-def]
 
 
 # 32-bit integers: int64 lanes.
-_sum_frames_int = _make_int_sum(np.int64)
+_sum_frames_int = per_byte_order(lambda swap: _make_int_sum(np.int64, swap))
 # Integers of up to 16 bits: int32 lanes (eight 16-bit values cannot overflow them; LLVM narrows
 # the adds since it knows the operands' width), converted with one int32 -> float64 instruction.
 # Without AVX-512 there is no vector int64 -> float64 conversion, so int64 lanes were converted
 # one by one: measured on a Zen 3 EPYC (AVX2), one thread on 256 MiB of uint16 in memory,
 # 9.3 -> 15.4 GB/s (single-threaded floor: 14.6 GB/s).
-_sum_frames_small_int = _make_int_sum(np.int32)
+_sum_frames_small_int = per_byte_order(lambda swap: _make_int_sum(np.int32, swap))
 
 
 def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
@@ -110,9 +111,9 @@ def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:
-        _sum_frames_small_int(a, npix, out, swap)
+        _sum_frames_small_int[swap](a, npix, out)
     elif a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
-        _sum_frames_int(a, npix, out, swap)
+        _sum_frames_int[swap](a, npix, out)
     else:
         check_no_swap(swap, a.dtype)
         _sum_frames(a, npix, out)

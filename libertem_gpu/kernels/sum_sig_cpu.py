@@ -6,7 +6,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from libertem_gpu.kernels.bswap import load
+from libertem_gpu.kernels.bswap import load, per_byte_order
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
@@ -26,17 +26,23 @@ _INT_EXACT = frozenset(np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.u
 _LANES = 128
 
 
-@_jit
-def _sum_sig_int(a, npix, out, swap):
-    # Integer accumulation: exact, and LLVM vectorises integer reductions without fastmath.
-    # 512-bit vectors: +6 % on uint16 (kernel alone, two threads).
-    prefer_wide_vectors()
-    for i in range(a.shape[0]):
-        row = a[i, :npix]
-        s = 0
-        for p in range(npix):
-            s += np.int64(load(row[p], swap))
-        out[i] += np.float64(s)
+def _make_sum_sig_int(swap):  # type: ignore[no-untyped-def]
+    @_jit
+    def sum_sig_int(a, npix, out):
+        # Integer accumulation: exact, and LLVM vectorises integer reductions without
+        # fastmath. 512-bit vectors: +6 % on uint16 (kernel alone, two threads).
+        prefer_wide_vectors()
+        for i in range(a.shape[0]):
+            row = a[i, :npix]
+            s = 0
+            for p in range(npix):
+                s += np.int64(load(row[p], swap))
+            out[i] += np.float64(s)
+
+    return sum_sig_int
+
+
+_sum_sig_int = per_byte_order(_make_sum_sig_int)
 
 
 @_jit
@@ -107,7 +113,7 @@ def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype in _INT_EXACT:
-        _sum_sig_int(a, npix, out, swap)
+        _sum_sig_int[swap](a, npix, out)
     else:
         check_no_swap(swap, a.dtype)
         _sum_sig_float(a, npix, out)
