@@ -486,6 +486,7 @@ def bench_dtype(
     with_dask: bool,
     with_libertem: bool,
     log: Callable[[str], None],
+    keep_mapped: int = 0,
 ) -> dict[str, Any]:
     nav = layout(size, dtype)
     path = os.path.join(work, f"bench-{dtype.name}.raw")
@@ -499,7 +500,7 @@ def bench_dtype(
     try:
         with MappedFile(path) as mapped:
             return _bench_mapped(
-                mapped, dtype, nav, analyses, repeat, with_dask, with_libertem, log
+                mapped, dtype, nav, analyses, repeat, with_dask, with_libertem, log, keep_mapped
             )
     finally:
         os.unlink(path)
@@ -514,6 +515,7 @@ def _bench_mapped(
     with_dask: bool,
     with_libertem: bool,
     log: Callable[[str], None],
+    keep_mapped: int = 0,
 ) -> dict[str, Any]:
     path, nbytes = mapped.path, mapped.nbytes
     cores = n_cores()
@@ -534,7 +536,11 @@ def _bench_mapped(
         "analyses": {},
     }
 
-    from libertem_gpu import Context
+    from libertem_gpu import Context, config
+
+    def kept(name: str) -> Any:
+        with config.set(keep_mapped_bytes=keep_mapped):
+            return ctx.run_udf(dataset=ds, udf=libertem_gpu_udf(name))
 
     lt_ctx = lt_ds = None
     if with_libertem:
@@ -567,6 +573,8 @@ def _bench_mapped(
                         "ours": lambda name=name: ctx.run_udf(
                             dataset=ds, udf=libertem_gpu_udf(name)
                         ),
+                        # The file kept mapped between runs (setting keep_mapped_bytes).
+                        **({"kept": lambda name=name: kept(name)} if keep_mapped else {}),
                     },
                     repeat,
                 )
@@ -635,6 +643,8 @@ def _entry(
             entry["ratio_gemm16_ceiling"] = ours / gemm
         if "dask" in gbps:
             entry["ratio_dask"] = ours / gbps["dask"]
+        if "kept" in gbps and subset is None:
+            entry["kept_ratio_floor"] = gbps["kept"] / floor_result.gbps
         if "libertem" in gbps:
             entry["ratio_libertem"] = ours / gbps["libertem"]
             entry["target_libertem"] = LIBERTEM_TARGETS.get(dtype.name)
@@ -652,6 +662,10 @@ def _summary(entry: dict[str, Any]) -> str:
             parts.append(f"{entry['ratio_floor']:.2f} of floor {entry['floor_gbps']:.2f}")
         else:
             parts.append(f"reads ~{entry['bytes_read_fraction']:.0%} of the bytes: no floor ratio")
+    if "kept_ratio_floor" in entry:
+        parts.append(
+            f"kept mapped {entry['kept_gbps']:.2f} GB/s ({entry['kept_ratio_floor']:.2f} of floor)"
+        )
     for contender, label in (("dask", "dask"), ("libertem", "LiberTEM")):
         if f"{contender}_gbps" in entry:
             parts.append(f"{label} {entry[f'{contender}_gbps']:.2f}")
@@ -696,6 +710,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-size", default="4GiB", help="demo size for the memory peak")
     parser.add_argument("--dir", help="folder for the data files (default: system temp folder)")
     parser.add_argument(
+        "--keep-mapped",
+        default="0",
+        help="also time each analysis with the file kept mapped between runs (setting "
+        "keep_mapped_bytes, this many bytes, e.g. 4GiB), alternating with the default",
+    )
+    parser.add_argument(
         "--cpu-name",
         help="compile every Numba kernel (ours and the floor's) for this CPU instead of the host "
         "(NUMBA_CPU_NAME), e.g. 'haswell' for AVX2 without AVX-512 on an AVX-512 machine",
@@ -719,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown analyses {unknown}; valid: {', '.join(ANALYSES)}")
     size = parse_size(args.size)
+    keep_mapped = 0 if args.keep_mapped.strip() == "0" else parse_size(args.keep_mapped)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -730,6 +751,8 @@ def main(argv: list[str] | None = None) -> int:
         "size_bytes": size,
         "repeat": args.repeat,
         "executor": "threads",
+        # "kept" figures: the same runs with the file kept mapped between them.
+        "keep_mapped_bytes": keep_mapped,
         "floor_method": (
             "benchmarks/floor.py: the page-cached file mapped once read-only "
             "(MAP_SHARED|MAP_POPULATE) outside the timed runs; the faster of a wrapping uint32 "
@@ -765,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
                     with_dask=not args.no_dask,
                     with_libertem=not args.no_libertem,
                     log=log,
+                    keep_mapped=keep_mapped,
                 )
             )
         if not args.no_startup:

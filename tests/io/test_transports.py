@@ -144,3 +144,54 @@ def test_device_ring_reads_ahead():
     next(it)
     it.close()
     assert log[-1] == ("drain", jobs[1])
+
+
+def test_kept_mappings_serve_views_and_respect_the_budget(tmp_path, rng):
+    # keep_mapped_bytes: whole files stay mapped between views (one mapping per file), the
+    # least recently used beyond the budget are dropped, a rewritten file is mapped anew, and
+    # a budget of 0 (the default) maps each view anew
+    from libertem_gpu import config
+    from libertem_gpu.io.transports import mmap as mmap_transport
+
+    frames, layout = _segmented(tmp_path, rng, gaps=(0, 0, 0))
+    kept = mmap_transport._KEPT
+    mmap_transport.drop_kept_mappings()
+    paths = [seg.path for seg in layout.segments]
+    sizes = [(tmp_path / p).stat().st_size for p in paths]
+    with MmapTransport() as t, config.set(keep_mapped_bytes=sizes[0] + sizes[2]):
+        for r in layout.ranges(0, 17):
+            got = t.view(r, (r.frame_bytes,), np.dtype(np.uint8))
+            np.testing.assert_array_equal(
+                got, frames[r.dest_offset // 24 : r.dest_offset // 24 + len(got)]
+            )
+        # files 0 and 2 fit together; mapping file 1 then 2 dropped 0
+        assert sorted(k[2] for k in kept._maps) == sorted([sizes[1], sizes[2]])
+        first = layout.ranges(0, 5)[0]
+        a = t.view(first, (24,), np.dtype(np.uint8))
+        b = t.view(first, (24,), np.dtype(np.uint8))
+        assert np.shares_memory(a, b)  # the same kept mapping
+        assert len(kept._maps) <= 2
+    with MmapTransport() as t:  # default budget 0: nothing kept, views still right
+        r = layout.ranges(6, 17)[0]
+        np.testing.assert_array_equal(
+            t.view(r, (24,), np.dtype(np.uint8)), frames[6 : 6 + r.num_frames]
+        )
+        assert not kept._maps
+
+
+def test_runs_over_a_kept_file_equal_numpy(tmp_path, rng):
+    from libertem_gpu import Context, SumUDF, config
+    from libertem_gpu.io.transports import mmap as mmap_transport
+
+    data = rng.integers(0, 60000, size=(5, 7, 9, 11), dtype=np.uint16)
+    path = tmp_path / "kept.raw"
+    data.tofile(path)
+    mmap_transport.drop_kept_mappings()
+    with Context("threads") as ctx, config.set(keep_mapped_bytes=2**20, small_run_bytes=0):
+        ds = ctx.load("raw", path=str(path), nav_shape=(5, 7), sig_shape=(9, 11), dtype="uint16")
+        roi = rng.random((5, 7)) > 0.3
+        for _ in range(2):  # the second run reads through the mapping the first one kept
+            res = ctx.run_udf(ds, SumUDF(), roi=roi)
+            np.testing.assert_array_equal(res["intensity"].data, data[roi].sum(axis=0))
+        assert len(mmap_transport._KEPT._maps) == 1
+    mmap_transport.drop_kept_mappings()
