@@ -30,6 +30,7 @@ import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels import amx
+from libertem_gpu.kernels.cpu_target import target_has
 from libertem_gpu.kernels.masks import AppliedMasks, MaskStack, amx_takes, cpu_runs
 from libertem_gpu.kernels.prefetch import prefetch_bytes
 from libertem_gpu.kernels.tiles import as_rows
@@ -497,7 +498,14 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
         if tiles is not None:
             amx.dense(a, npix, tiles, out)
             return
-    kernel = _blocked_single if single and narrow else _blocked
+    if target_has("avx512f"):
+        kernel = _blocked_single if single and narrow else _blocked
+    else:  # 16 vector registers: a smaller register block (see masks_avx2_cpu)
+        from libertem_gpu.kernels import masks_avx2_cpu
+
+        kernel = (
+            masks_avx2_cpu.blocked_6x2_single if single and narrow else masks_avx2_cpu.blocked_6x2
+        )
     kernel(a, npix, packed.data, packed.chunk, out)
 
 

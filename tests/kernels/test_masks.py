@@ -83,12 +83,22 @@ def test_dense_k16(dtype, mdtype):
     np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-9, atol=1e-9)
 
 
+@pytest.fixture(params=[True, False], ids=["block-5x4", "block-6x2"])
+def register_block(request, monkeypatch):
+    """Run a test with the several-masks kernel for AVX-512 targets (5 x 4 block) and for the
+    others (6 x 2, kernels/masks_avx2_cpu), whatever this machine compiles for."""
+    from libertem_gpu.kernels import masks_cpu
+
+    monkeypatch.setattr(masks_cpu, "target_has", lambda *features: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [2, 7, 16])
-def test_dense_rows_kernel_float64(dtype, k):
-    # masks_t as the transpose of (k, npix) rows: the blocked kernel. 9 strided frames (two
-    # 4-frame blocks and one left over), k not always a multiple of 4, and pixels spanning two
-    # chunks with a ragged end.
+def test_dense_rows_kernel_float64(dtype, k, register_block):
+    # masks_t as the transpose of (k, npix) rows: the blocked kernel. 9 strided frames (blocks
+    # and frames left over), k not always a multiple of the block's 4 or 2 masks, and pixels
+    # spanning two chunks with a ragged end.
     rng = np.random.default_rng(17)
     npix = 4096 + 37
     big = random_tile(rng, (18, npix), dtype)
@@ -102,7 +112,7 @@ def test_dense_rows_kernel_float64(dtype, k):
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "bool", "uint32"])
 @pytest.mark.parametrize("k", [3, 16])
-def test_dense_rows_kernel_float32(dtype, k):
+def test_dense_rows_kernel_float32(dtype, k, register_block):
     rng = np.random.default_rng(18)
     npix = 4096 + 1003
     tile = random_tile(rng, (11, npix), dtype)
@@ -124,7 +134,7 @@ def test_dense_any_mask_layout():
     np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-10)
 
 
-def test_dense_k16_float32_out_many_frames():
+def test_dense_k16_float32_out_many_frames(register_block):
     # many frames and pixels: many 5-frame blocks, one frame left over, two pixel chunks
     rng = np.random.default_rng(14)
     tile = random_tile(rng, (301, 1500), "uint16")
