@@ -144,6 +144,21 @@ def render(report: dict[str, Any], path: str) -> str:
             "mapped, faulted and unmapped inside the timed run, as any reader that maps must; "
             "`floor.windowed_floor`): " + "; ".join(windowed) + ".",
         ]
+    kept = [
+        f"{run['dtype']} {LABELS.get(name, name)} {e['kept_gbps']:.1f} GB/s, "
+        f"{e['kept_ratio_floor']:.2f}"
+        for run in report["runs"]
+        for name, e in run["analyses"].items()
+        if "kept_ratio_floor" in e
+    ]
+    if kept:
+        lines += [
+            "",
+            "With the file kept mapped between runs (setting `keep_mapped_bytes`, off by "
+            "default; timed alternately with the default), GB/s and ratio to the floor: "
+            + "; ".join(kept)
+            + ".",
+        ]
     extra = []
     if "startup" in report:
         s = report["startup"]

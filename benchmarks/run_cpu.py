@@ -537,6 +537,7 @@ def _bench_mapped(
     }
 
     from libertem_gpu import Context, config
+    from libertem_gpu.io.transports.mmap import drop_kept_mappings
 
     def kept(name: str) -> Any:
         with config.set(keep_mapped_bytes=keep_mapped):
@@ -573,11 +574,21 @@ def _bench_mapped(
                         "ours": lambda name=name: ctx.run_udf(
                             dataset=ds, udf=libertem_gpu_udf(name)
                         ),
-                        # The file kept mapped between runs (setting keep_mapped_bytes).
-                        **({"kept": lambda name=name: kept(name)} if keep_mapped else {}),
                     },
                     repeat,
                 )
+                if keep_mapped:
+                    # The file kept mapped between runs (setting keep_mapped_bytes), alternating
+                    # with the floor but not with the default runs, which would drop the
+                    # mapping (a budget of 0 lets go of kept files) before each kept run.
+                    runs["kept"] = alternate(
+                        {
+                            "floor": lambda floors=floors: floors.append(floor(mapped, 1)),
+                            "kept": lambda name=name: kept(name),
+                        },
+                        repeat,
+                    )["kept"]
+                    drop_kept_mappings()
                 if lt_ctx is not None:
                     runs["libertem"] = alternate(
                         {

@@ -83,19 +83,9 @@ def test_dense_k16(dtype, mdtype):
     np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-9, atol=1e-9)
 
 
-@pytest.fixture(params=[True, False], ids=["block-5x4", "block-6x2"])
-def register_block(request, monkeypatch):
-    """Run a test with the several-masks kernel for AVX-512 targets (5 x 4 block) and for the
-    others (6 x 2, kernels/masks_avx2_cpu), whatever this machine compiles for."""
-    from libertem_gpu.kernels import masks_cpu
-
-    monkeypatch.setattr(masks_cpu, "target_has", lambda *features: request.param)
-    return request.param
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [2, 7, 16])
-def test_dense_rows_kernel_float64(dtype, k, register_block):
+def test_dense_rows_kernel_float64(dtype, k):
     # masks_t as the transpose of (k, npix) rows: the blocked kernel. 9 strided frames (blocks
     # and frames left over), k not always a multiple of the block's 4 or 2 masks, and pixels
     # spanning two chunks with a ragged end.
@@ -112,7 +102,7 @@ def test_dense_rows_kernel_float64(dtype, k, register_block):
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "bool", "uint32"])
 @pytest.mark.parametrize("k", [3, 16])
-def test_dense_rows_kernel_float32(dtype, k, register_block):
+def test_dense_rows_kernel_float32(dtype, k):
     rng = np.random.default_rng(18)
     npix = 4096 + 1003
     tile = random_tile(rng, (11, npix), dtype)
@@ -122,6 +112,29 @@ def test_dense_rows_kernel_float32(dtype, k, register_block):
     # float32 rounding, relative to the sum of the products' magnitudes (signed data cancel).
     scale = masks.reference(np.abs(tile.astype(np.float64)), m)
     assert np.all(np.abs(out - masks.reference(tile, m)) <= 1e-6 * scale + 1e-30)
+
+
+@pytest.mark.parametrize("avx512", [True, False], ids=["block-5x4", "block-6x2"])
+@pytest.mark.parametrize("dtype", ["uint16", "float32", "float64"])
+@pytest.mark.parametrize("k", [7, 16])
+def test_dense_both_register_blocks(avx512, dtype, k, monkeypatch):
+    # The several-masks kernel for AVX-512 targets (5 frames x 4 masks) and for the others
+    # (6 x 2, kernels/masks_avx2_cpu), whatever this machine compiles for: 13 frames and k
+    # masks leave frames and masks over from both blocks; pixels span two chunks.
+    from libertem_gpu.kernels import masks_cpu
+
+    monkeypatch.setattr(masks_cpu, "target_has", lambda *features: avx512)
+    rng = np.random.default_rng(21)
+    npix = 2 * 1024 + 77
+    tile = random_tile(rng, (13, npix), dtype)
+    for mdtype, tol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+        m = rng.random((k, npix)).astype(mdtype)
+        out = rng.random((13, k)).astype(mdtype)
+        expected = out + masks.reference(tile, m)
+        masks.cpu_dense(tile, m.T, out)
+        # rounding relative to the sum of the products' magnitudes (signed data cancel)
+        scale = masks.reference(np.abs(tile.astype(np.float64)), m) + 1
+        assert np.all(np.abs(out - expected) <= tol * scale)
 
 
 def test_dense_any_mask_layout():
@@ -134,7 +147,7 @@ def test_dense_any_mask_layout():
     np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-10)
 
 
-def test_dense_k16_float32_out_many_frames(register_block):
+def test_dense_k16_float32_out_many_frames():
     # many frames and pixels: many 5-frame blocks, one frame left over, two pixel chunks
     rng = np.random.default_rng(14)
     tile = random_tile(rng, (301, 1500), "uint16")
