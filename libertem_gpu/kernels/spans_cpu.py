@@ -178,7 +178,16 @@ def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x,
         out_x[i] += sx + dx
 
 
-def _make_com_runs_int(swap):  # type: ignore[no-untyped-def]
+def _make_com_runs_int(lane, swap):  # type: ignore[no-untyped-def]
+    """The run kernel for integer frames: column sums in ``lane`` (int32 where they cannot
+    overflow it), four frames per pass over the runs.
+
+    Four frames share each run's loop set-up and its reduction; int32 columns halve the
+    stores. Measured on a Zen 3 EPYC (AVX2), one thread, uint16 256 x 256 frames, a disk of
+    radius 100: 7.1-7.5 GB/s one frame at a time in int64, 9.1-9.7 four frames in int64,
+    12.2 four frames in int32.
+    """
+
     @_jit
     def com_runs_int(
         a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x, t_index, t_delta
@@ -187,39 +196,79 @@ def _make_com_runs_int(swap):  # type: ignore[no-untyped-def]
         hi = (row_offset + rows) * cols
         j0 = np.searchsorted(t_index, lo)
         j1 = np.searchsorted(t_index, hi)
-        colsum = np.zeros(cols, dtype=np.int64)
-        for i in range(a.shape[0]):
-            frame = a[i]
+        n = a.shape[0]
+        colsum = np.zeros((4, cols), dtype=lane)
+        t = np.zeros(4, np.int64)
+        sy = np.zeros(4)
+        for i in range(0, n, 4):
+            nf = min(4, n - i)
             colsum[:] = 0
-            t = np.int64(0)
-            sy = 0.0
+            t[:] = 0
+            sy[:] = 0.0
             for q in range(len(starts)):
                 st = starts[q]
                 if st < lo or st >= hi:
                     continue
                 r = st // cols
                 c0 = st - r * cols
-                seg = frame[st - lo : stops[q] - lo]
-                acc = colsum[c0 : c0 + len(seg)]
-                s = np.int64(0)
-                for p in range(len(seg)):
-                    v = np.int64(load(seg[p], swap))
-                    s += v
-                    acc[p] += v
-                t += s
-                sy += np.float64(s) * r
-            sx = 0.0
-            for c in range(cols):
-                sx += np.float64(colsum[c]) * c
-            dt, dy, dx = _terms(frame, lo, t_index, t_delta, j0, j1, swap)
-            out_total[i] += np.float64(t) + dt
-            out_y[i] += sy + dy
-            out_x[i] += sx + dx
+                length = stops[q] - st
+                if nf == 4:
+                    g0 = a[i, st - lo : st - lo + length]
+                    g1 = a[i + 1, st - lo : st - lo + length]
+                    g2 = a[i + 2, st - lo : st - lo + length]
+                    g3 = a[i + 3, st - lo : st - lo + length]
+                    k0 = colsum[0, c0 : c0 + length]
+                    k1 = colsum[1, c0 : c0 + length]
+                    k2 = colsum[2, c0 : c0 + length]
+                    k3 = colsum[3, c0 : c0 + length]
+                    s0 = s1 = s2 = s3 = np.int64(0)
+                    for p in range(length):
+                        v0 = lane(load(g0[p], swap))
+                        v1 = lane(load(g1[p], swap))
+                        v2 = lane(load(g2[p], swap))
+                        v3 = lane(load(g3[p], swap))
+                        s0 += v0
+                        s1 += v1
+                        s2 += v2
+                        s3 += v3
+                        k0[p] += v0
+                        k1[p] += v1
+                        k2[p] += v2
+                        k3[p] += v3
+                    t[0] += s0
+                    t[1] += s1
+                    t[2] += s2
+                    t[3] += s3
+                    sy[0] += np.float64(s0) * r
+                    sy[1] += np.float64(s1) * r
+                    sy[2] += np.float64(s2) * r
+                    sy[3] += np.float64(s3) * r
+                else:  # the frames left over, one at a time
+                    for f in range(nf):
+                        g = a[i + f, st - lo : st - lo + length]
+                        k = colsum[f, c0 : c0 + length]
+                        s = np.int64(0)
+                        for p in range(length):
+                            v = lane(load(g[p], swap))
+                            s += v
+                            k[p] += v
+                        t[f] += s
+                        sy[f] += np.float64(s) * r
+            for f in range(nf):
+                sx = 0.0
+                for c in range(cols):
+                    sx += np.float64(colsum[f, c]) * c
+                dt, dy, dx = _terms(a[i + f], lo, t_index, t_delta, j0, j1, swap)
+                out_total[i + f] += np.float64(t[f]) + dt
+                out_y[i + f] += sy[f] + dy
+                out_x[i + f] += sx + dx
 
     return com_runs_int
 
 
-_com_runs_int = per_byte_order(_make_com_runs_int)
+_com_runs_int = per_byte_order(lambda swap: _make_com_runs_int(np.int64, swap))
+# Up to 16 bits and fewer than 2**15 rows: a column's sum fits int32.
+_com_runs_small_int = per_byte_order(lambda swap: _make_com_runs_int(np.int32, swap))
 
 
 _NO_TERMS = (np.zeros(0, np.intp), np.zeros((0, 3)))
@@ -269,7 +318,8 @@ def com_cpu(
         t_delta,
     )
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
-        _com_runs_int[swap](*args)
+        small = a.dtype.itemsize <= 2 and rows < 2**15
+        (_com_runs_small_int if small else _com_runs_int)[swap](*args)
     else:
         check_no_swap(swap, a.dtype)
         _com_runs(*args)

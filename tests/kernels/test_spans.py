@@ -135,3 +135,43 @@ class TestComSpansContract(KernelContract):
 
     def outputs(self, args):
         return list(args[3:])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+def test_com_small_integers_at_full_range(rng, dtype, monkeypatch):
+    # 8- and 16-bit frames take int32 column sums, four frames per pass: the largest values
+    # over tall columns must not overflow them; the sums equal the int64 kernel's exactly, and
+    # the dense reference; 7 frames leave 3 over from the blocks of 4
+    from libertem_gpu.kernels import spans_cpu
+
+    info = np.iinfo(dtype)
+    rows, cols = 700, 301
+    frames = rng.integers(info.min, info.max, (7, rows, cols), endpoint=True).astype(dtype)
+    frames[0] = info.max
+    frames[5, :, ::2] = info.min
+    yy, xx = np.mgrid[:rows, :cols]
+    disk = (yy - 350) ** 2 + (xx - 150) ** 2 < 340**2
+    enc = spans.encode(disk)
+    got = [np.zeros(7) for _ in range(3)]
+    spans.com_cpu(frames, enc, 0, *got)
+    monkeypatch.setattr(spans_cpu, "_com_runs_small_int", spans_cpu._com_runs_int)
+    wide = [np.zeros(7) for _ in range(3)]
+    spans.com_cpu(frames, enc, 0, *wide)
+    f = frames.astype(np.float64) * disk
+    want = [f.sum(axis=(1, 2)), (f * yy).sum(axis=(1, 2)), (f * xx).sum(axis=(1, 2))]
+    for g, w, exact in zip(got, want, wide, strict=True):
+        np.testing.assert_array_equal(g, exact)
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+def test_com_swapped_frames_in_blocks_of_four(rng):
+    # big-endian uint16 (swapped as read) through the four-frame passes and the tail
+    disk, _ = _masks()
+    enc = spans.encode(disk)
+    native = rng.integers(0, 65535, (6, 13, 17), endpoint=True).astype(np.uint16)
+    got = [np.zeros(6) for _ in range(3)]
+    spans.com_cpu(native.byteswap(), enc, 0, *got, swap=True)
+    want = [np.zeros(6) for _ in range(3)]
+    com.cpu(native, disk.astype(np.float64), 0, *want)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
