@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -127,7 +128,65 @@ def machine_info(extra_modules: tuple[str, ...] = ()) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
+        "proactive_reclaim": proactive_reclaim(),
     }
+
+
+def proactive_reclaim() -> list[str]:
+    """The actions of the kernel's running DAMON schemes (``/sys/kernel/mm/damon``), e.g.
+    ``["pageout"]``: where one pages out cold memory, page-cached benchmark files are evicted
+    between runs and "page-cached" figures partly read from disk (see :func:`resident_fraction`).
+    Empty where none runs or the kernel has no DAMON."""
+    root = "/sys/kernel/mm/damon/admin/kdamonds"
+    actions: list[str] = []
+    try:
+        for kd in sorted(os.listdir(root)):
+            base = os.path.join(root, kd)
+            if not os.path.isdir(base):
+                continue
+            with open(os.path.join(base, "state")) as f:
+                if f.read().strip() != "on":
+                    continue
+            contexts = os.path.join(base, "contexts")
+            for ctx in sorted(os.listdir(contexts)):
+                schemes = os.path.join(contexts, ctx, "schemes")
+                if not os.path.isdir(schemes):
+                    continue
+                for sc in sorted(os.listdir(schemes)):
+                    try:
+                        with open(os.path.join(schemes, sc, "action")) as f:
+                            actions.append(f.read().strip())
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+    return actions
+
+
+def resident_fraction(path: str) -> float | None:
+    """Fraction of ``path``'s pages in the page cache now (``mincore`` of a fresh mapping),
+    or None where it cannot be told (no ``mincore``, an empty file)."""
+    import ctypes
+    import mmap
+
+    size = os.path.getsize(path)
+    if size == 0 or not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        mincore = libc.mincore
+    except (OSError, AttributeError):
+        return None
+    mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    mincore.restype = ctypes.c_int
+    page = mmap.PAGESIZE
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as m:
+        view = np.frombuffer(m, dtype=np.uint8)
+        vec = np.zeros(-(-size // page), dtype=np.uint8)
+        rc = mincore(view.ctypes.data, size, vec.ctypes.data)
+        resident = None if rc != 0 else float(np.count_nonzero(vec & 1)) / len(vec)
+        del view
+    return resident
 
 
 def alternate(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tuple[list[float], Any]]:

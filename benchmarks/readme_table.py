@@ -159,6 +159,26 @@ def render(report: dict[str, Any], path: str) -> str:
             + "; ".join(kept)
             + ".",
         ]
+    reclaim = report.get("machine", {}).get("proactive_reclaim")
+    resident = [
+        e["file_resident_fraction"]
+        for run in report["runs"]
+        for e in run["analyses"].values()
+        if e.get("file_resident_fraction") is not None
+    ]
+    if reclaim:
+        lines += [
+            "",
+            f"This machine's kernel runs proactive reclaim (DAMON: {', '.join(reclaim)}): it "
+            "evicts page-cache pages it finds cold, so the files were not always all in the "
+            "page cache"
+            + (
+                f" (after an analysis's runs, {min(resident):.0%} to {max(resident):.0%} of the "
+                "file was resident)."
+                if resident
+                else "."
+            ),
+        ]
     extra = []
     if "startup" in report:
         s = report["startup"]

@@ -63,7 +63,13 @@ for _path in (ROOT, HERE):  # run as a script from a checkout
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from benchlib import alternate, check_close, machine_info, n_cores  # noqa: E402
+from benchlib import (  # noqa: E402
+    alternate,
+    check_close,
+    machine_info,
+    n_cores,
+    resident_fraction,
+)
 from floor import FloorResult, MappedFile, floor, merge, windowed_floor  # noqa: E402
 from readme_table import render  # noqa: E402
 
@@ -609,6 +615,8 @@ def _bench_mapped(
                 entry["windowed_floor_gbps"] = w.gbps
                 if "ratio_floor" in entry:
                     entry["ratio_windowed_floor"] = entry["gbps"] / w.gbps
+                # Where the kernel pages out cold memory, the "page-cached" file may not be.
+                entry["file_resident_fraction"] = resident_fraction(path)
                 result["analyses"][name] = entry
                 log(f"  {name}: " + _summary(entry))
     finally:
@@ -673,6 +681,9 @@ def _summary(entry: dict[str, Any]) -> str:
             parts.append(f"{entry['ratio_floor']:.2f} of floor {entry['floor_gbps']:.2f}")
         else:
             parts.append(f"reads ~{entry['bytes_read_fraction']:.0%} of the bytes: no floor ratio")
+    resident = entry.get("file_resident_fraction")
+    if resident is not None and resident < 0.99:
+        parts.append(f"file {resident:.0%} in the page cache after the runs")
     if "kept_ratio_floor" in entry:
         parts.append(
             f"kept mapped {entry['kept_gbps']:.2f} GB/s ({entry['kept_ratio_floor']:.2f} of floor)"
