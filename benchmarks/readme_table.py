@@ -169,12 +169,12 @@ def render(report: dict[str, Any], path: str) -> str:
     if reclaim:
         lines += [
             "",
-            f"This machine's kernel runs proactive reclaim (DAMON: {', '.join(reclaim)}): it "
-            "evicts page-cache pages it finds cold, so the files were not always all in the "
-            "page cache"
+            f"This machine's kernel runs proactive reclaim (DAMON: {', '.join(reclaim)}), "
+            "which evicts page-cache pages it finds cold, so a file read from the page cache "
+            "in one run may be read from disk in part in the next"
             + (
-                f" (after an analysis's runs, {min(resident):.0%} to {max(resident):.0%} of the "
-                "file was resident)."
+                f"; after each analysis's runs, {min(resident):.0%} to {max(resident):.0%} of "
+                "the file was resident."
                 if resident
                 else "."
             ),
