@@ -115,7 +115,7 @@ def test_dense_rows_kernel_float32(dtype, k):
 
 
 @pytest.mark.parametrize("avx512", [True, False], ids=["block-5x4", "block-6x2"])
-@pytest.mark.parametrize("dtype", ["uint16", "float32", "float64"])
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
 @pytest.mark.parametrize("k", [7, 16])
 def test_dense_both_register_blocks(avx512, dtype, k, monkeypatch):
     # The several-masks kernel for AVX-512 targets (5 frames x 4 masks) and for the others

@@ -91,7 +91,7 @@ class TestMomentsContract(KernelContract):
 
 
 @pytest.mark.parametrize("avx512", [True, False])
-@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+@pytest.mark.parametrize("dtype", ["int8", "uint16"])  # each dtype compiles three kernels
 def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
     # small integers with a whole-number shift take the int64 kernel where the compiled code
     # has AVX-512, the pairwise float64 one elsewhere: both bit for bit the float64 loop's

