@@ -42,7 +42,61 @@ def _make_sum_sig_int(swap):  # type: ignore[no-untyped-def]
     return sum_sig_int
 
 
+# 32-bit integers: int64 sums.
 _sum_sig_int = per_byte_order(_make_sum_sig_int)
+
+# Pixels per int32 partial sum for integers of up to 16 bits: 32768 values below 2**16 (or of
+# magnitude up to 2**15) cannot overflow it.
+_SMALL_BLOCK = 32768
+
+
+def _make_sum_sig_small_int(swap):  # type: ignore[no-untyped-def]
+    @_jit
+    def row_sum(row):
+        # int32 partial sums per block of pixels, added in int64: exact. Truncating each add
+        # to int32 lets LLVM keep 8 lanes per 256-bit vector (int64 lanes hold 4, and the
+        # widening costs an instruction per 4 pixels).
+        s = 0
+        for p0 in range(0, row.shape[0], _SMALL_BLOCK):
+            b = row[p0 : p0 + _SMALL_BLOCK]
+            t = np.int32(0)
+            for p in range(b.shape[0]):
+                t = np.int32(t + np.int32(load(b[p], swap)))
+            s += t
+        return s
+
+    @_jit
+    def sum_sig_small_int(a, npix, out):
+        # Two frames per pass: two read streams per core. One thread, 256 MiB of uint16 in
+        # memory, Zen 3 EPYC (AVX2): 9.6 GB/s (int64 sums) -> 11.7 (int32, one frame a pass)
+        # -> 13.6 (two frames); the single-threaded floor read 13.2.
+        prefer_wide_vectors()
+        n = a.shape[0]
+        n2 = n - n % 2
+        for i in range(0, n2, 2):
+            r0 = a[i, :npix]
+            r1 = a[i + 1, :npix]
+            s0 = 0
+            s1 = 0
+            for p0 in range(0, npix, _SMALL_BLOCK):
+                b0 = r0[p0 : p0 + _SMALL_BLOCK]
+                b1 = r1[p0 : p0 + _SMALL_BLOCK]
+                t0 = np.int32(0)
+                t1 = np.int32(0)
+                for p in range(b0.shape[0]):
+                    t0 = np.int32(t0 + np.int32(load(b0[p], swap)))
+                    t1 = np.int32(t1 + np.int32(load(b1[p], swap)))
+                s0 += t0
+                s1 += t1
+            out[i] += np.float64(s0)
+            out[i + 1] += np.float64(s1)
+        for i in range(n2, n):
+            out[i] += np.float64(row_sum(a[i, :npix]))
+
+    return sum_sig_small_int
+
+
+_sum_sig_small_int = per_byte_order(_make_sum_sig_small_int)
 
 
 @_jit
@@ -105,14 +159,17 @@ def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
 
     Notes
     -----
-    8- to 32-bit integers are summed exactly in int64 per call, then added to ``out``; int64 and
-    float tiles are summed in float64 over 128 fixed lanes.
+    8- to 32-bit integers are summed exactly per call (int32 partial sums of 32768 pixels for
+    up to 16 bits, int64 otherwise), then added to ``out``; int64 and float tiles are summed in
+    float64 over 128 fixed lanes.
     """
     a, npix = as_rows(tile)
     check_out(out, (a.shape[0],))
     if a.shape[0] == 0 or npix == 0:
         return
-    if a.dtype in _INT_EXACT:
+    if a.dtype in _INT_EXACT and a.dtype.itemsize <= 2:
+        _sum_sig_small_int[swap](a, npix, out)
+    elif a.dtype in _INT_EXACT:
         _sum_sig_int[swap](a, npix, out)
     else:
         check_no_swap(swap, a.dtype)

@@ -65,3 +65,24 @@ class TestSumSigContract(KernelContract):
 
     def outputs(self, args):
         return [args[1]]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "swap"),
+    [("uint8", False), ("uint16", False), ("int16", False), ("uint8", True), ("uint16", True)],
+)
+def test_sum_sig_small_int_exact_at_full_range(dtype, swap):
+    # 8- and 16-bit frames are summed in int32 blocks of 32768 pixels: frames of three blocks
+    # and a remainder, values near the extremes (the largest block sums an int32 can hold),
+    # an odd number of frames (the leftover frame takes its own path), both byte orders.
+    info = np.iinfo(dtype)  # only unsigned integers arrive byte-swapped
+    rng = np.random.default_rng(8)
+    npix = 3 * 32768 + 5
+    lo = info.max - info.max // 16 if info.min == 0 else info.min
+    native = rng.integers(lo, info.max, size=(5, npix), endpoint=True).astype(dtype)
+    native[1] = rng.integers(info.min, info.max, size=npix, endpoint=True)
+    tile = native.byteswap() if swap else native
+    out = rng.random(5)
+    want = out + native.sum(axis=1, dtype=np.int64).astype(np.float64)
+    sum_sig.cpu(tile, out, swap=swap)
+    np.testing.assert_array_equal(out, want)
