@@ -483,7 +483,11 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
     # float32 lanes only where converting the pixels to float32 is exact.
     narrow = a.dtype.itemsize <= 2 or a.dtype == np.float32
     if k == 1 and isinstance(masks_t, np.ndarray):
-        if single and a.dtype == np.float32:
+        if single and narrow and not target_has("avx512f"):
+            from libertem_gpu.kernels import masks_avx2_cpu
+
+            masks_avx2_cpu.dot1_4frames(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
+        elif single and a.dtype == np.float32:
             _dot1_float32(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         elif single and narrow:
             _dot1_single(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)

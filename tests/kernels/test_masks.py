@@ -31,12 +31,22 @@ def test_dense_k1(dtype):
     np.testing.assert_allclose(out, expected, rtol=1e-10)
 
 
+@pytest.fixture(params=[True, False], ids=["avx512", "avx2"])
+def single_mask_target(request, monkeypatch):
+    """Run the float32 single-mask tests with the kernels chosen for AVX-512 targets and for the
+    others (kernels/masks_avx2_cpu), whatever this machine compiles for."""
+    from libertem_gpu.kernels import masks_cpu
+
+    monkeypatch.setattr(masks_cpu, "target_has", lambda *features: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "bool"])
 @pytest.mark.parametrize("npix", [13 * 17, 64 * 130 + 37])
-def test_dense_k1_float32_lanes(dtype, npix):
+def test_dense_k1_float32_lanes(dtype, npix, single_mask_target):
     # float32 masks and results: float32 lanes flushed into float64 every 128 lane blocks, or
-    # (float32 frames) per 1024-pixel chunk; the larger frame crosses a flush and leaves a
-    # ragged tail of pixels.
+    # per 1024-pixel chunk (float32 frames; any narrow frames without AVX-512); the larger
+    # frame crosses a flush and leaves a ragged tail of pixels.
     rng = np.random.default_rng(15)
     big = random_tile(rng, (18, npix), dtype)
     tile = big[::2]  # strided; 9 frames = two 4-frame groups and one single frame
@@ -47,11 +57,12 @@ def test_dense_k1_float32_lanes(dtype, npix):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-3)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 8])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("npix", [1000, 2048, 3 * 1024 + 5])
-def test_dense_k1_float32_frames(n, npix):
-    # float32 frames: two frames per pass over 1024-pixel chunks, float32 sums per chunk; frame
-    # counts around the pairs, frames shorter than a chunk, whole chunks and a ragged tail.
+def test_dense_k1_float32_frames(n, npix, single_mask_target):
+    # float32 frames: two (AVX-512) or four frames per pass over 1024-pixel chunks, float32
+    # sums per chunk; frame counts around the groups, frames shorter than a chunk, whole chunks
+    # and a ragged tail.
     rng = np.random.default_rng(17)
     tile = random_tile(rng, (n, npix), "float32")
     m = rng.standard_normal((1, npix)).astype(np.float32)
