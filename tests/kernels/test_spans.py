@@ -164,6 +164,23 @@ def test_com_small_integers_at_full_range(rng, dtype, monkeypatch):
         np.testing.assert_allclose(g, w, rtol=1e-12)
 
 
+def test_com_wide_frames_sum_runs_exactly(rng):
+    # A run longer than 2**15 uint16 pixels can overflow an int32 run sum: such frames take the
+    # int64 kernel, and the sums stay exact.
+    rows, cols = 3, 40000
+    frames = rng.integers(60000, 65535, (5, rows, cols), endpoint=True).astype(np.uint16)
+    mask = np.ones((rows, cols), bool)
+    mask[1, :7] = False
+    enc = spans.encode(mask)
+    got = [np.zeros(5) for _ in range(3)]
+    spans.com_cpu(frames, enc, 0, *got)
+    f = frames.astype(np.int64) * mask
+    yy, xx = np.mgrid[:rows, :cols]
+    want = [f.sum(axis=(1, 2)), (f * yy).sum(axis=(1, 2)), (f * xx).sum(axis=(1, 2))]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w.astype(np.float64))
+
+
 def test_com_swapped_frames_in_blocks_of_four(rng):
     # big-endian uint16 (swapped as read) through the four-frame passes and the tail
     disk, _ = _masks()
