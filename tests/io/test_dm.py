@@ -103,6 +103,29 @@ def test_header_lies_about_sizes(tmp_path, rng):
         load("dm", path=str(path))
 
 
+@pytest.mark.parametrize(
+    ("entry", "shown"), [(Group(("", np.uint32(3))), "TagGroup"), (np.float32(2.5), "2.5")]
+)
+def test_dimensions_that_are_not_whole_numbers(tmp_path, rng, entry, shown):
+    # A damaged tag tree can hold a group or a fraction among the Dimensions (found by the
+    # tag-tree fuzzer): a FileFormatError naming the file and the entry, not a TypeError.
+    data = random_data(rng, (2, 13, 17), "uint16")
+    image = image_group(data, [17, 13, 2])
+    image_data = dict(image.entries)["ImageData"]
+    image_data.entries = [
+        ("Dimensions", Group(("", np.uint32(17)), ("", entry), ("", np.uint32(2))))
+        if name == "Dimensions"
+        else (name, value)
+        for name, value in image_data.entries
+    ]
+    path = tmp_path / "dims.dm4"
+    write_dm(path, Group(("ImageList", Group(("", image)))))
+    with pytest.raises(
+        FileFormatError, match=rf"dims\.dm4: image 0 has Dimensions entry .*{shown}"
+    ):
+        load("dm", path=str(path))
+
+
 def test_no_image_and_bad_version(tmp_path):
     path = tmp_path / "empty.dm4"
     write_dm(path, Group(("Other", np.int32(1))))

@@ -270,6 +270,19 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _dimensions(path: str, index: int, group: TagGroup) -> list[int]:
+    """The entries of an image's Dimensions tag group as ints; a clear error where one is not
+    a whole number (a damaged file can hold a group, a string or a fraction there)."""
+    values = [_scalar(d) for d in group.items()]
+    for d in values:
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not float(d).is_integer():
+            shown = d if isinstance(d, (int, float, str)) else type(d).__name__
+            raise FileFormatError(
+                f"{path}: image {index} has Dimensions entry {shown!r}, expected whole numbers"
+            )
+    return [int(d) for d in values]
+
+
 def _text(value: Any) -> str:
     """A DM string tag as ``str`` (DM stores strings as arrays of UTF-16 code units); ``""``
     for anything else."""
@@ -483,7 +496,7 @@ class DMDataSet(FileDataSet):
                 )
             index, image = matches[0]
         data = image.find("ImageData", "Data")
-        dims = [int(_scalar(d)) for d in image.find("ImageData", "Dimensions").items()]
+        dims = _dimensions(path, index, image.find("ImageData", "Dimensions"))
         code = _scalar(image.find("ImageData", "DataType"))
         if code not in _IMAGE_DTYPES:
             raise FileFormatError(
