@@ -565,24 +565,26 @@ def _bench_mapped(
         with Context("threads") as ctx:
             ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=SIG_SHAPE, dtype=dtype.name)
             for name in analyses:
-                # The floor runs again for each analysis, alternating with ours, so that the
-                # ratio compares runs taken under the same load of a (shared) machine. The other
-                # contenders run afterwards: a Dask run between them would leave the next one
-                # slower (freed memory to zero, evicted caches) and bias the ratio.
+                # The floor runs again for each analysis, alternating with ours and LiberTEM
+                # (threads in this process, like ours), so that the ratios compare runs taken
+                # under the same load of a (shared) machine: run one after the other, the two
+                # swapped order by up to a tenth on the 2-vCPU VM. Dask runs afterwards: a Dask
+                # run between them would leave the next one slower (freed memory to zero,
+                # evicted caches) and bias the ratio.
                 floors: list[FloorResult] = []
                 windowed: list[FloorResult] = []
-                runs = alternate(
-                    {
-                        "floor": lambda floors=floors: floors.append(floor(mapped, 1)),
-                        "windowed": lambda windowed=windowed: windowed.append(
-                            windowed_floor(path, nbytes, repeat=1)
-                        ),
-                        "ours": lambda name=name: ctx.run_udf(
-                            dataset=ds, udf=libertem_gpu_udf(name)
-                        ),
-                    },
-                    repeat,
-                )
+                contenders: dict[str, Callable[[], Any]] = {
+                    "floor": lambda floors=floors: floors.append(floor(mapped, 1)),
+                    "windowed": lambda windowed=windowed: windowed.append(
+                        windowed_floor(path, nbytes, repeat=1)
+                    ),
+                    "ours": lambda name=name: ctx.run_udf(dataset=ds, udf=libertem_gpu_udf(name)),
+                }
+                if lt_ctx is not None:
+                    contenders["libertem"] = lambda name=name: lt_ctx.run_udf(
+                        dataset=lt_ds, udf=libertem_udf(name)
+                    )
+                runs = alternate(contenders, repeat)
                 if keep_mapped:
                     # The file kept mapped between runs (setting keep_mapped_bytes), alternating
                     # with the floor but not with the default runs, which would drop the
@@ -595,15 +597,6 @@ def _bench_mapped(
                         repeat,
                     )["kept"]
                     drop_kept_mappings()
-                if lt_ctx is not None:
-                    runs["libertem"] = alternate(
-                        {
-                            "libertem": lambda name=name: lt_ctx.run_udf(
-                                dataset=lt_ds, udf=libertem_udf(name)
-                            )
-                        },
-                        repeat,
-                    )["libertem"]
                 if with_dask:
                     runs["dask"] = alternate(
                         {"dask": lambda name=name: dask_run(name, path, nav, dtype, cores)},
