@@ -570,8 +570,13 @@ def _bench_mapped(
                 # under the same load of a (shared) machine: run one after the other, the two
                 # swapped order by up to a tenth on the 2-vCPU VM. Dask runs afterwards: a Dask
                 # run between them would leave the next one slower (freed memory to zero,
-                # evicted caches) and bias the ratio.
+                # evicted caches) and bias the ratio. Each ratio to the floor takes the floor's
+                # runs from the same rounds, as many as the contender's (the warm-up call of
+                # each alternation is dropped): the best of more runs of a noisy figure is
+                # higher, and pooling the floor's runs of both alternations gave it 12 against
+                # 5.
                 floors: list[FloorResult] = []
+                kept_floors: list[FloorResult] = []
                 windowed: list[FloorResult] = []
                 contenders: dict[str, Callable[[], Any]] = {
                     "floor": lambda floors=floors: floors.append(floor(mapped, 1)),
@@ -591,7 +596,9 @@ def _bench_mapped(
                     # mapping (a budget of 0 lets go of kept files) before each kept run.
                     runs["kept"] = alternate(
                         {
-                            "floor": lambda floors=floors: floors.append(floor(mapped, 1)),
+                            "floor": lambda kept_floors=kept_floors: kept_floors.append(
+                                floor(mapped, 1)
+                            ),
                             "kept": lambda name=name: kept(name),
                         },
                         repeat,
@@ -603,8 +610,9 @@ def _bench_mapped(
                         repeat,
                     )["dask"]
                 runs.pop("windowed")
-                entry = _entry(name, dtype, runs, merge(floors), want[name], gemm)
-                w = merge(windowed)
+                entry = _entry(name, dtype, runs, merge(floors[1:]), want[name], gemm)
+                _paired_ratios(entry, runs, floors[1:], kept_floors[1:])
+                w = merge(windowed[1:])
                 entry["windowed_floor_gbps"] = w.gbps
                 if "ratio_floor" in entry:
                     entry["ratio_windowed_floor"] = entry["gbps"] / w.gbps
@@ -663,6 +671,29 @@ def _entry(
     return entry
 
 
+def _paired_ratios(
+    entry: dict[str, Any],
+    runs: dict[str, tuple[list[float], Any]],
+    floors: list[FloorResult],
+    kept_floors: list[FloorResult],
+) -> None:
+    """Add the kept runs' ratio to their own floor runs, and the median over rounds of each
+    round's ratio (floor time / our time in the same round): less moved by one lucky run."""
+    if "ratio_floor" not in entry:
+        return
+    ours = runs["ours"][0]
+    entry["ratio_floor_median"] = float(
+        np.median([f.seconds / t for f, t in zip(floors, ours, strict=True)])
+    )
+    if "kept_gbps" in entry and kept_floors:
+        kept_floor = merge(kept_floors)
+        entry["kept_floor_gbps"] = kept_floor.gbps
+        entry["kept_ratio_floor"] = entry["kept_gbps"] / kept_floor.gbps
+        entry["kept_ratio_floor_median"] = float(
+            np.median([f.seconds / t for f, t in zip(kept_floors, runs["kept"][0], strict=True)])
+        )
+
+
 def _summary(entry: dict[str, Any]) -> str:
     """One log line for an analysis."""
     parts = []
@@ -671,7 +702,10 @@ def _summary(entry: dict[str, Any]) -> str:
     else:
         parts.append(f"{entry['gbps']:.2f} GB/s")
         if "ratio_floor" in entry:
-            parts.append(f"{entry['ratio_floor']:.2f} of floor {entry['floor_gbps']:.2f}")
+            parts.append(
+                f"{entry['ratio_floor']:.2f} of floor {entry['floor_gbps']:.2f} "
+                f"(median of rounds {entry['ratio_floor_median']:.2f})"
+            )
         else:
             parts.append(f"reads ~{entry['bytes_read_fraction']:.0%} of the bytes: no floor ratio")
     resident = entry.get("file_resident_fraction")
