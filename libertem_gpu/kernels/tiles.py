@@ -41,7 +41,7 @@ def as_rows(tile: np.ndarray) -> tuple[np.ndarray, int]:
     Returns
     -------
     rows : numpy.ndarray
-        ``(n, row_len)`` C-contiguous array with ``row_len >= npix``; frame ``i`` is
+        ``(n, row_len)`` C-contiguous read-only array with ``row_len >= npix``; frame ``i`` is
         ``rows[i, :npix]``. Bool tiles are reinterpreted as uint8. For strided tiles the
         columns beyond ``npix`` alias whatever lies between frames (headers, or, in the last row,
         memory past the tile): kernels must never read them.
@@ -59,16 +59,28 @@ def as_rows(tile: np.ndarray) -> tuple[np.ndarray, int]:
         tile = tile.view(np.uint8)
     n, npix = tile.shape
     if tile.flags.c_contiguous:
-        return tile, npix
+        return _read_only(tile), npix
     isz = tile.itemsize
     s0, s1 = tile.strides
     if (s1 == isz or npix == 1) and s0 % isz == 0 and s0 >= npix * isz:
         # Rows of length s0 // isz: a C-contiguous view over the frames *and* the gaps between
         # them. Kernels only touch the first npix columns of each row.
         row_len = s0 // isz
-        return as_strided(tile, shape=(n, row_len), strides=(s0, isz)), npix
+        return _read_only(as_strided(tile, shape=(n, row_len), strides=(s0, isz))), npix
     # Rare layouts (transposed, negative or odd strides): one copy in the native dtype.
-    return np.ascontiguousarray(tile), npix
+    return _read_only(np.ascontiguousarray(tile)), npix
+
+
+def _read_only(rows: np.ndarray) -> np.ndarray:
+    """A read-only view of ``rows``. Numba compiles a kernel once per argument type, and
+    whether an array is writable is part of its type: tiles of mapped files are read-only,
+    tiles in memory are not. Handing every kernel read-only tiles compiles one variant per
+    dtype instead of two (and no kernel may write to its input)."""
+    if not rows.flags.writeable:
+        return rows
+    view = rows.view()
+    view.flags.writeable = False
+    return view
 
 
 def check_out(
