@@ -356,16 +356,22 @@ def fit_lattice(
         limit = np.full(frames, float(max_residual))
     if implementation == "numba" or (implementation == "auto" and frames >= NUMBA_MIN_FRAMES):
         from libertem_gpu.kernels.lattice_fit import fit_frames
+        from libertem_gpu.kernels.tiles import read_only
 
         o_out, a_out, b_out = (np.empty((frames, 2)) for _ in range(3))
         rms, n_matched = np.empty(frames), np.empty(frames, np.int32)
         cov = np.empty((frames, 6, 6))
+        # Inputs read-only whatever the caller passed (broadcast views are, fresh arrays are
+        # not): one compiled variant of the kernel instead of one per combination (about 10 s
+        # of compiling each on a 2-vCPU Zen 3).
+        inputs = (p, o, va, vb, w, np.zeros((1, 1, 2)) if fixed is None else fixed, limit)
+        p_c, o_c, a_c, b_c, w_c, fixed_c, limit_c = (
+            read_only(np.ascontiguousarray(x, dtype=np.float64)) for x in inputs
+        )
         fit_frames(
-            np.ascontiguousarray(p), np.ascontiguousarray(o), np.ascontiguousarray(va),
-            np.ascontiguousarray(vb), np.ascontiguousarray(w),
-            np.zeros((1, 1, 2)) if fixed is None else np.ascontiguousarray(fixed),
-            fixed is not None, limit, float(outlier_sigma), int(n_iter), int(min_peaks),
-            CLIP_FLOOR, _RAYLEIGH_MEDIAN, o_out, a_out, b_out, rms, n_matched, cov,
+            p_c, o_c, a_c, b_c, w_c, fixed_c, fixed is not None, limit_c, float(outlier_sigma),
+            int(n_iter), int(min_peaks), CLIP_FLOOR, _RAYLEIGH_MEDIAN,
+            o_out, a_out, b_out, rms, n_matched, cov,
         )  # fmt: skip
         return LatticeFit(o_out, a_out, b_out, rms, n_matched, cov).reshape(lead)
     fit = _fit_numpy(p, o, va, vb, w, fixed, limit, outlier_sigma, n_iter, min_peaks)

@@ -59,26 +59,29 @@ def as_rows(tile: np.ndarray) -> tuple[np.ndarray, int]:
         tile = tile.view(np.uint8)
     n, npix = tile.shape
     if tile.flags.c_contiguous:
-        return _read_only(tile), npix
+        return read_only(tile), npix
     isz = tile.itemsize
     s0, s1 = tile.strides
     if (s1 == isz or npix == 1) and s0 % isz == 0 and s0 >= npix * isz:
         # Rows of length s0 // isz: a C-contiguous view over the frames *and* the gaps between
         # them. Kernels only touch the first npix columns of each row.
         row_len = s0 // isz
-        return _read_only(as_strided(tile, shape=(n, row_len), strides=(s0, isz))), npix
+        return read_only(as_strided(tile, shape=(n, row_len), strides=(s0, isz))), npix
     # Rare layouts (transposed, negative or odd strides): one copy in the native dtype.
-    return _read_only(np.ascontiguousarray(tile)), npix
+    return read_only(np.ascontiguousarray(tile)), npix
 
 
-def _read_only(rows: np.ndarray) -> np.ndarray:
-    """A read-only view of ``rows``. Numba compiles a kernel once per argument type, and
-    whether an array is writable is part of its type: tiles of mapped files are read-only,
-    tiles in memory are not. Handing every kernel read-only tiles compiles one variant per
-    dtype instead of two (and no kernel may write to its input)."""
-    if not rows.flags.writeable:
-        return rows
-    view = rows.view()
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (itself where it is read-only already).
+
+    Numba compiles a kernel once per argument type, and whether an array is writable is part
+    of its type: tiles of mapped files are read-only, tiles in memory are not. Handing kernels
+    their inputs read-only compiles one variant per dtype instead of two (and no kernel may
+    write to its input).
+    """
+    if not array.flags.writeable:
+        return array
+    view = array.view()
     view.flags.writeable = False
     return view
 
