@@ -31,6 +31,7 @@ SLOW_MODULES = {
     "tests/cli/test_exit_codes.py",  # the command line in subprocesses, Ctrl-C
     "tests/cli/test_run.py",  # every analysis through the command line, every output format
     "tests/io/test_fuzz.py",  # hypothesis: many mutated files per format
+    "tests/kernels/test_cpu_cache.py",  # two child processes, the first compiling kernels
     "tests/kernels/test_cuda_sim.py",  # PTX compile of every CUDA kernel
     "tests/kernels/test_masks_gpu_prepared.py",  # CUDA simulator child
     "tests/test_docs_examples.py",  # every docs page, a LocalCluster and subprocesses among them

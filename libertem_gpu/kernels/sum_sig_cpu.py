@@ -51,25 +51,16 @@ _SMALL_BLOCK = 32768
 
 
 def _make_sum_sig_small_int(swap):  # type: ignore[no-untyped-def]
-    @_jit
-    def row_sum(row):
-        # int32 partial sums per block of pixels, added in int64: exact. Truncating each add
-        # to int32 lets LLVM keep 8 lanes per 256-bit vector (int64 lanes hold 4, and the
-        # widening costs an instruction per 4 pixels).
-        s = 0
-        for p0 in range(0, row.shape[0], _SMALL_BLOCK):
-            b = row[p0 : p0 + _SMALL_BLOCK]
-            t = np.int32(0)
-            for p in range(b.shape[0]):
-                t = np.int32(t + np.int32(load(b[p], swap)))
-            s += t
-        return s
-
+    # No helper kernel in the closure: a dispatcher among the closure variables hashes
+    # differently in every process, so Numba's file cache would never find the kernel again.
     @_jit
     def sum_sig_small_int(a, npix, out):
-        # Two frames per pass: two read streams per core. One thread, 256 MiB of uint16 in
-        # memory, Zen 3 EPYC (AVX2): 9.6 GB/s (int64 sums) -> 11.7 (int32, one frame a pass)
-        # -> 13.6 (two frames); the single-threaded floor read 13.2.
+        # int32 partial sums per block of pixels, added in int64: exact. Truncating each add
+        # to int32 lets LLVM keep 8 lanes per 256-bit vector (int64 lanes hold 4, and the
+        # widening costs an instruction per 4 pixels). Two frames per pass: two read streams
+        # per core. One thread, 256 MiB of uint16 in memory, Zen 3 EPYC (AVX2): 9.6 GB/s
+        # (int64 sums) -> 11.7 (int32, one frame a pass) -> 13.6 (two frames); the
+        # single-threaded floor read 13.2.
         prefer_wide_vectors()
         n = a.shape[0]
         n2 = n - n % 2
@@ -91,7 +82,15 @@ def _make_sum_sig_small_int(swap):  # type: ignore[no-untyped-def]
             out[i] += np.float64(s0)
             out[i + 1] += np.float64(s1)
         for i in range(n2, n):
-            out[i] += np.float64(row_sum(a[i, :npix]))
+            row = a[i, :npix]
+            s = 0
+            for p0 in range(0, npix, _SMALL_BLOCK):
+                b = row[p0 : p0 + _SMALL_BLOCK]
+                t = np.int32(0)
+                for p in range(b.shape[0]):
+                    t = np.int32(t + np.int32(load(b[p], swap)))
+                s += t
+            out[i] += np.float64(s)
 
     return sum_sig_small_int
 

@@ -1,0 +1,68 @@
+"""The CPU kernels load from Numba's file cache in a new process. Numba keys a cached kernel by
+its closure variables too: a kernel whose key changes from one process to the next (a
+dispatcher among the closure's variables hashes differently in every process) would compile
+again in every process a user starts. Checked in two child processes sharing a fresh cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The kernels built by factories (one closure per byte order, lane type or reduction), on
+# small uint16 tiles in both byte orders; then the cache statistics of every dispatcher in
+# the kernel modules.
+_CHILD = """
+import json, sys
+import numpy as np
+from numba.core.dispatcher import Dispatcher
+from libertem_gpu.kernels import extrema, spans, sum_frames, sum_sig
+
+tile = np.random.default_rng(0).integers(0, 4096, (5, 12 * 16), dtype=np.uint16)
+disk = np.zeros((12, 16), bool)
+disk[3:9, 4:12] = True
+runs = spans.encode(disk)
+for swap in (False, True):
+    sum_sig.cpu(tile, np.zeros(5), swap=swap)
+    sum_frames.cpu(tile, np.zeros(tile.shape[1]), swap=swap)
+    extrema.cpu_max(tile, np.zeros(tile.shape[1], np.uint16), swap=swap)
+    spans.com_cpu(tile.reshape(5, 12, 16), runs, 0, *(np.zeros(5) for _ in range(3)), swap=swap)
+
+hits, misses = 0, {}
+for name, module in list(sys.modules.items()):
+    if not name.startswith("libertem_gpu.kernels"):
+        continue
+    for value in list(vars(module).values()):
+        for d in value.values() if isinstance(value, dict) else (value,):
+            if isinstance(d, Dispatcher):
+                hits += sum(d.stats.cache_hits.values())
+                missed = sum(d.stats.cache_misses.values())
+                if missed:
+                    misses[f"{name}.{d.py_func.__qualname__}"] = missed
+print("STATS " + json.dumps({"hits": hits, "misses": misses}))
+"""
+
+
+def _child_stats(cache: Path) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["NUMBA_CACHE_DIR"] = str(cache)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("STATS "))
+    return json.loads(line[len("STATS ") :])
+
+
+def test_cpu_kernels_load_from_the_file_cache_in_a_new_process(tmp_path):
+    first = _child_stats(tmp_path)
+    assert first["misses"], "the first process found kernels in an empty cache"
+    second = _child_stats(tmp_path)
+    assert second["misses"] == {}, f"compiled again in a new process: {second['misses']}"
+    # kernels called only from inside others are not loaded at all when their callers are
+    assert second["hits"] > 0
