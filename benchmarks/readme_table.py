@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 #: Analyses whose kernels may read only the masked pixels' bytes (drawn binary masks).
@@ -121,6 +122,18 @@ def _row(dtype: str, name: str, e: dict[str, Any]) -> str:
     )
 
 
+def _per_analysis(
+    report: dict[str, Any], key: str, figure: Callable[[dict[str, Any]], str]
+) -> list[str]:
+    """``"<dtype> <analysis> <figure(entry)>"`` for every analysis whose entry has ``key``."""
+    return [
+        f"{run['dtype']} {LABELS.get(name, name)} {figure(e)}"
+        for run in report["runs"]
+        for name, e in run["analyses"].items()
+        if key in e
+    ]
+
+
 def render(report: dict[str, Any], path: str) -> str:
     """The table and its captions for ``report`` (a parsed result file), citing ``path``."""
     size = report.get("size_bytes")
@@ -141,12 +154,9 @@ def render(report: dict[str, Any], path: str) -> str:
         "GB/s count the whole file. The drawn masks (bright-field disk, rings) may be read as "
         "runs of masked pixels, fewer bytes than the file: they are not compared with the floor.",
     ]
-    windowed = [
-        f"{run['dtype']} {LABELS.get(name, name)} {e['ratio_windowed_floor']:.2f}"
-        for run in report["runs"]
-        for name, e in run["analyses"].items()
-        if "ratio_windowed_floor" in e
-    ]
+    windowed = _per_analysis(
+        report, "ratio_windowed_floor", lambda e: f"{e['ratio_windowed_floor']:.2f}"
+    )
     if windowed:
         lines += [
             "",
@@ -154,13 +164,11 @@ def render(report: dict[str, Any], path: str) -> str:
             "mapped, faulted and unmapped inside the timed run, as any reader that maps must; "
             "`floor.windowed_floor`): " + "; ".join(windowed) + ".",
         ]
-    kept = [
-        f"{run['dtype']} {LABELS.get(name, name)} {e['kept_gbps']:.1f} GB/s, "
-        f"{e['kept_ratio_floor']:.2f}"
-        for run in report["runs"]
-        for name, e in run["analyses"].items()
-        if "kept_ratio_floor" in e
-    ]
+    kept = _per_analysis(
+        report,
+        "kept_ratio_floor",
+        lambda e: f"{e['kept_gbps']:.1f} GB/s, {e['kept_ratio_floor']:.2f}",
+    )
     if kept:
         lines += [
             "",

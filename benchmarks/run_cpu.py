@@ -663,8 +663,6 @@ def _entry(
             entry["ratio_gemm16_ceiling"] = ours / gemm
         if "dask" in gbps:
             entry["ratio_dask"] = ours / gbps["dask"]
-        if "kept" in gbps and subset is None:
-            entry["kept_ratio_floor"] = gbps["kept"] / floor_result.gbps
         if "libertem" in gbps:
             entry["ratio_libertem"] = ours / gbps["libertem"]
             entry["target_libertem"] = LIBERTEM_TARGETS.get(dtype.name)
@@ -677,8 +675,9 @@ def _paired_ratios(
     floors: list[FloorResult],
     kept_floors: list[FloorResult],
 ) -> None:
-    """Add the kept runs' ratio to their own floor runs, and the median over rounds of each
-    round's ratio (floor time / our time in the same round): less moved by one lucky run."""
+    """Add the kept runs' ratio to their own floor runs (the only place it is computed), and the
+    median over rounds of each round's ratio (floor time / our time in the same round): less
+    moved by one lucky run."""
     if "ratio_floor" not in entry:
         return
     ours = runs["ours"][0]
