@@ -120,6 +120,32 @@ def _solve(p, hk, w, use, f, min_peaks, o, a, b, cov):  # type: ignore[no-untype
 
 
 @_jit
+def _stable_order(code):  # type: ignore[no-untyped-def]
+    """``np.argsort(code, kind="mergesort")``: a bottom-up merge sort, stable. Numba's own
+    stable argsort took ~16 s to compile, half of this module's compile time."""
+    m = code.shape[0]
+    order = np.arange(m)
+    spare = np.empty(m, np.int64)
+    width = 1
+    while width < m:
+        for lo in range(0, m, 2 * width):
+            mid = min(lo + width, m)
+            hi = min(lo + 2 * width, m)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                # ties take the left run first: equal keys keep their order
+                if j >= hi or (i < mid and code[order[i]] <= code[order[j]]):
+                    spare[k] = order[i]
+                    i += 1
+                else:
+                    spare[k] = order[j]
+                    j += 1
+        order, spare = spare, order
+        width *= 2
+    return order
+
+
+@_jit
 def _unique(hk, res, use):  # type: ignore[no-untyped-def]
     """Keep only the nearest of several used peaks with the same index (ties: the first)."""
     n = use.shape[0]
@@ -135,7 +161,7 @@ def _unique(hk, res, use):  # type: ignore[no-untyped-def]
     for u in range(m):
         # indices are small integers: one key per (h, k)
         code[u] = np.int64(hk[idx[u], 0]) * 4294967296 + np.int64(hk[idx[u], 1])
-    order = np.argsort(code, kind="mergesort")  # stable: equal keys keep peak order
+    order = _stable_order(code)  # stable: equal keys keep peak order
     start = 0
     while start < m:
         stop = start + 1
