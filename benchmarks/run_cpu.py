@@ -41,10 +41,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
-import itertools
 import json
-import math
 import os
 import shutil
 import socket
@@ -65,420 +62,31 @@ for _path in (ROOT, HERE):  # run as a script from a checkout
 
 from benchlib import (  # noqa: E402
     alternate,
-    check_close,
     machine_info,
     n_cores,
     resident_fraction,
 )
+from cpu_cases import (  # noqa: E402
+    ANALYSES,
+    FLOOR_TARGETS,
+    LIBERTEM_TARGETS,
+    RTOL,
+    SIG_SHAPE,
+    com_geometry,
+    dask_run,
+    gemm_ceiling,
+    layout,
+    libertem_gpu_udf,
+    libertem_udf,
+    read_once,
+    reference,
+    subset_read,
+    verify,
+    write_file,
+)
 from floor import FloorResult, MappedFile, floor, merge, windowed_floor  # noqa: E402
+from process_costs import demo_memory, startup  # noqa: E402
 from readme_table import render  # noqa: E402
-
-ANALYSES = ("sum", "sumsig", "std", "masks1", "masks16", "vbf", "rings16", "com")
-#: Minimum ratio to the floor (threads executor), from the issue's acceptance criteria.
-FLOOR_TARGETS = {
-    "sum": 0.8,
-    "sumsig": 0.8,
-    "masks1": 0.8,
-    "std": 0.6,
-    "com": 0.6,
-    "masks16": 0.4,
-    "vbf": 0.8,
-    "rings16": 0.4,
-}
-MASK_ANALYSES = ("masks1", "masks16", "vbf", "rings16")
-#: Minimum speed-up over LiberTEM 0.16, per dtype.
-LIBERTEM_TARGETS = {"uint16": 3.0, "float32": 1.0}
-SIG_SHAPE = (256, 256)
-
-
-# --- files ---
-
-
-def layout(size: int, dtype: np.dtype) -> tuple[int, int]:
-    """A near-square 2-D scan of 256 x 256 frames holding at least ``size`` bytes."""
-    frame_bytes = math.prod(SIG_SHAPE) * dtype.itemsize
-    frames = max(4, -(-size // frame_bytes))
-    ny = max(2, math.isqrt(frames))
-    nx = -(-frames // ny)
-    return ny, nx
-
-
-def write_file(path: str, nav: tuple[int, int], dtype: np.dtype, seed: int) -> int:
-    """Random-ish data (12-bit integers, or floats around 100) in 64 MiB chunks."""
-    rng = np.random.default_rng(seed)
-    n = math.prod(nav) * math.prod(SIG_SHAPE)
-    chunk = 32 * 2**20
-    with open(path, "wb") as f:
-        for start in range(0, n, chunk):
-            m = min(chunk, n - start)
-            if dtype.kind == "u":
-                words = rng.bit_generator.random_raw(-(-m // 4)).view(np.uint16)[:m]
-                words &= 0x0FFF
-                words.astype(dtype, copy=False).tofile(f)
-            else:
-                (rng.random(m, dtype=np.float32) * 200).astype(dtype, copy=False).tofile(f)
-    return n * dtype.itemsize
-
-
-def read_once(path: str) -> None:
-    """Bring the file into the page cache."""
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(64 * 2**20)
-        while f.readinto(buf):
-            pass
-
-
-# --- ceilings and references ---
-
-
-def gemm_ceiling(cores: int, dtype: np.dtype, frames: int = 256) -> float:
-    """GB/s (of ``dtype`` input) of 16-mask products when the frames are already float32: one
-    single-threaded sgemm per core, concurrently. 16 dense masks cost 16 multiply-adds per
-    pixel, so this compute ceiling, not memory, bounds ``masks16``."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    npix = math.prod(SIG_SHAPE)
-    rng = np.random.default_rng(5)
-    blocks = [rng.random((frames, npix), dtype=np.float32) for _ in range(cores)]
-    masks = rng.random((npix, 16), dtype=np.float32)
-
-    def work() -> None:
-        with ThreadPoolExecutor(cores) as pool:
-            list(pool.map(lambda b: b @ masks, blocks))
-
-    with threadpool_limits(1, "blas"):
-        times, _ = alternate({"gemm": work}, 3)["gemm"]
-    return cores * frames * npix * dtype.itemsize / min(times) / 1e9
-
-
-def _com_weights() -> np.ndarray:
-    """``(npix, 3)`` float64: the CoM disk, and the disk times the row and the column index."""
-    g = _com_geometry()
-    yy, xx = np.mgrid[0 : SIG_SHAPE[0], 0 : SIG_SHAPE[1]].astype(np.float64)
-    disk = ((yy - g["cy"]) ** 2 + (xx - g["cx"]) ** 2 <= g["r"] ** 2).astype(np.float64)
-    return np.stack([disk, disk * yy, disk * xx], axis=-1).reshape(-1, 3)
-
-
-def reference(
-    data: np.ndarray, nav: tuple[int, int], dtype: np.dtype, analyses: list[str]
-) -> dict[str, np.ndarray]:
-    """Every analysis's expected result, in float64 NumPy, from one pass over the file's
-    bytes (``data``, uint8) in chunks of frames: what each contender's result must match
-    before its figure counts.
-
-    Returns, per analysis, an array shaped like the result that :func:`extract` returns."""
-    n = math.prod(nav)
-    npix = math.prod(SIG_SHAPE)
-    frames = data[: n * npix * dtype.itemsize].view(dtype).reshape(n, npix)
-    columns = {
-        name: _mask_stack(name).reshape(-1, npix).T for name in analyses if name in MASK_ANALYSES
-    }
-    if "com" in analyses:
-        columns["com"] = _com_weights()
-    weights = None
-    if columns:
-        weights = np.concatenate([c.astype(np.float64) for c in columns.values()], axis=1)
-    shift = frames[0].astype(np.float64)
-    s1 = np.zeros(npix)
-    s2 = np.zeros(npix)
-    per_frame = np.zeros(n)
-    products = np.zeros((n, 0 if weights is None else weights.shape[1]))
-    step = max(1, (32 * 2**20) // (npix * 8))
-    for start in range(0, n, step):
-        chunk = frames[start : start + step].astype(np.float64)
-        per_frame[start : start + step] = chunk.sum(axis=1)
-        if weights is not None:
-            products[start : start + step] = chunk @ weights
-        chunk -= shift
-        s1 += chunk.sum(axis=0)
-        s2 += (chunk * chunk).sum(axis=0)
-    out: dict[str, np.ndarray] = {}
-    sig = SIG_SHAPE
-    if "sum" in analyses:
-        out["sum"] = (s1 + n * shift).reshape(sig)
-    if "sumsig" in analyses:
-        out["sumsig"] = per_frame.reshape(nav)
-    if "std" in analyses:
-        mean = s1 / n
-        out["std"] = np.sqrt(np.maximum(s2 / n - mean * mean, 0)).reshape(sig)
-    col = 0
-    for name, c in columns.items():
-        block = products[:, col : col + c.shape[1]]
-        col += c.shape[1]
-        if name == "com":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                com = block[:, 1:] / block[:, :1]
-            out[name] = com.reshape(*nav, 2)
-        else:
-            out[name] = block.reshape(*nav, c.shape[1])
-    return out
-
-
-#: Tolerance of each contender's result against :func:`reference`, relative to its largest
-#: value: float64 accumulation for ours and Dask (except float32 mask products), float32 inside
-#: LiberTEM. A frame left out of a 2 GiB sum changes it by ~6e-5.
-RTOL = {"float64": 1e-6, "float32": 1e-4}
-
-
-def rtol_for(contender: str, name: str) -> float:
-    if contender == "libertem" or name in ("masks1", "masks16"):
-        return RTOL["float32"]
-    return RTOL["float64"]
-
-
-def extract(contender: str, name: str, value: Any) -> np.ndarray:
-    """The part of a contender's result that :func:`reference` predicts, as float64."""
-    if contender == "dask":
-        arr = np.asarray(value, dtype=np.float64)
-        if name == "sum" or name == "std":
-            return arr.reshape(SIG_SHAPE)
-        if name == "sumsig":
-            return arr
-        return arr.reshape(*arr.shape[:1], -1)
-    if name == "std":
-        return np.asarray(value["std"].data, dtype=np.float64)
-    if name == "com":
-        g = _com_geometry()
-        # field = raw_com - (cy, cx) without scan rotation, flip or regression (the default)
-        return np.asarray(value["field"].data, dtype=np.float64) + np.array([g["cy"], g["cx"]])
-    return np.asarray(value["intensity"].data, dtype=np.float64)
-
-
-def verify(contender: str, name: str, value: Any, want: np.ndarray) -> None:
-    """Raise :class:`VerificationError` unless the contender's result matches the reference."""
-    got = extract(contender, name, value)
-    if contender == "dask" and name != "sum" and name != "std":
-        want = want.reshape(got.shape)
-    check_close(f"{contender} {name}", got, want, rtol_for(contender, name))
-
-
-def subset_read(name: str, dtype: np.dtype) -> dict[str, Any] | None:
-    """For drawn binary masks (``vbf``, ``rings16``): what part of each frame a kernel that
-    reads only the masked pixels (the run-length kernels) touches. Such a figure counts all
-    the file's bytes but may read fewer, so it is not compared with the floor."""
-    if name not in ("vbf", "rings16"):
-        return None
-    union = _drawn_masks(name).any(axis=0).reshape(-1)
-    per_line = max(1, 64 // dtype.itemsize)
-    lines = np.pad(union, (0, -union.size % per_line)).reshape(-1, per_line).any(axis=1)
-    return {
-        "reads_subset": True,
-        "masked_fraction": float(union.mean()),
-        "bytes_read_fraction": float(lines.mean()),
-        "reads_subset_note": (
-            "binary masks may go to the run-length kernels, which read only the 64-byte lines "
-            "holding masked pixels (bytes_read_fraction, an estimate from the masks); where "
-            "AMX runs, masks covering most of the frame go to the dense kernel, which reads "
-            "all. The library does not report which path ran: no ratio to the floor."
-        ),
-    }
-
-
-# --- the contenders ---
-
-
-def _masks(n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, *SIG_SHAPE), dtype=np.float32)
-
-
-def _drawn_masks(name: str) -> np.ndarray:
-    """What users draw: a bright-field disk, or 16 concentric rings (binary masks)."""
-    h, w = SIG_SHAPE
-    yy, xx = np.mgrid[0:h, 0:w]
-    r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2)
-    if name == "vbf":
-        return (r <= min(h, w) / 8)[np.newaxis]
-    edges = np.linspace(0, min(h, w) / 2, 17)
-    return np.stack([(r >= a) & (r < b) for a, b in itertools.pairwise(edges)])
-
-
-def _mask_stack(name: str) -> np.ndarray:
-    if name in ("vbf", "rings16"):
-        return _drawn_masks(name)
-    return _masks(1 if name == "masks1" else 16, 1)
-
-
-def _com_geometry() -> dict[str, float]:
-    h, w = SIG_SHAPE
-    return {"cy": (h - 1) / 2, "cx": (w - 1) / 2, "r": min(h, w) / 4}
-
-
-def _return(value: np.ndarray) -> np.ndarray:
-    return value
-
-
-def libertem_gpu_udf(name: str) -> Any:
-    import libertem_gpu as lg
-
-    if name == "sum":
-        return lg.SumUDF()
-    if name == "sumsig":
-        return lg.SumSigUDF()
-    if name == "std":
-        return lg.StdDevUDF()
-    if name in MASK_ANALYSES:
-        stack = _mask_stack(name)
-        # float32 arithmetic for float32 masks, as LiberTEM does (results float32); binary
-        # masks are summed exactly whatever the dtype.
-        return lg.ApplyMasksUDF(
-            mask_factories=[functools.partial(_return, m) for m in stack], mask_dtype=np.float32
-        )
-    if name == "com":
-        return lg.CoMUDF.with_params(**_com_geometry())
-    raise KeyError(name)
-
-
-def libertem_udf(name: str) -> Any:
-    if name == "sum":
-        from libertem.udf.sum import SumUDF
-
-        return SumUDF()
-    if name == "sumsig":
-        from libertem.udf.sumsigudf import SumSigUDF
-
-        return SumSigUDF()
-    if name == "std":
-        from libertem.udf.stddev import StdDevUDF
-
-        return StdDevUDF()
-    if name in MASK_ANALYSES:
-        from libertem.udf.masks import ApplyMasksUDF
-
-        stack = _mask_stack(name)
-        return ApplyMasksUDF(
-            mask_factories=[functools.partial(_return, m) for m in stack],
-            use_sparse=False if name in ("masks1", "masks16") else None,
-        )
-    if name == "com":
-        from libertem.udf.com import CoMUDF
-
-        return CoMUDF.with_params(**_com_geometry())
-    raise KeyError(name)
-
-
-def dask_run(name: str, path: str, nav: tuple[int, int], dtype: np.dtype, cores: int) -> Any:
-    """The Dask array equivalent of each analysis on a memmap, threaded scheduler."""
-    import dask.array as da
-
-    n = math.prod(nav)
-    npix = math.prod(SIG_SHAPE)
-    mm = np.memmap(path, dtype=dtype, mode="r", shape=(n, npix))
-    frames_per_chunk = max(1, (128 * 2**20) // (npix * dtype.itemsize))
-    arr = da.from_array(mm, chunks=(frames_per_chunk, npix))
-    if name == "sum":
-        expr = arr.sum(axis=0, dtype=np.float64)
-    elif name == "sumsig":
-        expr = arr.sum(axis=1, dtype=np.float64)
-    elif name == "std":
-        expr = arr.std(axis=0, dtype=np.float64)
-    elif name in MASK_ANALYSES:
-        stack = _mask_stack(name).reshape(-1, npix).astype(np.float32)
-        expr = arr @ stack.T
-    elif name == "com":
-        g = _com_geometry()
-        yy, xx = np.mgrid[0 : SIG_SHAPE[0], 0 : SIG_SHAPE[1]]
-        disk = ((yy - g["cy"]) ** 2 + (xx - g["cx"]) ** 2 <= g["r"] ** 2).astype(np.float32)
-        weights = np.stack([disk, disk * yy, disk * xx], axis=-1).reshape(npix, 3)
-        moments = arr @ weights
-        expr = moments[:, 1:] / moments[:, :1]
-    else:
-        raise KeyError(name)
-    return expr.compute(scheduler="threads", num_workers=cores)
-
-
-# --- start-up and memory ---
-
-_STARTUP_CHILD = """
-import time, sys
-from libertem_gpu import Context, SumUDF
-ctx = Context("threads")
-ds = ctx.load("raw", path=sys.argv[1], nav_shape=(16, 16), sig_shape=(64, 64), dtype="uint16")
-res = ctx.run_udf(dataset=ds, udf=SumUDF())
-res["intensity"].data.sum()
-print(time.time(), flush=True)
-ctx.close()
-"""
-
-
-def startup(work: str, repeat: int) -> dict[str, Any]:
-    """Seconds from spawning a Python process to its first SumUDF result (cold and warm
-    Numba cache)."""
-    path = os.path.join(work, "startup.raw")
-    rng = np.random.default_rng(3)
-    rng.integers(0, 4096, size=(256, 64, 64), dtype=np.uint16).tofile(path)
-
-    def once(cache_dir: str) -> float:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-        t0 = time.time()
-        out = subprocess.run(
-            [sys.executable, "-c", _STARTUP_CHILD, path],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        return float(out.stdout.strip().splitlines()[-1]) - t0
-
-    colds = []
-    warms = []
-    for _ in range(max(1, repeat)):
-        cache = tempfile.mkdtemp(prefix="numba-cache-", dir=work)
-        colds.append(once(cache))
-        warms.append(once(cache))
-        shutil.rmtree(cache, ignore_errors=True)
-    return {
-        "cold_s": min(colds),
-        "warm_s": min(warms),
-        "cold_all_s": colds,
-        "warm_all_s": warms,
-        "file": "16 x 16 scan of 64 x 64 uint16 frames",
-    }
-
-
-_MEMORY_CHILD = """
-import sys
-from libertem_gpu.cli import main
-rc = main(sys.argv[1:])
-with open("/proc/self/status") as f:
-    peak = [line.split()[1] for line in f if line.startswith("VmHWM:")][0]
-print("VmHWM_KiB", peak, flush=True)
-sys.exit(rc)
-"""
-
-
-def demo_memory(work: str, size: str) -> dict[str, Any]:
-    """Peak resident memory of ``libertem-gpu demo --size SIZE`` in a new process.
-
-    Read as ``VmHWM`` from ``/proc/self/status`` by the process itself when the demo is done:
-    ``ru_maxrss`` of a child would also count the forked image of this (large) parent process,
-    which Linux keeps in the child's high-water mark across ``exec``.
-    """
-    out_dir = os.path.join(work, "demo-out")
-    argv = ["demo", "--size", size, "--out", out_dir, "--tmp-dir", work]
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _MEMORY_CHILD, *argv],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"libertem-gpu {' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}")
-    lines = proc.stdout.strip().splitlines()
-    peak = int(lines[-1].split()[1]) * 1024
-    return {
-        "size": size,
-        "peak_rss_bytes": peak,
-        "peak_rss_mib": peak / 2**20,
-        "seconds": seconds,
-        "method": "VmHWM of the demo process (libertem_gpu.cli.main in a fresh interpreter)",
-        "output": lines[:-1],
-    }
-
 
 # --- the run ---
 
@@ -817,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             "(mask_dtype=float32, as LiberTEM uses for float32 masks); vbf: one binary disk of "
             "radius 32; rings16: 16 binary concentric rings out to radius 128"
         ),
-        "com": _com_geometry(),
+        "com": com_geometry(),
         "dask": "da.from_array(np.memmap) with 128 MiB chunks, scheduler='threads'",
         "libertem": "Context.make_with('threads'), ApplyMasksUDF(use_sparse=False)",
         "runs": [],
