@@ -27,7 +27,8 @@ EXECUTORS = ["inline", "threads", "dask"]
 #: test in them starts processes (dask clusters, the command line, the CUDA simulator) or
 #: compiles for many types; together they are most of the suite's time.
 SLOW_MODULES = {
-    "tests/executor/test_dask.py",  # clusters started, killed and restarted per test
+    "tests/executor/test_dask.py",  # clusters started per module and per test
+    "tests/executor/test_dask_processes.py",  # workers, schedulers and clients killed
     "tests/cli/test_exit_codes.py",  # the command line in subprocesses, Ctrl-C
     "tests/cli/test_run.py",  # every analysis through the command line, every output format
     "tests/io/test_fuzz.py",  # hypothesis: many mutated files per format

@@ -1,19 +1,16 @@
-"""The dask executor: local clusters, clusters started with the real dask CLI and with
-``libertem-gpu worker``, equality with the inline executor, faults, cancellation, security."""
+"""The dask executor: local clusters and clusters started with the real dask CLI, equality with
+the inline executor, errors, cancellation, time-outs, security, settings on the workers. Processes
+killed or stopped mid-run and ``libertem-gpu worker``: ``test_dask_processes.py``."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import inspect
-import json
 import logging
 import os
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,65 +24,7 @@ from libertem_gpu.executor import get_executor_class
 from libertem_gpu.executor.dask import DaskCUDAExecutor, DaskExecutor, _try_cuda_cluster
 from tests.conftest import random_data
 from tests.executor import udfs
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-WAIT_S = 60  # upper bound of every wait for a cluster (a loaded 2-core CI machine)
-
-
-# --- clusters ------------------------------------------------------------------------------------
-
-
-def _env() -> dict[str, str]:
-    """Environment of CLI-started processes: the repository importable (for tests.executor.udfs)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("DASK_DISTRIBUTED__WORKER__DAEMON", "False")
-    return env
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM the processes this test started (workers first), then SIGKILL stragglers."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _start_scheduler(tmp: Path) -> tuple[subprocess.Popen, str]:
-    """`dask scheduler` on a free loopback port; returns the process and its address."""
-    sched_file = tmp / "scheduler.json"
-    proc = subprocess.Popen(
-        [
-            str(BIN / "dask"),
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(sched_file),
-        ],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dask scheduler exited with {proc.returncode}")
-        with contextlib.suppress(OSError, ValueError):
-            address = json.loads(sched_file.read_text())["address"]
-            return proc, address
-        time.sleep(0.1)
-    _stop([proc])
-    raise TimeoutError("dask scheduler did not write its scheduler file")
+from tests.executor.clusters import BIN, WAIT_S, assert_same, cli_env, start_scheduler, stop
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +41,14 @@ def cli_ctx(tmp_path_factory):
     """`dask scheduler` plus two `dask worker` processes on loopback, reached by
     Context.connect, as on a multi-node cluster."""
     tmp = tmp_path_factory.mktemp("cli_cluster")
-    sched, address = _start_scheduler(tmp)
+    sched, address = start_scheduler(tmp)
     workers = [
         subprocess.Popen(
             [
                 *(str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"),
                 *("--host", "127.0.0.1", "--name", f"cli-{i}"),
             ],
-            env=_env(),
+            env=cli_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -123,7 +62,7 @@ def cli_ctx(tmp_path_factory):
     finally:
         if ctx is not None:
             ctx.close()
-        _stop([*workers, sched])
+        stop([*workers, sched])
 
 
 @pytest.fixture(scope="module")
@@ -180,19 +119,6 @@ def data4d():
     return random_data(rng, (3, 7, 13, 17), "uint16")
 
 
-def _assert_same(results, reference):
-    assert results.keys() == reference.keys()
-    for name, ref in reference.items():
-        np.testing.assert_allclose(
-            np.asarray(results[name].data, dtype=np.float64),
-            np.asarray(ref.data, dtype=np.float64),
-            rtol=1e-5,
-            atol=1e-6,
-            equal_nan=True,
-            err_msg=name,
-        )
-
-
 @pytest.mark.parametrize("where", ["threads", "local", "cli"])
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_udfs_equal_inline(request, name, where, data4d, ref_ctx):
@@ -205,7 +131,7 @@ def test_builtin_udfs_equal_inline(request, name, where, data4d, ref_ctx):
         udf = _make_builtin(name, ds.sig_shape)
         expected = ref_ctx.run_udf(dataset=ds, udf=udf, roi=r)
         got = ctx.run_udf(dataset=ds, udf=_make_builtin(name, ds.sig_shape), roi=r)
-        _assert_same(got, expected)
+        assert_same(got, expected)
 
 
 @pytest.mark.parametrize("nav_shape", [(23,), (4, 5), (2, 3, 4)])
@@ -222,7 +148,7 @@ def test_helper_udfs_equal_inline_on_clusters(nav_shape, local_ctx, cli_ctx, ref
             got = ctx.run_udf(dataset=ds, udf=run, roi=r, tiling=tiling)
             ref = ref_ctx.run_udf(dataset=ds, udf=run, roi=r, tiling=tiling)
             for g, e in zip(got, ref, strict=True):
-                _assert_same(g, e)
+                assert_same(g, e)
         # and against NumPy itself
         res = ctx.run_udf(dataset=ds, udf=udfs.MaskStackUDF(masks=payload))["dots"].data
         flat = data.reshape(*nav_shape, -1).astype(np.float64)
@@ -243,7 +169,7 @@ def test_raw_file_on_cli_cluster(tmp_path, cli_ctx, ref_ctx):
     with config.set(partition_bytes=7 * ds.frame_bytes):
         got = cli_ctx.run_udf(dataset=ds, udf=udfs.SlowSumUDF())
     np.testing.assert_array_equal(got["per_frame"].data.reshape(-1), data[1:].sum(axis=(1, 2)))
-    _assert_same(got, ref_ctx.run_udf(dataset=ds_ref, udf=udfs.SlowSumUDF()))
+    assert_same(got, ref_ctx.run_udf(dataset=ds_ref, udf=udfs.SlowSumUDF()))
 
 
 # --- the executor itself -------------------------------------------------------------------------
@@ -348,32 +274,6 @@ def test_timeout_raises_and_cancels(local_ctx):
     _wait_idle(local_ctx.executor.client, timeout=WAIT_S)
 
 
-def test_killed_worker_run_completes_and_equals_inline(ref_ctx):
-    data = random_data(np.random.default_rng(17), (24, 12, 10), "uint16")
-    with Context("dask", n_workers=2) as ctx:
-        client = ctx.executor.client
-        client.wait_for_workers(2, timeout=WAIT_S)
-        pids = client.run(os.getpid)
-        ds = ctx.load("memory", data=data, num_partitions=12)
-        udf = udfs.SlowSumUDF(delay=0.1)
-        killed = None
-        with config.set(task_timeout_s=WAIT_S):
-            for partial in ctx.run_udf_iter(dataset=ds, udf=udf, tiling=TilingScheme(depth=1)):  # noqa: B007
-                if killed is None:
-                    busy = [w for w, keys in client.processing().items() if keys]
-                    killed = busy[0] if busy else next(iter(pids))
-                    os.kill(pids[killed], signal.SIGKILL)
-            result = partial.buffers[0]
-        assert killed is not None
-        assert partial.damage.data.all()
-        expected = ref_ctx.run_udf(dataset=ref_ctx.load("memory", data=data), udf=udf)
-        _assert_same(result, expected)
-        # the nanny restarted the worker: the cluster is whole and usable again
-        client.wait_for_workers(2, timeout=WAIT_S)
-        again = ctx.run_udf(dataset=ds, udf=udfs.SlowSumUDF())
-        _assert_same(again, expected)
-
-
 def test_dask_cuda_falls_back_to_cpu_cluster(caplog):
     pytest.importorskip("distributed")
     if _cuda_available():
@@ -437,43 +337,6 @@ def test_dask_array_dataset_on_cluster(local_ctx, ref_ctx):
     np.testing.assert_array_equal(back.compute(), data.reshape(30, 9, 7))
 
 
-# --- libertem-gpu worker -------------------------------------------------------------------------
-
-
-def test_libertem_gpu_worker_joins_a_cluster(tmp_path, ref_ctx):
-    script = BIN / "libertem-gpu"
-    try:
-        import libertem_gpu.cli  # noqa: F401
-
-        cmd = [str(script), "worker"] if script.exists() else None
-    except ImportError:
-        cmd = None
-    if cmd is None:  # the command line front end is not there: call worker_main directly
-        cmd = [sys.executable, "-m", "libertem_gpu.cluster_cli"]
-    sched, address = _start_scheduler(tmp_path)
-    worker = subprocess.Popen(
-        [*cmd, address, "--nworkers", "1", "--host", "127.0.0.1"],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with Context.connect(address) as ctx:
-            ctx.executor.client.wait_for_workers(1, timeout=WAIT_S)
-            [info] = ctx.executor.client.scheduler_info(n_workers=-1)["workers"].values()
-            assert info["resources"] == {"CPU": 1}
-            assert info["nthreads"] == 1
-            data = random_data(np.random.default_rng(23), (2, 5, 7, 6), "float32")
-            ds = ctx.load("memory", data=data, num_partitions=3)
-            got = ctx.run_udf(dataset=ds, udf=udfs.SlowSumUDF())
-            _assert_same(got, ref_ctx.run_udf(dataset=ds, udf=udfs.SlowSumUDF()))
-        # SIGTERM reaches the dask worker through libertem-gpu worker, which then exits
-        worker.terminate()
-        assert worker.wait(timeout=WAIT_S) is not None
-    finally:
-        _stop([worker, sched])
-
-
 def test_settings_reach_dask_workers(local_ctx):
     """What ``config.set`` holds when a run starts is what the worker processes use."""
     data = random_data(np.random.default_rng(21), (4, 5, 6, 7), np.uint16)
@@ -486,139 +349,3 @@ def test_settings_reach_dask_workers(local_ctx):
     seen = local_ctx.run_udf(dataset=ds, udf=udfs.SettingsUDF())["seen"].data
     defaults = config.defaults()
     assert (seen.reshape(-1, 3)[:, 2] == defaults["tile_bytes_cpu"]).all()
-
-
-def _children(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _gone(pids: list[int], within: float) -> bool:
-    import psutil
-
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]:
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def test_killed_libertem_gpu_worker_leaves_no_orphan(tmp_path):
-    sched, address = _start_scheduler(tmp_path)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "libertem_gpu.cluster_cli", address, "--nworkers", "1"],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with Context.connect(address) as ctx:
-            ctx.executor.client.wait_for_workers(1, timeout=WAIT_S)
-            [addr] = ctx.executor.client.scheduler_info(n_workers=-1)["workers"]
-            assert addr.startswith("tcp://127.0.0.1:")  # loopback unless told otherwise
-        children = _children(worker.pid)
-        assert children
-        worker.kill()  # SIGKILL: no handler runs
-        worker.wait(timeout=WAIT_S)
-        assert _gone(children, within=WAIT_S), "the dask worker outlived libertem-gpu worker"
-    finally:
-        _stop([worker, sched])
-
-
-def test_worker_for_a_remote_scheduler_needs_host():
-    from libertem_gpu.cluster_cli import build_parser, worker_command
-
-    args = build_parser().parse_args(["tcp://10.1.2.3:8786"])
-    with pytest.raises(SystemExit, match="--host"):
-        worker_command(args)
-    args = build_parser().parse_args(["tcp://10.1.2.3:8786", "--host", "10.1.2.4"])
-    cmd = worker_command(args)
-    assert cmd[cmd.index("--host") + 1] == "10.1.2.4"
-    local = worker_command(build_parser().parse_args(["tcp://127.0.0.1:8786"]))
-    assert local[local.index("--host") + 1] == "127.0.0.1"
-
-
-def test_scheduler_killed_mid_run_is_an_executor_error(tmp_path):
-    sched, address = _start_scheduler(tmp_path)
-    worker = subprocess.Popen(
-        [str(BIN / "dask"), "worker", address, "--nworkers", "1", "--host", "127.0.0.1"],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with Context.connect(address) as ctx:
-            ctx.executor.client.wait_for_workers(1, timeout=WAIT_S)
-            data = random_data(np.random.default_rng(3), (8, 5, 6, 7), np.uint16)
-            ds = ctx.load("memory", data=data, num_partitions=8)
-            run = ctx.run_udf_iter(dataset=ds, udf=udfs.SlowSumUDF(delay=1.0))
-            with config.set(task_timeout_s=WAIT_S), pytest.raises((ExecutorError, RunTimeoutError)):
-                next(run)
-                sched.kill()
-                for _ in run:
-                    pass
-    finally:
-        _stop([worker, sched])
-
-
-def test_a_stopped_worker_does_not_block_a_run(ref_ctx):
-    """SIGSTOP one of two workers mid-run: the scheduler restarts it after worker_ttl and the
-    run finishes with every partition merged once."""
-    with Context("dask", n_workers=2, worker_ttl=1.0) as ctx:
-        client = ctx.executor.client
-        client.wait_for_workers(2, timeout=WAIT_S)
-        data = random_data(np.random.default_rng(8), (6, 4, 5, 7), np.uint16)
-        ds = ctx.load("memory", data=data, num_partitions=6)
-        pids = list(client.run(os.getpid).values())
-        stopped = None
-        try:
-            with config.set(task_timeout_s=WAIT_S):
-                run = ctx.run_udf_iter(dataset=ds, udf=udfs.SlowSumUDF(delay=0.5))
-                partial = next(run)
-                stopped = pids[0]
-                os.kill(stopped, signal.SIGSTOP)
-                for partial in run:  # noqa: B007
-                    pass
-        finally:
-            if stopped is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(stopped, signal.SIGCONT)
-        want = ref_ctx.run_udf(dataset=ds, udf=udfs.SlowSumUDF())
-        got = partial.buffers[0]
-        for name in want:
-            np.testing.assert_allclose(got[name].data, want[name].data)
-
-
-_CLIENT = """
-import os, sys, time
-from libertem_gpu import Context
-if __name__ == "__main__":
-    ctx = Context("dask", n_workers=1)
-    ctx.executor.client.wait_for_workers(1, timeout=60)
-    print("ready", flush=True)
-    time.sleep(600)
-"""
-
-
-def test_killed_client_leaves_no_local_cluster_behind(tmp_path):
-    """SIGKILL of a process running Context("dask"): its local cluster's processes end too."""
-    script = tmp_path / "client.py"
-    script.write_text(_CLIENT)
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], env=_env(), stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        children = _children(proc.pid)
-        assert children
-        proc.kill()
-        proc.wait(timeout=WAIT_S)
-        assert _gone(children, within=WAIT_S), "local cluster processes outlived their client"
-    finally:
-        _stop([proc])
