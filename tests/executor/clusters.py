@@ -39,6 +39,13 @@ def stop(procs: list[subprocess.Popen]) -> None:
             proc.wait(timeout=10)
 
 
+def start_process(argv: list[str]) -> subprocess.Popen:
+    """A cluster process (worker, scheduler) with :func:`cli_env`, its output discarded."""
+    return subprocess.Popen(
+        argv, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def start_scheduler(tmp: Path) -> tuple[subprocess.Popen, str]:
     """`dask scheduler` on a free loopback port; returns the process and its address."""
     sched_file = tmp / "scheduler.json"

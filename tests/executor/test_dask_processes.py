@@ -20,7 +20,15 @@ from libertem_gpu import Context, TilingScheme, config
 from libertem_gpu.errors import ExecutorError, RunTimeoutError
 from tests.conftest import random_data
 from tests.executor import udfs
-from tests.executor.clusters import BIN, WAIT_S, assert_same, cli_env, start_scheduler, stop
+from tests.executor.clusters import (
+    BIN,
+    WAIT_S,
+    assert_same,
+    cli_env,
+    start_process,
+    start_scheduler,
+    stop,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +78,7 @@ def test_libertem_gpu_worker_joins_a_cluster(tmp_path, ref_ctx):
     if cmd is None:  # the command line front end is not there: call worker_main directly
         cmd = [sys.executable, "-m", "libertem_gpu.cluster_cli"]
     sched, address = start_scheduler(tmp_path)
-    worker = subprocess.Popen(
-        [*cmd, address, "--nworkers", "1", "--host", "127.0.0.1"],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_process([*cmd, address, "--nworkers", "1", "--host", "127.0.0.1"])
     try:
         with Context.connect(address) as ctx:
             ctx.executor.client.wait_for_workers(1, timeout=WAIT_S)
@@ -115,11 +118,8 @@ def _gone(pids: list[int], within: float) -> bool:
 
 def test_killed_libertem_gpu_worker_leaves_no_orphan(tmp_path):
     sched, address = start_scheduler(tmp_path)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "libertem_gpu.cluster_cli", address, "--nworkers", "1"],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    worker = start_process(
+        [sys.executable, "-m", "libertem_gpu.cluster_cli", address, "--nworkers", "1"]
     )
     try:
         with Context.connect(address) as ctx:
@@ -150,11 +150,8 @@ def test_worker_for_a_remote_scheduler_needs_host():
 
 def test_scheduler_killed_mid_run_is_an_executor_error(tmp_path):
     sched, address = start_scheduler(tmp_path)
-    worker = subprocess.Popen(
-        [str(BIN / "dask"), "worker", address, "--nworkers", "1", "--host", "127.0.0.1"],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    worker = start_process(
+        [str(BIN / "dask"), "worker", address, "--nworkers", "1", "--host", "127.0.0.1"]
     )
     try:
         with Context.connect(address) as ctx:
