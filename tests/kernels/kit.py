@@ -66,9 +66,10 @@ SIM_SECOND_DTYPES = ("uint16", "float64")
 #: The dtype that also runs the larger cases below (the simulator is slow).
 SIM_LARGE_DTYPE = "uint16"
 #: Shapes that exercise the wrappers' grid logic with the simulator's block of 32 threads and
-#: chunks of 16 blocks: pixels over several blocks with a ragged last one, frames over several
-#: chunks, and more frames than a block (reductions over frames in several groups).
-SIM_LARGE_SHAPES = ((2, (7, 11)), (2, (23, 29)), (35, (3, 4)))
+#: chunks of 16 blocks: pixels over several blocks with a ragged last one, then
+#: (``KernelContract.sim_many_frames``, (3, 4)): frames over several chunks, and more frames than
+#: a block (reductions over frames in several groups).
+SIM_LARGE_SHAPES = ((2, (7, 11)), (2, (23, 29)))
 #: Backends whose implementations run on a GPU (here: in the simulator).
 GPU_BACKENDS = frozenset({"cupy"})
 
@@ -112,6 +113,10 @@ class KernelContract:
     rtol: ClassVar[float] = 1e-12
     #: Whether the simulator runs this operation's GPU implementation (False: real GPU only).
     simulate: ClassVar[bool] = True
+    #: Frames of the simulator's many-frames case (see :data:`SIM_LARGE_SHAPES`). Kernels with
+    #: a block per frame (grid ``(frames, pixel chunks)``) take 17: more frames only add blocks,
+    #: which the simulator runs one Python thread each (35 frames: 6-7 s a case).
+    sim_many_frames: ClassVar[int] = 35
 
     # --- what a subclass says ----------------------------------------------------------------
 
@@ -272,8 +277,9 @@ class KernelContract:
 
 _sim_results: dict[str, str] = {}
 _sim_done: set[str] = set()
-#: The contracts whose simulator run :func:`start_simulator` started in the background.
-_sim_started: list[str] = []
+#: The contracts whose simulator runs :func:`start_simulator` started in the background, by
+#: child (:func:`_sim_key`).
+_sim_started: dict[str, list[str]] = {}
 
 
 def _name(cls: type) -> str:
@@ -291,6 +297,12 @@ def _contracts() -> list[type[KernelContract]]:
     return found
 
 
+def _sim_key(cls: type) -> str:
+    """One simulator child per test module: a module's simulator test waits for its own
+    contracts only, not for every module's (about 90 s of simulation in all, on one core)."""
+    return f"kernel-simulator-{cls.__module__.rsplit('.', 1)[-1]}"
+
+
 def _sim_child(todo: list[str]) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -304,25 +316,27 @@ def start_simulator(classes: list[type[KernelContract]]) -> None:
     collects it. Does nothing without numba-cuda."""
     if _sim_started or importlib.util.find_spec("numba_cuda") is None:
         return
-    todo = sorted({_name(c) for c in classes if c.simulate} - _sim_done)
-    if todo:
-        _sim_started[:] = todo
-        background.start("kernel-simulator", *_sim_child(todo), cwd=str(ROOT))
+    for cls in classes:
+        if cls.simulate and _name(cls) not in _sim_done:
+            _sim_started.setdefault(_sim_key(cls), []).append(_name(cls))
+    for key, todo in _sim_started.items():
+        todo.sort()
+        background.start(key, *_sim_child(todo), cwd=str(ROOT))
 
 
 def simulator_results(cls: type[KernelContract]) -> dict[str, str]:
-    """The simulator's results (``{case: "ok" | traceback}``); the first call collects the
-    background run, or runs every contract loaded so far in one child process; later calls
-    run only those not run yet."""
+    """The simulator's results (``{case: "ok" | traceback}``) of ``cls`` and the contracts of
+    its module: collected from the module's background child, or run now in one child process
+    where none was started."""
     if importlib.util.find_spec("numba_cuda") is None:
         pytest.skip("numba-cuda is not installed (pip install numba-cuda[cu13])")
     if _name(cls) not in _sim_done:
-        if _name(cls) in _sim_started:
-            key, todo = "kernel-simulator", list(_sim_started)
-            _sim_started.clear()
+        key = _sim_key(cls)
+        if _name(cls) in _sim_started.get(key, ()):
+            todo = _sim_started.pop(key)
         else:
-            key = "kernel-simulator-now"
-            todo = sorted({_name(c) for c in _contracts()} - _sim_done | {_name(cls)})
+            same_module = {_name(c) for c in _contracts() if _sim_key(c) == key}
+            key, todo = f"{key}-now", sorted(same_module - _sim_done | {_name(cls)})
         done = background.collect(key, *_sim_child(todo), cwd=str(ROOT))
         lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULTS ")]
         if done.returncode != 0 or not lines:
@@ -348,7 +362,7 @@ def run_simulated(cls: type[KernelContract]) -> dict[str, str]:
                 continue
             shapes = SIM_SHAPES if dtype in SIM_SECOND_DTYPES else SIM_SHAPES[:1]
             if dtype == SIM_LARGE_DTYPE:
-                shapes = shapes + SIM_LARGE_SHAPES
+                shapes = (*shapes, *SIM_LARGE_SHAPES, (contract.sim_many_frames, (3, 4)))
             for shape in shapes:
                 key = f"{contract.op}[{backend}][{dtype}][{shape[0]}x{shape[1]}]"
                 try:

@@ -58,6 +58,7 @@ def _padded_reference(tile3d, weights, row_offset):
 
 class TestComContract(KernelContract):
     op = "com"
+    sim_many_frames = 17  # a block per frame
     rtol = 1e-10
 
     def arguments(self, rng, tile):
@@ -79,6 +80,7 @@ class TestCentreOfMassContract(KernelContract):
     weights (the dense kernels) for the others, whole frames."""
 
     op = "centre_of_mass"
+    sim_many_frames = 17  # a block per frame
     rtol = 1e-10
 
     def arguments(self, rng, tile):

@@ -56,6 +56,7 @@ def test_sum_sig_float_pairs_sum_like_single_frames(dtype, npix):
 
 class TestSumSigContract(KernelContract):
     op = "sum_sig"
+    sim_many_frames = 17  # a block per frame
 
     def arguments(self, rng, tile):
         return (flat(tile), rng.standard_normal(len(tile)) * 1000)
