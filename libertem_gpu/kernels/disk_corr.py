@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.kernels.fourier import FourierBackend, _cpu, _gpu, _host, work_dtype
+from libertem_gpu.kernels.tiles import contiguous_read_only
 
 __all__ = [
     "PreparedCorrelation",
@@ -208,7 +209,8 @@ class PreparedSparse:
         if tile.dtype == np.bool_:
             tile = tile.view(np.uint8)
         if not self._gpu:
-            _sparse_cpu(tile, self._template, self._pos, self.half, out)
+            # the correlations cost far more than a copy
+            _sparse_cpu(contiguous_read_only(tile), self._template, self._pos, self.half, out)
             return
         from libertem_gpu.kernels import gpu_common as g
 

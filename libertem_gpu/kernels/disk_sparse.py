@@ -29,6 +29,7 @@ import numpy as np
 
 from libertem_gpu.disks.peaks import REACH
 from libertem_gpu.kernels.fourier import _host, work_dtype
+from libertem_gpu.kernels.tiles import contiguous_read_only
 
 __all__ = ["prepare_find", "prepare_find_gpu", "prepare_find_reference"]
 
@@ -264,6 +265,7 @@ class PreparedFind:
     def __call__(self, tile: Any, peaks: Any, heights: Any, found: Any) -> None:
         if tile.dtype == np.bool_:
             tile = tile.view(np.uint8)
+        tile = contiguous_read_only(tile)  # the correlations cost far more than a copy
         args = (self._search, self._reach, self._min_height, self._mode, peaks, heights)
         if len(self._direct_which):
             _find_direct(tile, self._template, self._pos, self._direct_which, *args)

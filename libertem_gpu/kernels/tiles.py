@@ -8,7 +8,14 @@ from numpy.lib.stride_tricks import as_strided
 
 from libertem_gpu.errors import ShapeMismatchError
 
-__all__ = ["SUPPORTED_DTYPES", "as_rows", "check_no_swap", "check_out"]
+__all__ = [
+    "SUPPORTED_DTYPES",
+    "as_rows",
+    "check_no_swap",
+    "check_out",
+    "contiguous_read_only",
+    "read_only",
+]
 
 #: Tile dtypes the CPU kernels accept (native byte order only).
 SUPPORTED_DTYPES = frozenset(
@@ -84,6 +91,13 @@ def read_only(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
     return view
+
+
+def contiguous_read_only(array: np.ndarray) -> np.ndarray:
+    """``array`` C-contiguous (a copy only where it is strided) and read-only: for
+    compute-bound kernels, where a copy costs little against the work per pixel, so that Numba
+    compiles one variant per dtype instead of four (contiguous or strided, writable or not)."""
+    return read_only(np.ascontiguousarray(array))
 
 
 def check_out(
