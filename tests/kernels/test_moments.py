@@ -104,6 +104,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
     frames = rng.integers(info.min, info.max, (19, 5 * 7), endpoint=True).astype(dtype)
+    frames.flags.writeable = False  # as the engine hands tiles over: no second compile
     float_kernel = moments_cpu._moments
     taken = []
     for name in ("_moments", "_moments_int", "_moments_int_f64"):
