@@ -162,6 +162,21 @@ def test_run_demo_matches_numpy(tmp_path, executor):
     assert report.notes == []
 
 
+@pytest.mark.parametrize("size", ["1MiB", "64KiB"])
+def test_warm_up_takes_the_kernels_of_the_timed_pass(tmp_path, monkeypatch, size):
+    # 1 MiB is a large run here (small runs: up to 256 KiB), but its warm-up's 8 frames are
+    # small: it must still take the compiled kernels, or the timed pass compiles them.
+    from libertem_gpu import config, plan
+
+    taken = []
+    choose = plan.choose_kernels
+    monkeypatch.setattr(plan, "choose_kernels", lambda *a: taken.append(choose(*a)) or taken[-1])
+    with config.set(small_run_bytes=256 * 2**10):
+        run_demo(size, tmp_path / "out", executor="inline", sig_shape=(32, 32), log=print)
+    assert len(taken) == 2
+    assert taken[0] == taken[1] == ("numpy" if size == "1MiB" else "plain")
+
+
 def test_run_demo_without_pillow_and_h5py(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     monkeypatch.setitem(sys.modules, "h5py", None)

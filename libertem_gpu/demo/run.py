@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from libertem_gpu import config
 from libertem_gpu.demo.files import DemoData, demo_layout, write_demo_data
 from libertem_gpu.demo.images import result_arrays, save_outputs
 from libertem_gpu.errors import LiberTEMGPUError
@@ -151,11 +152,15 @@ def run_demo(
             )
             udfs = _demo_udfs(data)
             # A pass over a few frames compiles the kernels for uint16 (or loads them from Numba's
-            # cache), so that the timed pass measures the data path, not the compiler.
+            # cache), so that the timed pass measures the data path, not the compiler. So few
+            # frames alone would take the plain-NumPy kernels of small runs (setting
+            # small_run_bytes) and compile nothing the timed pass uses.
             roi = np.zeros(data.nav_shape, dtype=bool)
             roi.flat[: min(roi.size, 8)] = True
+            small = int(config.get("small_run_bytes"))
             t0 = time.perf_counter()
-            ctx.run_udf(dataset=ds, udf=[u.copy() for u in udfs], roi=roi)
+            with config.set(small_run_bytes=small if data.nbytes <= small else 0):
+                ctx.run_udf(dataset=ds, udf=[u.copy() for u in udfs], roi=roi)
             warmup = time.perf_counter() - t0
             t0 = time.perf_counter()
             results = ctx.run_udf(dataset=ds, udf=udfs, progress=progress)
