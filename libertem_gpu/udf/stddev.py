@@ -144,11 +144,10 @@ class StdDevUDF(UDF):
         n = int(self.results.num_frames[0])
         if n == 0:
             return
-        s1, s2 = self._moments(self.results)
-        xp = self.xp
-        # M2 = s2 - s1**2 / n (the shift cancels); clipped, since rounding may leave it at -0.
-        s2[...] = xp.maximum(s2 - s1 * (s1 / n), 0.0)
-        s1[...] = s1 + self._shift * n
+        from libertem_gpu.kernels import moments
+
+        # M2 = s2 - s1**2 / n (the shift cancels); the sum is s1 + shift * n
+        moments.finalize_sums_into(n, self._shift, *self._moments(self.results), xp=self.xp)
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Combine partitions with the pairwise update of Chan et al."""
@@ -158,15 +157,7 @@ class StdDevUDF(UDF):
         n_b = int(src.num_frames[0])
         if n_b == 0:
             return
-        d1, d2 = self._moments(dest)
-        s1, s2 = self._moments(src)
-        if n_a == 0:
-            d1[...] = s1
-            d2[...] = s2
-        else:
-            _, _, m2 = moments.merge(n_a, d1 / n_a, d2, n_b, s1 / n_b, s2)
-            d2[...] = m2
-            d1[...] += s1
+        moments.merge_sums_into(n_a, *self._moments(dest), n_b, *self._moments(src))
         dest.num_frames[0] = n_a + n_b
 
     def get_results(self) -> dict[str, Any]:

@@ -33,6 +33,32 @@ def test_moments_stream(dtype):
     np.testing.assert_allclose(m2 / n, ref_var, rtol=1e-10)
 
 
+@pytest.mark.parametrize("npix", [1, 8192, 20000])  # over several steps, the last ragged
+def test_in_place_forms_equal_finalize_and_merge_bit_for_bit(npix):
+    rng = np.random.default_rng(npix)
+    frames = (rng.standard_normal((23, npix)) * 30 + 1e4).astype(np.float32)
+    parts = []
+    for chunk in (frames[:9], frames[9:]):
+        shift = chunk[0].astype(np.float64)
+        s1, s2 = np.zeros(npix), np.zeros(npix)
+        moments.cpu(chunk, shift, s1, s2)
+        want = moments.finalize(len(chunk), shift, s1, s2)
+        moments.finalize_sums_into(len(chunk), shift, s1, s2)
+        np.testing.assert_array_equal(s1 / len(chunk), want[1])  # the sum, as its mean
+        np.testing.assert_array_equal(s2, want[2])
+        parts.append((len(chunk), s1, s2, want))
+    (n_a, s1_a, m2_a, _), (n_b, s1_b, m2_b, _) = parts
+    want = moments.merge(n_a, s1_a / n_a, m2_a, n_b, s1_b / n_b, m2_b)
+    moments.merge_sums_into(n_a, s1_a, m2_a, n_b, s1_b, m2_b)
+    np.testing.assert_array_equal(m2_a, want[2])
+    np.testing.assert_allclose(s1_a / (n_a + n_b), want[1], rtol=1e-15)
+    # into an empty summary: a copy of the other
+    e1, e2 = np.zeros(npix), np.zeros(npix)
+    moments.merge_sums_into(0, e1, e2, n_b, s1_b, m2_b)
+    np.testing.assert_array_equal(e1, s1_b)
+    np.testing.assert_array_equal(e2, m2_b)
+
+
 def test_moments_large_mean_small_variance():
     rng = np.random.default_rng(8)
     # std 1 at mean 1e6: the naive sum of squares loses ~8 digits; the streamed merge must not
@@ -128,3 +154,22 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
         d = frames.astype(np.float64) - shift
         np.testing.assert_allclose(got[0], 3 + d.sum(axis=0), rtol=1e-12)
         np.testing.assert_allclose(got[1], 5 + (d * d).sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shift", "whole"),
+    [
+        ([1.0, -3.0, 2**31 - 1], True),
+        ([0.0, 1.5], False),
+        ([np.nan], False),
+        ([np.inf], False),
+        ([2.0**31], False),
+        ([-(2.0**31)], False),
+        ([], True),
+    ],
+)
+def test_integer_kernel_only_for_whole_small_shifts(shift, whole):
+    from libertem_gpu.kernels.moments_cpu import _whole
+    from libertem_gpu.kernels.tiles import read_only
+
+    assert _whole(read_only(np.array(shift, dtype=np.float64))) is whole
