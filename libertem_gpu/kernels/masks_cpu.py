@@ -493,6 +493,10 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
             _dot1_single(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         elif a.dtype == masks_t.dtype == out.dtype and a.dtype.kind == "f" and a.shape[1] == npix:
             out += np.dot(a, masks_t)
+        elif not target_has("avx512f"):
+            from libertem_gpu.kernels import masks_avx2_cpu
+
+            masks_avx2_cpu.dot1_4frames_f64(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         else:
             _dot1(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         return

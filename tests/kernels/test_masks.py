@@ -19,8 +19,18 @@ def random_tile(rng, shape, dtype):
     return rng.integers(lo, 1000, size=shape, endpoint=True).astype(dtype)
 
 
+@pytest.fixture(params=[True, False], ids=["avx512", "avx2"])
+def single_mask_target(request, monkeypatch):
+    """Run the single-mask tests with the kernels chosen for AVX-512 targets and for the others
+    (kernels/masks_avx2_cpu), whatever this machine compiles for."""
+    from libertem_gpu.kernels import masks_cpu
+
+    monkeypatch.setattr(masks_cpu, "target_has", lambda *features: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_dense_k1(dtype):
+def test_dense_k1(dtype, single_mask_target):
     rng = np.random.default_rng(12)
     big = random_tile(rng, (14, 13 * 17), dtype)
     tile = big[::2]  # strided; 7 frames = one 4-frame group and 3 single frames
@@ -31,14 +41,17 @@ def test_dense_k1(dtype):
     np.testing.assert_allclose(out, expected, rtol=1e-10)
 
 
-@pytest.fixture(params=[True, False], ids=["avx512", "avx2"])
-def single_mask_target(request, monkeypatch):
-    """Run the float32 single-mask tests with the kernels chosen for AVX-512 targets and for the
-    others (kernels/masks_avx2_cpu), whatever this machine compiles for."""
-    from libertem_gpu.kernels import masks_cpu
-
-    monkeypatch.setattr(masks_cpu, "target_has", lambda *features: request.param)
-    return request.param
+@pytest.mark.parametrize("dtype", ["uint16", "uint32"])
+def test_dense_k1_float32_mask_float64_sums(dtype, single_mask_target):
+    # float32 mask values with float64 results take the float64 kernels: sums as exact as
+    # with float64 masks
+    rng = np.random.default_rng(14)
+    tile = rng.integers(0, 60000, (6, 13 * 17)).astype(dtype)
+    m = rng.standard_normal((1, 13 * 17)).astype(np.float32)
+    out = rng.random((6, 1))
+    expected = out + masks.reference(tile, m.astype(np.float64))
+    masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "bool"])
@@ -74,7 +87,7 @@ def test_dense_k1_float32_frames(n, npix, single_mask_target):
 
 
 @pytest.mark.parametrize("npix", [64 * 130 + 37])
-def test_dense_k1_float64_lanes_cross_flush(npix):
+def test_dense_k1_float64_lanes_cross_flush(npix, single_mask_target):
     rng = np.random.default_rng(16)
     tile = random_tile(rng, (9, npix), "uint16")
     m = rng.standard_normal((1, npix))
