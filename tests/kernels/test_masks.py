@@ -144,12 +144,13 @@ def test_dense_rows_kernel_float32(dtype, k):
 def test_dense_both_register_blocks(avx512, dtype, k, monkeypatch):
     # The several-masks kernel for AVX-512 targets (5 frames x 4 masks) and for the others
     # (6 x 2, kernels/masks_avx2_cpu), whatever this machine compiles for: 13 frames and k
-    # masks leave frames and masks over from both blocks; pixels span two chunks.
+    # masks leave frames and masks over from both blocks; pixels span two or more chunks (1024
+    # pixels a chunk with AVX-512, 4096 without).
     from libertem_gpu.kernels import masks_cpu
 
     monkeypatch.setattr(masks_cpu, "target_has", lambda *features: avx512)
     rng = np.random.default_rng(21)
-    npix = 2 * 1024 + 77
+    npix = 4096 + 77
     tile = random_tile(rng, (13, npix), dtype)
     for mdtype, tol in ((np.float64, 1e-12), (np.float32, 1e-6)):
         m = rng.random((k, npix)).astype(mdtype)
@@ -172,10 +173,11 @@ def test_dense_any_mask_layout():
 
 
 def test_dense_k16_float32_out_many_frames():
-    # many frames and pixels: many 5-frame blocks, one frame left over, two pixel chunks
+    # many frames and pixels: many 5- or 6-frame blocks, frames left over, two pixel chunks or
+    # more
     rng = np.random.default_rng(14)
-    tile = random_tile(rng, (301, 1500), "uint16")
-    m = rng.random((16, 1500)).astype(np.float32)
+    tile = random_tile(rng, (301, 4096 + 500), "uint16")
+    m = rng.random((16, 4096 + 500)).astype(np.float32)
     out = np.zeros((301, 16), np.float32)
     masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
     np.testing.assert_allclose(out, masks.reference(tile, m), rtol=1e-5)
