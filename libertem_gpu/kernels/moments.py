@@ -122,12 +122,13 @@ def _steps(size: int, xp: Any) -> range:
     return range(0, size, _STEP if xp is np else max(1, size))
 
 
-def finalize_sums_into(n: int, shift: Any, s1: Any, s2: Any, xp: Any = np) -> None:
-    """:func:`finalize` in place, on flat arrays: ``s1`` becomes the sum of the frames and
-    ``s2`` their M2 (sum of squared deviations from the mean), bit for bit as there. ``shift``
-    is left multiplied by ``n``. Nothing is done where ``n == 0``."""
+def finalize_sums_into(n: int, shift: Any, s1: Any, s2: Any) -> None:
+    """:func:`finalize` in place, on flat arrays (NumPy or CuPy): ``s1`` becomes the sum of the
+    frames and ``s2`` their M2 (sum of squared deviations from the mean), bit for bit as there.
+    ``shift`` is left multiplied by ``n``. Nothing is done where ``n == 0``."""
     if n <= 0:
         return
+    xp = _array_module(s1)
     for lo in _steps(s1.shape[0], xp):
         a, b, c = s1[lo : lo + _STEP], s2[lo : lo + _STEP], shift[lo : lo + _STEP]
         # M2 = s2 - s1 * (s1 / n), clipped at 0 (rounding may leave it slightly negative)
@@ -140,15 +141,16 @@ def finalize_sums_into(n: int, shift: Any, s1: Any, s2: Any, xp: Any = np) -> No
 
 
 def merge_sums_into(n_a: int, s1_a: Any, m2_a: Any, n_b: int, s1_b: Any, m2_b: Any) -> None:
-    """:func:`merge` in place, on flat arrays of sums and M2: ``s1_a`` and ``m2_a`` become the
-    union's, bit for bit as :func:`merge` of the means ``s1 / n`` gives them."""
+    """:func:`merge` in place, on flat arrays (NumPy or CuPy) of sums and M2: ``s1_a`` and
+    ``m2_a`` become the union's, bit for bit as :func:`merge` of the means ``s1 / n`` gives
+    them."""
     if n_b <= 0:
         return
     if n_a <= 0:
         s1_a[...] = s1_b
         m2_a[...] = m2_b
         return
-    xp = np if isinstance(s1_a, np.ndarray) else _array_module(s1_a)
+    xp = _array_module(s1_a)
     c = n_a * n_b / (n_a + n_b)
     for lo in _steps(s1_a.shape[0], xp):
         a1, a2 = s1_a[lo : lo + _STEP], m2_a[lo : lo + _STEP]
@@ -163,7 +165,9 @@ def merge_sums_into(n_a: int, s1_a: Any, m2_a: Any, n_b: int, s1_b: Any, m2_b: A
 
 
 def _array_module(a: Any) -> Any:
-    import cupy
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy  # a device array: CuPy is there
 
     return cupy.get_array_module(a)
 

@@ -147,7 +147,7 @@ class StdDevUDF(UDF):
         from libertem_gpu.kernels import moments
 
         # M2 = s2 - s1**2 / n (the shift cancels); the sum is s1 + shift * n
-        moments.finalize_sums_into(n, self._shift, *self._moments(self.results), xp=self.xp)
+        moments.finalize_sums_into(n, self._shift, *self._moments(self.results))
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Combine partitions with the pairwise update of Chan et al."""
