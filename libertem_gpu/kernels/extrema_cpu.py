@@ -8,6 +8,7 @@ import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels.bswap import load, per_byte_order
+from libertem_gpu.kernels.frame_rows import rows4
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap
 
 __all__ = ["cpu_max", "cpu_min"]
@@ -40,10 +41,7 @@ def _make_extremum(largest, swap):  # type: ignore[no-untyped-def]
         n = a.shape[0]
         n4 = n - n % 4
         for i in range(0, n4, 4):
-            r0 = a[i, :npix]
-            r1 = a[i + 1, :npix]
-            r2 = a[i + 2, :npix]
-            r3 = a[i + 3, :npix]
+            r0, r1, r2, r3 = rows4(a, i, 0, npix)
             for p in range(npix):
                 x0 = load(r0[p], swap)
                 x1 = load(r1[p], swap)

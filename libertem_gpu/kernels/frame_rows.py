@@ -1,10 +1,11 @@
-"""Numba helper for kernels that stream several frames at once: the rows of eight frames."""
+"""Numba helpers for kernels that stream several frames at once: the rows of four or eight
+frames."""
 
 from __future__ import annotations
 
 import numba
 
-__all__ = ["rows8"]
+__all__ = ["rows4", "rows8"]
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -21,3 +22,9 @@ def rows8(a, i, p0, p1):  # type: ignore[no-untyped-def]
         a[i + 6, p0:p1],
         a[i + 7, p0:p1],
     )
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def rows4(a, i, p0, p1):  # type: ignore[no-untyped-def]
+    """Pixels ``p0:p1`` of frames ``i`` to ``i + 3`` of the 2-D tile ``a`` (Numba only)."""
+    return a[i, p0:p1], a[i + 1, p0:p1], a[i + 2, p0:p1], a[i + 3, p0:p1]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from libertem_gpu.kernels.frame_rows import rows4
+
 __all__ = ["blocked_6x2", "blocked_6x2_single", "dot1_4frames", "dot1_4frames_f64"]
 
 
@@ -129,10 +131,7 @@ def dot1_4frames(a, npix, m, out):
     end = nc * _DOT_CHUNK
     n4 = n - n % 4
     for i in range(0, n4, 4):
-        x0 = a[i, :npix]
-        x1 = a[i + 1, :npix]
-        x2 = a[i + 2, :npix]
-        x3 = a[i + 3, :npix]
+        x0, x1, x2, x3 = rows4(a, i, 0, npix)
         t0 = 0.0
         t1 = 0.0
         t2 = 0.0
@@ -192,10 +191,7 @@ def dot1_4frames_f64(a, npix, m, out):
     n = a.shape[0]
     n4 = n - n % 4
     for i in range(0, n4, 4):
-        x0 = a[i, :npix]
-        x1 = a[i + 1, :npix]
-        x2 = a[i + 2, :npix]
-        x3 = a[i + 3, :npix]
+        x0, x1, x2, x3 = rows4(a, i, 0, npix)
         t0 = 0.0
         t1 = 0.0
         t2 = 0.0
