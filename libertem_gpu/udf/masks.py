@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +23,7 @@ from libertem_gpu.udf._common import (
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.run_cache import shared_for_run
 
 
 def _is_sparse(m: Any) -> bool:
@@ -69,35 +68,6 @@ def _sparse_rows(m: Any, npix: int) -> list[tuple[np.ndarray, np.ndarray]]:
         )
         for j in range(csr.shape[0])
     ]
-
-
-# Mask stacks built in this process for a run's partitions, keyed by UDFMeta.run_key: the
-# partitions of one run share one stack instead of calling the factories and laying the masks
-# out again each (with 16 dense masks that took ~10 % of a 256 MiB partition's time). Keys are
-# unique per run, so a later run always calls the factories afresh.
-_STACKS: OrderedDict[tuple[Any, ...], MaskStack] = OrderedDict()
-_STACKS_LOCK = threading.Lock()
-_STACKS_MAX_ENTRIES = 4
-_STACKS_MAX_BYTES = 64 * 2**20
-
-
-def shared_mask_stack(key: tuple[Any, ...], build: Callable[[], MaskStack]) -> MaskStack:
-    """The stack cached under ``key``, or ``build()``'s, kept for the next partition (least
-    recently used first out; at most ``_STACKS_MAX_BYTES`` of masks kept)."""
-    with _STACKS_LOCK:
-        stack = _STACKS.get(key)
-        if stack is not None:
-            _STACKS.move_to_end(key)
-            return stack
-    stack = build()
-    if stack.nbytes <= _STACKS_MAX_BYTES:
-        with _STACKS_LOCK:
-            _STACKS[key] = stack
-            total = sum(entry.nbytes for entry in _STACKS.values())
-            while len(_STACKS) > _STACKS_MAX_ENTRIES or total > _STACKS_MAX_BYTES:
-                _, old = _STACKS.popitem(last=False)
-                total -= old.nbytes
-    return stack
 
 
 def build_mask_stack(
@@ -299,7 +269,7 @@ class ApplyMasksUDF(UDF):
     @property
     def masks(self) -> MaskStack:
         """The mask stack, built on first use; in a worker, shared by the partitions of one
-        run (see :func:`shared_mask_stack`)."""
+        run (see :func:`libertem_gpu.udf.run_cache.shared_for_run`)."""
         stack = self.__dict__.get("_mask_stack")
         if stack is None:
             assert self.meta is not None, "masks are known only while the UDF runs"
@@ -309,7 +279,13 @@ class ApplyMasksUDF(UDF):
                 return build_mask_stack(*self._mask_source(sig))
 
             run_key = self.meta.run_key
-            stack = build() if run_key is None else shared_mask_stack((*run_key, sig), build)
+            if run_key is None:
+                stack = build()
+            else:
+                # Laid out once per run: with 16 dense masks, building the stack in every
+                # partition took about a tenth of a 256 MiB partition's time.
+                key = (*run_key, "masks", sig)
+                stack = shared_for_run(key, build, nbytes=lambda s: s.nbytes)
             self.__dict__["_mask_stack"] = stack
         return stack
 

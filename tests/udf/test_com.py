@@ -153,6 +153,35 @@ def test_partial_frames_equal_whole_frames(inline_ctx, rng):
     np.testing.assert_allclose(split["curl"].data, whole["curl"].data, rtol=1e-9, atol=1e-12)
 
 
+def test_partitions_of_a_run_share_one_prepared_disk(rng, monkeypatch):
+    # The disk is drawn and encoded once per run in a process, not once per partition; a
+    # later run with another disk prepares afresh and is never served the first one's.
+    from libertem_gpu import Context
+
+    calls = []
+    original = CoMUDF._prepare
+
+    def counting(self, folded=None):
+        if self.meta.run_key is not None:  # in a worker (the client prepares one to plan)
+            calls.append(self.get_params().r)
+        return original(self, folded)
+
+    monkeypatch.setattr(CoMUDF, "_prepare", counting)
+    data = rng.integers(0, 500, size=(4, 6, 21, 23)).astype(np.uint16)
+    with Context("threads") as ctx:
+        ds = ctx.load("memory", data=data, num_partitions=6)
+        small = ctx.run_udf(dataset=ds, udf=CoMUDF.with_params(cy=10, cx=11, r=4))
+        assert calls == [4]
+        large = ctx.run_udf(dataset=ds, udf=CoMUDF.with_params(cy=10, cx=11, r=8))
+        assert calls == [4, 8]
+    yy, xx = np.mgrid[:21, :23]
+    for result, r in ((small, 4), (large, 8)):
+        inside = ((yy - 10) ** 2 + (xx - 11) ** 2 <= r * r).astype(np.float64)
+        total = np.einsum("abyx,yx->ab", data, inside)
+        com_y = np.einsum("abyx,yx->ab", data, inside * yy) / total
+        np.testing.assert_allclose(result["raw_com"].data[..., 0], com_y, rtol=1e-12)
+
+
 def test_bad_parameters(inline_ctx, rng):
     with pytest.raises(InvalidParameterError, match="inner radius"):
         CoMUDF.with_params(r=3, ri=3)

@@ -238,7 +238,7 @@ def test_partitions_of_a_run_share_one_mask_stack(rng):
     # The workers of one run build the stack once per process, not once per partition, and a
     # later run calls the factories afresh: changed masks are never served stale.
     from libertem_gpu import Context
-    from libertem_gpu.udf import masks as masks_udf
+    from libertem_gpu.udf import run_cache
 
     data = rng.integers(0, 100, (8, 5, 7, 9)).astype(np.uint16)
     weights = rng.standard_normal((7, 9))
@@ -259,27 +259,7 @@ def test_partitions_of_a_run_share_one_mask_stack(rng):
     np.testing.assert_allclose(first["intensity"].data[..., 0], expected / -2, rtol=1e-10)
     # one stack on the client for planning, one shared by the 8 partitions
     assert worker_calls <= 2
-    assert len(masks_udf._STACKS) <= masks_udf._STACKS_MAX_ENTRIES
-
-
-def test_shared_mask_stack_evicts_least_recently_used(monkeypatch):
-    from libertem_gpu.udf import masks as masks_udf
-
-    monkeypatch.setattr(masks_udf, "_STACKS", type(masks_udf._STACKS)())
-    monkeypatch.setattr(masks_udf, "_STACKS_MAX_BYTES", 3 * 800)
-
-    def build(value):
-        dense = np.full((100, 1), value, dtype=np.float64)  # 800 bytes
-        return masks_udf.MaskStack(1, False, np.dtype(np.float64), dense, None)
-
-    for i in range(3):
-        masks_udf.shared_mask_stack(("run", i), lambda i=i: build(i))
-    assert masks_udf.shared_mask_stack(("run", 0), lambda: build(99)).dense_t[0, 0] == 0
-    masks_udf.shared_mask_stack(("run", 3), lambda: build(3))  # over the byte cap: 1 goes
-    assert list(masks_udf._STACKS) == [("run", 2), ("run", 0), ("run", 3)]
-    big = masks_udf.MaskStack(1, False, np.dtype(np.float64), np.zeros((1000, 1)), None)
-    assert masks_udf.shared_mask_stack(("run", 4), lambda: big) is big  # too big to keep
-    assert ("run", 4) not in masks_udf._STACKS
+    assert len(run_cache._ENTRIES) <= run_cache.MAX_ENTRIES
 
 
 def test_mask_stack_packs_once_and_counts_the_packed_copy(rng):
