@@ -7,7 +7,8 @@ import numba
 import numpy as np
 
 from libertem_gpu.kernels.cpu_target import target_has
-from libertem_gpu.kernels.frame_rows import rows8
+from libertem_gpu.kernels.exact_float import TWO_52, two52_plus
+from libertem_gpu.kernels.frame_rows import rows4, rows8
 from libertem_gpu.kernels.tiles import as_rows, check_out, read_only
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
@@ -130,6 +131,45 @@ def _moments_int(a, npix, shift, s1, s2):
 _moments_int_f64 = _make_float_moments(pairwise=True)
 
 
+# Unsigned integers of up to 16 bits without AVX-512: six frames a pass, each value made a
+# float64 by an OR (``two52_plus``; the shift then subtracts 2**52 too, exactly) instead of a
+# widening and a conversion. Six, not eight: frames of a power-of-two size put every row at the
+# same L1 set, and eight rows beside the shift and the two sums evicted each other (the same
+# eight-frame loop ran 20 % faster on frames padded to a size that is not). Same bits as the
+# frame-order loop, as above. Measured on a Zen 3 EPYC, 256 MiB of uint16 frames of 256 x 256
+# in memory, alternated: one thread 9.2 -> 10.8 GB/s, two threads 15.9 -> 18.0.
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _moments_uint_avx2(a, npix, shift, s1, s2):
+    n = a.shape[0]
+    n6 = n - n % 6
+    for p0 in range(0, npix, _PIX_BLOCK):
+        p1 = min(p0 + _PIX_BLOCK, npix)
+        m = p1 - p0
+        sh = shift[p0:p1]
+        o1 = s1[p0:p1]
+        o2 = s2[p0:p1]
+        for i in range(0, n6, 6):
+            r0, r1, r2, r3 = rows4(a, i, p0, p1)
+            r4 = a[i + 4, p0:p1]
+            r5 = a[i + 5, p0:p1]
+            for p in range(m):
+                c = sh[p] + TWO_52
+                d0 = two52_plus(r0[p]) - c
+                d1 = two52_plus(r1[p]) - c
+                d2 = two52_plus(r2[p]) - c
+                d3 = two52_plus(r3[p]) - c
+                d4 = two52_plus(r4[p]) - c
+                d5 = two52_plus(r5[p]) - c
+                o1[p] += ((d0 + d1) + (d2 + d3)) + (d4 + d5)
+                o2[p] += ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) + (d4 * d4 + d5 * d5)
+        for i in range(n6, n):
+            r0 = a[i, p0:p1]
+            for p in range(m):
+                d = np.float64(r0[p]) - sh[p]
+                o1[p] += d
+                o2[p] += d * d
+
+
 _SMALL_INTS = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16))
 
 
@@ -152,8 +192,12 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype in _SMALL_INTS and _whole(read_only(shift)):
-        small_int_kernel = _moments_int if target_has("avx512dq") else _moments_int_f64
-        small_int_kernel(a, npix, shift, s1, s2)
+        if target_has("avx512dq"):
+            _moments_int(a, npix, shift, s1, s2)
+        elif a.dtype.kind == "u":
+            _moments_uint_avx2(a, npix, shift, s1, s2)
+        else:
+            _moments_int_f64(a, npix, shift, s1, s2)
     else:
         _moments(a, npix, shift, s1, s2)
 

@@ -120,12 +120,16 @@ class TestMomentsContract(KernelContract):
 @pytest.mark.parametrize("dtype", ["int8", "uint16"])  # each dtype compiles three kernels
 def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
     # small integers with a whole-number shift take the int64 kernel where the compiled code
-    # has AVX-512, the pairwise float64 one elsewhere: both bit for bit the float64 loop's
-    # sums; a fractional shift goes to the float kernel
+    # has AVX-512; elsewhere unsigned ones the six-frame kernel that makes floats by an OR,
+    # signed ones the pairwise float64 one: all bit for bit the float64 loop's sums; a
+    # fractional shift goes to the float kernel
     from libertem_gpu.kernels import moments_cpu
 
     monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
-    int_path = "_moments_int" if avx512 else "_moments_int_f64"
+    if avx512:
+        int_path = "_moments_int"
+    else:
+        int_path = "_moments_uint_avx2" if dtype.startswith("u") else "_moments_int_f64"
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
@@ -133,19 +137,20 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
     frames.flags.writeable = False  # as the engine hands tiles over: no second compile
     float_kernel = moments_cpu._moments
     taken = []
-    for name in ("_moments", "_moments_int", "_moments_int_f64"):
+    for name in ("_moments", "_moments_int", "_moments_int_f64", "_moments_uint_avx2"):
         kernel = getattr(moments_cpu, name)
         monkeypatch.setattr(
             moments_cpu, name, lambda *a, k=kernel, n=name: (taken.append(n), k(*a))[1]
         )
     for shift, path in (
         (frames[0].astype(np.float64), int_path),
+        (frames[0] - 70000.0, int_path),  # whole, below every value: large deviations
         (frames[0] + 0.25, "_moments"),
     ):
         taken.clear()
         got = [np.full(35, 3.0), np.full(35, 5.0)]
         want = [np.full(35, 3.0), np.full(35, 5.0)]
-        for lo, hi in ((0, 11), (11, 19)):  # eight at a time, then the rest
+        for lo, hi in ((0, 11), (11, 19)):  # six or eight at a time, then the rest
             moments_cpu.cpu(frames[lo:hi], shift, *got)
             float_kernel(frames[lo:hi], 35, shift, *want)
         assert set(taken) == {path}
