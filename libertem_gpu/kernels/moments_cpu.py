@@ -20,6 +20,21 @@ _jit = numba.njit(nogil=True, cache=True, fastmath=False)
 _PIX_BLOCK = 16384  # shift, s1, s2 blocks: 3 x 128 KiB, resident in L2 beside 8 frame rows
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _frame_by_frame(a, first, p0, p1, shift, s1, s2):  # type: ignore[no-untyped-def]
+    """Pixels ``p0:p1`` of frames ``first`` on, one frame at a time (Numba only): the frames
+    left over after a kernel's passes of several."""
+    sh = shift[p0:p1]
+    o1 = s1[p0:p1]
+    o2 = s2[p0:p1]
+    for i in range(first, a.shape[0]):
+        r0 = a[i, p0:p1]
+        for p in range(p1 - p0):
+            d = np.float64(r0[p]) - sh[p]
+            o1[p] += d
+            o2[p] += d * d
+
+
 def _make_float_moments(pairwise):  # type: ignore[no-untyped-def]
     """The float64 moments loop, eight frames per pass (an eighth of the accumulator traffic).
 
@@ -68,12 +83,7 @@ def _make_float_moments(pairwise):  # type: ignore[no-untyped-def]
                         q = o2[p] + d0 * d0
                         q = (((q + d1 * d1) + d2 * d2) + d3 * d3) + d4 * d4
                         o2[p] = ((q + d5 * d5) + d6 * d6) + d7 * d7
-            for i in range(n8, n):
-                r0 = a[i, p0:p1]
-                for p in range(m):
-                    d0 = np.float64(r0[p]) - sh[p]
-                    o1[p] += d0
-                    o2[p] += d0 * d0
+            _frame_by_frame(a, n8, p0, p1, shift, s1, s2)
 
     return float_moments
 
@@ -162,12 +172,7 @@ def _moments_uint_avx2(a, npix, shift, s1, s2):
                 d5 = two52_plus(r5[p]) - c
                 o1[p] += ((d0 + d1) + (d2 + d3)) + (d4 + d5)
                 o2[p] += ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) + (d4 * d4 + d5 * d5)
-        for i in range(n6, n):
-            r0 = a[i, p0:p1]
-            for p in range(m):
-                d = np.float64(r0[p]) - sh[p]
-                o1[p] += d
-                o2[p] += d * d
+        _frame_by_frame(a, n6, p0, p1, shift, s1, s2)
 
 
 _SMALL_INTS = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16))
