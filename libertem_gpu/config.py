@@ -1,4 +1,5 @@
-"""Run-time settings: set explicitly with :func:`set` (a context manager), read with :func:`get`.
+"""Run-time settings: changed with :func:`set` (for a ``with`` block or from then on), read with
+:func:`get`.
 
 Every setting has a default; some also have an environment variable that overrides it at the
 edges (``LIBERTEM_GPU_BACKEND=numpy`` keeps the GPU out of every run). Environment variables are
@@ -204,10 +205,18 @@ def snapshot() -> dict[str, Any]:
     return {key: get(key) for key in SETTINGS}
 
 
-@contextlib.contextmanager
-def set(**settings: Any) -> Iterator[None]:  # noqa: A001 - mirrors dask.config.set
-    """Change settings inside a ``with`` block (in this thread or task only; runs carry them to
-    their workers).
+class set:  # noqa: A001 - a function to its callers; mirrors dask.config.set
+    """Change settings: for a ``with`` block, or from here on (in this thread or task only;
+    runs carry them to their workers).
+
+    The change takes effect when ``set`` is called. Used as a context manager, the settings
+    as they were before come back when the block ends; called on its own, the change stays
+    for the rest of the thread (in a script or a notebook: the session).
+
+    Raises
+    ------
+    KeyError
+        If a name is not a setting; the message lists the valid ones.
 
     Examples
     --------
@@ -215,15 +224,23 @@ def set(**settings: Any) -> Iterator[None]:  # noqa: A001 - mirrors dask.config.
     >>> with config.set(tile_bytes_cpu=2**20):
     ...     config.get("tile_bytes_cpu")
     1048576
+    >>> config.get("tile_bytes_cpu") == 2**20
+    False
     """
-    unknown = sorted(k for k in settings if k not in SETTINGS)
-    if unknown:
-        raise _unknown(unknown)
-    token = _current.set({**_current.get(), **settings})
-    try:
-        yield
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_token",)
+
+    def __init__(self, **settings: Any) -> None:
+        unknown = sorted(k for k in settings if k not in SETTINGS)
+        if unknown:
+            raise _unknown(unknown)
+        self._token = _current.set({**_current.get(), **settings})
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ examples to run. Keep skipped blocks few: ``test_skipped_blocks_are_few`` counts
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import subprocess
@@ -104,12 +105,14 @@ def _shell_env(tmp_path: Path) -> dict[str, str]:
 def test_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__docs_example__"}
+    # A page is a session of its own: settings it changes without `with` stay in this copy.
+    session = contextvars.copy_context()
     env = None
     for lang, body, skip in code_blocks(page):
         if skip is not None:
             continue
         if lang == "python":
-            exec(compile(body, str(page), "exec"), namespace)
+            session.run(exec, compile(body, str(page), "exec"), namespace)
         else:
             env = env or _shell_env(tmp_path)
             done = subprocess.run(

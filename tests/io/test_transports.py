@@ -195,3 +195,33 @@ def test_runs_over_a_kept_file_equal_numpy(tmp_path, rng):
             np.testing.assert_array_equal(res["intensity"].data, data[roi].sum(axis=0))
         assert len(mmap_transport._KEPT._maps) == 1
     mmap_transport.drop_kept_mappings()
+
+
+def test_a_setting_changed_without_with_reaches_the_workers(tmp_path, rng):
+    # config.set called on its own (as the settings page shows for keep_mapped_bytes) reaches
+    # the threads of later runs; it once did nothing. In a context of its own, so that the
+    # change ends with the test.
+    import contextvars
+
+    from libertem_gpu import Context, SumUDF, config
+    from libertem_gpu.io.transports import mmap as mmap_transport
+
+    data = rng.integers(0, 1000, (3, 4, 9, 11)).astype(np.uint16)
+    path = tmp_path / "session.raw"
+    data.tofile(path)
+    mmap_transport.drop_kept_mappings()
+
+    def session():
+        config.set(keep_mapped_bytes=2**20, small_run_bytes=0)
+        with Context("threads") as ctx:
+            ds = ctx.load("raw", path=str(path), nav_shape=(3, 4), sig_shape=(9, 11), dtype="u2")
+            res = ctx.run_udf(ds, SumUDF())
+        return res["intensity"].data, len(mmap_transport._KEPT._maps)
+
+    try:
+        total, kept = contextvars.copy_context().run(session)
+    finally:
+        mmap_transport.drop_kept_mappings()
+    np.testing.assert_array_equal(total, data.sum(axis=(0, 1)))
+    assert kept == 1
+    assert config.get("keep_mapped_bytes") == 0
