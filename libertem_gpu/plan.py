@@ -293,6 +293,9 @@ def plan_tiling(
     mapped_bytes = None if mapped_setting is None else config.get(mapped_setting)
     prefs = [u.get_tiling_preferences() for u in udfs]
     sizes = [p["total_size"] for p in prefs if p.get("total_size")]
+    converted = _converted_raw_bytes(dataset, udfs, backend_cls, corrections)
+    if converted is not None:
+        sizes.append(converted)
     if sizes:
         tile_bytes = min([tile_bytes, *sizes])
         mapped_bytes = None if mapped_bytes is None else min([mapped_bytes, *sizes])
@@ -337,6 +340,33 @@ def plan_tiling(
         and corrections is None
     )
     return dataclasses.replace(scheme, stored_byteorder=stored_order)
+
+
+def _converted_raw_bytes(
+    dataset: DataSet,
+    udfs: Sequence[UDF],
+    backend_cls: type[Backend],
+    corrections: CorrectionSet | None,
+) -> int | None:
+    """Raw bytes of a tile whose converted copy (a UDF's element type, or corrected) fills the
+    backend's ``converted_tile_bytes_setting``; None where no UDF gets a copy or the backend
+    keeps tile sizes. Needs the UDFs' ``meta`` (``input_dtype``) set."""
+    setting = backend_cls.converted_tile_bytes_setting
+    if setting is None:
+        return None
+    native = np.dtype(dataset.dtype)
+    widths = [
+        np.dtype(u.meta.input_dtype).itemsize
+        for u in udfs
+        if u.meta is not None
+        and (
+            np.dtype(u.meta.input_dtype) != native
+            or (corrections is not None and not u._folds_corrections)
+        )
+    ]
+    if not widths:
+        return None
+    return max(1, int(config.get(setting)) * native.itemsize // max(widths))
 
 
 def choose_scheme(

@@ -105,3 +105,57 @@ def test_gpu_partitions_hold_many_tiles(monkeypatch, data):
     assert gpu.scheme.depth == 2
     assert len(cpu.partitions) > len(gpu.partitions)
     assert gpu.settings["min_partition_bytes"] == 1  # the user's settings travel unchanged
+
+
+class _FloatFrames(udfs.UDF):
+    """A plain UDF: float32 tiles (the default), a converted copy of uint16 data."""
+
+    def get_backends(self):
+        return ("numpy", "cupy")
+
+    def get_result_buffers(self):
+        return {"total": self.buffer(kind="sig", dtype="float64")}
+
+    def process_tile(self, tile):
+        self.results.total[...] += tile.sum(axis=0)
+
+    def merge(self, dest, src):
+        dest.total[...] += src.total
+
+
+def test_converted_tiles_stay_cache_sized(monkeypatch, data):
+    # Tiles a UDF gets in another element type (or corrected) are copies: the plan cuts them
+    # to tile_bytes_cpu_converted of converted bytes. UDFs that read the stored type keep the
+    # large (mapped) tiles; the GPU backend converts on the device and keeps its size.
+    from libertem_gpu.backends import registry
+    from libertem_gpu.corrections import CorrectionSet
+
+    monkeypatch.setattr(registry, "_is_available", lambda name: (True, ""))
+    big = np.repeat(data, 40, axis=0)  # 120 x 7 frames of 5 x 6 uint16
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=big)
+    frame = ds.frame_bytes  # 60 bytes stored, 120 as float32
+    settings = {
+        "tile_bytes_cpu": 100 * frame,
+        "tile_bytes_cpu_mapped": 200 * frame,
+        "tile_bytes_cpu_converted": 10 * 2 * frame,
+        "tile_bytes_gpu": 100 * frame,
+    }
+    with config.set(**settings):
+        native = plan_run(ds, [SumUDF()], backend="numpy").scheme
+        floats = plan_run(ds, [_FloatFrames()], backend="numpy").scheme
+        mixed = plan_run(ds, [SumUDF(), _FloatFrames()], backend="numpy").scheme
+        corrected = plan_run(
+            ds, [SumUDF()], backend="numpy", corrections=CorrectionSet(dark=np.ones((5, 6)))
+        ).scheme
+        gpu = plan_run(ds, [_FloatFrames()], backend="cupy").scheme
+    assert (native.depth, native.mapped_depth) == (100, 200)
+    assert (floats.depth, floats.mapped_depth) == (10, 10)
+    assert (mixed.depth, mixed.mapped_depth) == (10, 10)
+    assert (corrected.depth, corrected.mapped_depth) == (10, 10)
+    assert gpu.depth == 100
+    monkeypatch.undo()  # the run below on the CPU, whether or not this machine has a GPU
+    with config.set(**settings), Context("threads", n_threads=2) as ctx:
+        ds = ctx.load("memory", data=big, num_partitions=3)
+        total = ctx.run_udf(ds, _FloatFrames())["total"].data
+    np.testing.assert_allclose(total, big.reshape(-1, 5, 6).sum(axis=0), rtol=1e-6)

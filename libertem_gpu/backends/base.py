@@ -32,6 +32,9 @@ class Backend(ABC):
     #: The setting that sizes tiles which are views of a memory-mapped file, or None where this
     #: backend always fills buffers.
     mapped_tile_bytes_setting: ClassVar[str | None] = None
+    #: The setting that caps the bytes of a tile converted to a UDF's element type (or
+    #: corrected), so that the copy stays in the cache; None where tiles keep their size.
+    converted_tile_bytes_setting: ClassVar[str | None] = None
     #: Tiles a partition should hold at least, so that a backend that overlaps reading, copying
     #: and computing reaches its steady state inside each partition.
     min_tiles_per_partition: ClassVar[int] = 1

@@ -22,6 +22,7 @@ class NumpyBackend(Backend):
     name = "numpy"
     device_class = "cpu"
     mapped_tile_bytes_setting = "tile_bytes_cpu_mapped"
+    converted_tile_bytes_setting = "tile_bytes_cpu_converted"
     kernels_read_stored_order = True
 
     @classmethod
