@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 from benchlib import alternate, check_close
 
-ANALYSES = ("sum", "sumsig", "std", "masks1", "masks16", "vbf", "rings16", "com")
+ANALYSES = ("sum", "sumsig", "std", "masks1", "masks16", "vbf", "rings16", "com", "custom")
+#: The built-in analyses (the issue's targets apply to them); ``custom`` is a user's NumPy UDF
+#: (``custom_udf.py``), timed against the floor and LiberTEM with no target.
+BUILT_IN = ANALYSES[:-1]
 #: Minimum ratio to the floor (threads executor), from the issue's acceptance criteria.
 FLOOR_TARGETS = {
     "sum": 0.8,
@@ -138,8 +141,8 @@ def reference(
         s2 += (chunk * chunk).sum(axis=0)
     out: dict[str, np.ndarray] = {}
     sig = SIG_SHAPE
-    if "sum" in analyses:
-        out["sum"] = (s1 + n * shift).reshape(sig)
+    if "sum" in analyses or "custom" in analyses:
+        out["sum"] = out["custom"] = (s1 + n * shift).reshape(sig)
     if "sumsig" in analyses:
         out["sumsig"] = per_frame.reshape(nav)
     if "std" in analyses:
@@ -165,16 +168,18 @@ RTOL = {"float64": 1e-6, "float32": 1e-4}
 
 
 def rtol_for(contender: str, name: str) -> float:
-    if contender == "libertem" or name in ("masks1", "masks16"):
+    if contender == "libertem" or name in ("masks1", "masks16", "custom"):
         return RTOL["float32"]
     return RTOL["float64"]
 
 
 def extract(contender: str, name: str, value: Any) -> np.ndarray:
     """The part of a contender's result that :func:`reference` predicts, as float64."""
+    if name == "custom" and contender != "dask":
+        return np.asarray(value["total"].data, dtype=np.float64)
     if contender == "dask":
         arr = np.asarray(value, dtype=np.float64)
-        if name == "sum" or name == "std":
+        if name in ("sum", "std", "custom"):
             return arr.reshape(SIG_SHAPE)
         if name == "sumsig":
             return arr
@@ -191,7 +196,7 @@ def extract(contender: str, name: str, value: Any) -> np.ndarray:
 def verify(contender: str, name: str, value: Any, want: np.ndarray) -> None:
     """Raise :class:`VerificationError` unless the contender's result matches the reference."""
     got = extract(contender, name, value)
-    if contender == "dask" and name != "sum" and name != "std":
+    if contender == "dask" and name not in ("sum", "std", "custom"):
         want = want.reshape(got.shape)
     check_close(f"{contender} {name}", got, want, rtol_for(contender, name))
 
@@ -269,6 +274,10 @@ def libertem_gpu_udf(name: str) -> Any:
         )
     if name == "com":
         return lg.CoMUDF.with_params(**com_geometry())
+    if name == "custom":
+        from custom_udf import FrameSum
+
+        return FrameSum()
     raise KeyError(name)
 
 
@@ -297,6 +306,10 @@ def libertem_udf(name: str) -> Any:
         from libertem.udf.com import CoMUDF
 
         return CoMUDF.with_params(**com_geometry())
+    if name == "custom":
+        from custom_udf import LiberTEMFrameSum
+
+        return LiberTEMFrameSum()
     raise KeyError(name)
 
 
@@ -325,6 +338,8 @@ def dask_run(name: str, path: str, nav: tuple[int, int], dtype: np.dtype, cores:
         weights = np.stack([disk, disk * yy, disk * xx], axis=-1).reshape(npix, 3)
         moments = arr @ weights
         expr = moments[:, 1:] / moments[:, :1]
+    elif name == "custom":  # the same as a user writes it with Dask arrays
+        expr = arr.astype(np.float32).sum(axis=0, dtype=np.float64)
     else:
         raise KeyError(name)
     return expr.compute(scheduler="threads", num_workers=cores)

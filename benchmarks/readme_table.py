@@ -38,6 +38,7 @@ LABELS = {
     "masks16": "ApplyMasksUDF, 16 dense float masks",
     "vbf": "ApplyMasksUDF, bright-field disk",
     "rings16": "ApplyMasksUDF, 16 drawn rings",
+    "custom": "a user's NumPy UDF (sum of float32 tiles)",
 }
 BEGIN = "<!-- readme_table.py {path}: generated, do not edit -->"
 END = "<!-- readme_table.py: end -->"
@@ -105,7 +106,7 @@ def _row(dtype: str, name: str, e: dict[str, Any]) -> str:
             if at_ceiling < target:
                 target, target_text = at_ceiling, f"{at_ceiling:.2f}, the sgemm ceiling"
         ok = "" if ratio is None or target is None else (" ok" if ratio >= target else " MISS")
-        vs_floor = f"{_fmt(ratio, 2)} (>= {target_text}){ok}"
+        vs_floor = _fmt(ratio, 2) if target is None else f"{_fmt(ratio, 2)} (>= {target_text}){ok}"
     lt = e.get("ratio_libertem")
     lt_target = e.get("target_libertem")
     lt_text = _fmt(lt, 1)

@@ -68,6 +68,7 @@ from benchlib import (  # noqa: E402
 )
 from cpu_cases import (  # noqa: E402
     ANALYSES,
+    BUILT_IN,
     FLOOR_TARGETS,
     LIBERTEM_TARGETS,
     RTOL,
@@ -245,7 +246,7 @@ def _entry(
     """One analysis's figures, each only where its result matched the reference; a result that
     does not is recorded as ``<contender>_error`` instead of a figure."""
     nbytes = floor_result.nbytes
-    entry: dict[str, Any] = {**floor_result.as_dict(), "target_floor": FLOOR_TARGETS[name]}
+    entry: dict[str, Any] = {**floor_result.as_dict(), "target_floor": FLOOR_TARGETS.get(name)}
     subset = subset_read(name, dtype)
     if subset is not None:
         entry.update(subset)
@@ -273,7 +274,8 @@ def _entry(
             entry["ratio_dask"] = ours / gbps["dask"]
         if "libertem" in gbps:
             entry["ratio_libertem"] = ours / gbps["libertem"]
-            entry["target_libertem"] = LIBERTEM_TARGETS.get(dtype.name)
+            if name in BUILT_IN:
+                entry["target_libertem"] = LIBERTEM_TARGETS.get(dtype.name)
     return entry
 
 
