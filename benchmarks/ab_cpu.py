@@ -29,7 +29,6 @@ import datetime
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from benchlib import VerificationError, machine_info  # noqa: E402
+from benchlib import VerificationError, machine_info, result_path  # noqa: E402
 from cpu_cases import (  # noqa: E402
     ANALYSES,
     layout,
@@ -217,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "errors": errors,
         **result,
     }
-    out = args.out or _default_out(args.cpu_name)
+    out = args.out or result_path("ab-cpu", args.cpu_name)
     with open(out, "w") as f:
         json.dump(report, f, indent=1)
     for case, ratio in result["median_ratio"].items():
@@ -229,18 +228,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WRONG RESULTS: {errors}")
         return 1
     return 2 if result["regressed"] else 0
-
-
-def _default_out(cpu_name: str | None) -> str:
-    suffix = f"-{cpu_name}" if cpu_name else ""
-    stem = os.path.join(
-        HERE,
-        "results",
-        f"{datetime.date.today().isoformat()}-ab-cpu-{socket.gethostname()}{suffix}",
-    )
-    if not os.path.exists(stem + ".json"):
-        return stem + ".json"
-    return f"{stem}-{datetime.datetime.now().strftime('%H%M%S')}.json"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ puts that folder on ``sys.path``).
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import socket
@@ -233,3 +234,18 @@ def frame_sum(frames: np.ndarray, chunk: int = 256) -> np.ndarray:
     for start in range(0, frames.shape[0], chunk):
         total += frames[start : start + chunk].sum(axis=0, dtype=np.float64)
     return total
+
+
+def result_path(kind: str, target: str | None = None) -> str:
+    """``benchmarks/results/<date>-<kind>-<hostname>[-<target>].json`` (``target``: a Numba
+    CPU name other than the host); a later run on the same day adds the time of day instead
+    of overwriting an earlier (possibly committed) result."""
+    suffix = f"-{target}" if target and target != "host" else ""
+    stem = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "results",
+        f"{datetime.date.today().isoformat()}-{kind}-{socket.gethostname()}{suffix}",
+    )
+    if not os.path.exists(stem + ".json"):
+        return stem + ".json"
+    return f"{stem}-{datetime.datetime.now().strftime('%H%M%S')}.json"

@@ -44,7 +44,6 @@ import datetime
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,7 @@ from benchlib import (  # noqa: E402
     machine_info,
     n_cores,
     resident_fraction,
+    result_path,
 )
 from cpu_cases import (  # noqa: E402
     ANALYSES,
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"demo peak RSS: {report['demo_memory']['peak_rss_mib']:.0f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = args.out or _default_out()
+    out = args.out or result_path("cpu", os.environ.get("NUMBA_CPU_NAME"))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=2)
@@ -469,22 +469,6 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(report, cited if not cited.startswith("..") else out))
     log(f"wrote {out}")
     return 0
-
-
-def _default_out() -> str:
-    """``results/<date>-cpu-<hostname>[-<cpu>].json`` (``<cpu>``: the Numba target where it
-    is not the host); a later run on the same day adds the time of day
-    instead of overwriting an earlier (possibly committed) result."""
-    target = os.environ.get("NUMBA_CPU_NAME")
-    suffix = f"-{target}" if target and target != "host" else ""
-    stem = os.path.join(
-        HERE,
-        "results",
-        f"{datetime.date.today().isoformat()}-cpu-{socket.gethostname()}{suffix}",
-    )
-    if not os.path.exists(stem + ".json"):
-        return stem + ".json"
-    return f"{stem}-{datetime.datetime.now().strftime('%H%M%S')}.json"
 
 
 if __name__ == "__main__":
