@@ -28,7 +28,7 @@ from libertem_gpu.io.tiles import TilingScheme
 from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
 from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.base import UDF
-from libertem_gpu.udf.partition_task import declare_buffers, set_meta
+from libertem_gpu.udf.partition_task import declare_buffers, set_meta, tile_request
 
 if TYPE_CHECKING:
     from libertem_gpu.udf.partition_task import PartitionTask
@@ -355,14 +355,11 @@ def _converted_raw_bytes(
     if setting is None:
         return None
     native = np.dtype(dataset.dtype)
+    requests = [tile_request(u) for u in udfs]
     widths = [
-        np.dtype(u.meta.input_dtype).itemsize
-        for u in udfs
-        if u.meta is not None
-        and (
-            np.dtype(u.meta.input_dtype) != native
-            or (corrections is not None and not u._folds_corrections)
-        )
+        dtype.itemsize
+        for dtype, corrected in requests
+        if dtype != native or (corrected and corrections is not None)
     ]
     if not widths:
         return None

@@ -69,6 +69,14 @@ def set_meta(
     return udf.meta
 
 
+def tile_request(udf: UDF) -> tuple[np.dtype, bool]:
+    """What ``udf`` gets its tiles as: its input type (``meta`` set) and whether corrected
+    (False for UDFs that fold the run's corrections into their weights). The converter hands
+    out a copy where the type is not the stored one, or where it corrects."""
+    assert udf.meta is not None
+    return np.dtype(udf.meta.input_dtype), not udf._folds_corrections
+
+
 def input_dtype(udf: UDF, native: np.dtype, corrected: bool = False) -> np.dtype:
     """The element type ``udf`` receives its tiles in, for a data set of type ``native``: the
     stored type where it asks for ``UDF.USE_NATIVE_DTYPE``, else its preferred type widened as
@@ -244,10 +252,7 @@ class PartitionTask:
                 None if plan.corrections is None else plan.corrections.for_frames(dataset.sig_shape)
             )
             converter = TileConverter(backend.xp, corrections, plan.kernels)
-            wanted = [
-                (state.udf.meta.input_dtype, not state.udf._folds_corrections)  # type: ignore[union-attr]
-                for state in states
-            ]
+            wanted = [tile_request(state.udf) for state in states]
             for tile, data in backend.iter_tiles(dataset, tiles):
                 for state, (dtype, corrected) in zip(states, wanted, strict=True):
                     state.process(tile, converter.get(data, dtype, tile.sig_rows, corrected))
