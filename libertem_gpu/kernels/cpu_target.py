@@ -39,6 +39,24 @@ _AVX512_CPUS = frozenset(
     }
 )
 _AVX512_DEFAULTS = frozenset({"avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512cd"})
+# CPU names whose default features include AVX2 and FMA (and those above).
+_AVX2_CPUS = frozenset(
+    {
+        "haswell",
+        "broadwell",
+        "skylake",
+        "alderlake",
+        "raptorlake",
+        "meteorlake",
+        "arrowlake",
+        "lunarlake",
+        "znver1",
+        "znver2",
+        "znver3",
+        "x86-64-v3",
+    }
+)
+_AVX2_DEFAULTS = frozenset({"avx", "avx2", "fma"})
 
 
 @functools.cache
@@ -47,7 +65,8 @@ def target_features() -> frozenset[str]:
 
     Numba takes ``NUMBA_CPU_FEATURES`` where it is set and the host's features otherwise, even
     where ``NUMBA_CPU_NAME`` names another CPU; an empty feature list leaves them to the CPU
-    name (only AVX-512 is told apart then, from :data:`_AVX512_CPUS`).
+    name (only AVX2 with FMA and AVX-512 are told apart then, from :data:`_AVX2_CPUS` and
+    :data:`_AVX512_CPUS`).
     """
     from numba.core import config
 
@@ -58,7 +77,9 @@ def target_features() -> frozenset[str]:
         features = llvm.get_host_cpu_features().flatten()
     if not features:
         name = (getattr(config, "CPU_NAME", None) or "").lower()
-        return _AVX512_DEFAULTS if name in _AVX512_CPUS else frozenset()
+        if name in _AVX512_CPUS:
+            return _AVX512_DEFAULTS | _AVX2_DEFAULTS
+        return _AVX2_DEFAULTS if name in _AVX2_CPUS else frozenset()
     return frozenset(f[1:] for f in features.split(",") if f.startswith("+"))
 
 

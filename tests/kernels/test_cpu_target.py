@@ -28,6 +28,13 @@ def test_explicit_features_win(numba_config):
 def test_cpu_name_without_features(numba_config, name, avx512):
     numba_config(name, "")
     assert cpu_target.target_has("avx512dq") is avx512
+    assert cpu_target.target_has("avx2", "fma")
+
+
+def test_unknown_cpu_name_without_features_claims_nothing(numba_config):
+    numba_config("x86-64", "")
+    assert not cpu_target.target_has("avx2")
+    assert not cpu_target.target_has("avx512f")
 
 
 def test_host_features_when_unset(numba_config):
