@@ -31,6 +31,7 @@ from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels import amx
 from libertem_gpu.kernels.cpu_target import target_has
 from libertem_gpu.kernels.masks import AppliedMasks, MaskStack, amx_takes, cpu_runs
+from libertem_gpu.kernels.masks_packed import PackedMasks, pack_dense
 from libertem_gpu.kernels.prefetch import prefetch_bytes
 from libertem_gpu.kernels.tiles import as_rows
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
@@ -181,101 +182,14 @@ def _dot1_float32(a, npix, m, out):
 # the reads with the multiply-adds. Measured on 2-core Sapphire Rapids against the former
 # 4 x 4 kernel on unpacked masks, 256-bit vectors and 4096-pixel chunks: float32 frames +28 %,
 # uint16 +13 % (where converting the pixels shares the vector ports with the multiply-adds).
-_PACK_CHUNK = 1024
-# Without AVX-512 (6 x 2 block), fewer chunk ends (12 lane reductions each). Zen 3, 16 float32
-# masks on uint16: 1024 px 2.2-3.0 GB/s, 4096 3.1-3.3 (1.3e-7 from exact, against 7.9e-8).
-_PACK_CHUNK_AVX2 = 4096
-_PACK_PAD = 16
+# Without AVX-512, float32 masks on narrow frames go to the outer-product kernel
+# (masks_outer_cpu) in groups of 16; with 8 masks or fewer, half a group or more would be zeros.
+_OUTER_MIN_MASKS = 8
 
 
-class PackedMasks:
-    """Dense masks laid out for the blocked CPU kernel (k > 1); see :func:`pack_dense`.
-
-    Attributes
-    ----------
-    data : numpy.ndarray
-        ``(nchunks, k, chunk + pad)``: for each chunk of ``chunk`` pixels, the k masks' values
-        as padded rows (zero beyond the last pixel).
-    npix : int
-        Pixels per mask.
-    chunk : int
-        Pixels per chunk.
-    """
-
-    __slots__ = ("_amx", "_source", "chunk", "data", "npix")
-
-    def __init__(
-        self, data: np.ndarray, npix: int, chunk: int, source: np.ndarray | None = None
-    ) -> None:
-        self.data = data
-        self.npix = npix
-        self.chunk = chunk
-        # The stack packed from, kept for the AMX layout, which is made on first use.
-        self._source = source
-        self._amx: Any = False
-
-    def amx(self) -> Any:
-        """The masks laid out for the AMX kernel (:func:`libertem_gpu.kernels.amx.pack`), or
-        None where it cannot take them (more than 16 masks, a value not finite); made on
-        first use and kept."""
-        if self._amx is False:
-            source = self._source
-            self._amx = amx.pack(source) if source is not None and self.k <= 16 else None
-        return self._amx
-
-    @property
-    def k(self) -> int:
-        """Number of masks."""
-        return int(self.data.shape[1])
-
-    @property
-    def dtype(self) -> np.dtype:
-        """float32 or float64."""
-        return self.data.dtype
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(npix, k)``, the shape of the transposed stack it was packed from."""
-        return (self.npix, self.k)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held, the AMX layout included once made."""
-        digits = self._amx.digits.nbytes if self._amx else 0
-        return int(self.data.nbytes + digits)
-
-
-def pack_dense(masks_t: np.ndarray, chunk: int | None = None) -> PackedMasks:
-    """Lay out a transposed dense mask stack for the blocked CPU kernel.
-
-    Parameters
-    ----------
-    masks_t : numpy.ndarray
-        ``(npix, k)`` float32 or float64, any memory layout.
-    chunk : int, optional
-        Pixels per chunk; by default 1024 where the compiled target has AVX-512, else 4096.
-
-    Returns
-    -------
-    PackedMasks
-        To pass to :func:`cpu_dense` in place of ``masks_t``, for every tile of a run.
-    """
-    if chunk is None:
-        chunk = _PACK_CHUNK if target_has("avx512f") else _PACK_CHUNK_AVX2
-    if masks_t.ndim != 2:
-        raise ShapeMismatchError(f"masks_t must have shape (npix, k), got {masks_t.shape}")
-    if masks_t.dtype not in (np.float64, np.float32):
-        raise TypeError(f"masks_t must be float32 or float64, got {masks_t.dtype}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be positive, got {chunk}")
-    npix, k = masks_t.shape
-    nchunks = -(-npix // chunk)
-    data = np.zeros((nchunks, k, chunk + _PACK_PAD), masks_t.dtype)
-    for c in range(nchunks):
-        p0 = c * chunk
-        p1 = min(p0 + chunk, npix)
-        data[c, :, : p1 - p0] = masks_t[p0:p1].T
-    return PackedMasks(data, npix, chunk, masks_t)
+def _outer_takes(single_narrow: bool, k: int) -> bool:
+    # The outer-product kernel is written for 256-bit vectors with FMA (AVX2 targets).
+    return single_narrow and k > _OUTER_MIN_MASKS and target_has("avx2", "fma")
 
 
 def _make_blocked(lane_type):
@@ -512,6 +426,11 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
             return
     if target_has("avx512f"):
         kernel = _blocked_single if single and narrow else _blocked
+    elif _outer_takes(single and narrow, k) and packed.groups() is not None:
+        from libertem_gpu.kernels import masks_outer_cpu
+
+        masks_outer_cpu.outer_blocked(a, npix, packed.groups(), out)
+        return
     else:  # 16 vector registers: a smaller register block (see masks_avx2_cpu)
         from libertem_gpu.kernels import masks_avx2_cpu
 
