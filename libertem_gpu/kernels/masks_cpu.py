@@ -30,7 +30,13 @@ import numpy as np
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels import amx
 from libertem_gpu.kernels.cpu_target import target_has
-from libertem_gpu.kernels.masks import AppliedMasks, MaskStack, amx_takes, cpu_runs
+from libertem_gpu.kernels.masks import (
+    AppliedMasks,
+    MaskStack,
+    amx_takes,
+    cpu_runs,
+    outer_takes,
+)
 from libertem_gpu.kernels.masks_packed import PackedMasks, pack_dense
 from libertem_gpu.kernels.prefetch import prefetch_bytes
 from libertem_gpu.kernels.tiles import as_rows
@@ -182,16 +188,6 @@ def _dot1_float32(a, npix, m, out):
 # the reads with the multiply-adds. Measured on 2-core Sapphire Rapids against the former
 # 4 x 4 kernel on unpacked masks, 256-bit vectors and 4096-pixel chunks: float32 frames +28 %,
 # uint16 +13 % (where converting the pixels shares the vector ports with the multiply-adds).
-# Without AVX-512, float32 masks on narrow frames go to the outer-product kernel
-# (masks_outer_cpu) in groups of 16; with 8 masks or fewer, half a group or more would be zeros.
-_OUTER_MIN_MASKS = 8
-
-
-def _outer_takes(single_narrow: bool, k: int) -> bool:
-    # The outer-product kernel is written for 256-bit vectors with FMA (AVX2 targets).
-    return single_narrow and k > _OUTER_MIN_MASKS and target_has("avx2", "fma")
-
-
 def _make_blocked(lane_type):
     """Build ``out += a @ masks.T`` on packed masks, with sums over one pixel chunk formed in
     ``lane_type`` and added up over chunks in float64."""
@@ -426,7 +422,7 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
             return
     if target_has("avx512f"):
         kernel = _blocked_single if single and narrow else _blocked
-    elif _outer_takes(single and narrow, k) and packed.groups() is not None:
+    elif single and outer_takes(a.dtype, k) and packed.groups() is not None:
         from libertem_gpu.kernels import masks_outer_cpu
 
         masks_outer_cpu.outer_blocked(a, npix, packed.groups(), out)

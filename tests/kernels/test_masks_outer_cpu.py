@@ -6,7 +6,8 @@ import numba
 import numpy as np
 import pytest
 
-from libertem_gpu.kernels import cpu_target, masks_cpu, masks_outer_cpu
+from libertem_gpu import masks as drawn
+from libertem_gpu.kernels import cpu_target, masks, masks_cpu, masks_outer_cpu
 from libertem_gpu.kernels.masks_packed import pack_dense
 from libertem_gpu.kernels.outer_product import FRAMES, MASKS, STEP, outer_6x16
 
@@ -91,13 +92,19 @@ def test_outer_blocked_matches_numpy(rng, dtype, n, npix, k):
     assert_sums(out, wide[:, :npix], masks_t, out0)
 
 
+def avx2_target(monkeypatch):
+    """Choose kernels as for a target with AVX2 and FMA but not AVX-512, whatever this host."""
+    avx2 = lambda *features: set(features) <= {"avx", "avx2", "fma"}  # noqa: E731
+    monkeypatch.setattr(masks_cpu, "target_has", avx2)
+    monkeypatch.setattr(cpu_target, "target_has", avx2)
+    monkeypatch.setattr(masks_cpu, "amx_takes", lambda *args: False)
+    monkeypatch.setattr(masks, "amx_takes", lambda *args: False)
+
+
 @pytest.fixture
 def outer_calls(monkeypatch):
     """The calls of the outer-product kernel, with cpu_dense choosing as for an AVX2 target."""
-    monkeypatch.setattr(
-        masks_cpu, "target_has", lambda *features: set(features) <= {"avx", "avx2", "fma"}
-    )
-    monkeypatch.setattr(masks_cpu, "amx_takes", lambda *args: False)
+    avx2_target(monkeypatch)
     calls = []
     kernel = masks_outer_cpu.outer_blocked
 
@@ -129,3 +136,21 @@ def test_cpu_dense_takes_the_outer_kernel_on_avx2_for_many_float32_masks(
     masks_cpu.cpu_dense(tile, pack_dense(masks_t), out)
     assert bool(outer_calls) is taken
     assert_sums(out, tile, masks_t, out0)
+
+
+def _stack(arrays):
+    dense = np.stack(arrays).reshape(len(arrays), -1).astype(np.float32)
+    return masks.MaskStack(len(arrays), False, np.dtype(np.float32), dense.T.copy(), None)
+
+
+def test_rings_covering_most_of_the_frame_go_to_the_outer_kernel_on_avx2(monkeypatch):
+    sig = (64, 64)
+    many = _stack([drawn.ring(sig, 32, 32, r + 3, r) for r in range(0, 48, 3)])  # 16 rings
+    few = _stack([drawn.ring(sig, 32, 32, r + 3, r) for r in range(0, 27, 3)])  # 9, the centre
+    assert many.runs(sig).read_fraction >= 0.7 > few.runs(sig).read_fraction
+    avx2_target(monkeypatch)
+    assert masks.cpu_runs(many, sig, np.uint16) is None  # dense, outer product
+    assert masks.cpu_runs(few, sig, np.uint16) is not None
+    assert masks.cpu_runs(many, sig, np.int32) is not None  # not exact in float32 lanes
+    monkeypatch.setattr(cpu_target, "target_has", lambda *features: False)  # no AVX2
+    assert masks.cpu_runs(many, sig, np.uint16) is not None
