@@ -154,3 +154,15 @@ def test_rings_covering_most_of_the_frame_go_to_the_outer_kernel_on_avx2(monkeyp
     assert masks.cpu_runs(many, sig, np.int32) is not None  # not exact in float32 lanes
     monkeypatch.setattr(cpu_target, "target_has", lambda *features: False)  # no AVX2
     assert masks.cpu_runs(many, sig, np.uint16) is not None
+
+
+def test_the_rule_reads_the_coverage_without_encoding_runs(monkeypatch):
+    # The fraction the runs would read is the masks' non-zero share: where a dense kernel takes
+    # the masks anyway, the runs are never encoded.
+    sig = (64, 64)
+    many = _stack([drawn.ring(sig, 32, 32, r + 3, r) for r in range(0, 48, 3)])
+    assert many.runs(sig).read_fraction == np.count_nonzero(many.dense_t) / (64 * 64)
+    fresh = _stack([drawn.ring(sig, 32, 32, r + 3, r) for r in range(0, 48, 3)])
+    avx2_target(monkeypatch)
+    monkeypatch.setattr(masks.MaskStack, "runs", lambda *args: pytest.fail("runs encoded"))
+    assert masks.cpu_runs(fresh, sig, np.uint16) is None
