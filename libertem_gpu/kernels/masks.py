@@ -99,6 +99,7 @@ class MaskStack:
     csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     _runs: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False, compare=False)
     _packed: Any = field(default=None, repr=False, compare=False)
+    _covered: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def width(self) -> int:
@@ -114,6 +115,15 @@ class MaskStack:
         arrays = [self.dense_t] if self.dense_t is not None else list(self.csr or ())
         packed = self._packed.nbytes if self._packed is not None else 0
         return sum(a.nbytes for a in arrays) + packed
+
+    def covered(self) -> float:
+        """Non-zero values of the dense masks per pixel, summed over the masks: what their runs
+        read per pixel of a frame (runs cover exactly the non-zero values); counted once."""
+        if self._covered is None:
+            assert self.dense_t is not None
+            npix = max(self.dense_t.shape[0], 1)
+            self._covered = np.count_nonzero(self.dense_t) / npix
+        return self._covered
 
     def runs(self, sig_shape: tuple[int, ...]) -> Any:
         """The dense masks as runs (:func:`libertem_gpu.kernels.spans.encode`), or None where
@@ -227,9 +237,8 @@ def cpu_runs(stack: MaskStack, sig_shape: tuple[int, ...], input_dtype: Any) -> 
     if stack.dense_t is None or not runs_pay(input_dtype):
         return None
     if stack.compute_dtype == np.float32 and not stack.is_complex:
-        # What the runs would read, without encoding them (20 ms for 16 masks of 256 x 256,
-        # once per run): runs cover exactly the non-zero values.
-        read = np.count_nonzero(stack.dense_t) / max(stack.dense_t.shape[0], 1)
+        # What the runs would read, without encoding them (20 ms for 16 masks of 256 x 256).
+        read = stack.covered()
         if read >= _RUNS_READ_LIMIT_AMX and amx_takes(input_dtype, stack.count):
             return None
         groups = -(-stack.count // 16)
