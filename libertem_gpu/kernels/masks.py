@@ -99,7 +99,7 @@ class MaskStack:
     csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     _runs: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False, compare=False)
     _packed: Any = field(default=None, repr=False, compare=False)
-    _covered: float | None = field(default=None, repr=False, compare=False)
+    _counts: list[int] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def width(self) -> int:
@@ -116,14 +116,20 @@ class MaskStack:
         packed = self._packed.nbytes if self._packed is not None else 0
         return sum(a.nbytes for a in arrays) + packed
 
-    def covered(self) -> float:
-        """Non-zero values of the dense masks per pixel, summed over the masks: what their runs
-        read per pixel of a frame (runs cover exactly the non-zero values); counted once."""
-        if self._covered is None:
-            assert self.dense_t is not None
-            npix = max(self.dense_t.shape[0], 1)
-            self._covered = np.count_nonzero(self.dense_t) / npix
-        return self._covered
+    def covers(self, fraction: float) -> bool:
+        """Whether the dense masks hold at least ``fraction`` non-zero values per pixel, summed
+        over the masks: what their runs would read per pixel of a frame (runs cover exactly the
+        non-zero values). Counted mask by mask until the answer is known, each count kept."""
+        assert self.dense_t is not None
+        need = fraction * self.dense_t.shape[0]
+        total = 0
+        for j in range(self.dense_t.shape[1]):
+            if j == len(self._counts):
+                self._counts.append(int(np.count_nonzero(self.dense_t[:, j])))
+            total += self._counts[j]
+            if total >= need:
+                return True
+        return False
 
     def runs(self, sig_shape: tuple[int, ...]) -> Any:
         """The dense masks as runs (:func:`libertem_gpu.kernels.spans.encode`), or None where
@@ -238,11 +244,11 @@ def cpu_runs(stack: MaskStack, sig_shape: tuple[int, ...], input_dtype: Any) -> 
         return None
     if stack.compute_dtype == np.float32 and not stack.is_complex:
         # What the runs would read, without encoding them (20 ms for 16 masks of 256 x 256).
-        read = stack.covered()
-        if read >= _RUNS_READ_LIMIT_AMX and amx_takes(input_dtype, stack.count):
+        if amx_takes(input_dtype, stack.count) and stack.covers(_RUNS_READ_LIMIT_AMX):
             return None
         groups = -(-stack.count // 16)
-        if read >= _RUNS_READ_LIMIT_OUTER * groups and outer_takes(input_dtype, stack.count):
+        limit = _RUNS_READ_LIMIT_OUTER * groups
+        if outer_takes(input_dtype, stack.count) and stack.covers(limit):
             return None
     runs = stack.runs(tuple(sig_shape))
     if runs is None or runs.mean_run < _MIN_MEAN_RUN:
