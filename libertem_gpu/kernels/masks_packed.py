@@ -26,46 +26,57 @@ _PACK_PAD = 16
 
 
 class PackedMasks:
-    """Dense masks laid out for the blocked CPU kernel (k > 1); see :func:`pack_dense`.
+    """Dense masks laid out for the CPU kernels of several masks (k > 1); see
+    :func:`pack_dense`. Each layout is made on first use and kept, so that a run builds only
+    the one its kernel reads.
 
     Attributes
     ----------
-    data : numpy.ndarray
-        ``(nchunks, k, chunk + pad)``: for each chunk of ``chunk`` pixels, the k masks' values
-        as padded rows (zero beyond the last pixel).
     npix : int
         Pixels per mask.
     chunk : int
-        Pixels per chunk.
+        Pixels per chunk of :attr:`data`.
     """
 
-    __slots__ = ("_amx", "_groups", "_source", "chunk", "data", "npix")
+    __slots__ = ("_amx", "_data", "_groups", "_source", "chunk", "npix")
 
-    def __init__(
-        self, data: np.ndarray, npix: int, chunk: int, source: np.ndarray | None = None
-    ) -> None:
-        self.data = data
-        self.npix = npix
+    def __init__(self, source: np.ndarray, chunk: int) -> None:
+        self.npix = int(source.shape[0])
         self.chunk = chunk
-        # The stack packed from, kept for the AMX layout, which is made on first use.
+        # The transposed stack ``(npix, k)``, which every layout is made from.
         self._source = source
+        self._data: np.ndarray | None = None
         self._amx: Any = False
         self._groups: np.ndarray | None = None
+
+    @property
+    def data(self) -> np.ndarray:
+        """``(nchunks, k, chunk + pad)``: for each chunk of ``chunk`` pixels, the k masks'
+        values as padded rows (zero beyond the last pixel), for the blocked kernels."""
+        if self._data is None:
+            source, chunk = self._source, self.chunk
+            nchunks = -(-self.npix // chunk)
+            data = np.zeros((nchunks, self.k, chunk + _PACK_PAD), source.dtype)
+            for c in range(nchunks):
+                p0 = c * chunk
+                p1 = min(p0 + chunk, self.npix)
+                data[c, :, : p1 - p0] = source[p0:p1].T
+            self._data = data
+        return self._data
 
     def amx(self) -> Any:
         """The masks laid out for the AMX kernel (:func:`libertem_gpu.kernels.amx.pack`), or
         None where it cannot take them (more than 16 masks, a value not finite); made on
         first use and kept."""
         if self._amx is False:
-            source = self._source
-            self._amx = amx.pack(source) if source is not None and self.k <= 16 else None
+            self._amx = amx.pack(self._source) if self.k <= 16 else None
         return self._amx
 
     def groups(self) -> np.ndarray | None:
         """float32 masks in groups of 16 for the outer-product kernel
         (:func:`libertem_gpu.kernels.masks_outer_cpu.group_masks`), or None where they are
         not float32; made on first use and kept."""
-        if self._groups is None and self._source is not None and self.dtype == np.float32:
+        if self._groups is None and self.dtype == np.float32:
             from libertem_gpu.kernels.masks_outer_cpu import group_masks
 
             self._groups = group_masks(self._source)
@@ -74,12 +85,12 @@ class PackedMasks:
     @property
     def k(self) -> int:
         """Number of masks."""
-        return int(self.data.shape[1])
+        return int(self._source.shape[1])
 
     @property
     def dtype(self) -> np.dtype:
         """float32 or float64."""
-        return self.data.dtype
+        return self._source.dtype
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -88,14 +99,16 @@ class PackedMasks:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held, the AMX and grouped layouts included once made."""
+        """Bytes held by the layouts made so far (the stack they are made from not counted)."""
+        data = self._data.nbytes if self._data is not None else 0
         digits = self._amx.digits.nbytes if self._amx else 0
         groups = self._groups.nbytes if self._groups is not None else 0
-        return int(self.data.nbytes + digits + groups)
+        return int(data + digits + groups)
 
 
 def pack_dense(masks_t: np.ndarray, chunk: int | None = None) -> PackedMasks:
-    """Lay out a transposed dense mask stack for the blocked CPU kernel.
+    """Lay out a transposed dense mask stack for the CPU kernels of several masks (each
+    layout on first use).
 
     Parameters
     ----------
@@ -117,11 +130,4 @@ def pack_dense(masks_t: np.ndarray, chunk: int | None = None) -> PackedMasks:
         raise TypeError(f"masks_t must be float32 or float64, got {masks_t.dtype}")
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
-    npix, k = masks_t.shape
-    nchunks = -(-npix // chunk)
-    data = np.zeros((nchunks, k, chunk + _PACK_PAD), masks_t.dtype)
-    for c in range(nchunks):
-        p0 = c * chunk
-        p1 = min(p0 + chunk, npix)
-        data[c, :, : p1 - p0] = masks_t[p0:p1].T
-    return PackedMasks(data, npix, chunk, masks_t)
+    return PackedMasks(masks_t, chunk)

@@ -146,6 +146,17 @@ def test_cpu_dense_takes_amx_for_float32_masks_on_16_bit_frames(amx_calls):
     assert amx_calls == [(np.uint16, (4, 100))]
 
 
+@needs_amx
+def test_amx_runs_make_only_the_amx_layout(rng):
+    frames = rng.integers(0, 4096, (7, 300)).astype(np.uint16)
+    weights = rng.random((300, 16)).astype(np.float32)
+    packed = masks.pack_dense(weights)
+    out = np.zeros((7, 16), np.float32)
+    masks.cpu_dense(frames, packed, out)
+    np.testing.assert_allclose(out, frames.astype(np.float64) @ weights, rtol=1e-6)
+    assert packed.nbytes == packed.amx().digits.nbytes  # no packed chunks made
+
+
 def test_cpu_dense_without_amx_never_calls_it(monkeypatch):
     monkeypatch.setenv(amx.ENV, "0")
 

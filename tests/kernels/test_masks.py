@@ -193,6 +193,7 @@ def test_pack_dense_layout(mdtype):
     m = rng.standard_normal((3, 2500)).astype(mdtype)
     packed = masks.pack_dense(m.T, chunk=1024)
     assert packed.shape == (2500, 3) and packed.k == 3 and packed.dtype == mdtype
+    assert packed.nbytes == 0  # each layout is made on first use
     assert packed.data.shape[:2] == (3, 3) and packed.data.shape[2] > 1024
     assert packed.nbytes == packed.data.nbytes
     for c in range(3):

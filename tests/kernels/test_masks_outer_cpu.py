@@ -133,9 +133,13 @@ def test_cpu_dense_takes_the_outer_kernel_on_avx2_for_many_float32_masks(
     masks_t = rng.standard_normal((17 * 19, k)).astype(mask_dtype)
     out0 = rng.standard_normal((11, k)).astype(mask_dtype)
     out = out0.copy()
-    masks_cpu.cpu_dense(tile, pack_dense(masks_t), out)
+    packed = pack_dense(masks_t)
+    masks_cpu.cpu_dense(tile, packed, out)
     assert bool(outer_calls) is taken
     assert_sums(out, tile, masks_t, out0)
+    # Only the layout the kernel reads is made: groups of 16, or packed chunks.
+    made = packed.nbytes
+    assert made == (packed.groups().nbytes if taken else packed.data.nbytes)
 
 
 def _stack(arrays):
