@@ -207,12 +207,23 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
         _moments(a, npix, shift, s1, s2)
 
 
+_WHOLE_BLOCK = 4096
+
+
 @_jit
 def _whole(shift):  # type: ignore[no-untyped-def]
     """Whether every shift is a whole number small enough for the integer kernel (NaN is
     not). A loop: the NumPy expression made four frame-sized temporaries per partition, each a
-    fresh mapping that page-faults (0.5 ms a partition on a 2-vCPU VM)."""
-    for v in shift:
-        if not (abs(v) < 2**31 and v == np.floor(v)):
+    fresh mapping that page-faults (0.5 ms a partition on a 2-vCPU VM). Flags are OR-ed over
+    blocks, which vectorises, with an early exit between blocks: the check runs per tile, and
+    on a tile of one 4096 x 4096 frame's row slab (8M shifts) the loop that returned at the
+    first failing value took 32 ms, this one 6 ms (Sapphire Rapids)."""
+    n = shift.shape[0]
+    for b in range(0, n, _WHOLE_BLOCK):
+        bad = 0
+        for i in range(b, min(b + _WHOLE_BLOCK, n)):
+            v = shift[i]
+            bad |= np.int64(not (abs(v) < 2**31 and v == np.floor(v)))
+        if bad:
             return False
     return True

@@ -178,3 +178,16 @@ def test_integer_kernel_only_for_whole_small_shifts(shift, whole):
     from libertem_gpu.kernels.tiles import read_only
 
     assert _whole(read_only(np.array(shift, dtype=np.float64))) is whole
+
+
+@pytest.mark.parametrize("bad_at", [None, 0, 4095, 4096, 3 * 4096 + 17])
+def test_whole_shift_check_over_several_blocks(rng, bad_at):
+    # The check ORs flags over blocks of 4096 shifts: a value that is not whole is found in
+    # any block, first or last, whole or ragged.
+    from libertem_gpu.kernels.moments_cpu import _whole
+    from libertem_gpu.kernels.tiles import read_only
+
+    shift = rng.integers(-5000, 5000, 4 * 4096 + 100).astype(np.float64)
+    if bad_at is not None:
+        shift[bad_at] += 0.25
+    assert _whole(read_only(shift)) is (bad_at is None)
