@@ -381,13 +381,24 @@ def choose_scheme(
     are views of a mapped file near ``mapped_tile_bytes``, where given).
 
     Frames are split into row slabs only where every UDF accepts partial frames and one frame is
-    larger than a tile.
+    larger than a tile. Slabs of a mapped file then come in stacks of several frames, as many
+    as fill a mapped tile: kernels that block several frames per pass over their sums (frame
+    sums, moments, several masks) get no block from one frame at a time, and their sums of a
+    slab that large stream from memory once per frame. Buffered tiles keep one frame: their
+    buffer holds whole frames.
     """
     if whole_partition:
         return TilingScheme(depth=max(1, partition_frames))
     if partial_frames_allowed and frame_bytes > tile_bytes and sig_rows_total > 1:
-        rows = max(1, tile_bytes // max(1, row_bytes))
-        return TilingScheme(depth=1, sig_rows=min(rows, sig_rows_total))
+        rows = min(max(1, tile_bytes // max(1, row_bytes)), sig_rows_total)
+        mapped_slabs = None
+        if mapped_tile_bytes is not None:
+            mapped_slabs = max(1, mapped_tile_bytes // max(1, rows * row_bytes))
+            if max_depth is not None:
+                mapped_slabs = min(mapped_slabs, max_depth)
+        return TilingScheme(
+            depth=1, sig_rows=rows, mapped_depth=mapped_slabs if mapped_slabs != 1 else None
+        )
     depth = max(1, tile_bytes // max(1, frame_bytes))
     if max_depth is not None:
         depth = max(1, min(depth, max_depth))

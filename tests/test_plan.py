@@ -159,3 +159,64 @@ def test_converted_tiles_stay_cache_sized(monkeypatch, data):
         ds = ctx.load("memory", data=big, num_partitions=3)
         total = ctx.run_udf(ds, _FloatFrames())["total"].data
     np.testing.assert_allclose(total, big.reshape(-1, 5, 6).sum(axis=0), rtol=1e-6)
+
+
+class _SlabShapes(udfs.UDF):
+    """Records the deepest tile and the widest slab it got (stored type, partial frames)."""
+
+    def get_preferred_input_dtype(self):
+        return self.USE_NATIVE_DTYPE
+
+    def get_tiling_preferences(self):
+        return {"depth": None, "total_size": None, "partial_frames": True}
+
+    def get_result_buffers(self):
+        return {"seen": self.buffer(kind="single", dtype="int64", extra_shape=(2,))}
+
+    def process_tile(self, tile):
+        seen = self.results.seen
+        seen[0] = max(seen[0], tile.shape[0])
+        seen[1] = max(seen[1], tile.shape[1])
+
+    def merge(self, dest, src):
+        dest.seen[...] = np.maximum(dest.seen, src.seen)
+
+
+def test_frames_larger_than_a_tile_come_in_stacks_of_slabs(tmp_path, rng):
+    # Frames larger than a tile are split into row slabs; slabs of a mapped file come several
+    # frames deep (as many as fill a mapped tile). Results as from whole frames, ROI included.
+    from libertem_gpu import ApplyMasksUDF, StdDevUDF
+
+    nav, sig = (3, 7), (37, 41)
+    data = rng.integers(0, 4000, (*nav, *sig)).astype(np.uint16)
+    path = tmp_path / "big_frames.raw"
+    data.tofile(path)
+    frame = data[0, 0].nbytes
+    rows_bytes = 9 * 41 * 2  # slabs of 9 rows: 5 per frame, the last one ragged
+    settings = {
+        "tile_bytes_cpu": rows_bytes,
+        "tile_bytes_cpu_mapped": 4 * rows_bytes + 1,
+        "min_partition_bytes": 1,
+        "max_partition_bytes": 6 * frame,  # partitions of 6 frames: stacks of 4 and 2
+        "partitions_per_worker": 1,
+    }
+    stack = rng.standard_normal((16, *sig)).astype(np.float32)
+    frames = data.reshape(-1, sig[0] * sig[1]).astype(np.float64)
+    roi = rng.random(nav) < 0.6
+    with config.set(**settings), Context("threads", n_threads=2) as ctx:
+        ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=sig, dtype="uint16")
+        scheme = plan_run(ds, [SumUDF()], backend="numpy").scheme
+        assert (scheme.depth, scheme.sig_rows, scheme.mapped_depth) == (1, 9, 4)
+        seen = ctx.run_udf(ds, _SlabShapes())["seen"].data
+        assert tuple(seen) == (4, 9)  # four frames' slabs of nine rows
+        got = ctx.run_udf(ds, [SumUDF(), StdDevUDF()])
+        np.testing.assert_allclose(got[0]["intensity"].data, data.sum(axis=(0, 1)), rtol=1e-12)
+        np.testing.assert_allclose(got[1]["var"].data, data.var(axis=(0, 1)), rtol=1e-9)
+        masked = ctx.run_udf(
+            ds, ApplyMasksUDF(mask_factories=lambda: stack, mask_dtype=np.float32)
+        )["intensity"].data
+        expected = frames @ stack.reshape(16, -1).T.astype(np.float64)
+        scale = np.abs(frames) @ np.abs(stack.reshape(16, -1).T.astype(np.float64))
+        assert np.all(np.abs(masked.reshape(-1, 16) - expected) <= 1e-6 * scale)
+        in_roi = ctx.run_udf(ds, SumUDF(), roi=roi)["intensity"].data
+        np.testing.assert_allclose(in_roi, data[roi].sum(axis=0), rtol=1e-12)

@@ -78,9 +78,13 @@ def test_choose_scheme_mapped_depth():
     assert choose_scheme(1000, 100, 10, 4000, False, mapped_tile_bytes=10).mapped_depth == 4
     capped = choose_scheme(1000, 100, 10, 4000, False, max_depth=9, mapped_tile_bytes=16_000)
     assert (capped.depth, capped.mapped_depth) == (4, 9)
-    # split frames keep one depth
+    # split frames: buffered tiles hold one frame's slab, mapped ones as many frames' slabs as
+    # fill a mapped tile (slabs of 4 rows, 4000 bytes: 4), within what a UDF allows
     split = choose_scheme(10_000, 1000, 10, 4000, True, mapped_tile_bytes=16_000)
-    assert split.mapped_depth is None
+    assert split == TilingScheme(depth=1, sig_rows=4, mapped_depth=4)
+    capped = choose_scheme(10_000, 1000, 10, 4000, True, max_depth=3, mapped_tile_bytes=16_000)
+    assert capped.mapped_depth == 3
+    assert choose_scheme(10_000, 1000, 10, 4000, True, mapped_tile_bytes=5000).mapped_depth is None
 
 
 @pytest.mark.parametrize(
