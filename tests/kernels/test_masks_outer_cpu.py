@@ -117,21 +117,22 @@ def outer_calls(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("k", "mask_dtype", "dtype", "taken"),
+    ("n", "k", "mask_dtype", "dtype", "taken"),
     [
-        (9, np.float32, "uint16", True),
-        (16, np.float32, "float32", True),
-        (8, np.float32, "uint16", False),  # half a group or more would be zeros
-        (16, np.float64, "uint16", False),  # float64 sums: the float64 kernels
-        (16, np.float32, "int32", False),  # not exact in float32
+        (11, 9, np.float32, "uint16", True),
+        (6, 16, np.float32, "float32", True),
+        (11, 8, np.float32, "uint16", False),  # half a group or more would be zeros
+        (11, 16, np.float64, "uint16", False),  # float64 sums: the float64 kernels
+        (11, 16, np.float32, "int32", False),  # not exact in float32
+        (5, 16, np.float32, "uint16", False),  # fewer frames than a block: the 6 x 2 kernel
     ],
 )
 def test_cpu_dense_takes_the_outer_kernel_on_avx2_for_many_float32_masks(
-    rng, outer_calls, k, mask_dtype, dtype, taken
+    rng, outer_calls, n, k, mask_dtype, dtype, taken
 ):
-    tile = random_frames(rng, (11, 17 * 19), dtype)
+    tile = random_frames(rng, (n, 17 * 19), dtype)
     masks_t = rng.standard_normal((17 * 19, k)).astype(mask_dtype)
-    out0 = rng.standard_normal((11, k)).astype(mask_dtype)
+    out0 = rng.standard_normal((n, k)).astype(mask_dtype)
     out = out0.copy()
     packed = pack_dense(masks_t)
     masks_cpu.cpu_dense(tile, packed, out)
