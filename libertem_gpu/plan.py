@@ -391,20 +391,22 @@ def choose_scheme(
         return TilingScheme(depth=max(1, partition_frames))
     if partial_frames_allowed and frame_bytes > tile_bytes and sig_rows_total > 1:
         rows = min(max(1, tile_bytes // max(1, row_bytes)), sig_rows_total)
-        mapped_slabs = None
-        if mapped_tile_bytes is not None:
-            mapped_slabs = max(1, mapped_tile_bytes // max(1, rows * row_bytes))
-            if max_depth is not None:
-                mapped_slabs = min(mapped_slabs, max_depth)
-        return TilingScheme(
-            depth=1, sig_rows=rows, mapped_depth=mapped_slabs if mapped_slabs != 1 else None
-        )
+        slabs = _mapped_depth(mapped_tile_bytes, rows * row_bytes, 1, max_depth)
+        return TilingScheme(depth=1, sig_rows=rows, mapped_depth=slabs if slabs != 1 else None)
     depth = max(1, tile_bytes // max(1, frame_bytes))
     if max_depth is not None:
         depth = max(1, min(depth, max_depth))
-    mapped = None
-    if mapped_tile_bytes is not None:
-        mapped = max(depth, mapped_tile_bytes // max(1, frame_bytes))
-        if max_depth is not None:
-            mapped = max(1, min(mapped, max_depth))
+    mapped = _mapped_depth(mapped_tile_bytes, frame_bytes, depth, max_depth)
     return TilingScheme(depth=depth, mapped_depth=mapped)
+
+
+def _mapped_depth(
+    mapped_tile_bytes: int | None, unit_bytes: int, at_least: int, max_depth: int | None
+) -> int | None:
+    """Frames (or frame slabs of ``unit_bytes``) per mapped tile: as many as fill
+    ``mapped_tile_bytes``, at least ``at_least``, at most ``max_depth``; None where there are
+    no mapped tiles."""
+    if mapped_tile_bytes is None:
+        return None
+    depth = max(at_least, mapped_tile_bytes // max(1, unit_bytes))
+    return depth if max_depth is None else max(1, min(depth, max_depth))
