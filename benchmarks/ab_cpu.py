@@ -41,7 +41,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from benchlib import VerificationError, machine_info, result_path  # noqa: E402
+from benchlib import VerificationError, machine_info, parse_only, result_path  # noqa: E402
 from cpu_cases import (  # noqa: E402
     ANALYSES,
     layout,
@@ -156,10 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from libertem_gpu.sizes import parse_size
 
-    analyses = [a for a in args.only.split(",") if a]
-    unknown = sorted(set(analyses) - set(ANALYSES))
-    if unknown:
-        parser.error(f"unknown analyses {unknown}; valid: {', '.join(ANALYSES)}")
+    analyses = parse_only(parser, args.only, ANALYSES)
     repo = _git(HERE, "rev-parse", "--show-toplevel")
     revisions = dict(zip(SIDES, (args.base, args.head), strict=True))
     commits = {side: _git(repo, "rev-parse", rev) for side, rev in revisions.items()}

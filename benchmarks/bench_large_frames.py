@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import VerificationError, alternate, check_close, machine_info, result_path
+from benchlib import (
+    VerificationError,
+    alternate,
+    check_close,
+    machine_info,
+    parse_only,
+    result_path,
+)
 from floor import MappedFile, floor, merge
 
 import libertem_gpu as lg
@@ -90,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data file")
     parser.add_argument("--out", help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
-    names = [n for n in args.only.split(",") if n]
-    unknown = sorted(set(names) - set(ANALYSES))
-    if unknown:
-        parser.error(f"unknown analyses {unknown}; choose among {list(ANALYSES)}")
+    names = parse_only(parser, args.only, ANALYSES)
     side, n = args.side, args.frames
     nav = (n // 8, 8) if n % 8 == 0 else (1, n)
     path = Path(args.dir) / f"large_frames_{n}x{side}.raw"

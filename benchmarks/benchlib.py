@@ -8,13 +8,14 @@ puts that folder on ``sys.path``).
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -204,6 +205,16 @@ def alternate(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tuple
             last[name] = fn()
             times[name].append(time.perf_counter() - t0)
     return {name: (times[name], last[name]) for name in fns}
+
+
+def parse_only(parser: argparse.ArgumentParser, only: str, valid: Sequence[str]) -> list[str]:
+    """The analyses named in a comma-separated ``--only``, in order; an unknown name ends the
+    script through ``parser.error`` with the valid ones."""
+    names = [name for name in only.split(",") if name]
+    unknown = sorted(set(names) - set(valid))
+    if unknown:
+        parser.error(f"unknown analyses {unknown}; valid: {', '.join(valid)}")
+    return names
 
 
 def check_close(what: str, got: Any, want: np.ndarray, rtol: float) -> None:
