@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.kernels.bswap import load, per_byte_order
-from libertem_gpu.kernels.frame_rows import rows8
+from libertem_gpu.kernels.frame_rows import rows4, rows8
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
@@ -63,6 +63,7 @@ def _make_int_sum(lane, swap):  # type: ignore[no-untyped-def]
         prefer_wide_vectors()  # 512-bit vectors: +4 % on uint16 (kernel alone, two threads)
         n = a.shape[0]
         n8 = n - n % 8
+        n4 = n - n % 4
         for p0 in range(0, npix, _PIX_BLOCK):
             p1 = min(p0 + _PIX_BLOCK, npix)
             m = p1 - p0
@@ -75,7 +76,16 @@ def _make_int_sum(lane, swap):  # type: ignore[no-untyped-def]
                     s45 = lane(load(r4[p], swap)) + lane(load(r5[p], swap))
                     s67 = lane(load(r6[p], swap)) + lane(load(r7[p], swap))
                     o[p] += np.float64(lane((s01 + s23) + (s45 + s67)))
-            for i in range(n8, n):
+            # Four frames left (tiles of four frames' row slabs of large frames, see
+            # plan.choose_scheme): one pass over the sums instead of four. One thread, slabs
+            # of 8M uint16 pixels in memory: 6.8 -> 10.0 GB/s (eight-frame passes: 12.0).
+            for i in range(n8, n4, 4):
+                r0, r1, r2, r3 = rows4(a, i, p0, p1)
+                for p in range(m):
+                    s01 = lane(load(r0[p], swap)) + lane(load(r1[p], swap))
+                    s23 = lane(load(r2[p], swap)) + lane(load(r3[p], swap))
+                    o[p] += np.float64(lane(s01 + s23))
+            for i in range(n4, n):
                 r0 = a[i, p0:p1]
                 for p in range(m):
                     o[p] += np.float64(load(r0[p], swap))

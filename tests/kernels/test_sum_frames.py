@@ -72,13 +72,15 @@ class TestSumFramesContract(KernelContract):
         return [args[1]]
 
 
+@pytest.mark.parametrize("n", [19, 13])
 @pytest.mark.parametrize("dtype", ["int8", "uint16"])
-def test_sum_frames_small_integers_exact_at_full_range(dtype):
-    # 8- and 16-bit frames are summed eight at a time in int32 lanes: extreme values must not
-    # overflow them, and the sums are exact
+def test_sum_frames_small_integers_exact_at_full_range(dtype, n):
+    # 8- and 16-bit frames are summed eight (then four) at a time in int32 lanes: extreme
+    # values must not overflow them, and the sums are exact. 13 frames: a pass of eight, one
+    # of four and one frame alone.
     info = np.iinfo(dtype)
     rng = np.random.default_rng(4)
-    tile = rng.integers(info.min, info.max, size=(19, 333), endpoint=True).astype(dtype)
+    tile = rng.integers(info.min, info.max, size=(n, 333), endpoint=True).astype(dtype)
     tile[:8, :3] = info.max  # a whole pass of the largest (and smallest) values
     tile[8:16, 3:6] = info.min
     out = np.full(333, 0.5)
