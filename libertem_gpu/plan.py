@@ -10,8 +10,9 @@ worker process, which applies the plan's settings and never decides any of these
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from libertem_gpu.io.tiles import TilingScheme
 from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
 from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.base import UDF
+from libertem_gpu.udf.buffers import BufferDecl
 from libertem_gpu.udf.partition_task import declare_buffers, set_meta, tile_request
 
 if TYPE_CHECKING:
@@ -184,18 +186,23 @@ def plan_run(
     backend_cls = get_backend(name)
     chosen_devices = backend_cls.select_devices(devices)
     settings = config.snapshot()
-    with config.set(**_partition_bounds(backend_cls)):
-        partitions = dataset.get_partitions(n_workers)
     with_data = _positions_with_data(dataset)
-    selected = _count_selected(partitions, roi_flat, None)
-    processed = _count_selected(partitions, roi_flat, with_data)
-    kernels = choose_kernels(backend_cls, sum(processed) * dataset.frame_bytes)
+    whole = Partition(index=0, start=0, stop=dataset.shape.nav_size)
+    to_read = _count_selected([whole], roi_flat, with_data)[0]
+    kernels = choose_kernels(backend_cls, to_read * dataset.frame_bytes)
+    result_bytes = 0
     for u in udfs:  # buffers and tiling wishes may depend on the data: ask with it known
         set_meta(u, dataset, roi_flat, corrections=corrected, kernels=kernels)
-        declare_buffers(u)  # a UDF that cannot run on this data set fails before any work
+        # A UDF that cannot run on this data set fails before any work.
+        result_bytes += _sig_buffer_bytes(declare_buffers(u).values(), dataset.sig_shape)
         for param, value in u._kwargs.items():
             if isinstance(value, AuxData):
                 value.check(param, dataset.shape.nav_size, dataset.sig_shape)
+    bounds = _partition_bounds(backend_cls, dataset, result_bytes, n_workers)
+    with config.set(**bounds):
+        partitions = dataset.get_partitions(n_workers)
+    selected = _count_selected(partitions, roi_flat, None)
+    processed = _count_selected(partitions, roi_flat, with_data)
     return RunPlan(
         dataset=dataset,
         udf_specs=tuple((type(u), dict(u._kwargs)) for u in udfs),
@@ -261,12 +268,28 @@ def _count_selected(
     return tuple(counts)
 
 
-def _partition_bounds(backend: type[Backend]) -> dict[str, int]:
-    """Partition size bounds for ``backend``: at least its minimum number of tiles."""
+def _sig_buffer_bytes(decls: Iterable[BufferDecl], sig_shape: tuple[int, ...]) -> int:
+    """Bytes of the frame-shaped (``sig``) buffers among ``decls`` that a partition fills."""
+    return sum(
+        math.prod(d.shape(0, sig_shape)) * np.dtype(d.dtype).itemsize
+        for d in decls
+        if d.kind == "sig" and d.is_processed
+    )
+
+
+def _partition_bounds(
+    backend: type[Backend], dataset: DataSet, result_bytes: int = 0, n_workers: int = 1
+) -> dict[str, int]:
+    """Partition size bounds for ``backend``: at least its minimum number of tiles, and at
+    least ``partition_result_ratio`` times ``result_bytes`` (the frame-shaped buffers each
+    partition allocates, fills, merges and frees), short of leaving a worker without one."""
     low = int(config.get("min_partition_bytes"))
     high = int(config.get("max_partition_bytes"))
     tiles = backend.min_tiles_per_partition * int(config.get(backend.tile_bytes_setting))
     low = max(low, tiles)
+    per_worker = -(-dataset.shape.nav_size // max(1, n_workers)) * dataset.frame_bytes
+    for_results = min(int(config.get("partition_result_ratio")) * result_bytes, per_worker)
+    low = max(low, for_results)
     return {"min_partition_bytes": low, "max_partition_bytes": max(high, low)}
 
 

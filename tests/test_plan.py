@@ -107,6 +107,30 @@ def test_gpu_partitions_hold_many_tiles(monkeypatch, data):
     assert gpu.settings["min_partition_bytes"] == 1  # the user's settings travel unchanged
 
 
+def test_partitions_grow_with_their_frame_shaped_results(data):
+    """Each partition allocates, fills, merges and frees its sig buffers: with large frames,
+    partitions hold at least ``partition_result_ratio`` times their bytes, as long as every
+    worker still gets one."""
+    from libertem_gpu import StdDevUDF
+
+    big = np.repeat(data, 8, axis=0)  # 24 x 7 frames of 5 x 6 uint16: 60 bytes
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=big)
+    sig_f8 = 5 * 6 * 8  # one float64 sig buffer: 240 bytes
+    limits = {"min_partition_bytes": 1, "max_partition_bytes": 120, "tile_bytes_cpu": 60}
+    with config.set(**limits, partition_result_ratio=0):
+        small = plan_run(ds, [SumUDF()], backend="numpy", n_workers=4)
+    assert {p.size for p in small.partitions} == {2}  # max_partition_bytes: two frames
+    with config.set(**limits, partition_result_ratio=2):
+        one = plan_run(ds, [SumUDF()], backend="numpy", n_workers=4)
+        two = plan_run(ds, [SumUDF(), StdDevUDF()], backend="numpy", n_workers=4)
+        capped = plan_run(ds, [SumUDF(), StdDevUDF()], backend="numpy", n_workers=40)
+    assert one.partitions[0].size == 2 * sig_f8 // 60  # 8 frames
+    assert two.partitions[0].size == 2 * 3 * sig_f8 // 60  # sum, varsum and sum: 24 frames
+    assert {p.size for p in capped.partitions[:-1]} == {5}  # 168 frames over 40 workers
+    assert one.settings["partition_result_ratio"] == 2
+
+
 class _FloatFrames(udfs.UDF):
     """A plain UDF: float32 tiles (the default), a converted copy of uint16 data."""
 
