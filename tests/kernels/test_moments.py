@@ -133,7 +133,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
-    frames = rng.integers(info.min, info.max, (19, 5 * 7), endpoint=True).astype(dtype)
+    frames = rng.integers(info.min, info.max, (30, 5 * 7), endpoint=True).astype(dtype)
     frames.flags.writeable = False  # as the engine hands tiles over: no second compile
     float_kernel = moments_cpu._moments
     taken = []
@@ -150,7 +150,9 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
         taken.clear()
         got = [np.full(35, 3.0), np.full(35, 5.0)]
         want = [np.full(35, 3.0), np.full(35, 5.0)]
-        for lo, hi in ((0, 11), (11, 19)):  # six or eight at a time, then the rest
+        # eight (or six) at a time, then four at once, then one by one: 11 = 8+3 or 6+4+1,
+        # 12 = 8+4 or 6+6, 7 = 4+3 or 6+1
+        for lo, hi in ((0, 11), (11, 23), (23, 30)):
             moments_cpu.cpu(frames[lo:hi], shift, *got)
             float_kernel(frames[lo:hi], 35, shift, *want)
         assert set(taken) == {path}
