@@ -164,17 +164,10 @@ def _moments_int(a, npix, shift, s1, s2):
                 )
                 o1[p] += np.float64(t1)
                 o2[p] += np.float64(t2)
-        # Four frames left: one pass over the sums (row slabs of large frames).
+        # Four frames left (row slabs of large frames): one pass over the sums, in float64,
+        # which is exact for these integers in any order.
         for i in range(n8, n4, 4):
-            r0, r1, r2, r3 = rows4(a, i, p0, p1)
-            for p in range(m):
-                c = np.int64(sh[p])
-                d0 = np.int64(r0[p]) - c
-                d1 = np.int64(r1[p]) - c
-                d2 = np.int64(r2[p]) - c
-                d3 = np.int64(r3[p]) - c
-                o1[p] += np.float64((d0 + d1) + (d2 + d3))
-                o2[p] += np.float64((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))
+            _four_frames_pairwise(a, i, p0, p1, shift, s1, s2)
         for i in range(n4, n):
             r0 = a[i, p0:p1]
             for p in range(m):
