@@ -15,6 +15,7 @@ from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.registry import load as load_dataset
 from libertem_gpu.io.tiles import TilingScheme
 from libertem_gpu.plan import plan_run
+from libertem_gpu.udf import run_cache
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferResult
 from libertem_gpu.udf.client import UDFResults, UDFRun
@@ -379,6 +380,9 @@ class Context(AnalysisMixin):
         finally:
             if bar is not None:
                 bar.close()
+            # Values its partitions shared in this process (tasks on threads or inline):
+            # kept whatever their size while it ran (see run_cache), not needed after.
+            run_cache.forget_run(plan.run_id)
 
     def close(self) -> None:
         """Shut the executor down."""

@@ -70,6 +70,8 @@ GROUP = 256
 _KB = 64
 # The largest balanced 4-digit base-256 number: 127 * (1 + 256 + 256**2 + 256**3).
 _QMAX = 2139062143
+_ROUND = 6755399441055744.0  # 1.5 * 2**52
+
 _ARCH_REQ_XCOMP_PERM = 0x1023
 _XFEATURE_XTILEDATA = 18
 _SYS_ARCH_PRCTL = 158  # x86_64
@@ -188,25 +190,57 @@ def pack(masks_t: np.ndarray) -> AMXMasks | None:
     scale = np.ones(16)
     scale[:k] = np.where(peak > 0, peak / _QMAX, 1.0)
     nkb = -(-npix // _KB)
-    tiles = np.zeros((nkb, 4, 16, 64), np.int8)
-    _fill_digits(masks_t, scale, tiles)
+    words = np.zeros((nkb, 4, 16, 16), np.uint32)
+    _fill_digits(masks_t, scale, words)
+    tiles = words.view(np.int8) if sys.byteorder == "little" else _bytes_le(words)
     return AMXMasks(tiles, scale, k, npix)
 
 
+def _bytes_le(words: np.ndarray) -> np.ndarray:
+    """The bytes of ``words`` in little-endian order (AMX exists on x86 only, which is; for
+    the simulated paths of the tests on other machines)."""
+    return words.astype("<u4").view(np.int8)
+
+
 @numba.njit(nogil=True, cache=True)
-def _fill_digits(w, scale, tiles):
-    # Pixel p = 64 b + 4 r + e of mask m goes to tiles[b, d, r, 4 m + e] for digit d.
+def _fill_digits(w, scale, words):
+    # Pixel p = 64 b + 4 r + e of mask m has digit d at byte e of words[b, d, r, m] (the
+    # int8 tiles[b, d, r, 4 m + e]). The digits in [-128, 127] of q (|q| <= _QMAX, 0x7F7F7F7F)
+    # are the bytes of v = (q + 0x80808080) ^ 0x80808080: each byte of q + 0x80808080 is a
+    # digit + 128. Block by block (4 KiB of digits, written while in L1), mask by mask, four
+    # pixels' bytes d gathered into one word per digit. 16 masks of 8M pixels: 0.80 -> 0.61 s
+    # (pixel by pixel, digit by digit through carries, np.rint), of which about 0.2 s is the
+    # first writes to the freshly allocated digits.
     npix, k = w.shape
-    for p in range(npix):
-        b = p // _KB
-        r = (p % _KB) // 4
-        e = p % 4
+    v = np.zeros(_KB, np.int64)
+    for b in range(words.shape[0]):
+        p0 = b * _KB
+        n = min(_KB, npix - p0)
         for m in range(k):
-            q = np.int64(np.rint(np.float64(w[p, m]) / scale[m]))
-            for d in range(4):
-                digit = ((q + 128) & 255) - 128
-                tiles[b, d, r, 4 * m + e] = digit
-                q = (q - digit) >> 8
+            s = scale[m]
+            for j in range(n):
+                # Rounded to nearest, ties to even, as np.rint (a libm call per value, which
+                # took most of the time): adding and taking away 1.5 * 2**52 leaves no bits
+                # after the point, for |x| < 2**51 (here at most _QMAX).
+                x = np.float64(w[p0 + j, m]) / s
+                q = np.int64((x + _ROUND) - _ROUND)
+                v[j] = (q + 0x80808080) ^ 0x80808080
+            for j in range(n, _KB):  # pixels past the end: digits 0
+                v[j] = 0
+            # A 4 x 4 byte transpose of each four pixels' words: bytes, then byte pairs.
+            for r in range(_KB // 4):
+                v0 = v[4 * r]
+                v1 = v[4 * r + 1]
+                v2 = v[4 * r + 2]
+                v3 = v[4 * r + 3]
+                a = (v0 & 0x00FF00FF) | ((v1 & 0x00FF00FF) << 8)
+                c = (v2 & 0x00FF00FF) | ((v3 & 0x00FF00FF) << 8)
+                o = ((v0 >> 8) & 0x00FF00FF) | (v1 & 0xFF00FF00)
+                e = ((v2 >> 8) & 0x00FF00FF) | (v3 & 0xFF00FF00)
+                words[b, 0, r, m] = (a & 0xFFFF) | ((c & 0xFFFF) << 16)
+                words[b, 1, r, m] = (o & 0xFFFF) | ((e & 0xFFFF) << 16)
+                words[b, 2, r, m] = (a >> 16) | (c & 0xFFFF0000)
+                words[b, 3, r, m] = (o >> 16) | (e & 0xFFFF0000)
 
 
 # --- the instructions, as inline assembly ---

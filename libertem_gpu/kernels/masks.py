@@ -14,6 +14,7 @@ laid them out; it caches the layouts the strategies make of it (runs, packed mas
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,10 @@ def _csr_to_dense(indptr: Any, indices: Any, data: Any, npix: int) -> np.ndarray
     return dense
 
 
+# Held while a row slab's layout is made (:meth:`MaskStack.slab`).
+_SLABS_LOCK = threading.Lock()
+
+
 @dataclass
 class MaskStack:
     """A stack of masks laid out for the kernels (NumPy, on the host).
@@ -100,6 +105,7 @@ class MaskStack:
     _runs: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False, compare=False)
     _packed: Any = field(default=None, repr=False, compare=False)
     _counts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    _slabs: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def width(self) -> int:
@@ -111,10 +117,30 @@ class MaskStack:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the laid-out masks, the CPU kernel's packed copy included once made."""
+        """Bytes held by the laid-out masks, the CPU kernel's packed copies (whole and of row
+        slabs) included once made."""
         arrays = [self.dense_t] if self.dense_t is not None else list(self.csr or ())
         packed = self._packed.nbytes if self._packed is not None else 0
-        return sum(a.nbytes for a in arrays) + packed
+        slabs = sum(int(getattr(v, "nbytes", 0)) for v in self._slabs.values())
+        return sum(a.nbytes for a in arrays) + packed + slabs
+
+    def slab(self, p0: int, p1: int, layout: Callable[[np.ndarray], Any]) -> Any:
+        """``layout(dense_t[p0:p1])``: the dense masks of pixels ``[p0, p1)`` (a row slab of
+        split frames) laid out for a kernel, made once per stack and layout. A stack shared by
+        a run's partitions thus lays out each slab once, not once per partition (16 masks of
+        4096 x 4096: packing them took 60 % of a run). The layouts are kept in a dict replaced
+        whole, under a lock: threads that need one at once wait for it instead of each
+        making a copy."""
+        assert self.dense_t is not None
+        key = (p0, p1, layout)
+        found = self._slabs.get(key)
+        if found is None:
+            with _SLABS_LOCK:
+                found = self._slabs.get(key)
+                if found is None:
+                    found = layout(self.dense_t[p0:p1])
+                    self._slabs = {**self._slabs, key: found}
+        return found
 
     def covers(self, fraction: float) -> bool:
         """Whether the dense masks hold at least ``fraction`` non-zero values per pixel, summed

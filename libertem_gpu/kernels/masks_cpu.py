@@ -512,12 +512,12 @@ def prepare(stack: MaskStack, sig_shape: tuple[int, ...], input_dtype: Any) -> A
     slab: Callable[[int, int], Any]
     if dense_t.shape[1] > 1:
         # Packed once per process and run, when a tile first needs them (masks summed as runs
-        # never do); a pixel slab of split frames gets its own packing.
+        # never do); a pixel slab of split frames gets its own packing, as once.
         whole = stack.packed
-        slab = lambda p0, p1: pack_dense(dense_t[p0:p1])  # noqa: E731
+        slab = lambda p0, p1: stack.slab(p0, p1, pack_dense)  # noqa: E731
     else:
         whole = lambda: dense_t  # noqa: E731
-        slab = lambda p0, p1: np.asfortranarray(dense_t[p0:p1])  # noqa: E731
+        slab = lambda p0, p1: stack.slab(p0, p1, np.asfortranarray)  # noqa: E731
     spans_kernel = None
     if runs is not None:
         from libertem_gpu.kernels.spans_cpu import masks_cpu

@@ -5,6 +5,7 @@ outer-product kernel."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -23,12 +24,16 @@ _PACK_CHUNK = 1024
 # masks on uint16: 1024 px 2.2-3.0 GB/s, 4096 3.1-3.3 (1.3e-7 from exact, against 7.9e-8).
 _PACK_CHUNK_AVX2 = 4096
 _PACK_PAD = 16
+# Held while a layout is made: threads of one run that need the same layout at once (every
+# partition starts on the first row slab) wait for it instead of each making a copy. One lock
+# for all: layouts are made once per run, and a thread that waits has nothing else to do.
+_BUILDING = threading.Lock()
 
 
 class PackedMasks:
     """Dense masks laid out for the CPU kernels of several masks (k > 1); see
     :func:`pack_dense`. Each layout is made on first use and kept, so that a run builds only
-    the one its kernel reads.
+    the one its kernel reads; threads may share it.
 
     Attributes
     ----------
@@ -54,22 +59,29 @@ class PackedMasks:
         """``(nchunks, k, chunk + pad)``: for each chunk of ``chunk`` pixels, the k masks'
         values as padded rows (zero beyond the last pixel), for the blocked kernels."""
         if self._data is None:
-            source, chunk = self._source, self.chunk
-            nchunks = -(-self.npix // chunk)
-            data = np.zeros((nchunks, self.k, chunk + _PACK_PAD), source.dtype)
-            for c in range(nchunks):
-                p0 = c * chunk
-                p1 = min(p0 + chunk, self.npix)
-                data[c, :, : p1 - p0] = source[p0:p1].T
-            self._data = data
+            with _BUILDING:
+                if self._data is None:
+                    self._data = self._chunked()
         return self._data
+
+    def _chunked(self) -> np.ndarray:
+        source, chunk = self._source, self.chunk
+        nchunks = -(-self.npix // chunk)
+        data = np.zeros((nchunks, self.k, chunk + _PACK_PAD), source.dtype)
+        for c in range(nchunks):
+            p0 = c * chunk
+            p1 = min(p0 + chunk, self.npix)
+            data[c, :, : p1 - p0] = source[p0:p1].T
+        return data
 
     def amx(self) -> Any:
         """The masks laid out for the AMX kernel (:func:`libertem_gpu.kernels.amx.pack`), or
         None where it cannot take them (more than 16 masks, a value not finite); made on
         first use and kept."""
         if self._amx is False:
-            self._amx = amx.pack(self._source) if self.k <= 16 else None
+            with _BUILDING:
+                if self._amx is False:
+                    self._amx = amx.pack(self._source) if self.k <= 16 else None
         return self._amx
 
     def groups(self) -> np.ndarray | None:
@@ -77,9 +89,11 @@ class PackedMasks:
         (:func:`libertem_gpu.kernels.masks_outer_cpu.group_masks`), or None where they are
         not float32; made on first use and kept."""
         if self._groups is None and self.dtype == np.float32:
-            from libertem_gpu.kernels.masks_outer_cpu import group_masks
+            with _BUILDING:
+                if self._groups is None:
+                    from libertem_gpu.kernels.masks_outer_cpu import group_masks
 
-            self._groups = group_masks(self._source)
+                    self._groups = group_masks(self._source)
         return self._groups
 
     @property

@@ -7,6 +7,12 @@ partition's time; the CoM disk's runs: about 1 ms a partition). :func:`shared_fo
 what one partition built for the next partitions of the same run, keyed by
 :attr:`libertem_gpu.udf.base.UDFMeta.run_key`, which is unique per run: a later run always
 builds afresh, so a cached value never outlives the parameters it was made from.
+
+The values of the run that stored one last are kept whatever their size (16 masks of
+4096 x 4096 frames are 1 GiB: built in every partition, they took a fifth of a run). Those of
+earlier runs share ``MAX_ENTRIES`` and ``MAX_BYTES``, least recently used dropped first; a
+client whose executor runs the tasks in its own process drops a run's values when the run
+ends (:func:`forget_run`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["array_bytes", "backend_device", "shared_for_run"]
+__all__ = ["array_bytes", "backend_device", "forget_run", "shared_for_run"]
 
 T = TypeVar("T")
 
@@ -42,9 +48,10 @@ def shared_for_run(
         Makes the value, once: partitions that ask for the same key meanwhile wait for it.
     nbytes : callable, optional
         The value's size in bytes (default: none to speak of), asked each time the cap is
-        checked, for values that grow as they are used. Least recently used entries go first
-        once there are more than ``MAX_ENTRIES`` or more than ``MAX_BYTES`` in all; a value
-        larger than ``MAX_BYTES`` is not kept.
+        checked, for values that grow as they are used. The values of other runs go, least
+        recently used first, once there are more than ``MAX_ENTRIES`` entries or theirs hold
+        more than ``MAX_BYTES``; those of ``key``'s run stay, whatever their size, until
+        another run stores one or :func:`forget_run`.
 
     Returns
     -------
@@ -65,13 +72,9 @@ def shared_for_run(
             return found[0]  # type: ignore[no-any-return]
         try:
             value = build()
-            if _size(value, nbytes) <= MAX_BYTES:
-                with _LOCK:
-                    _ENTRIES[key] = (value, nbytes)
-                    total = sum(_size(*entry) for entry in _ENTRIES.values())
-                    while len(_ENTRIES) > MAX_ENTRIES or total > MAX_BYTES:
-                        _, old = _ENTRIES.popitem(last=False)
-                        total -= _size(*old)
+            with _LOCK:
+                _ENTRIES[key] = (value, nbytes)
+                _trim(key[0])
         finally:
             with _LOCK:
                 _BUILDING.pop(key, None)
@@ -80,6 +83,27 @@ def shared_for_run(
 
 def _size(value: Any, nbytes: Callable[[Any], int] | None) -> int:
     return 0 if nbytes is None else int(nbytes(value))
+
+
+def _trim(run: Any) -> None:
+    """Drop the least recently used values of runs other than ``run`` until the entries are
+    at most ``MAX_ENTRIES`` and theirs hold at most ``MAX_BYTES`` (``_LOCK`` held)."""
+    others = [key for key in _ENTRIES if key[0] != run]  # least recently used first
+    total = sum(_size(*_ENTRIES[key]) for key in others)
+    for key in others:
+        if len(_ENTRIES) <= MAX_ENTRIES and total <= MAX_BYTES:
+            return
+        total -= _size(*_ENTRIES.pop(key))
+    while len(_ENTRIES) > MAX_ENTRIES:  # one run with that many values: its oldest
+        _ENTRIES.popitem(last=False)
+
+
+def forget_run(run_id: Any) -> None:
+    """Drop the values of run ``run_id`` (the first element of its keys): the run is over,
+    no partition of it will ask again."""
+    with _LOCK:
+        for key in [key for key in _ENTRIES if key[0] == run_id]:
+            del _ENTRIES[key]
 
 
 def array_bytes(value: Any, depth: int = 4) -> int:

@@ -357,6 +357,30 @@ def test_prepared_masks_take_row_slabs(backend, use_sparse):
     np.testing.assert_allclose(out, masks.reference(flat(tile), stack.reshape(3, -1)), rtol=1e-10)
 
 
+@pytest.mark.parametrize("count", [1, 3])
+def test_row_slab_layouts_are_made_once_per_stack(count):
+    # A stack shared by a run's partitions lays out each slab once: every partition prepares
+    # its own AppliedMasks, and all of them read the same layouts (16 masks of 4096 x 4096:
+    # packing them again in every partition took 60 % of a run).
+    rng = np.random.default_rng(32)
+    sig = (6, 7)
+    tile = rng.integers(0, 4000, (4, *sig)).astype(np.uint16)
+    stack = rng.random((count, *sig)).astype(np.float32)
+    ms = MaskStack(
+        count, False, np.dtype(np.float32), np.asfortranarray(stack.reshape(count, -1).T), None
+    )
+    want = masks.reference(flat(tile), stack.reshape(count, -1))
+    for _ in range(3):  # three partitions
+        applied = masks.prepare("numpy", ms, sig, tile.dtype)
+        out = np.zeros((4, count), np.float32)
+        for r0, r1 in ((0, 2), (2, 6)):
+            applied(flat(tile[:, r0:r1]), out, r0 * 7, r1 * 7)
+        np.testing.assert_allclose(out, want, rtol=1e-5)
+    assert sorted(key[:2] for key in ms._slabs) == [(0, 14), (14, 42)]
+    layouts = list(ms._slabs.values())
+    assert ms.nbytes >= ms.dense_t.nbytes + sum(getattr(v, "nbytes", 0) for v in layouts)
+
+
 def _csr_of(dense):
     indptr = np.concatenate([[0], np.cumsum((dense != 0).sum(axis=1))]).astype(np.int64)
     indices = np.concatenate([np.flatnonzero(r) for r in dense]).astype(np.int64)
