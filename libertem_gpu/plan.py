@@ -27,6 +27,7 @@ from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.partition import Partition
 from libertem_gpu.io.tiles import TilingScheme
 from libertem_gpu.kernels.byteorder import SWAPPABLE_DTYPES
+from libertem_gpu.udf import run_cache
 from libertem_gpu.udf.aux import AuxData
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
@@ -190,14 +191,12 @@ def plan_run(
     whole = Partition(index=0, start=0, stop=dataset.shape.nav_size)
     to_read = _count_selected([whole], roi_flat, with_data)[0]
     kernels = choose_kernels(backend_cls, to_read * dataset.frame_bytes)
-    result_bytes = 0
-    for u in udfs:  # buffers and tiling wishes may depend on the data: ask with it known
-        set_meta(u, dataset, roi_flat, corrections=corrected, kernels=kernels)
-        # A UDF that cannot run on this data set fails before any work.
-        result_bytes += _sig_buffer_bytes(declare_buffers(u).values(), dataset.sig_shape)
-        for param, value in u._kwargs.items():
-            if isinstance(value, AuxData):
-                value.check(param, dataset.shape.nav_size, dataset.sig_shape)
+    run_id = uuid.uuid4().hex
+    try:
+        result_bytes = _declare(udfs, dataset, roi_flat, corrected, kernels, run_id)
+    except BaseException:
+        run_cache.forget_run(run_id)  # what it built for a run that will not be
+        raise
     bounds = _partition_bounds(backend_cls, dataset, result_bytes, n_workers)
     with config.set(**bounds):
         partitions = dataset.get_partitions(n_workers)
@@ -220,7 +219,33 @@ def plan_run(
         worker_resource=backend_cls.worker_resource,
         corrections=corrected,
         kernels=kernels,
+        run_id=run_id,
     )
+
+
+def _declare(
+    udfs: Sequence[UDF],
+    dataset: DataSet,
+    roi_flat: np.ndarray | None,
+    corrections: CorrectionSet | None,
+    kernels: str,
+    run_id: str,
+) -> int:
+    """Give the client's UDFs their ``meta`` and check that each can run on ``dataset``
+    (its buffers, its aux data), before any work; returns the bytes of the frame-shaped
+    buffers a partition fills. Buffers and tiling wishes may depend on the data: they are
+    asked with it known."""
+    result_bytes = 0
+    for index, u in enumerate(udfs):
+        meta = set_meta(u, dataset, roi_flat, corrections=corrections, kernels=kernels)
+        # The run's key here as in its tasks: what the UDF builds to declare its buffers (a
+        # mask stack) is then built once, where the tasks run in this process.
+        meta.run_key = (run_id, index)
+        result_bytes += _sig_buffer_bytes(declare_buffers(u).values(), dataset.sig_shape)
+        for param, value in u._kwargs.items():
+            if isinstance(value, AuxData):
+                value.check(param, dataset.shape.nav_size, dataset.sig_shape)
+    return result_bytes
 
 
 def choose_kernels(backend: type[Backend], read_bytes: int) -> str:
