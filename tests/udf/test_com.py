@@ -162,7 +162,7 @@ def test_partitions_of_a_run_share_one_prepared_disk(rng, monkeypatch):
     original = CoMUDF._prepare
 
     def counting(self, folded=None):
-        if self.meta.run_key is not None:  # in a worker (the client prepares one to plan)
+        if self.meta.partition is not None:  # in a worker (the client prepares one to plan)
             calls.append(self.get_params().r)
         return original(self, folded)
 
