@@ -372,7 +372,10 @@ def plan_tiling(
         )
     if corrections is not None and scheme.sig_rows is not None:
         rows = corrections.slab_rows(dataset.sig_shape, scheme.sig_rows)
-        scheme = dataclasses.replace(scheme, sig_rows=rows)
+        thin = scheme.mapped_sig_rows
+        if thin is not None:
+            thin = corrections.slab_rows(dataset.sig_shape, thin)
+        scheme = dataclasses.replace(scheme, sig_rows=rows, mapped_sig_rows=thin)
     # The one place where byte order is decided: big-endian integers go to the kernels
     # unswapped (they swap as they read) where the backend's kernels read host tiles, every UDF
     # can take that and tiles hold whole frames; otherwise the backend converts as it fills
@@ -414,6 +417,11 @@ def _converted_raw_bytes(
     return max(1, int(config.get(setting)) * native.itemsize // max(widths))
 
 
+#: Frames per stack of mapped row slabs of large frames: the kernels' frame-shaped sums (a
+#: float64 sum of a 4096 x 4096 frame is 128 MiB) stream from memory once per stack.
+DEEP_SLABS = 32
+
+
 def choose_scheme(
     frame_bytes: int,
     row_bytes: int,
@@ -429,18 +437,24 @@ def choose_scheme(
     are views of a mapped file near ``mapped_tile_bytes``, where given).
 
     Frames are split into row slabs only where every UDF accepts partial frames and one frame is
-    larger than a tile. Slabs of a mapped file then come in stacks of several frames, as many
-    as fill a mapped tile: kernels that block several frames per pass over their sums (frame
-    sums, moments, several masks) get no block from one frame at a time, and their sums of a
-    slab that large stream from memory once per frame. Buffered tiles keep one frame: their
-    buffer holds whole frames.
+    larger than a tile. Slabs of a mapped file then come in stacks of up to ``DEEP_SLABS``
+    frames (as many as the partition holds), cut thin enough (``mapped_sig_rows``) that a
+    stack fills a mapped tile: the kernels read and write their sums over a slab's pixels once
+    per stack, and for frames this large those sums stream from memory. Buffered tiles keep
+    one frame and slabs of ``tile_bytes``: their buffer holds whole frames.
     """
     if whole_partition:
         return TilingScheme(depth=max(1, partition_frames))
     if partial_frames_allowed and frame_bytes > tile_bytes and sig_rows_total > 1:
         rows = min(max(1, tile_bytes // max(1, row_bytes)), sig_rows_total)
-        slabs = _mapped_depth(mapped_tile_bytes, rows * row_bytes, 1, max_depth)
-        return TilingScheme(depth=1, sig_rows=rows, mapped_depth=slabs if slabs != 1 else None)
+        if mapped_tile_bytes is None:
+            return TilingScheme(depth=1, sig_rows=rows)
+        # Mapped stacks as deep as the partition allows (up to DEEP_SLABS frames), their slabs
+        # as thin as that takes to fill a mapped tile.
+        deep = max(1, min(partition_frames, DEEP_SLABS, max_depth or DEEP_SLABS))
+        thin = min(max(1, mapped_tile_bytes // max(1, deep * row_bytes)), sig_rows_total)
+        slabs = _mapped_depth(mapped_tile_bytes, thin * row_bytes, 1, max_depth)
+        return TilingScheme(depth=1, sig_rows=rows, mapped_depth=slabs, mapped_sig_rows=thin)
     depth = max(1, tile_bytes // max(1, frame_bytes))
     if max_depth is not None:
         depth = max(1, min(depth, max_depth))

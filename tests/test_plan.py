@@ -207,8 +207,9 @@ class _SlabShapes(udfs.UDF):
 
 
 def test_frames_larger_than_a_tile_come_in_stacks_of_slabs(tmp_path, rng):
-    # Frames larger than a tile are split into row slabs; slabs of a mapped file come several
-    # frames deep (as many as fill a mapped tile). Results as from whole frames, ROI included.
+    # Frames larger than a tile are split into row slabs; slabs of a mapped file come as many
+    # frames deep as a partition holds, cut thin enough to fill a mapped tile. Results as from
+    # whole frames, ROI included.
     from libertem_gpu import ApplyMasksUDF, StdDevUDF
 
     nav, sig = (3, 7), (37, 41)
@@ -221,8 +222,9 @@ def test_frames_larger_than_a_tile_come_in_stacks_of_slabs(tmp_path, rng):
         "tile_bytes_cpu": rows_bytes,
         "tile_bytes_cpu_mapped": 4 * rows_bytes + 1,
         "min_partition_bytes": 1,
-        "max_partition_bytes": 6 * frame,  # partitions of 6 frames: stacks of 4 and 2
+        "max_partition_bytes": 6 * frame,  # partitions of 6 frames
         "partitions_per_worker": 1,
+        "partition_result_ratio": 0,
     }
     stack = rng.standard_normal((16, *sig)).astype(np.float32)
     frames = data.reshape(-1, sig[0] * sig[1]).astype(np.float64)
@@ -230,9 +232,12 @@ def test_frames_larger_than_a_tile_come_in_stacks_of_slabs(tmp_path, rng):
     with config.set(**settings), Context("threads", n_threads=2) as ctx:
         ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=sig, dtype="uint16")
         scheme = plan_run(ds, [SumUDF()], backend="numpy").scheme
-        assert (scheme.depth, scheme.sig_rows, scheme.mapped_depth) == (1, 9, 4)
+        # buffered: one frame's slabs of 9 rows; mapped: six frames' slabs of 6 rows (2953
+        # bytes a tile: 6 x 6 rows x 82 bytes), the last one of a frame ragged
+        shape = (scheme.depth, scheme.sig_rows, scheme.mapped_depth, scheme.mapped_sig_rows)
+        assert shape == (1, 9, 6, 6)
         seen = ctx.run_udf(ds, _SlabShapes())["seen"].data
-        assert tuple(seen) == (4, 9)  # four frames' slabs of nine rows
+        assert tuple(seen) == (6, 6)
         got = ctx.run_udf(ds, [SumUDF(), StdDevUDF()])
         np.testing.assert_allclose(got[0]["intensity"].data, data.sum(axis=(0, 1)), rtol=1e-12)
         np.testing.assert_allclose(got[1]["var"].data, data.var(axis=(0, 1)), rtol=1e-9)

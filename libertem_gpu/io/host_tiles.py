@@ -15,6 +15,7 @@ from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.layout import ByteRange, FrameLayout
 from libertem_gpu.io.reader import FrameReader
 from libertem_gpu.io.tiles import TilePlan, TileSlice
+from libertem_gpu.io.transports.mmap import release_pages
 
 # Map a partition's source ranges only if they average at least this many frames each.
 _MIN_FRAMES_PER_MAP = 4
@@ -104,8 +105,14 @@ class HostStackReader:
             if len(ranges) <= max(1, (hi - lo) // _MIN_FRAMES_PER_MAP):
                 self._register(True)
                 depth = plan.scheme.mapped_depth or plan.scheme.depth
-                frame_bytes = dataset.frame_bytes
-                window = _window_frames(_window_bytes(depth * frame_bytes), frame_bytes, depth)
+                # What a frame of the window costs in resident memory: all of it, or where
+                # frames are read as thin slabs whose pages are let go once read
+                # (release_pages), a slab.
+                unit = dataset.frame_bytes
+                thin = plan.scheme.mapped_sig_rows
+                if thin is not None and plan.scheme.sig_rows is not None:
+                    unit = min(unit, thin * (unit // max(1, dataset.sig_shape[0])))
+                window = _window_frames(_window_bytes(depth * unit), unit, depth)
                 self._maps = [
                     (a, min(b, a + window)) for b0, b in ranges for a in range(b0, b, window)
                 ]
@@ -258,6 +265,7 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
                         for s1 in [min(nav_stop, s0 + buffered_depth)]
                     ]
                 for s0, s1, stack in pieces:
+                    mapped = stack is not None
                     if stack is not None:
                         stack = stack.view(dataset.dtype)
                     else:
@@ -269,8 +277,11 @@ def iter_host_tiles(dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlic
                             stacks.read_stack(s0, s1, stack.view(reader.dtype))
                         else:
                             stacks.read_stack_native(s0, s1, stack)
-                    for tile in plan.tiles_of_stack(s0, s1):
+                    for tile in plan.tiles_of_stack(s0, s1, mapped=mapped):
                         if tile.sig_rows is None:
                             yield tile, stack
                         else:
-                            yield tile, stack[:, tile.sig_rows[0] : tile.sig_rows[1]]
+                            slab = stack[:, tile.sig_rows[0] : tile.sig_rows[1]]
+                            yield tile, slab
+                            if mapped:  # read: its pages may go (see MmapTransport)
+                                release_pages(slab)

@@ -28,20 +28,27 @@ class TilingScheme:
         Frames per tile where the CPU path hands out views of a memory-mapped file instead of
         filling a buffer; ``None``: ``depth``. Such tiles cost no memory, so they can be larger
         than a buffer should be (fewer kernel calls).
+    mapped_sig_rows : int or None
+        Rows per tile of those views where frames are split; ``None``: ``sig_rows``. Thinner
+        than a buffer's slabs, so that a tile of views holds more frames (``mapped_depth``):
+        the kernels then read and write their frame-shaped sums once per deep stack.
     """
 
     depth: int
     sig_rows: int | None = None
     stored_byteorder: bool = False
     mapped_depth: int | None = None
+    mapped_sig_rows: int | None = None
 
     def __post_init__(self) -> None:
         if self.depth <= 0:
             raise ValueError(f"tile depth must be positive, got {self.depth}")
         if self.mapped_depth is not None and self.mapped_depth <= 0:
             raise ValueError(f"mapped tile depth must be positive, got {self.mapped_depth}")
-        if self.sig_rows is not None and self.sig_rows <= 0:
-            raise ValueError(f"tile sig_rows must be positive or None, got {self.sig_rows}")
+        for name in ("sig_rows", "mapped_sig_rows"):
+            rows = getattr(self, name)
+            if rows is not None and rows <= 0:
+                raise ValueError(f"tile {name} must be positive or None, got {rows}")
 
 
 @dataclass(frozen=True)
@@ -132,18 +139,24 @@ class TilePlan:
         for start in range(0, self.num_frames, depth):
             yield start, min(self.num_frames, start + depth)
 
-    def row_ranges(self) -> list[tuple[int, int] | None]:
-        """Row ranges of the first signal axis each stack is split into (``[None]`` if not)."""
+    def row_ranges(self, mapped: bool = False) -> list[tuple[int, int] | None]:
+        """Row ranges of the first signal axis each stack is split into (``[None]`` if not);
+        ``mapped``: of a stack of mapped views (the scheme's ``mapped_sig_rows``)."""
         rows = self.scheme.sig_rows
+        if mapped and rows is not None and self.scheme.mapped_sig_rows is not None:
+            rows = self.scheme.mapped_sig_rows
         total = self.sig_shape[0]
         if rows is None or rows >= total:
             return [None]
         return [(r0, min(total, r0 + rows)) for r0 in range(0, total, rows)]
 
-    def tiles_of_stack(self, nav_start: int, nav_stop: int) -> Iterator[TileSlice]:
-        """Yield the tiles of one frame stack (one per row range)."""
+    def tiles_of_stack(
+        self, nav_start: int, nav_stop: int, mapped: bool = False
+    ) -> Iterator[TileSlice]:
+        """Yield the tiles of one frame stack (one per row range; ``mapped``: a stack of
+        mapped views, split into the scheme's ``mapped_sig_rows``)."""
         frames = self.frames[nav_start:nav_stop]
-        for rows in self.row_ranges():
+        for rows in self.row_ranges(mapped):
             yield TileSlice(nav_start=nav_start, nav_stop=nav_stop, frames=frames, sig_rows=rows)
 
     def __iter__(self) -> Iterator[TileSlice]:

@@ -157,6 +157,36 @@ def test_partition_is_mapped_one_window_at_a_time(tmp_path, rng, monkeypatch):
     assert len(mappings) >= 40 // 7  # a mapping per window
 
 
+def test_thin_slabs_come_from_windows_of_many_frames(tmp_path, rng, monkeypatch):
+    # Mapped row slabs of large frames: a window holds as many frames as a stack (what it
+    # keeps resident is a slab per frame, whose pages go once read), where whole frames
+    # would fit only two in the budget; buffered stacks keep the buffer's slabs.
+    from libertem_gpu.io.transports import mmap as mmap_transport
+
+    frame = 16 * 64 * 2
+    monkeypatch.setattr(host_tiles, "MAPPED_BYTES_BUDGET", 2 * frame)
+    monkeypatch.setattr(host_tiles, "MIN_WINDOW_BYTES", 1)
+    released = []
+    original = mmap_transport.release_pages
+    monkeypatch.setattr(
+        host_tiles, "release_pages", lambda a: (released.append(a.shape), original(a))
+    )
+    frames = random_data(rng, (24, 16, 64), "uint16")
+    ds = SegmentedDataSet(_write_segments(tmp_path, frames, [], "uint16"), (16, 64), "uint16")
+    ds.initialize()
+    scheme = TilingScheme(depth=1, sig_rows=8, mapped_depth=8, mapped_sig_rows=4)
+    plan = TilePlan.for_partition(Partition(0, 0, 24), None, scheme, (16, 64))
+    shapes = []
+    for tile, data in iter_host_tiles(ds, plan):
+        r0, r1 = tile.sig_rows
+        np.testing.assert_array_equal(data, frames[tile.frames][:, r0:r1])
+        assert _is_mapped(data)
+        shapes.append(data.shape)
+        del data
+    assert shapes == [(8, 4, 64)] * 12  # three stacks of eight frames, four slabs each
+    assert released == shapes
+
+
 @pytest.mark.parametrize("dtype", ["float16", ">f2"])
 def test_float16_frames_keep_their_type_in_native_order(tmp_path, rng, dtype):
     # The host path hands out the stored type (UDFs get float32 from the partition task, see

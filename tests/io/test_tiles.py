@@ -12,7 +12,7 @@ from libertem_gpu.io.partition import (
     partition_frame_count,
 )
 from libertem_gpu.io.tiles import TilePlan, TilingScheme
-from libertem_gpu.plan import choose_scheme
+from libertem_gpu.plan import DEEP_SLABS, choose_scheme
 
 
 def test_partitions_cover_every_frame_once():
@@ -78,17 +78,34 @@ def test_choose_scheme_mapped_depth():
     assert choose_scheme(1000, 100, 10, 4000, False, mapped_tile_bytes=10).mapped_depth == 4
     capped = choose_scheme(1000, 100, 10, 4000, False, max_depth=9, mapped_tile_bytes=16_000)
     assert (capped.depth, capped.mapped_depth) == (4, 9)
-    # split frames: buffered tiles hold one frame's slab, mapped ones as many frames' slabs as
-    # fill a mapped tile (slabs of 4 rows, 4000 bytes: 4), within what a UDF allows
+    # split frames: buffered tiles hold one frame's slab of 4 rows (4000 bytes); mapped ones
+    # as many frames as a partition holds (at most DEEP_SLABS, within what a UDF allows), in
+    # slabs thin enough to fill a mapped tile
     split = choose_scheme(10_000, 1000, 10, 4000, True, mapped_tile_bytes=16_000)
-    assert split == TilingScheme(depth=1, sig_rows=4, mapped_depth=4)
-    capped = choose_scheme(10_000, 1000, 10, 4000, True, max_depth=3, mapped_tile_bytes=16_000)
-    assert capped.mapped_depth == 3
-    assert choose_scheme(10_000, 1000, 10, 4000, True, mapped_tile_bytes=5000).mapped_depth is None
+    assert split == TilingScheme(depth=1, sig_rows=4, mapped_depth=1, mapped_sig_rows=10)
+    deep = choose_scheme(10_000, 1000, 10, 4000, True, partition_frames=8, mapped_tile_bytes=16_000)
+    assert deep == TilingScheme(depth=1, sig_rows=4, mapped_depth=8, mapped_sig_rows=2)
+    capped = choose_scheme(
+        10_000, 1000, 10, 4000, True, max_depth=3, partition_frames=8, mapped_tile_bytes=16_000
+    )
+    assert (capped.mapped_depth, capped.mapped_sig_rows) == (3, 5)
+    thin = choose_scheme(10_000, 1000, 10, 4000, True, partition_frames=8, mapped_tile_bytes=5000)
+    assert (thin.mapped_depth, thin.mapped_sig_rows) == (5, 1)
+    many = choose_scheme(
+        10_000, 1000, 100, 4000, True, partition_frames=10**6, mapped_tile_bytes=3_200_000
+    )
+    assert (many.mapped_depth, many.mapped_sig_rows) == (DEEP_SLABS, 100)
+    assert choose_scheme(10_000, 1000, 10, 4000, True).mapped_sig_rows is None
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(depth=0), dict(depth=2, sig_rows=0), dict(depth=2, mapped_depth=0)]
+    "bad",
+    [
+        dict(depth=0),
+        dict(depth=2, sig_rows=0),
+        dict(depth=2, mapped_depth=0),
+        dict(depth=2, mapped_sig_rows=0),
+    ],
 )
 def test_scheme_validation(bad):
     with pytest.raises(ValueError, match="positive"):

@@ -225,3 +225,73 @@ def test_a_setting_changed_without_with_reaches_the_workers(tmp_path, rng):
     np.testing.assert_array_equal(total, data.sum(axis=(0, 1)))
     assert kept == 1
     assert config.get("keep_mapped_bytes") == 0
+
+
+def _resident_kib(address: int) -> int | None:
+    """Rss of the mapping holding ``address`` (``/proc/self/smaps``), or None off Linux."""
+    try:
+        text = open("/proc/self/smaps").read()
+    except OSError:
+        return None
+    inside = False
+    for line in text.splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and head == "Rss:":
+            return int(line.split()[1])
+    return None
+
+
+def test_released_pages_of_a_window_read_back_the_same(tmp_path, rng):
+    # Thin row slabs of large frames are read from windows of many frames: each slab's pages
+    # are let go once read, so a window's resident memory stays a slab, and a later read of
+    # them maps the file's data again.
+    from libertem_gpu.io.layout import ByteRange
+    from libertem_gpu.io.transports.mmap import release_pages
+
+    frames = rng.integers(0, 60000, (6, 64, 512), dtype=np.uint16)  # 64 KiB frames
+    path = tmp_path / "frames.raw"
+    frames.tofile(path)
+    transport = MmapTransport()
+    r = ByteRange(str(path), 0, 6, frames[0].nbytes, frames[0].nbytes, 0)
+    view = transport.view(r, (64, 512), np.dtype(np.uint16))
+    slab = view[:, 16:48]
+    np.testing.assert_array_equal(slab, frames[:, 16:48])
+    address = view.ctypes.data
+    before = _resident_kib(address)
+    release_pages(slab)
+    after = _resident_kib(address)
+    if before is not None and after is not None:
+        assert after <= before - 6 * 32 + 8  # 32 rows of 1 KiB per frame
+    np.testing.assert_array_equal(view, frames)  # read again: mapped anew, same data
+    transport.close()
+
+
+def test_only_windows_of_the_transport_release_pages(tmp_path, rng):
+    # Memory the transport did not map for one reader (a caller's array, a kept file) is never
+    # let go: MADV_DONTNEED on anonymous memory would zero it.
+    from libertem_gpu import config
+    from libertem_gpu.io.layout import ByteRange
+    from libertem_gpu.io.transports.mmap import drop_kept_mappings, release_pages
+
+    frames = rng.integers(1, 60000, (4, 64, 512), dtype=np.uint16)
+    mine = frames.copy()
+    release_pages(mine[:, 8:40])
+    np.testing.assert_array_equal(mine, frames)
+    path = tmp_path / "kept.raw"
+    frames.tofile(path)
+    transport = MmapTransport()
+    r = ByteRange(str(path), 0, 4, frames[0].nbytes, frames[0].nbytes, 0)
+    with config.set(keep_mapped_bytes=2**30):
+        kept = transport.view(r, (64, 512), np.dtype(np.uint16))
+        np.testing.assert_array_equal(kept, frames)
+        address = kept.ctypes.data
+        before = _resident_kib(address)
+        release_pages(kept[:, 8:40])
+        if before is not None:
+            assert _resident_kib(address) == before
+    del kept
+    drop_kept_mappings()
+    transport.close()

@@ -6,6 +6,7 @@ import math
 import mmap
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from libertem_gpu.io.layout import ByteRange
 from libertem_gpu.io.transports.base import Transport
 
-__all__ = ["MmapTransport", "drop_kept_mappings"]
+__all__ = ["MmapTransport", "drop_kept_mappings", "release_pages"]
 
 # Not MAP_POPULATE: where the file sits in the page cache in small folios (written in small
 # pieces, say), pre-faulting a mapping page by page cost twice the time of the faults taken while
@@ -68,6 +69,37 @@ class _KeptMappings:
 
 
 _KEPT = _KeptMappings()
+# The windows this transport mapped for one reader (not kept files, never memory of another
+# owner): the only mappings whose pages :func:`release_pages` lets go of.
+_WINDOWS: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)  # not on Windows
+
+
+def release_pages(frames: np.ndarray) -> None:
+    """Let go of the pages that hold ``frames`` (``(n, ...)``, each frame's part contiguous) if
+    they lie in a window of a file this transport mapped; otherwise do nothing.
+
+    Row slabs of large frames are read from windows of many frames, one thin slab of each at
+    a time; without this, the pages of every slab read stay mapped until the window is
+    unmapped, and a thread's resident memory grows to the whole window (``MADV_DONTNEED``
+    on a shared file mapping: the page cache keeps the data, a later read maps it again).
+    """
+    owner: Any = frames
+    while isinstance(owner, np.ndarray):
+        owner = owner.base
+    if _DONTNEED is None or not isinstance(owner, mmap.mmap) or owner not in _WINDOWS:
+        return
+    if frames.ndim < 2 or not frames[0].flags.c_contiguous:
+        return
+    start = np.frombuffer(owner, dtype=np.uint8, count=1).ctypes.data
+    length = frames[0].nbytes
+    page = mmap.PAGESIZE
+    for i in range(frames.shape[0]):
+        offset = frames.ctypes.data + i * frames.strides[0] - start
+        first = -(-offset // page) * page  # only pages wholly inside the frame's part
+        last = (offset + length) // page * page
+        if last > first:
+            owner.madvise(_DONTNEED, first, last - first)
 
 
 def drop_kept_mappings() -> None:
@@ -95,6 +127,7 @@ class MmapTransport(Transport):
             mapping = mmap.mmap(
                 fd, data_end - map_start, flags=_MAP_FLAGS, prot=mmap.PROT_READ, offset=map_start
             )
+            _WINDOWS.add(mapping)
         sig_strides = tuple(
             dtype.itemsize * math.prod(sig_shape[i + 1 :]) for i in range(len(sig_shape))
         )
