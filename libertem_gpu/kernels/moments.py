@@ -144,11 +144,7 @@ def merge_sums_into(n_a: int, s1_a: Any, m2_a: Any, n_b: int, s1_b: Any, m2_b: A
     """:func:`merge` in place, on flat arrays (NumPy or CuPy) of sums and M2: ``s1_a`` and
     ``m2_a`` become the union's, bit for bit as :func:`merge` of the means ``s1 / n`` gives
     them."""
-    if n_b <= 0:
-        return
-    if n_a <= 0:
-        s1_a[...] = s1_b
-        m2_a[...] = m2_b
+    if merged_trivially(n_a, s1_a, m2_a, n_b, s1_b, m2_b):
         return
     xp = _array_module(s1_a)
     c = n_a * n_b / (n_a + n_b)
@@ -162,6 +158,18 @@ def merge_sums_into(n_a: int, s1_a: Any, m2_a: Any, n_b: int, s1_b: Any, m2_b: A
         a2 += b2
         a2 += delta
         a1 += b1
+
+
+def merged_trivially(n_a: int, s1_a: Any, m2_a: Any, n_b: int, s1_b: Any, m2_b: Any) -> bool:
+    """The in-place merge where either side is empty (nothing to add, or a copy of the
+    other); whether that was the case."""
+    if n_b <= 0:
+        return True
+    if n_a <= 0:
+        s1_a[...] = s1_b
+        m2_a[...] = m2_b
+        return True
+    return False
 
 
 def _array_module(a: Any) -> Any:

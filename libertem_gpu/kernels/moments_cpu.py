@@ -9,10 +9,11 @@ import numpy as np
 from libertem_gpu.kernels.cpu_target import target_has
 from libertem_gpu.kernels.exact_float import TWO_52, two52_plus
 from libertem_gpu.kernels.frame_rows import rows4, rows8
+from libertem_gpu.kernels.moments import merged_trivially
 from libertem_gpu.kernels.tiles import as_rows, check_out, read_only
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
-__all__ = ["cpu"]
+__all__ = ["cpu", "finalize_sums_into", "merge_sums_into"]
 
 _jit = numba.njit(nogil=True, cache=True, fastmath=False)
 
@@ -272,3 +273,54 @@ def _whole(shift):  # type: ignore[no-untyped-def]
         if bad:
             return False
     return True
+
+
+# --- the in-place forms of finalize and merge, in one pass ---
+#
+# :func:`libertem_gpu.kernels.moments.finalize_sums_into` and ``merge_sums_into`` in NumPy take
+# six and seven passes over chunks of the sums: 0.17 and 0.18 ms for a 256 x 256 frame, once
+# per partition each (merges on the client, while the workers work), which with partitions of
+# 16 MiB was a tenth of StdDevUDF's run. These loops do the same float64 operations in the
+# same order, without fastmath: the same bits.
+
+
+@_jit
+def _finalize(n, shift, s1, s2):  # type: ignore[no-untyped-def]
+    for i in range(s1.shape[0]):
+        a = s1[i]
+        d = a / n
+        d *= a
+        v = s2[i] - d
+        if v < 0.0:  # as np.maximum(v, 0.0): NaN and -0.0 stay
+            v = 0.0
+        s2[i] = v
+        c = shift[i] * n
+        shift[i] = c
+        s1[i] = a + c
+
+
+@_jit
+def _merge(n_a, s1_a, m2_a, n_b, s1_b, m2_b, c):  # type: ignore[no-untyped-def]
+    for i in range(s1_a.shape[0]):
+        delta = s1_b[i] / n_b
+        delta -= s1_a[i] / n_a
+        delta *= delta
+        delta *= c
+        m2_a[i] = (m2_a[i] + m2_b[i]) + delta
+        s1_a[i] += s1_b[i]
+
+
+def finalize_sums_into(n: int, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+    """:func:`libertem_gpu.kernels.moments.finalize_sums_into` on NumPy arrays, in one pass
+    and bit for bit as there."""
+    if n > 0:
+        _finalize(n, shift, s1, s2)
+
+
+def merge_sums_into(
+    n_a: int, s1_a: np.ndarray, m2_a: np.ndarray, n_b: int, s1_b: np.ndarray, m2_b: np.ndarray
+) -> None:
+    """:func:`libertem_gpu.kernels.moments.merge_sums_into` on NumPy arrays, in one pass and
+    bit for bit as there."""
+    if not merged_trivially(n_a, s1_a, m2_a, n_b, s1_b, m2_b):
+        _merge(n_a, s1_a, m2_a, n_b, s1_b, m2_b, n_a * n_b / (n_a + n_b))

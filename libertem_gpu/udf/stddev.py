@@ -139,25 +139,37 @@ class StdDevUDF(UDF):
         if first_slab(self.meta):
             self.results.num_frames[0] += flat.shape[0]
 
+    def _in_place_forms(self, arrays: Any) -> Any:
+        """The module whose ``finalize_sums_into`` and ``merge_sums_into`` take ``arrays``:
+        the compiled one for NumPy arrays of runs with the compiled CPU kernels (the same bits
+        in one pass), else the NumPy/CuPy one (small runs import no Numba)."""
+        assert self.meta is not None
+        if self.meta.kernels == "numpy" and isinstance(arrays, np.ndarray):
+            from libertem_gpu.kernels import moments_cpu
+
+            return moments_cpu
+        from libertem_gpu.kernels import moments
+
+        return moments
+
     def postprocess(self) -> None:
         """Turn the shifted moments into the partition's sum and sum of squared deviations."""
         n = int(self.results.num_frames[0])
         if n == 0:
             return
-        from libertem_gpu.kernels import moments
-
         # M2 = s2 - s1**2 / n (the shift cancels); the sum is s1 + shift * n
-        moments.finalize_sums_into(n, self._shift, *self._moments(self.results))
+        s1, s2 = self._moments(self.results)
+        self._in_place_forms(s1).finalize_sums_into(n, self._shift, s1, s2)
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Combine partitions with the pairwise update of Chan et al."""
-        from libertem_gpu.kernels import moments
-
         n_a = int(dest.num_frames[0])
         n_b = int(src.num_frames[0])
         if n_b == 0:
             return
-        moments.merge_sums_into(n_a, *self._moments(dest), n_b, *self._moments(src))
+        s1_a, m2_a = self._moments(dest)
+        forms = self._in_place_forms(s1_a)
+        forms.merge_sums_into(n_a, s1_a, m2_a, n_b, *self._moments(src))
         dest.num_frames[0] = n_a + n_b
 
     def get_results(self) -> dict[str, Any]:

@@ -54,3 +54,30 @@ def test_single_frame_and_empty_roi(inline_ctx, rng):
     res = inline_ctx.run_udf(dataset=ds, udf=StdDevUDF(), roi=np.zeros((3, 4), dtype=bool))
     assert int(res["num_frames"].data[0]) == 0
     assert np.isnan(res["mean"].data).all() and np.isnan(res["std"].data).all()
+
+
+def test_compiled_runs_finalize_and_merge_in_one_pass(monkeypatch):
+    # Runs with the compiled CPU kernels finalize and merge with the one-pass loops (the same
+    # bits as NumPy's chunked forms); small runs with the plain kernels import no Numba for it.
+    from libertem_gpu import Context, StdDevUDF, config
+    from libertem_gpu.kernels import moments_cpu
+
+    calls = []
+    for name in ("finalize_sums_into", "merge_sums_into"):
+        original = getattr(moments_cpu, name)
+        monkeypatch.setattr(
+            moments_cpu, name, lambda *a, f=original, n=name: (calls.append(n), f(*a))[1]
+        )
+    data = np.random.default_rng(4).integers(0, 4000, (4, 5, 9, 11)).astype(np.uint16)
+    want = data.reshape(20, 9, 11).astype(np.float64).var(axis=0)
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=data, num_partitions=3)
+        for limit, compiled in ((0, True), (2**30, False)):
+            calls.clear()
+            with config.set(small_run_bytes=limit):
+                got = ctx.run_udf(dataset=ds, udf=StdDevUDF())["var"].data
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+            assert bool(calls) == compiled
+            if compiled:
+                assert calls.count("finalize_sums_into") == 3
+                assert calls.count("merge_sums_into") == 3
