@@ -303,7 +303,7 @@ def _sig_buffer_bytes(decls: Iterable[BufferDecl], sig_shape: tuple[int, ...]) -
 
 
 def _partition_bounds(
-    backend: type[Backend], dataset: DataSet, result_bytes: int = 0, n_workers: int = 1
+    backend: type[Backend], dataset: DataSet, result_bytes: int, n_workers: int
 ) -> dict[str, int]:
     """Partition size bounds for ``backend``: at least its minimum number of tiles, and at
     least ``partition_result_ratio`` times ``result_bytes`` (the frame-shaped buffers each

@@ -6,6 +6,7 @@ outer-product kernel."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ _PACK_PAD = 16
 # partition starts on the first row slab) wait for it instead of each making a copy. One lock
 # for all: layouts are made once per run, and a thread that waits has nothing else to do.
 _BUILDING = threading.Lock()
+_UNMADE: Any = object()
 
 
 class PackedMasks:
@@ -50,19 +52,28 @@ class PackedMasks:
         self.chunk = chunk
         # The transposed stack ``(npix, k)``, which every layout is made from.
         self._source = source
-        self._data: np.ndarray | None = None
-        self._amx: Any = False
-        self._groups: np.ndarray | None = None
+        # Each layout: _UNMADE until first asked for, then what it is (None where it cannot be).
+        self._data: Any = _UNMADE
+        self._amx: Any = _UNMADE
+        self._groups: Any = _UNMADE
+
+    def _made(self, slot: str, make: Callable[[], Any]) -> Any:
+        """The layout in ``slot``, made by ``make`` the first time (once, whichever thread asks
+        first; the others wait for it)."""
+        value = getattr(self, slot)
+        if value is _UNMADE:
+            with _BUILDING:
+                value = getattr(self, slot)
+                if value is _UNMADE:
+                    value = make()
+                    setattr(self, slot, value)
+        return value
 
     @property
     def data(self) -> np.ndarray:
         """``(nchunks, k, chunk + pad)``: for each chunk of ``chunk`` pixels, the k masks'
         values as padded rows (zero beyond the last pixel), for the blocked kernels."""
-        if self._data is None:
-            with _BUILDING:
-                if self._data is None:
-                    self._data = self._chunked()
-        return self._data
+        return self._made("_data", self._chunked)  # type: ignore[no-any-return]
 
     def _chunked(self) -> np.ndarray:
         source, chunk = self._source, self.chunk
@@ -78,23 +89,17 @@ class PackedMasks:
         """The masks laid out for the AMX kernel (:func:`libertem_gpu.kernels.amx.pack`), or
         None where it cannot take them (more than 16 masks, a value not finite); made on
         first use and kept."""
-        if self._amx is False:
-            with _BUILDING:
-                if self._amx is False:
-                    self._amx = amx.pack(self._source) if self.k <= 16 else None
-        return self._amx
+        return self._made("_amx", lambda: amx.pack(self._source) if self.k <= 16 else None)
 
     def groups(self) -> np.ndarray | None:
         """float32 masks in groups of 16 for the outer-product kernel
         (:func:`libertem_gpu.kernels.masks_outer_cpu.group_masks`), or None where they are
         not float32; made on first use and kept."""
-        if self._groups is None and self.dtype == np.float32:
-            with _BUILDING:
-                if self._groups is None:
-                    from libertem_gpu.kernels.masks_outer_cpu import group_masks
+        if self.dtype != np.float32:
+            return None
+        from libertem_gpu.kernels.masks_outer_cpu import group_masks
 
-                    self._groups = group_masks(self._source)
-        return self._groups
+        return self._made("_groups", lambda: group_masks(self._source))  # type: ignore[no-any-return]
 
     @property
     def k(self) -> int:
@@ -114,10 +119,11 @@ class PackedMasks:
     @property
     def nbytes(self) -> int:
         """Bytes held by the layouts made so far (the stack they are made from not counted)."""
-        data = self._data.nbytes if self._data is not None else 0
-        digits = self._amx.digits.nbytes if self._amx else 0
-        groups = self._groups.nbytes if self._groups is not None else 0
-        return int(data + digits + groups)
+        total = 0
+        for value in (self._data, self._amx, self._groups):
+            if value is not _UNMADE and value is not None:
+                total += value.digits.nbytes if value is self._amx else value.nbytes
+        return int(total)
 
 
 def pack_dense(masks_t: np.ndarray, chunk: int | None = None) -> PackedMasks:
