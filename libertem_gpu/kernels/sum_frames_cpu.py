@@ -3,6 +3,8 @@ kernel are in :mod:`libertem_gpu.kernels.sum_frames`."""
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
@@ -93,6 +95,66 @@ def _make_int_sum(lane, swap):  # type: ignore[no-untyped-def]
     return int_sum
 
 
+# Frames of up to 16 bits summed into one int32 partial sum per pixel before it is added into
+# float64: 32768 * 65535 < 2**31.
+_PAIR_FLUSH = 32768
+# Tiles of at least this many frames are summed two frames at a time into a tile-wide int32
+# accumulator; shallower tiles (row slabs of large frames) would flush it too often.
+_PAIR_MIN_FRAMES = 16
+
+
+def _make_pair_sum(swap):  # type: ignore[no-untyped-def]
+    """The sum over frames of integers of up to 16 bits: two frames per pass into an int32
+    accumulator per pixel (``acc``, at least ``_PIX_BLOCK`` long), added into float64 once per
+    ``_PAIR_FLUSH`` frames; elements are byte-swapped as they are read if ``swap``.
+
+    Two read streams and half the accumulator traffic of float64: measured on 1 GiB of
+    page-cached uint16 in tiles of 256-1024 frames, kernel alone on two threads of Sapphire
+    Rapids, 0.82-0.84 -> 1.00-1.06 of the memory floor, AVX-512 and haswell code alike (four
+    frames a pass: 0.87-0.90; one: 0.72; eight frames into float64, the former kernel: 0.82).
+    """
+
+    @_jit
+    def pair_sum(a, npix, out, acc):
+        prefer_wide_vectors()
+        n = a.shape[0]
+        for p0 in range(0, npix, _PIX_BLOCK):
+            p1 = min(p0 + _PIX_BLOCK, npix)
+            m = p1 - p0
+            o = out[p0:p1]
+            for f0 in range(0, n, _PAIR_FLUSH):
+                f1 = min(f0 + _PAIR_FLUSH, n)
+                odd = f1 - (f1 - f0) % 2
+                # ``acc`` indexed directly: through a slice of it (``acc[:m]``) LLVM left the
+                # pair loop scalar, 0.87 instead of 1.03 of the floor.
+                acc[:m] = 0
+                for i in range(f0, odd, 2):
+                    r0 = a[i, p0:p1]
+                    r1 = a[i + 1, p0:p1]
+                    for p in range(m):
+                        acc[p] += np.int32(load(r0[p], swap)) + np.int32(load(r1[p], swap))
+                if odd < f1:
+                    r0 = a[odd, p0:p1]
+                    for p in range(m):
+                        acc[p] += np.int32(load(r0[p], swap))
+                for p in range(m):
+                    o[p] += np.float64(acc[p])
+
+    return pair_sum
+
+
+_pair_sum = per_byte_order(_make_pair_sum)
+_scratch = threading.local()
+
+
+def _accumulator() -> np.ndarray:
+    """This thread's int32 accumulator for :func:`_pair_sum` (256 KiB, kept for the thread)."""
+    acc = getattr(_scratch, "acc", None)
+    if acc is None:
+        acc = _scratch.acc = np.empty(_PIX_BLOCK, np.int32)
+    return acc
+
+
 # 32-bit integers: int64 lanes.
 _sum_frames_int = per_byte_order(lambda swap: _make_int_sum(np.int64, swap))
 # Integers of up to 16 bits: int32 lanes (eight 16-bit values cannot overflow them; LLVM narrows
@@ -121,7 +183,10 @@ def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:
-        _sum_frames_small_int[swap](a, npix, out)
+        if a.shape[0] >= _PAIR_MIN_FRAMES:
+            _pair_sum[swap](a, npix, out, _accumulator())
+        else:
+            _sum_frames_small_int[swap](a, npix, out)
     elif a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
         _sum_frames_int[swap](a, npix, out)
     else:

@@ -47,6 +47,32 @@ def test_sum_frames_large_block():
     np.testing.assert_allclose(out, sum_frames.reference(tile), rtol=1e-12)
 
 
+@pytest.mark.parametrize("swap", [False, True])
+def test_sum_frames_pairs_into_int32_over_pixel_blocks(swap):
+    # Tiles of 16 frames or more: two frames a pass into int32, per block of 65536 pixels; an
+    # odd frame count leaves one frame alone, and the last block is partial.
+    rng = np.random.default_rng(5)
+    tile = random_tile(rng, (17, 65536 + 1001), "uint16")
+    out = rng.random(tile.shape[1])
+    expected = out + tile.sum(axis=0, dtype=np.int64)
+    stored = tile.byteswap() if swap else tile
+    sum_frames.cpu(stored, out, swap=swap)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int16"])
+def test_sum_frames_pairs_flush_before_int32_overflows(dtype):
+    # 32768 frames of 65535 fill an int32 partial sum; more must go to float64 first.
+    info = np.iinfo(dtype)
+    n = 2 * 32768 + 3
+    tile = np.full((n, 4), info.max, dtype=dtype)
+    tile[:, 1] = info.min
+    tile[::3, 2] = 7
+    out = np.zeros(4)
+    sum_frames.cpu(tile, out)
+    np.testing.assert_array_equal(out, tile.sum(axis=0, dtype=np.int64))
+
+
 def test_as_rows_fallback_and_errors():
     rng = np.random.default_rng(4)
     t = random_tile(rng, (17, 9), "int32").T  # last axis not contiguous: copied
