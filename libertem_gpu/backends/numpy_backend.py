@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from libertem_gpu import host_memory
 from libertem_gpu.backends.base import Backend
 from libertem_gpu.io.host_tiles import iter_host_tiles
 
@@ -32,6 +33,9 @@ class NumpyBackend(Backend):
     @property
     def xp(self) -> ModuleType:
         return np
+
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        return host_memory.zeros(shape, dtype)
 
     def iter_tiles(self, dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlice, Any]]:
         return iter_host_tiles(dataset, plan)

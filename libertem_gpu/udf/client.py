@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from libertem_gpu import host_memory
 from libertem_gpu.errors import UDFDefinitionError, UDFResultError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.plan import RunPlan
@@ -81,7 +82,7 @@ class UDFClientState:
         set_meta(udf, dataset, roi_flat, corrections=corrections, kernels=kernels)
         self.decls = declare_buffers(udf)
         self.buffers = {
-            name: np.zeros(decl.shape(n_selected, dataset.sig_shape), decl.dtype)
+            name: host_memory.zeros(decl.shape(n_selected, dataset.sig_shape), decl.dtype)
             for name, decl in self.decls.items()
             if decl.is_processed
         }
