@@ -123,21 +123,28 @@ class TestMomentsContract(KernelContract):
         return [args[2], args[3]]
 
 
-@pytest.mark.parametrize("dtype", ["int8", "uint16", "int16"])
-def test_integer_kernel_equals_the_float_loop(dtype, monkeypatch):
-    # small integers with a whole-number shift take the integer kernel, bit for bit the
-    # float64 loop's sums, whatever the shift within its limit; a fractional shift goes to the
-    # float kernel
+@pytest.mark.parametrize("avx512", [True, False])
+@pytest.mark.parametrize("dtype", ["int8", "uint16"])  # each dtype compiles three kernels
+def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
+    # small integers with a whole-number shift take the int64 kernel where the compiled code
+    # has AVX-512; elsewhere unsigned ones the six-frame kernel that makes floats by an OR,
+    # signed ones the pairwise float64 one: all bit for bit the float64 loop's sums; a
+    # fractional shift goes to the float kernel
     from libertem_gpu.kernels import moments_cpu
 
-    int_path = "_moments_int"
+    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
+    if avx512:
+        int_path = "_moments_int"
+    else:
+        int_path = "_moments_uint_avx2" if dtype.startswith("u") else "_moments_int_f64"
+
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
     frames = rng.integers(info.min, info.max, (30, 5 * 7), endpoint=True).astype(dtype)
     frames.flags.writeable = False  # as the engine hands tiles over: no second compile
     float_kernel = moments_cpu._moments
     taken = []
-    for name in ("_moments", "_moments_int"):
+    for name in ("_moments", "_moments_int", "_moments_int_f64", "_moments_uint_avx2"):
         kernel = getattr(moments_cpu, name)
         monkeypatch.setattr(
             moments_cpu, name, lambda *a, k=kernel, n=name: (taken.append(n), k(*a))[1]
@@ -145,14 +152,13 @@ def test_integer_kernel_equals_the_float_loop(dtype, monkeypatch):
     for shift, path in (
         (frames[0].astype(np.float64), int_path),
         (frames[0] - 70000.0, int_path),  # whole, below every value: large deviations
-        (np.full(35, 2.0**24 - 1), int_path),  # the largest whole shift taken
-        (np.full(35, -(2.0**24) + 1), int_path),
         (frames[0] + 0.25, "_moments"),
     ):
         taken.clear()
         got = [np.full(35, 3.0), np.full(35, 5.0)]
         want = [np.full(35, 3.0), np.full(35, 5.0)]
-        # eight at a time, then four at once, then one by one: 11 = 8+3, 12 = 8+4, 7 = 4+3
+        # eight (or six) at a time, then four at once, then one by one: 11 = 8+3 or 6+4+1,
+        # 12 = 8+4 or 6+6, 7 = 4+3 or 6+1
         for lo, hi in ((0, 11), (11, 23), (23, 30)):
             moments_cpu.cpu(frames[lo:hi], shift, *got)
             float_kernel(frames[lo:hi], 35, shift, *want)
@@ -167,8 +173,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, monkeypatch):
 @pytest.mark.parametrize(
     ("shift", "whole"),
     [
-        ([1.0, -3.0, 2**24 - 1, -(2**24) + 1], True),
-        ([2.0**24], False),
+        ([1.0, -3.0, 2**31 - 1], True),
         ([0.0, 1.5], False),
         ([np.nan], False),
         ([np.inf], False),
