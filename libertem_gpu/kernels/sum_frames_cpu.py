@@ -9,6 +9,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.kernels.bswap import load, per_byte_order
+from libertem_gpu.kernels.cpu_target import target_has
 from libertem_gpu.kernels.frame_rows import rows4, rows8
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
@@ -36,7 +37,7 @@ def _sum_frames(a, npix, out):
         # and half the accumulators' load/store traffic. Converting to float64 is exact, so
         # this differs from the sequential loop by float64 rounding only. Measured on 1 GiB of
         # page-cached float32 on two threads, kernel alone, against the floor: 0.85-0.89 with
-        # four frames a pass -> 0.95-0.98 (haswell code: 0.91-0.99 -> 1.07-1.08).
+        # four frames a pass -> 0.95-0.98 (haswell code, AVX2 only: 0.87-0.92 -> 0.94-0.95).
         for i in range(0, n2, 2):
             r0 = a[i, p0:p1]
             r1 = a[i + 1, p0:p1]
@@ -105,10 +106,11 @@ def _make_pair_sum(swap):  # type: ignore[no-untyped-def]
     accumulator per pixel (``acc``, at least ``_PIX_BLOCK`` long), added into float64 once per
     ``_PAIR_FLUSH`` frames; elements are byte-swapped as they are read if ``swap``.
 
-    Two read streams and half the accumulator traffic of float64: measured on 1 GiB of
-    page-cached uint16 in tiles of 256-1024 frames, kernel alone on two threads of Sapphire
-    Rapids, 0.82-0.84 -> 1.00-1.06 of the memory floor, AVX-512 and haswell code alike (four
-    frames a pass: 0.87-0.90; one: 0.72; eight frames into float64, the former kernel: 0.82).
+    Two read streams and half the accumulator traffic of float64. For AVX-512 targets only:
+    on 1 GiB of page-cached uint16, kernel alone on two threads of Sapphire Rapids, each pass
+    alternated with the floor, 0.80 -> 0.94 of the floor against the eight-frame kernel; but
+    compiled for haswell (AVX2 only) 0.77 against 0.81 (four frames into int32: 0.81), so AVX2
+    targets keep the eight-frame kernel.
     """
 
     @_jit
@@ -180,7 +182,7 @@ def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:
-        if a.shape[0] >= _PAIR_MIN_FRAMES:
+        if a.shape[0] >= _PAIR_MIN_FRAMES and target_has("avx512f"):
             _pair_sum[swap](a, npix, out, _accumulator())
         else:
             _sum_frames_small_int[swap](a, npix, out)
