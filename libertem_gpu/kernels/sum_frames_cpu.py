@@ -36,8 +36,8 @@ def _sum_frames(a, npix, out):
         # Two frames per pass over the accumulators, added in float64 first: two read streams
         # and half the accumulators' load/store traffic. Converting to float64 is exact, so
         # this differs from the sequential loop by float64 rounding only. Measured on 1 GiB of
-        # page-cached float32 on two threads, kernel alone, against the floor: 0.85-0.89 with
-        # four frames a pass -> 0.95-0.98 (haswell code, AVX2 only: 0.87-0.92 -> 0.94-0.95).
+        # page-cached float32 on two threads, kernel alone, each pass alternated with the
+        # floor: 0.84 with four frames a pass -> 0.88 (haswell code, AVX2 only: 0.86 either way).
         for i in range(0, n2, 2):
             r0 = a[i, p0:p1]
             r1 = a[i + 1, p0:p1]
