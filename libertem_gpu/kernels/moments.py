@@ -122,11 +122,27 @@ def _steps(size: int, xp: Any) -> range:
     return range(0, size, _STEP if xp is np else max(1, size))
 
 
-def finalize_sums_into(n: int, shift: Any, s1: Any, s2: Any) -> None:
+def _compiled(kernels: str | None, array: Any) -> Any:
+    """The compiled CPU module (``moments_cpu``: the same bits in one pass) where ``kernels``
+    is the compiled set and ``array`` a NumPy array, else None: small runs with the plain set
+    import no Numba for the in-place forms."""
+    if kernels != "numpy" or not isinstance(array, np.ndarray):
+        return None
+    from libertem_gpu.kernels import moments_cpu
+
+    return moments_cpu
+
+
+def finalize_sums_into(n: int, shift: Any, s1: Any, s2: Any, kernels: str | None = None) -> None:
     """:func:`finalize` in place, on flat arrays (NumPy or CuPy): ``s1`` becomes the sum of the
     frames and ``s2`` their M2 (sum of squared deviations from the mean), bit for bit as there.
-    ``shift`` is left multiplied by ``n``. Nothing is done where ``n == 0``."""
+    ``shift`` is left multiplied by ``n``. Nothing is done where ``n == 0``. ``kernels``: the
+    run's kernel set (``UDFMeta.kernels``); the compiled one finalizes NumPy arrays in one pass."""
     if n <= 0:
+        return
+    compiled = _compiled(kernels, s1)
+    if compiled is not None:
+        compiled.finalize_sums_into(n, shift, s1, s2)
         return
     xp = _array_module(s1)
     for lo in _steps(s1.shape[0], xp):
@@ -140,10 +156,22 @@ def finalize_sums_into(n: int, shift: Any, s1: Any, s2: Any) -> None:
         a += c
 
 
-def merge_sums_into(n_a: int, s1_a: Any, m2_a: Any, n_b: int, s1_b: Any, m2_b: Any) -> None:
+def merge_sums_into(
+    n_a: int,
+    s1_a: Any,
+    m2_a: Any,
+    n_b: int,
+    s1_b: Any,
+    m2_b: Any,
+    kernels: str | None = None,
+) -> None:
     """:func:`merge` in place, on flat arrays (NumPy or CuPy) of sums and M2: ``s1_a`` and
     ``m2_a`` become the union's, bit for bit as :func:`merge` of the means ``s1 / n`` gives
-    them."""
+    them. ``kernels`` as in :func:`finalize_sums_into`."""
+    compiled = _compiled(kernels, s1_a)
+    if compiled is not None:
+        compiled.merge_sums_into(n_a, s1_a, m2_a, n_b, s1_b, m2_b)
+        return
     if merged_trivially(n_a, s1_a, m2_a, n_b, s1_b, m2_b):
         return
     xp = _array_module(s1_a)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.kernels import get_kernel
+from libertem_gpu.kernels import get_kernel, moments
 from libertem_gpu.udf._common import (
     PARTIAL_FRAMES,
     first_slab,
@@ -139,27 +139,16 @@ class StdDevUDF(UDF):
         if first_slab(self.meta):
             self.results.num_frames[0] += flat.shape[0]
 
-    def _in_place_forms(self, arrays: Any) -> Any:
-        """The module whose ``finalize_sums_into`` and ``merge_sums_into`` take ``arrays``:
-        the compiled one for NumPy arrays of runs with the compiled CPU kernels (the same bits
-        in one pass), else the NumPy/CuPy one (small runs import no Numba)."""
-        assert self.meta is not None
-        if self.meta.kernels == "numpy" and isinstance(arrays, np.ndarray):
-            from libertem_gpu.kernels import moments_cpu
-
-            return moments_cpu
-        from libertem_gpu.kernels import moments
-
-        return moments
-
     def postprocess(self) -> None:
         """Turn the shifted moments into the partition's sum and sum of squared deviations."""
         n = int(self.results.num_frames[0])
         if n == 0:
             return
         # M2 = s2 - s1**2 / n (the shift cancels); the sum is s1 + shift * n
-        s1, s2 = self._moments(self.results)
-        self._in_place_forms(s1).finalize_sums_into(n, self._shift, s1, s2)
+        assert self.meta is not None
+        moments.finalize_sums_into(
+            n, self._shift, *self._moments(self.results), kernels=self.meta.kernels
+        )
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Combine partitions with the pairwise update of Chan et al."""
@@ -167,9 +156,10 @@ class StdDevUDF(UDF):
         n_b = int(src.num_frames[0])
         if n_b == 0:
             return
-        s1_a, m2_a = self._moments(dest)
-        forms = self._in_place_forms(s1_a)
-        forms.merge_sums_into(n_a, s1_a, m2_a, n_b, *self._moments(src))
+        assert self.meta is not None
+        moments.merge_sums_into(
+            n_a, *self._moments(dest), n_b, *self._moments(src), kernels=self.meta.kernels
+        )
         dest.num_frames[0] = n_a + n_b
 
     def get_results(self) -> dict[str, Any]:
