@@ -57,9 +57,9 @@ def test_dense_k1_float32_mask_float64_sums(dtype, single_mask_target):
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "bool"])
 @pytest.mark.parametrize("npix", [13 * 17, 64 * 130 + 37])
 def test_dense_k1_float32_lanes(dtype, npix, single_mask_target):
-    # float32 masks and results: float32 lanes flushed into float64 every 128 lane blocks, or
-    # per 1024-pixel chunk (float32 frames; any narrow frames without AVX-512); the larger
-    # frame crosses a flush and leaves a ragged tail of pixels.
+    # float32 masks and results: float32 sums per 1024-pixel chunk (each prefetched for
+    # integer frames), added in float64; the larger frame has several chunks and a ragged
+    # tail of pixels.
     rng = np.random.default_rng(15)
     big = random_tile(rng, (18, npix), dtype)
     tile = big[::2]  # strided; 9 frames = two 4-frame groups and one single frame

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from libertem_gpu.kernels.prefetch import prefetch_bytes
+from libertem_gpu.kernels.prefetch import prefetch_bytes, prefetch_span
 
 
 @numba.njit(cache=False)
@@ -32,3 +32,27 @@ def test_prefetch_emits_an_l2_prefetch_on_x86():
     _sum_with_prefetch(a, 16, 16)
     asm = _sum_with_prefetch.inspect_asm(_sum_with_prefetch.signatures[0])
     assert "prefetcht1" in asm
+
+
+@numba.njit(cache=False)
+def _sum_with_span(a, chunk, ahead):
+    total = 0
+    for i in range(0, a.size, chunk):
+        prefetch_span(a, i * a.itemsize + ahead, (i + chunk) * a.itemsize + ahead)
+        for j in range(i, min(i + chunk, a.size)):
+            total += a[j]
+    return total
+
+
+@pytest.mark.parametrize("ahead", [0, 512, 10**9])
+def test_prefetch_span_changes_no_result_and_never_faults(ahead):
+    a = np.random.default_rng(3).integers(0, 1000, 3001).astype(np.uint16)
+    assert _sum_with_span(a, 1024, ahead) == int(a.astype(np.int64).sum())
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 instruction")
+def test_prefetch_span_emits_l1_prefetches_on_x86():
+    a = np.arange(4096, dtype=np.uint16)
+    _sum_with_span(a, 1024, 512)
+    asm = _sum_with_span.inspect_asm(_sum_with_span.signatures[0])
+    assert "prefetcht0" in asm
