@@ -51,90 +51,81 @@ _LANES = 64
 # Frames sharing one pass over the mask: the mask (L2-resident) is loaded once per four frames
 # instead of once per frame.
 _FRAMES = 4
-# Lane blocks summed in the compute type before the lane sums are flushed into float64: with
-# float32 lanes each partial sum then holds at most 128 products (relative error ~1e-6 at worst,
-# ~1e-8 typical), while the total over the frame is still formed in float64.
+# Lane blocks summed before the lane sums are added into the frame's total.
 _FLUSH = 128
 
 
-def _make_dot1(lane_type):
-    """Build the k == 1 dot product with partial sums in ``lane_type`` (numpy.float64 or
-    numpy.float32), flushed into float64 every ``_FLUSH`` lane blocks."""
-
-    # Fused multiply-add (contraction only; no reassociation): faster and, if anything, closer
-    # to the exact product sums.
-    @numba.njit(nogil=True, cache=True, fastmath={"contract"})
-    def dot1(a, npix, m, out):
-        # out[i, 0] += a[i, :npix] @ m, four frames per pass, _LANES lanes per frame; 512-bit
-        # vectors gain 4-6 % on uint16 frames (kernel alone, two threads).
-        prefer_wide_vectors()
-        n = a.shape[0]
-        nb = npix // _LANES
-        end = nb * _LANES
-        mb = m[:end].reshape((nb, _LANES))
-        acc = np.empty((_FRAMES, _LANES), lane_type)
-        tot = np.empty((_FRAMES, _LANES))
-        for i0 in range(0, n, _FRAMES):
-            nf = min(_FRAMES, n - i0)
-            tot[:] = 0.0
-            if nf == _FRAMES:
-                x0 = a[i0, :end].reshape((nb, _LANES))
-                x1 = a[i0 + 1, :end].reshape((nb, _LANES))
-                x2 = a[i0 + 2, :end].reshape((nb, _LANES))
-                x3 = a[i0 + 3, :end].reshape((nb, _LANES))
-                c0 = acc[0]
-                c1 = acc[1]
-                c2 = acc[2]
-                c3 = acc[3]
+# The k == 1 dot product in float64 lanes (float64 masks or results, AVX-512). Fused
+# multiply-add (contraction only; no reassociation): faster and, if anything, closer to the
+# exact product sums.
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _dot1(a, npix, m, out):
+    # out[i, 0] += a[i, :npix] @ m, four frames per pass, _LANES lanes per frame; 512-bit
+    # vectors gain 4-6 % on uint16 frames (kernel alone, two threads).
+    prefer_wide_vectors()
+    n = a.shape[0]
+    nb = npix // _LANES
+    end = nb * _LANES
+    mb = m[:end].reshape((nb, _LANES))
+    acc = np.empty((_FRAMES, _LANES), np.float64)
+    tot = np.empty((_FRAMES, _LANES))
+    for i0 in range(0, n, _FRAMES):
+        nf = min(_FRAMES, n - i0)
+        tot[:] = 0.0
+        if nf == _FRAMES:
+            x0 = a[i0, :end].reshape((nb, _LANES))
+            x1 = a[i0 + 1, :end].reshape((nb, _LANES))
+            x2 = a[i0 + 2, :end].reshape((nb, _LANES))
+            x3 = a[i0 + 3, :end].reshape((nb, _LANES))
+            c0 = acc[0]
+            c1 = acc[1]
+            c2 = acc[2]
+            c3 = acc[3]
+            for b0 in range(0, nb, _FLUSH):
+                acc[:] = 0.0
+                for b in range(b0, min(b0 + _FLUSH, nb)):
+                    mv = mb[b]
+                    y0 = x0[b]
+                    y1 = x1[b]
+                    y2 = x2[b]
+                    y3 = x3[b]
+                    for q in range(_LANES):
+                        w = np.float64(mv[q])
+                        c0[q] += np.float64(y0[q]) * w
+                        c1[q] += np.float64(y1[q]) * w
+                        c2[q] += np.float64(y2[q]) * w
+                        c3[q] += np.float64(y3[q]) * w
+                for f in range(_FRAMES):
+                    for q in range(_LANES):
+                        tot[f, q] += acc[f, q]
+        else:
+            for f in range(nf):
+                xf = a[i0 + f, :end].reshape((nb, _LANES))
+                cf = acc[f]
                 for b0 in range(0, nb, _FLUSH):
-                    acc[:] = 0.0
+                    cf[:] = 0.0
                     for b in range(b0, min(b0 + _FLUSH, nb)):
                         mv = mb[b]
-                        y0 = x0[b]
-                        y1 = x1[b]
-                        y2 = x2[b]
-                        y3 = x3[b]
+                        yf = xf[b]
                         for q in range(_LANES):
-                            w = lane_type(mv[q])
-                            c0[q] += lane_type(y0[q]) * w
-                            c1[q] += lane_type(y1[q]) * w
-                            c2[q] += lane_type(y2[q]) * w
-                            c3[q] += lane_type(y3[q]) * w
-                    for f in range(_FRAMES):
-                        for q in range(_LANES):
-                            tot[f, q] += acc[f, q]
-            else:
-                for f in range(nf):
-                    xf = a[i0 + f, :end].reshape((nb, _LANES))
-                    cf = acc[f]
-                    for b0 in range(0, nb, _FLUSH):
-                        cf[:] = 0.0
-                        for b in range(b0, min(b0 + _FLUSH, nb)):
-                            mv = mb[b]
-                            yf = xf[b]
-                            for q in range(_LANES):
-                                cf[q] += lane_type(yf[q]) * lane_type(mv[q])
-                        for q in range(_LANES):
-                            tot[f, q] += cf[q]
-            for f in range(nf):
-                s = 0.0
-                for q in range(_LANES):
-                    s += tot[f, q]
-                row = a[i0 + f]
-                for p in range(end, npix):
-                    s += np.float64(row[p]) * np.float64(m[p])
-                out[i0 + f, 0] += s
+                            cf[q] += np.float64(yf[q]) * np.float64(mv[q])
+                    for q in range(_LANES):
+                        tot[f, q] += cf[q]
+        for f in range(nf):
+            s = 0.0
+            for q in range(_LANES):
+                s += tot[f, q]
+            row = a[i0 + f]
+            for p in range(end, npix):
+                s += np.float64(row[p]) * np.float64(m[p])
+            out[i0 + f, 0] += s
 
-    return dot1
-
-
-_dot1 = _make_dot1(np.float64)
 
 # float32 frames (k == 1, float32 masks and results): the frames need no conversion, so the
 # loop is a pure stream of loads and multiply-adds; written plainly and split into lanes by
 # LLVM ("reassoc"), two frames per pass over the mask, it reads page-cached float32 frames as
-# fast as the memory floor's plain sum (13-15 % faster than the explicit 4-frame lanes of
-# _make_dot1 in float32 in the engine). Integer frames take masks_avx2_cpu's four-frame kernel
+# fast as the memory floor's plain sum (13-15 % faster than explicit 4-frame x 64-lane sums in
+# float32 in the engine). Integer frames take masks_avx2_cpu's four-frame kernel
 # (prefetched, 512-bit vectors here): the explicit lanes kept their sums in memory, a load and
 # a store around each multiply-add, and read 0.76 of the floor against 0.87 (1 GiB of uint16,
 # kernel alone on two threads, alternated with the floor; whole runs 1.08x).

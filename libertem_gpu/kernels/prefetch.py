@@ -24,6 +24,7 @@ _I64 = ir.IntType(64)
 # llvm.prefetch(address, rw=read, locality, cache=data): locality 2 keeps the line in L2 and
 # outer levels (x86 prefetcht1), which measured best for the multi-mask kernel.
 _LOCALITY = 2
+_L1 = 3  # prefetcht0
 _LINE = 64
 
 
@@ -59,7 +60,7 @@ prefetch_bytes = _make_prefetch(
 )
 
 prefetch_bytes_l1 = _make_prefetch(
-    3,
+    _L1,
     """Prefetch the cache line at ``offset`` bytes from the start of ``array``'s data into L1
     (``prefetcht0`` on x86); see :func:`prefetch_span`.""",
 )
