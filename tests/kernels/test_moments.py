@@ -124,19 +124,19 @@ class TestMomentsContract(KernelContract):
 
 
 @pytest.mark.parametrize("avx512", [True, False])
-@pytest.mark.parametrize("dtype", ["int8", "uint16"])  # each dtype compiles three kernels
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "uint16"])  # each compiles three kernels
 def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
-    # small integers with a whole-number shift take the int64 kernel where the compiled code
-    # has AVX-512; elsewhere unsigned ones the six-frame kernel that makes floats by an OR,
-    # signed ones the pairwise float64 one: all bit for bit the float64 loop's sums; a
-    # fractional shift goes to the float kernel
+    # small integers with a whole-number shift: unsigned ones take the kernel that makes floats
+    # by an OR (eight frames a pass where the compiled code has AVX-512, six elsewhere), signed
+    # ones the int64 kernel with AVX-512 and the pairwise float64 one without: all bit for bit
+    # the float64 loop's sums; a fractional shift goes to the float kernel
     from libertem_gpu.kernels import moments_cpu
 
     monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
-    if avx512:
-        int_path = "_moments_int"
+    if dtype.startswith("u"):
+        int_path = "_moments_uint8_wide" if avx512 else "_moments_uint6"
     else:
-        int_path = "_moments_uint_avx2" if dtype.startswith("u") else "_moments_int_f64"
+        int_path = "_moments_int" if avx512 else "_moments_int_f64"
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
@@ -144,7 +144,14 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
     frames.flags.writeable = False  # as the engine hands tiles over: no second compile
     float_kernel = moments_cpu._moments
     taken = []
-    for name in ("_moments", "_moments_int", "_moments_int_f64", "_moments_uint_avx2"):
+    kernels = (
+        "_moments",
+        "_moments_int",
+        "_moments_int_f64",
+        "_moments_uint6",
+        "_moments_uint8_wide",
+    )
+    for name in kernels:
         kernel = getattr(moments_cpu, name)
         monkeypatch.setattr(
             moments_cpu, name, lambda *a, k=kernel, n=name: (taken.append(n), k(*a))[1]
