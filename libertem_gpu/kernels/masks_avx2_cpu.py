@@ -1,8 +1,8 @@
 """Mask kernels written for CPUs without AVX-512 (Numba): the several-masks kernel ``out +=
 tile @ masks.T`` on packed masks (see :func:`libertem_gpu.kernels.masks_cpu.pack_dense`), a
-register block of 6 frames x 2 masks, and the single mask (float32 or float64 sums) over four
-frames per pass. The float32 single mask also serves 8- and 16-bit frames on AVX-512
-(:data:`dot1_4frames_wide`).
+register block of 6 frames x 2 masks, and the single mask (float32 sums over three frames per
+pass, float64 over four). The float32 single mask also serves 8- and 16-bit frames on AVX-512,
+four frames a pass (:data:`dot1_4frames_wide`).
 
 The blocked kernel in :mod:`.masks_cpu` keeps 5 frames x 4 masks = 20 vector sums, which fit
 AVX-512's 32 registers. AVX2 has 16: LLVM kept most of the 20 sums on the stack, a store and a
@@ -23,7 +23,7 @@ from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 __all__ = [
     "blocked_6x2",
     "blocked_6x2_single",
-    "dot1_4frames",
+    "dot1_3frames",
     "dot1_4frames_f64",
     "dot1_4frames_wide",
 ]
@@ -123,7 +123,7 @@ blocked_6x2_single = _make_blocked_6x2(np.float32)
 
 # Pixels per float32 partial sum of the single-mask kernel; the chunks' sums are added in float64.
 _DOT_CHUNK = 1024
-# Bytes ahead of a chunk's start from which the four-frame kernel prefetches a chunk's length
+# Bytes ahead of a chunk's start from which the single-mask kernel prefetches a chunk's length
 # of each row (see prefetch.prefetch_span). Measured on 1 GiB of page-cached uint16, kernel
 # alone on two threads of Sapphire Rapids, alternated with the floor: 0.71 -> 0.80 (haswell
 # code) and 0.76 -> 0.87 (AVX-512); 512 bytes ahead 0.84, 1536 bytes 0.84.
@@ -132,89 +132,97 @@ _DOT_AHEAD = 1024
 
 # One float32 mask, 8- or 16-bit integer or float32 frames (exact in float32), float32 results.
 # The explicit 4-frame x 64-lane sums of masks_cpu._dot1_single are 32 vector registers of
-# float32 on AVX2, which has 16: LLVM kept them in memory. Written plainly, four frames per pass,
-# LLVM splits each sum into as many lanes as fit ("reassoc"). Measured on a Zen 3 EPYC, one
-# thread, 256 MiB in memory: uint16 12.3 -> 16.5 GB/s (4 frames; 2 frames: 11.2), float32 12.3
-# -> 14.9 (against masks_cpu._dot1_float32, two frames a pass); single-threaded floor 11-14.
-def _make_dot1_4frames(wide):  # type: ignore[no-untyped-def]
-    """Build the kernel; ``wide`` asks for 512-bit vectors where the CPU has them."""
+# float32 on AVX2, which has 16: LLVM kept them in memory. Written plainly, several frames per
+# pass, LLVM splits each sum into as many lanes as fit ("reassoc"). Measured on a Zen 3 EPYC,
+# one thread, 256 MiB in memory: uint16 12.3 -> 16.5 GB/s (4 frames; 2 frames: 11.2), float32
+# 12.3 -> 14.9 (against masks_cpu._dot1_float32, two frames a pass); single-threaded floor 11-14.
+#
+# Since the rows are prefetched, three frames a pass read faster than four in AVX2 code (one
+# read stream fewer beside the mask's): on Sapphire Rapids compiled for haswell, kernel alone on
+# two threads alternated with the floor, uint16 0.69-0.75 -> 0.74-0.80 of it in three
+# comparisons, float32 0.78 -> 0.80; five or six frames 0.68-0.70. In 512-bit code three and
+# four read the same (0.76), and four stay.
+def _make_dot1(frames, wide):  # type: ignore[no-untyped-def]
+    """Build the kernel: ``out[i, 0] += a[i, :npix] @ m`` over ``frames`` (3 or 4) frames a
+    pass, float32 sums over chunks of 1024 pixels, added in float64; ``wide`` asks for 512-bit
+    vectors where the CPU has them."""
+    four = frames == 4
 
     @numba.njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
     def dot1(a, npix, m, out):
         if wide:
             prefer_wide_vectors()
-        _dot1_4frames_body(a, npix, m, out)
+        n = a.shape[0]
+        nc = npix // _DOT_CHUNK
+        end = nc * _DOT_CHUNK
+        n_passes = n - n % frames
+        for i in range(0, n_passes, frames):
+            x0 = a[i, :npix]
+            x1 = a[i + 1, :npix]
+            x2 = a[i + 2, :npix]
+            x3 = a[i + frames - 1, :npix]  # the fourth frame of four; unused for three
+            t0 = 0.0
+            t1 = 0.0
+            t2 = 0.0
+            t3 = 0.0
+            for c in range(nc):
+                p0 = c * _DOT_CHUNK
+                b0 = p0 * a.itemsize + _DOT_AHEAD
+                b1 = b0 + _DOT_CHUNK * a.itemsize
+                prefetch_span(x0, b0, b1)
+                prefetch_span(x1, b0, b1)
+                prefetch_span(x2, b0, b1)
+                if four:
+                    prefetch_span(x3, b0, b1)
+                w = m[p0 : p0 + _DOT_CHUNK]
+                y0 = x0[p0 : p0 + _DOT_CHUNK]
+                y1 = x1[p0 : p0 + _DOT_CHUNK]
+                y2 = x2[p0 : p0 + _DOT_CHUNK]
+                y3 = x3[p0 : p0 + _DOT_CHUNK]
+                s0 = np.float32(0)
+                s1 = np.float32(0)
+                s2 = np.float32(0)
+                s3 = np.float32(0)
+                for p in range(_DOT_CHUNK):
+                    s0 += np.float32(y0[p]) * w[p]
+                    s1 += np.float32(y1[p]) * w[p]
+                    s2 += np.float32(y2[p]) * w[p]
+                    if four:
+                        s3 += np.float32(y3[p]) * w[p]
+                t0 += s0
+                t1 += s1
+                t2 += s2
+                t3 += s3
+            for p in range(end, npix):
+                t0 += np.float64(x0[p]) * np.float64(m[p])
+                t1 += np.float64(x1[p]) * np.float64(m[p])
+                t2 += np.float64(x2[p]) * np.float64(m[p])
+                t3 += np.float64(x3[p]) * np.float64(m[p])
+            out[i, 0] += t0
+            out[i + 1, 0] += t1
+            out[i + 2, 0] += t2
+            if four:
+                out[i + 3, 0] += t3
+        for i in range(n_passes, n):
+            x = a[i, :npix]
+            t = 0.0
+            for c in range(nc):
+                p0 = c * _DOT_CHUNK
+                w = m[p0 : p0 + _DOT_CHUNK]
+                y = x[p0 : p0 + _DOT_CHUNK]
+                s = np.float32(0)
+                for p in range(_DOT_CHUNK):
+                    s += np.float32(y[p]) * w[p]
+                t += s
+            for p in range(end, npix):
+                t += np.float64(x[p]) * np.float64(m[p])
+            out[i, 0] += t
 
     return dot1
 
 
-@numba.njit(nogil=True, cache=True, inline="always", fastmath={"contract", "reassoc"})
-def _dot1_4frames_body(a, npix, m, out):  # type: ignore[no-untyped-def]
-    """``out[i, 0] += a[i, :npix] @ m``: float32 sums over chunks of 1024 pixels, added in
-    float64."""
-    n = a.shape[0]
-    nc = npix // _DOT_CHUNK
-    end = nc * _DOT_CHUNK
-    n4 = n - n % 4
-    for i in range(0, n4, 4):
-        x0, x1, x2, x3 = rows4(a, i, 0, npix)
-        t0 = 0.0
-        t1 = 0.0
-        t2 = 0.0
-        t3 = 0.0
-        for c in range(nc):
-            p0 = c * _DOT_CHUNK
-            b0 = p0 * a.itemsize + _DOT_AHEAD
-            b1 = b0 + _DOT_CHUNK * a.itemsize
-            prefetch_span(x0, b0, b1)
-            prefetch_span(x1, b0, b1)
-            prefetch_span(x2, b0, b1)
-            prefetch_span(x3, b0, b1)
-            w = m[p0 : p0 + _DOT_CHUNK]
-            y0 = x0[p0 : p0 + _DOT_CHUNK]
-            y1 = x1[p0 : p0 + _DOT_CHUNK]
-            y2 = x2[p0 : p0 + _DOT_CHUNK]
-            y3 = x3[p0 : p0 + _DOT_CHUNK]
-            s0 = np.float32(0)
-            s1 = np.float32(0)
-            s2 = np.float32(0)
-            s3 = np.float32(0)
-            for p in range(_DOT_CHUNK):
-                s0 += np.float32(y0[p]) * w[p]
-                s1 += np.float32(y1[p]) * w[p]
-                s2 += np.float32(y2[p]) * w[p]
-                s3 += np.float32(y3[p]) * w[p]
-            t0 += s0
-            t1 += s1
-            t2 += s2
-            t3 += s3
-        for p in range(end, npix):
-            t0 += np.float64(x0[p]) * np.float64(m[p])
-            t1 += np.float64(x1[p]) * np.float64(m[p])
-            t2 += np.float64(x2[p]) * np.float64(m[p])
-            t3 += np.float64(x3[p]) * np.float64(m[p])
-        out[i, 0] += t0
-        out[i + 1, 0] += t1
-        out[i + 2, 0] += t2
-        out[i + 3, 0] += t3
-    for i in range(n4, n):
-        x = a[i, :npix]
-        t = 0.0
-        for c in range(nc):
-            p0 = c * _DOT_CHUNK
-            w = m[p0 : p0 + _DOT_CHUNK]
-            y = x[p0 : p0 + _DOT_CHUNK]
-            s = np.float32(0)
-            for p in range(_DOT_CHUNK):
-                s += np.float32(y[p]) * w[p]
-            t += s
-        for p in range(end, npix):
-            t += np.float64(x[p]) * np.float64(m[p])
-        out[i, 0] += t
-
-
-dot1_4frames = _make_dot1_4frames(False)
-dot1_4frames_wide = _make_dot1_4frames(True)
+dot1_3frames = _make_dot1(3, wide=False)
+dot1_4frames_wide = _make_dot1(4, wide=True)
 
 
 # One mask in float64 (float64 masks or results, or frames float32 does not hold exactly). The

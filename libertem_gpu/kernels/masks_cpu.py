@@ -398,7 +398,7 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
         if single and narrow and not target_has("avx512f"):
             from libertem_gpu.kernels import masks_avx2_cpu
 
-            masks_avx2_cpu.dot1_4frames(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
+            masks_avx2_cpu.dot1_3frames(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         elif single and a.dtype == np.float32:
             _dot1_float32(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
         elif single and narrow:

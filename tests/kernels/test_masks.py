@@ -61,10 +61,10 @@ def test_dense_k1_float32_lanes(dtype, npix, single_mask_target):
     # integer frames), added in float64; the larger frame has several chunks and a ragged
     # tail of pixels.
     rng = np.random.default_rng(15)
-    big = random_tile(rng, (18, npix), dtype)
-    tile = big[::2]  # strided; 9 frames = two 4-frame groups and one single frame
+    big = random_tile(rng, (20, npix), dtype)
+    tile = big[::2]  # strided; 10 frames = two passes of 4 and two single frames, or 3 x 3 + 1
     m = rng.standard_normal((1, npix)).astype(np.float32)
-    out = rng.random((9, 1)).astype(np.float32)
+    out = rng.random((10, 1)).astype(np.float32)
     expected = out + masks.reference(tile, m)
     masks.cpu_dense(tile, np.ascontiguousarray(m.T), out)
     # float32 lanes: the error scales with the terms' magnitudes, not with the sum (signed
@@ -76,7 +76,7 @@ def test_dense_k1_float32_lanes(dtype, npix, single_mask_target):
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("npix", [1000, 2048, 3 * 1024 + 5])
 def test_dense_k1_float32_frames(n, npix, single_mask_target):
-    # float32 frames: two (AVX-512) or four frames per pass over 1024-pixel chunks, float32
+    # float32 frames: two (AVX-512) or three frames per pass over 1024-pixel chunks, float32
     # sums per chunk; frame counts around the groups, frames shorter than a chunk, whole chunks
     # and a ragged tail.
     rng = np.random.default_rng(17)
