@@ -137,11 +137,11 @@ _DOT_AHEAD = 1024
 # one thread, 256 MiB in memory: uint16 12.3 -> 16.5 GB/s (4 frames; 2 frames: 11.2), float32
 # 12.3 -> 14.9 (against masks_cpu._dot1_float32, two frames a pass); single-threaded floor 11-14.
 #
-# Since the rows are prefetched, three frames a pass read faster than four in AVX2 code (one
-# read stream fewer beside the mask's): on Sapphire Rapids compiled for haswell, kernel alone on
-# two threads alternated with the floor, uint16 0.69-0.75 -> 0.74-0.80 of it in three
-# comparisons, float32 0.78 -> 0.80; five or six frames 0.68-0.70. In 512-bit code three and
-# four read the same (0.76), and four stay.
+# Since the rows are prefetched, three frames a pass read a little faster than four in AVX2
+# code (one read stream fewer beside the mask's): on Sapphire Rapids compiled for haswell,
+# kernel alone on two threads alternated with the floor, uint16 0.726-0.755 -> 0.733-0.762 of
+# it in three comparisons, float32 0.775 -> 0.811; five or six frames 0.68-0.70; whole runs
+# 1.02x. In 512-bit code three and four read the same (0.76), and four stay.
 def _make_dot1(frames, wide):  # type: ignore[no-untyped-def]
     """Build the kernel: ``out[i, 0] += a[i, :npix] @ m`` over ``frames`` (3 or 4) frames a
     pass, float32 sums over chunks of 1024 pixels, added in float64; ``wide`` asks for 512-bit
