@@ -146,6 +146,8 @@ def _make_dot1(frames, wide):  # type: ignore[no-untyped-def]
     """Build the kernel: ``out[i, 0] += a[i, :npix] @ m`` over ``frames`` (3 or 4) frames a
     pass, float32 sums over chunks of 1024 pixels, added in float64; ``wide`` asks for 512-bit
     vectors where the CPU has them."""
+    if frames not in (3, 4):
+        raise ValueError(f"the single-mask kernel takes 3 or 4 frames a pass, not {frames}")
     four = frames == 4
 
     @numba.njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
@@ -192,12 +194,13 @@ def _make_dot1(frames, wide):  # type: ignore[no-untyped-def]
                 t0 += s0
                 t1 += s1
                 t2 += s2
-                t3 += s3
+                t3 += s3  # zero for three
             for p in range(end, npix):
                 t0 += np.float64(x0[p]) * np.float64(m[p])
                 t1 += np.float64(x1[p]) * np.float64(m[p])
                 t2 += np.float64(x2[p]) * np.float64(m[p])
-                t3 += np.float64(x3[p]) * np.float64(m[p])
+                if four:
+                    t3 += np.float64(x3[p]) * np.float64(m[p])
             out[i, 0] += t0
             out[i + 1, 0] += t1
             out[i + 2, 0] += t2
