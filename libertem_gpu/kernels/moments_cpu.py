@@ -36,6 +36,14 @@ def _frame_by_frame(a, first, p0, p1, shift, s1, s2):  # type: ignore[no-untyped
             o2[p] += d * d
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _pixel_block(p0, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
+    """The end, length and the shift's and sums' slices of the block of pixels from ``p0``
+    (Numba only): the loops below work block by block, so that the three stay in L2."""
+    p1 = min(p0 + _PIX_BLOCK, npix)
+    return p1, p1 - p0, shift[p0:p1], s1[p0:p1], s2[p0:p1]
+
+
 def _make_four_frames(pairwise):  # type: ignore[no-untyped-def]
     """Pixels ``p0:p1`` of frames ``i`` to ``i + 3`` in one pass over the sums (Numba only):
     tiles of four frames' row slabs of large frames (see ``plan.choose_scheme``), whose sums
@@ -92,11 +100,7 @@ def _make_float_moments(pairwise):  # type: ignore[no-untyped-def]
         n8 = n - n % 8
         n4 = n - n % 4
         for p0 in range(0, npix, _PIX_BLOCK):
-            p1 = min(p0 + _PIX_BLOCK, npix)
-            m = p1 - p0
-            sh = shift[p0:p1]
-            o1 = s1[p0:p1]
-            o2 = s2[p0:p1]
+            p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
             for i in range(0, n8, 8):
                 r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
                 for p in range(m):
@@ -142,11 +146,7 @@ def _moments_int(a, npix, shift, s1, s2):
     n8 = n - n % 8
     n4 = n - n % 4
     for p0 in range(0, npix, _PIX_BLOCK):
-        p1 = min(p0 + _PIX_BLOCK, npix)
-        m = p1 - p0
-        sh = shift[p0:p1]
-        o1 = s1[p0:p1]
-        o2 = s2[p0:p1]
+        p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
         for i in range(0, n8, 8):
             r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
             for p in range(m):
@@ -212,11 +212,7 @@ def _make_uint_moments(eight):  # type: ignore[no-untyped-def]
         n_passes = n - n % per_pass
         n4 = n - (n - n_passes) % 4
         for p0 in range(0, npix, _PIX_BLOCK):
-            p1 = min(p0 + _PIX_BLOCK, npix)
-            m = p1 - p0
-            sh = shift[p0:p1]
-            o1 = s1[p0:p1]
-            o2 = s2[p0:p1]
+            p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
             for i in range(0, n_passes, per_pass):
                 r0, r1, r2, r3 = rows4(a, i, p0, p1)
                 r4 = a[i + 4, p0:p1]
