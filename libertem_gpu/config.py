@@ -28,6 +28,10 @@ def _flag(text: str) -> bool:
     raise ValueError(f"expected 0/1, true/false, yes/no or on/off, got {text!r}")
 
 
+def _auto_flag(text: str) -> bool | str:
+    return "auto" if text.strip().lower() == "auto" else _flag(text)
+
+
 def _name(text: str) -> str:
     return text.strip().lower()
 
@@ -155,6 +159,16 @@ SETTINGS: dict[str, Setting] = {
         "Use the AMX mask kernel where the CPU has AMX-INT8 (False: the vector kernels).",
         env="LIBERTEM_GPU_AMX",
         parse=_flag,
+    ),
+    # Software prefetch keeps two threads' row streams coming on Intel (sum over frames on
+    # Sapphire Rapids, kernel alone: 0.83 -> 0.88 of the floor), but on AMD's Zen 4 the same
+    # kernels read 0.59-0.74 of the floor with it and 0.93-1.0 without.
+    "software_prefetch": Setting(
+        "auto",
+        "Whether the streaming CPU kernels (sum over frames, one mask) prefetch their rows in "
+        "software: 'auto' (where the CPU gains from it: not on AMD), True or False.",
+        env="LIBERTEM_GPU_SOFTWARE_PREFETCH",
+        parse=_auto_flag,
     ),
     # A redraw of a large image costs tens of milliseconds in a notebook: 4 per second keep the
     # plots live without slowing the run.

@@ -6,6 +6,8 @@ import numba
 import numpy as np
 import pytest
 
+from libertem_gpu import config
+from libertem_gpu.kernels import prefetch
 from libertem_gpu.kernels.prefetch import prefetch_bytes, prefetch_span
 
 
@@ -56,3 +58,36 @@ def test_prefetch_span_emits_l1_prefetches_on_x86():
     _sum_with_span(a, 1024, 512)
     asm = _sum_with_span.inspect_asm(_sum_with_span.signatures[0])
     assert "prefetcht0" in asm
+
+
+@pytest.mark.parametrize(
+    ("cpu_name", "gains"),
+    [
+        ("znver4", False),
+        ("znver3", False),
+        ("bdver2", False),
+        ("sapphirerapids", True),
+        ("haswell", True),
+        ("neoverse-v2", True),
+    ],
+)
+def test_auto_prefetches_except_on_amd(monkeypatch, cpu_name, gains):
+    import llvmlite.binding as llvm
+
+    monkeypatch.setattr(llvm, "get_host_cpu_name", lambda: cpu_name)
+    prefetch._host_gains.cache_clear()
+    try:
+        assert prefetch.enabled() is gains
+        with config.set(software_prefetch=True):
+            assert prefetch.enabled() is True
+        with config.set(software_prefetch="off"):
+            assert prefetch.enabled() is False
+        monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "1")
+        assert prefetch.enabled() is True
+        monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "auto")
+        assert prefetch.enabled() is gains
+        monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "sometimes")
+        with pytest.raises(ValueError, match="LIBERTEM_GPU_SOFTWARE_PREFETCH"):
+            prefetch.enabled()
+    finally:
+        prefetch._host_gains.cache_clear()

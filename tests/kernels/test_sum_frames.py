@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
+from libertem_gpu import config
 from libertem_gpu.kernels import sum_frames
 from tests.kernels.kit import KernelContract, flat
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["prefetch", "no-prefetch"])
+def software_prefetch(request):
+    """Every test runs both loop shapes: prefetched pairs (Intel) and plain passes (AMD)."""
+    with config.set(software_prefetch=request.param):
+        yield request.param
 
 DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
 
