@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
-from libertem_gpu.kernels import amx
+from libertem_gpu.kernels import amx, prefetch
 from libertem_gpu.kernels.cpu_target import target_has
 from libertem_gpu.kernels.masks import (
     AppliedMasks,
@@ -395,7 +395,11 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
     # float32 lanes only where converting the pixels to float32 is exact.
     narrow = a.dtype.itemsize <= 2 or a.dtype == np.float32
     if k == 1 and isinstance(masks_t, np.ndarray):
-        if single and narrow and not target_has("avx512f"):
+        if single and narrow and not prefetch.enabled():
+            from libertem_gpu.kernels import masks_avx2_cpu
+
+            masks_avx2_cpu.dot1_4frames_plain(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)
+        elif single and narrow and not target_has("avx512f"):
             from libertem_gpu.kernels import masks_avx2_cpu
 
             masks_avx2_cpu.dot1_3frames(a, npix, np.ascontiguousarray(masks_t[:, 0]), out)

@@ -19,14 +19,21 @@ def random_tile(rng, shape, dtype):
     return rng.integers(lo, 1000, size=shape, endpoint=True).astype(dtype)
 
 
-@pytest.fixture(params=[True, False], ids=["avx512", "avx2"])
+@pytest.fixture(
+    params=[(True, True), (False, True), (True, False), (False, False)],
+    ids=["avx512", "avx2", "avx512-no-prefetch", "avx2-no-prefetch"],
+)
 def single_mask_target(request, monkeypatch):
     """Run the single-mask tests with the kernels chosen for AVX-512 targets and for the others
-    (kernels/masks_avx2_cpu), whatever this machine compiles for."""
+    (kernels/masks_avx2_cpu), with and without software prefetch (Intel and AMD hosts),
+    whatever this machine compiles for and is."""
+    from libertem_gpu import config
     from libertem_gpu.kernels import masks_cpu
 
-    monkeypatch.setattr(masks_cpu, "target_has", lambda *features: request.param)
-    return request.param
+    avx512, prefetching = request.param
+    monkeypatch.setattr(masks_cpu, "target_has", lambda *features: avx512)
+    with config.set(software_prefetch=prefetching):
+        yield avx512
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

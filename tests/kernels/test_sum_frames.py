@@ -12,6 +12,7 @@ def software_prefetch(request):
     with config.set(software_prefetch=request.param):
         yield request.param
 
+
 DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
 
 
