@@ -10,8 +10,9 @@ vector, 0.7 -> 0.9 of the memory floor on uint16). For k > 1 each input element 
 multiply-adds: a Numba kernel blocks 5 frames x 4 masks over packed chunks of the masks that
 stay in cache and converts raw pixels as it reads them, about 2x (uint16) and 1.5x (float32)
 the speed of converting blocks for single-threaded BLAS sgemm. It reads the tile in chunk
-order, which the hardware prefetchers follow poorly; for 8- and 16-bit frames it prefetches
-the next block while multiplying the current one (+7-17% in the engine on uint16). Where
+order, which Intel's hardware prefetchers follow poorly; for 8- and 16-bit frames it
+prefetches the next block while multiplying the current one (+7-17% in the engine on uint16),
+except on hosts where software prefetch costs (AMD, :func:`.prefetch.enabled`). Where
 the CPU has AMX, k <= 16 float32 masks on 8- and 16-bit frames run on the tile unit instead
 (:mod:`libertem_gpu.kernels.amx`: exact integer sums, 0.30 -> 0.51 of the floor for 16
 masks on uint16). BLAS (k == 1 on float frames) releases the GIL too; the caller should
@@ -186,9 +187,10 @@ def _dot1_float32(a, npix, m, out):
 _OUTER_MIN_FRAMES = 6
 
 
-def _make_blocked(lane_type):
+def _make_blocked(lane_type, prefetch):
     """Build ``out += a @ masks.T`` on packed masks, with sums over one pixel chunk formed in
-    ``lane_type`` and added up over chunks in float64."""
+    ``lane_type`` and added up over chunks in float64; 8- and 16-bit frames are prefetched
+    where ``prefetch`` (see :func:`libertem_gpu.kernels.prefetch.enabled`)."""
 
     # "reassoc" lets LLVM split each sum into vector lanes (partial sums of at most
     # _PACK_CHUNK / 8 products each); "contract" gives fused multiply-adds.
@@ -234,8 +236,9 @@ def _make_blocked(lane_type):
                 x4 = a[i + 4, p0:p1]
                 for j in range(0, k4, 4):
                     g = j // 4
-                    for q in range(g * lines // groups, (g + 1) * lines // groups):
-                        prefetch_bytes(a, ahead + (q % 5) * row_bytes + (q // 5) * 64)
+                    if prefetch:
+                        for q in range(g * lines // groups, (g + 1) * lines // groups):
+                            prefetch_bytes(a, ahead + (q % 5) * row_bytes + (q // 5) * 64)
                     w0 = mc[j, :m]
                     w1 = mc[j + 1, :m]
                     w2 = mc[j + 2, :m]
@@ -343,8 +346,12 @@ def _make_blocked(lane_type):
     return blocked
 
 
-_blocked = _make_blocked(np.float64)
-_blocked_single = _make_blocked(np.float32)
+# By whether the host prefetches: on the Zen 4 EPYC (which does not), 16 float32 masks on
+# uint16, whole runs over 1 GiB alternated: 152-163 ms prefetched, 142-147 ms not.
+_blocked = {prefetching: _make_blocked(np.float64, prefetching) for prefetching in (True, False)}
+_blocked_single = {
+    prefetching: _make_blocked(np.float32, prefetching) for prefetching in (True, False)
+}
 
 
 def _check_out(out: np.ndarray, n: int, k: int) -> None:
@@ -425,7 +432,7 @@ def cpu_dense(tile: np.ndarray, masks_t: np.ndarray | PackedMasks, out: np.ndarr
             amx.dense(a, npix, tiles, out)
             return
     if target_has("avx512f"):
-        kernel = _blocked_single if single and narrow else _blocked
+        kernel = (_blocked_single if single and narrow else _blocked)[prefetch.enabled()]
     elif (
         single
         and n >= _OUTER_MIN_FRAMES

@@ -148,10 +148,14 @@ def test_dense_rows_kernel_float32(dtype, k):
     assert np.all(np.abs(out - masks.reference(tile, m)) <= 1e-6 * scale + 1e-30)
 
 
-@pytest.mark.parametrize("avx512", [True, False], ids=["block-5x4", "block-6x2"])
+@pytest.mark.parametrize(
+    ("avx512", "prefetching"),
+    [(True, True), (True, False), (False, True)],
+    ids=["block-5x4", "block-5x4-no-prefetch", "block-6x2"],
+)
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
 @pytest.mark.parametrize("k", [7, 16])
-def test_dense_both_register_blocks(avx512, dtype, k, monkeypatch):
+def test_dense_both_register_blocks(avx512, prefetching, dtype, k, monkeypatch):
     # The several-masks kernel for AVX-512 targets (5 frames x 4 masks) and for the others
     # (6 x 2, kernels/masks_avx2_cpu), whatever this machine compiles for: 13 frames and k
     # masks leave frames and masks over from both blocks; pixels span two or more chunks (1024
@@ -160,6 +164,7 @@ def test_dense_both_register_blocks(avx512, dtype, k, monkeypatch):
 
     monkeypatch.setattr(masks_cpu, "target_has", lambda *features: avx512)
     monkeypatch.setattr(masks_cpu, "amx_takes", lambda *args: False)  # not AMX either
+    monkeypatch.setattr(masks_cpu.prefetch, "enabled", lambda: prefetching)
     rng = np.random.default_rng(21)
     npix = 4096 + 77
     tile = random_tile(rng, (13, npix), dtype)
