@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import functools
 
-__all__ = ["target_features", "target_has"]
+__all__ = ["host_is_amd", "target_features", "target_has"]
+
+# LLVM's names of AMD's x86 cores (Zen: znver1-5; older: bdver, btver, amdfam10, k8).
+_AMD_CPUS = ("znver", "bdver", "btver", "amdfam", "k8", "athlon", "opteron")
 
 # CPU names (LLVM's) whose default features include AVX-512, for a target named without an
 # explicit feature list (NUMBA_CPU_FEATURES="").
@@ -86,3 +89,17 @@ def target_features() -> frozenset[str]:
 def target_has(*features: str) -> bool:
     """Whether the compiled kernels may use every one of ``features`` (LLVM names)."""
     return set(features) <= target_features()
+
+
+@functools.cache
+def host_is_amd() -> bool:
+    """Whether this machine's CPU is one of AMD's (by LLVM's name for the host CPU).
+
+    Asked where the host's microarchitecture, not the instruction set compiled for, decides
+    between loop shapes: AMD's prefetchers make software prefetch cost
+    (:func:`libertem_gpu.kernels.prefetch.enabled`), and Zen 4 multiplies int64 vectors in
+    one instruction where Intel takes three uops (:mod:`libertem_gpu.kernels.moments_cpu`).
+    """
+    import llvmlite.binding as llvm
+
+    return llvm.get_host_cpu_name().lower().startswith(_AMD_CPUS)

@@ -14,19 +14,16 @@ and costs on AMD, whose hardware prefetchers follow several row streams by thems
 
 from __future__ import annotations
 
-import functools
-
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from libertem_gpu import config
+from libertem_gpu.kernels.cpu_target import host_is_amd
 
 __all__ = ["enabled", "prefetch_bytes", "prefetch_bytes_l1", "prefetch_span"]
 
-# LLVM's names of AMD's x86 cores (Zen: znver1-5; older: bdver, btver, amdfam10).
-_AMD_CPUS = ("znver", "bdver", "btver", "amdfam", "k8", "athlon", "opteron")
 
 _I8P = ir.IntType(8).as_pointer()
 _I32 = ir.IntType(32)
@@ -89,7 +86,6 @@ def prefetch_span(row, start, stop):  # type: ignore[no-untyped-def]
         prefetch_bytes_l1(row, b)
 
 
-@functools.cache
 def _host_gains() -> bool:
     """Whether software prefetch speeds up streaming on this host's CPU: not on AMD's.
 
@@ -99,9 +95,7 @@ def _host_gains() -> bool:
     float32 sum 0.67-0.79 against 1.0). Decided by the host, not the CPU Numba compiles for:
     the memory system is the host's.
     """
-    import llvmlite.binding as llvm
-
-    return not llvm.get_host_cpu_name().lower().startswith(_AMD_CPUS)
+    return not host_is_amd()
 
 
 def enabled() -> bool:

@@ -45,3 +45,25 @@ def test_host_features_when_unset(numba_config):
     host = llvm.get_host_cpu_features()
     assert cpu_target.target_has("avx512dq") is bool(host.get("avx512dq"))
     assert cpu_target.target_has("sse2")
+
+
+@pytest.mark.parametrize(
+    ("name", "amd"),
+    [
+        ("znver4", True),
+        ("znver2", True),
+        ("btver2", True),
+        ("sapphirerapids", False),
+        ("skylake-avx512", False),
+        ("generic", False),
+    ],
+)
+def test_host_is_amd_by_llvm_cpu_name(monkeypatch, name, amd):
+    import llvmlite.binding as llvm
+
+    monkeypatch.setattr(llvm, "get_host_cpu_name", lambda: name)
+    cpu_target.host_is_amd.cache_clear()
+    try:
+        assert cpu_target.host_is_amd() is amd
+    finally:
+        cpu_target.host_is_amd.cache_clear()

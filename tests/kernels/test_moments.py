@@ -123,17 +123,21 @@ class TestMomentsContract(KernelContract):
         return [args[2], args[3]]
 
 
-@pytest.mark.parametrize("avx512", [True, False])
+@pytest.mark.parametrize(
+    ("avx512", "amd"), [(True, False), (False, False), (True, True)], ids=["avx512", "avx2", "zen4"]
+)
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "uint16"])  # each compiles three kernels
-def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
+def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     # small integers with a whole-number shift: unsigned ones take the kernel that makes floats
-    # by an OR (eight frames a pass where the compiled code has AVX-512, six elsewhere), signed
-    # ones the int64 kernel with AVX-512 and the pairwise float64 one without: all bit for bit
-    # the float64 loop's sums; a fractional shift goes to the float kernel
+    # by an OR (eight frames a pass where the compiled code has AVX-512, six elsewhere; the
+    # int64 kernel on AMD's AVX-512 cores), signed ones the int64 kernel with AVX-512 and the
+    # pairwise float64 one without: all bit for bit the float64 loop's sums; a fractional
+    # shift goes to the float kernel
     from libertem_gpu.kernels import moments_cpu
 
     monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
-    if dtype.startswith("u"):
+    monkeypatch.setattr(moments_cpu, "host_is_amd", lambda: amd)
+    if dtype.startswith("u") and not (amd and avx512):
         int_path = "_moments_uint8_wide" if avx512 else "_moments_uint6"
     else:
         int_path = "_moments_int" if avx512 else "_moments_int_f64"

@@ -74,8 +74,10 @@ def test_prefetch_span_emits_l1_prefetches_on_x86():
 def test_auto_prefetches_except_on_amd(monkeypatch, cpu_name, gains):
     import llvmlite.binding as llvm
 
+    from libertem_gpu.kernels import cpu_target
+
     monkeypatch.setattr(llvm, "get_host_cpu_name", lambda: cpu_name)
-    prefetch._host_gains.cache_clear()
+    cpu_target.host_is_amd.cache_clear()
     try:
         assert prefetch.enabled() is gains
         with config.set(software_prefetch=True):
@@ -90,4 +92,4 @@ def test_auto_prefetches_except_on_amd(monkeypatch, cpu_name, gains):
         with pytest.raises(ValueError, match="LIBERTEM_GPU_SOFTWARE_PREFETCH"):
             prefetch.enabled()
     finally:
-        prefetch._host_gains.cache_clear()
+        cpu_target.host_is_amd.cache_clear()
