@@ -270,9 +270,10 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
         return
     if a.dtype in _SMALL_INTS and _whole(read_only(shift)):
         # AMD's AVX-512 cores (Zen 4) multiply int64 vectors in one instruction: there the
-        # int64 loop beats the OR-made floats. On the Zen 4 EPYC, uint16 StdDevUDF over 1 GiB,
-        # whole runs alternated: median 73 -> 65 ms (one thread on a tile in L2: 15.7 -> 17.1
-        # GB/s).
+        # int64 loop is at least as fast as the OR-made floats. On the Zen 4 EPYC, one thread
+        # on a uint16 tile in L2: 15.7 -> 17.1 GB/s; StdDevUDF over 1 GiB, A/B in fresh
+        # processes (results/2026-12-03-ab-cpu-vm-amd-int64-moments.json): uint8 1.10x,
+        # uint16 0.99x (alternated in one process, median 73 -> 65 ms).
         if a.dtype.kind == "u" and not (host_is_amd() and target_has("avx512dq")):
             if target_has("avx512f"):
                 _moments_uint8_wide(a, npix, shift, s1, s2)
