@@ -86,24 +86,19 @@ def prefetch_span(row, start, stop):  # type: ignore[no-untyped-def]
         prefetch_bytes_l1(row, b)
 
 
-def _host_gains() -> bool:
-    """Whether software prefetch speeds up streaming on this host's CPU: not on AMD's.
+def enabled() -> bool:
+    """Whether the streaming CPU kernels prefetch their rows in software: the setting
+    ``software_prefetch``, the one place that reads it. ``"auto"``: where the host's CPU gains
+    from it, which AMD's do not (:func:`~libertem_gpu.kernels.cpu_target.host_is_amd`).
 
     Kernel alone on 1 GiB of page-cached uint16 (two threads, against the memory floor): on
     Sapphire Rapids the sum over frames read 0.83 without prefetch and 0.88 with it; on a
     Zen 4 EPYC 0.93-0.98 with eight frames a pass and no prefetch, 0.59-0.74 with it (the
-    float32 sum 0.67-0.79 against 1.0). Decided by the host, not the CPU Numba compiles for:
-    the memory system is the host's.
+    float32 sum 0.67-0.79 against 1.0). The host decides, not the CPU Numba compiles for: the
+    memory system is the host's. Kernels with and without prefetch are compiled separately, so
+    the choice applies to each call.
     """
-    return not host_is_amd()
-
-
-def enabled() -> bool:
-    """Whether the streaming CPU kernels prefetch their rows in software: the setting
-    ``software_prefetch`` (``"auto"``: where the host's CPU gains from it, see
-    :func:`_host_gains`). The one place that reads it; kernels with and without prefetch are
-    compiled separately, so the choice applies to each call."""
     text = str(config.get("software_prefetch")).strip().lower()
     if text == "auto":
-        return _host_gains()
+        return not host_is_amd()
     return text not in ("0", "false", "no", "off", "none")

@@ -52,3 +52,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     background.stop_all()
+
+
+@pytest.fixture
+def host_cpu(monkeypatch: pytest.MonkeyPatch):
+    """Pretend the host CPU has the name LLVM gives (``host_cpu("znver4")``); the cached
+    answer of ``cpu_target.host_is_amd`` is cleared before and after."""
+    import llvmlite.binding as llvm
+
+    from libertem_gpu.kernels import cpu_target
+
+    cpu_target.host_is_amd.cache_clear()
+    yield lambda name: monkeypatch.setattr(llvm, "get_host_cpu_name", lambda: name)
+    cpu_target.host_is_amd.cache_clear()

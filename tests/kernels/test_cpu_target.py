@@ -58,12 +58,6 @@ def test_host_features_when_unset(numba_config):
         ("generic", False),
     ],
 )
-def test_host_is_amd_by_llvm_cpu_name(monkeypatch, name, amd):
-    import llvmlite.binding as llvm
-
-    monkeypatch.setattr(llvm, "get_host_cpu_name", lambda: name)
-    cpu_target.host_is_amd.cache_clear()
-    try:
-        assert cpu_target.host_is_amd() is amd
-    finally:
-        cpu_target.host_is_amd.cache_clear()
+def test_host_is_amd_by_llvm_cpu_name(host_cpu, name, amd):
+    host_cpu(name)
+    assert cpu_target.host_is_amd() is amd

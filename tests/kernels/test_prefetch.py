@@ -71,25 +71,17 @@ def test_prefetch_span_emits_l1_prefetches_on_x86():
         ("neoverse-v2", True),
     ],
 )
-def test_auto_prefetches_except_on_amd(monkeypatch, cpu_name, gains):
-    import llvmlite.binding as llvm
-
-    from libertem_gpu.kernels import cpu_target
-
-    monkeypatch.setattr(llvm, "get_host_cpu_name", lambda: cpu_name)
-    cpu_target.host_is_amd.cache_clear()
-    try:
-        assert prefetch.enabled() is gains
-        with config.set(software_prefetch=True):
-            assert prefetch.enabled() is True
-        with config.set(software_prefetch="off"):
-            assert prefetch.enabled() is False
-        monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "1")
+def test_auto_prefetches_except_on_amd(monkeypatch, host_cpu, cpu_name, gains):
+    host_cpu(cpu_name)
+    assert prefetch.enabled() is gains
+    with config.set(software_prefetch=True):
         assert prefetch.enabled() is True
-        monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "auto")
-        assert prefetch.enabled() is gains
-        monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "sometimes")
-        with pytest.raises(ValueError, match="LIBERTEM_GPU_SOFTWARE_PREFETCH"):
-            prefetch.enabled()
-    finally:
-        cpu_target.host_is_amd.cache_clear()
+    with config.set(software_prefetch="off"):
+        assert prefetch.enabled() is False
+    monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "1")
+    assert prefetch.enabled() is True
+    monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "auto")
+    assert prefetch.enabled() is gains
+    monkeypatch.setenv("LIBERTEM_GPU_SOFTWARE_PREFETCH", "sometimes")
+    with pytest.raises(ValueError, match="LIBERTEM_GPU_SOFTWARE_PREFETCH"):
+        prefetch.enabled()
