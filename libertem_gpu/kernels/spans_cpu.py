@@ -139,15 +139,20 @@ def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x,
     # their row; the frame's sums come from the columns once per frame. The inner loop has no
     # reduction, so it vectorises without reordering any float sum. (A running float64 sum per
     # run is one dependent add per pixel: float32 CoM went from 0.58 to 0.70 of the memory
-    # floor on 2 cores with this layout.)
+    # floor on 2 cores with this layout.) Four frames per pass over the runs, each with its
+    # own columns, so every sum is formed in the same order as one frame at a time: a run is a
+    # short piece of a row, and four of them in flight keep the memory busy where one left it
+    # waiting. Kernel alone on 1 GiB of page-cached float32, two threads alternated with the
+    # floor, on a Zen 4 EPYC: 0.73 -> 1.00 of it (haswell code 0.66 -> 0.97).
     lo = row_offset * cols
     hi = (row_offset + rows) * cols
     j0 = np.searchsorted(t_index, lo)
     j1 = np.searchsorted(t_index, hi)
-    colsum = np.zeros(cols, dtype=np.float64)
-    colsum_y = np.zeros(cols, dtype=np.float64)
-    for i in range(a.shape[0]):
-        frame = a[i]
+    n = a.shape[0]
+    colsum = np.zeros((4, cols), dtype=np.float64)
+    colsum_y = np.zeros((4, cols), dtype=np.float64)
+    for i in range(0, n, 4):
+        nf = min(4, n - i)
         colsum[:] = 0.0
         colsum_y[:] = 0.0
         for q in range(len(starts)):
@@ -157,25 +162,56 @@ def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x,
             r = st // cols
             c0 = st - r * cols
             y = np.float64(r)
-            seg = frame[st - lo : stops[q] - lo]
-            acc = colsum[c0 : c0 + len(seg)]
-            acc_y = colsum_y[c0 : c0 + len(seg)]
-            for p in range(len(seg)):
-                v = np.float64(seg[p])
-                acc[p] += v
-                # Exact product: a float32 value times a row index fits float64's mantissa.
-                acc_y[p] += v * y
-        t = 0.0
-        sy = 0.0
-        sx = 0.0
-        for c in range(cols):
-            t += colsum[c]
-            sy += colsum_y[c]
-            sx += colsum[c] * c
-        dt, dy, dx = _terms(frame, lo, t_index, t_delta, j0, j1, False)
-        out_total[i] += t + dt
-        out_y[i] += sy + dy
-        out_x[i] += sx + dx
+            b0 = st - lo
+            length = stops[q] - st
+            if nf == 4:
+                g0 = a[i, b0 : b0 + length]
+                g1 = a[i + 1, b0 : b0 + length]
+                g2 = a[i + 2, b0 : b0 + length]
+                g3 = a[i + 3, b0 : b0 + length]
+                k0 = colsum[0, c0 : c0 + length]
+                k1 = colsum[1, c0 : c0 + length]
+                k2 = colsum[2, c0 : c0 + length]
+                k3 = colsum[3, c0 : c0 + length]
+                m0 = colsum_y[0, c0 : c0 + length]
+                m1 = colsum_y[1, c0 : c0 + length]
+                m2 = colsum_y[2, c0 : c0 + length]
+                m3 = colsum_y[3, c0 : c0 + length]
+                for p in range(length):
+                    v0 = np.float64(g0[p])
+                    v1 = np.float64(g1[p])
+                    v2 = np.float64(g2[p])
+                    v3 = np.float64(g3[p])
+                    k0[p] += v0
+                    k1[p] += v1
+                    k2[p] += v2
+                    k3[p] += v3
+                    # Exact products: a float32 value times a row index fits float64's mantissa.
+                    m0[p] += v0 * y
+                    m1[p] += v1 * y
+                    m2[p] += v2 * y
+                    m3[p] += v3 * y
+            else:  # the frames left over, one at a time
+                for f in range(nf):
+                    g = a[i + f, b0 : b0 + length]
+                    k = colsum[f, c0 : c0 + length]
+                    m = colsum_y[f, c0 : c0 + length]
+                    for p in range(length):
+                        v = np.float64(g[p])
+                        k[p] += v
+                        m[p] += v * y
+        for f in range(nf):
+            t = 0.0
+            sy = 0.0
+            sx = 0.0
+            for c in range(cols):
+                t += colsum[f, c]
+                sy += colsum_y[f, c]
+                sx += colsum[f, c] * c
+            dt, dy, dx = _terms(a[i + f], lo, t_index, t_delta, j0, j1, False)
+            out_total[i + f] += t + dt
+            out_y[i + f] += sy + dy
+            out_x[i + f] += sx + dx
 
 
 def _make_com_runs_int(lane, swap):  # type: ignore[no-untyped-def]

@@ -192,3 +192,19 @@ def test_com_swapped_frames_in_blocks_of_four(rng):
     com.cpu(native, disk.astype(np.float64), 0, *want)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_com_float_frames_four_at_a_time_equal_one_at_a_time(rng, dtype):
+    # Float frames go four per pass over the runs, each frame with its own column sums: the
+    # same additions in the same order as one frame per call, bit for bit.
+    disk, _ = _masks()
+    enc = spans.encode(disk)
+    tile3d = (rng.standard_normal((9, 13, 17)) * 1000).astype(dtype)
+    got = [np.zeros(9) for _ in range(3)]
+    spans.com_cpu(tile3d, enc, 0, *got)
+    for i in range(9):
+        single = [np.zeros(1) for _ in range(3)]
+        spans.com_cpu(tile3d[i : i + 1], enc, 0, *single)
+        for g, s in zip(got, single, strict=True):
+            assert g[i] == s[0]
