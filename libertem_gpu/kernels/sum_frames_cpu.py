@@ -35,6 +35,14 @@ _AHEAD = 512
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _pixel_block(p0, npix, out):  # type: ignore[no-untyped-def]
+    """The end, length and sums' slice of the block of pixels from ``p0`` (Numba only): every
+    loop below works block by block, so that the block's sums stay in L2."""
+    p1 = min(p0 + _PIX_BLOCK, npix)
+    return p1, p1 - p0, out[p0:p1]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _prefetch_pair(r0, r1, start, length):  # type: ignore[no-untyped-def]
     """Ask for ``length`` bytes of two rows from ``start + _AHEAD`` on (Numba only): mostly the
     lines of the chunk about to be read, all at once, so that a thread keeps more reads in
@@ -51,9 +59,7 @@ def _sum_frames(a, npix, out):
     n = a.shape[0]
     n2 = n - n % 2
     for p0 in range(0, npix, _PIX_BLOCK):
-        p1 = min(p0 + _PIX_BLOCK, npix)
-        m = p1 - p0
-        o = out[p0:p1]
+        p1, m, o = _pixel_block(p0, npix, out)
         # Two frames per pass over the accumulators, added in float64 first: two read streams
         # and half the accumulators' load/store traffic. Converting to float64 is exact, so
         # this differs from the sequential loop by float64 rounding only. Measured on 1 GiB of
@@ -92,9 +98,7 @@ def _sum_frames_4(a, npix, out):
     n = a.shape[0]
     n4 = n - n % 4
     for p0 in range(0, npix, _PIX_BLOCK):
-        p1 = min(p0 + _PIX_BLOCK, npix)
-        m = p1 - p0
-        o = out[p0:p1]
+        p1, m, o = _pixel_block(p0, npix, out)
         for i in range(0, n4, 4):
             r0, r1, r2, r3 = rows4(a, i, p0, p1)
             for p in range(m):
@@ -123,9 +127,7 @@ def _make_int_sum(lane, swap):  # type: ignore[no-untyped-def]
         n8 = n - n % 8
         n4 = n - n % 4
         for p0 in range(0, npix, _PIX_BLOCK):
-            p1 = min(p0 + _PIX_BLOCK, npix)
-            m = p1 - p0
-            o = out[p0:p1]
+            p1, m, o = _pixel_block(p0, npix, out)
             for i in range(0, n8, 8):
                 r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
                 for p in range(m):
@@ -180,10 +182,8 @@ def _make_pair_sum(swap):  # type: ignore[no-untyped-def]
         prefer_wide_vectors()
         n = a.shape[0]
         for p0 in range(0, npix, _PIX_BLOCK):
-            p1 = min(p0 + _PIX_BLOCK, npix)
-            m = p1 - p0
+            p1, m, o = _pixel_block(p0, npix, out)
             nc = m // _INT_CHUNK
-            o = out[p0:p1]
             for f0 in range(0, n, _PAIR_FLUSH):
                 f1 = min(f0 + _PAIR_FLUSH, n)
                 odd = f1 - (f1 - f0) % 2
