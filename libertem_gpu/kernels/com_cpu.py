@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels.com import AppliedCoM, PixelTerms
-from libertem_gpu.kernels.tiles import SUPPORTED_DTYPES, check_no_swap, check_out
+from libertem_gpu.kernels.tiles import SUPPORTED_DTYPES, check_no_swap, check_out, read_only
 
 __all__ = ["cpu", "prepare"]
 
@@ -57,7 +57,8 @@ def _com(a, rows, cols, row_stride, weights, row_offset, out_total, out_y, out_x
 
 
 def _frames_view(tile3d: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(n, frame_len)`` C-contiguous view with rows at the frames, and the row stride."""
+    """``(n, frame_len)`` read-only view with rows at the frames, and the row stride (read-only
+    whatever the tile: one compiled variant per dtype and layout, see :func:`.read_only`)."""
     if tile3d.dtype == np.bool_:
         tile3d = tile3d.view(np.uint8)
     n, rows, cols = tile3d.shape
@@ -75,9 +76,9 @@ def _frames_view(tile3d: np.ndarray) -> tuple[np.ndarray, int]:
         rs = s1 // isz
         flen = (rows - 1) * rs + cols
         fs = s0 // isz if n > 1 else flen
-        return as_strided(tile3d, shape=(n, flen), strides=(fs * isz, isz)), rs
+        return read_only(as_strided(tile3d, shape=(n, flen), strides=(fs * isz, isz))), rs
     c = np.ascontiguousarray(tile3d)
-    return c.reshape(n, rows * cols), cols
+    return read_only(c.reshape(n, rows * cols)), cols
 
 
 def cpu(

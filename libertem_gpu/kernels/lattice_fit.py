@@ -252,14 +252,16 @@ def fit_frames(  # type: ignore[no-untyped-def]
                         break
                 if same:
                     break
-            used[:] = use
+            for i in range(n):  # loops, not array assignment: that compiles 2 s of shape checks
+                used[i] = use[i]
             for i in range(n):
                 if not use[i]:
                     hk[i, 0] = 0.0
                     hk[i, 1] = 0.0
             rms, n_matched = _solve(p, hk, w, use, f, min_peaks, o, a, b, cov_out[f])
-        o_out[f] = o
-        a_out[f] = a
-        b_out[f] = b
+        for c in range(2):
+            o_out[f, c] = o[c]
+            a_out[f, c] = a[c]
+            b_out[f, c] = b[c]
         rms_out[f] = rms
         n_out[f] = n_matched
