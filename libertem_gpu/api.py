@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from libertem_gpu import host_memory
 from libertem_gpu.analysis.context import AnalysisMixin
 from libertem_gpu.errors import ExecutorError, UDFDefinitionError
 from libertem_gpu.executor import Executor, make_executor
@@ -385,8 +386,9 @@ class Context(AnalysisMixin):
             run_cache.forget_run(plan.run_id)
 
     def close(self) -> None:
-        """Shut the executor down."""
+        """Shut the executor down, and let go of the free blocks of the host-memory pool."""
         self.executor.close()
+        host_memory.release_pool()
 
     def __enter__(self) -> Context:
         return self

@@ -151,6 +151,17 @@ SETTINGS: dict[str, Setting] = {
         env="LIBERTEM_GPU_KEEP_MAPPED_BYTES",
         parse=_bytes,
     ),
+    # Large accumulators cut from reused blocks skip the kernel's zeroing of fresh pages (see
+    # host_memory): 1 GiB holds every buffer of a SumUDF run over 4096 x 4096 frames on two
+    # threads, and most of a StdDevUDF run's. What it costs: freed buffers stay resident.
+    "host_pool_bytes": Setting(
+        2**30,
+        "Host arrays of 4 MiB or more (partition and merged result buffers) are cut from reused "
+        "blocks of at most this many bytes in all, whose pages are already mapped; 0: fresh "
+        "memory for each.",
+        env="LIBERTEM_GPU_HOST_POOL_BYTES",
+        parse=_bytes,
+    ),
     "task_timeout_s": Setting(
         None, "Seconds a run waits for the next partition result before it fails (None: no limit)."
     ),

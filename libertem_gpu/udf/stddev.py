@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from libertem_gpu import host_memory
 from libertem_gpu.kernels import get_kernel, moments
 from libertem_gpu.udf._common import (
     PARTIAL_FRAMES,
@@ -121,8 +122,13 @@ class StdDevUDF(UDF):
         if on_worker(self.meta):
             assert self.meta is not None
             self._kernel = get_kernel("moments", self.meta.kernels)
-            width = 2 if self._complex else 1
-            self._shift = self.xp.zeros(width * self.meta.dataset_shape.sig_size, dtype=np.float64)
+            size = (2 if self._complex else 1) * self.meta.dataset_shape.sig_size
+            # Host memory from the pool: for large frames a fresh array's pages cost the
+            # kernel's zeroing (see host_memory).
+            if self.xp is np:
+                self._shift = host_memory.zeros(size, np.float64)
+            else:
+                self._shift = self.xp.zeros(size, dtype=np.float64)
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate deviations from the partition's first frame into ``sum`` (first moment)
@@ -170,17 +176,21 @@ class StdDevUDF(UDF):
             varsum = parts.real + parts.imag
         else:
             varsum = self.results.varsum
+        # Into pooled host memory: for large frames, fresh result arrays cost the kernel's
+        # zeroing of their pages, serially at the end of the run (see host_memory).
+        var = host_memory.empty(varsum.shape, varsum.dtype)
+        mean = host_memory.empty(self.results.sum.shape, self.results.sum.dtype)
         if n == 0:
-            var = np.full_like(varsum, np.nan)
-            mean = np.full_like(self.results.sum, np.nan)
+            var.fill(np.nan)
+            mean.fill(np.nan)
         else:
-            var = varsum / n
-            mean = self.results.sum / n
+            np.divide(varsum, n, out=var)
+            np.divide(self.results.sum, n, out=mean)
         return {
             "varsum": varsum,
             "num_frames": self.results.num_frames,
             "sum": self.results.sum,
             "var": var,
-            "std": np.sqrt(var),
+            "std": np.sqrt(var, out=host_memory.empty(var.shape, var.dtype)),
             "mean": mean,
         }
