@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "floor_method": "benchmarks/floor.py over the file, alternately with each analysis",
         "verification": "float64 NumPy from the mapped file (sum, var rtol 1e-9; masks 1e-5)",
         "machine": machine_info(),
+        # The settings that decide this case's memory traffic besides the kernels.
+        "settings": {k: lg.config.get(k) for k in ("host_pool_bytes", "keep_mapped_bytes")},
         "runs": {},
         "errors": {},
     }
