@@ -8,7 +8,8 @@ SumUDF's CPU time and 22 % of StdDevUDF's over 2 GiB of such frames. Blocks of a
 :data:`POOL_MIN_BYTES` therefore come from a pool: a block whose arrays are all gone (no view of
 it is left, counted by its references) is cut again for the next request of the same size, its
 pages already mapped. The pool keeps at most the ``host_pool_bytes`` setting's bytes in blocks,
-in use or free; :func:`release_pool` lets go of the free ones.
+in use or free (in a dask worker with a memory limit, at most an eighth of it);
+:func:`release_pool` lets go of the free ones.
 """
 
 from __future__ import annotations
@@ -84,6 +85,32 @@ class _Pool:
 
 
 _POOL = _Pool()
+# The share of a dask worker's memory limit the pool may hold: the nanny counts resident memory
+# against the limit (it pauses a worker at 80 % and restarts it at 95 %).
+_WORKER_LIMIT_SHARE = 8
+
+
+def _budget() -> int:
+    """Bytes the pool may hold: the ``host_pool_bytes`` setting, and in a dask worker with a
+    memory limit at most an eighth of that limit."""
+    from libertem_gpu import config
+
+    budget = int(config.get("host_pool_bytes"))
+    limit = _dask_worker_memory_limit()
+    return budget if limit is None else min(budget, limit // _WORKER_LIMIT_SHARE)
+
+
+def _dask_worker_memory_limit() -> int | None:
+    """The memory limit of the dask worker this runs in, or None (not in a worker, no limit)."""
+    distributed = sys.modules.get("distributed")  # imported by any dask worker
+    if distributed is None:
+        return None
+    try:
+        worker = distributed.get_worker()
+    except ValueError:  # not in a worker's task
+        return None
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    return int(limit) if limit else None
 
 
 def empty(shape: int | tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
@@ -105,9 +132,7 @@ def empty(shape: int | tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
     nbytes = math.prod(dims) * dtype.itemsize
     if nbytes >= POOL_MIN_BYTES and _COUNTS_EXACT and not dtype.hasobject and dtype.fields is None:
-        from libertem_gpu import config
-
-        block = _POOL.take(nbytes, int(config.get("host_pool_bytes")))
+        block = _POOL.take(nbytes, _budget())
         if block is not None:
             return block.view(dtype).reshape(dims)
     return np.empty(dims, dtype)

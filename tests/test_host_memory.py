@@ -120,3 +120,34 @@ def test_results_held_by_the_caller_survive_later_runs(pool, rng):
         np.testing.assert_allclose(moments["mean"].data, frames.mean(axis=0), rtol=1e-12)
         np.testing.assert_allclose(moments["var"].data, frames.var(axis=0), rtol=1e-9)
         np.testing.assert_allclose(moments["std"].data, frames.std(axis=0), rtol=1e-9)
+
+
+def test_a_dask_worker_pools_at_most_an_eighth_of_its_memory_limit(pool, monkeypatch):
+    import types
+
+    class Worker:
+        memory_manager = types.SimpleNamespace(memory_limit=2**30)
+
+    def get_worker():
+        return Worker()
+
+    monkeypatch.setitem(sys.modules, "distributed", types.SimpleNamespace(get_worker=get_worker))
+    with config.set(host_pool_bytes=2**31):
+        assert host_memory._budget() == 2**27
+        Worker.memory_manager = types.SimpleNamespace(memory_limit=None)  # no limit
+        assert host_memory._budget() == 2**31
+
+    def outside():
+        raise ValueError("No worker found")
+
+    monkeypatch.setitem(sys.modules, "distributed", types.SimpleNamespace(get_worker=outside))
+    with config.set(host_pool_bytes=2**31):
+        assert host_memory._budget() == 2**31
+
+
+@pytest.mark.slow
+def test_in_a_real_dask_worker_the_budget_follows_its_memory_limit(pool):
+    pytest.importorskip("distributed")
+    with Context("dask", n_workers=1, cluster_kwargs={"memory_limit": "1GiB"}) as ctx:
+        budget = ctx.executor.client.submit(host_memory._budget, pure=False).result()
+    assert budget == 2**30 // 8
