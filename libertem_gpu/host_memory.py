@@ -132,7 +132,8 @@ def empty(shape: int | tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
     nbytes = math.prod(dims) * dtype.itemsize
     if nbytes >= POOL_MIN_BYTES and _COUNTS_EXACT and not dtype.hasobject and dtype.fields is None:
-        block = _POOL.take(nbytes, _budget())
+        budget = _budget()
+        block = _POOL.take(nbytes, budget) if budget > 0 else None  # 0: the pool is off
         if block is not None:
             return block.view(dtype).reshape(dims)
     return np.empty(dims, dtype)

@@ -1,3 +1,4 @@
+import gc
 import sys
 
 import numpy as np
@@ -30,6 +31,8 @@ def _resident_bytes() -> int:
 def test_zeros_writes_its_pages():
     # numpy.zeros of this size only reserves pages; host_memory.zeros makes them resident.
     nbytes = 64 * 2**20
+    gc.collect()  # nothing that earlier tests left behind is freed while this measures
+    host_memory.release_pool()
     before = _resident_bytes()
     with config.set(host_pool_bytes=0):  # fresh memory, not a pooled block already resident
         out = host_memory.zeros(nbytes // 8)
@@ -84,11 +87,14 @@ def test_the_budget_bounds_the_blocks_and_zero_turns_the_pool_off(pool):
     # A request of another size drops free blocks, oldest first, to make room.
     other = host_memory.empty(2 * BIG)
     assert host_memory.pooled_bytes() == 2 * 8 * BIG + other.nbytes
+    del other
+    reusable = host_memory.pooled_bytes()
     with config.set(host_pool_bytes=0):
-        host_memory.release_pool()
-        assert host_memory.pooled_bytes() == other.nbytes  # still in use: kept
-        fresh = host_memory.zeros(BIG)
-        assert fresh.flags.owndata and host_memory.pooled_bytes() == other.nbytes
+        fresh = host_memory.zeros(2 * BIG)  # off: not even a free block of the same size
+        assert fresh.flags.owndata and host_memory.pooled_bytes() == reusable
+    kept = host_memory.empty(2 * BIG)
+    host_memory.release_pool()
+    assert host_memory.pooled_bytes() == kept.nbytes  # still in use: kept
 
 
 def test_small_and_structured_arrays_are_not_pooled(pool):
