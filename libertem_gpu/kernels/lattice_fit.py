@@ -44,13 +44,6 @@ def _index(p, o, a, b, fixed, use_fixed, f, out):  # type: ignore[no-untyped-def
 
 
 @_jit
-def _median(values, count):  # type: ignore[no-untyped-def]
-    if count == 0:
-        return np.nan
-    return np.median(values[:count])
-
-
-@_jit
 def _solve(p, hk, w, use, f, min_peaks, o, a, b, cov):  # type: ignore[no-untyped-def]
     """Weighted least squares of frame ``f`` over ``use``: writes ``o``, ``a``, ``b``,
     ``cov`` (6, 6); returns ``(rms, n_matched)``."""
@@ -143,6 +136,24 @@ def _stable_order(code):  # type: ignore[no-untyped-def]
         order, spare = spare, order
         width *= 2
     return order
+
+
+@_jit
+def _median(values, count):  # type: ignore[no-untyped-def]
+    """``np.median(values[:count])``, the same value (the middle one, or the two middle ones'
+    sum halved), through the merge sort above: with Numba's ``np.median`` the fit took
+    5.6-6.1 s to compile in a new process, with this 4.7-4.8 s (Zen 4 VM)."""
+    if count == 0:
+        return np.nan
+    v = values[:count]
+    for i in range(count):
+        if math.isnan(v[i]):
+            return np.nan
+    order = _stable_order(v)
+    mid = count // 2
+    if count % 2:
+        return v[order[mid]]
+    return (v[order[mid - 1]] + v[order[mid]]) / 2.0
 
 
 @_jit
