@@ -10,7 +10,7 @@ from libertem_gpu.kernels.cpu_target import host_is_amd, target_has
 from libertem_gpu.kernels.exact_float import TWO_52, two52_plus
 from libertem_gpu.kernels.frame_rows import rows4, rows8
 from libertem_gpu.kernels.moments import merged_trivially
-from libertem_gpu.kernels.tiles import as_rows, check_out, read_only
+from libertem_gpu.kernels.tiles import as_rows, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
 __all__ = ["cpu", "finalize_sums_into", "merge_sums_into"]
@@ -42,6 +42,31 @@ def _pixel_block(p0, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
     (Numba only): the loops below work block by block, so that the three stay in L2."""
     p1 = min(p0 + _PIX_BLOCK, npix)
     return p1, p1 - p0, shift[p0:p1], s1[p0:p1], s2[p0:p1]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _whole_block(sh):  # type: ignore[no-untyped-def]
+    """Whether every shift of a pixel block is a whole number below 2**24 in magnitude, as the
+    integer kernels need (Numba only; NaN fails ``v == floor(v)``, infinities the magnitude):
+    deviations of 16-bit values then stay below 2**25, so eight squares sum below 2**53, exact
+    in float64 and far from int64's end (with shifts up to 2**31, allowed before, eight squares
+    overflowed int64).
+    Checked block by block inside the kernels, where the block's shifts are read anyway: a
+    check of the whole shift first read it from memory once more, 22-35 ms of each thread's
+    StdDevUDF run over 64 frames of 4096 x 4096 (16 row slabs of 1M shifts). No
+    short-circuiting (``|``, not ``or``), so that the loop vectorises."""
+    bad = False
+    for p in range(sh.shape[0]):
+        v = sh[p]
+        bad |= (abs(v) >= 16777216.0) | (v != np.floor(v))
+    return not bad
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _in_order_block(a, p0, p1, shift, s1, s2):  # type: ignore[no-untyped-def]
+    """Pixels ``p0:p1`` of every frame in frame order, as ``_moments`` adds them (the same
+    bits): the integer kernels' way for a block whose shifts are not whole."""
+    _frame_by_frame(a, 0, p0, p1, shift, s1, s2)
 
 
 def _make_four_frames(pairwise):  # type: ignore[no-untyped-def]
@@ -101,6 +126,9 @@ def _make_float_moments(pairwise):  # type: ignore[no-untyped-def]
         n4 = n - n % 4
         for p0 in range(0, npix, _PIX_BLOCK):
             p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
+            if pairwise and not _whole_block(sh):
+                _in_order_block(a, p0, p1, shift, s1, s2)
+                continue
             for i in range(0, n8, 8):
                 r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
                 for p in range(m):
@@ -147,6 +175,9 @@ def _moments_int(a, npix, shift, s1, s2):
     n4 = n - n % 4
     for p0 in range(0, npix, _PIX_BLOCK):
         p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
+        if not _whole_block(sh):
+            _in_order_block(a, p0, p1, shift, s1, s2)
+            continue
         for i in range(0, n8, 8):
             r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
             for p in range(m):
@@ -213,6 +244,9 @@ def _make_uint_moments(eight):  # type: ignore[no-untyped-def]
         n4 = n - (n - n_passes) % 4
         for p0 in range(0, npix, _PIX_BLOCK):
             p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
+            if not _whole_block(sh):
+                _in_order_block(a, p0, p1, shift, s1, s2)
+                continue
             for i in range(0, n_passes, per_pass):
                 r0, r1, r2, r3 = rows4(a, i, p0, p1)
                 r4 = a[i + 4, p0:p1]
@@ -268,7 +302,7 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
     check_out(s2, (npix,), "s2")
     if a.shape[0] == 0 or npix == 0:
         return
-    if a.dtype in _SMALL_INTS and _whole(read_only(shift)):
+    if a.dtype in _SMALL_INTS:  # blocks whose shifts are not whole: frame order, in float64
         # AMD's AVX-512 cores (Zen 4) multiply int64 vectors in one instruction: there the
         # int64 loop is at least as fast as the OR-made floats. On the Zen 4 EPYC, one thread
         # on a uint16 tile in L2: 15.7 -> 17.1 GB/s; StdDevUDF over 1 GiB, A/B in fresh
@@ -285,28 +319,6 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
             _moments_int_f64(a, npix, shift, s1, s2)
     else:
         _moments(a, npix, shift, s1, s2)
-
-
-_WHOLE_BLOCK = 4096
-
-
-@_jit
-def _whole(shift):  # type: ignore[no-untyped-def]
-    """Whether every shift is a whole number small enough for the integer kernel (NaN is
-    not). A loop: the NumPy expression made four frame-sized temporaries per partition, each a
-    fresh mapping that page-faults (0.5 ms a partition on a 2-vCPU VM). Flags are OR-ed over
-    blocks, which vectorises, with an early exit between blocks: the check runs per tile, and
-    on a tile of one 4096 x 4096 frame's row slab (8M shifts) the loop that returned at the
-    first failing value took 32 ms, this one 6 ms (Sapphire Rapids)."""
-    n = shift.shape[0]
-    for b in range(0, n, _WHOLE_BLOCK):
-        bad = 0
-        for i in range(b, min(b + _WHOLE_BLOCK, n)):
-            v = shift[i]
-            bad |= np.int64(not (abs(v) < 2**31 and v == np.floor(v)))
-        if bad:
-            return False
-    return True
 
 
 # --- the in-place forms of finalize and merge, in one pass ---

@@ -132,7 +132,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     # by an OR (eight frames a pass where the compiled code has AVX-512, six elsewhere; the
     # int64 kernel on AMD's AVX-512 cores), signed ones the int64 kernel with AVX-512 and the
     # pairwise float64 one without: all bit for bit the float64 loop's sums; a fractional
-    # shift goes to the float kernel
+    # shift too (the kernel adds that block's frames in order, in float64)
     from libertem_gpu.kernels import moments_cpu
 
     monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
@@ -163,7 +163,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     for shift, path in (
         (frames[0].astype(np.float64), int_path),
         (frames[0] - 70000.0, int_path),  # whole, below every value: large deviations
-        (frames[0] + 0.25, "_moments"),
+        (frames[0] + 0.25, int_path),
     ):
         taken.clear()
         got = [np.full(35, 3.0), np.full(35, 5.0)]
@@ -184,30 +184,52 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
 @pytest.mark.parametrize(
     ("shift", "whole"),
     [
-        ([1.0, -3.0, 2**31 - 1], True),
+        ([1.0, -3.0, 2**24 - 1, -(2**24) + 1], True),
         ([0.0, 1.5], False),
         ([np.nan], False),
         ([np.inf], False),
-        ([2.0**31], False),
-        ([-(2.0**31)], False),
+        ([2.0**24], False),
+        ([-(2.0**24)], False),
         ([], True),
     ],
 )
 def test_integer_kernel_only_for_whole_small_shifts(shift, whole):
-    from libertem_gpu.kernels.moments_cpu import _whole
-    from libertem_gpu.kernels.tiles import read_only
+    from libertem_gpu.kernels.moments_cpu import _whole_block
 
-    assert _whole(read_only(np.array(shift, dtype=np.float64))) is whole
+    assert _whole_block(np.array(shift, dtype=np.float64)) is whole
 
 
-@pytest.mark.parametrize("bad_at", [None, 0, 4095, 4096, 3 * 4096 + 17])
-def test_whole_shift_check_over_several_blocks(rng, bad_at):
-    # The check ORs flags over blocks of 4096 shifts: a value that is not whole is found in
-    # any block, first or last, whole or ragged.
-    from libertem_gpu.kernels.moments_cpu import _whole
-    from libertem_gpu.kernels.tiles import read_only
+@pytest.mark.parametrize(
+    ("avx512", "amd"), [(True, False), (False, False), (True, True)], ids=["avx512", "avx2", "zen4"]
+)
+@pytest.mark.parametrize("dtype", ["int8", "uint16"])
+def test_shifts_not_whole_in_one_block_only(dtype, avx512, amd, monkeypatch):
+    # The integer kernels check each block of 16384 pixels' shifts: a block with a shift that
+    # is not whole, or 2**24 or more, adds its frames in order, the others take the integer
+    # sums; everything bit for bit the float64 loop's.
+    from libertem_gpu.kernels import moments_cpu
 
-    shift = rng.integers(-5000, 5000, 4 * 4096 + 100).astype(np.float64)
-    if bad_at is not None:
-        shift[bad_at] += 0.25
-    assert _whole(read_only(shift)) is (bad_at is None)
+    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
+    monkeypatch.setattr(moments_cpu, "host_is_amd", lambda: amd)
+    rng = np.random.default_rng(9)
+    info = np.iinfo(dtype)
+    npix = 3 * moments_cpu._PIX_BLOCK + 101
+    frames = rng.integers(info.min, info.max, (13, npix), endpoint=True).astype(dtype)
+    frames.flags.writeable = False
+    # a fraction; a shift of 2**31 (eight squared deviations would overflow int64); one just
+    # below 2**24, whole and small enough (its block takes the integer sums, still exact)
+    for at, offset in (
+        (moments_cpu._PIX_BLOCK + 7, 0.5),
+        (npix - 1, 2.0**31),
+        (5, 2.0**24 - 200),
+    ):
+        shift = frames[0].astype(np.float64)
+        shift[at] += offset
+        got = [np.full(npix, 3.0), np.full(npix, 5.0)]
+        want = [np.full(npix, 3.0), np.full(npix, 5.0)]
+        moments_cpu.cpu(frames, shift, *got)
+        moments_cpu._moments(frames, npix, shift, *want)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        d = frames.astype(np.float64) - shift
+        np.testing.assert_allclose(got[1], 5 + (d * d).sum(axis=0), rtol=1e-12)
