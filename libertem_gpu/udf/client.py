@@ -60,13 +60,6 @@ def _check_result(udf: UDF, name: str, decl: BufferDecl, value: Any, expected: t
     return array.astype(decl.dtype, copy=False)
 
 
-def _copy(array: np.ndarray) -> np.ndarray:
-    """A copy in pooled host memory (large frames' buffers: see :mod:`.host_memory`)."""
-    out = host_memory.empty(array.shape, array.dtype)
-    np.copyto(out, array)
-    return out
-
-
 class UDFClientState:
     """One UDF on the client: its full-size buffers, merges into them, and its results."""
 
@@ -124,7 +117,10 @@ class UDFClientState:
         themselves once every partition is merged (``final``), since nothing writes to them
         after that. Copying them at the end took 14 ms (SumUDF) and 31 ms (StdDevUDF) of a run
         over 64 frames of 4096 x 4096, on the client alone after the last partition."""
-        buffers = dict(self.buffers) if final else {n: _copy(b) for n, b in self.buffers.items()}
+        if final:
+            buffers = dict(self.buffers)
+        else:
+            buffers = {name: host_memory.copy(buf) for name, buf in self.buffers.items()}
         if not self.merge_all or not self.parts:
             return buffers
         udf = self.udf
