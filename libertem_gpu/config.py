@@ -43,6 +43,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _bytes(text: str) -> int:
     if text.strip() == "0":
         return 0
@@ -161,6 +168,15 @@ SETTINGS: dict[str, Setting] = {
         "memory for each.",
         env="LIBERTEM_GPU_HOST_POOL_BYTES",
         parse=_bytes,
+    ),
+    # The last merge and get_results run on the client after every partition is done (see
+    # host_threads): over 4096 x 4096 frames, StdDevUDF's took a fifth of the run on one thread.
+    "client_threads": Setting(
+        0,
+        "Threads the client spreads element-wise work on large result buffers over (merges, "
+        "final results); 0: one per available core, up to 8; 1: the calling thread only.",
+        env="LIBERTEM_GPU_CLIENT_THREADS",
+        parse=_count,
     ),
     "task_timeout_s": Setting(
         None, "Seconds a run waits for the next partition result before it fails (None: no limit)."

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from libertem_gpu import host_threads
+
 __all__ = ["POOL_MIN_BYTES", "copy", "empty", "pooled_bytes", "release_pool", "zeros"]
 
 #: Arrays of at least this many bytes come from the pool (smaller ones come from the
@@ -165,7 +167,7 @@ def copy(array: np.ndarray) -> np.ndarray:
     """A C-contiguous copy of ``array``, from the pool where it is large enough (see
     :func:`empty`)."""
     out = empty(array.shape, array.dtype)
-    np.copyto(out, array)
+    host_threads.map_flat(np.copyto, out, array)
     return out
 
 

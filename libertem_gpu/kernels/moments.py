@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from libertem_gpu import host_threads
 from libertem_gpu.errors import ShapeMismatchError
 
 __all__ = ["finalize", "finalize_sums_into", "merge", "merge_sums_into", "reference"]
@@ -194,10 +195,14 @@ def merged_trivially(n_a: int, s1_a: Any, m2_a: Any, n_b: int, s1_b: Any, m2_b: 
     if n_b <= 0:
         return True
     if n_a <= 0:
-        s1_a[...] = s1_b
-        m2_a[...] = m2_b
+        host_threads.map_flat(_assign, s1_a, s1_b)
+        host_threads.map_flat(_assign, m2_a, m2_b)
         return True
     return False
+
+
+def _assign(dest: Any, src: Any) -> None:
+    dest[...] = src
 
 
 def _array_module(a: Any) -> Any:

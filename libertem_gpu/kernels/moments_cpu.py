@@ -6,6 +6,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from libertem_gpu import host_threads
 from libertem_gpu.kernels.cpu_target import host_is_amd, target_has
 from libertem_gpu.kernels.exact_float import TWO_52, two52_plus
 from libertem_gpu.kernels.frame_rows import rows4, rows8
@@ -368,5 +369,10 @@ def merge_sums_into(
 ) -> None:
     """:func:`libertem_gpu.kernels.moments.merge_sums_into` on NumPy arrays, in one pass and
     bit for bit as there."""
-    if not merged_trivially(n_a, s1_a, m2_a, n_b, s1_b, m2_b):
-        _merge(n_a, s1_a, m2_a, n_b, s1_b, m2_b, n_a * n_b / (n_a + n_b))
+    if merged_trivially(n_a, s1_a, m2_a, n_b, s1_b, m2_b):
+        return
+    c = n_a * n_b / (n_a + n_b)
+    # on the client, where the last merge waits for nothing else (see host_threads)
+    host_threads.map_flat(
+        lambda a1, a2, b1, b2: _merge(n_a, a1, a2, n_b, b1, b2, c), s1_a, m2_a, s1_b, m2_b
+    )

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from libertem_gpu import host_threads
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
     flat_buffer,
@@ -111,7 +112,7 @@ class MaxUDF(_ExtremumUDF):
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """The maximum of two partial maxima."""
-        np.maximum(dest.intensity, src.intensity, out=dest.intensity)
+        host_threads.combine_into(np.maximum, dest.intensity, src.intensity)
 
 
 class MinUDF(_ExtremumUDF):
@@ -142,4 +143,4 @@ class MinUDF(_ExtremumUDF):
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """The minimum of two partial minima."""
-        np.minimum(dest.intensity, src.intensity, out=dest.intensity)
+        host_threads.combine_into(np.minimum, dest.intensity, src.intensity)

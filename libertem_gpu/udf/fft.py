@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu import masks
+from libertem_gpu import host_threads, masks
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import kernel_backends, kernel_input_dtype, on_worker
@@ -150,7 +150,7 @@ class SumFFTUDF(UDF):
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Sums add."""
-        dest.power += src.power
+        host_threads.combine_into(np.add, dest.power, src.power)
 
     def get_results(self) -> dict[str, Any]:
         """The full spectrum (real frames: from the half by symmetry), shifted if asked."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from libertem_gpu import host_threads
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
     flat_buffer,
@@ -73,4 +74,4 @@ class LogsumUDF(UDF):
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Partial sums add up."""
-        dest.logsum[...] += src.logsum
+        host_threads.combine_into(np.add, dest.logsum, src.logsum)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu import host_memory
+from libertem_gpu import host_memory, host_threads
 from libertem_gpu.kernels import get_kernel, moments
 from libertem_gpu.udf._common import (
     PARTIAL_FRAMES,
@@ -179,18 +179,26 @@ class StdDevUDF(UDF):
         # Into pooled host memory: for large frames, fresh result arrays cost the kernel's
         # zeroing of their pages, serially at the end of the run (see host_memory).
         var = host_memory.empty(varsum.shape, varsum.dtype)
+        std = host_memory.empty(var.shape, var.dtype)
         mean = host_memory.empty(self.results.sum.shape, self.results.sum.dtype)
         if n == 0:
             var.fill(np.nan)
+            std.fill(np.nan)
             mean.fill(np.nan)
         else:
-            np.divide(varsum, n, out=var)
-            np.divide(self.results.sum, n, out=mean)
+
+            def finish(varsum: Any, total: Any, var: Any, std: Any, mean: Any) -> None:
+                np.divide(varsum, n, out=var)
+                np.sqrt(var, out=std)
+                np.divide(total, n, out=mean)
+
+            # the end of the run, after every partition: on all of the client's threads
+            host_threads.map_flat(finish, varsum, self.results.sum, var, std, mean)
         return {
             "varsum": varsum,
             "num_frames": self.results.num_frames,
             "sum": self.results.sum,
             "var": var,
-            "std": np.sqrt(var, out=host_memory.empty(var.shape, var.dtype)),
+            "std": std,
             "mean": mean,
         }
