@@ -349,7 +349,7 @@ class Context(AnalysisMixin):
             tiling=tiling,
             corrections=corrections,
         )
-        run = UDFRun(plan, udfs)
+        run = UDFRun(plan, udfs, client_threads=self.executor.n_workers)
         driver = None
         if plots:
             from libertem_gpu.viz.driver import PlotDriver, make_plots

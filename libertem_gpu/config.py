@@ -174,7 +174,8 @@ SETTINGS: dict[str, Setting] = {
     "client_threads": Setting(
         0,
         "Threads the client spreads element-wise work on large result buffers over (merges, "
-        "final results); 0: one per available core, up to 8; 1: the calling thread only.",
+        "final results); 0: one per available core, up to 8 and up to the executor's workers; 1: "
+        "the calling thread only.",
         env="LIBERTEM_GPU_CLIENT_THREADS",
         parse=_count,
     ),

@@ -11,14 +11,17 @@ the results are the same bits. Measured there, 16 Mi float64 elements on two thr
 moments merge 37-43 -> 24-25 ms, StdDevUDF's results 39-44 -> 20-27 ms.
 
 The ``client_threads`` setting says how many threads (0: one per available core, up to
-:data:`MAX_AUTO_THREADS`; 1: the calling thread only).
+:data:`MAX_AUTO_THREADS`, and no more than the run's executor has workers: a run on one thread,
+or on two of a shared node's cores, keeps the client to that; 1: the calling thread only).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -26,7 +29,14 @@ import numpy as np
 
 from libertem_gpu import config
 
-__all__ = ["MAX_AUTO_THREADS", "MIN_CHUNK_ELEMENTS", "combine_into", "map_flat", "threads"]
+__all__ = [
+    "MAX_AUTO_THREADS",
+    "MIN_CHUNK_ELEMENTS",
+    "combine_into",
+    "limited_to",
+    "map_flat",
+    "threads",
+]
 
 #: Elements per chunk at least: below two chunks' worth, the work stays on the calling thread
 #: (handing a chunk to another thread costs tens of microseconds).
@@ -46,15 +56,35 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "libertem_gpu_client_threads_limit", default=None
+)
+
+
+@contextlib.contextmanager
+def limited_to(workers: int | None) -> Iterator[None]:
+    """Within the block, the automatic number of threads is at most ``workers`` (None: no
+    limit): a run's merges and results use no more of the client's cores than its executor has
+    workers."""
+    token = _LIMIT.set(workers)
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
 def threads() -> int:
     """The number of threads :func:`map_flat` uses: the ``client_threads`` setting, where 0
-    means one per available core, up to :data:`MAX_AUTO_THREADS`."""
+    means one per available core, up to :data:`MAX_AUTO_THREADS` and to the limit of an
+    enclosing :func:`limited_to`."""
     wanted = int(config.get("client_threads"))
     if wanted < 0:
         raise ValueError(f"client_threads must be 0 (automatic) or more, got {wanted}")
     if wanted > 0:
         return wanted
-    return max(1, min(MAX_AUTO_THREADS, _available_cores()))
+    auto = min(MAX_AUTO_THREADS, _available_cores())
+    limit = _LIMIT.get()
+    return max(1, auto if limit is None else min(auto, limit))
 
 
 class _Pool:

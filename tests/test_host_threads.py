@@ -172,3 +172,35 @@ def test_merges_and_results_are_the_same_bits_on_any_number_of_threads(rng):
     np.testing.assert_allclose(
         logsum["logsum"].data, np.log(frames - lows + 1).sum(axis=0), rtol=1e-6
     )
+
+
+def test_the_automatic_count_stays_within_a_limit():
+    with config.set(client_threads=0):
+        with host_threads.limited_to(1):
+            assert host_threads.threads() == 1
+        with host_threads.limited_to(None):
+            assert host_threads.threads() == min(
+                host_threads.MAX_AUTO_THREADS, host_threads._available_cores()
+            )
+    with config.set(client_threads=3), host_threads.limited_to(1):
+        assert host_threads.threads() == 3  # a count the caller set wins
+
+
+@pytest.mark.parametrize(("executor", "helpers"), [("inline", False), ("threads", True)])
+def test_a_run_uses_no_more_client_threads_than_its_executor_has_workers(
+    rng, monkeypatch, executor, helpers
+):
+    # Frames large enough for chunks; one worker (inline, or one thread) keeps merges and
+    # results on the calling thread, two let them use a helper.
+    data = rng.integers(0, 4000, (4, 768, 700)).astype(np.uint16)
+    asked = []
+    real = host_threads._POOL.executor
+    monkeypatch.setattr(host_threads._POOL, "executor", lambda n: asked.append(n) or real(n))
+    monkeypatch.setattr(host_threads, "_available_cores", lambda: 4)
+    kwargs = {"n_threads": 2} if executor == "threads" else {}
+    with config.set(client_threads=0), Context(executor, **kwargs) as ctx:
+        ds = ctx.load("memory", data=data, num_partitions=2)
+        result = ctx.run_udf(dataset=ds, udf=lg.StdDevUDF())
+    np.testing.assert_allclose(result["var"].data, data.astype(np.float64).var(axis=0), rtol=1e-9)
+    assert (asked != []) is helpers
+    assert all(n == 1 for n in asked)  # two workers: one helper beside the calling thread

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu import host_memory
+from libertem_gpu import host_memory, host_threads
 from libertem_gpu.errors import UDFDefinitionError, UDFResultError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.plan import RunPlan
@@ -188,10 +188,14 @@ class UDFRun:
     """The client's side of a planned run: the UDFs' full-size buffers, and the merge of what the
     workers return into them."""
 
-    def __init__(self, plan: RunPlan, udfs: Sequence[UDF]) -> None:
+    def __init__(
+        self, plan: RunPlan, udfs: Sequence[UDF], client_threads: int | None = None
+    ) -> None:
         if not udfs:
             raise UDFDefinitionError("run_udf needs at least one UDF")
         self.plan = plan
+        # the most threads merges and results use (the executor's workers; see host_threads)
+        self._client_threads = client_threads
         self.dataset = plan.dataset
         self.roi_flat = plan.roi_flat
         self._offsets = plan.nav_offsets
@@ -233,8 +237,9 @@ class UDFRun:
         for path, nbytes in result.io_paths.items():
             self.io_paths[path] = self.io_paths.get(path, 0) + nbytes
         offset = self._offsets[index] + result.nav_base
-        for state, buffers in zip(self.states, result.buffers, strict=True):
-            state.merge(offset, buffers, result.num_frames, index)
+        with host_threads.limited_to(self._client_threads):
+            for state, buffers in zip(self.states, result.buffers, strict=True):
+                state.merge(offset, buffers, result.num_frames, index)
         # Only positions that hold data were processed; the others never become valid.
         lo, hi = self.plan.with_data
         self.damage[max(lo, result.partition.start) : min(hi, result.partition.stop)] = True
@@ -250,6 +255,7 @@ class UDFRun:
         if self.roi_flat is not None:
             damage &= self.roi_flat
         complete = self._to_merge <= self._merged
-        buffers = tuple(state.results(damage, complete) for state in self.states)
+        with host_threads.limited_to(self._client_threads):
+            buffers = tuple(state.results(damage, complete) for state in self.states)
         damage_result = BufferResult("nav", damage, self.dataset.nav_shape, None)
         return UDFResults(buffers=buffers, damage=damage_result, io_paths=dict(self.io_paths))
