@@ -99,13 +99,12 @@ class _Pool:
     def executor(self, helpers: int) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None or self._size < helpers:
-                old = self._executor
+                # A smaller executor is dropped, not shut down: another thread may be about to
+                # submit to it; its idle threads exit once it is collected.
                 self._executor = ThreadPoolExecutor(
                     helpers, thread_name_prefix="libertem-gpu-client", initializer=self._mark
                 )
                 self._size = helpers
-                if old is not None:
-                    old.shutdown(wait=False)
             return self._executor
 
     def _mark(self) -> None:

@@ -195,14 +195,14 @@ def merged_trivially(n_a: int, s1_a: Any, m2_a: Any, n_b: int, s1_b: Any, m2_b: 
     if n_b <= 0:
         return True
     if n_a <= 0:
-        host_threads.map_flat(_assign, s1_a, s1_b)
-        host_threads.map_flat(_assign, m2_a, m2_b)
+        host_threads.map_flat(_copy_pair, s1_a, m2_a, s1_b, m2_b)
         return True
     return False
 
 
-def _assign(dest: Any, src: Any) -> None:
-    dest[...] = src
+def _copy_pair(s1_a: Any, m2_a: Any, s1_b: Any, m2_b: Any) -> None:
+    s1_a[...] = s1_b
+    m2_a[...] = m2_b
 
 
 def _array_module(a: Any) -> Any:
