@@ -10,6 +10,15 @@ from libertem_gpu import host_threads
 from libertem_gpu.kernels.cpu_target import host_is_amd, target_has
 from libertem_gpu.kernels.exact_float import TWO_52, two52_plus
 from libertem_gpu.kernels.frame_rows import rows4, rows8
+from libertem_gpu.kernels.lanes32 import (
+    add_u32,
+    below_2_31_as_float64,
+    high_half_u32,
+    square_u32,
+    sub_u32,
+    times_2_16_u32,
+    u32,
+)
 from libertem_gpu.kernels.moments import merged_trivially
 from libertem_gpu.kernels.tiles import as_rows, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
@@ -102,7 +111,21 @@ _four_frames_in_order = _make_four_frames(pairwise=False)
 _four_frames_pairwise = _make_four_frames(pairwise=True)
 
 
-def _make_float_moments(pairwise):  # type: ignore[no-untyped-def]
+@numba.njit(nogil=True, cache=True, inline="always")
+def _float_deviation(x, c):  # type: ignore[no-untyped-def]
+    """``x - c`` in float64 (Numba only)."""
+    return np.float64(x) - c
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _or_made_deviation(x, c):  # type: ignore[no-untyped-def]
+    """``x - c`` in float64 for an unsigned integer ``x`` below 2**52 and a whole ``c`` (Numba
+    only): ``x`` made ``2**52 + x`` by an OR (``two52_plus``), then ``2**52 + c`` subtracted,
+    exactly."""
+    return two52_plus(x) - (c + TWO_52)
+
+
+def _make_float_moments(pairwise, deviation=_float_deviation):  # type: ignore[no-untyped-def]
     """The float64 moments loop, eight frames per pass (an eighth of the accumulator traffic).
 
     ``pairwise=False`` adds in frame order, so results equal the one-frame-at-a-time loop
@@ -115,6 +138,8 @@ def _make_float_moments(pairwise):  # type: ignore[no-untyped-def]
     identical for integer frames, whose squared deviations are exact either way. The float64
     arithmetic is compute-bound on integer frames: 512-bit vectors (where the CPU has them) run
     it 18-20% faster on uint16 (kernel alone, two threads), with the same results.
+
+    ``deviation(x, c)`` makes each ``x - c`` in the eight-frame passes.
     """
 
     four_frames = _four_frames_pairwise if pairwise else _four_frames_in_order
@@ -134,14 +159,14 @@ def _make_float_moments(pairwise):  # type: ignore[no-untyped-def]
                 r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
                 for p in range(m):
                     c = sh[p]
-                    d0 = np.float64(r0[p]) - c
-                    d1 = np.float64(r1[p]) - c
-                    d2 = np.float64(r2[p]) - c
-                    d3 = np.float64(r3[p]) - c
-                    d4 = np.float64(r4[p]) - c
-                    d5 = np.float64(r5[p]) - c
-                    d6 = np.float64(r6[p]) - c
-                    d7 = np.float64(r7[p]) - c
+                    d0 = deviation(r0[p], c)
+                    d1 = deviation(r1[p], c)
+                    d2 = deviation(r2[p], c)
+                    d3 = deviation(r3[p], c)
+                    d4 = deviation(r4[p], c)
+                    d5 = deviation(r5[p], c)
+                    d6 = deviation(r6[p], c)
+                    d7 = deviation(r7[p], c)
                     if pairwise:
                         o1[p] += ((d0 + d1) + (d2 + d3)) + ((d4 + d5) + (d6 + d7))
                         o2[p] += ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) + (
@@ -216,70 +241,100 @@ def _moments_int(a, npix, shift, s1, s2):
 _moments_int_f64 = _make_float_moments(pairwise=True)
 
 
-# Unsigned integers of up to 16 bits: each value made a float64 by an OR (``two52_plus``; the
-# shift then subtracts 2**52 too, exactly) instead of a widening and a conversion, the
-# deviations' squares and sums added pairwise in float64. Same bits as the frame-order loop, as
-# above.
-#
-# Without AVX-512, six frames a pass: frames of a power-of-two size put every row at the same
-# L1 set, and eight rows beside the shift and the two sums evicted each other (the same
-# eight-frame loop ran 20 % faster on frames padded to a size that is not). Measured on a Zen 3
-# EPYC, 256 MiB of uint16 frames of 256 x 256 in memory, alternated: one thread 9.2 -> 10.8
-# GB/s, two threads 15.9 -> 18.0.
-#
-# With AVX-512, eight frames a pass in 512-bit vectors, in place of the int64 loop, whose
-# squares are three-uop ``vpmullq``: on a Sapphire Rapids VM, one thread on a 6 MiB uint16 tile
-# 12.4 -> 15.9 GB/s; two threads streaming 1 GiB from the page cache, alternated with the floor,
-# 0.57 -> 0.66 of it (six frames a pass: 15.5 GB/s and 0.63).
-def _make_uint_moments(eight):  # type: ignore[no-untyped-def]
-    """The unsigned-integer moments loop, eight frames a pass in wide vectors (``eight``) or
-    six."""
-
-    @numba.njit(nogil=True, cache=True, fastmath={"contract"})
-    def uint_moments(a, npix, shift, s1, s2):
-        if eight:
-            prefer_wide_vectors()
-        per_pass = 8 if eight else 6
-        n = a.shape[0]
-        n_passes = n - n % per_pass
-        n4 = n - (n - n_passes) % 4
-        for p0 in range(0, npix, _PIX_BLOCK):
-            p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
-            if not _whole_block(sh):
-                _in_order_block(a, p0, p1, shift, s1, s2)
-                continue
-            for i in range(0, n_passes, per_pass):
-                r0, r1, r2, r3 = rows4(a, i, p0, p1)
-                r4 = a[i + 4, p0:p1]
-                r5 = a[i + 5, p0:p1]
-                r6 = a[i + per_pass - 2, p0:p1]  # frames 6 and 7 of eight; unused for six
-                r7 = a[i + per_pass - 1, p0:p1]
-                for p in range(m):
-                    c = sh[p] + TWO_52
-                    d0 = two52_plus(r0[p]) - c
-                    d1 = two52_plus(r1[p]) - c
-                    d2 = two52_plus(r2[p]) - c
-                    d3 = two52_plus(r3[p]) - c
-                    d4 = two52_plus(r4[p]) - c
-                    d5 = two52_plus(r5[p]) - c
-                    t1 = d4 + d5
-                    t2 = d4 * d4 + d5 * d5
-                    if eight:
-                        d6 = two52_plus(r6[p]) - c
-                        d7 = two52_plus(r7[p]) - c
-                        t1 += d6 + d7
-                        t2 += d6 * d6 + d7 * d7
-                    o1[p] += ((d0 + d1) + (d2 + d3)) + t1
-                    o2[p] += ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) + t2
-            for i in range(n_passes, n4, 4):
-                _four_frames_pairwise(a, i, p0, p1, shift, s1, s2)
-            _frame_by_frame(a, n4, p0, p1, shift, s1, s2)
-
-    return uint_moments
+# Unsigned integers of up to 16 bits where the CPU has AVX-512: each value made a float64 by an
+# OR (``two52_plus``; the shift then subtracts 2**52 too, exactly) instead of a widening and a
+# conversion, in the pairwise loop above. Same bits as the frame-order loop. Measured in place of
+# the int64 loop, whose squares are three-uop ``vpmullq``: on a Sapphire Rapids VM, one thread on
+# a 6 MiB uint16 tile 12.4 -> 15.9 GB/s; two threads streaming 1 GiB from the page cache,
+# alternated with the floor, 0.57 -> 0.66 of it.
+_moments_uint8_wide = _make_float_moments(pairwise=True, deviation=_or_made_deviation)
 
 
-_moments_uint6 = _make_uint_moments(eight=False)
-_moments_uint8_wide = _make_uint_moments(eight=True)
+# Unsigned integers of up to 16 bits without AVX-512: sums of the values and of their squares
+# in 32-bit integer lanes (eight to an AVX2 vector, four for float64), turned into the shifted
+# sums once per pixel block and at most ``_LANE_FRAMES`` frames. A square of a 16-bit value fits
+# 32 bits, but their sum does not: the lanes keep it modulo 2**32 together with the sum of the
+# squares' upper halves, which gives the lost carries back (see ``_add_lane_sums``). About 0.9
+# vector operations per value and frame against 1.4 for the float64 loop it replaces (six frames
+# a pass of values made floats by an OR). Measured compiled for haswell on a 2-vCPU Zen 4 VM,
+# 1 GiB of page-cached uint16, two threads, kernel alone: 14.8-15.2 -> 20.8-23.0 GB/s.
+_LANE_FRAMES = 4096  # sums of values below 2**16 stay below 2**32 in a lane; exact below
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _shift_in_value_range(sh):  # type: ignore[no-untyped-def]
+    """Whether every shift of a pixel block is a whole number in ``[0, 2**16)``, as the 32-bit
+    lanes' conversion to shifted sums needs to stay exact (Numba only; NaN fails)."""
+    bad = False
+    for p in range(sh.shape[0]):
+        v = sh[p]
+        bad |= (v < 0.0) | (v >= 65536.0) | (v != np.floor(v)) | (v != v)
+    return not bad
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _lane_sums(a, first, stop, p0, p1, sq, hi, sx):  # type: ignore[no-untyped-def]
+    """Add pixels ``p0:p1`` of frames ``first:stop`` into the lanes (Numba only): ``sq`` the
+    squares modulo 2**32, ``hi`` their upper 16 bits, ``sx`` the values."""
+    m = p1 - p0
+    stop4 = stop - (stop - first) % 4
+    for i in range(first, stop4, 4):
+        r0, r1, r2, r3 = rows4(a, i, p0, p1)
+        for p in range(m):
+            y0 = square_u32(r0[p])
+            y1 = square_u32(r1[p])
+            y2 = square_u32(r2[p])
+            y3 = square_u32(r3[p])
+            sq[p] = add_u32(sq[p], add_u32(add_u32(y0, y1), add_u32(y2, y3)))
+            h = add_u32(add_u32(high_half_u32(y0), high_half_u32(y1)), high_half_u32(y2))
+            hi[p] = add_u32(hi[p], add_u32(h, high_half_u32(y3)))
+            x = add_u32(add_u32(u32(r0[p]), u32(r1[p])), add_u32(u32(r2[p]), u32(r3[p])))
+            sx[p] = add_u32(sx[p], x)
+    for i in range(stop4, stop):
+        r0 = a[i, p0:p1]
+        for p in range(m):
+            y0 = square_u32(r0[p])
+            sq[p] = add_u32(sq[p], y0)
+            hi[p] = add_u32(hi[p], high_half_u32(y0))
+            sx[p] = add_u32(sx[p], u32(r0[p]))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_lane_sums(n, sh, sq, hi, sx, o1, o2):  # type: ignore[no-untyped-def]
+    """Add the lanes' sums over ``n <= _LANE_FRAMES`` frames to the shifted sums (Numba only).
+
+    The squares' sum is ``hi * 2**16 + low``, where ``low``, the sum of their lower halves, is
+    below ``n * 2**16 <= 2**28``: so it is the lanes' ``sq - hi * 2**16`` modulo 2**32. With
+    ``0 <= c < 2**16`` every term below is a whole number under 2**46: exact in float64, in any
+    order, as the float64 loop's sums are (the same bits while the sums stay below 2**53).
+    """
+    for p in range(o1.shape[0]):
+        c = sh[p]
+        low = sub_u32(sq[p], times_2_16_u32(hi[p]))
+        squares = below_2_31_as_float64(hi[p]) * 65536.0 + below_2_31_as_float64(low)
+        values = below_2_31_as_float64(sx[p])
+        o1[p] += values - n * c
+        o2[p] += (squares - 2.0 * c * values) + n * c * c
+
+
+@numba.njit(nogil=True, cache=True)
+def _moments_uint_lanes(a, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
+    n = a.shape[0]
+    sq = np.empty(_PIX_BLOCK, np.uint32)
+    hi = np.empty(_PIX_BLOCK, np.uint32)
+    sx = np.empty(_PIX_BLOCK, np.uint32)
+    for p0 in range(0, npix, _PIX_BLOCK):
+        p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
+        if not _shift_in_value_range(sh):
+            _in_order_block(a, p0, p1, shift, s1, s2)
+            continue
+        for first in range(0, n, _LANE_FRAMES):
+            stop = min(first + _LANE_FRAMES, n)
+            sq[:m] = 0
+            hi[:m] = 0
+            sx[:m] = 0
+            _lane_sums(a, first, stop, p0, p1, sq[:m], hi[:m], sx[:m])
+            _add_lane_sums(stop - first, sh, sq[:m], hi[:m], sx[:m], o1, o2)
 
 
 _SMALL_INTS = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16))
@@ -313,7 +368,7 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
             if target_has("avx512f"):
                 _moments_uint8_wide(a, npix, shift, s1, s2)
             else:
-                _moments_uint6(a, npix, shift, s1, s2)
+                _moments_uint_lanes(a, npix, shift, s1, s2)
         elif target_has("avx512dq"):
             _moments_int(a, npix, shift, s1, s2)
         else:
