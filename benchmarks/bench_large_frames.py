@@ -37,7 +37,7 @@ from benchlib import (
     parse_only,
     result_path,
 )
-from floor import MappedFile, floor, merge
+from floor import MappedFile, floor, merge, wait_policy
 
 import libertem_gpu as lg
 from libertem_gpu import Context
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)
+    result["floor_threads"] = wait_policy()
     out = args.out or result_path("large-frames-cpu")
     Path(out).write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")

@@ -32,6 +32,15 @@ its own; an earlier floor was, and flattered the ratios):
 - **All cores.** Rows are spread over Numba's threads with ``prange`` (``threads=None``: one
   per usable core); ``threads=1`` gives the single-threaded floor of the same kernels.
 - **Best of N.** Each kernel runs ``repeat`` times after the compile; the best time counts.
+- **Its threads sleep when it is done.** The threads are OpenMP's (Numba's ``omp`` threading
+  layer, where TBB is not installed), and GNU OpenMP keeps them spinning for a while after each
+  parallel region. On a 2-vCPU VM whatever ran right after the floor shared both cores with
+  them: the same kernel timed twice after each floor (30 rounds) took 48.4-48.8 ms the first
+  time and 41.8-43.4 the second. ``run_cpu.py`` times the windowed floor and the runs with the
+  file kept mapped right after a floor (its default runs come after the windowed floor), and
+  the kernel benchmarks each kernel pass. ``OMP_WAIT_POLICY=PASSIVE`` (set on import unless the environment sets it; OpenMP
+  reads it when Numba first loads it) puts them to sleep at once: 42.0 against 41.9 ms, the
+  floor itself no slower. :func:`wait_policy` says what a run used.
 - **Checked.** The first time a buffer is measured, the integer kernel's sum is compared with
   NumPy's wrapping ``uint32`` sum of the same words (outside the timed runs): a floor that
   skipped bytes would be fast and wrong.
@@ -56,11 +65,34 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ROW_WORDS", "FloorResult", "MappedFile", "floor", "merge", "windowed_floor"]
+__all__ = [
+    "ROW_WORDS",
+    "FloorResult",
+    "MappedFile",
+    "floor",
+    "merge",
+    "wait_policy",
+    "windowed_floor",
+]
+
+# Before Numba loads OpenMP (at the floor's first parallel run): see the module's docstring.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: 32-bit words per row: each thread sums rows of 64 KiB, far more rows than threads.
 ROW_WORDS = 16384
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
+def wait_policy() -> dict[str, str | None]:
+    """How the floor's threads wait between runs: Numba's threading layer (``None`` before the
+    first parallel run) and ``OMP_WAIT_POLICY``, for a benchmark's record."""
+    import numba
+
+    try:
+        layer: str | None = numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        layer = None
+    return {"threading_layer": layer, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 class MappedFile:

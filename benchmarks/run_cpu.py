@@ -85,7 +85,14 @@ from cpu_cases import (  # noqa: E402
     verify,
     write_file,
 )
-from floor import FloorResult, MappedFile, floor, merge, windowed_floor  # noqa: E402
+from floor import (  # noqa: E402
+    FloorResult,
+    MappedFile,
+    floor,
+    merge,
+    wait_policy,
+    windowed_floor,
+)
 from process_costs import demo_memory, startup  # noqa: E402
 from readme_table import render  # noqa: E402
 
@@ -415,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             "benchmarks/floor.py: the page-cached file mapped once read-only "
             "(MAP_SHARED|MAP_POPULATE) outside the timed runs; the faster of a wrapping uint32 "
             "sum and a fastmath float32 sum of its bytes, Numba prange over rows of 64 KiB, one "
-            "thread per core; run alternately with each analysis, best of the runs"
+            "thread per core, sleeping between runs (OMP_WAIT_POLICY=PASSIVE: see floor.py); "
+            "run alternately with each analysis, best of the runs"
         ),
         "verification": (
             "every contender's result is compared with a float64 NumPy reference computed from "
@@ -460,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"demo peak RSS: {report['demo_memory']['peak_rss_mib']:.0f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    report["floor_threads"] = wait_policy()
     out = args.out or result_path("cpu", os.environ.get("NUMBA_CPU_NAME"))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
