@@ -38,9 +38,9 @@ its own; an earlier floor was, and flattered the ratios):
   them: the same kernel timed twice after each floor (30 rounds) took 48.4-48.8 ms the first
   time and 41.8-43.4 the second. ``run_cpu.py`` times the windowed floor and the runs with the
   file kept mapped right after a floor (its default runs come after the windowed floor), and
-  the kernel benchmarks each kernel pass. ``OMP_WAIT_POLICY=PASSIVE`` (set on import unless the environment sets it; OpenMP
-  reads it when Numba first loads it) puts them to sleep at once: 42.0 against 41.9 ms, the
-  floor itself no slower. :func:`wait_policy` says what a run used.
+  the kernel benchmarks each kernel pass. ``OMP_WAIT_POLICY=PASSIVE`` (set on import unless
+  the environment sets it; OpenMP reads it when Numba first loads it) puts them to sleep at
+  once: 42.0 against 41.9 ms, the floor itself no slower. :func:`wait_policy` says what a run used.
 - **Checked.** The first time a buffer is measured, the integer kernel's sum is compared with
   NumPy's wrapping ``uint32`` sum of the same words (outside the timed runs): a floor that
   skipped bytes would be fast and wrong.
