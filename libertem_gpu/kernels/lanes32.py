@@ -15,6 +15,7 @@ from numba.extending import intrinsic
 
 __all__ = [
     "add_u32",
+    "as_unsigned_biased",
     "below_2_31_as_float64",
     "high_half_u32",
     "square_u32",
@@ -37,6 +38,23 @@ def _narrow_unsigned(value_type, bits):  # type: ignore[no-untyped-def]
 
 def _widened(builder, value, value_type):  # type: ignore[no-untyped-def]
     return value if value_type.bitwidth == 32 else builder.zext(value, _I32)
+
+
+@intrinsic
+def as_unsigned_biased(typingctx, x):  # type: ignore[no-untyped-def]
+    """A signed integer ``x`` of up to 16 bits plus ``2**(bits - 1)``, as the unsigned type of
+    its width (its sign bit flipped: ``int16`` -32768..32767 becomes ``uint16`` 0..65535); an
+    unsigned ``x`` as it is (Numba only)."""
+    if not isinstance(x, types.Integer) or x.bitwidth > 16:
+        return None
+    unsigned = types.Integer.from_bitwidth(x.bitwidth, signed=False)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        if not x.signed:
+            return args[0]
+        return builder.xor(args[0], ir.Constant(ir.IntType(x.bitwidth), 1 << (x.bitwidth - 1)))
+
+    return unsigned(x), codegen
 
 
 @intrinsic

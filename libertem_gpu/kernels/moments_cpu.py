@@ -12,6 +12,7 @@ from libertem_gpu.kernels.exact_float import TWO_52, two52_plus
 from libertem_gpu.kernels.frame_rows import rows4, rows8
 from libertem_gpu.kernels.lanes32 import (
     add_u32,
+    as_unsigned_biased,
     below_2_31_as_float64,
     high_half_u32,
     square_u32,
@@ -234,40 +235,37 @@ def _moments_int(a, npix, shift, s1, s2):
                 o2[p] += np.float64(d * d)
 
 
-# The integer sums in float64, added pairwise, for CPUs without AVX-512 (no vector int64
-# multiply or int64 -> float64 conversion there: the int64 loop above ran at half the speed of
-# the float one). Measured on a Zen 3 EPYC (AVX2), one thread on 256 MiB of uint16 in memory:
-# int64 loop 4.1-4.3 GB/s, frame-order float64 loop 8.0-8.3, pairwise 8.6-8.9.
-_moments_int_f64 = _make_float_moments(pairwise=True)
-
-
 # Unsigned integers of up to 16 bits where the CPU has AVX-512: each value made a float64 by an
 # OR (``two52_plus``; the shift then subtracts 2**52 too, exactly) instead of a widening and a
-# conversion, in the pairwise loop above. Same bits as the frame-order loop. Measured in place of
-# the int64 loop, whose squares are three-uop ``vpmullq``: on a Sapphire Rapids VM, one thread on
-# a 6 MiB uint16 tile 12.4 -> 15.9 GB/s; two threads streaming 1 GiB from the page cache,
-# alternated with the floor, 0.57 -> 0.66 of it.
+# conversion, in the pairwise float64 loop (``_make_float_moments``). Same bits as the
+# frame-order loop. Measured in place of the int64 loop, whose squares are three-uop
+# ``vpmullq``: on a Sapphire Rapids VM, one thread on a 6 MiB uint16 tile 12.4 -> 15.9 GB/s;
+# two threads streaming 1 GiB from the page cache, alternated with the floor, 0.57 -> 0.66.
 _moments_uint8_wide = _make_float_moments(pairwise=True, deviation=_or_made_deviation)
 
 
-# Unsigned integers of up to 16 bits without AVX-512: sums of the values and of their squares
-# in 32-bit integer lanes (eight to an AVX2 vector, four for float64), turned into the shifted
-# sums once per pixel block and at most ``_LANE_FRAMES`` frames. A square of a 16-bit value fits
-# 32 bits, but their sum does not: the lanes keep it modulo 2**32 together with the sum of the
-# squares' upper halves, which gives the lost carries back (see ``_add_lane_sums``). About 0.9
-# vector operations per value and frame against 1.4 for the float64 loop it replaces (six frames
-# a pass of values made floats by an OR). Measured compiled for haswell on a 2-vCPU Zen 4 VM,
-# 1 GiB of page-cached uint16, two threads, kernel alone: 14.8-15.2 -> 20.8-23.0 GB/s.
+# Integers of up to 16 bits where the int64 loop is slow (no AVX-512, or AVX-512 without its
+# int64 multiply): sums of the values and of their squares in 32-bit integer lanes (eight to an
+# AVX2 vector, four for float64), turned into the shifted sums once per pixel block and at most
+# ``_LANE_FRAMES`` frames. Signed values are biased by half their range first (their sign bit
+# flipped), the shift with them, which leaves every deviation as it was. A square of a 16-bit
+# value fits 32 bits, but their sum does not: the lanes keep it modulo 2**32 together with the
+# sum of the squares' upper halves, which gives the lost carries back (see ``_add_lane_sums``).
+# About 0.9 vector operations per value and frame against 1.4 for the float64 loops they
+# replace (unsigned values made floats by an OR, six frames a pass; signed ones converted, eight
+# frames pairwise). Measured compiled for haswell on a 2-vCPU Zen 4 VM: 1 GiB of page-cached
+# uint16, two threads, kernel alone, 14.8-15.2 -> 20.8-23.0 GB/s; one thread on 64 MiB of int16
+# in memory, 9.4-9.7 -> 15.1-15.4 GB/s (uint16 in lanes).
 _LANE_FRAMES = 4096  # sums of values below 2**16 stay below 2**32 in a lane; exact below
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _shift_in_value_range(sh):  # type: ignore[no-untyped-def]
-    """Whether every shift of a pixel block is a whole number in ``[0, 2**16)``, as the 32-bit
-    lanes' conversion to shifted sums needs to stay exact (Numba only; NaN fails)."""
+def _shift_in_value_range(sh, bias):  # type: ignore[no-untyped-def]
+    """Whether every shift of a pixel block plus ``bias`` is a whole number in ``[0, 2**16)``, as
+    the 32-bit lanes' conversion to shifted sums needs to stay exact (Numba only; NaN fails)."""
     bad = False
     for p in range(sh.shape[0]):
-        v = sh[p]
+        v = sh[p] + bias
         bad |= (v < 0.0) | (v >= 65536.0) | (v != np.floor(v)) | (v != v)
     return not bad
 
@@ -275,33 +273,40 @@ def _shift_in_value_range(sh):  # type: ignore[no-untyped-def]
 @numba.njit(nogil=True, cache=True, inline="always")
 def _lane_sums(a, first, stop, p0, p1, sq, hi, sx):  # type: ignore[no-untyped-def]
     """Add pixels ``p0:p1`` of frames ``first:stop`` into the lanes (Numba only): ``sq`` the
-    squares modulo 2**32, ``hi`` their upper 16 bits, ``sx`` the values."""
+    squares modulo 2**32, ``hi`` their upper 16 bits, ``sx`` the values; signed values biased
+    (``as_unsigned_biased``)."""
     m = p1 - p0
     stop4 = stop - (stop - first) % 4
     for i in range(first, stop4, 4):
         r0, r1, r2, r3 = rows4(a, i, p0, p1)
         for p in range(m):
-            y0 = square_u32(r0[p])
-            y1 = square_u32(r1[p])
-            y2 = square_u32(r2[p])
-            y3 = square_u32(r3[p])
+            v0 = as_unsigned_biased(r0[p])
+            v1 = as_unsigned_biased(r1[p])
+            v2 = as_unsigned_biased(r2[p])
+            v3 = as_unsigned_biased(r3[p])
+            y0 = square_u32(v0)
+            y1 = square_u32(v1)
+            y2 = square_u32(v2)
+            y3 = square_u32(v3)
             sq[p] = add_u32(sq[p], add_u32(add_u32(y0, y1), add_u32(y2, y3)))
             h = add_u32(add_u32(high_half_u32(y0), high_half_u32(y1)), high_half_u32(y2))
             hi[p] = add_u32(hi[p], add_u32(h, high_half_u32(y3)))
-            x = add_u32(add_u32(u32(r0[p]), u32(r1[p])), add_u32(u32(r2[p]), u32(r3[p])))
+            x = add_u32(add_u32(u32(v0), u32(v1)), add_u32(u32(v2), u32(v3)))
             sx[p] = add_u32(sx[p], x)
     for i in range(stop4, stop):
         r0 = a[i, p0:p1]
         for p in range(m):
-            y0 = square_u32(r0[p])
+            v0 = as_unsigned_biased(r0[p])
+            y0 = square_u32(v0)
             sq[p] = add_u32(sq[p], y0)
             hi[p] = add_u32(hi[p], high_half_u32(y0))
-            sx[p] = add_u32(sx[p], u32(r0[p]))
+            sx[p] = add_u32(sx[p], u32(v0))
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _add_lane_sums(n, sh, sq, hi, sx, o1, o2):  # type: ignore[no-untyped-def]
-    """Add the lanes' sums over ``n <= _LANE_FRAMES`` frames to the shifted sums (Numba only).
+def _add_lane_sums(n, sh, bias, sq, hi, sx, o1, o2):  # type: ignore[no-untyped-def]
+    """Add the lanes' sums over ``n <= _LANE_FRAMES`` frames of values biased by ``bias`` to
+    the shifted sums (Numba only).
 
     The squares' sum is ``hi * 2**16 + low``, where ``low``, the sum of their lower halves, is
     below ``n * 2**16 <= 2**28``: so it is the lanes' ``sq - hi * 2**16`` modulo 2**32. With
@@ -309,7 +314,7 @@ def _add_lane_sums(n, sh, sq, hi, sx, o1, o2):  # type: ignore[no-untyped-def]
     order, as the float64 loop's sums are (the same bits while the sums stay below 2**53).
     """
     for p in range(o1.shape[0]):
-        c = sh[p]
+        c = sh[p] + bias
         low = sub_u32(sq[p], times_2_16_u32(hi[p]))
         squares = below_2_31_as_float64(hi[p]) * 65536.0 + below_2_31_as_float64(low)
         values = below_2_31_as_float64(sx[p])
@@ -318,14 +323,14 @@ def _add_lane_sums(n, sh, sq, hi, sx, o1, o2):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(nogil=True, cache=True)
-def _moments_uint_lanes(a, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
+def _moments_lanes(a, npix, shift, s1, s2, bias):  # type: ignore[no-untyped-def]
     n = a.shape[0]
     sq = np.empty(_PIX_BLOCK, np.uint32)
     hi = np.empty(_PIX_BLOCK, np.uint32)
     sx = np.empty(_PIX_BLOCK, np.uint32)
     for p0 in range(0, npix, _PIX_BLOCK):
         p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
-        if not _shift_in_value_range(sh):
+        if not _shift_in_value_range(sh, bias):
             _in_order_block(a, p0, p1, shift, s1, s2)
             continue
         for first in range(0, n, _LANE_FRAMES):
@@ -334,7 +339,7 @@ def _moments_uint_lanes(a, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
             hi[:m] = 0
             sx[:m] = 0
             _lane_sums(a, first, stop, p0, p1, sq[:m], hi[:m], sx[:m])
-            _add_lane_sums(stop - first, sh, sq[:m], hi[:m], sx[:m], o1, o2)
+            _add_lane_sums(stop - first, sh, bias, sq[:m], hi[:m], sx[:m], o1, o2)
 
 
 _SMALL_INTS = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16))
@@ -364,15 +369,14 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
         # on a uint16 tile in L2: 15.7 -> 17.1 GB/s; StdDevUDF over 1 GiB, A/B in fresh
         # processes (results/2026-12-03-ab-cpu-vm-amd-int64-moments.json): uint8 1.10x,
         # uint16 0.99x (alternated in one process, median 73 -> 65 ms).
-        if a.dtype.kind == "u" and not (host_is_amd() and target_has("avx512dq")):
-            if target_has("avx512f"):
-                _moments_uint8_wide(a, npix, shift, s1, s2)
-            else:
-                _moments_uint_lanes(a, npix, shift, s1, s2)
+        unsigned = a.dtype.kind == "u"
+        if unsigned and target_has("avx512f") and not (host_is_amd() and target_has("avx512dq")):
+            _moments_uint8_wide(a, npix, shift, s1, s2)
         elif target_has("avx512dq"):
             _moments_int(a, npix, shift, s1, s2)
         else:
-            _moments_int_f64(a, npix, shift, s1, s2)
+            bias = 0.0 if unsigned else float(2 ** (8 * a.dtype.itemsize - 1))
+            _moments_lanes(a, npix, shift, s1, s2, bias)
     else:
         _moments(a, npix, shift, s1, s2)
 

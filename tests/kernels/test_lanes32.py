@@ -8,6 +8,7 @@ import pytest
 
 from libertem_gpu.kernels.lanes32 import (
     add_u32,
+    as_unsigned_biased,
     below_2_31_as_float64,
     high_half_u32,
     square_u32,
@@ -91,3 +92,21 @@ def test_squares_only_of_narrow_unsigned_integers(value):
 
     with pytest.raises(numba.core.errors.TypingError):
         square(value)
+
+
+@numba.njit(cache=False)
+def _biased(values):
+    out = np.empty(values.shape[0], np.uint32)
+    for i in range(values.shape[0]):
+        out[i] = u32(as_unsigned_biased(values[i]))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "uint8", "uint16"])
+def test_signed_values_biased_by_half_their_range(dtype, rng):
+    info = np.iinfo(dtype)
+    values = np.concatenate(
+        [[info.min, -1 if info.min else 0, 0, 1, info.max], rng.integers(info.min, info.max, 300)]
+    ).astype(dtype)
+    bias = 0 if info.min == 0 else 2 ** (8 * values.itemsize - 1)
+    np.testing.assert_array_equal(_biased(values), values.astype(np.int64) + bias)

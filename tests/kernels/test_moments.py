@@ -126,22 +126,21 @@ class TestMomentsContract(KernelContract):
 @pytest.mark.parametrize(
     ("avx512", "amd"), [(True, False), (False, False), (True, True)], ids=["avx512", "avx2", "zen4"]
 )
-@pytest.mark.parametrize("dtype", ["int8", "uint8", "uint16"])  # each compiles three kernels
+@pytest.mark.parametrize("dtype", ["int8", "int16", "uint8", "uint16"])  # each compiles 3 kernels
 def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     # small integers with a whole-number shift: unsigned ones take the kernel that makes floats
-    # by an OR where the compiled code has AVX-512 (the int64 kernel on AMD's AVX-512 cores)
-    # and the one summing in 32-bit lanes elsewhere, signed ones the int64 kernel with AVX-512
-    # and the pairwise float64 one without: all bit for bit the float64 loop's sums; a shift
-    # outside the values' range or a fractional one too (the kernels add such a block's frames
-    # in order, in float64)
+    # by an OR where the compiled code has AVX-512 (the int64 kernel on AMD's AVX-512 cores),
+    # signed ones the int64 kernel there, and both the one summing in 32-bit lanes without
+    # AVX-512: all bit for bit the float64 loop's sums; a shift outside the values' range or a
+    # fractional one too (the kernels add such a block's frames in order, in float64)
     from libertem_gpu.kernels import moments_cpu
 
     monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
     monkeypatch.setattr(moments_cpu, "host_is_amd", lambda: amd)
     if dtype.startswith("u") and not (amd and avx512):
-        int_path = "_moments_uint8_wide" if avx512 else "_moments_uint_lanes"
+        int_path = "_moments_uint8_wide" if avx512 else "_moments_lanes"
     else:
-        int_path = "_moments_int" if avx512 else "_moments_int_f64"
+        int_path = "_moments_int" if avx512 else "_moments_lanes"
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
@@ -152,8 +151,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     kernels = (
         "_moments",
         "_moments_int",
-        "_moments_int_f64",
-        "_moments_uint_lanes",
+        "_moments_lanes",
         "_moments_uint8_wide",
     )
     for name in kernels:
@@ -236,23 +234,34 @@ def test_shifts_not_whole_in_one_block_only(dtype, avx512, amd, monkeypatch):
         np.testing.assert_allclose(got[1], 5 + (d * d).sum(axis=0), rtol=1e-12)
 
 
-def test_lanes_recover_the_carries_of_many_frames(rng):
+@pytest.mark.parametrize("dtype", ["uint16", "int16"])
+def test_lanes_recover_the_carries_of_many_frames(dtype, rng):
     # more frames than the 32-bit lanes could take in one round (65537 values below 2**16 fit a
-    # lane), near 2**16: the squares' sum wraps its lane thousands of times in each round of
-    # the kernel's (4096 frames); the sums must still be exact, and equal
-    # the float64 frame-order loop's bit for bit. Shifts at both ends of the range the lanes
-    # accept; the fractional and negative ones take the frame-order path for their block.
+    # lane), near the end of the range: the squares' sum wraps its lane thousands of times in
+    # each round of the kernel's (4096 frames); the sums must still be exact, and equal the
+    # float64 frame-order loop's bit for bit. Signed values are biased by 2**15 in the lanes.
+    # Shifts at both ends of the range the lanes accept; the fractional and out-of-range ones
+    # take the frame-order path for their block.
     from libertem_gpu.kernels import moments_cpu
 
-    frames = rng.integers(60000, 65535, (65536 + 4096 + 7, 5), endpoint=True).astype(np.uint16)
-    frames[:, 0] = 65535
-    frames[:, 1] = 0
+    info = np.iinfo(dtype)
+    bias = 0.0 if info.min == 0 else 2.0**15
+    frames = rng.integers(info.max - 5535, info.max, (65536 + 4096 + 7, 5), endpoint=True)
+    frames = frames.astype(dtype)
+    frames[:, 0] = info.max
+    frames[:, 1] = info.min
     frames.flags.writeable = False
-    for shift in ([0.0, 65535.0, 1.0, 65534.0, 61000.0], [0.0, 3.0, 2.5, 4.0, 5.0], [-1.0] * 5):
+    lo, hi = float(info.min), float(info.max)
+    for shift in (
+        [lo, hi, lo + 1, hi - 1, hi - 4000],
+        [lo, 3.0, 2.5, 4.0, 5.0],
+        [lo - 1] * 5,
+        [hi + 1] * 5,
+    ):
         shift = np.array(shift)
         got = [np.full(5, 3.0), np.full(5, 5.0)]
         want = [np.full(5, 3.0), np.full(5, 5.0)]
-        moments_cpu._moments_uint_lanes(frames, 5, shift, *got)
+        moments_cpu._moments_lanes(frames, 5, shift, *got, bias)
         moments_cpu._moments(frames, 5, shift, *want)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
@@ -260,3 +269,25 @@ def test_lanes_recover_the_carries_of_many_frames(rng):
         if (shift == np.floor(shift)).all():
             assert [int(v) for v in got[0]] == [3 + int(v) for v in d.sum(axis=0)]
             assert [int(v) for v in got[1]] == [5 + int(v) for v in (d * d).sum(axis=0)]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_signed_frames_in_the_lanes_without_avx512(dtype, monkeypatch):
+    # without AVX-512 signed frames go to the 32-bit lanes biased by half their range, and the
+    # shift with them: a shift of 3 is whole and in the lanes' range only so biased, and the
+    # first frame's values (negative ones among them) only once biased; either way the sums
+    # must be the exact integers
+    from libertem_gpu.kernels import moments_cpu
+
+    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: False)
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(11)
+    frames = rng.integers(info.min, info.max, (21, 3 * 11), endpoint=True).astype(dtype)
+    frames[0, :2] = [info.min, info.max]
+    frames.flags.writeable = False
+    for shift in (np.full(33, 3.0), frames[0].astype(np.float64)):
+        got = [np.zeros(33), np.zeros(33)]
+        moments_cpu.cpu(frames, shift, *got)
+        d = frames.astype(np.int64) - shift.astype(np.int64)
+        np.testing.assert_array_equal(got[0], d.sum(axis=0))
+        np.testing.assert_array_equal(got[1], (d * d).sum(axis=0))
