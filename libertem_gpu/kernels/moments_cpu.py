@@ -244,19 +244,19 @@ def _moments_int(a, npix, shift, s1, s2):
 _moments_uint8_wide = _make_float_moments(pairwise=True, deviation=_or_made_deviation)
 
 
-# Integers of up to 16 bits where the int64 loop is slow (no AVX-512, or AVX-512 without its
-# int64 multiply): sums of the values and of their squares in 32-bit integer lanes (eight to an
-# AVX2 vector, four for float64), turned into the shifted sums once per pixel block and at most
-# ``_LANE_FRAMES`` frames. Signed values are biased by half their range first (their sign bit
-# flipped), the shift with them, which leaves every deviation as it was. A square of a 16-bit
-# value fits 32 bits, but their sum does not: the lanes keep it modulo 2**32 together with the
-# sum of the squares' upper halves, which gives the lost carries back (see ``_add_lane_sums``).
-# About 0.9 vector operations per value and frame against 1.4 for the float64 loops they
-# replace (unsigned values made floats by an OR, six frames a pass; signed ones converted, eight
-# frames pairwise). Measured compiled for haswell on a 2-vCPU Zen 4 VM: 1 GiB of page-cached
-# uint16, two threads, kernel alone, 14.8-15.2 -> 20.8-23.0 GB/s; one thread on 64 MiB of int16
-# in memory, 9.4-9.7 -> 15.1-15.4 GB/s (uint16 in lanes).
-_LANE_FRAMES = 4096  # sums of values below 2**16 stay below 2**32 in a lane; exact below
+# Integers of up to 16 bits where the compiled code has no AVX-512 int64 multiply (and, for
+# unsigned ones, no AVX-512 at all): sums of the values and of their squares in 32-bit integer
+# lanes (eight to an AVX2 vector, four for float64), turned into the shifted sums once per
+# pixel block and at most ``_LANE_FRAMES`` frames. Signed values are biased by half their range
+# first (their sign bit flipped), the shift with them, which leaves every deviation as it was.
+# A square of a 16-bit value fits 32 bits, but their sum does not: the lanes keep it modulo
+# 2**32 together with the sum of the squares' upper halves, which gives the lost carries back
+# (see ``_add_lane_sums``). About 0.9 vector operations per value and frame against 1.4 for the
+# float64 loops they replace (unsigned values made floats by an OR, six frames a pass; signed
+# ones converted, eight frames pairwise). Measured compiled for haswell on a 2-vCPU Zen 4 VM:
+# 1 GiB of page-cached uint16, two threads, kernel alone, 14.8-15.2 -> 20.8-23.0 GB/s; one
+# thread on 64 MiB of int16 in memory, 8.2 -> 11.8-12.5 GB/s.
+_LANE_FRAMES = 4096  # frames per round of the lanes: their sums stay below 2**28
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
