@@ -188,53 +188,6 @@ def _make_float_moments(pairwise, deviation=_float_deviation):  # type: ignore[n
 _moments = _make_float_moments(pairwise=False)
 
 
-# Signed integer frames of up to 16 bits with a whole-number shift (the partition's first frame,
-# as StdDevUDF uses), where the CPU has AVX-512 (unsigned ones take ``_moments_uint8_wide``
-# below): deviations and their squares are integers, summed exactly in int64 for eight frames
-# and converted once, which equals the float64 loop bit for bit while the sums stay below 2**53
-# (every partial sum is then an integer below 2**53) with a quarter of the float work. Measured
-# on 1 GiB of uint16, kernel alone on 2 cores: 42.8 -> 36.8 ms.
-@numba.njit(nogil=True, cache=True)
-def _moments_int(a, npix, shift, s1, s2):
-    prefer_wide_vectors()
-    n = a.shape[0]
-    n8 = n - n % 8
-    n4 = n - n % 4
-    for p0 in range(0, npix, _PIX_BLOCK):
-        p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
-        if not _whole_block(sh):
-            _in_order_block(a, p0, p1, shift, s1, s2)
-            continue
-        for i in range(0, n8, 8):
-            r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
-            for p in range(m):
-                c = np.int64(sh[p])
-                d0 = np.int64(r0[p]) - c
-                d1 = np.int64(r1[p]) - c
-                d2 = np.int64(r2[p]) - c
-                d3 = np.int64(r3[p]) - c
-                d4 = np.int64(r4[p]) - c
-                d5 = np.int64(r5[p]) - c
-                d6 = np.int64(r6[p]) - c
-                d7 = np.int64(r7[p]) - c
-                t1 = ((d0 + d1) + (d2 + d3)) + ((d4 + d5) + (d6 + d7))
-                t2 = ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) + (
-                    (d4 * d4 + d5 * d5) + (d6 * d6 + d7 * d7)
-                )
-                o1[p] += np.float64(t1)
-                o2[p] += np.float64(t2)
-        # Four frames left (row slabs of large frames): one pass over the sums, in float64,
-        # which is exact for these integers in any order.
-        for i in range(n8, n4, 4):
-            _four_frames_pairwise(a, i, p0, p1, shift, s1, s2)
-        for i in range(n4, n):
-            r0 = a[i, p0:p1]
-            for p in range(m):
-                d = np.int64(r0[p]) - np.int64(sh[p])
-                o1[p] += np.float64(d)
-                o2[p] += np.float64(d * d)
-
-
 # Unsigned integers of up to 16 bits where the CPU has AVX-512: each value made a float64 by an
 # OR (``two52_plus``; the shift then subtracts 2**52 too, exactly) instead of a widening and a
 # conversion, in the pairwise float64 loop (``_make_float_moments``). Same bits as the
@@ -244,8 +197,8 @@ def _moments_int(a, npix, shift, s1, s2):
 _moments_uint8_wide = _make_float_moments(pairwise=True, deviation=_or_made_deviation)
 
 
-# Integers of up to 16 bits where the compiled code has no AVX-512 int64 multiply (and, for
-# unsigned ones, no AVX-512 at all): sums of the values and of their squares in 32-bit integer
+# Integers of up to 16 bits where the compiled code has no AVX-512 DQ (and, for unsigned
+# ones, no AVX-512 at all): sums of the values and of their squares in 32-bit integer
 # lanes (eight to an AVX2 vector, four for float64), turned into the shifted sums once per
 # pixel block and at most ``_LANE_FRAMES`` frames. Signed values are biased by half their range
 # first (their sign bit flipped), the shift with them, which leaves every deviation as it was.
@@ -271,10 +224,11 @@ def _shift_in_value_range(sh, bias):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _lane_sums(a, first, stop, p0, p1, sq, hi, sx):  # type: ignore[no-untyped-def]
-    """Add pixels ``p0:p1`` of frames ``first:stop`` into the lanes (Numba only): ``sq`` the
-    squares modulo 2**32, ``hi`` their upper 16 bits, ``sx`` the values; signed values biased
-    (``as_unsigned_biased``)."""
+def _lane_sums(a, first, stop, p0, p1, lanes):  # type: ignore[no-untyped-def]
+    """Add pixels ``p0:p1`` of frames ``first:stop`` into the lanes (Numba only): rows ``sq``
+    the squares modulo 2**32, ``hi`` their upper 16 bits, ``sx`` the values; signed values
+    biased (``as_unsigned_biased``)."""
+    sq, hi, sx = lanes[0], lanes[1], lanes[2]
     m = p1 - p0
     stop4 = stop - (stop - first) % 4
     for i in range(first, stop4, 4):
@@ -304,7 +258,7 @@ def _lane_sums(a, first, stop, p0, p1, sq, hi, sx):  # type: ignore[no-untyped-d
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _add_lane_sums(n, sh, bias, sq, hi, sx, o1, o2):  # type: ignore[no-untyped-def]
+def _add_lane_sums(n, sh, bias, lanes, o1, o2):  # type: ignore[no-untyped-def]
     """Add the lanes' sums over ``n <= _LANE_FRAMES`` frames of values biased by ``bias`` to
     the shifted sums (Numba only).
 
@@ -313,6 +267,7 @@ def _add_lane_sums(n, sh, bias, sq, hi, sx, o1, o2):  # type: ignore[no-untyped-
     ``0 <= c < 2**16`` every term below is a whole number under 2**46: exact in float64, in any
     order, as the float64 loop's sums are (the same bits while the sums stay below 2**53).
     """
+    sq, hi, sx = lanes[0], lanes[1], lanes[2]
     for p in range(o1.shape[0]):
         c = sh[p] + bias
         low = sub_u32(sq[p], times_2_16_u32(hi[p]))
@@ -322,24 +277,102 @@ def _add_lane_sums(n, sh, bias, sq, hi, sx, o1, o2):  # type: ignore[no-untyped-
         o2[p] += (squares - 2.0 * c * values) + n * c * c
 
 
-@numba.njit(nogil=True, cache=True)
-def _moments_lanes(a, npix, shift, s1, s2, bias):  # type: ignore[no-untyped-def]
-    n = a.shape[0]
-    sq = np.empty(_PIX_BLOCK, np.uint32)
-    hi = np.empty(_PIX_BLOCK, np.uint32)
-    sx = np.empty(_PIX_BLOCK, np.uint32)
-    for p0 in range(0, npix, _PIX_BLOCK):
-        p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
-        if not _shift_in_value_range(sh, bias):
-            _in_order_block(a, p0, p1, shift, s1, s2)
-            continue
-        for first in range(0, n, _LANE_FRAMES):
-            stop = min(first + _LANE_FRAMES, n)
-            sq[:m] = 0
-            hi[:m] = 0
-            sx[:m] = 0
-            _lane_sums(a, first, stop, p0, p1, sq[:m], hi[:m], sx[:m])
-            _add_lane_sums(stop - first, sh, bias, sq[:m], hi[:m], sx[:m], o1, o2)
+def _make_lane_moments(lane_type, n_lanes, round_frames, add_frames, add_round):  # type: ignore[no-untyped-def]
+    """The moments kernel over integer lanes: per pixel block whose shifts the lanes can take
+    (``_shift_in_value_range``; others in frame order), in rounds of at most ``round_frames``
+    frames, ``add_frames(a, first, stop, p0, p1, lanes)`` sums the round's frames into
+    ``n_lanes`` rows of ``lane_type`` lanes and ``add_round(n, sh, bias, lanes, o1, o2)`` turns
+    them into the shifted sums. Signed values are biased by ``bias``, the shift with them."""
+
+    @numba.njit(nogil=True, cache=True)
+    def lane_moments(a, npix, shift, s1, s2, bias):
+        prefer_wide_vectors()
+        n = a.shape[0]
+        lanes = np.empty((n_lanes, _PIX_BLOCK), lane_type)
+        for p0 in range(0, npix, _PIX_BLOCK):
+            p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
+            if not _shift_in_value_range(sh, bias):
+                _in_order_block(a, p0, p1, shift, s1, s2)
+                continue
+            for first in range(0, n, round_frames):
+                stop = min(first + round_frames, n)
+                lanes[:, :m] = 0
+                add_frames(a, first, stop, p0, p1, lanes[:, :m])
+                add_round(stop - first, sh, bias, lanes[:, :m], o1, o2)
+
+    return lane_moments
+
+
+_moments_lanes = _make_lane_moments(np.uint32, 3, _LANE_FRAMES, _lane_sums, _add_lane_sums)
+
+
+# Integers of up to 16 bits where the compiled code has AVX-512 (unsigned ones on Intel take
+# ``_moments_uint8_wide`` below): sums of the values and of their squares in 64-bit lanes, turned
+# into the shifted sums once per pixel block and at most ``_WIDE_FRAMES`` frames. The values are
+# unsigned (signed ones biased by half their range, the shift with them): the square of a value
+# zero-extended to 64 bits is one unsigned 32-bit multiply (``vpmuludq``) or, with AVX-512 IFMA,
+# one 52-bit multiply-add (``vpmadd52luq``), where the deviations from the shift of the int64
+# kernel this replaces were signed and took a full 64-bit multiply (``vpmullq``) and a
+# subtraction each. Every term of the conversion (``_add_wide_sums``) is a whole number below
+# 2**53, so the sums are the float64 loop's bit for bit. Measured on the 2-vCPU Zen 4 VM
+# (2026-12-04), uint16: one thread on 8 MiB in L3 16.4-17.4 -> 23.0-24.1 GB/s; two threads
+# streaming 1 GiB from the page cache, kernel alone alternated with the floor (20 rounds),
+# median 0.67 -> 0.74-0.76 of it. Compiled for haswell the 32-bit lanes stay faster (21 against
+# 18 GB/s in L3).
+_WIDE_FRAMES = 65536  # frames per round: the squares' sums stay below 2**48
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _wide(x):  # type: ignore[no-untyped-def]
+    """An integer of up to 16 bits as an unsigned 64-bit lane, signed ones biased (Numba only)."""
+    return np.uint64(as_unsigned_biased(x))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _wide_sums(a, first, stop, p0, p1, lanes):  # type: ignore[no-untyped-def]
+    """Add pixels ``p0:p1`` of frames ``first:stop`` into the 64-bit lanes (Numba only): rows
+    ``sx`` the values, ``sq`` their squares; eight frames a pass, then four, then one by one."""
+    sx, sq = lanes[0], lanes[1]
+    m = p1 - p0
+    stop8 = stop - (stop - first) % 8
+    stop4 = stop - (stop - first) % 4
+    for i in range(first, stop8, 8):
+        r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
+        for p in range(m):
+            v0, v1, v2, v3 = _wide(r0[p]), _wide(r1[p]), _wide(r2[p]), _wide(r3[p])
+            v4, v5, v6, v7 = _wide(r4[p]), _wide(r5[p]), _wide(r6[p]), _wide(r7[p])
+            sx[p] += ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))
+            sq[p] += ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7)
+            )
+    for i in range(stop8, stop4, 4):
+        r0, r1, r2, r3 = rows4(a, i, p0, p1)
+        for p in range(m):
+            v0, v1, v2, v3 = _wide(r0[p]), _wide(r1[p]), _wide(r2[p]), _wide(r3[p])
+            sx[p] += (v0 + v1) + (v2 + v3)
+            sq[p] += (v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)
+    for i in range(stop4, stop):
+        r0 = a[i, p0:p1]
+        for p in range(m):
+            v0 = _wide(r0[p])
+            sx[p] += v0
+            sq[p] += v0 * v0
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_wide_sums(n, sh, bias, lanes, o1, o2):  # type: ignore[no-untyped-def]
+    """Add the 64-bit lanes' sums over ``n <= _WIDE_FRAMES`` frames of values biased by
+    ``bias`` to the shifted sums (Numba only). With ``0 <= c < 2**16`` every term is a whole
+    number below 2**50 (the squares' sum below ``n * 2**32``), exact in float64 in any order."""
+    sx, sq = lanes[0], lanes[1]
+    for p in range(o1.shape[0]):
+        c = sh[p] + bias
+        values = np.float64(sx[p])
+        o1[p] += values - n * c
+        o2[p] += (np.float64(sq[p]) - 2.0 * c * values) + n * c * c
+
+
+_moments_wide = _make_lane_moments(np.uint64, 2, _WIDE_FRAMES, _wide_sums, _add_wide_sums)
 
 
 _SMALL_INTS = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16))
@@ -364,18 +397,17 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype in _SMALL_INTS:  # blocks whose shifts are not whole: frame order, in float64
-        # AMD's AVX-512 cores (Zen 4) multiply int64 vectors in one instruction: there the
-        # int64 loop is at least as fast as the OR-made floats. On the Zen 4 EPYC, one thread
-        # on a uint16 tile in L2: 15.7 -> 17.1 GB/s; StdDevUDF over 1 GiB, A/B in fresh
-        # processes (results/2026-12-03-ab-cpu-vm-amd-int64-moments.json): uint8 1.10x,
-        # uint16 0.99x (alternated in one process, median 73 -> 65 ms).
+        # On AMD's AVX-512 cores (Zen 4) the 64-bit lanes beat the OR-made floats: the int64
+        # kernel they replaced already matched them there (StdDevUDF over 1 GiB, A/B in fresh
+        # processes, results/2026-12-03-ab-cpu-vm-amd-int64-moments.json: uint8 1.10x, uint16
+        # 0.99x). Intel's unsigned frames keep the floats, measured there.
         unsigned = a.dtype.kind == "u"
+        bias = 0.0 if unsigned else float(2 ** (8 * a.dtype.itemsize - 1))
         if unsigned and target_has("avx512f") and not (host_is_amd() and target_has("avx512dq")):
             _moments_uint8_wide(a, npix, shift, s1, s2)
         elif target_has("avx512dq"):
-            _moments_int(a, npix, shift, s1, s2)
+            _moments_wide(a, npix, shift, s1, s2, bias)
         else:
-            bias = 0.0 if unsigned else float(2 ** (8 * a.dtype.itemsize - 1))
             _moments_lanes(a, npix, shift, s1, s2, bias)
     else:
         _moments(a, npix, shift, s1, s2)

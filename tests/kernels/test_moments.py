@@ -129,8 +129,8 @@ class TestMomentsContract(KernelContract):
 @pytest.mark.parametrize("dtype", ["int8", "int16", "uint8", "uint16"])  # each compiles 3 kernels
 def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     # small integers with a whole-number shift: unsigned ones take the kernel that makes floats
-    # by an OR where the compiled code has AVX-512 (the int64 kernel on AMD's AVX-512 cores),
-    # signed ones the int64 kernel there, and both the one summing in 32-bit lanes without
+    # by an OR where the compiled code has AVX-512 (the 64-bit lanes on AMD's AVX-512 cores),
+    # signed ones the 64-bit lanes there, and both the one summing in 32-bit lanes without
     # AVX-512: all bit for bit the float64 loop's sums; a shift outside the values' range or a
     # fractional one too (the kernels add such a block's frames in order, in float64)
     from libertem_gpu.kernels import moments_cpu
@@ -140,7 +140,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     if dtype.startswith("u") and not (amd and avx512):
         int_path = "_moments_uint8_wide" if avx512 else "_moments_lanes"
     else:
-        int_path = "_moments_int" if avx512 else "_moments_lanes"
+        int_path = "_moments_wide" if avx512 else "_moments_lanes"
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
@@ -150,7 +150,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     taken = []
     kernels = (
         "_moments",
-        "_moments_int",
+        "_moments_wide",
         "_moments_lanes",
         "_moments_uint8_wide",
     )
@@ -234,14 +234,16 @@ def test_shifts_not_whole_in_one_block_only(dtype, avx512, amd, monkeypatch):
         np.testing.assert_allclose(got[1], 5 + (d * d).sum(axis=0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", ["_moments_lanes", "_moments_wide"])
 @pytest.mark.parametrize("dtype", ["uint16", "int16"])
-def test_lanes_recover_the_carries_of_many_frames(dtype, rng):
+def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
     # more frames than the 32-bit lanes could take in one round (65537 values below 2**16 fit a
     # lane), near the end of the range: the squares' sum wraps its lane thousands of times in
     # each round of the kernel's (4096 frames); the sums must still be exact, and equal the
     # float64 frame-order loop's bit for bit. Signed values are biased by 2**15 in the lanes.
-    # Shifts at both ends of the range the lanes accept; the fractional and out-of-range ones
-    # take the frame-order path for their block.
+    # The 64-bit lanes take 65536 frames a round: two rounds here. Shifts at both ends of the
+    # range the lanes accept; the fractional and out-of-range ones take the frame-order path
+    # for their block.
     from libertem_gpu.kernels import moments_cpu
 
     info = np.iinfo(dtype)
@@ -261,7 +263,7 @@ def test_lanes_recover_the_carries_of_many_frames(dtype, rng):
         shift = np.array(shift)
         got = [np.full(5, 3.0), np.full(5, 5.0)]
         want = [np.full(5, 3.0), np.full(5, 5.0)]
-        moments_cpu._moments_lanes(frames, 5, shift, *got, bias)
+        getattr(moments_cpu, kernel)(frames, 5, shift, *got, bias)
         moments_cpu._moments(frames, 5, shift, *want)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
@@ -271,15 +273,16 @@ def test_lanes_recover_the_carries_of_many_frames(dtype, rng):
             assert [int(v) for v in got[1]] == [5 + int(v) for v in (d * d).sum(axis=0)]
 
 
+@pytest.mark.parametrize("avx512", [False, True], ids=["avx2", "avx512"])
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
-def test_signed_frames_in_the_lanes_without_avx512(dtype, monkeypatch):
-    # without AVX-512 signed frames go to the 32-bit lanes biased by half their range, and the
-    # shift with them: a shift of 3 is whole and in the lanes' range only so biased, and the
-    # first frame's values (negative ones among them) only once biased; either way the sums
-    # must be the exact integers
+def test_signed_frames_in_the_lanes(dtype, avx512, monkeypatch):
+    # signed frames go to the 32-bit lanes (64-bit ones with AVX-512) biased by half their
+    # range, and the shift with them: a shift of 3 is whole and in the lanes' range only so
+    # biased, and the first frame's values (negative ones among them) only once biased; either
+    # way the sums must be the exact integers
     from libertem_gpu.kernels import moments_cpu
 
-    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: False)
+    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
     info = np.iinfo(dtype)
     rng = np.random.default_rng(11)
     frames = rng.integers(info.min, info.max, (21, 3 * 11), endpoint=True).astype(dtype)
