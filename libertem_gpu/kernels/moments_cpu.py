@@ -58,10 +58,9 @@ def _pixel_block(p0, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
 @numba.njit(nogil=True, cache=True, inline="always")
 def _whole_block(sh):  # type: ignore[no-untyped-def]
     """Whether every shift of a pixel block is a whole number below 2**24 in magnitude, as the
-    integer kernels need (Numba only; NaN fails ``v == floor(v)``, infinities the magnitude):
-    deviations of 16-bit values then stay below 2**25, so eight squares sum below 2**53, exact
-    in float64 and far from int64's end (with shifts up to 2**31, allowed before, eight squares
-    overflowed int64).
+    pairwise float64 loop needs for integer frames (Numba only; NaN fails ``v == floor(v)``,
+    infinities the magnitude): deviations of 16-bit values then stay below 2**25, so eight
+    squares sum below 2**53, exact in float64 in any order.
     Checked block by block inside the kernels, where the block's shifts are read anyway: a
     check of the whole shift first read it from memory once more, 22-35 ms of each thread's
     StdDevUDF run over 64 frames of 4096 x 4096 (16 row slabs of 1M shifts). No
@@ -314,7 +313,8 @@ _moments_lanes = _make_lane_moments(np.uint32, 3, _LANE_FRAMES, _lane_sums, _add
 # one 52-bit multiply-add (``vpmadd52luq``), where the deviations from the shift of the int64
 # kernel this replaces were signed and took a full 64-bit multiply (``vpmullq``) and a
 # subtraction each. Every term of the conversion (``_add_wide_sums``) is a whole number below
-# 2**53, so the sums are the float64 loop's bit for bit. Measured on the 2-vCPU Zen 4 VM
+# 2**50, so the sums are the float64 loop's bit for bit. Unmeasured on Intel, where the int64
+# kernel took signed frames and ``vpmullq`` is three uops. Measured on the 2-vCPU Zen 4 VM
 # (2026-12-04), uint16: one thread on 8 MiB in L3 16.4-17.4 -> 23.0-24.1 GB/s; two threads
 # streaming 1 GiB from the page cache, kernel alone alternated with the floor (20 rounds),
 # median 0.67 -> 0.74-0.76 of it. Compiled for haswell the 32-bit lanes stay faster (21 against
