@@ -24,13 +24,14 @@ def random_tile(rng, shape, dtype):
 )
 def single_mask_target(request, monkeypatch):
     """Run the single-mask tests with the kernels chosen for AVX-512 targets and for the others
-    (kernels/masks_avx2_cpu), and for hosts that do not prefetch (AMD: one kernel whatever the
+    (kernels/masks_avx2_cpu), and for AMD hosts, which do not prefetch (one kernel whatever the
     target), whatever this machine compiles for and is."""
     from libertem_gpu import config
     from libertem_gpu.kernels import masks_cpu
 
     avx512, prefetching = request.param
     monkeypatch.setattr(masks_cpu, "target_has", lambda *features: avx512)
+    monkeypatch.setattr(masks_cpu, "host_is_amd", lambda: not prefetching)
     with config.set(software_prefetch=prefetching):
         yield avx512
 
