@@ -129,10 +129,10 @@ class TestMomentsContract(KernelContract):
 @pytest.mark.parametrize("dtype", ["int8", "int16", "uint8", "uint16"])  # each compiles 3 kernels
 def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     # small integers with a whole-number shift: unsigned ones take the kernel that makes floats
-    # by an OR where the compiled code has AVX-512 (the 64-bit lanes on AMD's AVX-512 cores),
-    # signed ones the 64-bit lanes there, and both the one summing in 32-bit lanes without
-    # AVX-512: all bit for bit the float64 loop's sums; a shift outside the values' range or a
-    # fractional one too (the kernels add such a block's frames in order, in float64)
+    # by an OR where the compiled code has AVX-512 (the lanes on AMD's AVX-512 cores), signed
+    # ones the lanes there; 16-bit ones the 64-bit lanes, 8-bit ones and all without AVX-512
+    # the 32-bit lanes: all bit for bit the float64 loop's sums; a shift outside the values'
+    # range or a fractional one too (the kernels add such a block's frames in order, in float64)
     from libertem_gpu.kernels import moments_cpu
 
     monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
@@ -140,7 +140,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     if dtype.startswith("u") and not (amd and avx512):
         int_path = "_moments_uint8_wide" if avx512 else "_moments_lanes"
     else:
-        int_path = "_moments_wide" if avx512 else "_moments_lanes"
+        int_path = "_moments_wide" if avx512 and dtype.endswith("16") else "_moments_lanes"
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
@@ -276,10 +276,10 @@ def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
 @pytest.mark.parametrize("avx512", [False, True], ids=["avx2", "avx512"])
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
 def test_signed_frames_in_the_lanes(dtype, avx512, monkeypatch):
-    # signed frames go to the 32-bit lanes (64-bit ones with AVX-512) biased by half their
-    # range, and the shift with them: a shift of 3 is whole and in the lanes' range only so
-    # biased, and the first frame's values (negative ones among them) only once biased; either
-    # way the sums must be the exact integers
+    # signed frames go to the 32-bit lanes (16-bit ones to 64-bit lanes with AVX-512) biased by
+    # half their range, and the shift with them: a shift of 3 is whole and in the lanes' range
+    # only so biased, and the first frame's values (negative ones among them) only once biased;
+    # either way the sums must be the exact integers
     from libertem_gpu.kernels import moments_cpu
 
     monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
