@@ -400,7 +400,7 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype in _SMALL_INTS:  # blocks whose shifts are not whole: frame order, in float64
-        # On AMD's AVX-512 cores (Zen 4) the 64-bit lanes beat the OR-made floats: the int64
+        # On AMD's AVX-512 cores (Zen 4) the integer lanes beat the OR-made floats: the int64
         # kernel they replaced already matched them there (StdDevUDF over 1 GiB, A/B in fresh
         # processes, results/2026-12-03-ab-cpu-vm-amd-int64-moments.json: uint8 1.10x, uint16
         # 0.99x). Intel's unsigned frames keep the floats, measured there.
@@ -410,7 +410,7 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
             _moments_uint8_wide(a, npix, shift, s1, s2)
         elif target_has("avx512dq") and a.dtype.itemsize == 2:
             _moments_wide(a, npix, shift, s1, s2, bias)
-        else:  # 8-bit frames in 64-bit lanes: eight lanes per byte read; 32-bit lanes are faster
+        else:  # no AVX-512 DQ, or 8-bit frames (each byte would fill 8 bytes of 64-bit lanes)
             _moments_lanes(a, npix, shift, s1, s2, bias)
     else:
         _moments(a, npix, shift, s1, s2)
