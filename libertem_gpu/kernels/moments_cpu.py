@@ -21,6 +21,7 @@ from libertem_gpu.kernels.lanes32 import (
     u32,
 )
 from libertem_gpu.kernels.moments import merged_trivially
+from libertem_gpu.kernels.pairs16 import PAIR_ORDER, PIXELS, madd_pair, madd_pairs4
 from libertem_gpu.kernels.tiles import as_rows, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
@@ -308,6 +309,78 @@ def _make_lane_moments(lane_type, n_lanes, round_frames, add_frames, add_round):
 _moments_lanes = _make_lane_moments(np.uint32, 3, _LANE_FRAMES, _lane_sums, _add_lane_sums)
 
 
+# 16-bit integers with AVX2 but no AVX-512 DQ: the same three rows of 32-bit lanes, filled two
+# frames at a time by ``vpmaddwd`` (:mod:`libertem_gpu.kernels.pairs16`): the values made signed
+# (``v - 32768`` for unsigned ones; signed ones as they are), each pixel's two values side by
+# side, then one instruction gives the two squares' sum and one the two values' sum, eight
+# frames per pass over the lanes. About 0.6 vector operations per value and frame against 0.9
+# for ``_lane_sums``. Haswell code on the 2-vCPU Zen 4 VM, uint16, one thread: frames in L2
+# 23.7 -> 36.7 GB/s, a 64 MiB tile 16.5 -> 20-22 GB/s.
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _pair_sums(a, first, stop, p0, p1, lanes):  # type: ignore[no-untyped-def]
+    """Add pixels ``p0:p1`` of frames ``first:stop`` into the lanes (Numba only): the pixels of
+    whole runs of sixteen in ``PAIR_ORDER`` (``pairs16``), eight frames a pass, then two, then
+    the last one alone; the rest one by one, in place."""
+    m = p1 - p0
+    m16 = m - m % PIXELS
+    stop8 = stop - (stop - first) % 8
+    for i in range(first, stop8, 8):
+        for c in range(0, m16, PIXELS):
+            madd_pairs4(a, i, False, p0 + c, lanes, c)
+    for i in range(stop8, stop, 2):
+        alone = i + 1 == stop
+        for c in range(0, m16, PIXELS):
+            madd_pair(a, i, alone, p0 + c, lanes, c)
+    sq, cy, sx = lanes[0], lanes[1], lanes[2]
+    for i in range(first, stop):
+        row = a[i]
+        for p in range(m16, m):
+            s = _signed16(row[p0 + p])
+            q = np.uint32(s * s)
+            sq[p] = add_u32(sq[p], q)
+            cy[p] = add_u32(cy[p], high_half_u32(q))
+            sx[p] = add_u32(sx[p], np.uint32(s & 0xFFFFFFFF))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _signed16(x):  # type: ignore[no-untyped-def]
+    """A 16-bit value as ``_pair_sums`` takes it (Numba only): ``x - 32768`` if unsigned, as it
+    is if signed."""
+    return np.int64(as_unsigned_biased(x)) - 32768
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_pair_sums(n, sh, bias, lanes, o1, o2):  # type: ignore[no-untyped-def]
+    """Add ``_pair_sums``' lanes over ``n <= _LANE_FRAMES`` frames to the shifted sums (Numba
+    only). The values were taken as ``s = v + bias - 32768``, so the shift is
+    ``sh + bias - 32768`` for them. The squares' sum is restored as in ``_add_lane_sums``; every
+    term is a whole number below 2**44, exact in float64 in any order."""
+    m = o1.shape[0]
+    m16 = m - m % PIXELS
+    for c in range(0, m16, PIXELS):
+        for k in range(PIXELS):
+            _add_pair_lane(n, sh, bias, lanes, o1, o2, c + PAIR_ORDER[k], c + k)
+    for p in range(m16, m):
+        _add_pair_lane(n, sh, bias, lanes, o1, o2, p, p)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_pair_lane(n, sh, bias, lanes, o1, o2, p, q):  # type: ignore[no-untyped-def]
+    """Lane ``q`` of ``_pair_sums`` into pixel ``p``'s shifted sums (Numba only)."""
+    c = sh[p] + bias - 32768.0
+    carries = lanes[1, q]
+    low = sub_u32(lanes[0, q], times_2_16_u32(carries))
+    squares = below_2_31_as_float64(carries) * 65536.0 + below_2_31_as_float64(low)
+    values = np.float64(np.int32(lanes[2, q]))
+    o1[p] += values - n * c
+    o2[p] += (squares - 2.0 * c * values) + n * c * c
+
+
+_moments_pairs = _make_lane_moments(np.uint32, 3, _LANE_FRAMES, _pair_sums, _add_pair_sums)
+
+
 # 16-bit integers where the compiled code has AVX-512 (unsigned ones on Intel take
 # ``_moments_uint8_wide`` above): sums of the values and of their squares in 64-bit lanes, turned
 # into the shifted sums once per pixel block and at most ``_WIDE_FRAMES`` frames. The values are
@@ -410,7 +483,9 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
             _moments_uint8_wide(a, npix, shift, s1, s2)
         elif target_has("avx512dq") and a.dtype.itemsize == 2:
             _moments_wide(a, npix, shift, s1, s2, bias)
-        else:  # no AVX-512 DQ, or 8-bit frames (each byte would fill 8 bytes of 64-bit lanes)
+        elif target_has("avx2") and a.dtype.itemsize == 2:
+            _moments_pairs(a, npix, shift, s1, s2, bias)
+        else:  # 8-bit frames (each byte would fill 8 bytes of 64-bit lanes), or no AVX2
             _moments_lanes(a, npix, shift, s1, s2, bias)
     else:
         _moments(a, npix, shift, s1, s2)

@@ -101,6 +101,17 @@ def test_moments_strided_and_empty_merge():
         np.testing.assert_array_equal(merged[2], m2)
 
 
+def _compiled_for(moments_cpu, monkeypatch, avx512: bool) -> None:
+    """Make ``moments_cpu`` pick its kernels as if compiled for an AVX-512 (F, DQ) or an
+    AVX2-only CPU. The AVX2 kernel (``vpmaddwd``) must run here, so AVX2 is required."""
+    from libertem_gpu.kernels.cpu_target import target_has
+
+    if not target_has("avx2"):
+        pytest.skip("the pairs kernel needs AVX2, which this machine lacks")
+    features = {"avx2", "avx512f", "avx512dq"} if avx512 else {"avx2"}
+    monkeypatch.setattr(moments_cpu, "target_has", lambda *wanted: set(wanted) <= features)
+
+
 class TestMomentsContract(KernelContract):
     op = "moments"
     rtol = 1e-11
@@ -135,12 +146,14 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     # range or a fractional one too (the kernels add such a block's frames in order, in float64)
     from libertem_gpu.kernels import moments_cpu
 
-    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
+    _compiled_for(moments_cpu, monkeypatch, avx512)
     monkeypatch.setattr(moments_cpu, "host_is_amd", lambda: amd)
-    if dtype.startswith("u") and not (amd and avx512):
-        int_path = "_moments_uint8_wide" if avx512 else "_moments_lanes"
+    if dtype.startswith("u") and avx512 and not amd:
+        int_path = "_moments_uint8_wide"
+    elif dtype.endswith("16"):
+        int_path = "_moments_wide" if avx512 else "_moments_pairs"
     else:
-        int_path = "_moments_wide" if avx512 and dtype.endswith("16") else "_moments_lanes"
+        int_path = "_moments_lanes"
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
@@ -152,6 +165,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
         "_moments",
         "_moments_wide",
         "_moments_lanes",
+        "_moments_pairs",
         "_moments_uint8_wide",
     )
     for name in kernels:
@@ -208,7 +222,7 @@ def test_shifts_not_whole_in_one_block_only(dtype, avx512, amd, monkeypatch):
     # sums; everything bit for bit the float64 loop's.
     from libertem_gpu.kernels import moments_cpu
 
-    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
+    _compiled_for(moments_cpu, monkeypatch, avx512)
     monkeypatch.setattr(moments_cpu, "host_is_amd", lambda: amd)
     rng = np.random.default_rng(9)
     info = np.iinfo(dtype)
@@ -234,7 +248,7 @@ def test_shifts_not_whole_in_one_block_only(dtype, avx512, amd, monkeypatch):
         np.testing.assert_allclose(got[1], 5 + (d * d).sum(axis=0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("kernel", ["_moments_lanes", "_moments_wide"])
+@pytest.mark.parametrize("kernel", ["_moments_lanes", "_moments_wide", "_moments_pairs"])
 @pytest.mark.parametrize("dtype", ["uint16", "int16"])
 def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
     # more frames than the 32-bit lanes could take in one round (65537 values below 2**16 fit a
@@ -245,7 +259,10 @@ def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
     # range the lanes accept; the fractional and out-of-range ones take the frame-order path
     # for their block.
     from libertem_gpu.kernels import moments_cpu
+    from libertem_gpu.kernels.cpu_target import target_has
 
+    if kernel == "_moments_pairs" and not target_has("avx2"):
+        pytest.skip("the pairs kernel needs AVX2, which this machine lacks")
     info = np.iinfo(dtype)
     bias = 0.0 if info.min == 0 else 2.0**15
     frames = rng.integers(info.max - 5535, info.max, (65536 + 4096 + 7, 5), endpoint=True)
@@ -273,6 +290,48 @@ def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
             assert [int(v) for v in got[1]] == [5 + int(v) for v in (d * d).sum(axis=0)]
 
 
+@pytest.mark.parametrize("n_frames", [4096 + 8 * 3 + 2 + 1, 8, 1, 2, 11])
+@pytest.mark.parametrize("dtype", ["uint16", "int16"])
+def test_pairs_kernel_at_the_ends_of_the_range(dtype, n_frames):
+    # vpmaddwd's sum of two squares reaches 2**31 where both values are -32768 (0 for uint16,
+    # -32768 for int16), and four such sums wrap a 32-bit lane in one pass of eight frames: the
+    # carries must give every bit back. 16-pixel runs (two, in PAIR_ORDER) and a tail of 5
+    # pixels taken one by one; 8 frames a pass, then pairs, then one alone; more frames than
+    # one round of the lanes (4096). Exact integers, and the float64 loop's bits.
+    from libertem_gpu.kernels import moments_cpu
+    from libertem_gpu.kernels.cpu_target import target_has
+
+    if not target_has("avx2"):
+        pytest.skip("the pairs kernel needs AVX2, which this machine lacks")
+    info = np.iinfo(dtype)
+    bias = 0.0 if info.min == 0 else 2.0**15
+    rng = np.random.default_rng(17)
+    npix = 2 * 16 + 5
+    frames = rng.integers(info.min, info.max, (n_frames, npix), endpoint=True).astype(dtype)
+    frames[:, :4] = info.min
+    frames[:, 4:8] = info.max
+    frames[::2, 16] = info.min
+    frames[1::2, 16] = info.max
+    frames[:, -2:] = info.min
+    frames.flags.writeable = False
+    for shift in (
+        np.full(npix, float(info.min)),
+        np.full(npix, float(info.max)),
+        frames[0].astype(np.float64),
+        np.where(np.arange(npix) % 3 == 0, 2.5, 7.0),  # blocks with a fraction: frame order
+    ):
+        got = [np.full(npix, 3.0), np.full(npix, 5.0)]
+        want = [np.full(npix, 3.0), np.full(npix, 5.0)]
+        moments_cpu._moments_pairs(frames, npix, shift, *got, bias)
+        moments_cpu._moments(frames, npix, shift, *want)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        if (shift == np.floor(shift)).all():
+            d = frames.astype(object) - shift.astype(int).astype(object)  # exact integers
+            assert [int(v) for v in got[0]] == [3 + int(v) for v in d.sum(axis=0)]
+            assert [int(v) for v in got[1]] == [5 + int(v) for v in (d * d).sum(axis=0)]
+
+
 @pytest.mark.parametrize("avx512", [False, True], ids=["avx2", "avx512"])
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
 def test_signed_frames_in_the_lanes(dtype, avx512, monkeypatch):
@@ -282,7 +341,7 @@ def test_signed_frames_in_the_lanes(dtype, avx512, monkeypatch):
     # either way the sums must be the exact integers
     from libertem_gpu.kernels import moments_cpu
 
-    monkeypatch.setattr(moments_cpu, "target_has", lambda *features: avx512)
+    _compiled_for(moments_cpu, monkeypatch, avx512)
     info = np.iinfo(dtype)
     rng = np.random.default_rng(11)
     frames = rng.integers(info.min, info.max, (21, 3 * 11), endpoint=True).astype(dtype)
