@@ -21,7 +21,7 @@ from libertem_gpu.kernels.lanes32 import (
     u32,
 )
 from libertem_gpu.kernels.moments import merged_trivially
-from libertem_gpu.kernels.pairs16 import PAIR_ORDER, PIXELS, madd_pair, madd_pairs4
+from libertem_gpu.kernels.pairs16 import PIXELS, in_pixel_order, madd_pair, madd_pairs4
 from libertem_gpu.kernels.tiles import as_rows, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
@@ -291,17 +291,20 @@ def _make_lane_moments(lane_type, n_lanes, round_frames, add_frames, add_round):
     def lane_moments(a, npix, shift, s1, s2, bias):
         prefer_wide_vectors()
         n = a.shape[0]
-        lanes = np.empty((n_lanes, _PIX_BLOCK), lane_type)
+        storage = np.empty(n_lanes * _PIX_BLOCK, lane_type)
         for p0 in range(0, npix, _PIX_BLOCK):
             p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
             if not _shift_in_value_range(sh, bias):
                 _in_order_block(a, p0, p1, shift, s1, s2)
                 continue
+            # C-contiguous rows of exactly m lanes: a slice lanes[:, :m] of a 2-D array has
+            # rows of unknown stride to Numba, whose loops over them LLVM did not vectorise
+            lanes = storage[: n_lanes * m].reshape((n_lanes, m))
             for first in range(0, n, round_frames):
                 stop = min(first + round_frames, n)
-                lanes[:, :m] = 0
-                add_frames(a, first, stop, p0, p1, lanes[:, :m])
-                add_round(stop - first, sh, bias, lanes[:, :m], o1, o2)
+                lanes[:] = 0
+                add_frames(a, first, stop, p0, p1, lanes)
+                add_round(stop - first, sh, bias, lanes, o1, o2)
 
     return lane_moments
 
@@ -309,20 +312,22 @@ def _make_lane_moments(lane_type, n_lanes, round_frames, add_frames, add_round):
 _moments_lanes = _make_lane_moments(np.uint32, 3, _LANE_FRAMES, _lane_sums, _add_lane_sums)
 
 
-# 16-bit integers with AVX2 but no AVX-512 DQ: the same three rows of 32-bit lanes, filled two
-# frames at a time by ``vpmaddwd`` (:mod:`libertem_gpu.kernels.pairs16`): the values made signed
-# (``v - 32768`` for unsigned ones; signed ones as they are), each pixel's two values side by
-# side, then one instruction gives the two squares' sum and one the two values' sum, eight
-# frames per pass over the lanes. About 0.6 vector operations per value and frame against 0.9
-# for ``_lane_sums``. Haswell code on the 2-vCPU Zen 4 VM, uint16, one thread: frames in L2
-# 23.7 -> 36.7 GB/s, a 64 MiB tile 16.5 -> 20-22 GB/s.
+# 16-bit integers with AVX2, except on Intel's AVX-512 cores (unmeasured there): the same three
+# rows of 32-bit lanes as ``_lane_sums``, filled two frames at a time by ``vpmaddwd``
+# (:mod:`libertem_gpu.kernels.pairs16`): the values made signed (``v - 32768`` for unsigned ones;
+# signed ones as they are), each pixel's two values side by side, then one instruction gives the
+# two squares' sum and one the two values' sum, eight frames per pass over the lanes. About 0.6
+# vector operations per value and frame against 0.9 for ``_lane_sums``. One thread on the 2-vCPU
+# Zen 4 VM, uint16, haswell code against the 32-bit lanes: 256 frames of 8192 pixels (in L2)
+# 24.0 -> 33.0 GB/s, 64 frames of 65536 (L3) 20.8 -> 26.4, 1024 frames (streaming) 15.3 -> 19.8,
+# 8 frames level; host code against the 64-bit lanes: 24.0 -> 38.4, 21.6 -> 26.7, 19.0 -> 19.6.
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _pair_sums(a, first, stop, p0, p1, lanes):  # type: ignore[no-untyped-def]
     """Add pixels ``p0:p1`` of frames ``first:stop`` into the lanes (Numba only): the pixels of
-    whole runs of sixteen in ``PAIR_ORDER`` (``pairs16``), eight frames a pass, then two, then
-    the last one alone; the rest one by one, in place."""
+    whole runs of sixteen in ``pairs16.PAIR_ORDER``, eight frames a pass, then two, then the
+    last one alone; the rest one by one, in place."""
     m = p1 - p0
     m16 = m - m % PIXELS
     stop8 = stop - (stop - first) % 8
@@ -359,42 +364,44 @@ def _add_pair_sums(n, sh, bias, lanes, o1, o2):  # type: ignore[no-untyped-def]
     term is a whole number below 2**44, exact in float64 in any order."""
     m = o1.shape[0]
     m16 = m - m % PIXELS
-    for c in range(0, m16, PIXELS):
-        for k in range(PIXELS):
-            _add_pair_lane(n, sh, bias, lanes, o1, o2, c + PAIR_ORDER[k], c + k)
-    for p in range(m16, m):
-        _add_pair_lane(n, sh, bias, lanes, o1, o2, p, p)
+    sq, cy, sx = lanes[0], lanes[1], lanes[2]
+    # lanes into pixel order first, so that the conversion runs over contiguous lanes and
+    # pixels and vectorises (by PAIR_ORDER, lane by lane, it did not: 1.5-2x slower tiles)
+    in_pixel_order(sq, m16)
+    in_pixel_order(cy, m16)
+    in_pixel_order(sx, m16)
+    _add_pair_lanes(n, sh, bias, sq, cy, sx, o1, o2, m)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _add_pair_lane(n, sh, bias, lanes, o1, o2, p, q):  # type: ignore[no-untyped-def]
-    """Lane ``q`` of ``_pair_sums`` into pixel ``p``'s shifted sums (Numba only)."""
-    c = sh[p] + bias - 32768.0
-    carries = lanes[1, q]
-    low = sub_u32(lanes[0, q], times_2_16_u32(carries))
-    squares = below_2_31_as_float64(carries) * 65536.0 + below_2_31_as_float64(low)
-    values = np.float64(np.int32(lanes[2, q]))
-    o1[p] += values - n * c
-    o2[p] += (squares - 2.0 * c * values) + n * c * c
+def _add_pair_lanes(n, sh, bias, sq, cy, sx, o1, o2, count):  # type: ignore[no-untyped-def]
+    """The first ``count`` lanes into the first ``count`` pixels' shifted sums (Numba only)."""
+    for k in range(count):
+        c = sh[k] + bias - 32768.0
+        low = sub_u32(sq[k], times_2_16_u32(cy[k]))
+        squares = below_2_31_as_float64(cy[k]) * 65536.0 + below_2_31_as_float64(low)
+        values = np.float64(np.int32(sx[k]))
+        o1[k] += values - n * c
+        o2[k] += (squares - 2.0 * c * values) + n * c * c
 
 
 _moments_pairs = _make_lane_moments(np.uint32, 3, _LANE_FRAMES, _pair_sums, _add_pair_sums)
 
 
-# 16-bit integers where the compiled code has AVX-512 (unsigned ones on Intel take
-# ``_moments_uint8_wide`` above): sums of the values and of their squares in 64-bit lanes, turned
-# into the shifted sums once per pixel block and at most ``_WIDE_FRAMES`` frames. The values are
-# unsigned (signed ones biased by half their range, the shift with them): the square of a value
-# zero-extended to 64 bits is one unsigned 32-bit multiply (``vpmuludq``) or, with AVX-512 IFMA,
-# one 52-bit multiply-add (``vpmadd52luq``), where the deviations from the shift of the int64
-# kernel this replaces were signed and took a full 64-bit multiply (``vpmullq``) and a
-# subtraction each. Every term of the conversion (``_add_wide_sums``) is a whole number below
-# 2**50, so the sums are the float64 loop's bit for bit. Unmeasured on Intel, where the int64
-# kernel took signed frames and ``vpmullq`` is three uops. Measured on the 2-vCPU Zen 4 VM
-# (2026-12-04), uint16: one thread on 8 MiB in L3 16.4-17.4 -> 23.0-24.1 GB/s; two threads
-# streaming 1 GiB from the page cache, kernel alone alternated with the floor (20 rounds),
-# median 0.67 -> 0.74-0.76 of it. Compiled for haswell the 32-bit lanes stay faster (21 against
-# 18 GB/s in L3).
+# Signed 16-bit integers where the compiled code has AVX-512 on Intel (unsigned ones there take
+# ``_moments_uint8_wide`` above; AMD's take ``_moments_pairs``): sums of the values and of their
+# squares in 64-bit lanes, turned into the shifted sums once per pixel block and at most
+# ``_WIDE_FRAMES`` frames. The values are unsigned (signed ones biased by half their range, the
+# shift with them): the square of a value zero-extended to 64 bits is one unsigned 32-bit multiply
+# (``vpmuludq``) or, with AVX-512 IFMA, one 52-bit multiply-add (``vpmadd52luq``), where the
+# deviations from the shift of the int64 kernel this replaces were signed and took a full 64-bit
+# multiply (``vpmullq``) and a subtraction each. Every term of the conversion (``_add_wide_sums``)
+# is a whole number below 2**50, so the sums are the float64 loop's bit for bit. Unmeasured on
+# Intel, where the int64 kernel took signed frames and ``vpmullq`` is three uops. Measured on the
+# 2-vCPU Zen 4 VM (2026-12-04), uint16: one thread on 8 MiB in L3 16.4-17.4 -> 23.0-24.1 GB/s; two
+# threads streaming 1 GiB from the page cache, kernel alone alternated with the floor (20 rounds),
+# median 0.67 -> 0.74-0.76 of it. Compiled for haswell the 32-bit lanes stay faster (21 against 18
+# GB/s in L3).
 _WIDE_FRAMES = 65536  # frames per round: the squares' sums stay below 2**48
 
 
@@ -476,15 +483,18 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
         # On AMD's AVX-512 cores (Zen 4) the integer lanes beat the OR-made floats: the int64
         # kernel they replaced already matched them there (StdDevUDF over 1 GiB, A/B in fresh
         # processes, results/2026-12-03-ab-cpu-vm-amd-int64-moments.json: uint8 1.10x, uint16
-        # 0.99x). Intel's unsigned frames keep the floats, measured there.
+        # 0.99x), and for 16-bit frames the vpmaddwd pairs beat the 64-bit lanes (one thread
+        # on Zen 4: 64 frames in L3 21.6 -> 26.7 GB/s, 256 frames in L2 24.0 -> 38.4). Intel's
+        # AVX-512 paths stay as measured there.
         unsigned = a.dtype.kind == "u"
         bias = 0.0 if unsigned else float(2 ** (8 * a.dtype.itemsize - 1))
+        amd_or_avx2 = host_is_amd() or not target_has("avx512f")
         if unsigned and target_has("avx512f") and not (host_is_amd() and target_has("avx512dq")):
             _moments_uint8_wide(a, npix, shift, s1, s2)
+        elif a.dtype.itemsize == 2 and target_has("avx2") and amd_or_avx2:
+            _moments_pairs(a, npix, shift, s1, s2, bias)
         elif target_has("avx512dq") and a.dtype.itemsize == 2:
             _moments_wide(a, npix, shift, s1, s2, bias)
-        elif target_has("avx2") and a.dtype.itemsize == 2:
-            _moments_pairs(a, npix, shift, s1, s2, bias)
         else:  # 8-bit frames (each byte would fill 8 bytes of 64-bit lanes), or no AVX2
             _moments_lanes(a, npix, shift, s1, s2, bias)
     else:

@@ -14,13 +14,14 @@ lanes come out in the order :data:`PAIR_ORDER` gives.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["PAIR_ORDER", "PIXELS", "madd_pair", "madd_pairs4"]
+__all__ = ["PAIR_ORDER", "PIXELS", "in_pixel_order", "madd_pair", "madd_pairs4"]
 
 #: Pixels of one call.
 PIXELS = 16
@@ -139,3 +140,13 @@ def _make_madd(pairs: int, may_be_alone: bool):  # type: ignore[no-untyped-def]
 madd_pair = _make_madd(1, True)
 #: Eight frames; ``single`` is ignored.
 madd_pairs4 = _make_madd(4, False)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def in_pixel_order(lanes, end):  # type: ignore[no-untyped-def]
+    """Put the first ``end`` (a multiple of 16) of a 1-D array of lanes filled as
+    :data:`PAIR_ORDER` says into pixel order, in place (Numba only): swap the middle two quads
+    of each run of sixteen."""
+    for c in range(0, end, PIXELS):
+        for k in range(c + 4, c + 8):
+            lanes[k], lanes[k + 4] = lanes[k + 4], lanes[k]

@@ -140,8 +140,8 @@ class TestMomentsContract(KernelContract):
 @pytest.mark.parametrize("dtype", ["int8", "int16", "uint8", "uint16"])  # each compiles 3 kernels
 def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     # small integers with a whole-number shift: unsigned ones take the kernel that makes floats
-    # by an OR where the compiled code has AVX-512 (the lanes on AMD's AVX-512 cores), signed
-    # ones the lanes there; 16-bit ones the 64-bit lanes, 8-bit ones and all without AVX-512
+    # by an OR where the compiled code has AVX-512 on Intel, signed 16-bit ones the 64-bit
+    # lanes there; 16-bit ones elsewhere (AVX2, AMD's AVX-512) the vpmaddwd pairs; 8-bit ones
     # the 32-bit lanes: all bit for bit the float64 loop's sums; a shift outside the values'
     # range or a fractional one too (the kernels add such a block's frames in order, in float64)
     from libertem_gpu.kernels import moments_cpu
@@ -151,7 +151,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     if dtype.startswith("u") and avx512 and not amd:
         int_path = "_moments_uint8_wide"
     elif dtype.endswith("16"):
-        int_path = "_moments_wide" if avx512 else "_moments_pairs"
+        int_path = "_moments_wide" if avx512 and not amd else "_moments_pairs"
     else:
         int_path = "_moments_lanes"
 
