@@ -248,7 +248,7 @@ def test_shifts_not_whole_in_one_block_only(dtype, avx512, amd, monkeypatch):
         np.testing.assert_allclose(got[1], 5 + (d * d).sum(axis=0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("kernel", ["_moments_lanes", "_moments_wide", "_moments_pairs"])
+@pytest.mark.parametrize("kernel", ["_moments_lanes", "_moments_wide"])
 @pytest.mark.parametrize("dtype", ["uint16", "int16"])
 def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
     # more frames than the 32-bit lanes could take in one round (65537 values below 2**16 fit a
@@ -258,11 +258,9 @@ def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
     # The 64-bit lanes take 65536 frames a round: two rounds here. Shifts at both ends of the
     # range the lanes accept; the fractional and out-of-range ones take the frame-order path
     # for their block.
+    # (The pairs kernel's carries: test_pairs_kernel_at_the_ends_of_the_range.)
     from libertem_gpu.kernels import moments_cpu
-    from libertem_gpu.kernels.cpu_target import target_has
 
-    if kernel == "_moments_pairs" and not target_has("avx2"):
-        pytest.skip("the pairs kernel needs AVX2, which this machine lacks")
     info = np.iinfo(dtype)
     bias = 0.0 if info.min == 0 else 2.0**15
     frames = rng.integers(info.max - 5535, info.max, (65536 + 4096 + 7, 5), endpoint=True)
