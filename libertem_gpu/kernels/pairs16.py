@@ -25,8 +25,6 @@ __all__ = ["PAIR_ORDER", "PIXELS", "in_pixel_order", "madd_pair", "madd_pairs4"]
 
 #: Pixels of one call.
 PIXELS = 16
-#: ``PAIR_ORDER[k]`` is the pixel, of a call's sixteen, that lane ``k`` holds.
-PAIR_ORDER = np.array([0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15], dtype=np.intp)
 
 _I8 = ir.IntType(8)
 _I16 = ir.IntType(16)
@@ -37,6 +35,10 @@ _V8 = ir.VectorType(_I32, 8)
 # half, the two frames' values side by side.
 _LOW = [0, 16, 1, 17, 2, 18, 3, 19, 8, 24, 9, 25, 10, 26, 11, 27]
 _HIGH = [4, 20, 5, 21, 6, 22, 7, 23, 12, 28, 13, 29, 14, 30, 15, 31]
+
+#: ``PAIR_ORDER[k]`` is the pixel, of a call's sixteen, that lane ``k`` holds: ``vpmaddwd``
+#: adds each pair of the interleaved vectors, whose first element is the first frame's pixel.
+PAIR_ORDER = np.array(_LOW[0::2] + _HIGH[0::2], dtype=np.intp)
 
 
 def _pmaddwd(builder, a, b):  # type: ignore[no-untyped-def]
