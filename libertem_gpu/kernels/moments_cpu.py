@@ -126,7 +126,7 @@ def _or_made_deviation(x, c):  # type: ignore[no-untyped-def]
     return two52_plus(x) - (c + TWO_52)
 
 
-def _make_float_moments(pairwise, deviation=_float_deviation):  # type: ignore[no-untyped-def]
+def _make_float_moments(pairwise, or_made=False):  # type: ignore[no-untyped-def]
     """The float64 moments loop, eight frames per pass (an eighth of the accumulator traffic).
 
     ``pairwise=False`` adds in frame order, so results equal the one-frame-at-a-time loop
@@ -140,10 +140,15 @@ def _make_float_moments(pairwise, deviation=_float_deviation):  # type: ignore[n
     arithmetic is compute-bound on integer frames: 512-bit vectors (where the CPU has them) run
     it 18-20% faster on uint16 (kernel alone, two threads), with the same results.
 
-    ``deviation(x, c)`` makes each ``x - c`` in the eight-frame passes.
-    """
+    ``or_made=True`` makes each ``x - c`` of the eight-frame passes by an OR
+    (``_or_made_deviation``), for unsigned integer frames with a whole shift only.
 
-    four_frames = _four_frames_pairwise if pairwise else _four_frames_in_order
+    The closure holds plain values only, the helpers being called in branches on them, which
+    Numba prunes: a dispatcher among a closure's variables pickles differently in every
+    process, and Numba keys its file cache by them, so the kernel compiled again in every
+    process (``tests/kernels/test_cpu_cache.py``). Calls, not a helper chosen into a variable:
+    that changed the machine code; these calls give the same code as the captured helpers did.
+    """
 
     @numba.njit(nogil=True, cache=True, fastmath={"contract"})
     def float_moments(a, npix, shift, s1, s2):
@@ -160,14 +165,14 @@ def _make_float_moments(pairwise, deviation=_float_deviation):  # type: ignore[n
                 r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
                 for p in range(m):
                     c = sh[p]
-                    d0 = deviation(r0[p], c)
-                    d1 = deviation(r1[p], c)
-                    d2 = deviation(r2[p], c)
-                    d3 = deviation(r3[p], c)
-                    d4 = deviation(r4[p], c)
-                    d5 = deviation(r5[p], c)
-                    d6 = deviation(r6[p], c)
-                    d7 = deviation(r7[p], c)
+                    d0 = _or_made_deviation(r0[p], c) if or_made else _float_deviation(r0[p], c)
+                    d1 = _or_made_deviation(r1[p], c) if or_made else _float_deviation(r1[p], c)
+                    d2 = _or_made_deviation(r2[p], c) if or_made else _float_deviation(r2[p], c)
+                    d3 = _or_made_deviation(r3[p], c) if or_made else _float_deviation(r3[p], c)
+                    d4 = _or_made_deviation(r4[p], c) if or_made else _float_deviation(r4[p], c)
+                    d5 = _or_made_deviation(r5[p], c) if or_made else _float_deviation(r5[p], c)
+                    d6 = _or_made_deviation(r6[p], c) if or_made else _float_deviation(r6[p], c)
+                    d7 = _or_made_deviation(r7[p], c) if or_made else _float_deviation(r7[p], c)
                     if pairwise:
                         o1[p] += ((d0 + d1) + (d2 + d3)) + ((d4 + d5) + (d6 + d7))
                         o2[p] += ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) + (
@@ -179,7 +184,10 @@ def _make_float_moments(pairwise, deviation=_float_deviation):  # type: ignore[n
                         q = (((q + d1 * d1) + d2 * d2) + d3 * d3) + d4 * d4
                         o2[p] = ((q + d5 * d5) + d6 * d6) + d7 * d7
             for i in range(n8, n4, 4):
-                four_frames(a, i, p0, p1, shift, s1, s2)
+                if pairwise:
+                    _four_frames_pairwise(a, i, p0, p1, shift, s1, s2)
+                else:
+                    _four_frames_in_order(a, i, p0, p1, shift, s1, s2)
             _frame_by_frame(a, n4, p0, p1, shift, s1, s2)
 
     return float_moments
@@ -194,7 +202,7 @@ _moments = _make_float_moments(pairwise=False)
 # frame-order loop. Measured in place of the int64 loop, whose squares are three-uop
 # ``vpmullq``: on a Sapphire Rapids VM, one thread on a 6 MiB uint16 tile 12.4 -> 15.9 GB/s;
 # two threads streaming 1 GiB from the page cache, alternated with the floor, 0.57 -> 0.66.
-_moments_uint8_wide = _make_float_moments(pairwise=True, deviation=_or_made_deviation)
+_moments_uint8_wide = _make_float_moments(pairwise=True, or_made=True)
 
 
 # Integers of up to 16 bits where the compiled code has no AVX-512 DQ (and, for unsigned
@@ -280,12 +288,21 @@ def _add_lane_sums(n, sh, bias, lanes, o1, o2):  # type: ignore[no-untyped-def]
         o2[p] += (squares - 2.0 * c * values) + n * c * c
 
 
-def _make_lane_moments(lane_type, n_lanes, round_frames, add_frames, add_round):  # type: ignore[no-untyped-def]
+def _make_lane_moments(lanes_of, lane_type, n_lanes, round_frames):  # type: ignore[no-untyped-def]
     """The moments kernel over integer lanes: per pixel block whose shifts the lanes can take
     (``_shift_in_value_range``; others in frame order), in rounds of at most ``round_frames``
-    frames, ``add_frames(a, first, stop, p0, p1, lanes)`` sums the round's frames into
-    ``n_lanes`` rows of ``lane_type`` lanes and ``add_round(n, sh, bias, lanes, o1, o2)`` turns
-    them into the shifted sums. Signed values are biased by ``bias``, the shift with them."""
+    frames, one helper (``_lane_sums(a, first, stop, p0, p1, lanes)`` or its like) sums the
+    round's frames into ``n_lanes`` rows of ``lane_type`` lanes and another
+    (``_add_lane_sums(n, sh, bias, lanes, o1, o2)`` or its like) turns them into the shifted
+    sums. Signed values are biased by ``bias``, the shift with them.
+
+    ``lanes_of`` names the pair: ``"values"`` (``_lane_sums``, ``_add_lane_sums``), ``"pairs"``
+    (``_pair_sums``, ``_add_pair_sums``) or ``"wide"`` (``_wide_sums``, ``_add_wide_sums``). A
+    name, not the helpers, for the file cache's sake (see ``_make_float_moments``)."""
+    if lanes_of not in ("values", "pairs", "wide"):
+        raise ValueError(f"lanes_of must be 'values', 'pairs' or 'wide', not {lanes_of!r}")
+    pairs = lanes_of == "pairs"
+    wide = lanes_of == "wide"
 
     @numba.njit(nogil=True, cache=True)
     def lane_moments(a, npix, shift, s1, s2, bias):
@@ -303,13 +320,20 @@ def _make_lane_moments(lane_type, n_lanes, round_frames, add_frames, add_round):
             for first in range(0, n, round_frames):
                 stop = min(first + round_frames, n)
                 lanes[:] = 0
-                add_frames(a, first, stop, p0, p1, lanes)
-                add_round(stop - first, sh, bias, lanes, o1, o2)
+                if pairs:
+                    _pair_sums(a, first, stop, p0, p1, lanes)
+                    _add_pair_sums(stop - first, sh, bias, lanes, o1, o2)
+                elif wide:
+                    _wide_sums(a, first, stop, p0, p1, lanes)
+                    _add_wide_sums(stop - first, sh, bias, lanes, o1, o2)
+                else:
+                    _lane_sums(a, first, stop, p0, p1, lanes)
+                    _add_lane_sums(stop - first, sh, bias, lanes, o1, o2)
 
     return lane_moments
 
 
-_moments_lanes = _make_lane_moments(np.uint32, 3, _LANE_FRAMES, _lane_sums, _add_lane_sums)
+_moments_lanes = _make_lane_moments("values", np.uint32, 3, _LANE_FRAMES)
 
 
 # 16-bit integers with AVX2, except on Intel's AVX-512 cores (unmeasured there): the same three
@@ -385,7 +409,7 @@ def _add_pair_lanes(n, sh, bias, sq, cy, sx, o1, o2, count):  # type: ignore[no-
         o2[k] += (squares - 2.0 * c * values) + n * c * c
 
 
-_moments_pairs = _make_lane_moments(np.uint32, 3, _LANE_FRAMES, _pair_sums, _add_pair_sums)
+_moments_pairs = _make_lane_moments("pairs", np.uint32, 3, _LANE_FRAMES)
 
 
 # Signed 16-bit integers where the compiled code has AVX-512 on Intel (unsigned ones there take
@@ -455,7 +479,7 @@ def _add_wide_sums(n, sh, bias, lanes, o1, o2):  # type: ignore[no-untyped-def]
         o2[p] += (np.float64(sq[p]) - 2.0 * c * values) + n * c * c
 
 
-_moments_wide = _make_lane_moments(np.uint64, 2, _WIDE_FRAMES, _wide_sums, _add_wide_sums)
+_moments_wide = _make_lane_moments("wide", np.uint64, 2, _WIDE_FRAMES)
 
 
 _SMALL_INTS = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16))

@@ -17,10 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # The kernels built by factories (one closure per byte order, lane type or reduction), on
-# small uint16 tiles in both byte orders.
+# small uint16 tiles in both byte orders; StdDevUDF's, each variant called directly (which one
+# the engine picks depends on the CPU; the pairs need AVX2).
 _RUN_KERNELS = """
 import numpy as np
-from libertem_gpu.kernels import extrema, spans, sum_frames, sum_sig
+from libertem_gpu.kernels import extrema, moments_cpu, spans, sum_frames, sum_sig
+from libertem_gpu.kernels.cpu_target import target_has
 
 tile = np.random.default_rng(0).integers(0, 4096, (5, 12 * 16), dtype=np.uint16)
 disk = np.zeros((12, 16), bool)
@@ -31,6 +33,13 @@ for swap in (False, True):
     sum_frames.cpu(tile, np.zeros(tile.shape[1]), swap=swap)
     extrema.cpu_max(tile, np.zeros(tile.shape[1], np.uint16), swap=swap)
     spans.com_cpu(tile.reshape(5, 12, 16), runs, 0, *(np.zeros(5) for _ in range(3)), swap=swap)
+sums = (tile.shape[1], tile[0].astype(np.float64), np.zeros(tile.shape[1]), np.zeros(tile.shape[1]))
+moments_cpu._moments(tile, *sums)
+moments_cpu._moments_uint8_wide(tile, *sums)
+moments_cpu._moments_lanes(tile, *sums, 0.0)
+moments_cpu._moments_wide(tile, *sums, 0.0)
+if target_has("avx2"):
+    moments_cpu._moments_pairs(tile, *sums, 0.0)
 """
 
 # Then the cache statistics of every dispatcher in the kernel modules.
