@@ -2,13 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from libertem_gpu import Context, config
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _numba_cache_by_source() -> None:
+    """Keep the suite's Numba file cache in a folder named by a hash of the kernels' sources.
+
+    Numba invalidates a cached kernel when its own source file changes, not when a helper it
+    calls (or a constant it freezes) in another file does (a documented limitation of its
+    cache), so after an edit of ``kernels/frame_rows.py`` the suite would test the old machine
+    code of every kernel that inlines it. A set ``NUMBA_CACHE_DIR`` is left alone. Folders of
+    earlier sources are removed, but the newest few, which other checkouts may be using."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    digest = hashlib.sha256()
+    for folder in ("kernels", "disks"):  # disks: constants the disk-finding kernels freeze
+        for path in sorted((_ROOT / "libertem_gpu" / folder).rglob("*.py")):
+            digest.update(path.relative_to(_ROOT).as_posix().encode() + path.read_bytes())
+    parent = _ROOT / ".numba-cache"
+    here = parent / digest.hexdigest()[:16]
+    here.mkdir(parents=True, exist_ok=True)
+    here.touch()  # newest first below
+    others = sorted(
+        (d for d in parent.iterdir() if d.is_dir() and d != here),
+        key=lambda d: d.stat().st_mtime,
+        reverse=True,
+    )
+    for old in others[3:]:
+        shutil.rmtree(old, ignore_errors=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(here)  # this process, xdist workers and children
+    if "numba" in sys.modules:  # imported already (a plugin): its setting is read at import
+        sys.modules["numba"].config.CACHE_DIR = str(here)
+
+
+_numba_cache_by_source()
+
+from libertem_gpu import Context, config  # noqa: E402
 
 try:
     from hypothesis import settings
