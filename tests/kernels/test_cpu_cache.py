@@ -83,3 +83,46 @@ def test_cpu_kernels_load_from_the_file_cache_in_a_new_process():
     # every kernel came from the cache (a kernel without a file cache counts neither); those
     # called only from inside others are not loaded at all when their callers are
     assert child["hits"] > 0
+
+
+def _closure_kernels() -> dict[str, object]:
+    """Every Numba CPU dispatcher with a closure among the kernel modules' attributes (and the
+    values of dicts of them, e.g. one kernel per byte order)."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import libertem_gpu.kernels as kernels
+
+    found: dict[str, object] = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"libertem_gpu.kernels.{info.name}")
+        for attr, value in vars(module).items():
+            values = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, item in values:
+                if isinstance(item, CPUDispatcher) and item.py_func.__closure__:
+                    found[f"{info.name}.{attr}" + ("" if key is None else f"[{key!r}]")] = item
+    return found
+
+
+def test_no_kernel_closure_holds_a_function():
+    # The cause of the misses above, checked without compiling: a dispatcher (or a Python
+    # function) among a closure's variables pickles differently in each process. Plain values
+    # (flags, sizes, dtypes) are what the factories may capture.
+    import types
+
+    from numba.core.dispatcher import Dispatcher
+
+    kernels = _closure_kernels()
+    # the factories' kernels were found (38 on 2026-12-04)
+    assert len(kernels) >= 30 and "moments_cpu._moments_pairs" in kernels, sorted(kernels)
+    holding = {
+        name: [type(cell.cell_contents).__name__ for cell in kernel.py_func.__closure__]
+        for name, kernel in kernels.items()
+        if any(
+            isinstance(cell.cell_contents, (Dispatcher, types.FunctionType))
+            for cell in kernel.py_func.__closure__
+        )
+    }
+    assert holding == {}, f"closures holding functions: {holding}"
