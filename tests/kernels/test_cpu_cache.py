@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,23 +47,39 @@ if target_has("avx2"):
 _CHILD = (
     _RUN_KERNELS
     + """
-import json, sys
-from numba.core.dispatcher import Dispatcher
+import json
+from tests.kernels.test_cpu_cache import kernel_dispatchers
 
 hits, misses = 0, {}
-for name, module in list(sys.modules.items()):
-    if not name.startswith("libertem_gpu.kernels"):
-        continue
-    for value in list(vars(module).values()):
-        for d in value.values() if isinstance(value, dict) else (value,):
-            if isinstance(d, Dispatcher):
-                hits += sum(d.stats.cache_hits.values())
-                missed = sum(d.stats.cache_misses.values())
-                if missed:
-                    misses[f"{name}.{d.py_func.__qualname__}"] = missed
+for name, d in kernel_dispatchers().items():
+    hits += sum(d.stats.cache_hits.values())
+    missed = sum(d.stats.cache_misses.values())
+    if missed:
+        misses[f"{name} ({d.py_func.__qualname__})"] = missed
 print("STATS " + json.dumps({"hits": hits, "misses": misses}))
 """
 )
+
+
+def kernel_dispatchers() -> dict[str, Any]:
+    """Every Numba CPU dispatcher among the kernel modules' attributes and the values of dicts
+    of them (e.g. one kernel per byte order), by ``module.attribute[key]``."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import libertem_gpu.kernels as kernels
+
+    found: dict[str, Any] = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"libertem_gpu.kernels.{info.name}")
+        for attr, value in vars(module).items():
+            values = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, item in values:
+                if isinstance(item, CPUDispatcher):
+                    found[f"{info.name}.{attr}" + ("" if key is None else f"[{key!r}]")] = item
+    return found
 
 
 def _child_stats() -> dict:
@@ -85,27 +102,6 @@ def test_cpu_kernels_load_from_the_file_cache_in_a_new_process():
     assert child["hits"] > 0
 
 
-def _closure_kernels() -> dict[str, object]:
-    """Every Numba CPU dispatcher with a closure among the kernel modules' attributes (and the
-    values of dicts of them, e.g. one kernel per byte order)."""
-    import importlib
-    import pkgutil
-
-    from numba.core.registry import CPUDispatcher
-
-    import libertem_gpu.kernels as kernels
-
-    found: dict[str, object] = {}
-    for info in pkgutil.iter_modules(kernels.__path__):
-        module = importlib.import_module(f"libertem_gpu.kernels.{info.name}")
-        for attr, value in vars(module).items():
-            values = value.items() if isinstance(value, dict) else [(None, value)]
-            for key, item in values:
-                if isinstance(item, CPUDispatcher) and item.py_func.__closure__:
-                    found[f"{info.name}.{attr}" + ("" if key is None else f"[{key!r}]")] = item
-    return found
-
-
 def test_no_kernel_closure_holds_a_function():
     # The cause of the misses above, checked without compiling: a dispatcher (or a Python
     # function) among a closure's variables pickles differently in each process. Plain values
@@ -114,7 +110,7 @@ def test_no_kernel_closure_holds_a_function():
 
     from numba.core.dispatcher import Dispatcher
 
-    kernels = _closure_kernels()
+    kernels = {k: d for k, d in kernel_dispatchers().items() if d.py_func.__closure__}
     # the factories' kernels were found (38 on 2026-12-04)
     assert len(kernels) >= 30 and "moments_cpu._moments_pairs" in kernels, sorted(kernels)
     holding = {
