@@ -1,5 +1,6 @@
-"""Benchmark cases for :mod:`run_analyses`: log-sum, FEM (and its variance profile) and
-crystallinity, ours against LiberTEM 0.16 with the same parameters, on 256 x 256 uint16 frames.
+"""Benchmark cases for :mod:`run_analyses`: log-sum, FEM (and its variance profile),
+azimuthal integration and crystallinity, ours against LiberTEM 0.16 with the same parameters
+(where LiberTEM has the analysis), on 256 x 256 uint16 frames.
 
 Parameters are what a session would use on such frames: FEM's ring over the amorphous halo
 (radii 30 to 50 px around the centre), crystallinity's band of spatial frequencies 6 to 20
@@ -18,6 +19,10 @@ CENTRE = (128, 128)
 FEM = dict(center=CENTRE, rad_in=30, rad_out=50)
 CRYSTALLINITY = dict(rad_in=6, rad_out=20, real_center=CENTRE, real_rad=16)
 PROFILE = dict(center=CENTRE, n_bins=32, rad_max=120)
+# Azimuthal integration: rings one pixel wide over the whole frame (182 rings), and a polar
+# transform of 64 rings by 36 sectors of 10 degrees.
+RADIAL = dict(center=CENTRE)
+POLAR = dict(center=CENTRE, n_bins=64, rad_max=128, n_sectors=36)
 
 
 def _plain(results: Any, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -92,6 +97,49 @@ def profile_reference(frames: np.ndarray) -> dict[str, np.ndarray]:
     return {"annular_mean": i, "normalized_variance": i.var(axis=0) / i.mean(axis=0) ** 2}
 
 
+# --- azimuthal integration (ours only: LiberTEM has none) ----------------------------------
+
+
+def radial_ours(ctx: Any, ds: Any) -> dict[str, np.ndarray]:
+    from libertem_gpu import RadialProfileUDF
+
+    return _plain(ctx.run_udf(dataset=ds, udf=RadialProfileUDF(**RADIAL)), ("intensity",))
+
+
+def polar_ours(ctx: Any, ds: Any) -> dict[str, np.ndarray]:
+    from libertem_gpu import RadialProfileUDF
+
+    return _plain(ctx.run_udf(dataset=ds, udf=RadialProfileUDF(**POLAR)), ("intensity",))
+
+
+def _bin_means(frames: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Each frame's mean per label (labels < 0 left out), NaN for an empty label."""
+    keep = labels >= 0
+    pixels = np.bincount(labels[keep], minlength=count)
+    sums = np.stack([np.bincount(labels[keep], f.reshape(-1)[keep], count) for f in frames])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / pixels
+
+
+def radial_reference(frames: np.ndarray) -> dict[str, np.ndarray]:
+    y, x = np.mgrid[: SIG[0], : SIG[1]]
+    d = np.hypot(y - CENTRE[0], x - CENTRE[1]).reshape(-1)
+    rings = int(np.ceil(d.max()))
+    labels = np.maximum(np.ceil(d).astype(np.int64) - 1, 0)  # (b, b + 1], 0 in the first
+    return {"intensity": _bin_means(frames, labels, rings)}
+
+
+def polar_reference(frames: np.ndarray) -> dict[str, np.ndarray]:
+    y, x = np.mgrid[: SIG[0], : SIG[1]]
+    dy, dx = (y - CENTRE[0]).reshape(-1), (x - CENTRE[1]).reshape(-1)
+    d = np.hypot(dy, dx)
+    n, s, w = POLAR["n_bins"], POLAR["n_sectors"], POLAR["rad_max"] / POLAR["n_bins"]
+    ring = np.maximum(np.ceil(d / w).astype(np.int64) - 1, 0)
+    sector = np.floor(np.mod(np.arctan2(dy, dx), 2 * np.pi) / (2 * np.pi / s)).astype(np.int64)
+    labels = np.where(d <= POLAR["rad_max"], ring * s + np.minimum(sector, s - 1), -1)
+    return {"intensity": _bin_means(frames, labels, n * s).reshape(len(frames), n, s)}
+
+
 # --- crystallinity --------------------------------------------------------------------------
 
 
@@ -132,4 +180,6 @@ CASES = [
         SIG,
     ),
     AnalysisCase("fem_profile", profile_ours, None, close(), profile_reference, SIG),
+    AnalysisCase("radial_profile", radial_ours, None, close(), radial_reference, SIG),
+    AnalysisCase("polar", polar_ours, None, close(), polar_reference, SIG),
 ]

@@ -38,6 +38,7 @@ _EXPORTS = {
     "LogsumUDF": "libertem_gpu.udf.logsum",
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
+    "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
     "CorrectionSet": "libertem_gpu.corrections.corrset",
     "load_results": "libertem_gpu.resultfiles.store",

@@ -51,6 +51,7 @@ def _loaded_after(statement: str, tmp_path) -> tuple[list[str], list[str]]:
         "from libertem_gpu import RadialFourierUDF",
         "from libertem_gpu import LogsumUDF, FEMUDF, FEMProfileUDF, CrystallinityUDF",
         "from libertem_gpu.udf import LogsumUDF, FEMUDF, FEMProfileUDF, CrystallinityUDF",
+        "from libertem_gpu import RadialProfileUDF",
         "import libertem_gpu.cli",
         "import libertem_gpu.viz, libertem_gpu.viz.driver, libertem_gpu.progress",
     ],

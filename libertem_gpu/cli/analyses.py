@@ -120,6 +120,21 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "--max-order", type=int, default=8, help="radial Fourier: highest order (default 8)"
     )
     g.add_argument(
+        "--radial-profile",
+        nargs="?",
+        const="auto",
+        type=_radius_or_auto,
+        metavar="RMAX",
+        help="azimuthal integration: each frame's mean in rings about one pixel wide around "
+        "--cy/--cx, out to RMAX (default: the farthest pixel); with --sectors",
+    )
+    g.add_argument(
+        "--sectors",
+        type=int,
+        default=1,
+        help="radial profile: angular sectors per ring, a polar transform (default 1)",
+    )
+    g.add_argument(
         "--crystallinity",
         nargs=2,
         type=float,
@@ -136,6 +151,16 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         type=float,
         help="crystallinity: blank a disk of this radius at --cy/--cx first",
     )
+
+
+def _radius_or_auto(text: str) -> float | str:
+    """A radius, or ``auto`` (argparse passes ``--radial-profile``'s const through here too)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a radius in pixels, got {text!r}") from None
 
 
 def _position(text: str) -> tuple[int, ...]:
@@ -156,6 +181,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.pick
         or args.fem
         or args.radial_fourier
+        or args.radial_profile is not None
         or args.crystallinity
         or any(getattr(args, name) for name in DETECTORS)
     )
@@ -167,8 +193,14 @@ def _centre(args: argparse.Namespace, sig: tuple[int, ...]) -> tuple[float, floa
     return cy, cx
 
 
-def _results_collector(name: str, kind_prefix: dict[str, str] | None = None) -> Any:
-    """Save every result of a UDF as ``NAME_RESULT``."""
+def _results_collector(
+    name: str,
+    kind_prefix: dict[str, str] | None = None,
+    extra_dims: dict[str, list[str]] | None = None,
+) -> Any:
+    """Save every result of a UDF as ``NAME_RESULT``; ``extra_dims`` names the trailing
+    dimensions of this UDF's results, over the shared names of :data:`_EXTRA_DIMS`."""
+    names = {**_EXTRA_DIMS, **(extra_dims or {})}
 
     def collect(results: dict[str, Any], nav_ndim: int, sig_ndim: int) -> tuple[dict, dict]:
         arrays, entries = {}, {}
@@ -179,7 +211,7 @@ def _results_collector(name: str, kind_prefix: dict[str, str] | None = None) -> 
                 data.shape,
                 nav_ndim,
                 sig_ndim,
-                extra=_EXTRA_DIMS.get(key),
+                extra=names.get(key),
                 sig_prefix=(kind_prefix or {}).get(key, "sig"),
             )
             arrays[f"{name}_{key}"] = data
@@ -296,6 +328,15 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
         udf = libertem_gpu.RadialFourierUDF(**params)
         entry = {"name": "radial_fourier", "udf": "RadialFourierUDF", "parameters": params}
         planned.append(Planned(udf, [entry], _results_collector("radial_fourier")))
+    if args.radial_profile is not None:
+        params = {"center": [cy, cx], "n_sectors": args.sectors}
+        if args.radial_profile != "auto":
+            params["rad_max"] = args.radial_profile
+        udf = libertem_gpu.RadialProfileUDF(**params)
+        entry = {"name": "radial_profile", "udf": "RadialProfileUDF", "parameters": params}
+        dims = {"intensity": ["ring", "sector"], "radius": ["ring"], "angle": ["sector"]}
+        dims["pixels"] = ["ring", "sector"]
+        planned.append(Planned(udf, [entry], _results_collector("radial_profile", None, dims)))
     if args.crystallinity:
         ri, ro = args.crystallinity
         params = {"rad_in": ri, "rad_out": ro}

