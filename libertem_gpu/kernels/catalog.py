@@ -21,6 +21,7 @@ from libertem_gpu.kernels.operation import (
     DiskRefinePreparer,
     FourierPreparer,
     Impl,
+    LabelMasks,
     LogSum,
     MasksPreparer,
     Operation,
@@ -140,6 +141,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "masks_cpu:cpu_sparse",
         "masks_gpu:gpu_sparse",
     ),
+    # Sparse masks that share no pixel (rings, sectors), a label per pixel: the CPU's way with
+    # them (the GPU applies their CSR).
+    _op("masks_labels", LabelMasks, "labels:reference", "labels_cpu:cpu", None),
     # Masks given as runs of equal value (disks, rings, rectangles): CPU only.
     _op("masks_spans", SpanMasks, "spans:reference", "spans_cpu:masks_cpu", None, swaps=_SWAPS),
     _op("com", CentreOfMass, "com:reference", "com_cpu:cpu", "com_gpu:gpu"),

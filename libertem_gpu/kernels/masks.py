@@ -106,6 +106,7 @@ class MaskStack:
     _packed: Any = field(default=None, repr=False, compare=False)
     _counts: tuple[int, ...] = field(default=(), repr=False, compare=False)
     _slabs: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+    _labels: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def width(self) -> int:
@@ -122,7 +123,8 @@ class MaskStack:
         arrays = [self.dense_t] if self.dense_t is not None else list(self.csr or ())
         packed = self._packed.nbytes if self._packed is not None else 0
         slabs = sum(int(getattr(v, "nbytes", 0)) for v in self._slabs.values())
-        return sum(a.nbytes for a in arrays) + packed + slabs
+        labels = sum(a.nbytes for found in self._labels.values() if found for a in found)
+        return sum(a.nbytes for a in arrays) + packed + slabs + labels
 
     def slab(self, p0: int, p1: int, layout: Callable[[np.ndarray], Any]) -> Any:
         """``layout(dense_t[p0:p1])``: the dense masks of pixels ``[p0, p1)`` (a row slab of
@@ -181,6 +183,18 @@ class MaskStack:
             assert self.dense_t is not None
             self._packed = pack_dense(self.dense_t)
         return self._packed
+
+    def labels(self, npix: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """CSR masks that share no pixel as a label and a weight per pixel
+        (:func:`libertem_gpu.kernels.labels.from_csr`), or None; found once per stack."""
+        if self.csr is None:
+            return None
+        if npix not in self._labels:
+            from libertem_gpu.kernels import labels
+
+            # Replaced whole: threads preparing partitions at once each see a complete dict.
+            self._labels = {**self._labels, npix: labels.from_csr(*self.csr, npix)}
+        return self._labels[npix]  # type: ignore[no-any-return]
 
     def csr_columns(self, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The CSR restricted to pixels ``[p0, p1)``, re-indexed from 0 (for row slabs)."""
@@ -303,7 +317,8 @@ class AppliedMasks:
     npix : int
         Pixels per frame.
     sparse : bool
-        ``kernel`` takes CSR arrays.
+        ``kernel`` takes the layout's arrays as separate arguments (CSR arrays, or labels and
+        weights), not one dense array.
     runs, runs_kernel : optional
         Masks as runs and their kernel (``(tile, runs, out, swap)``), used for whole frames.
     """

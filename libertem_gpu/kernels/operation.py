@@ -27,6 +27,7 @@ __all__ = [
     "DiskRefinePreparer",
     "FourierPreparer",
     "Impl",
+    "LabelMasks",
     "LogSum",
     "MasksPreparer",
     "Operation",
@@ -82,6 +83,13 @@ class SparseMasks(Protocol):
     """``(tile, indptr, indices, data, out)``: masks as the rows of a CSR ``(k, npix)``."""
 
     def __call__(self, tile: Any, indptr: Any, indices: Any, data: Any, out: Any) -> None: ...
+
+
+class LabelMasks(Protocol):
+    """``(tile (n, npix), labels (npix,) int32, weights (npix,), out (n, k))``: masks that
+    share no pixel, ``out[i, labels[p]] += weights[p] * tile[i, p]``, label ``k`` no mask."""
+
+    def __call__(self, tile: Any, labels: Any, weights: Any, out: Any) -> None: ...
 
 
 class SpanMasks(Protocol):
