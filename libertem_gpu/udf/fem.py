@@ -4,7 +4,6 @@ versus radius (:class:`FEMProfileUDF`)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,8 +14,8 @@ from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.masks import SparseMask
 from libertem_gpu.udf._common import (
-    DENSE_STACK_BYTES,
     PARTIAL_FRAMES,
+    PROFILE_MASKS_SPARSE,
     check_radii,
     flat_tile,
     kernel_backends,
@@ -27,9 +26,6 @@ from libertem_gpu.udf._common import (
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 from libertem_gpu.udf.masks import ApplyMasksUDF
-
-#: Largest dense ring stack FEMProfileUDF lays out (bytes); sparse beyond.
-_DENSE_BYTES = DENSE_STACK_BYTES
 
 __all__ = ["FEMUDF", "FEMProfileUDF", "fem_ring", "profile_bins"]
 
@@ -315,10 +311,7 @@ class FEMProfileUDF(ApplyMasksUDF):
     def _mask_source(self, sig: tuple[int, ...]) -> tuple[Any, tuple[int, ...], Any, Any, Any]:
         stack = self._bins(sig)[0]
         n = int(self.params.n_bins)
-        # Dense where the stack is small: on integer frames the CPU then sums the rings as
-        # runs of equal value (see DENSE_STACK_BYTES).
-        sparse = n * math.prod(sig) * 8 > _DENSE_BYTES
-        return (lambda: stack), sig, sparse, np.float64, n
+        return (lambda: stack), sig, PROFILE_MASKS_SPARSE, np.float64, n
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``annular_mean`` (nav) and the profiles over the scan (single, made at the end)."""

@@ -12,14 +12,12 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.masks import SparseMask
-from libertem_gpu.udf._common import DENSE_STACK_BYTES, check_radii, flat_tile, pixel_range
+from libertem_gpu.udf._common import PROFILE_MASKS_SPARSE, check_radii, flat_tile, pixel_range
 from libertem_gpu.udf.buffers import BufferDecl
 from libertem_gpu.udf.masks import ApplyMasksUDF
 
 __all__ = ["PolarBins", "RadialProfileUDF", "polar_bins"]
 
-#: Largest dense stack of bins laid out (bytes); sparse beyond (the same rule as FEM's rings).
-_DENSE_BYTES = DENSE_STACK_BYTES
 _MODES = ("mean", "sum")
 
 
@@ -101,15 +99,20 @@ def polar_bins(
     y, x = np.mgrid[:ny, :nx]
     dy, dx = (y - cy).reshape(-1), (x - cx).reshape(-1)
     distance = np.hypot(dy, dx)
+    whole = None  # pixels from rad_min out to rad_max, where rad_max is ours
     if rad_max is None:  # whole pixels beyond rad_min, out to the farthest pixel centre
         try:
             base = float(rad_min)
         except (TypeError, ValueError):
             base = 0.0  # check_radii names the bad value
         base = base if math.isfinite(base) else 0.0
-        rad_max = base + max(1, math.ceil(float(distance.max()) - base))
+        whole = max(1, math.ceil(float(distance.max()) - base))
+        rad_max = base + whole
     lo, hi = check_radii(rad_min, rad_max, "RadialProfileUDF", ("rad_min", "rad_max"))
-    rings = max(1, round(hi - lo)) if n_bins is None else _count(n_bins, "n_bins")
+    if n_bins is not None:
+        rings = _count(n_bins, "n_bins")
+    else:  # the fewest rings no wider than a pixel
+        rings = whole if whole is not None else max(1, math.ceil(hi - lo))
     sectors = _count(n_sectors, "n_sectors")
     try:
         offset = float(angle_offset)
@@ -154,8 +157,8 @@ class RadialProfileUDF(ApplyMasksUDF):
         ``(row, column)`` of the rings' centre, in pixels; it may lie off the frame. Default:
         the frame's centre, ``((rows - 1) / 2, (columns - 1) / 2)``.
     n_bins : int, optional
-        Number of rings. Default: rings about one pixel wide, ``round(rad_max - rad_min)``
-        (exactly one pixel with the default ``rad_max``).
+        Number of rings. Default: the fewest rings no wider than a pixel,
+        ``ceil(rad_max - rad_min)`` (one pixel wide with the default ``rad_max``).
     rad_max : float, optional
         Outer radius of the last ring. Default: ``rad_min`` plus the distance from there to
         the farthest pixel centre, rounded up to whole pixels, so that every pixel from
@@ -249,10 +252,7 @@ class RadialProfileUDF(ApplyMasksUDF):
         weight = 1.0 / counts[label] if self.params.mode == "mean" else np.ones(len(label))
         npix = math.prod(sig)
         stack = SparseMask((bins.count, *sig), label[order] * npix + inside[order], weight[order])
-        # Dense where the stack is small: integer frames are then summed as runs of equal
-        # value on the CPU (see FEMProfileUDF).
-        sparse = bins.count * npix * 8 > _DENSE_BYTES
-        return (lambda: stack), sig, sparse, np.float64, bins.count
+        return (lambda: stack), sig, PROFILE_MASKS_SPARSE, np.float64, bins.count
 
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """The bins' values (``intensity``, nav) and their geometry (single)."""

@@ -87,11 +87,11 @@ def test_profile_matches_numpy(ctx, rng, tmp_path, case):
     np.testing.assert_allclose(res["radius"].data, 0.5 + (np.arange(3) + 0.5) * 11 / 6)
 
 
-@pytest.mark.parametrize("dense_bytes", [0, 2**30], ids=["sparse", "dense"])
-def test_profile_known_answer(inline_ctx: Context, rng, monkeypatch, dense_bytes):
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+def test_profile_known_answer(inline_ctx: Context, rng, monkeypatch, sparse):
     """Frames scaled by factors with V = 0.25 in every ring: intensity a * s, a ~ {0.5, 1.5};
-    with the rings as a sparse and as a dense stack."""
-    monkeypatch.setattr(fem, "_DENSE_BYTES", dense_bytes)
+    with the rings as a sparse stack (as laid out) and as a dense one."""
+    monkeypatch.setattr(fem, "PROFILE_MASKS_SPARSE", sparse)
     ny = nx = 24
     base = rng.integers(10, 1000, (ny, nx))
     scale = np.array([0.5, 1.5] * 6)

@@ -54,9 +54,9 @@ def test_profile_matches_numpy(ctx, rng, tmp_path, case, params):
 
 
 @pytest.mark.parametrize("case", case_params(CASES_2D_SIG[1::2]))
-@pytest.mark.parametrize("dense_bytes", [0, 2**30], ids=["sparse", "dense"])
-def test_polar_bins_match_numpy(ctx, rng, tmp_path, monkeypatch, case, dense_bytes):
-    monkeypatch.setattr(radial_profile, "_DENSE_BYTES", dense_bytes)
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+def test_polar_bins_match_numpy(ctx, rng, tmp_path, monkeypatch, case, sparse):
+    monkeypatch.setattr(radial_profile, "PROFILE_MASKS_SPARSE", sparse)
     loaded = load_case(ctx, case, rng, tmp_path)
     params = dict(center=(5.5, 9.0), n_bins=3, rad_max=8.0, n_sectors=5, offset=0.4)
     udf = RadialProfileUDF(
