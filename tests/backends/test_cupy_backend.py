@@ -47,6 +47,8 @@ def _udfs(sig_shape):
         "masks16": lg.ApplyMasksUDF(mask_factories=stack),
         "masks_sparse": lg.ApplyMasksUDF(mask_factories=[lambda: disk], use_sparse=True),
         "com": lg.CoMUDF.with_params(r=min(rows, cols) / 3),
+        # sparse masks that share no pixel: a label per pixel on the CPU, cuSPARSE on the GPU
+        "polar": lg.RadialProfileUDF(n_bins=4, n_sectors=3),
     }
 
 
