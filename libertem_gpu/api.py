@@ -219,12 +219,14 @@ class Context(AnalysisMixin):
         overwrite: bool = False,
         compression: str | None = None,
         chunk_bytes: int | None = None,
+        bin_sig: int | Sequence[int] | None = None,
     ) -> str:
         """Write every frame of ``dataset`` to a new ``.npy``, chunked HDF5 (``.h5``) or Zarr
         (``.zarr``) file, streamed with bounded memory; the file appears complete or not at
         all; ``compression``: ``"gzip"``, ``"lz4"`` or ``"zstd"``; ``chunk_bytes``: target
-        chunk size (see :func:`libertem_gpu.export.export_dataset`; ``libertem-gpu convert``
-        on the command line).
+        chunk size; ``bin_sig``: sum blocks of this many detector pixels per signal axis (see
+        :func:`libertem_gpu.export.export_dataset`; ``libertem-gpu convert`` on the command
+        line).
 
         Examples
         --------
@@ -246,6 +248,7 @@ class Context(AnalysisMixin):
                 overwrite=overwrite,
                 progress=None if bar is None else lambda done, _total: bar.update(done - bar.n),
                 compression=compression,
+                bin_sig=bin_sig,
                 **({} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}),
             )
         finally:

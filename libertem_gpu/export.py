@@ -4,17 +4,20 @@ Frames are read partition by partition through the CPU data path (memory-mapped 
 reused buffer) and written in scan order; the file appears complete or not at all
 (:func:`libertem_gpu.outputs.atomic_path`). Positions without data (a ``sync_offset`` past
 either end of the file) are written as zero frames, so that the result keeps the scan's shape.
+With ``bin_sig``, blocks of detector pixels are summed on the way (:mod:`libertem_gpu.binning`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from libertem_gpu.binning import FrameBinner
 from libertem_gpu.errors import DataSetError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.host_tiles import iter_host_tiles
@@ -82,6 +85,7 @@ def export_dataset(
     progress: Callable[[int, int], None] | None = None,
     compression: str | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    bin_sig: int | Sequence[int] | None = None,
 ) -> str:
     """Write every frame of ``dataset`` to ``path``, in scan order, with bounded memory.
 
@@ -100,6 +104,11 @@ def export_dataset(
         ``"gzip"``, ``"lz4"`` or ``"zstd"`` (HDF5 and Zarr only; see :data:`COMPRESSIONS`).
     chunk_bytes : int
         Target chunk size of HDF5 and Zarr output (:func:`choose_chunks`).
+    bin_sig : int or sequence of int, optional
+        Write each frame binned: the sums of blocks of this many pixels along each signal axis
+        (one number: the same along all), in :func:`~libertem_gpu.binning.binned_dtype` (wider
+        integers, so that no sum overflows). Pixels at the far edges that fill no whole block
+        are left out, with a warning.
 
     Returns
     -------
@@ -111,6 +120,8 @@ def export_dataset(
     DataSetError
         For an unknown extension or compression, a codec that is not installed, or an
         existing file without ``overwrite``.
+    InvalidParameterError
+        For a ``bin_sig`` that does not fit the frames.
     """
     target = os.fspath(path)
     ext = os.path.splitext(target.rstrip("/\\"))[1].lower()
@@ -128,35 +139,48 @@ def export_dataset(
             raise DataSetError(f"{target}: .npy files cannot be compressed; use .h5 or .zarr")
     if os.path.lexists(target) and not overwrite:
         raise DataSetError(f"{target} exists; pass overwrite=True to replace it")
-    shape = (*dataset.nav_shape, *dataset.sig_shape)
-    chunks = choose_chunks(
-        dataset.nav_shape, dataset.sig_shape, dataset.dtype.itemsize, chunk_bytes
-    )
+    binner = None if bin_sig is None else FrameBinner(dataset.sig_shape, bin_sig, dataset.dtype)
+    if binner is not None and any(binner.dropped):
+        warnings.warn(
+            f"{target}: binning frames of {dataset.sig_shape} by {binner.factors} leaves out "
+            f"the last {binner.dropped} pixels along the signal axes (no whole block)",
+            stacklevel=2,
+        )
+    sig_shape = dataset.sig_shape if binner is None else binner.sig_shape
+    dtype = dataset.dtype if binner is None else binner.dtype
+    shape = (*dataset.nav_shape, *sig_shape)
+    chunks = choose_chunks(dataset.nav_shape, sig_shape, dtype.itemsize, chunk_bytes)
     if ext == ".npy":
         with atomic_path(target) as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dataset.dtype, shape=shape)
-            _copy_frames(dataset, out.reshape(-1, *dataset.sig_shape), progress)
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            _copy_frames(dataset, out.reshape(-1, *sig_shape), progress, binner)
             out.flush()
             del out
     elif ext == ".zarr":
         from libertem_gpu.export_chunked import create_zarr
 
         with atomic_dir(target, overwrite=overwrite) as tmp:
-            array = create_zarr(tmp, shape, chunks, dataset.dtype, compression)
-            _write_chunked(dataset, array, chunks, progress)
+            array = create_zarr(tmp, shape, chunks, dtype, compression)
+            _write_chunked(dataset, array, chunks, progress, binner)
     else:
         from libertem_gpu.export_chunked import create_hdf5
 
         with (
             atomic_path(target) as tmp,
-            create_hdf5(tmp, shape, chunks, dataset.dtype, compression) as array,
+            create_hdf5(tmp, shape, chunks, dtype, compression) as array,
         ):
-            _write_chunked(dataset, array, chunks, progress)
+            _write_chunked(dataset, array, chunks, progress, binner)
     return target
 
 
-def _copy_frames(dataset: DataSet, out: Any, progress: Callable[[int, int], None] | None) -> None:
-    """Fill ``out`` (flat scan x sig, array-like) with every frame, a partition at a time."""
+def _copy_frames(
+    dataset: DataSet,
+    out: Any,
+    progress: Callable[[int, int], None] | None,
+    binner: FrameBinner | None = None,
+) -> None:
+    """Fill ``out`` (flat scan x sig, array-like) with every frame (binned, with ``binner``),
+    a partition at a time."""
     total = dataset.shape.nav_size
     depth = max(1, _STEP_BYTES // max(1, dataset.frame_bytes))
     done = 0
@@ -164,7 +188,7 @@ def _copy_frames(dataset: DataSet, out: Any, progress: Callable[[int, int], None
         plan = TilePlan.for_partition(partition, None, TilingScheme(depth=depth), dataset.sig_shape)
         for tile, data in iter_host_tiles(dataset, plan):
             frames = tile.frames
-            out[int(frames[0]) : int(frames[-1]) + 1] = data
+            out[int(frames[0]) : int(frames[-1]) + 1] = data if binner is None else binner(data)
             done += len(frames)
             if progress is not None:
                 progress(done, total)
@@ -175,9 +199,11 @@ def _write_chunked(
     array: Any,
     chunks: tuple[int, ...],
     progress: Callable[[int, int], None] | None,
+    binner: FrameBinner | None,
 ) -> None:
     from libertem_gpu.export_chunked import ChunkWriter
 
-    writer = ChunkWriter(array, dataset.nav_shape, chunks, dataset.dtype)
-    _copy_frames(dataset, writer, progress)
+    dtype = dataset.dtype if binner is None else binner.dtype
+    writer = ChunkWriter(array, dataset.nav_shape, chunks, dtype)
+    _copy_frames(dataset, writer, progress, binner)
     writer.finish()

@@ -48,9 +48,27 @@ def add_convert(sub: Any) -> None:
         metavar="SIZE",
         help=f"target chunk size, e.g. 4MiB (default {CHUNK_BYTES // 2**20} MiB)",
     )
+    p.add_argument(
+        "--bin-sig",
+        type=_bin_factors,
+        metavar="N or Y,X",
+        help="sum blocks of N x N (or Y x X) detector pixels of every frame, in a wider integer "
+        "type where needed; edge pixels that fill no whole block are left out",
+    )
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     add_progress_arg(p)
     p.set_defaults(func=_cmd_convert)
+
+
+def _bin_factors(text: str) -> int | tuple[int, ...]:
+    """``2`` or ``2,4``: pixels per block along all signal axes, or along each."""
+    try:
+        factors = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected pixels per block such as 2 or 2,4, got {text!r}"
+        ) from None
+    return factors[0] if len(factors) == 1 else factors
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -78,13 +96,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                 overwrite=args.force,
                 compression=args.compression,
                 chunk_bytes=args.chunk_size,
+                bin_sig=args.bin_sig,
                 progress=None if bar is None else lambda done, _total: bar.update(done - bar.n),
             )
         finally:
             if bar is not None:
                 bar.close()
+    binned = "" if args.bin_sig is None else f", binned by {args.bin_sig}"
     print(
         f"{args.path} ({ds.format_name}, {' x '.join(map(str, (*ds.nav_shape, *ds.sig_shape)))} "
-        f"{ds.dtype}, {format_size(ds.nbytes)}) -> {args.out}"
+        f"{ds.dtype}, {format_size(ds.nbytes)}) -> {args.out}{binned}"
     )
     return 0

@@ -100,6 +100,41 @@ def test_python_api_is_the_same(tmp_path, rng):
     np.testing.assert_array_equal(back.reshape(12, 5, 5), flat)
 
 
+@pytest.mark.parametrize("ext", [".npy", ".h5", ".zarr"])
+def test_binned_export(tmp_path, rng, ext):
+    """Blocks of 2 x 3 pixels summed (uint16 -> uint32), the edge pixels that fill no block
+    left out with a warning; positions without data stay blank; the file reloads."""
+    data = random_data(rng, (4, 3, 13, 17), np.uint16)
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=data, sync_offset=1, num_partitions=3)
+        with pytest.warns(UserWarning, match=r"leaves out the last \(1, 2\) pixels"):
+            out = ctx.export_dataset(ds, tmp_path / f"b{ext}", bin_sig=(2, 3), chunk_bytes=300)
+    back = np.load(out) if ext == ".npy" else _read_back(Path(out))[0]
+    frames = np.zeros((12, 13, 17), np.uint16)
+    frames[:11] = data.reshape(12, 13, 17)[1:]
+    want = frames[:, :12, :15].reshape(12, 6, 2, 5, 3).sum(axis=(2, 4), dtype=np.uint64)
+    assert back.dtype == np.uint32 and back.shape == (4, 3, 6, 5)
+    np.testing.assert_array_equal(back.reshape(12, 6, 5), want)
+
+
+def test_convert_bin_sig_on_the_command_line(tmp_path, rng, capsys):
+    data = random_data(rng, (2, 3, 8, 8), np.uint8)
+    np.save(tmp_path / "in.npy", data)
+    out = tmp_path / "b.h5"
+    assert main(["convert", str(tmp_path / "in.npy"), str(out), "--bin-sig", "4"]) == 0
+    assert "binned by 4" in capsys.readouterr().out
+    back, chunks = _read_back(out)
+    want = data.reshape(2, 3, 2, 4, 2, 4).sum(axis=(3, 5))
+    assert back.dtype == np.uint16 and tuple(chunks[-2:]) == (2, 2)
+    np.testing.assert_array_equal(back, want)
+    bad = tmp_path / "bad.h5"
+    assert main(["convert", str(tmp_path / "in.npy"), str(bad), "--bin-sig", "3,9"]) == 1
+    assert "bin_sig" in capsys.readouterr().err
+    assert not bad.exists()
+    with pytest.raises(SystemExit):  # argparse: not numbers
+        main(["convert", str(tmp_path / "in.npy"), str(bad), "--bin-sig", "two"])
+
+
 def test_refuses_to_overwrite_without_force(tmp_path, rng, capsys):
     np.save(tmp_path / "in.npy", random_data(rng, (2, 3, 4, 4), np.uint8))
     for name, make in (("x.h5", lambda p: p.write_bytes(b"keep")), ("x.zarr", os.mkdir)):
