@@ -65,6 +65,7 @@ def polar_bins(
     rad_min: float = 0.0,
     n_sectors: int = 1,
     angle_offset: float = 0.0,
+    exclude: Any = None,
 ) -> PolarBins:
     """The bins of :class:`RadialProfileUDF` for frames of shape ``sig_shape``.
 
@@ -124,10 +125,19 @@ def polar_bins(
     ring = np.searchsorted(edges, distance, side="left") - 1
     ring[distance == lo] = 0
     inside = (distance >= lo) & (distance <= hi) & (ring >= 0) & (ring < rings)
+    if exclude is not None:
+        left_out = np.asarray(exclude)
+        if left_out.shape != sig or left_out.dtype != np.bool_:
+            raise InvalidParameterError(
+                f"RadialProfileUDF: exclude must be a boolean array of the frame's shape {sig}, "
+                f"got {left_out.dtype} {left_out.shape}"
+            )
+        inside &= ~left_out.reshape(-1)
     if not inside.any():
         raise InvalidParameterError(
             f"RadialProfileUDF: no pixel of the {ny} x {nx} frame lies between rad_min={lo} and "
             f"rad_max={hi} from center (row {cy}, column {cx})"
+            + ("" if exclude is None else " that exclude leaves in")
         )
     turn = 2 * np.pi
     angle = np.mod(np.arctan2(dy, dx) - offset, turn)
@@ -170,6 +180,9 @@ class RadialProfileUDF(ApplyMasksUDF):
     angle_offset : float
         Where the first sector starts, in radians from the direction of increasing columns
         towards increasing rows (default 0).
+    exclude : numpy.ndarray, optional
+        Boolean, the frame's shape: pixels left out of every bin (a beam stop's shadow, the
+        gaps between detector chips, dead or hot pixels). ``pixels`` counts those left in.
     mode : {"mean", "sum"}
         The mean of each bin's pixels (NaN for a bin that holds none), or their sum.
     backends : sequence of str, optional
@@ -208,6 +221,7 @@ class RadialProfileUDF(ApplyMasksUDF):
         rad_min: float = 0.0,
         n_sectors: int = 1,
         angle_offset: float = 0.0,
+        exclude: Any = None,
         mode: str = "mean",
         backends: Sequence[str] | None = None,
     ) -> None:
@@ -226,6 +240,7 @@ class RadialProfileUDF(ApplyMasksUDF):
             rad_min=rad_min,
             n_sectors=n_sectors,
             angle_offset=angle_offset,
+            exclude=exclude,
             mode=mode,
             backends=backends,
         )
@@ -237,7 +252,14 @@ class RadialProfileUDF(ApplyMasksUDF):
             found = (
                 sig,
                 polar_bins(
-                    sig, p.center, p.n_bins, p.rad_max, p.rad_min, p.n_sectors, p.angle_offset
+                    sig,
+                    p.center,
+                    p.n_bins,
+                    p.rad_max,
+                    p.rad_min,
+                    p.n_sectors,
+                    p.angle_offset,
+                    p.exclude,
                 ),
             )
             self.__dict__["_polar_bins"] = found

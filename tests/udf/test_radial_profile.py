@@ -15,7 +15,7 @@ from tests.udf.builtin_cases import CASES_2D_SIG, assert_nav, case_params, load_
 
 
 def profile_reference(
-    frames, center, n_bins, rad_max, rad_min=0.0, n_sectors=1, offset=0.0, mode="mean"
+    frames, center, n_bins, rad_max, rad_min=0.0, n_sectors=1, offset=0.0, mode="mean", exclude=None
 ):
     """Each bin's pixels chosen by comparisons with its edges, then their mean or sum."""
     ny, nx = frames.shape[1:]
@@ -28,6 +28,8 @@ def profile_reference(
     for b in range(n_bins):
         lo, hi = rad_min + b * w, rad_min + (b + 1) * w
         ring = (d > lo) & (d <= hi) | ((d == rad_min) if b == 0 else False)
+        if exclude is not None:
+            ring &= ~exclude
         for s in range(n_sectors):
             sel = ring & (a >= s * step) & ((a < (s + 1) * step) | (s == n_sectors - 1))
             v = f[:, sel]
@@ -118,6 +120,26 @@ def test_empty_bins_are_nan_means_and_zero_sums(inline_ctx: Context, rng):
     np.testing.assert_allclose(sums["intensity"].data.sum(axis=(-1, -2)), data.sum(axis=(-1, -2)))
 
 
+@pytest.mark.parametrize("mode", ["mean", "sum"])
+def test_excluded_pixels_count_in_no_bin(ctx, rng, tmp_path, mode):
+    """A beam stop's shadow and a fifth of the pixels at random left out, on a case with a
+    roi, row slabs and several partitions."""
+    loaded = load_case(ctx, CASES_2D_SIG[1], rng, tmp_path)
+    sig = loaded.case.sig
+    exclude = rng.random(sig) < 0.2
+    exclude[sig[0] // 2 :, sig[1] // 2 - 1 : sig[1] // 2 + 1] = True  # the beam stop's arm
+    params = dict(center=(6.2, 8.1), n_bins=3, rad_max=7.0, n_sectors=2)
+    udf = RadialProfileUDF(**params, exclude=exclude, mode=mode)
+    res = loaded.run(ctx, udf)
+    want = profile_reference(
+        loaded.selected, **{**params, "offset": 0.0}, mode=mode, exclude=exclude
+    )
+    assert_nav(res["intensity"], want, loaded, rtol=1e-10)
+    full = loaded.run(ctx, RadialProfileUDF(**params))
+    assert (res["pixels"].data < full["pixels"].data).any()
+    assert (res["pixels"].data <= full["pixels"].data).all()
+
+
 def test_complex_frames(inline_ctx: Context, rng):
     data = rng.standard_normal((2, 3, 12, 13)) + 1j * rng.standard_normal((2, 3, 12, 13))
     ds = inline_ctx.load("memory", data=data.astype(np.complex64))
@@ -148,6 +170,9 @@ def test_bad_parameters_fail_at_once(make, match):
         (RadialProfileUDF(center=(8, np.inf)), "finite"),
         (RadialProfileUDF(center=(100, 100), rad_max=5), "no pixel"),
         (RadialProfileUDF(angle_offset="north"), "angle_offset"),
+        (RadialProfileUDF(exclude=np.zeros((16, 11), bool)), "exclude must be"),
+        (RadialProfileUDF(exclude=np.zeros((16, 12), np.uint8)), "exclude must be"),
+        (RadialProfileUDF(exclude=np.ones((16, 12), bool)), "exclude leaves in"),
     ],
 )
 def test_bad_geometry_fails_before_reading(inline_ctx: Context, udf, match):
