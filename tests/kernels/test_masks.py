@@ -397,3 +397,46 @@ def _csr_of(dense):
     indptr = np.concatenate([[0], np.cumsum((dense != 0).sum(axis=1))]).astype(np.int64)
     indices = np.concatenate([np.flatnonzero(r) for r in dense]).astype(np.int64)
     return indptr, indices, dense[dense != 0]
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32", "bool"])
+def test_plain_strategy_applies_csr_with_empty_rows(rng, dtype, monkeypatch):
+    """The small runs' (plain NumPy) strategy on sparse masks: rows without values first, in
+    the middle and last; whole frames, row slabs, and blocks of frames."""
+    monkeypatch.setattr(masks, "_PLAIN_BLOCK", 100)  # several blocks of frames per tile
+    sig = (7, 9)
+    dense = rng.standard_normal((6, 63)) * (rng.random((6, 63)) < 0.3)
+    dense[[0, 2, 5]] = 0.0
+    stack = MaskStack(6, False, np.dtype(np.float64), None, _csr_of(dense))
+    applied = masks.prepare_reference(stack, sig, np.dtype(dtype))
+    tile = random_tile(rng, (11, 63), dtype)
+    want = masks.reference(tile, dense)
+    out = np.zeros((11, 6))
+    applied(tile, out, 0, 63)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+    out[:] = 0.0
+    for p0, p1 in ((0, 27), (27, 63)):
+        applied(np.ascontiguousarray(tile[:, p0:p1]), out, p0, p1)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
+def test_plain_strategy_never_makes_sparse_masks_dense(rng):
+    """2304 polar bins of 256 x 256 pixels as a dense float64 stack would be 1.2 GB."""
+    import tracemalloc
+
+    npix, k = 256 * 256, 2304
+    labels = rng.integers(0, k, npix)
+    order = np.argsort(labels, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=k))])
+    stack = MaskStack(k, False, np.dtype(np.float64), None, (indptr, order, np.ones(npix)))
+    tile = rng.integers(0, 4096, (4, npix)).astype(np.uint16)
+    out = np.zeros((4, k))
+    tracemalloc.start()
+    try:
+        masks.prepare_reference(stack, (256, 256), tile.dtype)(tile, out, 0, npix)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, peak
+    want = np.stack([np.bincount(labels, t.astype(np.float64), minlength=k) for t in tile])
+    np.testing.assert_allclose(out, want, rtol=1e-12)
