@@ -373,6 +373,13 @@ class ApplyMasksUDF(UDF):
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate the tile's dot products with the masks (or their rows for a slab)."""
+        self._masks_into(tile, "parts" if self.masks.is_complex else "intensity")
+
+    def _masks_into(self, tile: Any, name: str) -> None:
+        """Add the tile's dot products with the masks (or their rows for a slab) to the nav
+        buffer ``name``; for complex data to the private ``parts_re`` and ``parts_im``
+        instead (see :meth:`_complex_data_results`). Subclasses with buffers of their own
+        call this."""
         assert self.meta is not None
         p0, p1 = pixel_range(self.meta)
         if self._complex_data:
@@ -383,7 +390,7 @@ class ApplyMasksUDF(UDF):
             self._apply(xp.ascontiguousarray(flat.real), self.results.parts_re, p0, p1, False)
             self._apply(xp.ascontiguousarray(flat.imag), self.results.parts_im, p0, p1, False)
             return
-        out = self.results.parts if self.masks.is_complex else self.results.intensity
+        out = getattr(self.results, name)
         self._apply(flat_tile(tile), out, p0, p1, self.meta.byteswapped)
 
     def get_results(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.masks import SparseMask
-from libertem_gpu.udf._common import PROFILE_MASKS_SPARSE, check_radii, flat_tile, pixel_range
+from libertem_gpu.udf._common import PROFILE_MASKS_SPARSE, check_radii
 from libertem_gpu.udf.buffers import BufferDecl
 from libertem_gpu.udf.masks import ApplyMasksUDF
 
@@ -305,27 +305,16 @@ class RadialProfileUDF(ApplyMasksUDF):
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate the tile's bins (or a row slab's share of them)."""
-        assert self.meta is not None
-        p0, p1 = pixel_range(self.meta)
-        r = self.results
-        if self._complex_data:
-            # The bins are linear: bin the real and the imaginary parts (contiguous copies,
-            # which the kernels read) and combine them in get_results.
-            flat = flat_tile(tile)
-            xp = self.xp
-            self._apply(xp.ascontiguousarray(flat.real), r.parts_re, p0, p1, False)
-            self._apply(xp.ascontiguousarray(flat.imag), r.parts_im, p0, p1, False)
-            return
-        self._apply(flat_tile(tile), r.parts_re, p0, p1, self.meta.byteswapped)
+        self._masks_into(tile, "parts_re")
 
     def get_results(self) -> dict[str, Any]:
         """The bins in their ``(ring[, sector])`` shape, NaN for empty bins' means."""
         assert self.meta is not None
         bins = self._bins(tuple(self.meta.dataset_shape.sig))
-        values = np.asarray(self.results.parts_re)
         if self._complex_data:
-            values = values + 1j * np.asarray(self.results.parts_im)
-        values = values.astype(self._result_dtype(), copy=False)
+            values = self._complex_data_results()
+        else:
+            values = np.asarray(self.results.parts_re)
         if self.params.mode == "mean":
             values = np.where(bins.pixels.reshape(-1) > 0, values, np.nan)
         shape = bins.pixels.shape if self.params.n_sectors > 1 else bins.pixels.shape[:1]
