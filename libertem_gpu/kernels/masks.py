@@ -447,7 +447,7 @@ def _csr_plain(
     for i0 in range(0, len(rows), step):
         block = rows[i0 : i0 + step]
         products = np.zeros((len(block), nnz + 1))
-        np.multiply(block[:, indices], data, out=products[:, :nnz], casting="unsafe")
+        np.multiply(block[:, indices], data, out=products[:, :nnz])  # complex: refused
         sums = np.add.reduceat(products, starts, axis=1)
         sums[:, empty] = 0.0
         out[i0 : i0 + step] += sums.astype(out.dtype, copy=False)

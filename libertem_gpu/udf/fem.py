@@ -22,6 +22,7 @@ from libertem_gpu.udf._common import (
     kernel_input_dtype,
     on_worker,
     pixel_range,
+    refuse_complex,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
@@ -303,6 +304,17 @@ class FEMProfileUDF(ApplyMasksUDF):
         super(ApplyMasksUDF, self).__init__(
             center=center, n_bins=n_bins, rad_max=rad_max, rad_min=rad_min, backends=backends
         )
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, which the mask kernels read directly (float32 where they cannot);
+        complex data is refused (a variance of complex means is not FEM's)."""
+        refuse_complex(
+            self.meta,
+            "FEMProfileUDF",
+            "FEM measures intensity; run it on the frames' magnitude or squared magnitude, "
+            "e.g. with ctx.map(dataset, f=np.abs) or a UDF of your own",
+        )
+        return super().get_preferred_input_dtype()
 
     def _bins(self, sig: tuple[int, ...]) -> tuple[SparseMask, np.ndarray, np.ndarray]:
         p = self.params

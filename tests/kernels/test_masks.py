@@ -440,3 +440,13 @@ def test_plain_strategy_never_makes_sparse_masks_dense(rng):
     assert peak < 64 * 2**20, peak
     want = np.stack([np.bincount(labels, t.astype(np.float64), minlength=k) for t in tile])
     np.testing.assert_allclose(out, want, rtol=1e-12)
+
+
+def test_plain_strategy_refuses_complex_tiles(rng):
+    """Complex frames reach mask kernels as their real and imaginary parts; a complex tile
+    given to the plain sparse strategy is refused, not cast to its real part."""
+    dense = np.eye(3, 12)
+    stack = MaskStack(3, False, np.dtype(np.float64), None, _csr_of(dense))
+    applied = masks.prepare_reference(stack, (3, 4), np.dtype(np.complex64))
+    with pytest.raises(TypeError):
+        applied(np.ones((2, 12), np.complex64), np.zeros((2, 3)), 0, 12)

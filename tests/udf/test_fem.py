@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu import FEMUDF, Context, FEMProfileUDF
-from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.errors import InvalidParameterError, UnsupportedDTypeError
 from libertem_gpu.io.tiles import TilingScheme
 from libertem_gpu.udf import fem
 from tests.udf.builtin_cases import CASES_2D_SIG, assert_nav, case_params, load_case
@@ -126,3 +126,10 @@ def test_needs_two_signal_dimensions(inline_ctx: Context):
     for udf in (FEMUDF((1, 1), 0, 3), FEMProfileUDF((1, 1), 2, 3)):
         with pytest.raises(InvalidParameterError, match="two signal dimensions"):
             inline_ctx.run_udf(ds, udf)
+
+
+def test_profile_refuses_complex_data(inline_ctx: Context):
+    data = np.ones((2, 3, 16, 16), np.complex64)
+    ds = inline_ctx.load("memory", data=data)
+    with pytest.raises(UnsupportedDTypeError, match="FEMProfileUDF is not defined for complex"):
+        inline_ctx.run_udf(ds, FEMProfileUDF(center=(8, 8), n_bins=3, rad_max=7))
