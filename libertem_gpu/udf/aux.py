@@ -51,8 +51,11 @@ class AuxData:
         array = np.ascontiguousarray(np.asarray(data, dtype=dtype))
         if kind == "nav":
             n = array.size // max(1, int(np.prod(extra, dtype=np.int64)))
+            # Flat values, n * extra_shape of them, are accepted too (LiberTEM's examples
+            # pass ``shifts.ravel()``).
+            flat_ok = array.ndim == 1 and len(extra) > 0
             if array.size != n * int(np.prod(extra, dtype=np.int64)) or (
-                extra and array.shape[-len(extra) :] != extra
+                extra and not flat_ok and array.shape[-len(extra) :] != extra
             ):
                 raise ShapeMismatchError(
                     f"nav aux data of shape {array.shape} does not end in extra_shape {extra}"

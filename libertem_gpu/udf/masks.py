@@ -23,6 +23,14 @@ from libertem_gpu.udf._common import (
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.mask_shifts import (
+    ByShift,
+    as_shifts,
+    check_shifts,
+    frame_shifts,
+    shift_groups,
+    shift_stack,
+)
 from libertem_gpu.udf.run_cache import shared_for_run
 
 
@@ -216,8 +224,16 @@ class ApplyMasksUDF(UDF):
         Accepted for LiberTEM compatibility; ignored.
     backends : sequence of str, optional
         Restrict the backends this UDF may run on.
-    shifts : None
-        Per-frame mask shifts are not supported; anything but None is refused.
+    shifts : array_like or AuxData, optional
+        Move the masks relative to the frames (descan compensation), in whole pixels: a
+        positive shift moves them down (rows) and right (columns), and a frame's value sums
+        the pixels where frame and moved mask overlap (0 where they do not). Either one shift
+        for every frame, ``(dy, dx)``, or one per scan position: an array ``(*nav_shape, 2)``
+        (or ``(nav_size, 2)``), or LiberTEM's ``UDF.aux_data(shifts, kind="nav",
+        extra_shape=(2,))``. Floats are cast to integers towards zero, as in LiberTEM: round
+        them first (:func:`~libertem_gpu.udf.mask_shifts.descan_shifts` does, from a fitted
+        descan plane). Each shift's masks are laid out once per partition; neighbouring frames
+        of the same shift are applied together.
 
     Results
     -------
@@ -249,11 +265,7 @@ class ApplyMasksUDF(UDF):
         shifts: Any = None,
         **kwargs: Any,
     ) -> None:
-        if shifts is not None:
-            raise InvalidParameterError(
-                "ApplyMasksUDF(shifts=...) is not supported by libertem_gpu; shift the masks "
-                "per frame in a UDF of your own, or run once per shift with shifted masks"
-            )
+        shifts = as_shifts(shifts)
         super().__init__(
             mask_factories=mask_factories,
             use_torch=use_torch,
@@ -295,6 +307,17 @@ class ApplyMasksUDF(UDF):
         masks override this)."""
         p = self.params
         return p.mask_factories, sig, p.use_sparse, p.mask_dtype, p.mask_count
+
+    def _shifted_stack(self, sig: tuple[int, ...], shift: tuple[int, ...]) -> MaskStack:
+        """The mask stack moved by ``shift`` (subclasses whose masks depend on more than
+        their position, such as pixels left out, override this)."""
+        return shift_stack(self.masks, sig, shift)
+
+    @property
+    def _shifts(self) -> Any:
+        """``shifts`` as given (None, a constant tuple or nav aux data), whole on every side
+        (the parameter itself reads as a tile's slice while tiles are processed)."""
+        return self._kwargs.get("shifts")
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the kernels read directly (float32 where they cannot)."""
@@ -342,6 +365,8 @@ class ApplyMasksUDF(UDF):
         """``intensity``: nav, one value per mask. Complex masks accumulate real and imaginary
         parts in a private buffer; complex data in two (masks applied to the real parts of the
         frames, and to the imaginary parts)."""
+        assert self.meta is not None
+        check_shifts(self._shifts, tuple(self.meta.dataset_shape.sig))
         stack = self.masks
         dtype = self._result_dtype()
         if self._complex_data:
@@ -370,6 +395,35 @@ class ApplyMasksUDF(UDF):
         """Prepare the mask operation (strategy, masks on the backend), once per partition."""
         if on_worker(self.meta):
             self._apply = self._prepare()
+            if self._shifts is not None:
+                # (operation, its masks): the masks' bytes stand for the operation's layouts
+                self._moved = ByShift(self._prepare_moved, lambda found: found[1].nbytes)
+
+    def _moved_stacks(self) -> ByShift:
+        """The moved mask stacks, shared by the partitions of a run in a process: each
+        shift's masks are laid out (and packed by the kernels) once per run."""
+        assert self.meta is not None
+        sig = tuple(self.meta.dataset_shape.sig)
+
+        def build() -> ByShift:
+            return ByShift(lambda shift: self._shifted_stack(sig, shift), lambda s: s.nbytes)
+
+        run_key = self.meta.run_key
+        if run_key is None:
+            return build()
+        return shared_for_run((*run_key, "moved masks", sig), build, nbytes=lambda m: m.nbytes)
+
+    def _prepare_moved(self, shift: tuple[int, ...]) -> tuple[masks_op.AppliedMasks, MaskStack]:
+        """The mask operation for masks moved by ``shift``, and those masks."""
+        assert self.meta is not None
+        meta = self.meta
+        stacks = self.__dict__.get("_moved_by_run")
+        if stacks is None:
+            stacks = self.__dict__["_moved_by_run"] = self._moved_stacks()
+        dtype = np.finfo(meta.input_dtype).dtype if self._complex_data else meta.input_dtype
+        sig = tuple(meta.dataset_shape.sig)
+        stack = stacks(shift)
+        return masks_op.prepare(meta.kernels, stack, sig, dtype), stack
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate the tile's dot products with the masks (or their rows for a slab)."""
@@ -382,16 +436,34 @@ class ApplyMasksUDF(UDF):
         call this."""
         assert self.meta is not None
         p0, p1 = pixel_range(self.meta)
+        flat = flat_tile(tile)
+        xp = self.xp
         if self._complex_data:
             # Masks are linear: apply them to the real and the imaginary parts (contiguous
             # copies, which the kernels read) and combine in get_results.
-            flat = flat_tile(tile)
-            xp = self.xp
-            self._apply(xp.ascontiguousarray(flat.real), self.results.parts_re, p0, p1, False)
-            self._apply(xp.ascontiguousarray(flat.imag), self.results.parts_im, p0, p1, False)
+            parts = [
+                (xp.ascontiguousarray(flat.real), self.results.parts_re),
+                (xp.ascontiguousarray(flat.imag), self.results.parts_im),
+            ]
+            swapped = False
+        else:
+            parts = [(flat, getattr(self.results, name))]
+            swapped = self.meta.byteswapped
+        if self._shifts is None:
+            for data, out in parts:
+                self._apply(data, out, p0, p1, swapped)
             return
-        out = getattr(self.results, name)
-        self._apply(flat_tile(tile), out, p0, p1, self.meta.byteswapped)
+        assert self.meta.tile is not None
+        shifts = frame_shifts(self._shifts, self.meta.tile.frames)
+        for shift, rows in shift_groups(shifts):
+            apply = self._moved(shift)[0] if any(shift) else self._apply
+            for data, out in parts:
+                if isinstance(rows, slice):
+                    apply(data[rows], out[rows], p0, p1, swapped)
+                else:  # frames of this shift among others: gather them, add back
+                    sums = xp.zeros((len(rows), out.shape[1]), dtype=out.dtype)
+                    apply(xp.ascontiguousarray(data[xp.asarray(rows)]), sums, p0, p1, swapped)
+                    out[xp.asarray(rows)] += sums
 
     def get_results(self) -> dict[str, Any]:
         """``intensity``; for complex masks or data assembled from real and imaginary parts."""

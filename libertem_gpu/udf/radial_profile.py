@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.kernels.masks import MaskStack
 from libertem_gpu.masks import SparseMask
 from libertem_gpu.udf._common import PROFILE_MASKS_SPARSE, check_radii
 from libertem_gpu.udf.buffers import BufferDecl
-from libertem_gpu.udf.masks import ApplyMasksUDF
+from libertem_gpu.udf.mask_shifts import as_shifts, check_shifts, frame_shifts
+from libertem_gpu.udf.masks import ApplyMasksUDF, build_mask_stack
 
 __all__ = ["PolarBins", "RadialProfileUDF", "polar_bins"]
 
@@ -36,12 +38,18 @@ class PolarBins:
         float64 ``(n_bins,)``: the centre radius of each ring, in pixels.
     angle : numpy.ndarray
         float64 ``(n_sectors,)``: the centre angle of each sector, in radians.
+    edges : numpy.ndarray
+        float64 ``(n_bins + 1,)``: the rings' radii, from ``rad_min`` to ``rad_max``.
+    center : tuple of float
+        ``(row, column)`` of the rings' centre.
     """
 
     labels: np.ndarray
     pixels: np.ndarray
     radius: np.ndarray
     angle: np.ndarray
+    edges: np.ndarray
+    center: tuple[float, float]
 
     @property
     def count(self) -> int:
@@ -98,8 +106,7 @@ def polar_bins(
         if not (math.isfinite(cy) and math.isfinite(cx)):
             raise InvalidParameterError(f"RadialProfileUDF: center must be finite, got {center}")
     y, x = np.mgrid[:ny, :nx]
-    dy, dx = (y - cy).reshape(-1), (x - cx).reshape(-1)
-    distance = np.hypot(dy, dx)
+    distance = np.hypot(y - cy, x - cx)
     whole = None  # pixels from rad_min out to rad_max, where rad_max is ours
     if rad_max is None:  # whole pixels beyond rad_min, out to the farthest pixel centre
         try:
@@ -122,9 +129,7 @@ def polar_bins(
             f"RadialProfileUDF: angle_offset must be a number (radians), got {angle_offset!r}"
         ) from None
     edges = lo + np.arange(rings + 1) * ((hi - lo) / rings)
-    ring = np.searchsorted(edges, distance, side="left") - 1
-    ring[distance == lo] = 0
-    inside = (distance >= lo) & (distance <= hi) & (ring >= 0) & (ring < rings)
+    left_out = None
     if exclude is not None:
         left_out = np.asarray(exclude)
         if left_out.shape != sig or left_out.dtype != np.bool_:
@@ -132,13 +137,36 @@ def polar_bins(
                 f"RadialProfileUDF: exclude must be a boolean array of the frame's shape {sig}, "
                 f"got {left_out.dtype} {left_out.shape}"
             )
-        inside &= ~left_out.reshape(-1)
-    if not inside.any():
+    bins = _label_pixels(sig, (cy, cx), edges, sectors, offset, left_out)
+    if not bins.pixels.any():
         raise InvalidParameterError(
             f"RadialProfileUDF: no pixel of the {ny} x {nx} frame lies between rad_min={lo} and "
             f"rad_max={hi} from center (row {cy}, column {cx})"
             + ("" if exclude is None else " that exclude leaves in")
         )
+    return bins
+
+
+def _label_pixels(
+    sig: tuple[int, int],
+    center: tuple[float, float],
+    edges: np.ndarray,
+    sectors: int,
+    offset: float,
+    left_out: np.ndarray | None,
+) -> PolarBins:
+    """The bins of rings ``edges`` and ``sectors`` sectors around ``center`` (checked)."""
+    cy, cx = center
+    lo, hi = edges[0], edges[-1]
+    rings = len(edges) - 1
+    y, x = np.mgrid[: sig[0], : sig[1]]
+    dy, dx = (y - cy).reshape(-1), (x - cx).reshape(-1)
+    distance = np.hypot(dy, dx)
+    ring = np.searchsorted(edges, distance, side="left") - 1
+    ring[distance == lo] = 0
+    inside = (distance >= lo) & (distance <= hi) & (ring >= 0) & (ring < rings)
+    if left_out is not None:
+        inside &= ~left_out.reshape(-1)
     turn = 2 * np.pi
     angle = np.mod(np.arctan2(dy, dx) - offset, turn)
     sector = np.minimum((angle / (turn / sectors)).astype(np.int64), sectors - 1)
@@ -149,6 +177,8 @@ def polar_bins(
         pixels=pixels,
         radius=(edges[:-1] + edges[1:]) / 2,
         angle=offset + (np.arange(sectors) + 0.5) * (turn / sectors),
+        edges=edges,
+        center=(float(cy), float(cx)),
     )
 
 
@@ -185,6 +215,13 @@ class RadialProfileUDF(ApplyMasksUDF):
         gaps between detector chips, dead or hot pixels). ``pixels`` counts those left in.
     mode : {"mean", "sum"}
         The mean of each bin's pixels (NaN for a bin that holds none), or their sum.
+    shifts : array_like or AuxData, optional
+        Move the rings with the beam (descan compensation), in whole pixels, as
+        :class:`~libertem_gpu.ApplyMasksUDF`'s ``shifts``: ``(dy, dx)`` for every frame, or one
+        per scan position, ``(*nav_shape, 2)``. A frame of shift ``(dy, dx)`` is binned around
+        ``center + (dy, dx)`` with the same rings and sectors; ``exclude`` stays where it is on
+        the detector. Means are over the pixels of each frame's own bins (NaN where the shift
+        left a bin none); ``pixels`` counts those of the unmoved bins.
     backends : sequence of str, optional
         Restrict the backends this UDF may run on.
 
@@ -224,6 +261,7 @@ class RadialProfileUDF(ApplyMasksUDF):
         exclude: Any = None,
         mode: str = "mean",
         backends: Sequence[str] | None = None,
+        shifts: Any = None,
     ) -> None:
         if mode not in _MODES:
             raise InvalidParameterError(
@@ -243,6 +281,7 @@ class RadialProfileUDF(ApplyMasksUDF):
             exclude=exclude,
             mode=mode,
             backends=backends,
+            shifts=as_shifts(shifts),
         )
 
     def _bins(self, sig: tuple[int, ...]) -> PolarBins:
@@ -265,8 +304,29 @@ class RadialProfileUDF(ApplyMasksUDF):
             self.__dict__["_polar_bins"] = found
         return found[1]
 
-    def _mask_source(self, sig: tuple[int, ...]) -> tuple[Any, tuple[int, ...], Any, Any, Any]:
+    def _moved_bins(self, sig: tuple[int, ...], shift: tuple[int, ...]) -> PolarBins:
+        """The bins of a frame whose beam moved by ``shift``: the same rings and sectors around
+        the moved centre, the excluded pixels where they are."""
         bins = self._bins(sig)
+        p = self.params
+        cy, cx = bins.center
+        left_out = None if p.exclude is None else np.asarray(p.exclude)
+        moved = (cy + shift[0], cx + shift[1])
+        sectors = bins.angle.shape[0]
+        frame = (int(sig[0]), int(sig[1]))
+        return _label_pixels(frame, moved, bins.edges, sectors, float(p.angle_offset), left_out)
+
+    def _shifted_stack(self, sig: tuple[int, ...], shift: tuple[int, ...]) -> MaskStack:
+        return build_mask_stack(*self._stack_source(sig, self._moved_bins(sig, shift)))
+
+    def _mask_source(self, sig: tuple[int, ...]) -> tuple[Any, tuple[int, ...], Any, Any, Any]:
+        return self._stack_source(sig, self._bins(sig))
+
+    def _stack_source(
+        self, sig: tuple[int, ...], bins: PolarBins
+    ) -> tuple[Any, tuple[int, ...], Any, Any, Any]:
+        """The arguments of :func:`build_mask_stack` for ``bins``: one sparse mask per bin,
+        weighted ``1 / pixels`` for means."""
         inside = np.flatnonzero(bins.labels >= 0)
         label = bins.labels[inside]
         order = np.lexsort((inside, label))  # mask by mask, pixels ascending
@@ -279,7 +339,9 @@ class RadialProfileUDF(ApplyMasksUDF):
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """The bins' values (``intensity``, nav) and their geometry (single)."""
         assert self.meta is not None
-        bins = self._bins(tuple(self.meta.dataset_shape.sig))  # bad parameters fail here
+        sig = tuple(self.meta.dataset_shape.sig)
+        bins = self._bins(sig)  # bad parameters fail here
+        check_shifts(self._shifts, sig)
         shape = bins.pixels.shape if self.params.n_sectors > 1 else bins.pixels.shape[:1]
         dtype = self._result_dtype()
         real = np.empty(0, dtype).real.dtype
@@ -307,6 +369,26 @@ class RadialProfileUDF(ApplyMasksUDF):
         """Accumulate the tile's bins (or a row slab's share of them)."""
         self._masks_into(tile, "parts_re")
 
+    def _filled(self, bins: PolarBins, shape: tuple[int, ...]) -> np.ndarray:
+        """Whether each frame's bins hold a pixel: the same for every frame without shifts,
+        else per position from the bins moved by its shift (each shift's bins made once)."""
+        filled = bins.pixels.reshape(-1) > 0
+        shifts = self._shifts
+        if shifts is None or (isinstance(shifts, tuple) and not any(shifts)):
+            return filled
+        assert self.meta is not None
+        sig = tuple(self.meta.dataset_shape.sig)
+        nav = tuple(self.meta.dataset_shape.nav)
+        per_frame = frame_shifts(shifts, np.arange(math.prod(nav)))
+        if self.meta.roi is not None:
+            per_frame = per_frame[self.meta.roi.reshape(-1)]
+        unique, which = np.unique(per_frame, axis=0, return_inverse=True)
+        table = np.empty((len(unique), bins.count), dtype=bool)
+        for i, shift in enumerate(unique):
+            moved = self._moved_bins(sig, tuple(int(v) for v in shift)) if shift.any() else bins
+            table[i] = moved.pixels.reshape(-1) > 0
+        return table[which.reshape(-1)].reshape(shape)
+
     def get_results(self) -> dict[str, Any]:
         """The bins in their ``(ring[, sector])`` shape, NaN for empty bins' means."""
         assert self.meta is not None
@@ -316,7 +398,7 @@ class RadialProfileUDF(ApplyMasksUDF):
         else:
             values = np.asarray(self.results.parts_re)
         if self.params.mode == "mean":
-            values = np.where(bins.pixels.reshape(-1) > 0, values, np.nan)
+            values = np.where(self._filled(bins, values.shape), values, np.nan)
         shape = bins.pixels.shape if self.params.n_sectors > 1 else bins.pixels.shape[:1]
         return {
             "intensity": values.reshape(*values.shape[:-1], *shape),

@@ -28,12 +28,14 @@ import cupy as cp  # noqa: E402  (only where a device is usable)
 DTYPES = ["uint8", "uint16", ">u2", "uint32", "int32", "float32", ">f4", "float64", "bool"]
 
 
-def _udfs(sig_shape):
+def _udfs(ds):
+    sig_shape, nav_shape = tuple(ds.sig_shape), tuple(ds.shape.nav)
     rows, cols = sig_shape
     disk = np.zeros(sig_shape, dtype=np.float32)
     yy, xx = np.mgrid[:rows, :cols]
     disk[(yy - rows / 2) ** 2 + (xx - cols / 2) ** 2 <= (min(rows, cols) / 3) ** 2] = 1
     rng = np.random.default_rng(3)
+    moves = rng.integers(-2, 3, (*nav_shape, 2))
     stack = [lambda: disk] + [
         (lambda m=m: m) for m in rng.standard_normal((15, rows, cols)).astype(np.float64)
     ]
@@ -49,17 +51,20 @@ def _udfs(sig_shape):
         "com": lg.CoMUDF.with_params(r=min(rows, cols) / 3),
         # sparse masks that share no pixel: a label per pixel on the CPU, cuSPARSE on the GPU
         "polar": lg.RadialProfileUDF(n_bins=4, n_sectors=3),
+        # masks moved per frame (descan): runs of frames in place, short runs gathered
+        "masks_shifted": lg.ApplyMasksUDF(mask_factories=stack[:3], shifts=moves),
+        "polar_shifted": lg.RadialProfileUDF(n_bins=4, n_sectors=3, shifts=moves),
     }
 
 
 def _compare(ctx, ds, roi=None, tiling=None):
     cpu = ctx.run_udf(
-        dataset=ds, udf=list(_udfs(ds.sig_shape).values()), roi=roi, backends="numpy", tiling=tiling
+        dataset=ds, udf=list(_udfs(ds).values()), roi=roi, backends="numpy", tiling=tiling
     )
     gpu = ctx.run_udf(
-        dataset=ds, udf=list(_udfs(ds.sig_shape).values()), roi=roi, backends="cupy", tiling=tiling
+        dataset=ds, udf=list(_udfs(ds).values()), roi=roi, backends="cupy", tiling=tiling
     )
-    for name, a, b in zip(_udfs(ds.sig_shape), cpu, gpu, strict=True):
+    for name, a, b in zip(_udfs(ds), cpu, gpu, strict=True):
         for key in a:
             x, y = np.asarray(a[key].data), np.asarray(b[key].data)
             assert isinstance(y, np.ndarray), (name, key)  # results come back as NumPy
@@ -94,8 +99,8 @@ def test_resident_cupy_dataset_in_place(rng):
     with lg.Context("inline") as ctx:
         ds_gpu = ctx.load("memory", data=cp.asarray(data), num_partitions=2)
         ds_cpu = ctx.load("memory", data=data, num_partitions=2)
-        gpu = ctx.run_udf(dataset=ds_gpu, udf=list(_udfs((13, 17)).values()), backends="cupy")
-        cpu = ctx.run_udf(dataset=ds_cpu, udf=list(_udfs((13, 17)).values()), backends="numpy")
+        gpu = ctx.run_udf(dataset=ds_gpu, udf=list(_udfs(ds_cpu).values()), backends="cupy")
+        cpu = ctx.run_udf(dataset=ds_cpu, udf=list(_udfs(ds_cpu).values()), backends="numpy")
         for a, b in zip(cpu, gpu, strict=True):
             for key in a:
                 np.testing.assert_allclose(

@@ -87,6 +87,28 @@ assert np.allclose(res["intensity"].data, np.einsum("abij,mij->abm", f64, stack)
 """,
 )
 case(
+    "apply_masks_shifts",
+    """
+from libertem.udf.masks import ApplyMasksUDF
+mask = rng.random((12, 10))
+udf = ApplyMasksUDF(mask_factories=[lambda: mask], shifts=(2, -3))
+res = ctx.run_udf(dataset=ds, udf=udf)
+moved = np.zeros_like(mask)
+moved[2:, :7] = mask[:10, 3:]  # down by 2, left by 3
+assert np.allclose(res["intensity"].data[..., 0], (f64 * moved).sum(axis=(2, 3)))
+shifts = rng.integers(-4, 5, size=(4, 5, 2))
+aux = ApplyMasksUDF.aux_data(shifts.ravel(), kind="nav", extra_shape=(2,), dtype=shifts.dtype)
+res = ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(mask_factories=[lambda: mask], shifts=aux))
+for (i, j) in np.ndindex(4, 5):
+    dy, dx = shifts[i, j]
+    m = np.zeros_like(mask)
+    m[max(dy, 0):12 + min(dy, 0), max(dx, 0):10 + min(dx, 0)] = mask[
+        max(-dy, 0):12 - max(dy, 0), max(-dx, 0):10 - max(dx, 0)
+    ]
+    assert np.isclose(res["intensity"].data[i, j, 0], (f64[i, j] * m).sum())
+""",
+)
+case(
     "apply_masks_scipy_sparse",
     """
 import scipy.sparse

@@ -148,7 +148,7 @@ def test_bad_masks_are_refused(inline_ctx, rng):
     with pytest.raises(InvalidParameterError, match="empty"):
         inline_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(mask_factories=[]))
     with pytest.raises(InvalidParameterError, match="shifts"):
-        ApplyMasksUDF(mask_factories=[np.ones((13, 17))], shifts=np.zeros((3, 4, 2)))
+        ApplyMasksUDF(mask_factories=[np.ones((13, 17))], shifts=np.array(["x", "y"]))
     with pytest.raises(InvalidParameterError, match="use_sparse"):
         inline_ctx.run_udf(
             dataset=ds, udf=ApplyMasksUDF(mask_factories=[np.ones((13, 17))], use_sparse="dok")
