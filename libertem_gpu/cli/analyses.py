@@ -147,6 +147,12 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--r", type=float, help="CoM: outer radius (default: whole frame)")
     g.add_argument("--ri", type=float, help="CoM: inner radius (default 0)")
     g.add_argument(
+        "--shifts",
+        metavar="FILE.npy",
+        help="descan: whole-pixel (dy, dx) of the beam at each scan position, (*scan, 2); "
+        "virtual detectors and radial profiles move with it",
+    )
+    g.add_argument(
         "--real-rad",
         type=float,
         help="crystallinity: blank a disk of this radius at --cy/--cx first",
@@ -185,6 +191,20 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.crystallinity
         or any(getattr(args, name) for name in DETECTORS)
     )
+
+
+def _shifts(args: argparse.Namespace) -> np.ndarray | None:
+    """``--shifts``: the per-position shifts, checked for their last axis (the run checks
+    that there is one per scan position)."""
+    if args.shifts is None:
+        return None
+    shifts = np.load(args.shifts, allow_pickle=False)
+    if shifts.ndim < 2 or shifts.shape[-1] != 2 or shifts.dtype.kind not in "iuf":
+        raise UsageError(
+            f"--shifts {args.shifts}: expected numbers (dy, dx) for each scan position, shape "
+            f"(*scan, 2), got {shifts.dtype} of shape {shifts.shape}"
+        )
+    return shifts
 
 
 def _centre(args: argparse.Namespace, sig: tuple[int, ...]) -> tuple[float, float]:
@@ -287,9 +307,11 @@ def _detectors(args: argparse.Namespace, sig: tuple[int, ...]) -> Planned | None
         seen[kind] = seen.get(kind, 0) + 1
         names.append(kind if counts[kind] == 1 else f"{kind}{seen[kind]}")
     dense = [np.asarray(m, dtype=np.float32) for _, _, m in found]
-    udf = ApplyMasksUDF(mask_factories=[(lambda m=m: m) for m in dense])
+    shifts = _shifts(args)
+    udf = ApplyMasksUDF(mask_factories=[(lambda m=m: m) for m in dense], shifts=shifts)
+    moved = {} if shifts is None else {"shifts": args.shifts}
     analyses = [
-        {"name": n, "udf": "ApplyMasksUDF", "parameters": {"detector": kind, **params}}
+        {"name": n, "udf": "ApplyMasksUDF", "parameters": {"detector": kind, **params, **moved}}
         for n, (kind, params, _) in zip(names, found, strict=True)
     ]
 
@@ -332,7 +354,9 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
         params = {"center": [cy, cx], "n_sectors": args.sectors}
         if args.radial_profile != "auto":
             params["rad_max"] = args.radial_profile
-        udf = libertem_gpu.RadialProfileUDF(**params)
+        udf = libertem_gpu.RadialProfileUDF(**params, shifts=_shifts(args))
+        if args.shifts is not None:
+            params["shifts"] = args.shifts
         entry = {"name": "radial_profile", "udf": "RadialProfileUDF", "parameters": params}
         dims = {"intensity": ["ring", "sector"], "radius": ["ring"], "angle": ["sector"]}
         dims["pixels"] = ["ring", "sector"]

@@ -210,6 +210,30 @@ def test_radial_profile_defaults_to_the_whole_frame(raw_file, tmp_path):
     assert exited.value.code == 2
 
 
+def test_shifts_move_detectors_and_rings(raw_file, tmp_path, rng):
+    """``--shifts``: virtual detectors and radial profiles follow the beam; the file is named
+    in the provenance; a file of the wrong shape is a usage error naming it."""
+    path, data = raw_file
+    shifts = rng.integers(-2, 3, (*NAV, 2))
+    np.save(tmp_path / "shifts.npy", shifts)
+    out = tmp_path / "moved.npz"
+    moved = ["--shifts", str(tmp_path / "shifts.npy")]
+    argv = _argv(path, "--bf", "4", "--radial-profile", "6", *moved)
+    assert main([*argv, "--out", str(out)]) == 0
+    res = load_results(out)
+    cy, cx = (SIG[0] - 1) / 2, (SIG[1] - 1) / 2
+    bf = libertem_gpu.ApplyMasksUDF([libertem_gpu.masks.disk(SIG, cy, cx, 4)], shifts=shifts)
+    np.testing.assert_allclose(res["bf_intensity"], _library(data, bf)["intensity"].data[..., 0])
+    profile = libertem_gpu.RadialProfileUDF(center=(cy, cx), rad_max=6, shifts=shifts)
+    want = _library(data, profile)["intensity"].data
+    np.testing.assert_allclose(res["radial_profile_intensity"], want, rtol=1e-12)
+    plain = _library(data, libertem_gpu.RadialProfileUDF(center=(cy, cx), rad_max=6))
+    assert not np.allclose(want, plain["intensity"].data)
+    np.save(tmp_path / "bad.npy", np.zeros((*NAV, 3)))
+    bad = _argv(path, "--bf", "4", "--shifts", str(tmp_path / "bad.npy"), "--out", str(out))
+    assert main(bad) == 2
+
+
 def test_images_png_and_float32_tiff(raw_file, tmp_path):
     from PIL import Image
 
