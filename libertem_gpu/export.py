@@ -4,7 +4,9 @@ Frames are read partition by partition through the CPU data path (memory-mapped 
 reused buffer) and written in scan order; the file appears complete or not at all
 (:func:`libertem_gpu.outputs.atomic_path`). Positions without data (a ``sync_offset`` past
 either end of the file) are written as zero frames, so that the result keeps the scan's shape.
-With ``bin_sig``, blocks of detector pixels are summed on the way (:mod:`libertem_gpu.binning`).
+With ``crop_nav`` only a box of scan positions is read and written; with ``crop_sig`` a box of
+each frame (:mod:`libertem_gpu.cropping`); with ``bin_sig``, blocks of detector pixels of the
+(cropped) frames are summed on the way (:mod:`libertem_gpu.binning`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.binning import FrameBinner
+from libertem_gpu.cropping import NavCrop, axis_slices, cropped_shape
 from libertem_gpu.errors import DataSetError
 from libertem_gpu.io.dataset import DataSet
 from libertem_gpu.io.host_tiles import iter_host_tiles
@@ -86,6 +89,8 @@ def export_dataset(
     compression: str | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     bin_sig: int | Sequence[int] | None = None,
+    crop_nav: Sequence[Any] | None = None,
+    crop_sig: Sequence[Any] | None = None,
 ) -> str:
     """Write every frame of ``dataset`` to ``path``, in scan order, with bounded memory.
 
@@ -109,6 +114,13 @@ def export_dataset(
         (one number: the same along all), in :func:`~libertem_gpu.binning.binned_dtype` (wider
         integers, so that no sum overflows). Pixels at the far edges that fill no whole block
         are left out, with a warning.
+    crop_nav : sequence, optional
+        Only a box of scan positions, one entry per scan axis: None (the whole axis), a
+        ``slice`` or ``(start, stop[, step])``, negative numbers counting from the end; only
+        those frames are read. The file's scan has the box's shape.
+    crop_sig : sequence, optional
+        Only a box of each frame, one entry per signal axis as for ``crop_nav``; cropped
+        before ``bin_sig`` bins it.
 
     Returns
     -------
@@ -121,7 +133,7 @@ def export_dataset(
         For an unknown extension or compression, a codec that is not installed, or an
         existing file without ``overwrite``.
     InvalidParameterError
-        For a ``bin_sig`` that does not fit the frames.
+        For a ``bin_sig``, ``crop_nav`` or ``crop_sig`` that does not fit the data set.
     """
     target = os.fspath(path)
     ext = os.path.splitext(target.rstrip("/\\"))[1].lower()
@@ -139,21 +151,28 @@ def export_dataset(
             raise DataSetError(f"{target}: .npy files cannot be compressed; use .h5 or .zarr")
     if os.path.lexists(target) and not overwrite:
         raise DataSetError(f"{target} exists; pass overwrite=True to replace it")
-    binner = None if bin_sig is None else FrameBinner(dataset.sig_shape, bin_sig, dataset.dtype)
+    nav_crop = None if crop_nav is None else NavCrop(dataset.nav_shape, crop_nav)
+    sig_slices = None if crop_sig is None else axis_slices(crop_sig, dataset.sig_shape, "crop_sig")
+    frame_shape = (
+        dataset.sig_shape if sig_slices is None else cropped_shape(sig_slices, dataset.sig_shape)
+    )
+    binner = None if bin_sig is None else FrameBinner(frame_shape, bin_sig, dataset.dtype)
     if binner is not None and any(binner.dropped):
         warnings.warn(
-            f"{target}: binning frames of {dataset.sig_shape} by {binner.factors} leaves out "
+            f"{target}: binning frames of {frame_shape} by {binner.factors} leaves out "
             f"the last {binner.dropped} pixels along the signal axes (no whole block)",
             stacklevel=2,
         )
-    sig_shape = dataset.sig_shape if binner is None else binner.sig_shape
+    steps = _Steps(nav_crop, sig_slices, binner)
+    sig_shape = frame_shape if binner is None else binner.sig_shape
     dtype = dataset.dtype if binner is None else binner.dtype
-    shape = (*dataset.nav_shape, *sig_shape)
-    chunks = choose_chunks(dataset.nav_shape, sig_shape, dtype.itemsize, chunk_bytes)
+    nav_shape = dataset.nav_shape if nav_crop is None else nav_crop.nav_shape
+    shape = (*nav_shape, *sig_shape)
+    chunks = choose_chunks(nav_shape, sig_shape, dtype.itemsize, chunk_bytes)
     if ext == ".npy":
         with atomic_path(target) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-            _copy_frames(dataset, out.reshape(-1, *sig_shape), progress, binner)
+            _copy_frames(dataset, out.reshape(-1, *sig_shape), progress, steps)
             out.flush()
             del out
     elif ext == ".zarr":
@@ -161,7 +180,7 @@ def export_dataset(
 
         with atomic_dir(target, overwrite=overwrite) as tmp:
             array = create_zarr(tmp, shape, chunks, dtype, compression)
-            _write_chunked(dataset, array, chunks, progress, binner)
+            _write_chunked(dataset, array, nav_shape, chunks, dtype, progress, steps)
     else:
         from libertem_gpu.export_chunked import create_hdf5
 
@@ -169,26 +188,53 @@ def export_dataset(
             atomic_path(target) as tmp,
             create_hdf5(tmp, shape, chunks, dtype, compression) as array,
         ):
-            _write_chunked(dataset, array, chunks, progress, binner)
+            _write_chunked(dataset, array, nav_shape, chunks, dtype, progress, steps)
     return target
+
+
+class _Steps:
+    """What happens to the frames on their way to the file: which scan positions are read
+    and where they go (``nav``), the box of each frame kept (``sig``), the binning."""
+
+    def __init__(
+        self, nav: NavCrop | None, sig: tuple[slice, ...] | None, binner: FrameBinner | None
+    ) -> None:
+        self.nav = nav
+        self._sig = None if sig is None else (slice(None), *sig)
+        self._binner = binner
+
+    def frames(self, data: np.ndarray) -> np.ndarray:
+        """A tile's frames ``(n, *sig)`` as written."""
+        if self._sig is not None:
+            data = data[self._sig]
+        return data if self._binner is None else self._binner(data)
+
+    def first(self, frames: np.ndarray) -> int:
+        """Where a tile's frames (consecutive in the written scan) start in it."""
+        first = int(frames[0])
+        return first if self.nav is None else int(self.nav.index[first])
 
 
 def _copy_frames(
     dataset: DataSet,
     out: Any,
     progress: Callable[[int, int], None] | None,
-    binner: FrameBinner | None = None,
+    steps: _Steps,
 ) -> None:
-    """Fill ``out`` (flat scan x sig, array-like) with every frame (binned, with ``binner``),
-    a partition at a time."""
-    total = dataset.shape.nav_size
+    """Fill ``out`` (flat scan x sig, array-like) with every frame kept (cropped and binned as
+    ``steps`` says), a partition at a time."""
+    roi = None if steps.nav is None else steps.nav.roi_flat
+    total = dataset.shape.nav_size if roi is None else int(roi.sum())
     depth = max(1, _STEP_BYTES // max(1, dataset.frame_bytes))
     done = 0
     for partition in dataset.get_partitions():
-        plan = TilePlan.for_partition(partition, None, TilingScheme(depth=depth), dataset.sig_shape)
+        plan = TilePlan.for_partition(partition, roi, TilingScheme(depth=depth), dataset.sig_shape)
+        if plan.num_frames == 0:
+            continue
         for tile, data in iter_host_tiles(dataset, plan):
             frames = tile.frames
-            out[int(frames[0]) : int(frames[-1]) + 1] = data if binner is None else binner(data)
+            first = steps.first(frames)
+            out[first : first + len(frames)] = steps.frames(data)
             done += len(frames)
             if progress is not None:
                 progress(done, total)
@@ -197,13 +243,14 @@ def _copy_frames(
 def _write_chunked(
     dataset: DataSet,
     array: Any,
+    nav_shape: tuple[int, ...],
     chunks: tuple[int, ...],
+    dtype: np.dtype,
     progress: Callable[[int, int], None] | None,
-    binner: FrameBinner | None,
+    steps: _Steps,
 ) -> None:
     from libertem_gpu.export_chunked import ChunkWriter
 
-    dtype = dataset.dtype if binner is None else binner.dtype
-    writer = ChunkWriter(array, dataset.nav_shape, chunks, dtype)
-    _copy_frames(dataset, writer, progress, binner)
+    writer = ChunkWriter(array, nav_shape, chunks, dtype)
+    _copy_frames(dataset, writer, progress, steps)
     writer.finish()

@@ -16,6 +16,7 @@ from libertem_gpu.cli.common import (
     parse_size,
     want_progress,
 )
+from libertem_gpu.cropping import NavCrop, parse_crop
 from libertem_gpu.errors import DataSetError
 
 __all__ = ["add_convert"]
@@ -55,9 +56,29 @@ def add_convert(sub: Any) -> None:
         help="sum blocks of N x N (or Y x X) detector pixels of every frame, in a wider integer "
         "type where needed; edge pixels that fill no whole block are left out",
     )
+    p.add_argument(
+        "--crop-nav",
+        type=_crop,
+        metavar="A:B,C:D",
+        help="only the scan positions in this box, start:stop[:step] per scan axis (as NumPy "
+        "slices: parts may be empty, negative numbers count from the end); only they are read",
+    )
+    p.add_argument(
+        "--crop-sig",
+        type=_crop,
+        metavar="A:B,C:D",
+        help="only this box of each frame, start:stop[:step] per frame axis (before --bin-sig)",
+    )
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     add_progress_arg(p)
     p.set_defaults(func=_cmd_convert)
+
+
+def _crop(text: str) -> tuple[tuple[int | None, ...], ...]:
+    try:
+        return parse_crop(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _bin_factors(text: str) -> int | tuple[int, ...]:
@@ -87,8 +108,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     with Context("inline") as ctx:
         ds = load_dataset(ctx, args)
         bar = None
+        frames = ds.shape.nav_size
+        if args.crop_nav is not None:  # a bad box fails here, before the bar
+            frames = int(NavCrop(ds.nav_shape, args.crop_nav).roi_flat.sum())
         if want_progress(args):
-            bar = frame_bar(ds.shape.nav_size, ds.frame_bytes, "libertem-gpu convert")
+            bar = frame_bar(frames, ds.frame_bytes, "libertem-gpu convert")
         try:
             export_dataset(
                 ds,
@@ -97,12 +121,16 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                 compression=args.compression,
                 chunk_bytes=args.chunk_size,
                 bin_sig=args.bin_sig,
+                crop_nav=args.crop_nav,
+                crop_sig=args.crop_sig,
                 progress=None if bar is None else lambda done, _total: bar.update(done - bar.n),
             )
         finally:
             if bar is not None:
                 bar.close()
     binned = "" if args.bin_sig is None else f", binned by {args.bin_sig}"
+    if args.crop_nav is not None or args.crop_sig is not None:
+        binned = f", {frames} frames cropped{binned}"
     print(
         f"{args.path} ({ds.format_name}, {' x '.join(map(str, (*ds.nav_shape, *ds.sig_shape)))} "
         f"{ds.dtype}, {format_size(ds.nbytes)}) -> {args.out}{binned}"

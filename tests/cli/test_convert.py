@@ -135,6 +135,24 @@ def test_convert_bin_sig_on_the_command_line(tmp_path, rng, capsys):
         main(["convert", str(tmp_path / "in.npy"), str(bad), "--bin-sig", "two"])
 
 
+def test_convert_crops_on_the_command_line(tmp_path, rng, capsys):
+    data = random_data(rng, (6, 7, 9, 10), np.uint16)
+    np.save(tmp_path / "in.npy", data)
+    out = tmp_path / "c.zarr"
+    argv = ["convert", str(tmp_path / "in.npy"), str(out), "--crop-nav", "1:5,::3"]
+    assert main([*argv, "--crop-sig", "2:-1,:8", "--bin-sig", "2", "--no-progress"]) == 0
+    assert "12 frames cropped, binned by 2" in capsys.readouterr().out
+    back, _ = _read_back(out)
+    box = data[1:5, ::3, 2:8, :8].astype(np.uint32)
+    np.testing.assert_array_equal(back, box.reshape(4, 3, 3, 2, 4, 2).sum(axis=(3, 5)))
+    bad = tmp_path / "bad.h5"
+    assert main(["convert", str(tmp_path / "in.npy"), str(bad), "--crop-nav", "7:9,:"]) == 1
+    assert "crop_nav[0]" in capsys.readouterr().err
+    assert not bad.exists()
+    with pytest.raises(SystemExit):  # argparse: not start:stop
+        main(["convert", str(tmp_path / "in.npy"), str(bad), "--crop-sig", "3"])
+
+
 def test_refuses_to_overwrite_without_force(tmp_path, rng, capsys):
     np.save(tmp_path / "in.npy", random_data(rng, (2, 3, 4, 4), np.uint8))
     for name, make in (("x.h5", lambda p: p.write_bytes(b"keep")), ("x.zarr", os.mkdir)):
