@@ -25,6 +25,7 @@ from libertem_gpu.kernels.operation import (
     LogSum,
     MasksPreparer,
     Operation,
+    ParallaxSplat,
     PixelMoments,
     ShiftedMoments,
     SpanCentreOfMass,
@@ -125,6 +126,14 @@ OPERATIONS: tuple[Operation, ...] = (
     # Analyses of issue 18: log-sum (whole frames), FEM's ring statistics (crystallinity is
     # fft_mask_sum below).
     _op("logsum", LogSum, "logsum:reference", "logsum_cpu:cpu", "logsum:gpu", plain="plain:logsum"),
+    _op(
+        "parallax_splat",
+        ParallaxSplat,
+        "parallax:reference",
+        "parallax_cpu:cpu",
+        "parallax:gpu",
+        plain="parallax:plain",
+    ),
     _op(
         "pixel_moments",
         PixelMoments,

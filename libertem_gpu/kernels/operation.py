@@ -66,6 +66,23 @@ class LogSum(Protocol):
     def __call__(self, tile: Any, out: Any) -> None: ...
 
 
+class ParallaxSplat(Protocol):
+    """``(tile (n, npix), pixels (m,), scale (m,), positions (n, 2), offsets (m, 2), total,
+    weight)``: add ``tile[i, pixels[j]] * scale[j]`` at ``positions[i] + offsets[j]`` of the
+    float64 images ``total`` and ``weight`` with bilinear weights (:mod:`~.parallax`)."""
+
+    def __call__(
+        self,
+        tile: Any,
+        pixels: Any,
+        scale: Any,
+        positions: Any,
+        offsets: Any,
+        total: Any,
+        weight: Any,
+    ) -> None: ...
+
+
 class PixelMoments(Protocol):
     """``(tile (n, npix), indices (k,), mean (n,), m2 (n,))``: write each frame's mean and sum of
     squared deviations over the pixels ``indices``."""
