@@ -40,6 +40,8 @@ _EXPORTS = {
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
+    "ParallaxUDF": "libertem_gpu.udf.parallax",
+    "estimate_parallax": "libertem_gpu.udf.parallax_fit",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
     "CorrectionSet": "libertem_gpu.corrections.corrset",
     "load_results": "libertem_gpu.resultfiles.store",

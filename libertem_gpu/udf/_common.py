@@ -120,6 +120,20 @@ def on_worker(meta: UDFMeta | None) -> bool:
     return meta is not None and meta.partition is not None
 
 
+def check_center(center: Any, what: str) -> tuple[float, float]:
+    """``center`` as finite ``(row, column)`` floats, else an :class:`InvalidParameterError`
+    naming ``what``."""
+    try:
+        cy, cx = (float(c) for c in center)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"{what}: center must be two numbers (row, column), got {center!r}"
+        ) from None
+    if not (math.isfinite(cy) and math.isfinite(cx)):
+        raise InvalidParameterError(f"{what}: center must be finite, got {center!r}")
+    return cy, cx
+
+
 def check_radii(
     rad_in: Any, rad_out: Any, what: str, names: tuple[str, str]
 ) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from libertem_gpu.masks import SparseMask
 from libertem_gpu.udf._common import (
     PARTIAL_FRAMES,
     PROFILE_MASKS_SPARSE,
+    check_center,
     check_radii,
     flat_tile,
     kernel_backends,
@@ -40,12 +41,7 @@ def _frame_2d(sig_shape: Sequence[int], what: str) -> tuple[int, int]:
 
 def _centre(center: Any, sig: tuple[int, int], what: str) -> tuple[float, float]:
     """``center`` as ``(cy, cx)``, checked to lie on the frame."""
-    try:
-        cy, cx = (float(c) for c in center)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(
-            f"{what}: center must be two numbers (row, column), got {center!r}"
-        ) from None
+    cy, cx = check_center(center, what)
     ny, nx = sig
     if not (0 <= cy <= ny - 1 and 0 <= cx <= nx - 1):
         raise InvalidParameterError(

@@ -13,7 +13,7 @@ import numpy as np
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.kernels.masks import MaskStack
 from libertem_gpu.masks import SparseMask
-from libertem_gpu.udf._common import PROFILE_MASKS_SPARSE, check_radii
+from libertem_gpu.udf._common import PROFILE_MASKS_SPARSE, check_center, check_radii
 from libertem_gpu.udf.buffers import BufferDecl
 from libertem_gpu.udf.mask_shifts import as_shifts, check_shifts, frame_shifts
 from libertem_gpu.udf.masks import ApplyMasksUDF, build_mask_stack
@@ -97,14 +97,7 @@ def polar_bins(
     if center is None:
         cy, cx = (ny - 1) / 2, (nx - 1) / 2
     else:
-        try:
-            cy, cx = (float(c) for c in center)
-        except (TypeError, ValueError):
-            raise InvalidParameterError(
-                f"RadialProfileUDF: center must be two numbers (row, column), got {center!r}"
-            ) from None
-        if not (math.isfinite(cy) and math.isfinite(cx)):
-            raise InvalidParameterError(f"RadialProfileUDF: center must be finite, got {center}")
+        cy, cx = check_center(center, "RadialProfileUDF")
     y, x = np.mgrid[:ny, :nx]
     distance = np.hypot(y - cy, x - cx)
     whole = None  # pixels from rad_min out to rad_max, where rad_max is ours

@@ -39,7 +39,7 @@ def _udfs(ds):
     stack = [lambda: disk] + [
         (lambda m=m: m) for m in rng.standard_normal((15, rows, cols)).astype(np.float64)
     ]
-    return {
+    found = {
         "sum": lg.SumUDF(),
         "sumsig": lg.SumSigUDF(),
         "std": lg.StdDevUDF(),
@@ -55,6 +55,11 @@ def _udfs(ds):
         "masks_shifted": lg.ApplyMasksUDF(mask_factories=stack[:3], shifts=moves),
         "polar_shifted": lg.RadialProfileUDF(n_bins=4, n_sectors=3, shifts=moves),
     }
+    if len(nav_shape) == 2:  # shift-and-add of the bright-field pixels on a finer grid
+        matrix = np.array([[0.6, 0.2], [-0.2, 0.6]])
+        centre, radius = (rows / 2 - 0.3, cols / 2 + 0.4), min(rows, cols) / 3
+        found["parallax"] = lg.ParallaxUDF(matrix, centre, radius, upsampling=2)
+    return found
 
 
 def _compare(ctx, ds, roi=None, tiling=None):

@@ -23,6 +23,7 @@ from libertem_gpu import (
     LogsumUDF,
     MaxUDF,
     MinUDF,
+    ParallaxUDF,
     PickUDF,
     RadialFourierUDF,
     StdDevUDF,
@@ -70,7 +71,13 @@ def _udfs(case: Case) -> list:
             CrystallinityUDF(rad_in=1.5, rad_out=4.0, real_center=(cy, cx), real_rad=4),
             RadialFourierUDF(cx=cx, cy=cy, ri=1.0, ro=5.5, n_bins=3, max_order=5),
             HoloReconstructUDF(out_shape=(6, 8), sb_position=(3, 5), sb_size=2.5),
+            ApplyMasksUDF(
+                mask_factories=[lambda: dense], shifts=rng.integers(-2, 3, (*case.nav, 2))
+            ),
         ]
+        if len(case.nav) == 2:
+            matrix = np.array([[0.6, 0.2], [-0.3, 0.5]])
+            udfs.append(ParallaxUDF(matrix, (cy + 0.3, cx - 0.2), 4.5, upsampling=2))
     return udfs
 
 
