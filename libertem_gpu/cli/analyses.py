@@ -135,6 +135,16 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         help="radial profile: angular sectors per ring, a polar transform (default 1)",
     )
     g.add_argument(
+        "--parallax",
+        nargs="?",
+        const=2,
+        type=int,
+        metavar="UPSAMPLING",
+        help="parallax (tilt-corrected bright-field) image of a defocused scan on a grid "
+        "UPSAMPLING times finer than the scan (default 2); the bright-field pixels' shifts are "
+        "measured first, in two passes of their own",
+    )
+    g.add_argument(
         "--crystallinity",
         nargs=2,
         type=float,
@@ -188,6 +198,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.fem
         or args.radial_fourier
         or args.radial_profile is not None
+        or args.parallax is not None
         or args.crystallinity
         or any(getattr(args, name) for name in DETECTORS)
     )
@@ -370,6 +381,27 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
         entry = {"name": "crystallinity", "udf": "CrystallinityUDF", "parameters": params}
         planned.append(Planned(udf, [entry], _results_collector("crystallinity")))
     return planned
+
+
+def plan_parallax(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any) -> Planned:
+    """``--parallax``: measure the shifts (:func:`~libertem_gpu.estimate_parallax`, around
+    ``--cy/--cx`` where both are given) and plan the image for the main pass."""
+    from libertem_gpu.udf.parallax_fit import estimate_parallax
+
+    if args.parallax < 1:
+        raise UsageError(f"--parallax {args.parallax}: the upsampling must be 1 or more")
+    center = None if args.cy is None or args.cx is None else (args.cy, args.cx)
+    fit = estimate_parallax(ctx, ds, center=center, corrections=corrections)
+    params = {
+        "upsampling": args.parallax,
+        "shift_matrix": fit.shift_matrix.tolist(),
+        "center": list(fit.center),
+        "radius": fit.radius,
+        "fit_residual": fit.residual,
+    }
+    entry = {"name": "parallax", "udf": "ParallaxUDF", "parameters": params}
+    dims = {"image": ["fine_y", "fine_x"], "weight": ["fine_y", "fine_x"]}
+    return Planned(fit.udf(args.parallax), [entry], _results_collector("parallax", None, dims))
 
 
 def plan_pick(

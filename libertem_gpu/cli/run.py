@@ -17,6 +17,7 @@ from libertem_gpu.cli.analyses import (
     add_analysis_args,
     any_requested,
     plan_analyses,
+    plan_parallax,
     plan_pick,
 )
 from libertem_gpu.cli.common import (
@@ -81,8 +82,8 @@ def _check(args: argparse.Namespace) -> None:
     if not any_requested(args):
         raise UsageError(
             "name at least one analysis: --analysis NAME, a virtual detector (--bf, --adf, "
-            "--ring, --disk, --point, --rect, --mask), --pick, --fem, --radial-fourier or "
-            "--crystallinity"
+            "--ring, --disk, --point, --rect, --mask), --pick, --fem, --radial-fourier, "
+            "--radial-profile, --parallax or --crystallinity"
         )
     if args.out is None and args.images is None:
         raise UsageError("say where to save results: --out FILE (.h5, .npz, .zarr), --images DIR")
@@ -144,6 +145,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if roi is not None:
             ds.check_roi(roi)
         planned = plan_analyses(args, ds.sig_shape)
+        if args.parallax is not None:
+            planned.append(plan_parallax(args, ctx, ds, corrections))
         picks = plan_pick(args, ds.nav_shape)
         total = ds.shape.nav_size if roi is None else int(np.count_nonzero(roi))
         bar = frame_bar(total, ds.frame_bytes, "libertem-gpu run") if want_progress(args) else None
@@ -214,7 +217,12 @@ def _save(args: argparse.Namespace, arrays: dict[str, Any], metadata: dict[str, 
             name: value
             for name, value in arrays.items()
             if entries[name]["dims"][:2]
-            in (["scan_y", "scan_x"], ["sig_y", "sig_x"], ["freq_y", "freq_x"])
+            in (
+                ["scan_y", "scan_x"],
+                ["sig_y", "sig_x"],
+                ["freq_y", "freq_x"],
+                ["fine_y", "fine_x"],
+            )
         }
         log = {n: entries[n]["dims"][0] != "scan_y" and n != "logsum_logsum" for n in images}
         files, notes = save_images(args.images, images, log=log)

@@ -162,6 +162,7 @@ def estimate_parallax(
     radius: float | None = None,
     block: int | None = None,
     rounds: int = 3,
+    corrections: Any = None,
 ) -> ParallaxFit:
     """Measure the shifts of the bright-field pixels' virtual images and fit their matrix.
 
@@ -178,6 +179,8 @@ def estimate_parallax(
         ten blocks across the disk).
     rounds : int
         Rounds of alignment to the mean of the aligned images (default 3).
+    corrections : CorrectionSet, optional
+        Detector corrections applied to the frames of both passes.
 
     Returns
     -------
@@ -193,7 +196,7 @@ def estimate_parallax(
         raise InvalidParameterError(
             f"estimate_parallax needs a 2-D scan of 2-D frames, got scan {nav} and frames {sig}"
         )
-    total = ctx.run_udf(dataset=dataset, udf=SumUDF())["intensity"].data
+    total = ctx.run_udf(dataset=dataset, udf=SumUDF(), corrections=corrections)["intensity"].data
     mean_frame = np.asarray(total, dtype=np.float64) / math.prod(nav)
     if center is None or radius is None:
         found_center, found_radius = find_bright_field(mean_frame)
@@ -216,7 +219,8 @@ def estimate_parallax(
     lab = flat[pix]
     counts = np.bincount(lab)
     stack = SparseMask((len(positions), *sig), lab * npix + pix, 1.0 / counts[lab])
-    res = ctx.run_udf(dataset=dataset, udf=ApplyMasksUDF(lambda: stack, use_sparse=True))
+    blocks = ApplyMasksUDF(lambda: stack, use_sparse=True)
+    res = ctx.run_udf(dataset=dataset, udf=blocks, corrections=corrections)
     images = np.moveaxis(np.asarray(res["intensity"].data, dtype=np.float64), -1, 0)
     images = images / images.mean(axis=(1, 2), keepdims=True) - 1.0
     shifts, _ = _align(images, rounds)

@@ -234,6 +234,29 @@ def test_shifts_move_detectors_and_rings(raw_file, tmp_path, rng):
     assert main(bad) == 2
 
 
+def test_parallax_measures_then_images(tmp_path, rng):
+    """``--parallax U``: the shifts measured around ``--cy/--cx``, the image from the same
+    fit as the library's; the matrix in the provenance; the image also as PNG and TIFF."""
+    from tests.udf.test_parallax import _defocused_scan
+
+    frames, _, _ = _defocused_scan(rng, nav=(12, 14), n=16)
+    np.save(tmp_path / "scan.npy", frames)
+    out = tmp_path / "p.npz"
+    argv = ["run", str(tmp_path / "scan.npy"), "--parallax", "3", "--cy", "9.6", "--cx", "10.3"]
+    assert main([*argv, "--out", str(out), "--images", str(tmp_path / "img")]) == 0
+    res = load_results(out)
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=frames)
+        fit = libertem_gpu.estimate_parallax(ctx, ds, center=(9.6, 10.3))
+        want = ctx.run_udf(dataset=ds, udf=fit.udf(upsampling=3))["image"].data
+    np.testing.assert_allclose(res["parallax_image"], want, rtol=1e-12, equal_nan=True)
+    assert res.dims("parallax_image") == ["fine_y", "fine_x"]
+    (entry,) = [a for a in res.metadata["analyses"] if a["name"] == "parallax"]
+    np.testing.assert_allclose(entry["parameters"]["shift_matrix"], fit.shift_matrix)
+    assert (tmp_path / "img" / "parallax_image.png").exists()
+    assert main([*argv, "--parallax", "0", "--out", str(tmp_path / "q.npz")]) == 2
+
+
 def test_images_png_and_float32_tiff(raw_file, tmp_path):
     from PIL import Image
 
