@@ -33,6 +33,7 @@ _EXPORTS = {
     "estimate_scan_rotation": "libertem_gpu.udf.com_fields",
     "integrate_field": "libertem_gpu.udf.com_fields",
     "descan_shifts": "libertem_gpu.udf.mask_shifts",
+    "estimate_descan": "libertem_gpu.udf.mask_shifts",
     "SumFFTUDF": "libertem_gpu.udf.fft",
     "ApplyFFTMaskUDF": "libertem_gpu.udf.fft",
     "HoloReconstructUDF": "libertem_gpu.udf.holography",

@@ -163,6 +163,13 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "virtual detectors and radial profiles move with it",
     )
     g.add_argument(
+        "--descan",
+        action="store_true",
+        help="descan: fit the beam's walk over the scan (centre of mass around the bright-field "
+        "disk, a plane; one or two passes first) and move virtual detectors and radial "
+        "profiles with it",
+    )
+    g.add_argument(
         "--real-rad",
         type=float,
         help="crystallinity: blank a disk of this radius at --cy/--cx first",
@@ -204,18 +211,35 @@ def any_requested(args: argparse.Namespace) -> bool:
     )
 
 
-def _shifts(args: argparse.Namespace) -> np.ndarray | None:
-    """``--shifts``: the per-position shifts, checked for their last axis (the run checks
-    that there is one per scan position)."""
+def _shifts(args: argparse.Namespace) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The per-position shifts of ``--descan`` (measured by :func:`measure_descan`) or
+    ``--shifts`` (checked for their last axis; the run checks that there is one per scan
+    position), and what the provenance says of them."""
+    found = getattr(args, "descan_found", None)
+    if found is not None:
+        return found.shifts, {"descan_plane": found.plane.tolist(), "descan_center": found.center}
     if args.shifts is None:
-        return None
+        return None, {}
     shifts = np.load(args.shifts, allow_pickle=False)
     if shifts.ndim < 2 or shifts.shape[-1] != 2 or shifts.dtype.kind not in "iuf":
         raise UsageError(
             f"--shifts {args.shifts}: expected numbers (dy, dx) for each scan position, shape "
             f"(*scan, 2), got {shifts.dtype} of shape {shifts.shape}"
         )
-    return shifts
+    return shifts, {"shifts": args.shifts}
+
+
+def measure_descan(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any) -> None:
+    """``--descan``: fit the beam's walk over the scan (around ``--cy/--cx`` where both are
+    given) before the main pass; :func:`_shifts` hands it to the analyses."""
+    if not args.descan:
+        return
+    if args.shifts is not None:
+        raise UsageError("--descan measures the shifts; give it or --shifts, not both")
+    from libertem_gpu.udf.mask_shifts import estimate_descan
+
+    center = None if args.cy is None or args.cx is None else (args.cy, args.cx)
+    args.descan_found = estimate_descan(ctx, ds, center=center, corrections=corrections)
 
 
 def _centre(args: argparse.Namespace, sig: tuple[int, ...]) -> tuple[float, float]:
@@ -318,9 +342,8 @@ def _detectors(args: argparse.Namespace, sig: tuple[int, ...]) -> Planned | None
         seen[kind] = seen.get(kind, 0) + 1
         names.append(kind if counts[kind] == 1 else f"{kind}{seen[kind]}")
     dense = [np.asarray(m, dtype=np.float32) for _, _, m in found]
-    shifts = _shifts(args)
+    shifts, moved = _shifts(args)
     udf = ApplyMasksUDF(mask_factories=[(lambda m=m: m) for m in dense], shifts=shifts)
-    moved = {} if shifts is None else {"shifts": args.shifts}
     analyses = [
         {"name": n, "udf": "ApplyMasksUDF", "parameters": {"detector": kind, **params, **moved}}
         for n, (kind, params, _) in zip(names, found, strict=True)
@@ -365,9 +388,9 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
         params = {"center": [cy, cx], "n_sectors": args.sectors}
         if args.radial_profile != "auto":
             params["rad_max"] = args.radial_profile
-        udf = libertem_gpu.RadialProfileUDF(**params, shifts=_shifts(args))
-        if args.shifts is not None:
-            params["shifts"] = args.shifts
+        shifts, moved = _shifts(args)
+        udf = libertem_gpu.RadialProfileUDF(**params, shifts=shifts)
+        params.update(moved)
         entry = {"name": "radial_profile", "udf": "RadialProfileUDF", "parameters": params}
         dims = {"intensity": ["ring", "sector"], "radius": ["ring"], "angle": ["sector"]}
         dims["pixels"] = ["ring", "sector"]

@@ -16,6 +16,7 @@ from libertem_gpu.cli.analyses import (
     ANALYSES,
     add_analysis_args,
     any_requested,
+    measure_descan,
     plan_analyses,
     plan_parallax,
     plan_pick,
@@ -144,6 +145,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             corrections.check(ds.sig_shape)
         if roi is not None:
             ds.check_roi(roi)
+        measure_descan(args, ctx, ds, corrections)
         planned = plan_analyses(args, ds.sig_shape)
         if args.parallax is not None:
             planned.append(plan_parallax(args, ctx, ds, corrections))

@@ -17,6 +17,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.kernels.masks import MaskStack
 from libertem_gpu.udf.aux import AuxData
 
-__all__ = ["descan_shifts"]
+__all__ = ["Descan", "descan_shifts", "estimate_descan"]
 
 #: Moved mask stacks kept for a run's partitions, and the operations prepared from them kept
 #: per partition: a descan plane rounded to whole pixels gives a few dozen shifts over a scan.
@@ -241,3 +242,80 @@ def descan_shifts(regression: Any, nav_shape: Any) -> np.ndarray:
     coords = np.indices(nav, dtype=np.float64)
     values = plane[0] + np.moveaxis(coords, 0, -1) @ plane[1:]
     return np.rint(values).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Descan:
+    """What :func:`estimate_descan` found.
+
+    Attributes
+    ----------
+    plane : numpy.ndarray
+        ``(1 + nav_dims, 2)``: the beam's offset from ``center`` fitted as a plane over the
+        scan, in detector axes (``CoMUDF``'s ``regression`` result).
+    shifts : numpy.ndarray
+        int64 ``(*nav_shape, 2)``: the plane at each position, rounded (:func:`descan_shifts`).
+    center : tuple of float
+        ``(row, column)`` the offsets are measured from.
+    radius : float
+        The radius of the disk the centre of mass was taken in.
+    """
+
+    plane: np.ndarray
+    shifts: np.ndarray
+    center: tuple[float, float]
+    radius: float
+
+
+def estimate_descan(
+    ctx: Any,
+    dataset: Any,
+    center: Any = None,
+    radius: float | None = None,
+    corrections: Any = None,
+) -> Descan:
+    """Fit the beam's walk across the detector over the scan (descan), for ``shifts``.
+
+    The centre of mass of each frame inside a disk around the bright-field disk, fitted by a
+    plane over the scan (:class:`~libertem_gpu.CoMUDF` with ``regression=1``). A specimen's
+    own deflections average out over a large scan; their linear part is fitted too (scan a
+    region in vacuum and pass its plane to :func:`descan_shifts` where that matters).
+
+    Parameters
+    ----------
+    ctx : Context
+        Runs the passes.
+    dataset : DataSet
+        The scan (2-D frames).
+    center, radius : optional
+        The bright-field disk; where either is missing, a first pass takes the mean frame and
+        :func:`~libertem_gpu.udf.parallax_fit.find_bright_field` finds it. The centre of mass
+        is taken within twice the radius, so that a beam that walks by up to a radius stays
+        inside.
+    corrections : CorrectionSet, optional
+        Detector corrections applied to the frames.
+
+    Returns
+    -------
+    Descan
+        ``shifts`` goes to ``ApplyMasksUDF(shifts=...)`` or ``RadialProfileUDF(shifts=...)``.
+    """
+    from libertem_gpu.udf.com import CoMUDF
+    from libertem_gpu.udf.parallax_fit import find_bright_field
+    from libertem_gpu.udf.sum import SumUDF
+
+    nav = tuple(int(n) for n in dataset.shape.nav)
+    sig = tuple(int(n) for n in dataset.shape.sig)
+    if len(sig) != 2:
+        raise InvalidParameterError(f"estimate_descan needs 2-D frames, got frames of shape {sig}")
+    if center is None or radius is None:
+        total = ctx.run_udf(dataset=dataset, udf=SumUDF(), corrections=corrections)
+        found_center, found_radius = find_bright_field(total["intensity"].data)
+        center = found_center if center is None else center
+        radius = found_radius if radius is None else radius
+    cy, cx = (float(c) for c in center)
+    udf = CoMUDF.with_params(cy=cy, cx=cx, r=2.0 * float(radius), regression=1)
+    plane = np.asarray(
+        ctx.run_udf(dataset=dataset, udf=udf, corrections=corrections)["regression"].data
+    )
+    return Descan(plane, descan_shifts(plane, nav), (cy, cx), float(radius))

@@ -234,6 +234,35 @@ def test_shifts_move_detectors_and_rings(raw_file, tmp_path, rng):
     assert main(bad) == 2
 
 
+def test_descan_measures_then_moves_detectors(tmp_path, rng):
+    """``--descan``: the plane fitted around ``--cy/--cx`` moves the detectors and the
+    profile as the library's estimate_descan does; the plane is in the provenance; not with
+    ``--shifts``."""
+    from tests.udf.test_mask_shifts import walking_beam
+
+    frames, truth = walking_beam(rng)
+    np.save(tmp_path / "scan.npy", frames)
+    out = tmp_path / "d.npz"
+    argv = ["run", str(tmp_path / "scan.npy"), "--bf", "3", "--radial-profile", "12"]
+    argv += ["--cy", "19.5", "--cx", "19.5", "--descan"]
+    assert main([*argv, "--out", str(out)]) == 0
+    res = load_results(out)
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=frames)
+        found = libertem_gpu.estimate_descan(ctx, ds, center=(19.5, 19.5))
+        bf = libertem_gpu.ApplyMasksUDF(
+            [libertem_gpu.masks.disk((40, 40), 19.5, 19.5, 3)], shifts=found.shifts
+        )
+        want = ctx.run_udf(dataset=ds, udf=bf)["intensity"].data[..., 0]
+    assert np.abs(found.shifts - truth).max() <= 1
+    np.testing.assert_allclose(res["bf_intensity"], want, rtol=1e-6)
+    (entry,) = [a for a in res.metadata["analyses"] if a["name"] == "radial_profile"]
+    np.testing.assert_allclose(entry["parameters"]["descan_plane"], found.plane)
+    np.save(tmp_path / "s.npy", truth)
+    both = [*argv, "--shifts", str(tmp_path / "s.npy"), "--out", str(tmp_path / "x.npz")]
+    assert main(both) == 2
+
+
 def test_parallax_measures_then_images(tmp_path, rng):
     """``--parallax U``: the shifts measured around ``--cy/--cx``, the image from the same
     fit as the library's; the matrix in the provenance; the image also as PNG and TIFF."""

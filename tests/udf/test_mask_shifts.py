@@ -16,7 +16,12 @@ from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.io.tiles import TilingScheme
 from libertem_gpu.kernels.masks import MaskStack
 from libertem_gpu.udf import mask_shifts
-from libertem_gpu.udf.mask_shifts import descan_shifts, shift_groups, shift_stack
+from libertem_gpu.udf.mask_shifts import (
+    descan_shifts,
+    estimate_descan,
+    shift_groups,
+    shift_stack,
+)
 from libertem_gpu.udf.masks import build_mask_stack
 from tests.udf.builtin_cases import CASES, CASES_2D_SIG, assert_nav, case_params, load_case
 from tests.udf.test_radial_profile import profile_reference
@@ -212,6 +217,33 @@ def test_descan_from_com_plane():
         descan_shifts(np.zeros((2, 2)), (3, 4))
     with pytest.raises(InvalidParameterError, match="finite"):
         descan_shifts(np.full((3, 2), np.nan), (3, 4))
+
+
+def walking_beam(rng, ny=12, nx=16, n=40):
+    """Frames of a beam (and a halo) that walks 3 pixels down and 5 right over the scan, and
+    its whole-pixel offsets from (19.5, 19.5)."""
+    sy, sx = np.mgrid[:ny, :nx]
+    by = 19.5 + 3.0 * sy / (ny - 1)
+    bx = 19.5 + 5.0 * sx / (nx - 1)
+    r, c = np.mgrid[:n, :n]
+    d2 = (r - by[..., None, None]) ** 2 + (c - bx[..., None, None]) ** 2
+    frames = rng.poisson(1000 * np.exp(-d2 / 8) + 2 * np.exp(-d2 / 200) + 0.05)
+    return frames.astype(np.uint16), np.stack([np.rint(by - 19.5), np.rint(bx - 19.5)], -1)
+
+
+def test_estimate_descan(rng):
+    frames, truth = walking_beam(rng)
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames, num_partitions=2)
+    found = estimate_descan(ctx, ds)  # finds the disk itself
+    assert abs(found.center[0] - 21) < 1 and abs(found.center[1] - 22) < 1  # the mean beam
+    given = estimate_descan(ctx, ds, center=(19.5, 19.5), radius=6)
+    # The background inside the disk pulls each centre of mass a little towards the middle.
+    np.testing.assert_allclose(given.plane[1:], [[3 / 11, 0], [0, 5 / 15]], atol=0.02)
+    assert np.abs(given.shifts - truth).max() <= 1 and (given.shifts == truth).mean() > 0.8
+    assert np.abs(found.shifts - found.shifts[0, 0] - (truth - truth[0, 0])).max() <= 1
+    with pytest.raises(InvalidParameterError, match="2-D frames"):
+        estimate_descan(ctx, ctx.load("memory", data=np.ones((3, 4, 5)), sig_dims=1))
 
 
 def test_bad_shifts():
