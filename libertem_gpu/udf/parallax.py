@@ -14,6 +14,7 @@ measures ``A`` from the data.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,10 +45,16 @@ def bright_field_pixels(
     one's shift ``A q``, ``(m, 2)`` in scan pixels."""
     rows, cols = (int(s) for s in sig_shape)
     cy, cx = (float(c) for c in center)
-    y, x = np.mgrid[:rows, :cols]
-    q = np.stack([(y - cy).reshape(-1), (x - cx).reshape(-1)], axis=-1)
-    inside = np.flatnonzero(np.hypot(q[:, 0], q[:, 1]) <= radius)
-    return inside.astype(np.int64), q[inside] @ np.asarray(shift_matrix, dtype=np.float64).T
+    # Only the disk's bounding box: large frames would otherwise build grids of every pixel.
+    y0, y1 = max(0, math.floor(cy - radius)), min(rows, math.ceil(cy + radius) + 1)
+    x0, x1 = max(0, math.floor(cx - radius)), min(cols, math.ceil(cx + radius) + 1)
+    if y1 <= y0 or x1 <= x0:  # the disk lies off the frame
+        return np.zeros(0, np.int64), np.zeros((0, 2))
+    y, x = np.mgrid[y0:y1, x0:x1]
+    inside = np.hypot(y - cy, x - cx) <= radius
+    q = np.stack([y[inside] - cy, x[inside] - cx], axis=-1).astype(np.float64)
+    flat = (y[inside] * cols + x[inside]).astype(np.int64)  # ascending: row-major box
+    return flat, q @ np.asarray(shift_matrix, dtype=np.float64).T
 
 
 class ParallaxUDF(UDF):
