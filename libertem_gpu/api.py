@@ -222,13 +222,15 @@ class Context(AnalysisMixin):
         bin_sig: int | Sequence[int] | None = None,
         crop_nav: Sequence[Any] | None = None,
         crop_sig: Sequence[Any] | None = None,
+        bin_nav: int | Sequence[int] | None = None,
     ) -> str:
         """Write every frame of ``dataset`` to a new ``.npy``, chunked HDF5 (``.h5``) or Zarr
         (``.zarr``) file, streamed with bounded memory; the file appears complete or not at
         all; ``compression``: ``"gzip"``, ``"lz4"`` or ``"zstd"``; ``chunk_bytes``: target
         chunk size; ``bin_sig``: sum blocks of this many detector pixels per signal axis;
         ``crop_nav``, ``crop_sig``: only a box of scan positions, of each frame, one
-        ``(start, stop[, step])`` (or slice, or None) per axis (see
+        ``(start, stop[, step])`` (or slice, or None) per axis; ``bin_nav``: sum blocks of
+        this many scan positions per scan axis (see
         :func:`libertem_gpu.export.export_dataset`; ``libertem-gpu convert`` on the command
         line).
 
@@ -255,6 +257,7 @@ class Context(AnalysisMixin):
                 bin_sig=bin_sig,
                 crop_nav=crop_nav,
                 crop_sig=crop_sig,
+                bin_nav=bin_nav,
                 **({} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}),
             )
         finally:

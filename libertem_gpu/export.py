@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.binning import FrameBinner
+from libertem_gpu.binning import FrameBinner, NavBinner, binned_dtype, block_factors
 from libertem_gpu.cropping import NavCrop, axis_slices, cropped_shape
 from libertem_gpu.errors import DataSetError
 from libertem_gpu.io.dataset import DataSet
@@ -91,6 +91,7 @@ def export_dataset(
     bin_sig: int | Sequence[int] | None = None,
     crop_nav: Sequence[Any] | None = None,
     crop_sig: Sequence[Any] | None = None,
+    bin_nav: int | Sequence[int] | None = None,
 ) -> str:
     """Write every frame of ``dataset`` to ``path``, in scan order, with bounded memory.
 
@@ -121,6 +122,12 @@ def export_dataset(
     crop_sig : sequence, optional
         Only a box of each frame, one entry per signal axis as for ``crop_nav``; cropped
         before ``bin_sig`` bins it.
+    bin_nav : int or sequence of int, optional
+        Sum blocks of this many scan positions along each scan axis (after ``crop_nav``):
+        the file's scan is that much smaller, its frames the sums, in
+        :func:`~libertem_gpu.binning.binned_dtype` of all the values summed. Positions at the
+        far edges that fill no whole block are left out, with a warning. Memory: one row of
+        binned frames.
 
     Returns
     -------
@@ -133,7 +140,8 @@ def export_dataset(
         For an unknown extension or compression, a codec that is not installed, or an
         existing file without ``overwrite``.
     InvalidParameterError
-        For a ``bin_sig``, ``crop_nav`` or ``crop_sig`` that does not fit the data set.
+        For a ``bin_sig``, ``bin_nav``, ``crop_nav`` or ``crop_sig`` that does not fit the
+        data set.
     """
     target = os.fspath(path)
     ext = os.path.splitext(target.rstrip("/\\"))[1].lower()
@@ -163,10 +171,23 @@ def export_dataset(
             f"the last {binner.dropped} pixels along the signal axes (no whole block)",
             stacklevel=2,
         )
-    steps = _Steps(nav_crop, sig_slices, binner)
     sig_shape = frame_shape if binner is None else binner.sig_shape
     dtype = dataset.dtype if binner is None else binner.dtype
     nav_shape = dataset.nav_shape if nav_crop is None else nav_crop.nav_shape
+    nav_binner = None
+    if bin_nav is not None:
+        factors = block_factors(bin_nav, nav_shape, "bin_nav", "positions per scan axis")
+        summed = math.prod(factors) * (1 if binner is None else math.prod(binner.factors))
+        dtype = binned_dtype(dataset.dtype, summed)
+        nav_binner = NavBinner(nav_shape, factors, sig_shape, dtype)
+        if any(nav_binner.dropped):
+            warnings.warn(
+                f"{target}: binning a scan of {nav_shape} by {factors} leaves out the last "
+                f"{nav_binner.dropped} positions along the scan axes (no whole block)",
+                stacklevel=2,
+            )
+        nav_shape = nav_binner.nav_shape
+    steps = _Steps(nav_crop, sig_slices, binner, nav_binner)
     shape = (*nav_shape, *sig_shape)
     chunks = choose_chunks(nav_shape, sig_shape, dtype.itemsize, chunk_bytes)
     if ext == ".npy":
@@ -197,11 +218,34 @@ class _Steps:
     and where they go (``nav``), the box of each frame kept (``sig``), the binning."""
 
     def __init__(
-        self, nav: NavCrop | None, sig: tuple[slice, ...] | None, binner: FrameBinner | None
+        self,
+        nav: NavCrop | None,
+        sig: tuple[slice, ...] | None,
+        binner: FrameBinner | None,
+        nav_binner: NavBinner | None = None,
     ) -> None:
         self.nav = nav
         self._sig = None if sig is None else (slice(None), *sig)
         self._binner = binner
+        self._nav_binner = nav_binner
+
+    def write(self, out: Any, frames: np.ndarray, data: np.ndarray) -> None:
+        """Write a tile's frames (scan positions ``frames``, in order) to ``out``, or add
+        them to the blocks of scan positions and write the rows of blocks they finish."""
+        written = self.frames(data)
+        if self._nav_binner is None:
+            first = self.first(frames)
+            out[first : first + len(frames)] = written
+            return
+        positions = frames if self.nav is None else self.nav.index[frames]
+        for start, rows in self._nav_binner.add(positions, written):
+            out[start : start + len(rows)] = rows
+
+    def finish(self, out: Any) -> None:
+        """Write the last row of blocks of scan positions."""
+        if self._nav_binner is not None:
+            for start, rows in self._nav_binner.finish():
+                out[start : start + len(rows)] = rows
 
     def frames(self, data: np.ndarray) -> np.ndarray:
         """A tile's frames ``(n, *sig)`` as written."""
@@ -232,12 +276,11 @@ def _copy_frames(
         if plan.num_frames == 0:
             continue
         for tile, data in iter_host_tiles(dataset, plan):
-            frames = tile.frames
-            first = steps.first(frames)
-            out[first : first + len(frames)] = steps.frames(data)
-            done += len(frames)
+            steps.write(out, tile.frames, data)
+            done += len(tile.frames)
             if progress is not None:
                 progress(done, total)
+    steps.finish(out)
 
 
 def _write_chunked(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from libertem_gpu.binning import FrameBinner, binned_dtype
+from libertem_gpu.binning import FrameBinner, NavBinner, binned_dtype
 from libertem_gpu.errors import InvalidParameterError
 from tests.conftest import random_data
 
@@ -75,3 +75,53 @@ def test_binned_dtype(dtype, count, want):
 def test_bad_factors_are_refused(factors):
     with pytest.raises(InvalidParameterError, match="bin_sig"):
         FrameBinner((13, 17), factors, np.dtype(np.uint16))
+
+
+def _nav_reference(scan, factors):
+    """Each block of scan positions summed with a loop over its offsets (int64 / float64)."""
+    nav = scan.shape[: len(factors)]
+    moved = np.moveaxis(scan, list(range(len(factors))), list(range(-len(factors), 0)))
+    flat = moved.reshape(-1, *nav)
+    return np.moveaxis(_reference(flat, factors), 0, -1).reshape(
+        *(n // f for n, f in zip(nav, factors, strict=True)), *scan.shape[len(factors) :]
+    )
+
+
+@pytest.mark.parametrize(
+    ("nav", "factors", "step"), [((7, 5), (2, 2), 4), ((6, 9), (3, 2), 7), ((11,), (3,), 2)]
+)
+def test_nav_binner_against_loops(rng, nav, factors, step):
+    """Frames arrive in tiles of ``step`` that do not divide the rows; edge positions that fill
+    no block are left out; every row of blocks is written once, in order."""
+    scan = random_data(rng, (*nav, 3, 4), np.uint16)
+    binner = NavBinner(nav, factors, (3, 4), np.dtype(np.uint32))
+    out = np.zeros((int(np.prod(binner.nav_shape)), 3, 4), np.uint32)
+    starts = []
+    flat = scan.reshape(-1, 3, 4)
+    for a in range(0, len(flat), step):
+        frames = np.arange(a, min(a + step, len(flat)))
+        for start, rows in binner.add(frames, flat[frames]):
+            starts.append(start)
+            out[start : start + len(rows)] = rows
+    for start, rows in binner.finish():
+        starts.append(start)
+        out[start : start + len(rows)] = rows
+    assert starts == sorted(set(starts))
+    want = _nav_reference(scan, factors)
+    np.testing.assert_array_equal(out.reshape(want.shape), want)
+    assert binner.dropped == tuple(n % f for n, f in zip(nav, factors, strict=True))
+
+
+def test_export_bins_the_scan(inline_ctx, rng, tmp_path):
+    data = random_data(rng, (7, 9, 6, 6), np.uint16)
+    ds = inline_ctx.load("memory", data=data, num_partitions=3)
+    with pytest.warns(UserWarning, match="last"):
+        out = inline_ctx.export_dataset(
+            ds, tmp_path / "b.npy", bin_nav=(2, 4), bin_sig=2, crop_nav=[(1, None), None]
+        )
+    back = np.load(out)
+    want = _nav_reference(data[1:7], (2, 4)).reshape(3, 2, 3, 2, 3, 2).sum(axis=(3, 5))
+    assert back.dtype == np.uint32  # 32 uint16 values summed
+    np.testing.assert_array_equal(back, want)
+    with pytest.raises(InvalidParameterError, match="bin_nav"):
+        inline_ctx.export_dataset(ds, tmp_path / "x.npy", bin_nav=(2, 10))

@@ -57,6 +57,14 @@ def add_convert(sub: Any) -> None:
         "type where needed; edge pixels that fill no whole block are left out",
     )
     p.add_argument(
+        "--bin-nav",
+        type=_bin_factors,
+        metavar="N or Y,X",
+        help="sum blocks of N x N (or Y x X) scan positions (after --crop-nav), in a wider "
+        "integer type where needed; positions at the far edges that fill no whole block are "
+        "left out",
+    )
+    p.add_argument(
         "--crop-nav",
         type=_crop,
         metavar="A:B,C:D",
@@ -123,12 +131,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                 bin_sig=args.bin_sig,
                 crop_nav=args.crop_nav,
                 crop_sig=args.crop_sig,
+                bin_nav=args.bin_nav,
                 progress=None if bar is None else lambda done, _total: bar.update(done - bar.n),
             )
         finally:
             if bar is not None:
                 bar.close()
     binned = "" if args.bin_sig is None else f", binned by {args.bin_sig}"
+    if args.bin_nav is not None:
+        binned += f", scan binned by {args.bin_nav}"
     if args.crop_nav is not None or args.crop_sig is not None:
         binned = f", {frames} frames cropped{binned}"
     print(

@@ -153,6 +153,28 @@ def test_convert_crops_on_the_command_line(tmp_path, rng, capsys):
         main(["convert", str(tmp_path / "in.npy"), str(bad), "--crop-sig", "3"])
 
 
+@pytest.mark.parametrize("ext", [".h5", ".zarr"])
+def test_convert_bins_the_scan_on_the_command_line(tmp_path, rng, capsys, ext):
+    data = random_data(rng, (6, 8, 5, 5), np.uint8)
+    np.save(tmp_path / "in.npy", data)
+    out = tmp_path / f"n{ext}"
+    argv = [
+        "convert",
+        str(tmp_path / "in.npy"),
+        str(out),
+        "--bin-nav",
+        "3,2",
+        "--chunk-size",
+        "200",
+    ]
+    assert main([*argv, "--no-progress"]) == 0
+    assert "scan binned by (3, 2)" in capsys.readouterr().out
+    back, _ = _read_back(out)
+    want = data.astype(np.uint16).reshape(2, 3, 4, 2, 5, 5).sum(axis=(1, 3))
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, want)
+
+
 def test_refuses_to_overwrite_without_force(tmp_path, rng, capsys):
     np.save(tmp_path / "in.npy", random_data(rng, (2, 3, 4, 4), np.uint8))
     for name, make in (("x.h5", lambda p: p.write_bytes(b"keep")), ("x.zarr", os.mkdir)):
