@@ -4,7 +4,7 @@ Measures on the current CUDA device, in this order:
 
 1. the ceilings: device-to-device copy (bytes read plus bytes written per second) and pinned
    host-to-device copy, timed with CUDA events;
-2. each analysis (sum, sumsig, std, masks1, masks16, com) on uint16 and float32 data in each
+2. each analysis (sum, sumsig, std, masks1, masks16, com, radial) on uint16 and float32 data in each
    mode, where a mode is how the frames reach the GPU and names the I/O path it must take:
 
    ========  ====================================================  ===========
@@ -56,7 +56,7 @@ import libertem_gpu as lg
 from libertem_gpu import config
 
 SIG = (256, 256)
-ANALYSES = ("sum", "sumsig", "std", "masks1", "masks16", "com")
+ANALYSES = ("sum", "sumsig", "std", "masks1", "masks16", "com", "radial")
 DTYPES = ("uint16", "float32")
 #: mode -> (io_backend setting, or None for data on the device; the io_path it must report)
 MODES: dict[str, tuple[str | None, str]] = {
@@ -135,6 +135,8 @@ def make_udf(analysis: str) -> Any:
         return lg.ApplyMasksUDF(mask_factories=lambda: stack, mask_count=16, mask_dtype=np.float32)
     if analysis == "com":
         return lg.CoMUDF.with_params(cy=CY, cx=CX, r=RADIUS)
+    if analysis == "radial":  # one-pixel rings over the whole frame: sparse masks, cuSPARSE
+        return lg.RadialProfileUDF()
     raise ValueError(f"unknown analysis {analysis!r}; valid: {', '.join(ANALYSES)}")
 
 
@@ -193,6 +195,14 @@ class Sample:
                         axis=1,
                     )
                 }
+            elif analysis == "radial":
+                from libertem_gpu.udf.radial_profile import polar_bins
+
+                bins = polar_bins(SIG)
+                labels = bins.labels
+                inside = labels >= 0
+                sums = np.stack([np.bincount(labels[inside], row[inside], bins.count) for row in f])
+                ref = {"intensity": sums / bins.pixels.reshape(-1)}
             else:
                 raise ValueError(analysis)
             self._refs[analysis] = ref
