@@ -74,6 +74,22 @@ def kernel_backends(*ops: str) -> tuple[str, ...]:
     return backends_for(*ops)
 
 
+def mean_or_nan(total: Any, weight: Any) -> np.ndarray:
+    """``total / weight`` where ``weight > 0``, NaN elsewhere (host arrays)."""
+    total, weight = np.asarray(total), np.asarray(weight)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(weight > 0, total / weight, np.nan)
+
+
+def allowed_backends(op: str, wanted: Any) -> tuple[str, ...]:
+    """The backends of operation ``op``, restricted to ``wanted`` (a UDF's ``backends``
+    parameter) where that is not None."""
+    supported = kernel_backends(op)
+    if wanted is None:
+        return supported
+    return tuple(b for b in supported if b in tuple(wanted))
+
+
 def swaps_while_reading(meta: UDFMeta | None, op: str) -> bool:
     """Whether the operation ``op`` reads this data set's tiles in stored byte order (big-endian
     integers straight from the file), swapping as it reads, on the run's backend."""

@@ -118,7 +118,7 @@ def shift_groups(shifts: np.ndarray) -> list[tuple[tuple[int, ...], slice | np.n
     return [(tuple(int(v) for v in u), np.flatnonzero(inverse == i)) for i, u in enumerate(unique)]
 
 
-def _overlap(n: int, d: int) -> tuple[slice, slice]:
+def overlap(n: int, d: int) -> tuple[slice, slice]:
     """Source and destination slices of an axis of length ``n`` moved by ``d``."""
     if abs(d) >= n:
         return slice(0, 0), slice(0, 0)
@@ -135,7 +135,7 @@ def shift_stack(stack: MaskStack, sig_shape: tuple[int, ...], shift: tuple[int, 
         width = stack.width
         masks = stack.dense_t.T.reshape(width, *sig)  # C-contiguous rows: a view
         moved = np.zeros_like(masks)
-        pairs = [_overlap(n, d) for n, d in zip(sig, shift, strict=True)]
+        pairs = [overlap(n, d) for n, d in zip(sig, shift, strict=True)]
         src = (slice(None), *(p[0] for p in pairs))
         dst = (slice(None), *(p[1] for p in pairs))
         moved[dst] = masks[src]

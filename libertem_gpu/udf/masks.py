@@ -14,8 +14,8 @@ from libertem_gpu.kernels import masks as masks_op
 from libertem_gpu.kernels.masks import MaskStack
 from libertem_gpu.masks import SparseMask, to_sparse
 from libertem_gpu.udf._common import (
+    allowed_backends,
     flat_tile,
-    kernel_backends,
     kernel_input_dtype,
     on_worker,
     pixel_range,
@@ -330,10 +330,7 @@ class ApplyMasksUDF(UDF):
     def get_backends(self) -> tuple[str, ...]:
         """Where the mask operation runs (the CPU and, where a GPU is, CuPy), or the subset
         given in ``backends``."""
-        supported = kernel_backends("apply_masks")
-        if self.params.backends is None:
-            return supported
-        return tuple(b for b in supported if b in tuple(self.params.backends))
+        return allowed_backends("apply_masks", self.params.backends)
 
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs (the matching mask rows are used); big-endian

@@ -24,10 +24,11 @@ from libertem_gpu import host_threads
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
+    allowed_backends,
     check_center,
     flat_tile,
-    kernel_backends,
     kernel_input_dtype,
+    mean_or_nan,
     on_worker,
     pixel_range,
     preferences,
@@ -142,10 +143,7 @@ class ParallaxUDF(UDF):
 
     def get_backends(self) -> tuple[str, ...]:
         """Where the operation runs (the CPU and, where a GPU is, CuPy)."""
-        supported = kernel_backends("parallax_splat")
-        if self.params.backends is None:
-            return supported
-        return tuple(b for b in supported if b in tuple(self.params.backends))
+        return allowed_backends("parallax_splat", self.params.backends)
 
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Accepts frames split into row slabs (each slab adds its own pixels)."""
@@ -244,10 +242,8 @@ class ParallaxUDF(UDF):
 
     def get_results(self) -> dict[str, Any]:
         """The image: the weighted mean at each image pixel (NaN where nothing fell)."""
-        total = np.asarray(self.results.total)
-        weight = np.asarray(self.results.weight)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            image = np.where(weight > 0, total / weight, np.nan)
+        weight = self.results.weight
+        image = mean_or_nan(self.results.total, weight)
         if self.params.mean_frame is not None:
             image -= 1.0
         return {"image": image, "weight": weight}

@@ -54,6 +54,7 @@ def _udfs(ds):
         # masks moved per frame (descan): runs of frames in place, short runs gathered
         "masks_shifted": lg.ApplyMasksUDF(mask_factories=stack[:3], shifts=moves),
         "polar_shifted": lg.RadialProfileUDF(n_bins=4, n_sectors=3, shifts=moves),
+        "aligned_sum": lg.AlignedSumUDF(shifts=moves),
     }
     if len(nav_shape) == 2:  # shift-and-add of the bright-field pixels on a finer grid
         matrix = np.array([[0.6, 0.2], [-0.2, 0.6]])

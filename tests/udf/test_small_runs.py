@@ -14,6 +14,7 @@ import pytest
 
 from libertem_gpu import (
     FEMUDF,
+    AlignedSumUDF,
     ApplyFFTMaskUDF,
     ApplyMasksUDF,
     CoMUDF,
@@ -74,6 +75,7 @@ def _udfs(case: Case) -> list:
             ApplyMasksUDF(
                 mask_factories=[lambda: dense], shifts=rng.integers(-2, 3, (*case.nav, 2))
             ),
+            AlignedSumUDF(shifts=rng.integers(-2, 3, (*case.nav, 2))),
         ]
         if len(case.nav) == 2:
             matrix = np.array([[0.6, 0.2], [-0.3, 0.5]])
