@@ -135,6 +135,12 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         help="radial profile: angular sectors per ring, a polar transform (default 1)",
     )
     g.add_argument(
+        "--aligned-sum",
+        action="store_true",
+        help="the sum and mean of the frames moved back by the beam's shifts (needs --descan "
+        "or --shifts): the descan-corrected mean pattern",
+    )
+    g.add_argument(
         "--parallax",
         nargs="?",
         const=2,
@@ -206,6 +212,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.radial_fourier
         or args.radial_profile is not None
         or args.parallax is not None
+        or args.aligned_sum
         or args.crystallinity
         or any(getattr(args, name) for name in DETECTORS)
     )
@@ -395,6 +402,15 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
         dims = {"intensity": ["ring", "sector"], "radius": ["ring"], "angle": ["sector"]}
         dims["pixels"] = ["ring", "sector"]
         planned.append(Planned(udf, [entry], _results_collector("radial_profile", None, dims)))
+    if args.aligned_sum:
+        shifts, moved = _shifts(args)
+        if shifts is None:
+            raise UsageError(
+                "--aligned-sum moves the frames by the beam's shifts: give --descan or --shifts"
+            )
+        udf = libertem_gpu.AlignedSumUDF(shifts=shifts)
+        entry = {"name": "aligned_sum", "udf": "AlignedSumUDF", "parameters": moved}
+        planned.append(Planned(udf, [entry], _results_collector("aligned_sum")))
     if args.crystallinity:
         ri, ro = args.crystallinity
         params = {"rad_in": ri, "rad_out": ro}

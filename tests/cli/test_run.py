@@ -261,6 +261,16 @@ def test_descan_measures_then_moves_detectors(tmp_path, rng):
     np.save(tmp_path / "s.npy", truth)
     both = [*argv, "--shifts", str(tmp_path / "s.npy"), "--out", str(tmp_path / "x.npz")]
     assert main(both) == 2
+    # The descan-corrected mean pattern, from the file's shifts; refused without shifts.
+    aligned = ["run", str(tmp_path / "scan.npy"), "--aligned-sum", "--out", str(tmp_path / "a.npz")]
+    assert main([*aligned, "--shifts", str(tmp_path / "s.npy")]) == 0
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=frames)
+        want = ctx.run_udf(dataset=ds, udf=libertem_gpu.AlignedSumUDF(shifts=truth))
+    res = load_results(tmp_path / "a.npz")
+    np.testing.assert_allclose(res["aligned_sum_mean"], want["mean"].data, equal_nan=True)
+    assert res.dims("aligned_sum_mean") == ["sig_y", "sig_x"]
+    assert main(aligned) == 2
 
 
 def test_parallax_measures_then_images(tmp_path, rng):
