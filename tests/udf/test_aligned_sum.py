@@ -26,7 +26,12 @@ def aligned_reference(frames, shifts):
     return total, count
 
 
-@pytest.mark.parametrize("case", case_params(CASES))
+# Every other case and a 1-D frame: scans of 1 to 3 dimensions, frames of 1 to 3, rois, sync
+# offsets, big-endian files, every dtype kind.
+ALIGNED_CASES = [*CASES[::2], CASES[5]]
+
+
+@pytest.mark.parametrize("case", case_params(ALIGNED_CASES))
 def test_aligned_sum_matches_numpy(ctx, rng, tmp_path, case):
     loaded = load_case(ctx, case, rng, tmp_path)
     shifts = random_shifts(rng, case.nav, case.sig)
