@@ -301,13 +301,37 @@ class RadialProfileUDF(ApplyMasksUDF):
         """The bins of a frame whose beam moved by ``shift``: the same rings and sectors around
         the moved centre, the excluded pixels where they are."""
         bins = self._bins(sig)
-        p = self.params
+        rows, cols = int(sig[0]), int(sig[1])
+        dy, dx = (int(s) for s in shift)
+        pad, grid = self._padded_labels(sig, max(abs(dy), abs(dx)))
+        # A frame's pixel (y, x) seen from the moved centre is (y - dy, x - dx) seen from the
+        # centre: a window of the labels laid out once on a frame padded all round.
+        labels = grid[pad - dy : pad - dy + rows, pad - dx : pad - dx + cols].copy()
+        if self.params.exclude is not None:
+            labels[np.asarray(self.params.exclude)] = -1
+        labels = labels.reshape(-1)
+        inside = labels[labels >= 0]
+        pixels = np.bincount(inside, minlength=bins.count).reshape(bins.pixels.shape)
         cy, cx = bins.center
-        left_out = None if p.exclude is None else np.asarray(p.exclude)
-        moved = (cy + shift[0], cx + shift[1])
-        sectors = bins.angle.shape[0]
-        frame = (int(sig[0]), int(sig[1]))
-        return _label_pixels(frame, moved, bins.edges, sectors, float(p.angle_offset), left_out)
+        return PolarBins(labels, pixels, bins.radius, bins.angle, bins.edges, (cy + dy, cx + dx))
+
+    def _padded_labels(self, sig: tuple[int, ...], reach: int) -> tuple[int, np.ndarray]:
+        """The unmoved bins' labels on the frame padded by at least ``reach`` pixels on every
+        side (made again, twice as wide, when a shift reaches further)."""
+        found = self.__dict__.get("_padded")
+        if found is None or found[0] != sig or found[1] < reach:
+            bins = self._bins(sig)
+            pad = max(reach, 2 * (found[1] if found is not None and found[0] == sig else 4))
+            rows, cols = int(sig[0]) + 2 * pad, int(sig[1]) + 2 * pad
+            cy, cx = bins.center
+            sectors = bins.angle.shape[0]
+            offset = float(self.params.angle_offset)
+            grid = _label_pixels(
+                (rows, cols), (cy + pad, cx + pad), bins.edges, sectors, offset, None
+            ).labels.reshape(rows, cols)
+            found = (sig, pad, grid)
+            self.__dict__["_padded"] = found
+        return found[1], found[2]
 
     def _shifted_stack(self, sig: tuple[int, ...], shift: tuple[int, ...]) -> MaskStack:
         return build_mask_stack(*self._stack_source(sig, self._moved_bins(sig, shift)))
