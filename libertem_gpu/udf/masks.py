@@ -232,8 +232,8 @@ class ApplyMasksUDF(UDF):
         (or ``(nav_size, 2)``), or LiberTEM's ``UDF.aux_data(shifts, kind="nav",
         extra_shape=(2,))``. Floats are cast to integers towards zero, as in LiberTEM: round
         them first (:func:`~libertem_gpu.udf.mask_shifts.descan_shifts` does, from a fitted
-        descan plane). Each shift's masks are laid out once per partition; neighbouring frames
-        of the same shift are applied together.
+        descan plane). Each shift's masks are laid out once per run and process; neighbouring
+        frames of the same shift are applied together.
 
     Results
     -------
@@ -339,13 +339,15 @@ class ApplyMasksUDF(UDF):
             return preferences(stored_byteorder=False)
         return preferences(stored_byteorder=self._prepare().reads_stored_order)
 
-    def _prepare(self) -> masks_op.AppliedMasks:
-        """The mask operation prepared for this run's backend and data (its strategy chosen)."""
+    def _prepare(self, stack: MaskStack | None = None) -> masks_op.AppliedMasks:
+        """The mask operation for ``stack`` (default: the masks) prepared for this run's
+        backend and data (its strategy chosen)."""
         assert self.meta is not None
         meta = self.meta
         # Complex frames reach the kernels as their real and imaginary parts.
         dtype = np.finfo(meta.input_dtype).dtype if self._complex_data else meta.input_dtype
-        return masks_op.prepare(meta.kernels, self.masks, tuple(meta.dataset_shape.sig), dtype)
+        stack = self.masks if stack is None else stack
+        return masks_op.prepare(meta.kernels, stack, tuple(meta.dataset_shape.sig), dtype)
 
     def _result_dtype(self) -> np.dtype:
         assert self.meta is not None
@@ -393,6 +395,7 @@ class ApplyMasksUDF(UDF):
         if on_worker(self.meta):
             self._apply = self._prepare()
             if self._shifts is not None:
+                self._moved_by_run = self._moved_stacks()
                 # (operation, its masks): the masks' bytes stand for the operation's layouts
                 self._moved = ByShift(self._prepare_moved, lambda found: found[1].nbytes)
 
@@ -412,15 +415,8 @@ class ApplyMasksUDF(UDF):
 
     def _prepare_moved(self, shift: tuple[int, ...]) -> tuple[masks_op.AppliedMasks, MaskStack]:
         """The mask operation for masks moved by ``shift``, and those masks."""
-        assert self.meta is not None
-        meta = self.meta
-        stacks = self.__dict__.get("_moved_by_run")
-        if stacks is None:
-            stacks = self.__dict__["_moved_by_run"] = self._moved_stacks()
-        dtype = np.finfo(meta.input_dtype).dtype if self._complex_data else meta.input_dtype
-        sig = tuple(meta.dataset_shape.sig)
-        stack = stacks(shift)
-        return masks_op.prepare(meta.kernels, stack, sig, dtype), stack
+        stack = self._moved_by_run(shift)
+        return self._prepare(stack), stack
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate the tile's dot products with the masks (or their rows for a slab)."""
