@@ -32,6 +32,7 @@ from libertem_gpu.kernels.operation import (
     SpanMasks,
     SparseCorrelationPreparer,
     SparseMasks,
+    SSBPreparer,
 )
 
 __all__ = ["OPERATIONS", "PLAIN"]
@@ -263,5 +264,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "fourier:prepare_holo",
         "fourier:prepare_holo_gpu",
         plain="reference",
+    ),
+    # Single side band ptychography's sums (BLAS / cuBLAS on both backends).
+    _op(
+        "ssb_accumulate",
+        SSBPreparer,
+        "ssb:prepare_reference",
+        "ssb:prepare",
+        "ssb:prepare_gpu",
+        plain="ssb:prepare",
     ),
 )

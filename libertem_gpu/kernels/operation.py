@@ -34,6 +34,7 @@ __all__ = [
     "PixelMoments",
     "PreparedCoM",
     "PreparedMasks",
+    "SSBPreparer",
     "ShiftedMoments",
     "SpanCentreOfMass",
     "SpanMasks",
@@ -205,6 +206,14 @@ class FourierPreparer(Protocol):
     and ``double``; returns ``(tile, out)`` for tiles ``(n, rows, cols)`` of whole frames."""
 
     def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any], None]: ...
+
+
+class SSBPreparer(Protocol):
+    """A backend's ``prepare`` of ``ssb_accumulate`` (see :mod:`libertem_gpu.kernels.ssb`):
+    ``(pixels (m,), weights (m, k) complex, freqs (k, 2), nav_shape, double=False)``; returns
+    ``(tile (n, npix), positions (n, 2) int, acc (3, k) complex128, pixel_sum (m,))``."""
+
+    def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any, Any, Any], None]: ...
 
 
 class Correct(Protocol):
