@@ -42,6 +42,8 @@ _EXPORTS = {
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
     "ParallaxUDF": "libertem_gpu.udf.parallax",
+    "SSBUDF": "libertem_gpu.udf.ssb",
+    "electron_wavelength": "libertem_gpu.udf.ssb_geometry",
     "AlignedSumUDF": "libertem_gpu.udf.aligned_sum",
     "estimate_parallax": "libertem_gpu.udf.parallax_fit",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",

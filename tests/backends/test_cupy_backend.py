@@ -60,6 +60,17 @@ def _udfs(ds):
         matrix = np.array([[0.6, 0.2], [-0.2, 0.6]])
         centre, radius = (rows / 2 - 0.3, cols / 2 + 0.4), min(rows, cols) / 3
         found["parallax"] = lg.ParallaxUDF(matrix, centre, radius, upsampling=2)
+        # SSB: cuBLAS products and gathered Fourier factors, in float64 to compare closely
+        found["ssb"] = lg.SSBUDF(
+            wavelength=1.0,
+            scan_step=1.0,
+            semiconv=radius / 12,
+            semiconv_pix=radius,
+            center=centre,
+            scan_rotation=20.0,
+            defocus=3.0,
+            double=True,
+        )
     return found
 
 
