@@ -151,6 +151,16 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "measured first, in two passes of their own",
     )
     g.add_argument(
+        "--ssb",
+        nargs=3,
+        type=float,
+        metavar=("KV", "STEP", "MRAD"),
+        help="single side band ptychography of a focused-probe scan: accelerating voltage "
+        "(kV), scan step (Å) and semi-convergence angle (mrad); the bright-field disk is "
+        "found on the mean frame (one pass of its own) unless --cy, --cx and --semiconv-pix "
+        "are given; with --scan-rotation, --flip-y, --defocus",
+    )
+    g.add_argument(
         "--crystallinity",
         nargs=2,
         type=float,
@@ -175,6 +185,21 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "disk, a plane; one or two passes first) and move virtual detectors and radial "
         "profiles with it",
     )
+    g.add_argument(
+        "--semiconv-pix",
+        type=float,
+        metavar="R",
+        help="SSB: the bright-field disk's radius on the detector, pixels (default: measured)",
+    )
+    g.add_argument(
+        "--scan-rotation",
+        type=float,
+        default=0.0,
+        metavar="DEG",
+        help="SSB: the detector's rotation against the scan, degrees, as CoMUDF's (default 0)",
+    )
+    g.add_argument("--flip-y", action="store_true", help="SSB: the detector's y axis is flipped")
+    g.add_argument("--defocus", type=float, default=0.0, metavar="A", help="SSB: probe defocus, Å")
     g.add_argument(
         "--real-rad",
         type=float,
@@ -212,6 +237,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.radial_fourier
         or args.radial_profile is not None
         or args.parallax is not None
+        or args.ssb is not None
         or args.aligned_sum
         or args.crystallinity
         or any(getattr(args, name) for name in DETECTORS)
@@ -441,6 +467,40 @@ def plan_parallax(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any)
     entry = {"name": "parallax", "udf": "ParallaxUDF", "parameters": params}
     dims = {"image": ["fine_y", "fine_x"], "weight": ["fine_y", "fine_x"]}
     return Planned(fit.udf(args.parallax), [entry], _results_collector("parallax", None, dims))
+
+
+def plan_ssb(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any) -> Planned:
+    """``--ssb KV STEP MRAD``: the bright-field disk from ``--cy/--cx/--semiconv-pix`` or, for
+    what is not given, from the mean frame (:func:`find_bright_field`, one pass), and
+    :class:`~libertem_gpu.SSBUDF` for the main pass."""
+    from libertem_gpu import SSBUDF, SumUDF
+    from libertem_gpu.udf.parallax_fit import find_bright_field
+    from libertem_gpu.udf.ssb_geometry import electron_wavelength
+
+    kv, step, mrad = args.ssb
+    if not (kv > 0 and step > 0 and mrad > 0):
+        raise UsageError(f"--ssb {kv:g} {step:g} {mrad:g}: kV, step and mrad must be > 0")
+    center = None if args.cy is None or args.cx is None else (args.cy, args.cx)
+    radius = args.semiconv_pix
+    if center is None or radius is None:
+        total = ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=corrections)["intensity"]
+        found_center, found_radius = find_bright_field(np.asarray(total.data))
+        center = center or found_center
+        radius = radius or found_radius
+    params = {
+        "wavelength": electron_wavelength(kv * 1e3),
+        "scan_step": step,
+        "semiconv": mrad * 1e-3,
+        "semiconv_pix": float(radius),
+        "center": [float(c) for c in center],
+        "scan_rotation": args.scan_rotation,
+        "flip_y": bool(args.flip_y),
+        "defocus": args.defocus,
+    }
+    udf = SSBUDF(**params)
+    entry = {"name": "ssb", "udf": "SSBUDF", "parameters": {**params, "voltage_kv": kv}}
+    dims = {key: ["scan_y", "scan_x"] for key in ("phase", "fourier", "frequencies")}
+    return Planned(udf, [entry], _results_collector("ssb", None, dims))
 
 
 def plan_pick(

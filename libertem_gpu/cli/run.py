@@ -20,6 +20,7 @@ from libertem_gpu.cli.analyses import (
     plan_analyses,
     plan_parallax,
     plan_pick,
+    plan_ssb,
 )
 from libertem_gpu.cli.common import (
     UsageError,
@@ -84,7 +85,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(
             "name at least one analysis: --analysis NAME, a virtual detector (--bf, --adf, "
             "--ring, --disk, --point, --rect, --mask), --pick, --fem, --radial-fourier, "
-            "--radial-profile, --parallax or --crystallinity"
+            "--radial-profile, --parallax, --ssb or --crystallinity"
         )
     if args.out is None and args.images is None:
         raise UsageError("say where to save results: --out FILE (.h5, .npz, .zarr), --images DIR")
@@ -149,6 +150,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         planned = plan_analyses(args, ds.sig_shape)
         if args.parallax is not None:
             planned.append(plan_parallax(args, ctx, ds, corrections))
+        if args.ssb is not None:
+            planned.append(plan_ssb(args, ctx, ds, corrections))
         picks = plan_pick(args, ds.nav_shape)
         total = ds.shape.nav_size if roi is None else int(np.count_nonzero(roi))
         bar = frame_bar(total, ds.frame_bytes, "libertem-gpu run") if want_progress(args) else None

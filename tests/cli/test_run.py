@@ -296,6 +296,45 @@ def test_parallax_measures_then_images(tmp_path, rng):
     assert main([*argv, "--parallax", "0", "--out", str(tmp_path / "q.npz")]) == 2
 
 
+def test_ssb_with_the_disk_given_or_measured(tmp_path):
+    """``--ssb KV STEP MRAD``: the phase equals the library's with the same optics (the disk
+    from --cy/--cx/--semiconv-pix, or measured on the mean frame), and shows the specimen;
+    the optics go into the provenance."""
+    from libertem_gpu.demo.phase_object import random_phase, scan_phase_object
+    from libertem_gpu.udf.parallax_fit import find_bright_field
+
+    phase = random_phase((40, 44), cutoff=0.2, strength=0.05, seed=4)
+    frames, _ = scan_phase_object(phase, 2, 32, 8, dose=1000, seed=2)
+    np.save(tmp_path / "scan.npy", frames)
+    # 300 kV and 25 mrad over 8 pixels: the simulation's 16 detector pixels per cycle per step
+    step = libertem_gpu.electron_wavelength(300e3) * 8 / (16 * 25e-3)
+    argv = ["run", str(tmp_path / "scan.npy"), "--ssb", "300", str(step), "25"]
+    given = ["--cy", "16", "--cx", "16", "--semiconv-pix", "8"]
+    assert main([*argv, *given, "--out", str(tmp_path / "a.npz")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "b.npz")]) == 0
+    optics = {"wavelength": libertem_gpu.electron_wavelength(300e3), "scan_step": step}
+    optics["semiconv"] = 25e-3
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=frames)
+        want_given = ctx.run_udf(
+            dataset=ds, udf=libertem_gpu.SSBUDF(**optics, semiconv_pix=8, center=(16, 16))
+        )["phase"].data
+        center, radius = find_bright_field(frames.sum(axis=(0, 1)))
+        want_found = ctx.run_udf(
+            dataset=ds, udf=libertem_gpu.SSBUDF(**optics, semiconv_pix=radius, center=center)
+        )["phase"].data
+    a, b = load_results(tmp_path / "a.npz"), load_results(tmp_path / "b.npz")
+    np.testing.assert_allclose(a["ssb_phase"], want_given, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(b["ssb_phase"], want_found, rtol=1e-12, atol=1e-15)
+    assert a.dims("ssb_phase") == ["scan_y", "scan_x"]
+    truth = phase[::2, ::2]
+    assert np.corrcoef(a["ssb_phase"].ravel(), truth.ravel())[0, 1] > 0.98
+    (entry,) = [e for e in b.metadata["analyses"] if e["name"] == "ssb"]
+    assert entry["parameters"]["semiconv_pix"] == pytest.approx(radius)
+    assert entry["parameters"]["voltage_kv"] == 300
+    assert main([*argv[:3], "300", "0", "25", "--out", str(tmp_path / "c.npz")]) == 2
+
+
 def test_images_png_and_float32_tiff(raw_file, tmp_path):
     from PIL import Image
 
