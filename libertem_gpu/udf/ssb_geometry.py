@@ -221,18 +221,20 @@ def trotters(
         a_k = np.exp(-1j * optics.chi(k))[:, None]
     step = max(1, _BLOCK_ENTRIES // max(m, 1))
     for j0 in range(0, f, step):
-        d = offsets[j0 : j0 + step][None, :, :]
-        minus = k[:, None, :] - d  # k - d
-        plus = k[:, None, :] + d
-        in_minus = (minus**2).sum(axis=-1) <= radius2
-        in_plus = (plus**2).sum(axis=-1) <= radius2
+        d = offsets[j0 : j0 + step]
+        minus = (k[:, None, 0] - d[None, :, 0], k[:, None, 1] - d[None, :, 1])  # k - d
+        plus = (k[:, None, 0] + d[None, :, 0], k[:, None, 1] + d[None, :, 1])
+        in_minus = minus[0] ** 2 + minus[1] ** 2 <= radius2
+        in_plus = plus[0] ** 2 + plus[1] ** 2 <= radius2
         if aberrated:
-            a_minus = np.where(in_minus, np.exp(-1j * optics.chi(minus)), 0)
-            a_plus = np.where(in_plus, np.exp(-1j * optics.chi(plus)), 0)
+            a_minus = np.where(in_minus, np.exp(-1j * optics.chi(np.stack(minus, -1))), 0)
+            a_plus = np.where(in_plus, np.exp(-1j * optics.chi(np.stack(plus, -1))), 0)
             b = np.conj(a_k) * a_minus - a_k * np.conj(a_plus)
-        else:
-            b = in_minus.astype(np.float64) - in_plus
+            power = (b.real**2 + b.imag**2).sum(axis=0)
+        else:  # in focus: 1, -1 or 0, the trotters' pixels counted
+            b = np.subtract(in_minus, in_plus, dtype=np.int8)
+            power = (in_minus != in_plus).sum(axis=0).astype(np.float64)
         if weights is not None:
-            weights[:, j0 : j0 + step] = np.conj(b)
-        norms[j0 : j0 + step] = (np.abs(b) ** 2).sum(axis=0)
+            weights[:, j0 : j0 + step] = np.conj(b) if aberrated else b
+        norms[j0 : j0 + step] = power
     return weights, norms
