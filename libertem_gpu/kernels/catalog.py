@@ -33,6 +33,7 @@ from libertem_gpu.kernels.operation import (
     SparseCorrelationPreparer,
     SparseMasks,
     SSBPreparer,
+    WeightedFrameSum,
 )
 
 __all__ = ["OPERATIONS", "PLAIN"]
@@ -273,5 +274,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "ssb:prepare",
         "ssb:prepare_gpu",
         plain="ssb:prepare",
+    ),
+    # Frames summed with a weight per frame and sum (the transpose of a mask product).
+    _op(
+        "weighted_frame_sum",
+        WeightedFrameSum,
+        "weighted_sum:reference",
+        "weighted_sum:cpu",
+        "weighted_sum:gpu",
+        plain="weighted_sum:cpu",
     ),
 )

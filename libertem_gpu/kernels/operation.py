@@ -40,6 +40,7 @@ __all__ = [
     "SpanMasks",
     "SparseCorrelationPreparer",
     "SparseMasks",
+    "WeightedFrameSum",
 ]
 
 
@@ -214,6 +215,13 @@ class SSBPreparer(Protocol):
     ``(tile (n, npix), positions (n, 2) int, acc (3, k) complex128, pixel_sum (m,))``."""
 
     def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any, Any, Any], None]: ...
+
+
+class WeightedFrameSum(Protocol):
+    """``(tile (n, npix), weights (n, l), out (l, npix))``: ``out += weights.T @ tile`` in
+    float64 (see :mod:`libertem_gpu.kernels.weighted_sum`)."""
+
+    def __call__(self, tile: Any, weights: Any, out: Any) -> None: ...
 
 
 class Correct(Protocol):

@@ -1,0 +1,51 @@
+"""Sums of frames weighed per frame: ``out += weights.T @ tile``, the transpose of a mask
+product (each output a frame-shaped sum of the tile's frames, ``weights[i, j]`` the weight of
+frame ``i`` in sum ``j``).
+
+The reference sums in float64 from the definition; the CPU and GPU implementations are the
+same array code (a float64 matrix product, NumPy's BLAS or cuBLAS), the tile converted to
+float64 a block of frames at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["cpu", "gpu", "reference"]
+
+#: Bytes of one block's float64 copy of the tile.
+_BLOCK_BYTES = 16 * 2**20
+
+
+def reference(tile: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weights.T @ tile`` in float64, ``(l, npix)``, frame by frame."""
+    values = np.asarray(tile, dtype=np.float64).reshape(len(tile), -1)
+    w = np.asarray(weights, dtype=np.float64)
+    out = np.zeros((w.shape[1], values.shape[1]))
+    for i in range(len(values)):
+        out += np.outer(w[i], values[i])
+    return out
+
+
+def _accumulate(xp: Any, tile: Any, weights: Any, out: Any) -> None:
+    n = int(tile.shape[0])
+    flat = tile.reshape(n, -1)
+    step = max(1, _BLOCK_BYTES // max(8 * int(flat.shape[1]), 1))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        out += weights[a:b].T.astype(np.float64, copy=False) @ flat[a:b].astype(np.float64)
+
+
+def cpu(tile: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    """NumPy: ``out`` (float64 ``(l, npix)``) ``+= weights.T @ tile`` (``tile (n, npix)``,
+    ``weights (n, l)``)."""
+    _accumulate(np, tile, weights, out)
+
+
+def gpu(tile: Any, weights: Any, out: Any) -> None:
+    """CuPy twin of :func:`cpu` (arguments on the device)."""
+    from libertem_gpu.kernels import gpu_common as g
+
+    _accumulate(g.cupy(), tile, weights, out)

@@ -1,0 +1,47 @@
+"""The ``weighted_frame_sum`` operation: every implementation against the NumPy reference
+(contract kit), the reference against a plain loop, and blocks of frames."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from libertem_gpu.kernels import weighted_sum
+from tests.kernels.kit import KernelContract, flat
+
+
+class TestWeightedFrameSumContract(KernelContract):
+    op = "weighted_frame_sum"
+    simulate = False  # CuPy array code: a real GPU only
+
+    def arguments(self, rng, tile):
+        t = flat(tile)
+        weights = rng.standard_normal((t.shape[0], 3))
+        out = rng.standard_normal((3, t.shape[1]))
+        return (t, weights, out)
+
+    def expected(self, args):
+        tile, weights, out = args
+        return [out + weighted_sum.reference(tile, weights)]
+
+    def outputs(self, args):
+        return [args[2]]
+
+
+def test_reference_against_loops(rng):
+    tile = rng.integers(0, 1000, (5, 6)).astype(np.uint16)
+    weights = rng.standard_normal((5, 2))
+    want = np.zeros((2, 6))
+    for j in range(2):
+        for i in range(5):
+            for p in range(6):
+                want[j, p] += weights[i, j] * float(tile[i, p])
+    np.testing.assert_allclose(weighted_sum.reference(tile, weights), want, rtol=1e-13)
+
+
+def test_blocks_of_frames_add_up(rng, monkeypatch):
+    monkeypatch.setattr(weighted_sum, "_BLOCK_BYTES", 8)  # one frame per block
+    tile = rng.random((7, 10)).astype(np.float32)
+    weights = rng.standard_normal((7, 4))
+    out = np.zeros((4, 10))
+    weighted_sum.cpu(tile, weights, out)
+    np.testing.assert_allclose(out, weighted_sum.reference(tile, weights), rtol=1e-12)
