@@ -55,6 +55,8 @@ def _udfs(ds):
         "masks_shifted": lg.ApplyMasksUDF(mask_factories=stack[:3], shifts=moves),
         "polar_shifted": lg.RadialProfileUDF(n_bins=4, n_sectors=3, shifts=moves),
         "aligned_sum": lg.AlignedSumUDF(shifts=moves),
+        # frames weighed per position: cuBLAS, row slabs into their columns
+        "weighted_sum": lg.WeightedSumUDF(rng.standard_normal((*nav_shape, 3))),
     }
     if len(nav_shape) == 2:  # shift-and-add of the bright-field pixels on a finer grid
         matrix = np.array([[0.6, 0.2], [-0.2, 0.6]])

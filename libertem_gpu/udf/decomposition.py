@@ -1,0 +1,191 @@
+"""Principal component analysis of a data set in a few streaming passes: :func:`decompose`.
+
+The frames are the rows of a matrix ``X`` (scan positions x pixels), centred by the mean frame.
+A randomised singular value decomposition (Halko, Martinsson and Tropp 2011) finds its leading
+components without forming ``X``: project the frames onto ``l = n_components + oversampling``
+random frame-shaped masks (one pass, with the mean and the total variance), orthonormalise the
+``(positions, l)`` result, sum the frames weighed by it (a pass), and decompose that small
+``(l, pixels)`` matrix. Each power iteration adds two passes that sharpen the subspace where the
+spectrum decays slowly. Memory: ``l`` values per scan position and ``l`` frames.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.errors import InvalidParameterError
+
+__all__ = ["Decomposition", "decompose"]
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """The result of :func:`decompose`.
+
+    Attributes
+    ----------
+    components : numpy.ndarray
+        ``(k, *sig)``: the principal components, orthonormal frames, strongest first (the
+        sign of each is chosen so that its largest pixel is positive).
+    scores : numpy.ndarray
+        ``(*nav, k)``: each centred frame's coordinates on them, NaN at positions not processed.
+    singular_values : numpy.ndarray
+        ``(k,)``, descending.
+    explained_variance_ratio : numpy.ndarray
+        ``(k,)``: each component's share of the frames' total variance about the mean.
+    mean : numpy.ndarray
+        ``(*sig)``: the mean frame that was taken away.
+    frames : int
+        How many frames went in.
+    """
+
+    components: np.ndarray
+    scores: np.ndarray
+    singular_values: np.ndarray
+    explained_variance_ratio: np.ndarray
+    mean: np.ndarray
+    frames: int
+
+    def reconstruct(self, n: int | None = None) -> np.ndarray:
+        """The frames rebuilt from the mean and the first ``n`` components (all by default),
+        ``(*nav, *sig)``: a denoised copy, for data sets that fit in memory."""
+        k = len(self.singular_values) if n is None else int(n)
+        sig = self.mean.shape
+        flat = self.scores[..., :k] @ self.components[:k].reshape(k, self.mean.size)
+        return flat.reshape(*self.scores.shape[:-1], *sig) + self.mean
+
+
+def _orthonormal(y: np.ndarray) -> np.ndarray:
+    q, _ = np.linalg.qr(y)
+    return q
+
+
+def decompose(
+    ctx: Any,
+    dataset: Any,
+    n_components: int = 8,
+    oversampling: int = 8,
+    power_iterations: int = 1,
+    roi: Any = None,
+    corrections: Any = None,
+    seed: int = 0,
+) -> Decomposition:
+    """Principal components of the frames (about their mean), by a randomised SVD in
+    ``2 + 2 * power_iterations`` streaming passes.
+
+    Parameters
+    ----------
+    ctx : Context
+        Runs the passes.
+    dataset : DataSet
+        Any scan of any frames.
+    n_components : int
+        Components to return.
+    oversampling : int
+        Extra random directions: the subspace found is ``n_components + oversampling`` wide,
+        which makes the leading components exact where the data has no more than that many
+        (and close where its spectrum decays).
+    power_iterations : int
+        Rounds that sharpen the subspace (two passes each); 0 for the fewest passes, 2 for
+        noisy data whose singular values decay slowly.
+    roi : numpy.ndarray, optional
+        Scan positions to use (bool, the scan's shape).
+    corrections : CorrectionSet, optional
+        Applied to every frame.
+    seed : int
+        Of the random directions.
+
+    Returns
+    -------
+    Decomposition
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from libertem_gpu import Context, decompose
+    >>> rng = np.random.default_rng(0)
+    >>> maps, patterns = rng.random((2, 6, 7)), rng.random((2, 8, 8))
+    >>> data = np.einsum("cij,cab->ijab", maps, patterns)  # two phases mixed over the scan
+    >>> ctx = Context("inline")
+    >>> found = decompose(ctx, ctx.load("memory", data=data), n_components=3)
+    >>> found.explained_variance_ratio.round(3)[2]  # nothing beyond two phases
+    np.float64(0.0)
+    """
+    from libertem_gpu import ApplyMasksUDF, StdDevUDF
+    from libertem_gpu.udf.weighted_sum import WeightedSumUDF
+
+    for name, value, least in (
+        ("n_components", n_components, 1),
+        ("oversampling", oversampling, 0),
+        ("power_iterations", power_iterations, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise InvalidParameterError(
+                f"decompose: {name} must be a whole number >= {least}, got {value!r}"
+            )
+    sig = tuple(int(n) for n in dataset.shape.sig)
+    nav = tuple(int(n) for n in dataset.shape.nav)
+    npix = math.prod(sig)
+    width = min(n_components + oversampling, npix)
+    rng = np.random.default_rng(seed)
+
+    def run(udfs: list[Any]) -> list[Any]:
+        return ctx.run_udf(dataset=dataset, udf=udfs, roi=roi, corrections=corrections)
+
+    def project(directions: np.ndarray, extra: list[Any]) -> tuple[np.ndarray, list[Any]]:
+        """``X_c @ directions`` (``(npix, width)``) over the processed positions."""
+        masks = ApplyMasksUDF(
+            mask_factories=lambda: directions.T.reshape(width, *sig), mask_count=width
+        )
+        results = run([masks, *extra])
+        values = results[0]["intensity"]
+        return np.asarray(values.raw_data, dtype=np.float64), [values, *results[1:]]
+
+    omega = rng.standard_normal((npix, width))
+    y, (values, moments) = project(omega, [StdDevUDF()])
+    count = int(np.asarray(moments["num_frames"].data).reshape(-1)[0])
+    if count == 0:
+        raise InvalidParameterError("decompose: no frame was processed (empty roi?)")
+    mean = np.asarray(moments["mean"].data, dtype=np.float64).reshape(-1)
+    total_variance = float(np.sum(moments["varsum"].data))
+    processed = np.asarray(values.valid_mask).reshape(-1)
+    in_roi = np.ones(math.prod(nav), bool) if roi is None else np.asarray(roi).reshape(-1)
+    rows = processed[in_roi]  # raw_data holds the roi's positions, processed or not
+    y = y[rows] - mean @ omega
+
+    def weighted(q: np.ndarray) -> np.ndarray:
+        """``q.T @ X_c``, ``(width, npix)``: the frames summed with q's columns as weights.
+        Those columns combine centred columns of ``X``, which sum to 0, so the mean frame
+        drops out: ``q.T @ X`` is the same."""
+        table = np.zeros((math.prod(nav), q.shape[1]))
+        table[np.flatnonzero(processed)] = q
+        return np.asarray(run([WeightedSumUDF(table)])[0]["intensity"].data).reshape(-1, npix)
+
+    for _ in range(power_iterations):
+        z = _orthonormal(weighted(_orthonormal(y)).T)  # (npix, width)
+        y, _ = project(z, [])
+        y = y[rows] - mean @ z
+    q = _orthonormal(y)
+    small = weighted(q)  # (width, npix)
+    u_small, s, vt = np.linalg.svd(small, full_matrices=False)
+    k = min(n_components, len(s))
+    components = vt[:k]
+    flip = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
+    flip[flip == 0] = 1
+    components = components * flip[:, None]
+    scores_processed = (q @ u_small[:, :k]) * s[:k] * flip
+    scores = np.full((math.prod(nav), k), np.nan)
+    scores[np.flatnonzero(processed)] = scores_processed
+    ratio = s[:k] ** 2 / total_variance if total_variance > 0 else np.zeros(k)
+    return Decomposition(
+        components=components.reshape(k, *sig),
+        scores=scores.reshape(*nav, k),
+        singular_values=s[:k],
+        explained_variance_ratio=ratio,
+        mean=mean.reshape(sig),
+        frames=count,
+    )
