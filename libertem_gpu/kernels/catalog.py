@@ -280,8 +280,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "weighted_frame_sum",
         WeightedFrameSum,
         "weighted_sum:reference",
-        "weighted_sum:cpu",
+        "weighted_sum_cpu:cpu",
         "weighted_sum:gpu",
-        plain="weighted_sum:cpu",
+        plain="weighted_sum:plain",
     ),
 )

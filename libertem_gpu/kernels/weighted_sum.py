@@ -2,9 +2,10 @@
 product (each output a frame-shaped sum of the tile's frames, ``weights[i, j]`` the weight of
 frame ``i`` in sum ``j``).
 
-The reference sums in float64 from the definition; the CPU and GPU implementations are the
-same array code (a float64 matrix product, NumPy's BLAS or cuBLAS), the tile converted to
-float64 a block of frames at a time.
+The reference sums in float64 from the definition; the plain kernel set (small CPU runs) and
+the GPU share array code (a float64 matrix product, NumPy's BLAS or cuBLAS, the tile
+converted to float64 a block of frames at a time); the CPU one (Numba,
+:mod:`~libertem_gpu.kernels.weighted_sum_cpu`) converts the pixels as it reads them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cpu", "gpu", "reference"]
+__all__ = ["gpu", "plain", "reference"]
 
 #: Bytes of one block's float64 copy of the tile.
 _BLOCK_BYTES = 16 * 2**20
@@ -38,14 +39,14 @@ def _accumulate(xp: Any, tile: Any, weights: Any, out: Any) -> None:
         out += weights[a:b].T.astype(np.float64, copy=False) @ flat[a:b].astype(np.float64)
 
 
-def cpu(tile: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+def plain(tile: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
     """NumPy: ``out`` (float64 ``(l, npix)``) ``+= weights.T @ tile`` (``tile (n, npix)``,
     ``weights (n, l)``)."""
     _accumulate(np, tile, weights, out)
 
 
 def gpu(tile: Any, weights: Any, out: Any) -> None:
-    """CuPy twin of :func:`cpu` (arguments on the device)."""
+    """CuPy twin of :func:`plain` (arguments on the device)."""
     from libertem_gpu.kernels import gpu_common as g
 
     _accumulate(g.cupy(), tile, weights, out)

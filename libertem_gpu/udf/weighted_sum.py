@@ -13,10 +13,11 @@ from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import (
     allowed_backends,
+    flat_tile,
+    kernel_input_dtype,
     on_worker,
     pixel_range,
     preferences,
-    refuse_complex,
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
@@ -69,6 +70,10 @@ class WeightedSumUDF(UDF):
             raise InvalidParameterError("WeightedSumUDF: weights must be finite")
         super().__init__(weights=array, backends=backends)
 
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type, which the operation reads (converting as it goes)."""
+        return kernel_input_dtype(self.meta, "weighted_frame_sum")
+
     def get_backends(self) -> tuple[str, ...]:
         """The CPU (BLAS) and, where a GPU is, CuPy (cuBLAS)."""
         return allowed_backends("weighted_frame_sum", self.params.backends)
@@ -94,7 +99,6 @@ class WeightedSumUDF(UDF):
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``sums`` (private, ``(l, pixels)``) and ``intensity`` from it."""
         assert self.meta is not None
-        refuse_complex(self.meta, "WeightedSumUDF", "sum the real and imaginary parts apart")
         table, several = self._table()
         sig = tuple(int(n) for n in self.meta.dataset_shape.sig)
         count = table.shape[1]
@@ -121,7 +125,7 @@ class WeightedSumUDF(UDF):
         assert self.meta is not None and self.meta.tile is not None
         p0, p1 = pixel_range(self.meta)
         frames = self.xp.asarray(self.meta.tile.frames)
-        self._sum(tile, self._weights[frames], self.results.sums[:, p0:p1])
+        self._sum(flat_tile(tile), self._weights[frames], self.results.sums[:, p0:p1])
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Sums add."""

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from libertem_gpu.kernels import weighted_sum
+from libertem_gpu.kernels import weighted_sum, weighted_sum_cpu
 from tests.kernels.kit import KernelContract, flat
 
 
@@ -43,5 +44,19 @@ def test_blocks_of_frames_add_up(rng, monkeypatch):
     tile = rng.random((7, 10)).astype(np.float32)
     weights = rng.standard_normal((7, 4))
     out = np.zeros((4, 10))
-    weighted_sum.cpu(tile, weights, out)
+    weighted_sum.plain(tile, weights, out)
     np.testing.assert_allclose(out, weighted_sum.reference(tile, weights), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 4, 7, 9])
+def test_cpu_chunks_and_groups_of_four_frames(rng, monkeypatch, n):
+    """Chunks of pixels that do not divide the frame, groups of four frames and the rest, and
+    a slab of the sums (its rows strided)."""
+    monkeypatch.setattr(weighted_sum_cpu, "_CHUNK", 7)
+    tile = rng.integers(0, 60000, (n, 30)).astype(np.uint16)
+    weights = rng.standard_normal((n, 3))
+    out = rng.standard_normal((3, 50))
+    want = out.copy()
+    want[:, 10:40] += weighted_sum.reference(tile, weights)
+    weighted_sum_cpu.cpu(tile, weights, out[:, 10:40])
+    np.testing.assert_allclose(out, want, rtol=1e-12)

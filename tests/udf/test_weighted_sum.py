@@ -45,5 +45,5 @@ def test_bad_weights_are_refused():
     with pytest.raises(InvalidParameterError, match="real numbers"):
         WeightedSumUDF(np.ones((3, 4), complex))
     complex_ds = ctx.load("memory", data=np.ones((3, 4, 5, 6), complex))
-    with pytest.raises(UnsupportedDTypeError, match="WeightedSumUDF"):
+    with pytest.raises(UnsupportedDTypeError, match="weighted_frame_sum kernels read real"):
         ctx.run_udf(dataset=complex_ds, udf=WeightedSumUDF(np.ones((3, 4))))
