@@ -71,8 +71,10 @@ def decompose(
     oversampling: int = 8,
     power_iterations: int = 2,
     roi: Any = None,
+    pixel_mask: Any = None,
     corrections: Any = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> Decomposition:
     """Principal components of the frames (about their mean), by a randomised SVD in
     ``2 + 2 * power_iterations`` streaming passes.
@@ -95,10 +97,16 @@ def decompose(
         1e-4; 0 makes the fewest passes for data far above its noise.
     roi : numpy.ndarray, optional
         Scan positions to use (bool, the scan's shape).
+    pixel_mask : numpy.ndarray, optional
+        Detector pixels to use (bool, the frame's shape), e.g. all but the bright-field disk,
+        whose intensity would otherwise dominate the variance; the components are 0 elsewhere
+        and the explained variance is of these pixels.
     corrections : CorrectionSet, optional
         Applied to every frame.
     seed : int
         Of the random directions.
+    progress : bool
+        Show a progress bar for each pass.
 
     Returns
     -------
@@ -131,11 +139,24 @@ def decompose(
     sig = tuple(int(n) for n in dataset.shape.sig)
     nav = tuple(int(n) for n in dataset.shape.nav)
     npix = math.prod(sig)
-    width = min(n_components + oversampling, npix)
+    used = np.ones(npix, bool)
+    if pixel_mask is not None:
+        mask = np.asarray(pixel_mask)
+        if mask.dtype != bool or mask.shape != sig:
+            raise InvalidParameterError(
+                f"decompose: pixel_mask must be bool of the frame's shape {sig}, got "
+                f"{mask.dtype} of shape {mask.shape}"
+            )
+        used = mask.reshape(-1)
+        if not used.any():
+            raise InvalidParameterError("decompose: pixel_mask selects no pixel")
+    width = min(n_components + oversampling, int(used.sum()))
     rng = np.random.default_rng(seed)
 
     def run(udfs: list[Any]) -> list[Any]:
-        return ctx.run_udf(dataset=dataset, udf=udfs, roi=roi, corrections=corrections)
+        return ctx.run_udf(
+            dataset=dataset, udf=udfs, roi=roi, corrections=corrections, progress=progress
+        )
 
     def project(directions: np.ndarray, extra: list[Any]) -> tuple[np.ndarray, list[Any]]:
         """``X_c @ directions`` (``(npix, width)``) over the processed positions."""
@@ -146,13 +167,13 @@ def decompose(
         values = results[0]["intensity"]
         return np.asarray(values.raw_data, dtype=np.float64), [values, *results[1:]]
 
-    omega = rng.standard_normal((npix, width))
+    omega = rng.standard_normal((npix, width)) * used[:, None]
     y, (values, moments) = project(omega, [StdDevUDF()])
     count = int(np.asarray(moments["num_frames"].data).reshape(-1)[0])
     if count == 0:
         raise InvalidParameterError("decompose: no frame was processed (empty roi?)")
     mean = np.asarray(moments["mean"].data, dtype=np.float64).reshape(-1)
-    total_variance = float(np.sum(moments["varsum"].data))
+    total_variance = float(np.sum(np.asarray(moments["varsum"].data).reshape(-1)[used]))
     processed = np.asarray(values.valid_mask).reshape(-1)
     in_roi = np.ones(math.prod(nav), bool) if roi is None else np.asarray(roi).reshape(-1)
     rows = processed[in_roi]  # raw_data holds the roi's positions, processed or not
@@ -164,7 +185,8 @@ def decompose(
         drops out: ``q.T @ X`` is the same."""
         table = np.zeros((math.prod(nav), q.shape[1]))
         table[np.flatnonzero(processed)] = q
-        return np.asarray(run([WeightedSumUDF(table)])[0]["intensity"].data).reshape(-1, npix)
+        sums = np.asarray(run([WeightedSumUDF(table)])[0]["intensity"].data).reshape(-1, npix)
+        return sums * used
 
     for _ in range(power_iterations):
         z = _orthonormal(weighted(_orthonormal(y)).T)  # (npix, width)
@@ -174,7 +196,7 @@ def decompose(
     small = weighted(q)  # (width, npix)
     u_small, s, vt = np.linalg.svd(small, full_matrices=False)
     k = min(n_components, len(s))
-    components = vt[:k]
+    components = vt[:k] * used  # exactly 0 off the mask (the SVD leaves rounding there)
     flip = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
     flip[flip == 0] = 1
     components = components * flip[:, None]

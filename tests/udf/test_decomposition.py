@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from libertem_gpu import Context, decompose
+from libertem_gpu import Context, Decomposition, decompose
 from libertem_gpu.errors import InvalidParameterError
 
 
@@ -72,6 +72,28 @@ def test_no_spare_directions_and_no_power_iteration(rng):
         ctx, ctx.load("memory", data=data), n_components=3, oversampling=0, power_iterations=0
     )
     assert_matches(found, data.reshape(120, -1), np.ones(120, bool), 3, rtol=1e-7)
+
+
+def test_a_pixel_mask_leaves_pixels_out(rng):
+    data = mixture(rng, (10, 12), (9, 8), phases=3)
+    mask = rng.random((9, 8)) > 0.4
+    ctx = Context("inline")
+    found = decompose(ctx, ctx.load("memory", data=data), n_components=4, pixel_mask=mask)
+    assert (found.components[:, ~mask] == 0).all()
+    inside = found.components[:, mask]
+    masked = Decomposition(
+        inside,
+        found.scores,
+        found.singular_values,
+        found.explained_variance_ratio,
+        found.mean[mask],
+        found.frames,
+    )
+    assert_matches(masked, data.reshape(120, -1)[:, mask.reshape(-1)], np.ones(120, bool), 3, 1e-7)
+    with pytest.raises(InvalidParameterError, match="pixel_mask must be bool"):
+        decompose(ctx, ctx.load("memory", data=data), pixel_mask=mask.astype(int))
+    with pytest.raises(InvalidParameterError, match="selects no pixel"):
+        decompose(ctx, ctx.load("memory", data=data), pixel_mask=np.zeros((9, 8), bool))
 
 
 def test_power_iterations_sharpen_noisy_components(rng):
