@@ -158,7 +158,8 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         help="single side band ptychography of a focused-probe scan: accelerating voltage "
         "(kV), scan step (Å) and semi-convergence angle (mrad); the bright-field disk is "
         "found on the mean frame (one pass of its own) unless --cy, --cx and --semiconv-pix "
-        "are given; with --scan-rotation, --flip-y, --defocus",
+        "are given; with --scan-rotation, --flip-y, --defocus; with --descan or --shifts the "
+        "disk is read where the beam's walk puts it",
     )
     g.add_argument(
         "--crystallinity",
@@ -497,7 +498,9 @@ def plan_ssb(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any) -> P
         "flip_y": bool(args.flip_y),
         "defocus": args.defocus,
     }
-    udf = SSBUDF(**params)
+    shifts, moved = _shifts(args)
+    udf = SSBUDF(**params, shifts=shifts)
+    params.update(moved)
     entry = {"name": "ssb", "udf": "SSBUDF", "parameters": {**params, "voltage_kv": kv}}
     dims = {key: ["scan_y", "scan_x"] for key in ("phase", "fourier", "frequencies")}
     return Planned(udf, [entry], _results_collector("ssb", None, dims))

@@ -212,9 +212,10 @@ class FourierPreparer(Protocol):
 class SSBPreparer(Protocol):
     """A backend's ``prepare`` of ``ssb_accumulate`` (see :mod:`libertem_gpu.kernels.ssb`):
     ``(pixels (m,), weights (m, k) complex, freqs (k, 2), nav_shape, double=False)``; returns
-    ``(tile (n, npix), positions (n, 2) int, acc (3, k) complex128, pixel_sum (m,))``."""
+    ``(tile (n, npix), positions (n, 2) int, acc (3, k) complex128, pixel_sum (m,),
+    pixels=None, valid=None)`` (other pixels to read, and which of them are on the frame)."""
 
-    def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any, Any, Any], None]: ...
+    def __call__(self, *constants: Any, **options: Any) -> Callable[..., None]: ...
 
 
 class WeightedFrameSum(Protocol):

@@ -44,10 +44,14 @@ def reference(
     weights: np.ndarray,
     freqs: np.ndarray,
     positions: np.ndarray,
+    valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(acc (3, k) complex128, pixel_sum (m,) float64)`` of one tile, from the definition
-    (module docstring), in double precision."""
+    (module docstring), in double precision; ``valid`` (``(m,)`` 0 or 1) zeroes the pixels
+    it marks 0 (pixels moved off the frame)."""
     values = np.asarray(tile, dtype=np.float64).reshape(len(tile), -1)[:, pixels]
+    if valid is not None:
+        values = values * valid
     phases = np.exp(-2j * np.pi * (np.asarray(positions, np.float64) @ np.asarray(freqs).T))
     weighed = values @ np.asarray(weights, dtype=np.complex128)
     acc = np.stack([(phases * weighed).sum(axis=0), phases.sum(axis=0), weighed.sum(axis=0)])
@@ -112,13 +116,26 @@ class PreparedSSB:
         """Bytes the prepared constants hold."""
         return int(self._weights.nbytes + self._row_table.nbytes + self._col_table.nbytes)
 
-    def __call__(self, tile: Any, positions: Any, acc: Any, pixel_sum: Any) -> None:
-        """Add the tile's sums to ``acc`` and ``pixel_sum`` (module docstring)."""
+    def __call__(
+        self,
+        tile: Any,
+        positions: Any,
+        acc: Any,
+        pixel_sum: Any,
+        pixels: Any = None,
+        valid: Any = None,
+    ) -> None:
+        """Add the tile's sums to ``acc`` and ``pixel_sum`` (module docstring); ``pixels`` and
+        ``valid`` (on the backend) read other pixels in place of the prepared ones, for frames
+        whose disk has moved, those marked 0 in ``valid`` (moved off the frame) as 0."""
         n = int(tile.shape[0])
         flat = tile.reshape(n, -1)
+        chosen = self._pixels if pixels is None else pixels
         for a in range(0, n, self.block):
             b = min(n, a + self.block)
-            values = flat[a:b][:, self._pixels].astype(self._real, copy=False)
+            values = flat[a:b][:, chosen].astype(self._real, copy=False)
+            if valid is not None:
+                values = values * valid
             pixel_sum += values.sum(axis=0, dtype=np.float64)
             weighed = (values @ self._weights).view(self._complex)
             phases = self._row_table[positions[a:b, 0]] * self._col_table[positions[a:b, 1]]
@@ -160,8 +177,18 @@ def prepare_reference(
 ) -> Any:
     """The reference with the prepared signature (``double`` is moot: it always is)."""
 
-    def step(tile: Any, positions: Any, acc: Any, pixel_sum: Any) -> None:
-        more, sums = reference(tile, pixels, weights, freqs, positions)
+    prepared = pixels
+
+    def step(
+        tile: Any,
+        positions: Any,
+        acc: Any,
+        pixel_sum: Any,
+        pixels: Any = None,
+        valid: Any = None,
+    ) -> None:
+        chosen = prepared if pixels is None else pixels
+        more, sums = reference(tile, chosen, weights, freqs, positions, valid)
         acc += more
         pixel_sum += sums
 

@@ -9,7 +9,8 @@ frame by frame without holding the scan. The phase image is the inverse transfor
 sums, normalised by the disk's mean intensity.
 
 Scan positions without data (a roi, a short acquisition) count as the mean frame, which adds
-nothing to any frequency but zero: they are neither read nor invented.
+nothing to any frequency but zero: they are neither read nor invented. With ``shifts`` (the
+disk's walk across the detector, descan) each frame is read around its own disk position.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from libertem_gpu.kernels import get_kernel
 from libertem_gpu.udf._common import allowed_backends, check_center, on_worker
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
+from libertem_gpu.udf.mask_shifts import as_shifts, check_shifts, frame_shifts, shift_groups
 from libertem_gpu.udf.run_cache import backend_device, shared_for_run
 from libertem_gpu.udf.ssb_geometry import (
     Optics,
@@ -95,6 +97,11 @@ class SSBUDF(UDF):
     double : bool
         Sums in float64 instead of float32 (slower; float32's relative error is about 1e-6
         of the trotters' total intensity).
+    shifts : array_like or AuxData, optional
+        Whole pixels ``(dy, dx)`` the disk has moved from ``center`` in each frame (descan):
+        one pair for all, ``(*nav, 2)``, or aux data of ``kind="nav"``, as
+        :class:`~libertem_gpu.ApplyMasksUDF` takes them (cast towards zero); for example
+        :func:`~libertem_gpu.estimate_descan`'s. Pixels moved off the frame count as 0.
     backends : sequence of str, optional
         Restrict the backends this UDF may run on.
 
@@ -138,6 +145,7 @@ class SSBUDF(UDF):
         cs: float = 0.0,
         cutoff: float = 0.5,
         double: bool = False,
+        shifts: Any = None,
         backends: Sequence[str] | None = None,
     ) -> None:
         optics = check_optics(
@@ -170,9 +178,16 @@ class SSBUDF(UDF):
             cs=optics.cs,
             cutoff=cut,
             double=bool(double),
+            shifts=as_shifts(shifts),
             backends=backends,
         )
         self._optics = optics
+
+    @property
+    def _shifts(self) -> Any:
+        """``shifts`` as given (None, a constant tuple or nav aux data), whole on every side
+        (the parameter itself reads as a tile's slice while tiles are processed)."""
+        return self._kwargs.get("shifts")
 
     def get_backends(self) -> tuple[str, ...]:
         """The CPU (BLAS) and, where a GPU is, CuPy (cuBLAS)."""
@@ -195,7 +210,8 @@ class SSBUDF(UDF):
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """Private sums (``sums``: three per frequency; ``pixel_sum``; ``count``); the
         results from them."""
-        nav, _ = self._shapes()
+        nav, sig = self._shapes()
+        check_shifts(self._shifts, sig)
         index, _, _, _, pixels, _ = self._plan()
         if len(pixels) == 0:
             raise InvalidParameterError(
@@ -245,14 +261,39 @@ class SSBUDF(UDF):
 
         key = (self.meta.run_key, "ssb", kernels, backend_device(self.meta))
         self._step = shared_for_run(key, build, nbytes=lambda s: s.nbytes)
+        self._moved_pixels: dict[tuple[int, ...], tuple[Any, Any]] = {}
+
+    def _moved(self, shift: tuple[int, ...]) -> tuple[Any, Any]:
+        """The disk's pixels moved by ``shift`` (flat indices, 0 where off the frame) and
+        which of them are on the frame (1 or 0), on the backend; kept per shift."""
+        found = self._moved_pixels.get(shift)
+        if found is None:
+            _, (rows, cols) = self._shapes()
+            pixels = self._plan()[4]
+            y, x = np.divmod(pixels, cols)
+            y, x = y + shift[0], x + shift[1]
+            inside = (y >= 0) & (y < rows) & (x >= 0) & (x < cols)
+            moved = np.where(inside, y * cols + x, 0)
+            real = np.float64 if self.params.double else np.float32
+            found = (self.xp.asarray(moved), self.xp.asarray(inside.astype(real)))
+            self._moved_pixels[shift] = found
+        return found
 
     def process_tile(self, tile: Any) -> None:
-        """Add the tile's frames to the sums."""
+        """Add the tile's frames to the sums (each run of frames of one disk position with
+        the disk's pixels read where it is)."""
         assert self.meta is not None and self.meta.tile is not None
         nav, _ = self._shapes()
-        where = np.stack(np.unravel_index(self.meta.tile.frames, nav), axis=-1)
-        self._step(tile, self.xp.asarray(where), self.results.sums, self.results.pixel_sum)
+        frames = self.meta.tile.frames
+        where = self.xp.asarray(np.stack(np.unravel_index(frames, nav), axis=-1))
+        sums, pixel_sum = self.results.sums, self.results.pixel_sum
         self.results.count[0] += tile.shape[0]
+        if self._shifts is None:
+            self._step(tile, where, sums, pixel_sum)
+            return
+        for shift, rows in shift_groups(frame_shifts(self._shifts, frames)):
+            pixels, valid = self._moved(shift)
+            self._step(tile[rows], where[rows], sums, pixel_sum, pixels=pixels, valid=valid)
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Sums add."""

@@ -333,6 +333,18 @@ def test_ssb_with_the_disk_given_or_measured(tmp_path):
     assert entry["parameters"]["semiconv_pix"] == pytest.approx(radius)
     assert entry["parameters"]["voltage_kv"] == 300
     assert main([*argv[:3], "300", "0", "25", "--out", str(tmp_path / "c.npz")]) == 2
+    # --shifts: the disk read where the beam's walk puts it
+    walk = np.zeros((20, 22, 2), int)
+    walk[:, 11:] = (1, -1)
+    np.save(tmp_path / "walk.npy", walk)
+    shifted = ["--shifts", str(tmp_path / "walk.npy"), "--out", str(tmp_path / "d.npz")]
+    assert main([*argv, *given, *shifted]) == 0
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=frames)
+        udf = libertem_gpu.SSBUDF(**optics, semiconv_pix=8, center=(16, 16), shifts=walk)
+        want_walk = ctx.run_udf(dataset=ds, udf=udf)["phase"].data
+    np.testing.assert_allclose(load_results(tmp_path / "d.npz")["ssb_phase"], want_walk, rtol=1e-12)
+    assert not np.allclose(want_walk, want_given)
 
 
 def test_images_png_and_float32_tiff(raw_file, tmp_path):

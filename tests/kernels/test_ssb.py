@@ -90,3 +90,22 @@ def test_blocks_of_frames_add_up(rng, monkeypatch, double):
     np.testing.assert_allclose(acc, want_acc, atol=rtol * scale)
     np.testing.assert_allclose(pixel_sum, want_sum, rtol=rtol)
     assert prepared.nbytes > 0
+
+
+@pytest.mark.parametrize("prepare", [ssb.prepare, ssb.prepare_reference])
+def test_other_pixels_and_pixels_off_the_frame(rng, prepare):
+    """``pixels``/``valid`` read other pixels in place of the prepared ones, the invalid as 0."""
+    tile = rng.random((6, 20))
+    pixels, weights, freqs = _constants(rng, 20)
+    positions = _positions(rng, 6)
+    moved = (pixels + 3) % 20
+    valid = (rng.random(len(pixels)) > 0.3).astype(np.float64)
+    step = prepare(pixels, weights, freqs, NAV, double=True)
+    acc = np.zeros((3, len(freqs)), complex)
+    pixel_sum = np.zeros(len(pixels))
+    step(tile, positions, acc, pixel_sum, pixels=moved, valid=valid)
+    zeroed = tile.copy()
+    zeroed[:, moved[valid == 0]] = 0
+    want_acc, want_sum = ssb.reference(zeroed, moved, weights, freqs, positions)
+    np.testing.assert_allclose(acc, want_acc, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(pixel_sum, want_sum, rtol=1e-12, atol=1e-12)

@@ -14,7 +14,7 @@ import pytest
 
 from libertem_gpu import SSBUDF, Context, electron_wavelength
 from libertem_gpu.demo.phase_object import random_phase, scan_phase_object
-from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError
 from libertem_gpu.udf import ssb as ssb_module
 from tests.udf.builtin_cases import CASES, case_params, load_case
 
@@ -97,6 +97,39 @@ def test_ssb_matches_numpy(ctx, rng, tmp_path, case, which):
     assert res["frequencies"].data.any()
 
 
+def moved_back(frames, shifts):
+    """Each frame moved by minus its shift (``out[p] = frame[p + shift]``), 0 off the frame."""
+    out = np.zeros_like(frames)
+    rows, cols = frames.shape[1:]
+    for i, (dy, dx) in enumerate(shifts):
+        ys, yd = slice(max(dy, 0), rows + min(dy, 0)), slice(max(-dy, 0), rows - max(dy, 0))
+        xs, xd = slice(max(dx, 0), cols + min(dx, 0)), slice(max(-dx, 0), cols - max(dx, 0))
+        out[i, yd, xd] = frames[i, ys, xs]
+    return out
+
+
+@pytest.mark.parametrize("case", case_params(SSB_CASES[:2]))
+def test_shifts_read_each_frame_around_its_disk(ctx, rng, tmp_path, case):
+    """With per-position shifts the phase is the reference's of the frames moved back."""
+    loaded = load_case(ctx, case, rng, tmp_path)
+    shifts = rng.integers(-3, 4, (*case.nav, 2))
+    center = ((case.sig[0] - 1) / 2 + 0.3, (case.sig[1] - 1) / 2 - 0.4)
+    res = loaded.run(ctx, SSBUDF(**OPTICS[0], center=center, double=True, shifts=shifts))
+    frames = moved_back(loaded.frames, shifts.reshape(-1, 2))
+    want = reference_phase(frames, loaded.processed, case.nav, center, OPTICS[0])
+    np.testing.assert_allclose(res["phase"].data, want, atol=1e-10 * np.abs(want).max())
+
+
+def test_a_constant_shift_is_a_moved_centre(rng):
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=rng.random((5, 6, 17, 19)), num_partitions=2)
+    moved = ctx.run_udf(dataset=ds, udf=SSBUDF(**OPTICS[0], center=(7, 8), shifts=(1, -2)))
+    there = ctx.run_udf(dataset=ds, udf=SSBUDF(**OPTICS[0], center=(8, 6)))
+    np.testing.assert_array_equal(moved["phase"].data, there["phase"].data)
+    with pytest.raises(ShapeMismatchError, match="3 values per shift"):
+        ctx.run_udf(dataset=ds, udf=SSBUDF(**OPTICS[0], center=(7, 8), shifts=(1, 2, 3)))
+
+
 # --- physics ---------------------------------------------------------------------------------
 
 STEP, FRAME, RADIUS = 2, 32, 8.0
@@ -154,6 +187,22 @@ def test_detector_orientation_follows_com_conventions(weak_object):
     moved = {**optics, "center": (FRAME - 1 - cx, cy)}
     assert _score(turned, truth, **moved, scan_rotation=90)[0] > 0.998
     assert _score(turned, truth, **moved, scan_rotation=-90)[0] < -0.998
+
+
+def test_descan_is_followed(weak_object):
+    """The disk walks 3 pixels down and 2 left across the scan: with its shifts the phase
+    comes back as without the walk; ignoring them loses much of it."""
+    frames, optics = scan_phase_object(weak_object, STEP, FRAME, RADIUS)
+    truth = weak_object[::STEP, ::STEP]
+    ny, nx = frames.shape[:2]
+    y, x = np.mgrid[:ny, :nx]
+    shifts = np.stack([np.rint(3 * y / (ny - 1)), np.rint(-2 * x / (nx - 1))], axis=-1)
+    shifts = shifts.astype(int)
+    walked = moved_back(frames.reshape(-1, FRAME, FRAME), -shifts.reshape(-1, 2))
+    walked = walked.reshape(frames.shape)
+    corr, gain = _score(walked, truth, **optics, shifts=shifts)
+    assert corr > 0.998 and 0.9 < gain < 1.05
+    assert _score(walked, truth, **optics)[0] < 0.9
 
 
 def test_missing_positions_count_as_the_mean_frame(weak_object, rng):
