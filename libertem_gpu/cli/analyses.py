@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.cli.common import UsageError
+from libertem_gpu.cli.pca import add_pca_arg
 from libertem_gpu.resultfiles.provenance import array_entry, dim_names
 
 __all__ = ["ANALYSES", "Planned", "add_analysis_args", "plan_analyses", "plan_pick"]
@@ -161,6 +162,7 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "are given; with --scan-rotation, --flip-y, --defocus; with --descan or --shifts the "
         "disk is read where the beam's walk puts it",
     )
+    add_pca_arg(g)
     g.add_argument(
         "--crystallinity",
         nargs=2,
@@ -239,6 +241,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.radial_profile is not None
         or args.parallax is not None
         or args.ssb is not None
+        or args.pca is not None
         or args.aligned_sum
         or args.crystallinity
         or any(getattr(args, name) for name in DETECTORS)

@@ -32,6 +32,7 @@ from libertem_gpu.cli.common import (
     make_context,
     want_progress,
 )
+from libertem_gpu.cli.pca import run_pca
 from libertem_gpu.errors import DataSetError
 from libertem_gpu.resultfiles.provenance import (
     array_entry,
@@ -85,7 +86,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(
             "name at least one analysis: --analysis NAME, a virtual detector (--bf, --adf, "
             "--ring, --disk, --point, --rect, --mask), --pick, --fem, --radial-fourier, "
-            "--radial-profile, --parallax, --ssb or --crystallinity"
+            "--radial-profile, --parallax, --ssb, --pca or --crystallinity"
         )
     if args.out is None and args.images is None:
         raise UsageError("say where to save results: --out FILE (.h5, .npz, .zarr), --images DIR")
@@ -170,6 +171,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             from libertem_gpu import PickUDF
 
             picked = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=picks[0], corrections=corrections)
+        pca = None if args.pca is None else run_pca(args, ctx, ds, roi, corrections)
         seconds = time.perf_counter() - t0
     finally:
         ctx.close()
@@ -192,6 +194,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         arrays["pick_positions"] = np.array(picks[1], dtype=np.int64).reshape(-1, nav_ndim)
         entries["pick_positions"] = array_entry("pick", "positions", "single", ["frame", "axis"])
         analyses.append({"name": "pick", "udf": "PickUDF", "parameters": {"positions": picks[1]}})
+    if pca is not None:
+        arrays.update(pca[0])
+        entries.update(pca[1])
+        analyses.append(pca[2])
     metadata = make_metadata(
         analyses=analyses,
         dataset=dataset_provenance(ds, roi=roi, roi_source=args.roi),

@@ -347,6 +347,33 @@ def test_ssb_with_the_disk_given_or_measured(tmp_path):
     assert not np.allclose(want_walk, want_given)
 
 
+def test_pca_with_a_roi_equals_the_library(tmp_path, rng):
+    """``--pca K``: components (frame axes first), scores, spectrum and mean as
+    ``decompose`` finds them, with the roi; one image per component; K of 0 is refused."""
+    maps, patterns = rng.random((3, 9, 10)), rng.random((3, 12, 11))
+    data = np.einsum("cij,cab->ijab", maps, patterns) + 0.01 * rng.random((9, 10, 12, 11))
+    np.save(tmp_path / "scan.npy", data)
+    roi = rng.random((9, 10)) > 0.2
+    np.save(tmp_path / "roi.npy", roi)
+    out, images = tmp_path / "p.npz", tmp_path / "img"
+    argv = ["run", str(tmp_path / "scan.npy"), "--pca", "3", "--roi", str(tmp_path / "roi.npy")]
+    assert main([*argv, "--out", str(out), "--images", str(images)]) == 0
+    res = load_results(out)
+    with Context("inline") as ctx:
+        want = libertem_gpu.decompose(ctx, ctx.load("memory", data=data), n_components=3, roi=roi)
+    np.testing.assert_allclose(res["pca_components"], np.moveaxis(want.components, 0, -1))
+    np.testing.assert_allclose(res["pca_scores"], want.scores, equal_nan=True)
+    np.testing.assert_allclose(res["pca_singular_values"], want.singular_values)
+    np.testing.assert_allclose(res["pca_explained_variance_ratio"], want.explained_variance_ratio)
+    np.testing.assert_allclose(res["pca_mean"], want.mean)
+    assert res.dims("pca_components") == ["sig_y", "sig_x", "component"]
+    assert res.dims("pca_scores") == ["scan_y", "scan_x", "component"]
+    assert {f"pca_{r}_{i}.png" for r in ("components", "scores") for i in range(3)} <= {
+        p.name for p in images.iterdir()
+    }
+    assert main([*argv[:2], "--pca", "0", "--out", str(tmp_path / "q.npz")]) == 2
+
+
 def test_images_png_and_float32_tiff(raw_file, tmp_path):
     from PIL import Image
 
