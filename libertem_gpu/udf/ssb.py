@@ -24,7 +24,12 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.kernels import get_kernel
-from libertem_gpu.udf._common import allowed_backends, check_center, on_worker
+from libertem_gpu.udf._common import (
+    allowed_backends,
+    check_center,
+    kernel_input_dtype,
+    on_worker,
+)
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl, BufferNamespace
 from libertem_gpu.udf.mask_shifts import as_shifts, check_shifts, frame_shifts, shift_groups
@@ -188,6 +193,10 @@ class SSBUDF(UDF):
         """``shifts`` as given (None, a constant tuple or nav aux data), whole on every side
         (the parameter itself reads as a tile's slice while tiles are processed)."""
         return self._kwargs.get("shifts")
+
+    def get_preferred_input_dtype(self) -> Any:
+        """The stored type: the operation converts only the disk's pixels."""
+        return kernel_input_dtype(self.meta, "ssb_accumulate")
 
     def get_backends(self) -> tuple[str, ...]:
         """The CPU (BLAS) and, where a GPU is, CuPy (cuBLAS)."""
