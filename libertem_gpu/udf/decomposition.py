@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.errors import InvalidParameterError, UnsupportedDTypeError
 
 __all__ = ["Decomposition", "decompose"]
 
@@ -136,6 +136,11 @@ def decompose(
             raise InvalidParameterError(
                 f"decompose: {name} must be a whole number >= {least}, got {value!r}"
             )
+    if np.dtype(dataset.dtype).kind == "c":
+        raise UnsupportedDTypeError(
+            f"decompose works on real frames; this data set holds {np.dtype(dataset.dtype)}: "
+            "decompose the real and imaginary parts (or the magnitude) as data sets of their own"
+        )
     sig = tuple(int(n) for n in dataset.shape.sig)
     nav = tuple(int(n) for n in dataset.shape.nav)
     npix = math.prod(sig)
@@ -160,8 +165,9 @@ def decompose(
 
     def project(directions: np.ndarray, extra: list[Any]) -> tuple[np.ndarray, list[Any]]:
         """``X_c @ directions`` (``(npix, width)``) over the processed positions."""
+        count = directions.shape[1]  # fewer than width where there are fewer frames
         masks = ApplyMasksUDF(
-            mask_factories=lambda: directions.T.reshape(width, *sig), mask_count=width
+            mask_factories=lambda: directions.T.reshape(count, *sig), mask_count=count
         )
         results = run([masks, *extra])
         values = results[0]["intensity"]
@@ -180,13 +186,13 @@ def decompose(
     y = y[rows] - mean @ omega
 
     def weighted(q: np.ndarray) -> np.ndarray:
-        """``q.T @ X_c``, ``(width, npix)``: the frames summed with q's columns as weights.
-        Those columns combine centred columns of ``X``, which sum to 0, so the mean frame
-        drops out: ``q.T @ X`` is the same."""
+        """``q.T @ X_c``, ``(width, npix)``: the frames summed with q's columns as weights,
+        less the mean's share (nothing where q's columns lie in the centred frames' span,
+        but QR pads a rank-deficient ``y``, e.g. fewer frames than directions)."""
         table = np.zeros((math.prod(nav), q.shape[1]))
         table[np.flatnonzero(processed)] = q
         sums = np.asarray(run([WeightedSumUDF(table)])[0]["intensity"].data).reshape(-1, npix)
-        return sums * used
+        return (sums - np.outer(q.sum(axis=0), mean)) * used
 
     for _ in range(power_iterations):
         z = _orthonormal(weighted(_orthonormal(y)).T)  # (npix, width)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from libertem_gpu import Context, Decomposition, decompose
-from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.errors import InvalidParameterError, UnsupportedDTypeError
 
 
 def mixture(rng, nav, sig, phases=3, noise=1e-3):
@@ -119,6 +119,18 @@ def test_reconstruct_keeps_the_phases_and_drops_the_noise(rng):
     np.testing.assert_allclose(found.reconstruct(0), np.broadcast_to(found.mean, clean.shape))
 
 
+def test_fewer_frames_than_directions(rng):
+    data = rng.random((1, 3, 6, 7))
+    ctx = Context("inline")
+    found = decompose(ctx, ctx.load("memory", data=data), n_components=5)
+    _, s, _, _ = numpy_pca(data.reshape(3, -1))
+    assert len(found.singular_values) == 3 and found.components.shape == (3, 6, 7)
+    np.testing.assert_allclose(found.singular_values, s, rtol=1e-10, atol=1e-12)
+    one = decompose(ctx, ctx.load("memory", data=data[:, :1]), n_components=2)
+    assert one.frames == 1 and (one.singular_values < 1e-12).all()
+    assert (one.explained_variance_ratio == 0).all()
+
+
 def test_bad_parameters_and_an_empty_roi():
     ctx = Context("inline")
     ds = ctx.load("memory", data=np.random.default_rng(0).random((3, 4, 5, 6)))
@@ -127,3 +139,6 @@ def test_bad_parameters_and_an_empty_roi():
             decompose(ctx, ds, **kwargs)
     with pytest.raises(InvalidParameterError, match="no frame"):
         decompose(ctx, ds, roi=np.zeros((3, 4), bool))
+    complex_ds = ctx.load("memory", data=np.ones((3, 4, 5, 6), np.complex64))
+    with pytest.raises(UnsupportedDTypeError, match="real frames"):
+        decompose(ctx, complex_ds)
