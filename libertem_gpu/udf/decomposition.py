@@ -58,6 +58,66 @@ class Decomposition:
         flat = self.scores[..., :k] @ self.components[:k].reshape(k, self.mean.size)
         return flat.reshape(*self.scores.shape[:-1], *sig) + self.mean
 
+    def nmf(
+        self,
+        n_factors: int,
+        rank: int | None = None,
+        iterations: int = 2000,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Non-negative factors of the frames' low-rank approximation: ``maps @ patterns``
+        closest (least squares) to the mean plus the first ``rank`` components, both
+        non-negative, by multiplicative updates (Lee and Seung 2001) on the factored
+        approximation, without passes over the data.
+
+        Parameters
+        ----------
+        n_factors : int
+            Factors (phases) to find.
+        rank : int, optional
+            Components of the approximation (default: all that were found); those that hold
+            only noise add nothing but noise.
+        iterations : int
+            Updates of both factors.
+        seed : int
+            Of the random start.
+
+        Returns
+        -------
+        maps : numpy.ndarray
+            ``(*nav, n_factors)``, NaN at positions not processed.
+        patterns : numpy.ndarray
+            ``(n_factors, *sig)``, each scaled to a largest value of 1.
+        """
+        if isinstance(n_factors, bool) or not isinstance(n_factors, (int, np.integer)):
+            raise InvalidParameterError(f"nmf: n_factors must be a whole number, got {n_factors!r}")
+        if n_factors < 1:
+            raise InvalidParameterError(f"nmf: n_factors must be >= 1, got {n_factors}")
+        r = len(self.singular_values) if rank is None else int(rank)
+        flat_scores = self.scores.reshape(-1, self.scores.shape[-1])
+        seen = ~np.isnan(flat_scores[:, 0])
+        # X ~ left @ right: the mean and r components, never formed
+        left = np.hstack([flat_scores[seen, :r], np.ones((int(seen.sum()), 1))])
+        right = np.vstack([self.components[:r].reshape(r, -1), self.mean.reshape(1, -1)])
+        rng = np.random.default_rng(seed)
+        scale = max(float(self.mean.mean()), 1e-12)
+        maps = rng.random((left.shape[0], n_factors)) + 0.1
+        patterns = (rng.random((n_factors, right.shape[1])) + 0.1) * scale
+        tiny = 1e-12 * scale
+        for _ in range(iterations):
+            numerator = np.maximum(left @ (right @ patterns.T), 0)
+            maps *= numerator / (maps @ (patterns @ patterns.T) + tiny)
+            numerator = np.maximum((maps.T @ left) @ right, 0)
+            patterns *= numerator / ((maps.T @ maps) @ patterns + tiny)
+        peak = patterns.max(axis=1)
+        peak[peak == 0] = 1
+        full = np.full((len(seen), n_factors), np.nan)
+        full[seen] = maps * peak
+        return (
+            full.reshape(*self.scores.shape[:-1], n_factors),
+            (patterns / peak[:, None]).reshape(n_factors, *self.mean.shape),
+        )
+
 
 def _orthonormal(y: np.ndarray) -> np.ndarray:
     q, _ = np.linalg.qr(y)

@@ -142,3 +142,38 @@ def test_bad_parameters_and_an_empty_roi():
     complex_ds = ctx.load("memory", data=np.ones((3, 4, 5, 6), np.complex64))
     with pytest.raises(UnsupportedDTypeError, match="real frames"):
         decompose(ctx, complex_ds)
+
+
+def test_nmf_finds_non_negative_phases(rng):
+    """Three phases (Gaussian spots at different places) mixed over the scan with Poisson
+    counts: the non-negative factors of the PCA approximation are the phases' patterns and
+    maps (matched by correlation), NaN outside the roi."""
+    yy, xx = np.mgrid[:16, :16]
+    spots = [(4, 4), (8, 12), (12, 5)]
+    patterns = np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4) for cy, cx in spots])
+    ry, rx = np.mgrid[:20, :24]
+    centres = [(5, 6), (14, 18), (15, 5)]  # each phase pure somewhere: the factors are unique
+    maps = np.stack([np.exp(-((ry - cy) ** 2 + (rx - cx) ** 2) / 30) for cy, cx in centres])
+    data = rng.poisson(100 * np.einsum("cij,cab->ijab", maps, patterns)).astype(np.float32)
+    roi = np.ones((20, 24), bool)
+    roi[0, :3] = False
+    ctx = Context("inline")
+    found = decompose(ctx, ctx.load("memory", data=data), n_components=4, roi=roi)
+    got_maps, got_patterns = found.nmf(3, rank=3)
+    assert got_maps.shape == (20, 24, 3) and got_patterns.shape == (3, 16, 16)
+    assert np.isnan(got_maps[~roi]).all() and (got_maps[roi] >= 0).all()
+    assert (got_patterns >= 0).all() and np.allclose(got_patterns.max(axis=(1, 2)), 1)
+    matched = set()
+    for i in range(3):
+        corr = [np.corrcoef(got_patterns[i].ravel(), p.ravel())[0, 1] for p in patterns]
+        j = int(np.argmax(corr))
+        matched.add(j)
+        assert corr[j] > 0.99
+        assert np.corrcoef(got_maps[..., i][roi], maps[j][roi])[0, 1] > 0.99
+    assert matched == {0, 1, 2}
+    # the factors rebuild the frames, to the noise
+    rebuilt = np.einsum("ijc,cab->ijab", got_maps[roi][None], got_patterns)[0]
+    clean = 100 * np.einsum("cij,cab->ijab", maps, patterns)[roi]
+    assert np.linalg.norm(rebuilt - clean) < 0.1 * np.linalg.norm(clean)  # 4.7 % here
+    with pytest.raises(InvalidParameterError, match="n_factors"):
+        found.nmf(0)
