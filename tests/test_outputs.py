@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def test_interrupted_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "r.txt"
     target.write_text("old")
     with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
-        open(tmp, "w").write("new, half")
+        Path(tmp).write_text("new, half")
         raise KeyboardInterrupt
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["r.txt"]

@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -267,7 +268,7 @@ def fuzz_source(tmp_path_factory):
     packed = write_h5(directory / "packed.h5", data, chunks=(1, 2, 5, 6), compression="bslz4")
     contiguous = write_h5(directory / "contiguous.h5", data)
     return {
-        name: open(path, "rb").read()
+        name: Path(path).read_bytes()
         for name, path in [("plain", plain), ("packed", packed), ("contiguous", contiguous)]
     }
 

@@ -3,6 +3,8 @@ buffer from it: every transport gives the same bytes for the same ranges."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -230,7 +232,7 @@ def test_a_setting_changed_without_with_reaches_the_workers(tmp_path, rng):
 def _resident_kib(address: int) -> int | None:
     """Rss of the mapping holding ``address`` (``/proc/self/smaps``), or None off Linux."""
     try:
-        text = open("/proc/self/smaps").read()
+        text = Path("/proc/self/smaps").read_text()
     except OSError:
         return None
     inside = False
