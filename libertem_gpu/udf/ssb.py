@@ -238,7 +238,8 @@ class SSBUDF(UDF):
             raise InvalidParameterError(
                 f"SSBUDF: {len(pixels)} disk pixels x {len(index)} frequencies need "
                 f"{need / 2**30:.1f} GiB of weights (at most {MAX_WEIGHT_BYTES / 2**30:.0f}): "
-                "bin the detector or crop the scan"
+                "bin the detector or crop the scan first (ctx.export(ds, path, bin_sig=2, "
+                "crop_nav=...), libertem-gpu convert --bin-sig 2 --crop-nav ...)"
             )
 
         def single(shape: tuple[int, ...], dtype: Any, use: str | None) -> BufferDecl:
