@@ -177,3 +177,25 @@ def test_nmf_finds_non_negative_phases(rng):
     assert np.linalg.norm(rebuilt - clean) < 0.1 * np.linalg.norm(clean)  # 4.7 % here
     with pytest.raises(InvalidParameterError, match="n_factors"):
         found.nmf(0)
+
+
+def test_corrections_apply_to_every_pass(rng):
+    """A dark frame and a gain map given as corrections: the same as decomposing the
+    corrected frames."""
+    from libertem_gpu import CorrectionSet
+
+    data = mixture(rng, (8, 9), (10, 11), phases=3) * 100
+    dark = rng.random((10, 11)) * 5
+    gain = 0.5 + rng.random((10, 11))
+    ctx = Context("inline")
+    corrected = (data - dark) * gain
+    want = decompose(ctx, ctx.load("memory", data=corrected), n_components=3)
+    got = decompose(
+        ctx,
+        ctx.load("memory", data=data),
+        n_components=3,
+        corrections=CorrectionSet(dark=dark, gain=gain),
+    )
+    np.testing.assert_allclose(got.singular_values, want.singular_values, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(got.scores), np.abs(want.scores), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6)
