@@ -225,9 +225,10 @@ def decompose(
 
     def project(directions: np.ndarray, extra: list[Any]) -> tuple[np.ndarray, list[Any]]:
         """``X_c @ directions`` (``(npix, width)``) over the processed positions."""
-        count = directions.shape[1]  # fewer than width where there are fewer frames
+        n_directions = directions.shape[1]  # fewer than width where there are fewer frames
         masks = ApplyMasksUDF(
-            mask_factories=lambda: directions.T.reshape(count, *sig), mask_count=count
+            mask_factories=lambda: directions.T.reshape(n_directions, *sig),
+            mask_count=n_directions,
         )
         results = run([masks, *extra])
         values = results[0]["intensity"]
