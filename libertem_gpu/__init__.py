@@ -41,6 +41,8 @@ _EXPORTS = {
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
+    "fit_ellipse": "libertem_gpu.udf.ellipse",
+    "EllipseFit": "libertem_gpu.udf.ellipse",
     "ParallaxUDF": "libertem_gpu.udf.parallax",
     "SSBUDF": "libertem_gpu.udf.ssb",
     "WeightedSumUDF": "libertem_gpu.udf.weighted_sum",

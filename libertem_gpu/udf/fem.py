@@ -27,6 +27,7 @@ from libertem_gpu.udf._common import (
 )
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.ellipse import check_ellipse, elliptic_polar
 from libertem_gpu.udf.masks import ApplyMasksUDF
 
 __all__ = ["FEMUDF", "FEMProfileUDF", "fem_ring", "profile_bins"]
@@ -51,7 +52,16 @@ def _centre(center: Any, sig: tuple[int, int], what: str) -> tuple[float, float]
     return cy, cx
 
 
-def fem_ring(sig_shape: Sequence[int], center: Any, rad_in: float, rad_out: float) -> np.ndarray:
+def _distance(sig: tuple[int, int], cy: float, cx: float, ellipse: Any, what: str) -> np.ndarray:
+    """Each pixel's distance from ``(cy, cx)``, the distortion ``ellipse`` undone, flat."""
+    y, x = np.mgrid[: sig[0], : sig[1]]
+    dy, dx = (y - cy).reshape(-1).astype(np.float64), (x - cx).reshape(-1).astype(np.float64)
+    return elliptic_polar(dy, dx, check_ellipse(ellipse, what))[0]
+
+
+def fem_ring(
+    sig_shape: Sequence[int], center: Any, rad_in: float, rad_out: float, ellipse: Any = None
+) -> np.ndarray:
     """The pixels of FEM's ring, as LiberTEM 0.16 selects them.
 
     Parameters
@@ -62,6 +72,9 @@ def fem_ring(sig_shape: Sequence[int], center: Any, rad_in: float, rad_out: floa
         ``(row, column)`` of the ring's centre, on the frame.
     rad_in, rad_out : float
         Pixels with ``rad_in < distance <= rad_out`` (integer pixel coordinates) count.
+    ellipse : EllipseFit or tuple of float, optional
+        ``(ratio, angle)`` of an elliptical distortion to undo: the distance is then that of
+        :func:`~libertem_gpu.udf.ellipse.elliptic_polar`.
 
     Returns
     -------
@@ -76,7 +89,11 @@ def fem_ring(sig_shape: Sequence[int], center: Any, rad_in: float, rad_out: floa
     sig = _frame_2d(sig_shape, "FEMUDF")
     cy, cx = _centre(center, sig, "FEMUDF")
     ri, ro = check_radii(rad_in, rad_out, "FEMUDF", ("rad_in", "rad_out"))
-    ring = np.asarray(masks.disk(sig, cy, cx, ro)) & ~np.asarray(masks.disk(sig, cy, cx, ri))
+    if ellipse is None:  # LiberTEM's pixels exactly, from its disks' squared distances
+        ring = np.asarray(masks.disk(sig, cy, cx, ro)) & ~np.asarray(masks.disk(sig, cy, cx, ri))
+    else:
+        d = _distance(sig, cy, cx, ellipse, "FEMUDF")
+        ring = (d > ri) & (d <= ro)
     indices = np.flatnonzero(ring).astype(np.int64)
     if indices.size == 0:
         raise InvalidParameterError(
@@ -97,6 +114,12 @@ class FEMUDF(UDF):
         its code (and its GUI) use ``(y, x)``; so do we, to give the same numbers.
     rad_in, rad_out : float
         The ring: pixels with ``rad_in < distance <= rad_out``.
+    ellipse : EllipseFit or tuple of float, optional
+        Undo an elliptical distortion of the pattern (not in LiberTEM): ``(ratio, angle)`` or
+        a :func:`~libertem_gpu.fit_ellipse` result, as for
+        :class:`~libertem_gpu.RadialProfileUDF`; the ring is then an ellipse of the
+        distortion, radii measured as ``sqrt(a * b)``. ``center`` is still needed (pass the
+        fit's ``center``).
 
     Results
     -------
@@ -114,14 +137,16 @@ class FEMUDF(UDF):
     (2, 3)
     """
 
-    def __init__(self, center: Any, rad_in: float, rad_out: float) -> None:
+    def __init__(self, center: Any, rad_in: float, rad_out: float, ellipse: Any = None) -> None:
         check_radii(rad_in, rad_out, "FEMUDF", ("rad_in", "rad_out"))
-        super().__init__(center=center, rad_in=rad_in, rad_out=rad_out)
+        check_ellipse(ellipse, "FEMUDF")
+        super().__init__(center=center, rad_in=rad_in, rad_out=rad_out, ellipse=ellipse)
 
     def _indices(self) -> np.ndarray:
         assert self.meta is not None
         p = self.params
-        return fem_ring(tuple(self.meta.dataset_shape.sig), p.center, p.rad_in, p.rad_out)
+        sig = tuple(self.meta.dataset_shape.sig)
+        return fem_ring(sig, p.center, p.rad_in, p.rad_out, p.ellipse)
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the kernel reads directly (float32 where it cannot)."""
@@ -193,13 +218,19 @@ class FEMUDF(UDF):
 
 
 def profile_bins(
-    sig_shape: Sequence[int], center: Any, n_bins: int, rad_max: float, rad_min: float = 0.0
+    sig_shape: Sequence[int],
+    center: Any,
+    n_bins: int,
+    rad_max: float,
+    rad_min: float = 0.0,
+    ellipse: Any = None,
 ) -> tuple[SparseMask, np.ndarray, np.ndarray]:
     """The rings of :class:`FEMProfileUDF`: masks that average each ring, and its pixel counts
     and centre radii.
 
     Ring ``b`` holds the pixels with ``rad_min + b * w < distance <= rad_min + (b + 1) * w``,
-    ``w = (rad_max - rad_min) / n_bins`` (the first ring includes ``distance == rad_min``).
+    ``w = (rad_max - rad_min) / n_bins`` (the first ring includes ``distance == rad_min``);
+    with ``ellipse``, the distance of :func:`~libertem_gpu.udf.ellipse.elliptic_polar`.
 
     Returns
     -------
@@ -219,7 +250,10 @@ def profile_bins(
         )
     n_bins = int(n_bins)
     width = (hi - lo) / n_bins
-    d = np.sqrt(masks._squared_distance(sig, cy, cx)).reshape(-1)
+    if ellipse is None:
+        d = np.sqrt(masks._squared_distance(sig, cy, cx)).reshape(-1)
+    else:
+        d = _distance(sig, cy, cx, ellipse, "FEMProfileUDF")
     which = np.ceil((d - lo) / width).astype(np.int64) - 1
     which[d == lo] = 0
     inside = (d >= lo) & (d <= hi) & (which >= 0) & (which < n_bins)
@@ -262,6 +296,11 @@ class FEMProfileUDF(ApplyMasksUDF):
         Inner radius of the first ring (default 0).
     backends : sequence of str, optional
         Restrict the backends this UDF may run on.
+    ellipse : EllipseFit or tuple of float, optional
+        Undo an elliptical distortion of the pattern: ``(ratio, angle)`` or a
+        :func:`~libertem_gpu.fit_ellipse` result, as for
+        :class:`~libertem_gpu.RadialProfileUDF`; radii are then measured as ``sqrt(a * b)``.
+        ``center`` is still needed (pass the fit's ``center``).
 
     Results
     -------
@@ -294,11 +333,18 @@ class FEMProfileUDF(ApplyMasksUDF):
         rad_max: float,
         rad_min: float = 0.0,
         backends: Sequence[str] | None = None,
+        ellipse: Any = None,
     ) -> None:
         check_radii(rad_min, rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
+        check_ellipse(ellipse, "FEMProfileUDF")
         # Not ApplyMasksUDF.__init__: the parameters are ours, the masks are made from them.
         super(ApplyMasksUDF, self).__init__(
-            center=center, n_bins=n_bins, rad_max=rad_max, rad_min=rad_min, backends=backends
+            center=center,
+            n_bins=n_bins,
+            rad_max=rad_max,
+            rad_min=rad_min,
+            backends=backends,
+            ellipse=ellipse,
         )
 
     def get_preferred_input_dtype(self) -> Any:
@@ -314,7 +360,7 @@ class FEMProfileUDF(ApplyMasksUDF):
 
     def _bins(self, sig: tuple[int, ...]) -> tuple[SparseMask, np.ndarray, np.ndarray]:
         p = self.params
-        return profile_bins(sig, p.center, p.n_bins, p.rad_max, p.rad_min)
+        return profile_bins(sig, p.center, p.n_bins, p.rad_max, p.rad_min, p.ellipse)
 
     def _mask_source(self, sig: tuple[int, ...]) -> tuple[Any, tuple[int, ...], Any, Any, Any]:
         stack = self._bins(sig)[0]

@@ -15,6 +15,7 @@ from libertem_gpu.kernels.masks import MaskStack
 from libertem_gpu.masks import SparseMask
 from libertem_gpu.udf._common import PROFILE_MASKS_SPARSE, check_center, check_radii
 from libertem_gpu.udf.buffers import BufferDecl
+from libertem_gpu.udf.ellipse import check_ellipse, ellipse_center, elliptic_polar
 from libertem_gpu.udf.mask_shifts import as_shifts, check_shifts, frame_shifts
 from libertem_gpu.udf.masks import ApplyMasksUDF, build_mask_stack
 
@@ -42,6 +43,8 @@ class PolarBins:
         float64 ``(n_bins + 1,)``: the rings' radii, from ``rad_min`` to ``rad_max``.
     center : tuple of float
         ``(row, column)`` of the rings' centre.
+    ellipse : tuple of float or None
+        ``(ratio, angle)`` of the elliptical distortion undone, or None.
     """
 
     labels: np.ndarray
@@ -50,6 +53,7 @@ class PolarBins:
     angle: np.ndarray
     edges: np.ndarray
     center: tuple[float, float]
+    ellipse: tuple[float, float] | None = None
 
     @property
     def count(self) -> int:
@@ -74,6 +78,7 @@ def polar_bins(
     n_sectors: int = 1,
     angle_offset: float = 0.0,
     exclude: Any = None,
+    ellipse: Any = None,
 ) -> PolarBins:
     """The bins of :class:`RadialProfileUDF` for frames of shape ``sig_shape``.
 
@@ -82,7 +87,9 @@ def polar_bins(
     holds ``distance == rad_min``): LiberTEM's and :class:`~libertem_gpu.FEMProfileUDF`'s
     rings. Sector ``s`` holds the angles ``angle_offset + s * 2 pi / n_sectors`` up to the
     next sector's, the angle being ``atan2(row - cy, column - cx)``: 0 along increasing
-    columns, ``pi / 2`` along increasing rows. Parameters as in :class:`RadialProfileUDF`.
+    columns, ``pi / 2`` along increasing rows. With ``ellipse``, distance and angle are those
+    with the elliptical distortion undone (:func:`~libertem_gpu.udf.ellipse.elliptic_polar`).
+    Parameters as in :class:`RadialProfileUDF`.
 
     Returns
     -------
@@ -94,12 +101,14 @@ def polar_bins(
             f"RadialProfileUDF needs two signal dimensions, got sig_shape {sig}"
         )
     ny, nx = sig
+    stretch = check_ellipse(ellipse, "RadialProfileUDF")
+    center = ellipse_center(ellipse, center)
     if center is None:
         cy, cx = (ny - 1) / 2, (nx - 1) / 2
     else:
         cy, cx = check_center(center, "RadialProfileUDF")
     y, x = np.mgrid[:ny, :nx]
-    distance = np.hypot(y - cy, x - cx)
+    distance = elliptic_polar(y - cy, x - cx, stretch)[0]
     whole = None  # pixels from rad_min out to rad_max, where rad_max is ours
     if rad_max is None:  # whole pixels beyond rad_min, out to the farthest pixel centre
         try:
@@ -130,7 +139,7 @@ def polar_bins(
                 f"RadialProfileUDF: exclude must be a boolean array of the frame's shape {sig}, "
                 f"got {left_out.dtype} {left_out.shape}"
             )
-    bins = _label_pixels(sig, (cy, cx), edges, sectors, offset, left_out)
+    bins = _label_pixels(sig, (cy, cx), edges, sectors, offset, left_out, stretch)
     if not bins.pixels.any():
         raise InvalidParameterError(
             f"RadialProfileUDF: no pixel of the {ny} x {nx} frame lies between rad_min={lo} and "
@@ -147,21 +156,24 @@ def _label_pixels(
     sectors: int,
     offset: float,
     left_out: np.ndarray | None,
+    ellipse: tuple[float, float] | None,
 ) -> PolarBins:
-    """The bins of rings ``edges`` and ``sectors`` sectors around ``center`` (checked)."""
+    """The bins of rings ``edges`` and ``sectors`` sectors around ``center``, the distortion
+    ``ellipse`` undone (all checked)."""
     cy, cx = center
     lo, hi = edges[0], edges[-1]
     rings = len(edges) - 1
     y, x = np.mgrid[: sig[0], : sig[1]]
-    dy, dx = (y - cy).reshape(-1), (x - cx).reshape(-1)
-    distance = np.hypot(dy, dx)
+    distance, direction = elliptic_polar(
+        (y - cy).reshape(-1).astype(np.float64), (x - cx).reshape(-1).astype(np.float64), ellipse
+    )
     ring = np.searchsorted(edges, distance, side="left") - 1
     ring[distance == lo] = 0
     inside = (distance >= lo) & (distance <= hi) & (ring >= 0) & (ring < rings)
     if left_out is not None:
         inside &= ~left_out.reshape(-1)
     turn = 2 * np.pi
-    angle = np.mod(np.arctan2(dy, dx) - offset, turn)
+    angle = np.mod(direction - offset, turn)
     sector = np.minimum((angle / (turn / sectors)).astype(np.int64), sectors - 1)
     labels = np.where(inside, ring * sectors + sector, -1).astype(np.int64)
     pixels = np.bincount(labels[inside], minlength=rings * sectors).reshape(rings, sectors)
@@ -172,6 +184,7 @@ def _label_pixels(
         angle=offset + (np.arange(sectors) + 0.5) * (turn / sectors),
         edges=edges,
         center=(float(cy), float(cx)),
+        ellipse=ellipse,
     )
 
 
@@ -215,6 +228,13 @@ class RadialProfileUDF(ApplyMasksUDF):
         ``center + (dy, dx)`` with the same rings and sectors; ``exclude`` stays where it is on
         the detector. Means are over the pixels of each frame's own bins (NaN where the shift
         left a bin none); ``pixels`` counts those of the unmoved bins.
+    ellipse : EllipseFit or tuple of float, optional
+        Undo an elliptical distortion of the pattern: ``(ratio, angle)``, the major over the
+        minor semi-axis and the major axis' direction in radians (as ``angle_offset``), or an
+        :class:`~libertem_gpu.EllipseFit` from :func:`~libertem_gpu.fit_ellipse` (whose
+        centre is used where ``center`` is not given). Pixels are binned by the radius of the
+        ellipse through them, as the circle of equal area (``sqrt(a * b)``), and by their angle
+        with the stretch undone; ``radius`` and ``rad_min``/``rad_max`` are such radii.
     backends : sequence of str, optional
         Restrict the backends this UDF may run on.
 
@@ -255,6 +275,7 @@ class RadialProfileUDF(ApplyMasksUDF):
         mode: str = "mean",
         backends: Sequence[str] | None = None,
         shifts: Any = None,
+        ellipse: Any = None,
     ) -> None:
         if mode not in _MODES:
             raise InvalidParameterError(
@@ -263,6 +284,7 @@ class RadialProfileUDF(ApplyMasksUDF):
         _count(n_sectors, "n_sectors")
         if n_bins is not None:
             _count(n_bins, "n_bins")
+        check_ellipse(ellipse, "RadialProfileUDF")
         # Not ApplyMasksUDF.__init__: the parameters are ours, the masks are made from them.
         super(ApplyMasksUDF, self).__init__(
             center=center,
@@ -275,6 +297,7 @@ class RadialProfileUDF(ApplyMasksUDF):
             mode=mode,
             backends=backends,
             shifts=as_shifts(shifts),
+            ellipse=ellipse,
         )
 
     def _bins(self, sig: tuple[int, ...]) -> PolarBins:
@@ -292,6 +315,7 @@ class RadialProfileUDF(ApplyMasksUDF):
                     p.n_sectors,
                     p.angle_offset,
                     p.exclude,
+                    p.ellipse,
                 ),
             )
             self.__dict__["_polar_bins"] = found
@@ -313,7 +337,9 @@ class RadialProfileUDF(ApplyMasksUDF):
         inside = labels[labels >= 0]
         pixels = np.bincount(inside, minlength=bins.count).reshape(bins.pixels.shape)
         cy, cx = bins.center
-        return PolarBins(labels, pixels, bins.radius, bins.angle, bins.edges, (cy + dy, cx + dx))
+        return PolarBins(
+            labels, pixels, bins.radius, bins.angle, bins.edges, (cy + dy, cx + dx), bins.ellipse
+        )
 
     def _padded_labels(self, sig: tuple[int, ...], reach: int) -> tuple[int, np.ndarray]:
         """The unmoved bins' labels on the frame padded by at least ``reach`` pixels on every
@@ -327,7 +353,7 @@ class RadialProfileUDF(ApplyMasksUDF):
             sectors = bins.angle.shape[0]
             offset = float(self.params.angle_offset)
             grid = _label_pixels(
-                (rows, cols), (cy + pad, cx + pad), bins.edges, sectors, offset, None
+                (rows, cols), (cy + pad, cx + pad), bins.edges, sectors, offset, None, bins.ellipse
             ).labels.reshape(rows, cols)
             found = (sig, pad, grid)
             self.__dict__["_padded"] = found
