@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.cli.common import UsageError
+from libertem_gpu.cli.ellipse import add_ellipse_args, ellipse_for
 from libertem_gpu.cli.pca import add_pca_arg
 from libertem_gpu.resultfiles.provenance import array_entry, dim_names
 
@@ -188,6 +189,7 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "disk, a plane; one or two passes first) and move virtual detectors and radial "
         "profiles with it",
     )
+    add_ellipse_args(g)
     g.add_argument(
         "--semiconv-pix",
         type=float,
@@ -408,10 +410,12 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
     if detectors is not None:
         planned.append(detectors)
     cy, cx = _centre(args, sig)
+    ellipse, (ey, ex), stretch = ellipse_for(args, (cy, cx))
     if args.fem:
         ri, ro = args.fem
-        params = {"center": [cy, cx], "rad_in": ri, "rad_out": ro}
-        udf = libertem_gpu.FEMUDF(center=(cy, cx), rad_in=ri, rad_out=ro)
+        params = {"center": [ey, ex], "rad_in": ri, "rad_out": ro}
+        udf = libertem_gpu.FEMUDF(center=(ey, ex), rad_in=ri, rad_out=ro, ellipse=ellipse)
+        params.update(stretch)
         entry = {"name": "fem", "udf": "FEMUDF", "parameters": params}
         planned.append(Planned(udf, [entry], _results_collector("fem")))
     if args.radial_fourier:
@@ -422,12 +426,13 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
         entry = {"name": "radial_fourier", "udf": "RadialFourierUDF", "parameters": params}
         planned.append(Planned(udf, [entry], _results_collector("radial_fourier")))
     if args.radial_profile is not None:
-        params = {"center": [cy, cx], "n_sectors": args.sectors}
+        params = {"center": [ey, ex], "n_sectors": args.sectors}
         if args.radial_profile != "auto":
             params["rad_max"] = args.radial_profile
         shifts, moved = _shifts(args)
-        udf = libertem_gpu.RadialProfileUDF(**params, shifts=shifts)
+        udf = libertem_gpu.RadialProfileUDF(**params, shifts=shifts, ellipse=ellipse)
         params.update(moved)
+        params.update(stretch)
         entry = {"name": "radial_profile", "udf": "RadialProfileUDF", "parameters": params}
         dims = {"intensity": ["ring", "sector"], "radius": ["ring"], "angle": ["sector"]}
         dims["pixels"] = ["ring", "sector"]

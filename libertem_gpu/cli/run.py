@@ -32,6 +32,7 @@ from libertem_gpu.cli.common import (
     make_context,
     want_progress,
 )
+from libertem_gpu.cli.ellipse import measure_ellipse
 from libertem_gpu.cli.pca import run_pca
 from libertem_gpu.errors import DataSetError
 from libertem_gpu.resultfiles.provenance import (
@@ -148,6 +149,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if roi is not None:
             ds.check_roi(roi)
         measure_descan(args, ctx, ds, corrections)
+        measure_ellipse(args, ctx, ds, corrections)
         planned = plan_analyses(args, ds.sig_shape)
         if args.parallax is not None:
             planned.append(plan_parallax(args, ctx, ds, corrections))
