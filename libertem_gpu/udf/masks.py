@@ -422,11 +422,11 @@ class ApplyMasksUDF(UDF):
         """Accumulate the tile's dot products with the masks (or their rows for a slab)."""
         self._masks_into(tile, "parts" if self.masks.is_complex else "intensity")
 
-    def _masks_into(self, tile: Any, name: str) -> None:
+    def _masks_into(self, tile: Any, name: str = "", out: Any = None) -> None:
         """Add the tile's dot products with the masks (or their rows for a slab) to the nav
-        buffer ``name``; for complex data to the private ``parts_re`` and ``parts_im``
-        instead (see :meth:`_complex_data_results`). Subclasses with buffers of their own
-        call this."""
+        buffer ``name`` (or to the array ``out``, a row per frame of the tile); for complex
+        data to the private ``parts_re`` and ``parts_im`` instead (see
+        :meth:`_complex_data_results`). Subclasses with buffers of their own call this."""
         assert self.meta is not None
         p0, p1 = pixel_range(self.meta)
         flat = flat_tile(tile)
@@ -440,23 +440,23 @@ class ApplyMasksUDF(UDF):
             ]
             swapped = False
         else:
-            parts = [(flat, getattr(self.results, name))]
+            parts = [(flat, getattr(self.results, name) if out is None else out)]
             swapped = self.meta.byteswapped
         if self._shifts is None:
-            for data, out in parts:
-                self._apply(data, out, p0, p1, swapped)
+            for data, into in parts:
+                self._apply(data, into, p0, p1, swapped)
             return
         assert self.meta.tile is not None
         shifts = frame_shifts(self._shifts, self.meta.tile.frames)
         for shift, rows in shift_groups(shifts):
             apply = self._moved(shift)[0] if any(shift) else self._apply
-            for data, out in parts:
+            for data, into in parts:
                 if isinstance(rows, slice):
-                    apply(data[rows], out[rows], p0, p1, swapped)
+                    apply(data[rows], into[rows], p0, p1, swapped)
                 else:  # frames of this shift among others: gather them, add back
-                    sums = xp.zeros((len(rows), out.shape[1]), dtype=out.dtype)
+                    sums = xp.zeros((len(rows), into.shape[1]), dtype=into.dtype)
                     apply(xp.ascontiguousarray(data[xp.asarray(rows)]), sums, p0, p1, swapped)
-                    out[xp.asarray(rows)] += sums
+                    into[xp.asarray(rows)] += sums
 
     def get_results(self) -> dict[str, Any]:
         """``intensity``; for complex masks or data assembled from real and imaginary parts."""

@@ -61,11 +61,11 @@ class PolarBins:
         return int(self.pixels.size)
 
 
-def _count(value: Any, name: str) -> int:
+def count_at_least_one(value: Any, name: str, what: str = "RadialProfileUDF") -> int:
+    """``value`` as an int, else an :class:`InvalidParameterError` naming ``what`` and
+    ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidParameterError(
-            f"RadialProfileUDF: {name} must be an integer >= 1, got {value!r}"
-        )
+        raise InvalidParameterError(f"{what}: {name} must be an integer >= 1, got {value!r}")
     return int(value)
 
 
@@ -120,10 +120,10 @@ def polar_bins(
         rad_max = base + whole
     lo, hi = check_radii(rad_min, rad_max, "RadialProfileUDF", ("rad_min", "rad_max"))
     if n_bins is not None:
-        rings = _count(n_bins, "n_bins")
+        rings = count_at_least_one(n_bins, "n_bins")
     else:  # the fewest rings no wider than a pixel
         rings = whole if whole is not None else max(1, math.ceil(hi - lo))
-    sectors = _count(n_sectors, "n_sectors")
+    sectors = count_at_least_one(n_sectors, "n_sectors")
     try:
         offset = float(angle_offset)
     except (TypeError, ValueError):
@@ -281,9 +281,9 @@ class RadialProfileUDF(ApplyMasksUDF):
             raise InvalidParameterError(
                 f"RadialProfileUDF: mode must be one of {_MODES}, got {mode!r}"
             )
-        _count(n_sectors, "n_sectors")
+        count_at_least_one(n_sectors, "n_sectors")
         if n_bins is not None:
-            _count(n_bins, "n_bins")
+            count_at_least_one(n_bins, "n_bins")
         check_ellipse(ellipse, "RadialProfileUDF")
         # Not ApplyMasksUDF.__init__: the parameters are ours, the masks are made from them.
         super(ApplyMasksUDF, self).__init__(
@@ -299,6 +299,11 @@ class RadialProfileUDF(ApplyMasksUDF):
             shifts=as_shifts(shifts),
             ellipse=ellipse,
         )
+
+    @property
+    def _mode(self) -> str:
+        """``"mean"`` or ``"sum"`` (subclasses without the parameter fix it)."""
+        return str(self.params.mode)
 
     def _bins(self, sig: tuple[int, ...]) -> PolarBins:
         found = self.__dict__.get("_polar_bins")
@@ -374,7 +379,7 @@ class RadialProfileUDF(ApplyMasksUDF):
         label = bins.labels[inside]
         order = np.lexsort((inside, label))  # mask by mask, pixels ascending
         counts = bins.pixels.reshape(-1)
-        weight = 1.0 / counts[label] if self.params.mode == "mean" else np.ones(len(label))
+        weight = 1.0 / counts[label] if self._mode == "mean" else np.ones(len(label))
         npix = math.prod(sig)
         stack = SparseMask((bins.count, *sig), label[order] * npix + inside[order], weight[order])
         return (lambda: stack), sig, PROFILE_MASKS_SPARSE, np.float64, bins.count
@@ -440,7 +445,7 @@ class RadialProfileUDF(ApplyMasksUDF):
             values = self._complex_data_results()
         else:
             values = np.asarray(self.results.parts_re)
-        if self.params.mode == "mean":
+        if self._mode == "mean":
             values = np.where(self._filled(bins, values.shape), values, np.nan)
         shape = bins.pixels.shape if self.params.n_sectors > 1 else bins.pixels.shape[:1]
         return {
