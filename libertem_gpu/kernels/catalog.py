@@ -27,6 +27,7 @@ from libertem_gpu.kernels.operation import (
     Operation,
     ParallaxSplat,
     PixelMoments,
+    PolarCorrelationPreparer,
     ShiftedMoments,
     SpanCentreOfMass,
     SpanMasks,
@@ -274,6 +275,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "ssb:prepare",
         "ssb:prepare_gpu",
         plain="ssb:prepare",
+    ),
+    # Polar images against a template bank over every rotation (template matching).
+    _float_op(
+        "polar_correlate",
+        PolarCorrelationPreparer,
+        "template_match:prepare_reference",
+        "template_match:prepare",
+        "template_match:prepare_gpu",
     ),
     # Frames summed with a weight per frame and sum (the transpose of a mask product).
     _op(

@@ -32,6 +32,7 @@ __all__ = [
     "MasksPreparer",
     "Operation",
     "PixelMoments",
+    "PolarCorrelationPreparer",
     "PreparedCoM",
     "PreparedMasks",
     "SSBPreparer",
@@ -223,6 +224,14 @@ class WeightedFrameSum(Protocol):
     float64 (see :mod:`libertem_gpu.kernels.weighted_sum`)."""
 
     def __call__(self, tile: Any, weights: Any, out: Any) -> None: ...
+
+
+class PolarCorrelationPreparer(Protocol):
+    """A backend's ``prepare`` of ``polar_correlate`` (see
+    :mod:`libertem_gpu.kernels.template_match`): ``(templates (K, R, S), double=False)``;
+    returns ``(polar (n, R, S), score (n, K), shift (n, K))``."""
+
+    def __call__(self, *constants: Any, **options: Any) -> Callable[[Any, Any, Any], None]: ...
 
 
 class Correct(Protocol):

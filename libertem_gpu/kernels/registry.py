@@ -118,7 +118,8 @@ def get_kernel(op: str, backend: str) -> Callable[..., Any]:
         ``"masks_dense"``, ``"masks_sparse"``, ``"masks_spans"``, ``"com"``, ``"com_spans"``,
         ``"logsum"``, ``"pixel_moments"``, or an operation with a prepare step:
         ``"apply_masks"``, ``"centre_of_mass"``, ``"power_spectrum"``, ``"fft_mask_sum"``,
-        ``"holo_reconstruct"``, ``"ssb_accumulate"``, ``"weighted_frame_sum"``.
+        ``"holo_reconstruct"``, ``"ssb_accumulate"``, ``"weighted_frame_sum"``,
+        ``"polar_correlate"``.
     backend : str
         ``"numpy"`` (Numba CPU kernels), ``"cupy"`` (CuPy / Numba-CUDA), ``"plain"`` (the
         references with the implementations' signature, for small CPU runs), ``"reference"``
