@@ -42,6 +42,7 @@ _EXPORTS = {
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
     "fit_ellipse": "libertem_gpu.udf.ellipse",
+    "TemplateMatchUDF": "libertem_gpu.udf.template_match",
     "EllipseFit": "libertem_gpu.udf.ellipse",
     "ParallaxUDF": "libertem_gpu.udf.parallax",
     "SSBUDF": "libertem_gpu.udf.ssb",

@@ -14,6 +14,7 @@ _ANALYSES = {
     "FEMUDF": "libertem_gpu.udf.fem",
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
+    "TemplateMatchUDF": "libertem_gpu.udf.template_match",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
     "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
     "SparseCorrelationUDF": "libertem_gpu.udf.disks",

@@ -28,7 +28,13 @@ import numpy as np
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.udf._common import check_center, check_radii
 
-__all__ = ["EllipseFit", "check_ellipse", "elliptic_polar", "fit_ellipse"]
+__all__ = [
+    "EllipseFit",
+    "check_ellipse",
+    "elliptic_polar",
+    "elliptic_to_detector",
+    "fit_ellipse",
+]
 
 
 @dataclass(frozen=True)
@@ -233,15 +239,29 @@ def _centroid(
     return moved, float(np.sum(w * theta) / total)
 
 
-def _to_detector(
+def elliptic_to_detector(
     radius: np.ndarray,
     theta: np.ndarray,
     center: tuple[float, float],
-    ellipse: tuple[float, float],
+    ellipse: tuple[float, float] | None,
 ) -> np.ndarray:
-    """Corrected polar points back on the detector, ``(row, column)``: the inverse of
-    :func:`elliptic_polar`."""
-    ratio, angle = ellipse
+    """Corrected polar points back on the detector: the inverse of :func:`elliptic_polar`.
+
+    Parameters
+    ----------
+    radius, theta : numpy.ndarray
+        Corrected radius and angle, of one shape ``(n,)``.
+    center : tuple of float
+        ``(row, column)`` of the centre.
+    ellipse : tuple of float or None
+        ``(ratio, angle)``; None for plain polar coordinates.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n, 2)``: each point's ``(row, column)`` on the detector.
+    """
+    ratio, angle = (1.0, 0.0) if ellipse is None else ellipse
     c, s = math.cos(angle), math.sin(angle)
     root = math.sqrt(ratio)
     cx, cy = radius * np.cos(theta), radius * np.sin(theta)  # corrected offsets
@@ -357,7 +377,7 @@ def fit_ellipse(
                 f"rad_min={lo} and rad_max={hi} around (row {centre[0]:.4g}, column "
                 f"{centre[1]:.4g}); widen the annulus or give the ring's centre"
             )
-        points = _to_detector(found[ok], theta[ok], centre, current)
+        points = elliptic_to_detector(found[ok], theta[ok], centre, current)
         centre, radius, ratio, angle = _conic_fit(points, centre, what)
         current = (ratio, angle)
     r, _ = elliptic_polar(points[:, 0] - centre[0], points[:, 1] - centre[1], current)
