@@ -17,6 +17,7 @@ import numpy as np
 from libertem_gpu.cli.common import UsageError
 from libertem_gpu.cli.ellipse import add_ellipse_args, ellipse_for
 from libertem_gpu.cli.pca import add_pca_arg
+from libertem_gpu.cli.templates import add_template_args, template_udf
 from libertem_gpu.resultfiles.provenance import array_entry, dim_names
 
 __all__ = ["ANALYSES", "Planned", "add_analysis_args", "plan_analyses", "plan_pick"]
@@ -164,6 +165,7 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "disk is read where the beam's walk puts it",
     )
     add_pca_arg(g)
+    add_template_args(g)
     g.add_argument(
         "--crystallinity",
         nargs=2,
@@ -244,6 +246,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.parallax is not None
         or args.ssb is not None
         or args.pca is not None
+        or args.templates is not None
         or args.aligned_sum
         or args.crystallinity
         or any(getattr(args, name) for name in DETECTORS)
@@ -437,6 +440,14 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
         dims = {"intensity": ["ring", "sector"], "radius": ["ring"], "angle": ["sector"]}
         dims["pixels"] = ["ring", "sector"]
         planned.append(Planned(udf, [entry], _results_collector("radial_profile", None, dims)))
+    if args.templates is not None:
+        shifts, moved = _shifts(args)
+        udf, params = template_udf(args, (ey, ex), ellipse, shifts)
+        params.update(moved)
+        params.update(stretch)
+        entry = {"name": "template_match", "udf": "TemplateMatchUDF", "parameters": params}
+        dims = {key: ["match"] for key in ("template", "rotation", "score", "mirrored")}
+        planned.append(Planned(udf, [entry], _results_collector("template_match", None, dims)))
     if args.aligned_sum:
         shifts, moved = _shifts(args)
         if shifts is None:
