@@ -43,6 +43,7 @@ _EXPORTS = {
     "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
     "fit_ellipse": "libertem_gpu.udf.ellipse",
     "TemplateMatchUDF": "libertem_gpu.udf.template_match",
+    "RingStrainUDF": "libertem_gpu.udf.ring_strain",
     "EllipseFit": "libertem_gpu.udf.ellipse",
     "ParallaxUDF": "libertem_gpu.udf.parallax",
     "SSBUDF": "libertem_gpu.udf.ssb",

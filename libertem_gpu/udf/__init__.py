@@ -15,6 +15,7 @@ _ANALYSES = {
     "FEMProfileUDF": "libertem_gpu.udf.fem",
     "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
     "TemplateMatchUDF": "libertem_gpu.udf.template_match",
+    "RingStrainUDF": "libertem_gpu.udf.ring_strain",
     "CrystallinityUDF": "libertem_gpu.udf.crystallinity",
     "FullFrameCorrelationUDF": "libertem_gpu.udf.disks",
     "SparseCorrelationUDF": "libertem_gpu.udf.disks",
