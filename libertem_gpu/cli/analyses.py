@@ -17,6 +17,7 @@ import numpy as np
 from libertem_gpu.cli.common import UsageError
 from libertem_gpu.cli.ellipse import add_ellipse_args, ellipse_for
 from libertem_gpu.cli.pca import add_pca_arg
+from libertem_gpu.cli.ring_strain import add_ring_strain_args, ring_strain_udf
 from libertem_gpu.cli.templates import add_template_args, template_udf
 from libertem_gpu.resultfiles.provenance import array_entry, dim_names
 
@@ -42,6 +43,23 @@ _EXTRA_DIMS = {
     "regression": ["term", "component"],
     "complex": ["bin", "order"],
 }
+
+#: Analyses on a polar grid that take the centre, the ellipse and the shifts: (option, result
+#: prefix, the UDF's maker, the names of its results' trailing dimensions).
+_POLAR = (
+    (
+        "templates",
+        "template_match",
+        template_udf,
+        {key: ["match"] for key in ("template", "rotation", "score", "mirrored")},
+    ),
+    (
+        "ring_strain",
+        "ring_strain",
+        ring_strain_udf,
+        {"strain": ["component"], "shift": ["component"], "coefficients": ["term"]},
+    ),
+)
 
 #: Virtual detectors: option -> (metavars, description).
 DETECTORS = {
@@ -166,6 +184,7 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     )
     add_pca_arg(g)
     add_template_args(g)
+    add_ring_strain_args(g)
     g.add_argument(
         "--crystallinity",
         nargs=2,
@@ -247,6 +266,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.ssb is not None
         or args.pca is not None
         or args.templates is not None
+        or args.ring_strain is not None
         or args.aligned_sum
         or args.crystallinity
         or any(getattr(args, name) for name in DETECTORS)
@@ -440,14 +460,15 @@ def plan_analyses(args: argparse.Namespace, sig: tuple[int, ...]) -> list[Planne
         dims = {"intensity": ["ring", "sector"], "radius": ["ring"], "angle": ["sector"]}
         dims["pixels"] = ["ring", "sector"]
         planned.append(Planned(udf, [entry], _results_collector("radial_profile", None, dims)))
-    if args.templates is not None:
+    for option, name, make, dims in _POLAR:
+        if getattr(args, option) is None:
+            continue
         shifts, moved = _shifts(args)
-        udf, params = template_udf(args, (ey, ex), ellipse, shifts)
+        udf, params = make(args, (ey, ex), ellipse, shifts)
         params.update(moved)
         params.update(stretch)
-        entry = {"name": "template_match", "udf": "TemplateMatchUDF", "parameters": params}
-        dims = {key: ["match"] for key in ("template", "rotation", "score", "mirrored")}
-        planned.append(Planned(udf, [entry], _results_collector("template_match", None, dims)))
+        entry = {"name": name, "udf": type(udf).__name__, "parameters": params}
+        planned.append(Planned(udf, [entry], _results_collector(name, None, dims)))
     if args.aligned_sum:
         shifts, moved = _shifts(args)
         if shifts is None:

@@ -20,9 +20,9 @@ def add_ellipse_args(group: Any) -> None:
         nargs=2,
         type=float,
         metavar=("RATIO", "DEG"),
-        help="--fem, --radial-profile and --templates: undo an elliptical distortion of the "
-        "patterns, the major over the minor semi-axis and the major axis' direction in degrees "
-        "(from increasing columns towards increasing rows)",
+        help="--fem, --radial-profile, --templates and --ring-strain: undo an elliptical "
+        "distortion of the patterns, the major over the minor semi-axis and the major axis' "
+        "direction in degrees (from increasing columns towards increasing rows)",
     )
     group.add_argument(
         "--fit-ellipse",
@@ -43,9 +43,11 @@ def measure_ellipse(args: argparse.Namespace, ctx: Any, ds: Any, corrections: An
     option = "--ellipse" if given else "--fit-ellipse"
     if given and fitted:
         raise UsageError("--fit-ellipse measures the ellipse; give it or --ellipse, not both")
-    if not args.fem and args.radial_profile is None and args.templates is None:
+    polar = (args.radial_profile, args.templates, args.ring_strain)
+    if not args.fem and all(option is None for option in polar):
         raise UsageError(
-            f"{option} applies to --fem, --radial-profile and --templates; give one of them"
+            f"{option} applies to --fem, --radial-profile, --templates and --ring-strain; "
+            "give one of them"
         )
     if given:
         return

@@ -87,7 +87,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(
             "name at least one analysis: --analysis NAME, a virtual detector (--bf, --adf, "
             "--ring, --disk, --point, --rect, --mask), --pick, --fem, --radial-fourier, "
-            "--radial-profile, --parallax, --ssb, --pca, --templates or --crystallinity"
+            "--radial-profile, --parallax, --ssb, --pca, --templates, --ring-strain or "
+            "--crystallinity"
         )
     if args.out is None and args.images is None:
         raise UsageError("say where to save results: --out FILE (.h5, .npz, .zarr), --images DIR")

@@ -79,7 +79,8 @@ def test_ellipse_usage_errors(ring_scan, tmp_path, capsys):
     assert main(["run", str(path), *both, *out]) == 2
     assert "not both" in capsys.readouterr().err
     assert main(["run", str(path), "--bf", "3", "--ellipse", "1.1", "0", *out]) == 2
-    assert "applies to --fem, --radial-profile and --templates" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "applies to --fem, --radial-profile, --templates and --ring-strain" in err
     assert main(["run", str(path), "--radial-profile", "--ellipse", "0", "10", *out]) == 1
     assert "ratio > 0" in capsys.readouterr().err
     # An annulus that holds no ring: the fit says so.

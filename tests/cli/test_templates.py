@@ -1,5 +1,5 @@
-"""``libertem-gpu run --templates``: the matches of the library's TemplateMatchUDF, saved with
-their provenance; with the ellipse and descan options; usage errors."""
+"""``libertem-gpu run --templates`` and ``--ring-strain``: the library's TemplateMatchUDF and
+RingStrainUDF, saved with their provenance; usage errors."""
 
 from __future__ import annotations
 
@@ -62,3 +62,25 @@ def test_template_usage_errors(scan, capsys):
     bank = str(tmp_path / "bank.npy")
     assert main([*run, "--templates", bank, "--n-best", "9", *out]) == 1
     assert "n_best must lie between 1 and the 4 templates" in capsys.readouterr().err
+
+
+def test_ring_strain_as_the_library(tmp_path, rng):
+    """``--ring-strain``: the library's RingStrainUDF, with the reference radius given."""
+    from tests.udf.test_ring_strain import strained_ring
+
+    strain = rng.uniform(-0.01, 0.01, (2, 3, 3))
+    frames = np.stack([strained_ring((70, 72), (34.5, 35.5), strain[i]) for i in np.ndindex(2, 3)])
+    data = rng.poisson(frames).astype(np.uint16).reshape(2, 3, 70, 72)
+    np.save(tmp_path / "rings.npy", data)
+    out = tmp_path / "s.npz"
+    argv = ["run", str(tmp_path / "rings.npy"), "--ring-strain", "20", "40"]
+    assert main([*argv, "--reference-radius", "30", "--out", str(out)]) == 0
+    res = load_results(out)
+    udf = libertem_gpu.RingStrainUDF(rad_min=20, rad_max=40, reference_radius=30)
+    with Context("inline") as ctx:
+        want = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=udf)
+    np.testing.assert_allclose(res["ring_strain_strain"], want["strain"].data)
+    assert np.abs(res["ring_strain_strain"] - strain).max() < 2e-3
+    assert res.dims("ring_strain_strain") == ["scan_y", "scan_x", "component"]
+    (entry,) = res.metadata["analyses"]
+    assert entry["udf"] == "RingStrainUDF" and entry["parameters"]["reference_radius"] == 30
