@@ -38,6 +38,7 @@ _FORMATS: dict[str, str | type[DataSet]] = {
     "k2is": "libertem_gpu.io.formats.k2is:K2ISDataSet",
     "frms6": "libertem_gpu.io.formats.frms6:FRMS6DataSet",
     "seq": "libertem_gpu.io.formats.seq:SEQDataSet",
+    "raw_csr": "libertem_gpu.io.formats.raw_csr:CSRDataSet",
 }
 _entry_points_loaded = False
 

@@ -204,6 +204,18 @@ def _zarr(d: Path, rng: np.random.Generator) -> Sample:
     return Sample("zarr", str(d / "x.zarr"), {}, data, targets)
 
 
+def _raw_csr(d: Path, rng: np.random.Generator) -> Sample:
+    import scipy.sparse
+
+    from tests.io.test_raw_csr import write_csr
+
+    dense = rng.integers(1, 1000, (12, 63)) * (rng.random((12, 63)) < 0.2)
+    matrix = scipy.sparse.csr_matrix(dense.astype(np.uint16))
+    toml = write_csr(d, matrix, (3, 4), (9, 7))
+    targets = [("data.toml", 400), ("rowind.dat", 52), ("coords.dat", 64), ("values.dat", 0)]
+    return Sample("raw_csr", str(toml), {}, dense.astype(np.uint16).reshape(3, 4, 9, 7), targets)
+
+
 #: One sample writer per reader.
 SAMPLES: dict[str, Callable[[Path, np.random.Generator], Sample]] = {
     "raw": _raw,
@@ -221,6 +233,7 @@ SAMPLES: dict[str, Callable[[Path, np.random.Generator], Sample]] = {
     "arina": _arina,
     "hdf5": _hdf5,
     "zarr": _zarr,
+    "raw_csr": _raw_csr,
 }
 
 
