@@ -179,3 +179,23 @@ def test_refuses_complex_data(inline_ctx: Context):
     ds = inline_ctx.load("memory", data=np.ones((2, 2, 16, 16), np.complex64))
     with pytest.raises(UnsupportedDTypeError, match="RingStrainUDF"):
         inline_ctx.run_udf(dataset=ds, udf=RingStrainUDF(rad_min=2, rad_max=7))
+
+
+@pytest.mark.gpu
+def test_gpu_measures_what_the_cpu_measures(rng):
+    """On a real GPU (``-m gpu``): the same polar means, radii and fits."""
+    from libertem_gpu.backends import device
+
+    info = device.probe()
+    if not info.available:
+        pytest.skip(f"no usable GPU: {info.reason}")
+    strain = rng.uniform(-0.01, 0.01, (2, 3, 3))
+    frames = np.stack([strained_ring((70, 72), (34.5, 35.5), strain[i]) for i in np.ndindex(2, 3)])
+    data = rng.poisson(frames).astype(np.uint16).reshape(2, 3, 70, 72)
+    with Context("threads") as ctx:
+        ds = ctx.load("memory", data=data, num_partitions=2)
+        udf = RingStrainUDF(rad_min=20, rad_max=40, shifts=rng.integers(-1, 2, (2, 3, 2)))
+        cpu = ctx.run_udf(dataset=ds, udf=udf, backends="numpy")
+        gpu = ctx.run_udf(dataset=ds, udf=udf, backends="cupy")
+    for key in ("coefficients", "strain", "residual"):
+        np.testing.assert_allclose(gpu[key].data, cpu[key].data, rtol=1e-6, atol=1e-9)
