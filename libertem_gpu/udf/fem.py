@@ -4,6 +4,7 @@ versus radius (:class:`FEMProfileUDF`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 from libertem_gpu import masks
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.kernels import get_kernel
+from libertem_gpu.kernels.masks import MaskStack
 from libertem_gpu.masks import SparseMask
 from libertem_gpu.udf._common import (
     PARTIAL_FRAMES,
@@ -28,7 +30,8 @@ from libertem_gpu.udf._common import (
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 from libertem_gpu.udf.ellipse import check_ellipse, elliptic_polar
-from libertem_gpu.udf.masks import ApplyMasksUDF
+from libertem_gpu.udf.mask_shifts import as_shifts, frame_shifts
+from libertem_gpu.udf.masks import ApplyMasksUDF, build_mask_stack
 
 __all__ = ["FEMUDF", "FEMProfileUDF", "fem_ring", "profile_bins"]
 
@@ -248,7 +251,27 @@ def profile_bins(
         raise InvalidParameterError(
             f"FEMProfileUDF: n_bins must be an integer >= 1, got {n_bins!r}"
         )
-    n_bins = int(n_bins)
+    stack, counts, radii = _rings(sig, (cy, cx), int(n_bins), (lo, hi), ellipse)
+    if (counts == 0).any():
+        empty = np.flatnonzero(counts == 0).tolist()
+        raise InvalidParameterError(
+            f"FEMProfileUDF: ring(s) {empty} of width {(hi - lo) / int(n_bins):.3g} hold no "
+            f"pixel of the {sig[0]} x {sig[1]} frame; use fewer bins or a smaller rad_max"
+        )
+    return stack, counts, radii
+
+
+def _rings(
+    sig: tuple[int, int],
+    center: tuple[float, float],
+    n_bins: int,
+    radii: tuple[float, float],
+    ellipse: Any,
+) -> tuple[SparseMask, np.ndarray, np.ndarray]:
+    """:func:`profile_bins` of checked parameters, rings without pixels allowed (empty
+    masks: the rings of a frame whose beam moved far)."""
+    cy, cx = center
+    lo, hi = radii
     width = (hi - lo) / n_bins
     if ellipse is None:
         d = np.sqrt(masks._squared_distance(sig, cy, cx)).reshape(-1)
@@ -260,17 +283,10 @@ def profile_bins(
     pix = np.flatnonzero(inside)
     which = which[pix]
     counts = np.bincount(which, minlength=n_bins)
-    if (counts == 0).any():
-        empty = np.flatnonzero(counts == 0).tolist()
-        raise InvalidParameterError(
-            f"FEMProfileUDF: ring(s) {empty} of width {width:.3g} hold no pixel of the "
-            f"{sig[0]} x {sig[1]} frame; use fewer bins or a smaller rad_max"
-        )
     order = np.lexsort((pix, which))
     npix = sig[0] * sig[1]
     stack = SparseMask((n_bins, *sig), which[order] * npix + pix[order], 1.0 / counts[which[order]])
-    radii = lo + (np.arange(n_bins) + 0.5) * width
-    return stack, counts, radii
+    return stack, counts, lo + (np.arange(n_bins) + 0.5) * width
 
 
 class FEMProfileUDF(ApplyMasksUDF):
@@ -301,6 +317,12 @@ class FEMProfileUDF(ApplyMasksUDF):
         :func:`~libertem_gpu.fit_ellipse` result, as for
         :class:`~libertem_gpu.RadialProfileUDF`; radii are then measured as ``sqrt(a * b)``.
         ``center`` is still needed (pass the fit's ``center``).
+    shifts : array_like or AuxData, optional
+        Move the rings with the beam (descan), as :class:`~libertem_gpu.ApplyMasksUDF`'s
+        ``shifts``: whole-pixel ``(dy, dx)`` for every frame or per scan position,
+        ``(*nav_shape, 2)``. A frame's rings lie around ``center + (dy, dx)`` and its means are
+        over their pixels on the frame; a ring the shift takes off the frame is NaN for that
+        frame and left out of the statistics over the scan.
 
     Results
     -------
@@ -334,6 +356,7 @@ class FEMProfileUDF(ApplyMasksUDF):
         rad_min: float = 0.0,
         backends: Sequence[str] | None = None,
         ellipse: Any = None,
+        shifts: Any = None,
     ) -> None:
         check_radii(rad_min, rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
         check_ellipse(ellipse, "FEMProfileUDF")
@@ -345,6 +368,7 @@ class FEMProfileUDF(ApplyMasksUDF):
             rad_min=rad_min,
             backends=backends,
             ellipse=ellipse,
+            shifts=as_shifts(shifts),
         )
 
     def get_preferred_input_dtype(self) -> Any:
@@ -367,6 +391,22 @@ class FEMProfileUDF(ApplyMasksUDF):
         n = int(self.params.n_bins)
         return (lambda: stack), sig, PROFILE_MASKS_SPARSE, np.float64, n
 
+    def _moved_rings(
+        self, sig: tuple[int, ...], shift: tuple[int, ...]
+    ) -> tuple[SparseMask, np.ndarray, np.ndarray]:
+        """The rings around the centre moved by ``shift``, averaging their pixels on the
+        frame (rings off the frame empty)."""
+        p = self.params
+        cy, cx = _centre(p.center, _frame_2d(sig, "FEMProfileUDF"), "FEMProfileUDF")
+        lo, hi = check_radii(p.rad_min, p.rad_max, "FEMProfileUDF", ("rad_min", "rad_max"))
+        moved = (cy + int(shift[0]), cx + int(shift[1]))
+        return _rings((int(sig[0]), int(sig[1])), moved, int(p.n_bins), (lo, hi), p.ellipse)
+
+    def _shifted_stack(self, sig: tuple[int, ...], shift: tuple[int, ...]) -> MaskStack:
+        stack = self._moved_rings(sig, shift)[0]
+        n = int(self.params.n_bins)
+        return build_mask_stack(lambda: stack, sig, PROFILE_MASKS_SPARSE, np.float64, n)
+
     def get_result_buffers(self) -> dict[str, BufferDecl]:
         """``annular_mean`` (nav) and the profiles over the scan (single, made at the end)."""
         assert self.meta is not None
@@ -388,23 +428,40 @@ class FEMProfileUDF(ApplyMasksUDF):
 
     def process_tile(self, tile: Any) -> None:
         """Accumulate the tile's annular means (or a row slab's share of them)."""
+        self._masks_into(tile, "annular_mean")
+
+    def _empty_rings(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Which rings of each processed frame hold no pixel (moved off the frame by its
+        shift), ``shape`` (frames, rings); None without shifts."""
+        shifts = self._shifts
+        if shifts is None or (isinstance(shifts, tuple) and not any(shifts)):
+            return None
         assert self.meta is not None
-        p0, p1 = pixel_range(self.meta)
-        self._apply(flat_tile(tile), self.results.annular_mean, p0, p1, self.meta.byteswapped)
+        sig = tuple(self.meta.dataset_shape.sig)
+        per_frame = frame_shifts(shifts, np.arange(math.prod(self.meta.dataset_shape.nav)))
+        if self.meta.roi is not None:
+            per_frame = per_frame[self.meta.roi.reshape(-1)]
+        unique, which = np.unique(per_frame, axis=0, return_inverse=True)
+        table = np.stack([self._moved_rings(sig, tuple(int(v) for v in u))[1] == 0 for u in unique])
+        return table[which.reshape(-1)].reshape(shape)
 
     def get_results(self) -> dict[str, Any]:
         """The annular means, and their mean, variance and normalised variance over the frames
         that were processed."""
         assert self.meta is not None
-        means = np.asarray(self.results.annular_mean)
+        means = np.array(self.results.annular_mean)
+        empty = self._empty_rings(means.shape)
+        if empty is not None:
+            means[empty] = np.nan
         valid = self.meta.get_valid_nav_mask()
         seen = means if valid is None else means[valid]
         radii = self._bins(tuple(self.meta.dataset_shape.sig))[2]
-        if len(seen) == 0:
-            mean = var = np.full(means.shape[1], np.nan)
-        else:
-            mean = seen.mean(axis=0)
-            var = ((seen - mean) ** 2).mean(axis=0)
+        counted = np.isfinite(seen).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(counted > 0, np.nansum(seen, axis=0) / counted, np.nan)
+            var = np.where(
+                counted > 0, np.nansum((seen - mean) ** 2, axis=0) / np.maximum(counted, 1), np.nan
+            )
         with np.errstate(divide="ignore", invalid="ignore"):
             normalized = np.where(mean != 0, var / (mean * mean), np.nan)
         return {

@@ -87,6 +87,45 @@ def test_profile_matches_numpy(ctx, rng, tmp_path, case):
     np.testing.assert_allclose(res["radius"].data, 0.5 + (np.arange(3) + 0.5) * 11 / 6)
 
 
+@pytest.mark.parametrize("case", case_params(CASES_2D_SIG[1::3]))
+def test_profile_follows_the_beam(ctx, rng, tmp_path, case):
+    """``shifts``: each frame's rings around its moved centre, means over their pixels on the
+    frame; a ring moved off the frame is NaN there and left out of the statistics."""
+    loaded = load_case(ctx, case, rng, tmp_path)
+    sig = case.sig
+    shifts = rng.integers(-2, 3, (*case.nav, 2))
+    shifts.reshape(-1, 2)[1] = (sig[0] + 20, 0)  # every ring off the frame
+    shifts.reshape(-1, 2)[2] = (0, sig[1] - 5)  # the outer rings partly off
+    params = dict(center=(6, 8), n_bins=3, rad_max=6.0, rad_min=0.5)
+    res = loaded.run(ctx, FEMProfileUDF(**params, shifts=shifts))
+    flat = shifts.reshape(-1, 2)[loaded.processed]
+    means = np.empty((len(flat), 3))
+    y, x = np.mgrid[: sig[0], : sig[1]]
+    w = 5.5 / 3
+    for i, (dy, dx) in enumerate(flat):
+        d = np.hypot(y - 6 - dy, x - 8 - dx)
+        for b in range(3):
+            sel = (d > 0.5 + b * w) & (d <= 0.5 + (b + 1) * w)
+            frame = loaded.selected[i]
+            means[i, b] = frame[sel].mean() if sel.any() else np.nan
+    assert_nav(res["annular_mean"], means, loaded, rtol=1e-10)
+    np.testing.assert_allclose(res["mean"].data, np.nanmean(means, axis=0), rtol=1e-10)
+    np.testing.assert_allclose(res["variance"].data, np.nanvar(means, axis=0), rtol=1e-8)
+    if loaded.processed[1]:
+        assert np.isnan(res["annular_mean"].data.reshape(-1, 3)[1]).all()
+
+
+def test_profile_without_shifts_equals_zero_shifts(inline_ctx: Context, rng):
+    data = rng.poisson(7, (3, 4, 15, 16))
+    ds = inline_ctx.load("memory", data=data)
+    params = dict(center=(7, 8), n_bins=4, rad_max=7.0)
+    plain = inline_ctx.run_udf(dataset=ds, udf=FEMProfileUDF(**params))
+    zero = FEMProfileUDF(**params, shifts=np.zeros((3, 4, 2), int))
+    moved = inline_ctx.run_udf(dataset=ds, udf=zero)
+    for key in ("annular_mean", "normalized_variance", "variance"):
+        np.testing.assert_allclose(moved[key].data, plain[key].data, rtol=1e-12)
+
+
 @pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
 def test_profile_known_answer(inline_ctx: Context, rng, monkeypatch, sparse):
     """Frames scaled by factors with V = 0.25 in every ring: intensity a * s, a ~ {0.5, 1.5};
