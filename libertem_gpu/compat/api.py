@@ -41,6 +41,10 @@ def _data_set_class(filetype: str) -> Any:
         from libertem_gpu.compat.io.dataset.mib import MIBDataSet
 
         return MIBDataSet
+    if name == "raw_csr":
+        from libertem_gpu.compat.io.dataset.raw_csr import RawCSRDataSet
+
+        return RawCSRDataSet
     return None
 
 

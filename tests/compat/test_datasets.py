@@ -209,3 +209,18 @@ def test_context_signatures(lt_ctx):
     default = lt.Context()
     assert default.executor.n_workers >= 1
     default.close()
+
+
+def test_raw_csr(lt_ctx, tmp_path):
+    """LiberTEM's ``RawCSRDataSet(path, ..., io_backend)`` and ``ctx.load("raw_csr", ...)``."""
+    import scipy.sparse
+
+    from libertem_gpu.compat.io.dataset.raw_csr import RawCSRDataSet
+    from tests.io.test_raw_csr import write_csr
+
+    dense = RNG.integers(0, 9, (12, 20)) * (RNG.random((12, 20)) < 0.3)
+    toml = write_csr(tmp_path, scipy.sparse.csr_matrix(dense.astype(np.uint16)), (3, 4), (4, 5))
+    ds = RawCSRDataSet(str(toml), io_backend=object(), sync_offset=0)
+    np.testing.assert_allclose(_sums(lt_ctx, ds)[1], dense.sum(axis=1).reshape(3, 4))
+    loaded = lt_ctx.load("raw_csr", path=str(toml), nav_shape=(2, 6), io_backend=None)
+    np.testing.assert_allclose(_sums(lt_ctx, loaded)[1], dense.sum(axis=1).reshape(2, 6))

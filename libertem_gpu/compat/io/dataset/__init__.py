@@ -1,5 +1,5 @@
 """LiberTEM's ``libertem.io.dataset``: one module per format (``memory``, ``raw``, ``npy``,
-``hdf5``, ``mib``) and :mod:`.base`."""
+``hdf5``, ``mib``, ``raw_csr``) and :mod:`.base`."""
 
 from libertem_gpu.io import get_format
 
