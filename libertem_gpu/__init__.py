@@ -43,6 +43,8 @@ _EXPORTS = {
     "RadialProfileUDF": "libertem_gpu.udf.radial_profile",
     "fit_ellipse": "libertem_gpu.udf.ellipse",
     "TemplateMatchUDF": "libertem_gpu.udf.template_match",
+    "kinematic_templates": "libertem_gpu.udf.template_bank",
+    "zone_axis_orientation": "libertem_gpu.udf.template_bank",
     "RingStrainUDF": "libertem_gpu.udf.ring_strain",
     "EllipseFit": "libertem_gpu.udf.ellipse",
     "ParallaxUDF": "libertem_gpu.udf.parallax",
