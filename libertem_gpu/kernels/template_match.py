@@ -15,7 +15,8 @@ The reference loops over rotations from the definition. The implementations (Num
 BLAS on the CPU, CuPy with cuBLAS and cuFFT on the GPU) transform along the angle: per
 frequency, one complex matrix product of the frames' spectra with the templates' conjugate
 spectra, summed over rings, then inverse transforms give ``C`` for every rotation at once, a
-block of frames at a time so that ``C`` stays a few tens of MiB.
+block of frames at a time so that ``C`` stays a few tens of MiB. Rings on which no template
+has a spot are skipped.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class PreparedCorrelation:
         self.count, self.rings, self.sectors = t.shape
         self.real = np.float64 if double else np.float32
         self.complex = np.complex128 if double else np.complex64
+        # Rings where no template has a spot add nothing to any correlation: transform and
+        # multiply only the others (a one-phase bank's spots lie on a few rings, those of its
+        # powder pattern). The image's norm still takes every ring.
+        used = np.flatnonzero(t.any(axis=(0, 2)))
+        self.used = None if len(used) == self.rings else xp.asarray(used)
+        t = t[:, used] if self.used is not None else t
         spectra = np.conj(np.fft.rfft(t, axis=-1))  # (K, R, F)
         # (F, R, K): one matrix per frequency, rings by templates.
         self.spectra = xp.asarray(np.ascontiguousarray(spectra.transpose(2, 1, 0)), self.complex)
@@ -91,6 +98,8 @@ class PreparedCorrelation:
             b = min(n, a + step)
             p = xp.asarray(polar[a:b], dtype=self.real)
             image_norms = xp.sqrt(xp.sum(p.astype(np.float64) ** 2, axis=(1, 2)))
+            if self.used is not None:
+                p = p[:, self.used]
             # (n, R, F) -> (F, n, R) @ (F, R, K) -> (F, n, K), summed over rings by the product
             spectrum = fft.rfft(p, axis=-1).astype(self.complex, copy=False)
             cross = xp.matmul(spectrum.transpose(2, 0, 1), self.spectra)

@@ -102,3 +102,21 @@ def test_frames_and_templates_of_zeros_score_zero(rng):
     template_match.prepare(templates)(polar, score, shift)
     assert score[1].tolist() == [0.0, 0.0] and score[0, 0] == 0.0 and score[0, 1] > 0
     assert np.isfinite(shift).all()
+
+
+def test_rings_without_spots_are_skipped_exactly(rng):
+    """Templates whose spots lie on two of seven rings: the same scores and shifts as the
+    reference over every ring (the image's norm includes the skipped rings)."""
+    polar = rng.random((4, 7, 12))
+    templates = _templates(rng, 7, 12, k=3)
+    templates[:, [0, 2, 3, 5, 6]] = 0
+    templates[:, 1, 0] = 1.0  # every template some weight on ring 1 and 4
+    templates[:, 4, 5] = 0.5
+    prepared = template_match.prepare(templates, double=True)
+    assert prepared.used is not None and prepared.used.tolist() == [1, 4]
+    score = np.empty((4, 3))
+    shift = np.empty((4, 3))
+    prepared(polar, score, shift)
+    want_score, want_shift = template_match.reference(polar, templates)
+    np.testing.assert_allclose(score, want_score, rtol=1e-12)
+    np.testing.assert_allclose(shift, want_shift, atol=1e-9)
