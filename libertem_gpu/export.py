@@ -36,6 +36,8 @@ EXPORT_FORMATS = {
     ".hdf5": "as .h5",
     ".zarr": "Zarr store (a folder), array 'data' of shape nav + sig, chunked by whole frames "
     "(needs zarr)",
+    ".toml": "sparse frames (raw_csr): the TOML file and, beside it, <stem>_indptr.raw, "
+    "<stem>_indices.raw and <stem>_data.raw holding the non-zero pixels as a CSR matrix",
 }
 
 #: ``compression=`` values of :func:`export_dataset` (HDF5: gzip built in, lz4 and zstd through
@@ -155,10 +157,16 @@ def export_dataset(
             raise DataSetError(
                 f"compression must be one of {', '.join(COMPRESSIONS)} or None, got {compression!r}"
             )
-        if ext == ".npy":
-            raise DataSetError(f"{target}: .npy files cannot be compressed; use .h5 or .zarr")
-    if os.path.lexists(target) and not overwrite:
-        raise DataSetError(f"{target} exists; pass overwrite=True to replace it")
+        if ext in (".npy", ".toml"):
+            raise DataSetError(f"{target}: {ext} output cannot be compressed; use .h5 or .zarr")
+    written = [target]
+    if ext == ".toml":
+        from libertem_gpu.export_sparse import csr_files
+
+        written = list(csr_files(target).values())
+    for path_out in written:
+        if os.path.lexists(path_out) and not overwrite:
+            raise DataSetError(f"{path_out} exists; pass overwrite=True to replace it")
     nav_crop = None if crop_nav is None else NavCrop(dataset.nav_shape, crop_nav)
     sig_slices = None if crop_sig is None else axis_slices(crop_sig, dataset.sig_shape, "crop_sig")
     frame_shape = (
@@ -196,6 +204,11 @@ def export_dataset(
             _copy_frames(dataset, out.reshape(-1, *sig_shape), progress, steps)
             out.flush()
             del out
+    elif ext == ".toml":
+        from libertem_gpu.export_sparse import open_csr
+
+        with open_csr(target, nav_shape, sig_shape, dtype) as writer:
+            _copy_frames(dataset, writer, progress, steps)
     elif ext == ".zarr":
         from libertem_gpu.export_chunked import create_zarr
 
