@@ -28,7 +28,7 @@ def add_convert(sub: Any) -> None:
 
     p = sub.add_parser(
         "convert",
-        help="convert a data set to chunked HDF5 or Zarr",
+        help="convert a data set to chunked HDF5, Zarr, .npy or sparse frames (raw_csr)",
         description="Copy every frame of a data set, in scan order, to a new chunked HDF5 "
         "file (OUT.h5, dataset /data) or Zarr store (OUT.zarr, array data), shaped scan + "
         "frame, in chunks of whole frames that partitions read back whole. Streams with "
@@ -36,7 +36,12 @@ def add_convert(sub: Any) -> None:
         "--force.",
     )
     add_dataset_args(p)
-    p.add_argument("out", metavar="OUT", help="the new file: .h5/.hdf5 (HDF5), .zarr, or .npy")
+    p.add_argument(
+        "out",
+        metavar="OUT",
+        help="the new file: .h5/.hdf5 (HDF5), .zarr, .npy, or .toml (sparse frames, raw_csr: "
+        "the non-zero pixels only, for counting detectors)",
+    )
     p.add_argument(
         "--compression",
         choices=COMPRESSIONS,

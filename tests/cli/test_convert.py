@@ -220,3 +220,19 @@ def test_missing_codec_is_named(tmp_path, rng, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "hdf5plugin" in err and "pip install hdf5plugin" in err
     assert os.listdir(tmp_path) == ["in.npy"]
+
+
+@pytest.mark.parametrize("depth", [1, 12])
+def test_counting_data_to_sparse_frames(tmp_path, depth):
+    """A Merlin file of counts (1 and 12 bits) to raw_csr: the same frames in a fraction of
+    the bytes."""
+    source = require_data(f"mib/Single_9_Frame_CounterDepth_{depth}_Rows_256.mib")
+    out = tmp_path / "events.toml"
+    assert main(["convert", str(source), str(out), "--no-progress"]) == 0
+    with Context("inline") as ctx:
+        want = _frames(ctx, ctx.load("auto", path=str(source)))
+        back = ctx.load("auto", path=str(out))
+        assert back.dtype == want.dtype
+        np.testing.assert_array_equal(_frames(ctx, back), want)
+    written = sum(p.stat().st_size for p in tmp_path.iterdir())
+    assert written < 0.6 * want.nbytes
