@@ -45,6 +45,7 @@ _EXPORTS = {
     "TemplateMatchUDF": "libertem_gpu.udf.template_match",
     "kinematic_templates": "libertem_gpu.udf.template_bank",
     "zone_axis_orientation": "libertem_gpu.udf.template_bank",
+    "match_orientations": "libertem_gpu.udf.template_bank",
     "RingStrainUDF": "libertem_gpu.udf.ring_strain",
     "EllipseFit": "libertem_gpu.udf.ellipse",
     "ParallaxUDF": "libertem_gpu.udf.parallax",

@@ -20,7 +20,7 @@ import numpy as np
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.udf.ssb_geometry import electron_wavelength
 
-__all__ = ["direct_basis", "kinematic_templates", "zone_axis_orientation"]
+__all__ = ["direct_basis", "kinematic_templates", "match_orientations", "zone_axis_orientation"]
 
 _WHAT = "kinematic_templates"
 
@@ -215,3 +215,54 @@ def kinematic_templates(
         out.append(np.column_stack([lab[keep, 1] / pixel, lab[keep, 0] / pixel, value]))
     top = max((float(t[:, 2].max()) for t in out if len(t)), default=0.0)
     return [t[t[:, 2] > floor * top] for t in out]
+
+
+def match_orientations(
+    orientations: Any, template: Any, rotation: Any, mirrored: Any = None
+) -> np.ndarray:
+    """The full orientation of each match of :class:`~libertem_gpu.TemplateMatchUDF` on a
+    bank made by :func:`kinematic_templates`: the bank's orientation turned about the beam by
+    the matched rotation.
+
+    Parameters
+    ----------
+    orientations : array_like
+        The bank's rotation matrices, ``(K, 3, 3)``, as given to :func:`kinematic_templates`
+        (without the orientations dropped for having no reflection).
+    template, rotation : array_like
+        The UDF's ``template`` (int) and ``rotation`` (radians) results, of one shape.
+    mirrored : array_like, optional
+        The UDF's ``mirrored`` result (with ``mirror=True``). A mirrored match is the
+        orientation turned by half a turn about y first, ``R_z(rotation) R_y(pi) R``, whose
+        kinematic pattern is exactly ``R``'s with rows negated (each reflection ``g`` goes to
+        where ``-g`` was mirrored, with the same excitation error; ``|F(-g)| = |F(g)|``).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(*template.shape, 3, 3)``: ``R_z(rotation) R[template]``, crystal to
+        laboratory, as the bank's (NaN where the rotation is NaN: positions without data).
+    """
+    rot = _orientations(orientations)
+    which = np.asarray(template)
+    turn = np.asarray(rotation, dtype=np.float64)
+    if which.shape != turn.shape:
+        raise InvalidParameterError(
+            f"match_orientations: template and rotation must have one shape, got {which.shape} "
+            f"and {turn.shape}"
+        )
+    if which.size and (which.min() < 0 or which.max() >= len(rot)):
+        raise InvalidParameterError(
+            f"match_orientations: template indices must lie in [0, {len(rot)}), the bank's "
+            f"orientations; got {int(which.min())}..{int(which.max())}"
+        )
+    c, s = np.cos(turn), np.sin(turn)
+    about_z = np.zeros((*turn.shape, 3, 3))
+    about_z[..., 0, 0], about_z[..., 0, 1] = c, -s
+    about_z[..., 1, 0], about_z[..., 1, 1] = s, c
+    about_z[..., 2, 2] = 1.0
+    base = rot[which]
+    if mirrored is not None:
+        flip = np.asarray(mirrored, dtype=bool)
+        base = np.where(flip[..., None, None], np.diag([-1.0, 1.0, -1.0]) @ base, base)
+    return about_z @ base

@@ -142,3 +142,80 @@ def test_zone_axes_of_aluminium_told_apart(inline_ctx: Context, rng):
     ds = inline_ctx.load("memory", data=data)
     res = inline_ctx.run_udf(dataset=ds, udf=TemplateMatchUDF(bank, rad_min=10, power=0.5))
     np.testing.assert_array_equal(res["template"].data[..., 0].ravel(), truth)
+
+
+TRICLINIC = (3.3, 4.1, 5.2, 82, 97, 104)
+
+
+def _same_spots(a, b, tol=1e-6):
+    """Whether two templates hold the same reflections (positions and intensities)."""
+    if a.shape != b.shape:
+        return False
+    key = lambda t: t[np.lexsort(np.round(t, 4).T)]  # noqa: E731
+    return np.allclose(key(a), key(b), atol=tol)
+
+
+def test_a_half_turn_about_y_mirrors_the_pattern(rng):
+    from scipy.spatial.transform import Rotation
+
+    for r in Rotation.random(5, random_state=3).as_matrix():
+        plain, turned = kinematic_templates(
+            TRICLINIC, [r, np.diag([-1.0, 1.0, -1.0]) @ r], 0.01, 80, max_excitation=0.03
+        )
+        assert len(plain)
+        assert _same_spots(turned, plain * [-1, 1, 1])
+
+
+def test_match_orientations_reproduce_the_patterns(inline_ctx: Context, rng):
+    """Frames of random orientations: the matched orientations' patterns are the frames'."""
+    from scipy.spatial.transform import Rotation
+
+    from libertem_gpu import match_orientations
+
+    bank_rot = Rotation.random(30, random_state=5).as_matrix()
+    kw = dict(pixel_size=0.012, reach=40, max_excitation=0.03)
+    bank = kinematic_templates(TRICLINIC, bank_rot, **kw)
+    keep = [i for i, t in enumerate(bank) if len(t) >= 6]
+    bank_rot, bank = bank_rot[keep], [bank[i] for i in keep]
+    which = rng.choice(len(bank), 6)
+    turns = rng.uniform(0, 2 * np.pi, 6)
+    mirror = np.array([False, True, False, True, False, False])
+    # The frames: the bank's patterns mirrored (rows negated) where asked, then turned.
+    shown = [bank[k] * ([-1, 1, 1] if m else 1) for k, m in zip(which, mirror, strict=True)]
+    frames = np.stack(
+        [
+            render(t / [1, 1, t[:, 2].max()], (90, 90), (44.5, 44.5), a)
+            for t, a in zip(shown, turns, strict=True)
+        ]
+    )
+    c, si = np.cos(turns), np.sin(turns)
+    spots = [  # where the frames' reflections are: render's turn
+        np.column_stack([s_ * t[:, 1] + c_ * t[:, 0], c_ * t[:, 1] - s_ * t[:, 0]])
+        for t, c_, s_ in zip(shown, c, si, strict=True)
+    ]
+    ds = inline_ctx.load("memory", data=frames.reshape(2, 3, 90, 90))
+    res = inline_ctx.run_udf(dataset=ds, udf=TemplateMatchUDF(bank, mirror=True, n_sectors=360))
+    found = match_orientations(
+        bank_rot,
+        res["template"].data[..., 0],
+        res["rotation"].data[..., 0],
+        res["mirrored"].data[..., 0],
+    ).reshape(6, 3, 3)
+    for want, got in zip(spots, kinematic_templates(TRICLINIC, found, **kw), strict=True):
+        # Each true reflection has a matched one within half a pixel.
+        d = np.hypot(want[:, None, 0] - got[None, :, 0], want[:, None, 1] - got[None, :, 1])
+        assert d.min(axis=1).max() < 0.5
+    with pytest.raises(InvalidParameterError, match="template indices"):
+        match_orientations(bank_rot, np.array([len(bank_rot)]), np.array([0.0]))
+
+
+def test_match_orientations_formula():
+    """``R_z(rotation) R``, and ``R_z(rotation) R_y(pi) R`` for mirrored matches."""
+    from libertem_gpu import match_orientations
+
+    bank = np.stack([np.eye(3), zone_axis_orientation(TRICLINIC, (1, 2, 3))])
+    got = match_orientations(bank, np.array([1, 1]), np.array([0.3, 0.3]), np.array([0, 1]))
+    c, s = math.cos(0.3), math.sin(0.3)
+    about_z = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    np.testing.assert_allclose(got[0], about_z @ bank[1], atol=1e-12)
+    np.testing.assert_allclose(got[1], about_z @ np.diag([-1.0, 1, -1]) @ bank[1], atol=1e-12)
