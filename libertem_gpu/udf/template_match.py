@@ -339,7 +339,16 @@ class TemplateMatchUDF(ApplyMasksUDF):
             raise InvalidParameterError(f"{_WHAT}: power must be a number > 0, got {power!r}")
         if rad_max is None:
             rad_max = max(float(np.hypot(t[:, 0], t[:, 1]).max()) for t in bank) + 2.0
-        polar_grid(rad_min, rad_max, n_bins, int(n_sectors), angle_offset)  # checks them
+        grid = polar_grid(rad_min, rad_max, n_bins, int(n_sectors), angle_offset)  # checks them
+        top = grid.rad_min + grid.shape[0] * grid.width
+        for i, t in enumerate(bank):
+            r = np.hypot(t[:, 0], t[:, 1])
+            if not ((r >= grid.rad_min) & (r <= top) & (t[:, 2] > 0)).any():
+                raise InvalidParameterError(
+                    f"{_WHAT}: template {i} has no spot of intensity > 0 between rad_min="
+                    f"{grid.rad_min} and rad_max={top} pixels (its spots lie at {r.min():.3g}.."
+                    f"{r.max():.3g}); it could never match: widen the radii or leave it out"
+                )
         # Not ApplyMasksUDF.__init__: the parameters are ours, the masks are made from them.
         super(ApplyMasksUDF, self).__init__(
             templates=bank,

@@ -219,6 +219,8 @@ def test_positions_without_data(inline_ctx: Context, rng):
         (lambda b: TemplateMatchUDF(b, n_sectors=2), "n_sectors must be 3 or more"),
         (lambda b: TemplateMatchUDF(b, n_bins=0), "n_bins must be an integer >= 1"),
         (lambda b: TemplateMatchUDF(b, ellipse=(0, 1)), "ellipse"),
+        (lambda b: TemplateMatchUDF(b, rad_min=9, rad_max=20), "template 0 has no spot"),
+        (lambda b: TemplateMatchUDF([b[0] * [1, 1, 0]]), "template 0 has no spot of intensity"),
     ],
 )
 def test_bad_parameters_fail_at_once(rng, make, match):
