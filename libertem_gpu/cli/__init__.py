@@ -10,7 +10,9 @@ Sub-commands:
     Run built-in analyses over a file; save the results with their provenance (HDF5, NPZ, Zarr,
     images).
 ``convert IN OUT``
-    Copy a data set to chunked HDF5 or Zarr.
+    Copy a data set to chunked HDF5, Zarr, .npy or sparse frames (raw_csr).
+``templates OUT.npy``
+    Write a kinematic template bank of a crystal for ``run --templates``.
 ``worker ADDRESS``
     Join a dask cluster as a worker (needs ``libertem_gpu[cluster]``).
 
@@ -30,6 +32,7 @@ from libertem_gpu.cli.common import UsageError, message, parse_shape
 from libertem_gpu.cli.convert import add_convert
 from libertem_gpu.cli.info import add_demo, add_info, add_worker
 from libertem_gpu.cli.run import add_run
+from libertem_gpu.cli.templates import add_templates_command
 from libertem_gpu.errors import LiberTEMGPUError
 
 __all__ = ["ANALYSES", "build_parser", "main", "parse_shape"]
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_info(sub)
     add_run(sub)
     add_convert(sub)
+    add_templates_command(sub)
     add_worker(sub)
     return parser
 

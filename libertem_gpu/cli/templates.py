@@ -1,5 +1,6 @@
 """``libertem-gpu run --templates BANK.npy``: template matching of every frame
-(:class:`~libertem_gpu.TemplateMatchUDF`) in the main pass."""
+(:class:`~libertem_gpu.TemplateMatchUDF`) in the main pass; ``libertem-gpu templates``: a
+kinematic bank of a crystal to match against."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from libertem_gpu.cli.common import UsageError
 
-__all__ = ["add_template_args", "template_udf"]
+__all__ = ["add_template_args", "add_templates_command", "template_udf"]
 
 
 def add_template_args(group: Any) -> None:
@@ -73,3 +74,121 @@ def template_udf(
         shifts=shifts,
     )
     return udf, params
+
+
+def add_templates_command(sub: Any) -> None:
+    """The ``templates`` sub-command: a kinematic template bank for ``run --templates``."""
+    p = sub.add_parser(
+        "templates",
+        help="make a template bank of a crystal for run --templates",
+        description="Write the kinematic reflections of a crystal (kinematic_templates) for "
+        "each zone axis or orientation to OUT.npy, a (templates, spots, 3) array of (dy, dx, "
+        "intensity) padded with intensity 0, and the orientations (3 x 3 rotation matrices, "
+        "crystal to laboratory) to OUT_orientations.npy, for match_orientations. "
+        "Orientations without a reflection are left out of both, and said so.",
+    )
+    p.add_argument("out", metavar="OUT.npy", help="the template bank to write")
+    p.add_argument(
+        "--cell",
+        nargs=6,
+        type=float,
+        required=True,
+        metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),
+        help="lattice parameters: Å and degrees",
+    )
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        required=True,
+        metavar="P",
+        help="the detector's pixel in reciprocal space, 1/Å (without 2 pi)",
+    )
+    p.add_argument("--reach", type=float, required=True, metavar="R", help="pixels from the centre")
+    p.add_argument(
+        "--zone",
+        nargs=3,
+        type=float,
+        action="append",
+        default=[],
+        metavar=("U", "V", "W"),
+        help="a zone axis along the beam (repeatable)",
+    )
+    p.add_argument(
+        "--orientations",
+        metavar="FILE.npy",
+        help="rotation matrices (n, 3, 3), crystal to laboratory (e.g. from orix), besides --zone",
+    )
+    p.add_argument(
+        "--atom",
+        nargs=4,
+        type=float,
+        action="append",
+        default=[],
+        metavar=("X", "Y", "Z", "F"),
+        help="an atom: fractional coordinates and scattering weight (repeatable; default one "
+        "atom at the origin)",
+    )
+    p.add_argument("--kv", type=float, default=200.0, help="accelerating voltage (default 200)")
+    p.add_argument(
+        "--max-excitation",
+        type=float,
+        default=0.01,
+        metavar="S",
+        help="largest excitation error kept, 1/Å (default 0.01)",
+    )
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.set_defaults(func=_cmd_templates)
+
+
+def _cmd_templates(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from libertem_gpu.outputs import atomic_path
+    from libertem_gpu.udf.template_bank import kinematic_templates, zone_axis_orientation
+
+    if not args.out.endswith(".npy"):
+        raise UsageError(f"{args.out}: the template bank is written as a .npy file")
+    side = args.out[: -len(".npy")] + "_orientations.npy"
+    for path in (args.out, side):
+        if os.path.lexists(path) and not args.force:
+            raise UsageError(f"{path} exists; pass --force to replace it")
+    rotations = [zone_axis_orientation(args.cell, uvw) for uvw in args.zone]
+    if args.orientations is not None:
+        try:
+            given = np.load(args.orientations, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UsageError(
+                f"--orientations {args.orientations}: cannot read a NumPy .npy array ({e})"
+            ) from None
+        rotations += list(np.asarray(given, dtype=np.float64).reshape(-1, *given.shape[-2:]))
+    if not rotations:
+        raise UsageError("give the orientations: --zone U V W (repeatable) or --orientations")
+    bank = kinematic_templates(
+        args.cell,
+        np.stack(rotations),
+        args.pixel_size,
+        args.reach,
+        voltage_kv=args.kv,
+        max_excitation=args.max_excitation,
+        atoms=args.atom or None,
+    )
+    kept = [i for i, t in enumerate(bank) if len(t)]
+    dropped = sorted(set(range(len(bank))) - set(kept))
+    if dropped:
+        print(
+            f"note: {len(dropped)} orientation(s) excite no reflection within --reach and "
+            f"--max-excitation and are left out: {dropped}",
+            file=sys.stderr,
+        )
+    if not kept:
+        raise UsageError("no orientation excites a reflection: widen --reach or --max-excitation")
+    padded = np.zeros((len(kept), max(len(bank[i]) for i in kept), 3))
+    for row, i in enumerate(kept):
+        padded[row, : len(bank[i])] = bank[i]
+    with atomic_path(args.out) as tmp:
+        np.save(tmp, padded)
+    with atomic_path(side) as tmp:
+        np.save(tmp, np.stack(rotations)[kept])
+    print(f"{len(kept)} templates of up to {padded.shape[1]} reflections -> {args.out}, {side}")
+    return 0

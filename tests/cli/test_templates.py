@@ -84,3 +84,59 @@ def test_ring_strain_as_the_library(tmp_path, rng):
     assert res.dims("ring_strain_strain") == ["scan_y", "scan_x", "component"]
     (entry,) = res.metadata["analyses"]
     assert entry["udf"] == "RingStrainUDF" and entry["parameters"]["reference_radius"] == 30
+
+
+def test_templates_command_writes_the_library_bank(tmp_path, capsys):
+    """``libertem-gpu templates``: kinematic_templates padded, and the orientations beside;
+    zone axes and a file of rotations; an orientation without reflections is left out."""
+    from libertem_gpu.udf.template_bank import kinematic_templates, zone_axis_orientation
+
+    cell = ["4.05", "4.05", "4.05", "90", "90", "90"]
+    atoms = [["0", "0", "0", "13"], ["0.5", "0.5", "0", "13"]]
+    atoms += [["0.5", "0", "0.5", "13"], ["0", "0.5", "0.5", "13"]]
+    tilted = np.array(  # a random orientation that excites nothing within the reach
+        [
+            [0.66433984769, 0.745682589661, 0.051088572577],
+            [0.308414000906, -0.211225025546, -0.927504605179],
+            [-0.680832850865, 0.631934699205, -0.370304152183],
+        ]
+    )
+    np.save(tmp_path / "rot.npy", tilted[None])
+    out = tmp_path / "al.npy"
+    argv = ["templates", str(out), "--cell", *cell, "--pixel-size", "0.02", "--reach", "44"]
+    argv += ["--zone", "0", "0", "1", "--zone", "1", "1", "1", "--orientations"]
+    argv += [str(tmp_path / "rot.npy"), "--max-excitation", "0.008"]
+    for atom in atoms:
+        argv += ["--atom", *atom]
+    assert main(argv) == 0
+    bank = np.load(out)
+    rotations = np.load(tmp_path / "al_orientations.npy")
+    fcc = [[float(v) for v in a] for a in atoms]
+    zones = [zone_axis_orientation([float(c) for c in cell], z) for z in ((0, 0, 1), (1, 1, 1))]
+    want = kinematic_templates(
+        [float(c) for c in cell], zones, 0.02, 44, atoms=fcc, max_excitation=0.008
+    )
+    assert bank.shape == (2, max(len(t) for t in want), 3)
+    np.testing.assert_allclose(rotations, np.stack(zones))
+    for row, t in zip(bank, want, strict=True):
+        np.testing.assert_allclose(row[: len(t)], t)
+        assert not row[len(t) :].any()
+    assert "left out: [2]" in capsys.readouterr().err
+    assert main(argv) == 2  # exists: needs --force
+    assert "--force" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "templates",
+                str(tmp_path / "x.npy"),
+                "--cell",
+                *cell,
+                "--pixel-size",
+                "0.02",
+                "--reach",
+                "44",
+            ]
+        )
+        == 2
+    )
+    assert "--zone" in capsys.readouterr().err
