@@ -40,18 +40,21 @@ def add_template_args(group: Any) -> None:
     )
 
 
+def _load(path: str, option: str) -> np.ndarray:
+    """The array of ``option``'s file, or a usage error naming both."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{option} {path}: cannot read a NumPy .npy array ({e})") from None
+
+
 def template_udf(
     args: argparse.Namespace, center: tuple[float, float], ellipse: Any, shifts: Any
 ) -> tuple[Any, dict[str, Any]]:
     """The UDF of ``--templates`` and its provenance parameters."""
     from libertem_gpu import TemplateMatchUDF
 
-    try:
-        bank = np.load(args.templates, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UsageError(
-            f"--templates {args.templates}: cannot read a NumPy .npy array ({e})"
-        ) from None
+    bank = _load(args.templates, "--templates")
     if bank.ndim != 3 or bank.shape[-1] not in (2, 3) or bank.dtype.kind not in "iuf":
         raise UsageError(
             f"--templates {args.templates}: expected numbers of shape (templates, spots, 3), "
@@ -155,12 +158,7 @@ def _cmd_templates(args: argparse.Namespace) -> int:
             raise UsageError(f"{path} exists; pass --force to replace it")
     rotations = [zone_axis_orientation(args.cell, uvw) for uvw in args.zone]
     if args.orientations is not None:
-        try:
-            given = np.load(args.orientations, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise UsageError(
-                f"--orientations {args.orientations}: cannot read a NumPy .npy array ({e})"
-            ) from None
+        given = _load(args.orientations, "--orientations")
         rotations += list(np.asarray(given, dtype=np.float64).reshape(-1, *given.shape[-2:]))
     if not rotations:
         raise UsageError("give the orientations: --zone U V W (repeatable) or --orientations")
