@@ -5,6 +5,7 @@ checkout on the path (LiberTEM figures are skipped, and said so, where it is mis
 
     PYTHONPATH=$PWD /tmp/lt/bin/python benchmarks/run_analyses.py
     PYTHONPATH=$PWD /tmp/lt/bin/python benchmarks/run_analyses.py --size 128MiB --only logsum,fem
+    PYTHONPATH=$PWD python benchmarks/run_analyses.py --backend cupy --only template_match  # GPU
 
 Each ``benchmarks/analyses_*.py`` module defines ``CASES``, a list of :class:`AnalysisCase`. For
 each case, on one page-cached uint16 raw file (random counts, frames of ``case.sig_shape``):
@@ -145,8 +146,31 @@ def check_reference(case: AnalysisCase, frames: np.ndarray) -> None:
     )
 
 
+def device_of(backend: str) -> tuple[str, str | None]:
+    """``("gpu", device name)`` where ``backend`` runs on CuPy (named, or ``auto`` with a usable
+    GPU), else ``("cpu", None)``."""
+    if backend == "numpy":
+        return "cpu", None
+    from libertem_gpu.backends import device
+
+    info = device.probe()
+    if not info.available:
+        if backend == "cupy":
+            raise SystemExit(f"--backend cupy: no usable GPU ({info.reason})")
+        return "cpu", None
+    import cupy
+
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+    return "gpu", name.decode() if isinstance(name, bytes) else str(name)
+
+
 def bench_case(
-    case: AnalysisCase, size: int, work: str, repeat: int, log: Callable[[str], None]
+    case: AnalysisCase,
+    size: int,
+    work: str,
+    repeat: int,
+    log: Callable[[str], None],
+    device_class: str = "cpu",
 ) -> dict[str, Any]:
     """Time one case on its own file; figures only where the results agree."""
     from libertem_gpu import Context
@@ -163,7 +187,7 @@ def bench_case(
         "nav_shape": list(nav),
         "sig_shape": list(case.sig_shape),
         "nbytes": nbytes,
-        "device_class": "cpu",
+        "device_class": device_class,
     }
     try:
         with MappedFile(path) as mapped:
@@ -228,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated case names")
     parser.add_argument("--out", default=None, help="results JSON path")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "numpy", "cupy"),
+        default="auto",
+        help="where our side runs (default auto: the GPU where there is one)",
+    )
     args = parser.parse_args(argv)
     units = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
     size = next(
@@ -237,11 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     if size is None:
         size = int(args.size)
     cases = load_cases({s for s in args.only.split(",") if s} or None)
+    device_class, device_name = device_of(args.backend)
     report: dict[str, Any] = {
         "benchmark": "analyses",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(extra_modules=("scipy",)),
         "cores": n_cores(),
+        "backend": args.backend,
+        "device_class": device_class,
+        "device": device_name,
         "repeat": args.repeat,
         "cases": [],
     }
@@ -249,12 +283,27 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    out = args.out or os.path.join(
+        HERE,
+        "results",
+        f"{datetime.date.today().isoformat()}-analyses-{report['machine']['hostname']}.json",
+    )
+
+    def save() -> None:  # after every case: a run cut short keeps what it measured
+        with open(out, "w") as f:
+            json.dump(report, f, indent=1)
+
     log(f"{report['machine']['cpu']} ({', '.join(report['machine']['isa'])}), {n_cores()} cores")
     with tempfile.TemporaryDirectory(prefix="lg-analyses-") as work:
         for case in cases:
             t0 = time.perf_counter()
-            entry = bench_case(case, size, work, args.repeat, log)
+            from libertem_gpu import config
+
+            backend = {"cpu": "numpy", "gpu": "cupy"}[device_class]
+            with config.set(backend=backend):
+                entry = bench_case(case, size, work, args.repeat, log, device_class)
             report["cases"].append(entry)
+            save()
             ratio = entry.get("x_libertem")
             missing = entry.get("libertem_error", "no LiberTEM")
             versus = f"{ratio:.2f}x LiberTEM" if ratio else missing
@@ -263,13 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{entry['ours_gbps']:.2f} GB/s ({entry['of_floor']:.2f} of floor), "
                 + f"{versus} [{time.perf_counter() - t0:.0f} s]"
             )
-    out = args.out or os.path.join(
-        HERE,
-        "results",
-        f"{datetime.date.today().isoformat()}-analyses-{report['machine']['hostname']}.json",
-    )
-    with open(out, "w") as f:
-        json.dump(report, f, indent=1)
+    save()
     log(f"wrote {out}")
     return 0
 

@@ -12,6 +12,9 @@
 #   probe         versions, machine, device, each GPU kernel against NumPy, pinned H2D, kvikio
 #   gpu-tests     pytest -m gpu (not the CPU suite), with addopts overridden so that it runs
 #                 with or without pytest-benchmark
+#   analyses      benchmarks/run_analyses.py --backend cupy: template matching, ring strain and
+#                 SSB on small simulated files (ANALYSES_SIZE, 128MiB), each checked against its
+#                 NumPy reference first; its JSON rewritten after every case (ANALYSES_CAP_S, 60 s)
 #   bench         benchmarks/gpu.py: ceilings, then each analysis x mode x dtype, its JSON
 #                 rewritten after every measurement
 #   disks         benchmarks/bench_disks.py --device cuda: disk correlation at known positions
@@ -24,6 +27,7 @@
 #   OUT=/tmp/gpu-run bash benchmarks/run_gpu.sh
 #
 # Settings (environment): GPU_CHECK_BUDGET_S (330), BENCH_GIB (1), BENCH_REPEAT (3),
+# ANALYSES_SIZE (128MiB), ANALYSES_CAP_S (60),
 # GPU_TESTS (tests), DISKS_CAP_S (60), DISKS_FRAMES (8192), WHEEL_DIR (.whl), SITE_DIR (/tmp/gpu-check-site), RESULTS_DIR
 # (benchmarks/results), GPU_CHECK_NUMPY_PIN (auto | never), PYTHON (python3).
 # The step functions run indirectly (exported, through `bash -c` under `timeout`).
@@ -178,6 +182,9 @@ have_gpu=$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])).get("dev
 print("yes" if isinstance(d, dict) else "no")' "$OUT/probe.json" 2>/dev/null || echo no)
 bench_outs=(--out "$OUT")
 [ "$have_gpu" = yes ] && bench_outs+=(--out "$RESULTS_DIR")
+step analyses "${ANALYSES_CAP_S:-60}" "$PY" benchmarks/run_analyses.py --backend cupy \
+    --size "${ANALYSES_SIZE:-128MiB}" --repeat 2 --only template_match,ring_strain,ssb \
+    --out "$OUT/analyses-gpu.json"
 # The disk-finding benchmark (issue 19) keeps DISKS_CAP_S (60 s) of the budget for itself
 # (15 s without a GPU, where it only says so).
 disks_cap=${DISKS_CAP_S:-60}
@@ -185,10 +192,10 @@ disks_cap=${DISKS_CAP_S:-60}
 bench_cap=$(($(remaining) - 10 - disks_cap))
 step bench "$bench_cap" "$PY" benchmarks/gpu.py "${bench_outs[@]}" \
     --gib "${BENCH_GIB:-1}" --repeat "${BENCH_REPEAT:-3}" --deadline-s "$((bench_cap - 40))"
-disks_outs=(--out "$OUT")
-[ "$have_gpu" = yes ] && disks_outs=(--out "$RESULTS_DIR")
+# Into $OUT, whose files are what the device tool brings back (RESULTS_DIR on that machine is
+# not); the caller copies them into benchmarks/results/.
 step disks "$disks_cap" "$PY" benchmarks/bench_disks.py --device cuda --frames "${DISKS_FRAMES:-8192}" \
-    --repeat "${BENCH_REPEAT:-3}" "${disks_outs[@]}"
+    --repeat "${BENCH_REPEAT:-3}" --out "$OUT"
 
 # --- summary ------------------------------------------------------------------------------------
 "$PY" - "$STEPS" "$OUT/steps.json" "$BUDGET" "$SECONDS" "$failed" << 'PYEOF'
