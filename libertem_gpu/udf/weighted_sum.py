@@ -36,6 +36,9 @@ class WeightedSumUDF(UDF):
     weights : array_like
         ``(*nav, l)`` or ``(*nav,)`` finite numbers: the scan's shape, then (optionally) one
         weight per sum. A bool map sums the frames it marks.
+    squared : bool
+        Sum the frames' squares instead, ``sum_p w[p, j] frame_p**2`` (pixel by pixel, in
+        float64): weighted second moments. Default False.
     backends : sequence of str, optional
         Restrict the backends this UDF may run on.
 
@@ -58,7 +61,9 @@ class WeightedSumUDF(UDF):
     True
     """
 
-    def __init__(self, weights: Any, backends: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, weights: Any, backends: Sequence[str] | None = None, squared: bool = False
+    ) -> None:
         array = np.asarray(weights)
         if array.dtype.kind not in "biuf" or array.ndim == 0:
             raise InvalidParameterError(
@@ -68,7 +73,7 @@ class WeightedSumUDF(UDF):
         array = array.astype(np.float64)
         if not np.isfinite(array).all():
             raise InvalidParameterError("WeightedSumUDF: weights must be finite")
-        super().__init__(weights=array, backends=backends)
+        super().__init__(weights=array, backends=backends, squared=bool(squared))
 
     def get_preferred_input_dtype(self) -> Any:
         """The stored type, which the operation reads (converting as it goes)."""
@@ -125,7 +130,11 @@ class WeightedSumUDF(UDF):
         assert self.meta is not None and self.meta.tile is not None
         p0, p1 = pixel_range(self.meta)
         frames = self.xp.asarray(self.meta.tile.frames)
-        self._sum(flat_tile(tile), self._weights[frames], self.results.sums[:, p0:p1])
+        data = flat_tile(tile)
+        if self.params.squared:  # exact in float64 for integer data
+            data = self.xp.asarray(data, dtype=np.float64)
+            data = data * data
+        self._sum(data, self._weights[frames], self.results.sums[:, p0:p1])
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Sums add."""

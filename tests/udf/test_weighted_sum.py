@@ -47,3 +47,14 @@ def test_bad_weights_are_refused():
     complex_ds = ctx.load("memory", data=np.ones((3, 4, 5, 6), complex))
     with pytest.raises(UnsupportedDTypeError, match="weighted_frame_sum kernels read real"):
         ctx.run_udf(dataset=complex_ds, udf=WeightedSumUDF(np.ones((3, 4))))
+
+
+def test_squared_sums_weigh_the_squares(inline_ctx, rng):
+    """``squared=True``: ``sum_p w[p] frame_p**2``, exact in float64 for integers."""
+    data = rng.integers(0, 60000, (3, 4, 5, 6)).astype(np.uint16)
+    weights = rng.standard_normal((3, 4, 2))
+    ds = inline_ctx.load("memory", data=data, num_partitions=2)
+    got = inline_ctx.run_udf(dataset=ds, udf=WeightedSumUDF(weights, squared=True))
+    squares = data.astype(np.float64).reshape(12, -1) ** 2
+    want = weights.reshape(12, 2).T @ squares
+    np.testing.assert_allclose(got["intensity"].data.reshape(2, -1), want, rtol=1e-12)
