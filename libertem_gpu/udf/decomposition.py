@@ -41,6 +41,12 @@ class Decomposition:
         ``(*sig)``: the mean frame that was taken away.
     frames : int
         How many frames went in.
+    frame_scale, pixel_scale : numpy.ndarray or None
+        With ``poisson=True``: ``sqrt`` of each frame's total (``(*nav)``, NaN where not
+        processed) and of each pixel's total over the frames (``(*sig)``). Components,
+        scores, singular values and ``mean`` are then those of the normalised frames
+        ``X / sqrt(frame total x pixel total)``; :meth:`reconstruct` and :meth:`nmf` scale
+        back.
     """
 
     components: np.ndarray
@@ -49,6 +55,8 @@ class Decomposition:
     explained_variance_ratio: np.ndarray
     mean: np.ndarray
     frames: int
+    frame_scale: np.ndarray | None = None
+    pixel_scale: np.ndarray | None = None
 
     def reconstruct(self, n: int | None = None) -> np.ndarray:
         """The frames rebuilt from the mean and the first ``n`` components (all by default),
@@ -56,7 +64,11 @@ class Decomposition:
         k = len(self.singular_values) if n is None else int(n)
         sig = self.mean.shape
         flat = self.scores[..., :k] @ self.components[:k].reshape(k, self.mean.size)
-        return flat.reshape(*self.scores.shape[:-1], *sig) + self.mean
+        frames = flat.reshape(*self.scores.shape[:-1], *sig) + self.mean
+        if self.frame_scale is None or self.pixel_scale is None:
+            return frames
+        per_frame = self.frame_scale.reshape(self.frame_scale.shape + (1,) * len(sig))
+        return frames * per_frame * self.pixel_scale
 
     def nmf(
         self,
@@ -99,8 +111,11 @@ class Decomposition:
         # X ~ left @ right: the mean and r components, never formed
         left = np.hstack([flat_scores[seen, :r], np.ones((int(seen.sum()), 1))])
         right = np.vstack([self.components[:r].reshape(r, -1), self.mean.reshape(1, -1)])
+        if self.frame_scale is not None and self.pixel_scale is not None:
+            left = left * self.frame_scale.reshape(-1)[seen][:, None]
+            right = right * self.pixel_scale.reshape(1, -1)
         rng = np.random.default_rng(seed)
-        scale = max(float(self.mean.mean()), 1e-12)
+        scale = max(float(right[-1].mean() * left[:, -1].mean()), 1e-12)
         maps = rng.random((left.shape[0], n_factors)) + 0.1
         patterns = (rng.random((n_factors, right.shape[1])) + 0.1) * scale
         tiny = 1e-12 * scale
@@ -135,9 +150,10 @@ def decompose(
     corrections: Any = None,
     seed: int = 0,
     progress: bool = False,
+    poisson: bool = False,
 ) -> Decomposition:
     """Principal components of the frames (about their mean), by a randomised SVD in
-    ``2 + 2 * power_iterations`` streaming passes.
+    ``2 + 2 * power_iterations`` streaming passes (one more with ``poisson``).
 
     Parameters
     ----------
@@ -167,6 +183,12 @@ def decompose(
         Of the random directions.
     progress : bool
         Show a progress bar for each pass.
+    poisson : bool
+        Normalise for counting noise first (Keenan and Kotula 2004, HyperSpy's and pyxem's
+        ``normalize_poissonian_noise``): decompose ``X / sqrt(a b)``, ``a`` each frame's
+        total and ``b`` each pixel's total over the frames, in which Poisson noise is about
+        equally strong everywhere, so that weak phases rise above the noise of strong pixels.
+        Needs non-negative data; pixels that never count are left out. One extra pass.
 
     Returns
     -------
@@ -186,6 +208,11 @@ def decompose(
     """
     from libertem_gpu import ApplyMasksUDF, StdDevUDF
     from libertem_gpu.udf.weighted_sum import WeightedSumUDF
+
+    if isinstance(poisson, (int, np.integer)) and not isinstance(poisson, bool):
+        poisson = bool(poisson)
+    if not isinstance(poisson, bool):
+        raise InvalidParameterError(f"decompose: poisson must be True or False, got {poisson!r}")
 
     for name, value, least in (
         ("n_components", n_components, 1),
@@ -234,15 +261,42 @@ def decompose(
         values = results[0]["intensity"]
         return np.asarray(values.raw_data, dtype=np.float64), [values, *results[1:]]
 
+    in_roi = np.ones(math.prod(nav), bool) if roi is None else np.asarray(roi).reshape(-1)
+    frame_w = np.ones(math.prod(nav))  # per position: 1, or 1 / sqrt(frame total)
+    pixel_w = np.ones(npix)  # per pixel: 1, or 1 / sqrt(pixel total)
+    totals = None
+    if poisson:
+        totals = _poisson_totals(run, nav, npix)
+        frame_total, pixel_total = totals
+        used = used & (pixel_total > 0)
+        if not used.any():
+            raise InvalidParameterError("decompose: no pixel counts anything (poisson=True)")
+        width = min(width, int(used.sum()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame_w = np.where(frame_total > 0, 1 / np.sqrt(frame_total), 0.0)
+            pixel_w = np.where(used, 1 / np.sqrt(np.maximum(pixel_total, 0)), 0.0)
+
     omega = rng.standard_normal((npix, width)) * used[:, None]
-    y, (values, moments) = project(omega, [StdDevUDF()])
-    count = int(np.asarray(moments["num_frames"].data).reshape(-1)[0])
+    if not poisson:
+        y, (values, moments) = project(omega, [StdDevUDF()])
+        count = int(np.asarray(moments["num_frames"].data).reshape(-1)[0])
+        mean = np.asarray(moments["mean"].data, dtype=np.float64).reshape(-1)
+        varsum = np.asarray(moments["varsum"].data).reshape(-1)
+        total_variance = float(np.sum(varsum[used]))
+    else:
+        extra = [
+            WeightedSumUDF(frame_w.reshape(nav)),
+            WeightedSumUDF(frame_w.reshape(nav) ** 2, squared=True),
+        ]
+        y, (values, sums, squares) = project(omega * pixel_w[:, None], extra)
+        y = y * frame_w[in_roi][:, None]
+        count = int(np.count_nonzero(np.asarray(values.valid_mask)))
+        mean = np.asarray(sums["intensity"].data).reshape(-1) * pixel_w / max(count, 1)
+        second = np.asarray(squares["intensity"].data).reshape(-1) * pixel_w**2
+        total_variance = float(np.sum((second - count * mean**2)[used]))
     if count == 0:
         raise InvalidParameterError("decompose: no frame was processed (empty roi?)")
-    mean = np.asarray(moments["mean"].data, dtype=np.float64).reshape(-1)
-    total_variance = float(np.sum(np.asarray(moments["varsum"].data).reshape(-1)[used]))
     processed = np.asarray(values.valid_mask).reshape(-1)
-    in_roi = np.ones(math.prod(nav), bool) if roi is None else np.asarray(roi).reshape(-1)
     rows = processed[in_roi]  # raw_data holds the roi's positions, processed or not
     y = y[rows] - mean @ omega
 
@@ -251,14 +305,14 @@ def decompose(
         less the mean's share (nothing where q's columns lie in the centred frames' span,
         but QR pads a rank-deficient ``y``, e.g. fewer frames than directions)."""
         table = np.zeros((math.prod(nav), q.shape[1]))
-        table[np.flatnonzero(processed)] = q
+        table[np.flatnonzero(processed)] = q * frame_w[processed][:, None]
         sums = np.asarray(run([WeightedSumUDF(table)])[0]["intensity"].data).reshape(-1, npix)
-        return (sums - np.outer(q.sum(axis=0), mean)) * used
+        return (sums * pixel_w - np.outer(q.sum(axis=0), mean)) * used
 
     for _ in range(power_iterations):
         z = _orthonormal(weighted(_orthonormal(y)).T)  # (npix, width)
-        y, _ = project(z, [])
-        y = y[rows] - mean @ z
+        y, _ = project(z * pixel_w[:, None], [])
+        y = (y * frame_w[in_roi][:, None])[rows] - mean @ z
     q = _orthonormal(y)
     small = weighted(q)  # (width, npix)
     u_small, s, vt = np.linalg.svd(small, full_matrices=False)
@@ -278,4 +332,30 @@ def decompose(
         explained_variance_ratio=ratio,
         mean=mean.reshape(sig),
         frames=count,
+        frame_scale=None if totals is None else _frame_scale(totals[0], processed, nav),
+        pixel_scale=None if totals is None else np.sqrt(np.maximum(totals[1], 0)).reshape(sig),
     )
+
+
+def _poisson_totals(run: Any, nav: tuple[int, ...], npix: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each position's frame total (flat, 0 where not processed) and each pixel's total over
+    the frames; an error for negative ones (not counts)."""
+    from libertem_gpu import SumSigUDF, SumUDF
+
+    pixel_res, frame_res = run([SumUDF(), SumSigUDF()])
+    pixel_total = np.asarray(pixel_res["intensity"].data, dtype=np.float64).reshape(-1)
+    frame_total = np.nan_to_num(
+        np.asarray(frame_res["intensity"].data, dtype=np.float64).reshape(-1), nan=0.0
+    )
+    if (pixel_total < 0).any() or (frame_total < 0).any():
+        raise InvalidParameterError(
+            "decompose: poisson=True needs counts (non-negative data); this data set has "
+            "negative frame or pixel totals (dark-subtracted?)"
+        )
+    return frame_total, pixel_total
+
+
+def _frame_scale(frame_total: np.ndarray, processed: np.ndarray, nav: tuple[int, ...]) -> Any:
+    scale = np.full(frame_total.shape, np.nan)
+    scale[processed] = np.sqrt(frame_total[processed])
+    return scale.reshape(nav)

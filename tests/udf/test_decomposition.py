@@ -41,6 +41,19 @@ def assert_matches(found, frames, processed, k, rtol):
     assert found.frames == len(frames)
 
 
+def scan_frames(data, nav, sync):
+    """Each position's frame as the scan sees it (``sync_offset`` applied), float64, and
+    whether it holds data."""
+    n = int(np.prod(nav))
+    flat = data.reshape(n, -1).astype(np.float64)
+    has_data = np.zeros(n, bool)
+    seen = np.zeros_like(flat)
+    for i in range(n):
+        if 0 <= i + sync < n:
+            seen[i], has_data[i] = flat[i + sync], True
+    return seen, has_data
+
+
 @pytest.mark.parametrize(
     "nav, sig, use_roi, sync",
     [((9, 11), (13, 17), False, 0), ((40,), (7, 5, 3), True, 2), ((3, 4, 5), (23,), True, -3)],
@@ -48,13 +61,7 @@ def assert_matches(found, frames, processed, k, rtol):
 def test_matches_numpy_svd(ctx, rng, nav, sig, use_roi, sync):
     data = mixture(rng, nav, sig)
     ds = ctx.load("memory", data=data, sig_dims=len(sig), sync_offset=sync, num_partitions=3)
-    n = int(np.prod(nav))
-    flat = data.reshape(n, -1)
-    has_data = np.zeros(n, bool)
-    seen = np.zeros_like(flat)
-    for i in range(n):
-        if 0 <= i + sync < n:
-            seen[i], has_data[i] = flat[i + sync], True
+    seen, has_data = scan_frames(data, nav, sync)
     roi = rng.random(nav) > 0.3 if use_roi else None
     processed = has_data & (True if roi is None else roi.reshape(-1))
     found = decompose(ctx, ds, n_components=4, roi=roi)
@@ -199,3 +206,51 @@ def test_corrections_apply_to_every_pass(rng):
     np.testing.assert_allclose(got.singular_values, want.singular_values, rtol=1e-6)
     np.testing.assert_allclose(np.abs(got.scores), np.abs(want.scores), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "nav, sig, use_roi, sync",
+    [((9, 11), (13, 17), False, 0), ((40,), (7, 5, 3), True, 2)],
+)
+def test_poisson_normalised_matches_numpy(ctx, rng, nav, sig, use_roi, sync):
+    """``poisson=True``: NumPy's SVD of ``X / sqrt(a b)`` (frame and pixel totals over the
+    processed frames), centred; reconstruct and nmf scale back."""
+    counts = rng.poisson(20 * mixture(rng, nav, sig, noise=0)).astype(np.uint16)
+    counts.reshape(-1, *sig)[..., 0] = 0  # a pixel that never counts: left out
+    ds = ctx.load("memory", data=counts, sig_dims=len(sig), sync_offset=sync, num_partitions=3)
+    n = int(np.prod(nav))
+    seen, has_data = scan_frames(counts, nav, sync)
+    roi = rng.random(nav) > 0.3 if use_roi else None
+    processed = has_data & (True if roi is None else roi.reshape(-1))
+    frames = seen[processed]
+    a, b = frames.sum(axis=1), frames.sum(axis=0)
+    pixel_w = np.where(b > 0, 1 / np.sqrt(np.where(b > 0, b, 1)), 0)
+    normalised = frames / np.sqrt(a)[:, None] * pixel_w
+    found = decompose(ctx, ds, n_components=3, roi=roi, poisson=True, power_iterations=3)
+    scores, s, vt, ratio = numpy_pca(normalised)
+    np.testing.assert_allclose(found.singular_values[:2], s[:2], rtol=1e-3)
+    np.testing.assert_allclose(found.explained_variance_ratio[:2], ratio[:2], rtol=1e-3)
+    got = found.components.reshape(3, -1)
+    assert not got[:, 0].any()  # the silent pixel
+    assert abs(got[0] @ vt[0]) > 0.999
+    np.testing.assert_allclose(found.mean.reshape(-1), normalised.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(found.pixel_scale.reshape(-1), np.sqrt(b))
+    np.testing.assert_allclose(found.frame_scale.reshape(-1)[processed], np.sqrt(a))
+    # All components: the normalised frames exactly in the subspace's span; then scaled back.
+    rebuilt = found.reconstruct().reshape(n, -1)[processed]
+    approx = (scores[:, :3] @ vt[:3] + normalised.mean(axis=0)) * np.sqrt(a)[:, None] * np.sqrt(b)
+    np.testing.assert_allclose(rebuilt, approx, atol=1e-2 * frames.max())
+    maps, patterns = found.nmf(3, iterations=300)
+    m = maps.reshape(n, 3)[processed]
+    assert (m >= 0).all() and (patterns >= 0).all()
+    # The factors rebuild the frames (in counts, not normalised) as the components do.
+    product = m @ patterns.reshape(3, -1)
+    assert np.linalg.norm(product - rebuilt) < 0.1 * np.linalg.norm(rebuilt)
+
+
+def test_poisson_needs_counts(inline_ctx: Context, rng):
+    data = rng.standard_normal((4, 5, 6, 7))
+    with pytest.raises(InvalidParameterError, match="non-negative"):
+        decompose(inline_ctx, inline_ctx.load("memory", data=data), n_components=2, poisson=True)
+    with pytest.raises(InvalidParameterError, match="poisson must be True or False"):
+        decompose(inline_ctx, inline_ctx.load("memory", data=data.clip(0)), poisson="yes")
