@@ -23,6 +23,11 @@ def add_pca_arg(group: Any) -> None:
         help="principal components of the frames about their mean (a randomised SVD, six "
         "passes of its own): K component frames, their score maps and explained variance",
     )
+    group.add_argument(
+        "--pca-poisson",
+        action="store_true",
+        help="--pca of the frames normalised for counting noise (one more pass; counts only)",
+    )
 
 
 def run_pca(
@@ -41,6 +46,7 @@ def run_pca(
         roi=roi,
         corrections=corrections,
         progress=want_progress(args),
+        poisson=args.pca_poisson,
     )
     nav = nav_dim_names(len(ds.nav_shape))
     sig = sig_dim_names(len(ds.sig_shape))
@@ -60,5 +66,11 @@ def run_pca(
         ),
         "pca_mean": array_entry("pca", "mean", "sig", sig),
     }
+    if found.frame_scale is not None and found.pixel_scale is not None:
+        arrays["pca_frame_scale"] = found.frame_scale
+        arrays["pca_pixel_scale"] = found.pixel_scale
+        entries["pca_frame_scale"] = array_entry("pca", "frame_scale", "nav", nav)
+        entries["pca_pixel_scale"] = array_entry("pca", "pixel_scale", "sig", sig)
     params = {"n_components": args.pca, "oversampling": 8, "power_iterations": 2, "seed": 0}
+    params["poisson"] = bool(args.pca_poisson)
     return arrays, entries, {"name": "pca", "udf": "decompose", "parameters": params}

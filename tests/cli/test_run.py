@@ -374,6 +374,26 @@ def test_pca_with_a_roi_equals_the_library(tmp_path, rng):
     assert main([*argv[:2], "--pca", "0", "--out", str(tmp_path / "q.npz")]) == 2
 
 
+def test_pca_of_counts_normalised_for_poisson_noise(tmp_path, rng):
+    """``--pca K --pca-poisson``: ``decompose(..., poisson=True)``, with the scales saved."""
+    maps, patterns = rng.random((2, 8, 9)), rng.random((2, 10, 11))
+    counts = rng.poisson(30 * np.einsum("cij,cab->ijab", maps, patterns)).astype(np.uint16)
+    np.save(tmp_path / "scan.npy", counts)
+    out = tmp_path / "p.npz"
+    argv = ["run", str(tmp_path / "scan.npy"), "--pca", "2", "--pca-poisson", "--out", str(out)]
+    assert main(argv) == 0
+    res = load_results(out)
+    with Context("inline") as ctx:
+        ds = ctx.load("memory", data=counts)
+        want = libertem_gpu.decompose(ctx, ds, n_components=2, poisson=True)
+    np.testing.assert_allclose(res["pca_singular_values"], want.singular_values)
+    np.testing.assert_allclose(res["pca_frame_scale"], want.frame_scale)
+    np.testing.assert_allclose(res["pca_pixel_scale"], want.pixel_scale)
+    assert res.dims("pca_pixel_scale") == ["sig_y", "sig_x"]
+    (entry,) = res.metadata["analyses"]
+    assert entry["parameters"]["poisson"] is True
+
+
 def test_images_png_and_float32_tiff(raw_file, tmp_path):
     from PIL import Image
 
