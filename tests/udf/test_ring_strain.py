@@ -1,5 +1,6 @@
 """RingStrainUDF: the ring's radius per profile and the harmonics' fit against known answers;
-the UDF against the same steps applied to RadialProfileUDF's polar means on every 2-D case;
+the UDF against the same steps applied to RadialProfileUDF's polar means on every other 2-D
+case (those test_template_match leaves), with every executor;
 strain, centre shifts and reference radii on simulated strained rings; parameter errors."""
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def test_fit_harmonics_recovers_coefficients(rng):
     assert np.isnan(got[1]).all() and np.isnan(residual[1])
 
 
-@pytest.mark.parametrize("case", case_params(CASES_2D_SIG))
+@pytest.mark.parametrize("case", case_params(CASES_2D_SIG[1::2]))
 def test_udf_is_its_steps_on_the_polar_means(ctx, rng, tmp_path, case):
     loaded = load_case(ctx, case, rng, tmp_path)
     sig = case.sig
