@@ -20,7 +20,13 @@ import numpy as np
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.udf.ssb_geometry import electron_wavelength
 
-__all__ = ["direct_basis", "kinematic_templates", "match_orientations", "zone_axis_orientation"]
+__all__ = [
+    "direct_basis",
+    "direction_orientations",
+    "kinematic_templates",
+    "match_orientations",
+    "zone_axis_orientation",
+]
 
 _WHAT = "kinematic_templates"
 
@@ -73,7 +79,39 @@ def zone_axis_orientation(cell: Sequence[float], uvw: Sequence[float]) -> np.nda
     norm = float(np.linalg.norm(direction))
     if direction.shape != (3,) or not norm > 0:
         raise InvalidParameterError(f"{_WHAT}: uvw must be three numbers, not all 0, got {uvw!r}")
-    t = direction / norm
+    return _onto_beam(direction / norm)
+
+
+def direction_orientations(directions: Any) -> np.ndarray:
+    """Rotations that put each Cartesian crystal direction along the beam (+z), turned about
+    the beam as :func:`zone_axis_orientation` turns them (template matching searches that
+    turn).
+
+    Parameters
+    ----------
+    directions : array_like
+        ``(n, 3)`` directions in the crystal's Cartesian frame (``a`` along x, ``b`` in the
+        xy plane), such as :func:`~libertem_gpu.udf.crystal_symmetry.beam_directions`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 3, 3)`` rotation matrices, crystal to laboratory.
+    """
+    d = np.asarray(directions, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] != 3 or not np.isfinite(d).all():
+        raise InvalidParameterError(
+            f"{_WHAT}: directions must be finite (n, 3) vectors, got shape {d.shape}"
+        )
+    norm = np.linalg.norm(d, axis=1)
+    if (norm <= 0).any():
+        raise InvalidParameterError(f"{_WHAT}: direction {int(np.argmin(norm))} is zero")
+    return np.array([_onto_beam(v / n) for v, n in zip(d, norm, strict=True)]).reshape(-1, 3, 3)
+
+
+def _onto_beam(t: np.ndarray) -> np.ndarray:
+    """The rotation about ``t x z`` taking the unit vector ``t`` to +z (half a turn about x
+    for -z)."""
     z = np.array([0.0, 0.0, 1.0])
     axis = np.cross(t, z)
     s, c = float(np.linalg.norm(axis)), float(t @ z)

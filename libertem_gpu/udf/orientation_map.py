@@ -1,0 +1,196 @@
+"""Orientation maps from template matching: Euler angles and inverse pole figure colours.
+
+Orientations are rotation matrices ``R`` from the crystal's Cartesian frame (``a`` along x,
+``b`` in the xy plane) to the laboratory's (x along the detector's columns, y along its rows,
+the beam along +z), as :func:`~libertem_gpu.match_orientations` gives them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.udf.crystal_symmetry import (
+    _SPAN,
+    _system,
+    in_sector,
+    reduce_directions,
+    sector_corners,
+)
+
+__all__ = ["euler_angles", "ipf_colors", "ipf_key", "rotations_from_euler"]
+
+
+def _rotations(rotations: Any, what: str) -> np.ndarray:
+    rot = np.asarray(rotations, dtype=np.float64)
+    if rot.shape[-2:] != (3, 3):
+        raise InvalidParameterError(
+            f"{what}: rotations must have shape (..., 3, 3), got {rot.shape}"
+        )
+    return rot
+
+
+def euler_angles(rotations: Any, degrees: bool = False) -> np.ndarray:
+    """Bunge's Euler angles ``(phi1, Phi, phi2)`` (z, x', z'') of each orientation.
+
+    They describe ``g = R.T``, which takes laboratory (sample) coordinates to crystal ones:
+    ``g = Rz(phi2) Rx(Phi) Rz(phi1)`` in the passive sense, the convention of EBSD software
+    (TSL .ang files, MTEX, orix).
+
+    Parameters
+    ----------
+    rotations : array_like
+        ``(..., 3, 3)``, crystal to laboratory; NaN matrices give NaN angles.
+    degrees : bool
+        Degrees instead of radians.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., 3)``: ``phi1`` and ``phi2`` in [0, 2 pi), ``Phi`` in [0, pi]. Where ``Phi``
+        is 0 or pi only ``phi1 + phi2`` (or their difference) is defined: ``phi2`` is 0.
+    """
+    g = np.swapaxes(_rotations(rotations, "euler_angles"), -1, -2)
+    # atan2 keeps Phi accurate near 0 and pi, where arccos loses half the digits.
+    sin_phi = np.hypot(g[..., 2, 0], g[..., 2, 1])
+    big_phi = np.arctan2(sin_phi, g[..., 2, 2])
+    regular = sin_phi > 1e-12
+    phi1 = np.where(
+        regular, np.arctan2(g[..., 2, 0], -g[..., 2, 1]), np.arctan2(g[..., 0, 1], g[..., 0, 0])
+    )
+    phi2 = np.where(regular, np.arctan2(g[..., 0, 2], g[..., 1, 2]), 0.0)
+    angles = np.stack([phi1 % (2 * np.pi), big_phi, phi2 % (2 * np.pi)], axis=-1)
+    angles[~np.isfinite(g).all(axis=(-1, -2))] = np.nan
+    return np.degrees(angles) if degrees else angles
+
+
+def rotations_from_euler(angles: Any, degrees: bool = False) -> np.ndarray:
+    """The orientations (crystal to laboratory) of Bunge Euler angles ``(..., 3)``: the
+    inverse of :func:`euler_angles`."""
+    a = np.asarray(angles, dtype=np.float64)
+    if a.shape[-1:] != (3,):
+        raise InvalidParameterError(
+            f"rotations_from_euler: angles must have shape (..., 3), got {a.shape}"
+        )
+    if degrees:
+        a = np.radians(a)
+    c1, c, c2 = np.cos(a[..., 0]), np.cos(a[..., 1]), np.cos(a[..., 2])
+    s1, s, s2 = np.sin(a[..., 0]), np.sin(a[..., 1]), np.sin(a[..., 2])
+    g = np.empty((*a.shape[:-1], 3, 3))
+    g[..., 0, 0] = c1 * c2 - s1 * s2 * c
+    g[..., 0, 1] = s1 * c2 + c1 * s2 * c
+    g[..., 0, 2] = s2 * s
+    g[..., 1, 0] = -c1 * s2 - s1 * c2 * c
+    g[..., 1, 1] = -s1 * s2 + c1 * c2 * c
+    g[..., 1, 2] = c2 * s
+    g[..., 2, 0] = s1 * s
+    g[..., 2, 1] = -c1 * s
+    g[..., 2, 2] = c
+    return np.swapaxes(g, -1, -2)
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Vectorised HSV to RGB, each in [0, 1]."""
+    i = np.floor(h * 6.0) % 6
+    f = h * 6.0 - np.floor(h * 6.0)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    out = np.zeros((*h.shape, 3))
+    for k, (r, g, b) in enumerate(choices):
+        sel = i == k
+        out[sel] = np.stack([r[sel], g[sel], b[sel]], axis=-1)
+    return out
+
+
+def _sector_colors(d: np.ndarray, system: str) -> np.ndarray:
+    """Colours of unit directions already in the sector (NaN rows stay NaN)."""
+    corners = sector_corners(system)
+    if corners is not None:
+        # Weights of the corners that make the direction (the sector is convex as a cone):
+        # each corner pure red, green or blue, brightest component 1.
+        w = np.linalg.solve(corners.T, d.reshape(-1, 3).T).T
+        w = np.clip(w, 0.0, None)
+        rgb = w / w.max(axis=1, keepdims=True)
+        return np.sqrt(rgb).reshape(d.shape)
+    # Azimuth across the sector as hue, the angle from z as saturation: z is white.
+    span = _SPAN[system]
+    phi = np.degrees(np.arctan2(d[..., 1], d[..., 0])) % 360.0
+    hue = np.clip(phi / span, 0.0, 1.0) * (5.0 / 6.0 if span < 360.0 else 1.0)
+    theta = np.degrees(np.arccos(np.clip(d[..., 2], -1.0, 1.0)))
+    sat = np.clip(theta / 90.0, 0.0, 1.0)
+    return _hsv_to_rgb(hue, sat, np.ones_like(hue))
+
+
+def ipf_colors(rotations: Any, system: str, axis: Any = (0.0, 0.0, 1.0)) -> np.ndarray:
+    """Inverse pole figure colours: where a laboratory direction (the beam by default) lies in
+    the crystal, reduced into the system's fundamental sector, as RGB.
+
+    Triangular sectors (cubic, hexagonal, tetragonal, orthorhombic) colour their corners red,
+    green and blue (cubic: [001], [101], [111]; see
+    :func:`~libertem_gpu.udf.crystal_symmetry.sector_corners`) and mix them between. The
+    others (trigonal, monoclinic, triclinic) take the azimuth across the sector as hue and
+    the angle from z as saturation, z white. :func:`ipf_key` draws the key.
+
+    Parameters
+    ----------
+    rotations : array_like
+        ``(..., 3, 3)`` orientations, crystal to laboratory.
+    system : str
+        The crystal system (``crystal_symmetry.SYSTEMS``).
+    axis : array_like
+        The laboratory direction, default the beam (IPF-Z).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., 3)`` float RGB in [0, 1]; NaN where the orientation is NaN.
+    """
+    name = _system(system)
+    rot = _rotations(rotations, "ipf_colors")
+    v = np.asarray(axis, dtype=np.float64)
+    if v.shape != (3,) or not np.linalg.norm(v) > 0:
+        raise InvalidParameterError(f"ipf_colors: axis must be a non-zero 3-vector, got {axis!r}")
+    crystal = np.einsum("...ji,j->...i", rot, v / np.linalg.norm(v))  # R.T v
+    d = reduce_directions(crystal, name)
+    out = np.full(d.shape, np.nan)
+    ok = np.isfinite(d).all(axis=-1)
+    out[ok] = _sector_colors(d[ok], name)
+    return out
+
+
+def ipf_key(system: str, size: int = 256) -> np.ndarray:
+    """The colour key of :func:`ipf_colors`: the fundamental sector in stereographic
+    projection (z at the origin, x to the right, y up), as an RGBA image.
+
+    Returns
+    -------
+    numpy.ndarray
+        float ``(size, size, 4)`` in [0, 1], transparent outside the sector.
+    """
+    name = _system(system)
+    if not isinstance(size, (int, np.integer)) or not 16 <= size <= 4096:
+        raise InvalidParameterError(f"ipf_key: size must be an integer in [16, 4096], got {size!r}")
+    span = _SPAN[name]
+    top = math.atan(math.sqrt(2.0)) if name == "cubic" else math.pi / 2
+    reach = math.tan(top / 2)  # stereographic radius of the sector's farthest point
+    if span >= 180.0:
+        x0, x1, y0, y1 = -reach, reach, (0.0 if span == 180.0 else -reach), reach
+    else:
+        edge = math.radians(span)
+        x0, x1 = min(0.0, reach * math.cos(edge)), reach
+        y0, y1 = 0.0, max(reach * math.sin(edge), 1e-3 * reach)
+    half = max(x1 - x0, y1 - y0) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    t = (np.arange(size) + 0.5) / size * 2 - 1
+    xs = cx + half * 1.04 * t[None, :]
+    ys = cy - half * 1.04 * t[:, None]  # rows downwards, y up
+    r2 = xs**2 + ys**2
+    d = np.stack(np.broadcast_arrays(2 * xs, 2 * ys, 1 - r2), axis=-1) / (1 + r2)[..., None]
+    inside = in_sector(d, name)
+    image = np.zeros((size, size, 4))
+    image[inside, :3] = _sector_colors(d[inside], name)
+    image[inside, 3] = 1.0
+    return image

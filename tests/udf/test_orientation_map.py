@@ -1,0 +1,166 @@
+"""Euler angles against Bunge's definition and hand cases, inverse pole figure colours
+against their key's corners and the crystal's symmetry, and an orientation map end to end:
+frames of an FCC crystal in orientations over the cubic sector, matched against a bank over
+the same sector, come back with their beam directions and colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from libertem_gpu import (
+    Context,
+    TemplateMatchUDF,
+    beam_directions,
+    direction_orientations,
+    euler_angles,
+    ipf_colors,
+    ipf_key,
+    kinematic_templates,
+    match_orientations,
+    rotations_from_euler,
+)
+from libertem_gpu.errors import InvalidParameterError
+from libertem_gpu.udf.crystal_symmetry import SYSTEMS, laue_operations, sector_corners
+from tests.udf.test_template_match import render
+
+FCC = [(0, 0, 0, 13), (0.5, 0.5, 0, 13), (0.5, 0, 0.5, 13), (0, 0.5, 0.5, 13)]
+ALUMINIUM = (4.05, 4.05, 4.05, 90, 90, 90)
+
+
+def _about(axis, angle):
+    return Rotation.from_rotvec(np.asarray(axis, float) * angle).as_matrix()
+
+
+def test_euler_angles_round_trip_and_definition():
+    rot = Rotation.random(200, random_state=1).as_matrix()
+    e = euler_angles(rot)
+    assert (e[:, 0] >= 0).all() and (e[:, 0] < 2 * np.pi).all()
+    assert (e[:, 1] >= 0).all() and (e[:, 1] <= np.pi).all()
+    np.testing.assert_allclose(rotations_from_euler(e), rot, atol=1e-12)
+    np.testing.assert_allclose(euler_angles(rot, degrees=True), np.degrees(e))
+    # g = R.T = Rz(phi2) Rx(Phi) Rz(phi1), each passive: R = Rz(phi1) Rx(Phi) Rz(phi2) active.
+    for phi1, big, phi2 in e[:5]:
+        active = _about([0, 0, 1], phi1) @ _about([1, 0, 0], big) @ _about([0, 0, 1], phi2)
+        np.testing.assert_allclose(rotations_from_euler([phi1, big, phi2]), active, atol=1e-12)
+
+
+def test_euler_angles_hand_cases():
+    np.testing.assert_allclose(euler_angles(np.eye(3)), [0, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(euler_angles(_about([0, 0, 1], 0.3)), [0.3, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(euler_angles(_about([1, 0, 0], 0.7)), [0, 0.7, 0], atol=1e-12)
+    # Phi = pi: only phi1 - phi2 is defined; the matrix still comes back.
+    flip = _about([1, 0, 0], np.pi) @ _about([0, 0, 1], 0.4)
+    np.testing.assert_allclose(rotations_from_euler(euler_angles(flip)), flip, atol=1e-12)
+    nan = euler_angles(np.full((2, 3, 3), np.nan))
+    assert np.isnan(nan).all()
+
+
+@pytest.mark.parametrize("system", ["cubic", "hexagonal", "tetragonal", "orthorhombic"])
+def test_ipf_corners_are_red_green_blue(system):
+    corners = sector_corners(system)
+    np.testing.assert_allclose(
+        ipf_colors(direction_orientations(corners), system), np.eye(3), atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_ipf_colours_follow_the_symmetry_not_the_setting(system, rng):
+    rot = Rotation.random(50, random_state=2).as_matrix()
+    ops = laue_operations(system)
+    proper = ops[np.linalg.det(ops) > 0]
+    # A symmetry operation of the crystal (R S) and any turn about the beam (Rz R) keep IPF-Z.
+    s = proper[rng.integers(0, len(proper), len(rot))]
+    turn = Rotation.from_rotvec(np.outer(rng.uniform(0, 7, len(rot)), [0, 0, 1])).as_matrix()
+    want = ipf_colors(rot, system)
+    assert ((want >= 0) & (want <= 1)).all()
+    np.testing.assert_allclose(ipf_colors(rot @ s, system), want, atol=1e-9)
+    np.testing.assert_allclose(ipf_colors(turn @ rot, system), want, atol=1e-9)
+    # IPF-X is IPF-Z of the orientation turned to put x along the beam.
+    to_z = _about([0, 1, 0], -np.pi / 2)  # x -> z
+    np.testing.assert_allclose(
+        ipf_colors(rot, system, axis=(1, 0, 0)), ipf_colors(to_z @ rot, system), atol=1e-9
+    )
+    assert np.isnan(ipf_colors(np.full((3, 3), np.nan), system)).all()
+
+
+def test_ipf_colours_without_corners():
+    # The beam along z is white in the hue keys; along the sector's azimuth 0 at the equator, red.
+    for system in ("trigonal", "monoclinic", "triclinic"):
+        np.testing.assert_allclose(ipf_colors(np.eye(3), system), [1, 1, 1], atol=1e-12)
+        along_x = direction_orientations([[1.0, 0.0, 0.0]])
+        np.testing.assert_allclose(ipf_colors(along_x, system)[0], [1, 0, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_ipf_key(system):
+    key = ipf_key(system, 96)
+    assert key.shape == (96, 96, 4)
+    inside = key[..., 3] == 1
+    assert 0.05 < inside.mean() < 0.95
+    assert (key[~inside] == 0).all()
+    assert ((key[inside, :3] >= 0) & (key[inside, :3] <= 1)).all()
+
+
+def test_bad_arguments():
+    with pytest.raises(InvalidParameterError, match=r"\(\.\.\., 3, 3\)"):
+        euler_angles(np.eye(2))
+    with pytest.raises(InvalidParameterError, match="axis"):
+        ipf_colors(np.eye(3), "cubic", axis=(0, 0, 0))
+    with pytest.raises(InvalidParameterError, match="size"):
+        ipf_key("cubic", 3)
+    with pytest.raises(InvalidParameterError, match="crystal system"):
+        ipf_colors(np.eye(3), "quasicrystal")
+
+
+def test_orientation_map_of_fcc_frames(inline_ctx: Context, rng):
+    """Frames of aluminium along directions of the cubic sector, turned about the beam and
+    some seen from the other side: the matched beam directions are within the bank's spacing
+    of the truth, and colours follow."""
+    resolution = 4.0
+    kw = dict(pixel_size=0.02, reach=44, atoms=FCC, max_excitation=0.025)
+    directions = beam_directions("cubic", resolution)
+    bank_rot = direction_orientations(directions)
+    bank = kinematic_templates(ALUMINIUM, bank_rot, **kw)
+    keep = [i for i, t in enumerate(bank) if len(t) >= 4]
+    bank_rot, bank = bank_rot[keep], [bank[i] for i in keep]
+    # Zone axes tilted by a degree, turned about the beam, and moved by a symmetry operation
+    # or seen from the other side (mirror=True): equivalent, and the same colour.
+    axes = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 1], [1, 1, 2], [0, 1, 3], [1, 2, 3], [1, 1, 4]])
+    n = 8
+    pick = axes[rng.integers(0, len(axes), n)]
+    tilt = Rotation.from_rotvec(
+        np.radians(1.0) * np.column_stack([np.cos(a := rng.uniform(0, 7, n)), np.sin(a), 0 * a])
+    ).as_matrix()
+    turn = Rotation.from_rotvec(np.outer(rng.uniform(0, 7, n), [0, 0, 1])).as_matrix()
+    ops = laue_operations("cubic")
+    sym = ops[rng.integers(0, len(ops), n)]
+    sym *= np.linalg.det(sym)[:, None, None]  # proper: -S is S times the inversion
+    flip = np.where(rng.random(n)[:, None, None] < 0.3, np.diag([-1.0, 1, -1]), np.eye(3))
+    truth_rot = turn @ flip @ tilt @ direction_orientations(pick) @ sym
+    shown = kinematic_templates(ALUMINIUM, truth_rot, **kw)
+    assert all(len(t) >= 4 for t in shown)
+    frames = np.stack(
+        [render(t / [1, 1, t[:, 2].max()], (96, 96), (47.5, 47.5), 0.0) for t in shown]
+    )
+    data = rng.poisson(200 * frames + 2).astype(np.uint16).reshape(2, 4, 96, 96)
+    ds = inline_ctx.load("memory", data=data)
+    res = inline_ctx.run_udf(
+        dataset=ds, udf=TemplateMatchUDF(bank, mirror=True, rad_min=8, power=0.5)
+    )
+    found = match_orientations(
+        bank_rot,
+        res["template"].data[..., 0],
+        res["rotation"].data[..., 0],
+        res["mirrored"].data[..., 0],
+    ).reshape(n, 3, 3)
+    from libertem_gpu.udf.crystal_symmetry import reduce_directions
+
+    beam = np.array([0.0, 0.0, 1.0])
+    want = reduce_directions(truth_rot.transpose(0, 2, 1) @ beam, "cubic")
+    got = reduce_directions(found.transpose(0, 2, 1) @ beam, "cubic")
+    error = np.degrees(np.arccos(np.clip((want * got).sum(axis=1), -1, 1)))
+    assert error.max() <= resolution, error
+    colour = np.abs(ipf_colors(found, "cubic") - ipf_colors(truth_rot, "cubic")).max(axis=1)
+    assert colour.max() < 0.3
