@@ -13,6 +13,8 @@ Sub-commands:
     Copy a data set to chunked HDF5, Zarr, .npy or sparse frames (raw_csr).
 ``templates OUT.npy``
     Write a kinematic template bank of a crystal for ``run --templates``.
+``orientation-map RESULTS``
+    Orientations of ``run --templates`` results as a TSL ``.ang`` file and an IPF image.
 ``worker ADDRESS``
     Join a dask cluster as a worker (needs ``libertem_gpu[cluster]``).
 
@@ -31,6 +33,7 @@ from libertem_gpu.cli.analyses import ANALYSES
 from libertem_gpu.cli.common import UsageError, message, parse_shape
 from libertem_gpu.cli.convert import add_convert
 from libertem_gpu.cli.info import add_demo, add_info, add_worker
+from libertem_gpu.cli.orientation_map import add_orientation_map_command
 from libertem_gpu.cli.run import add_run
 from libertem_gpu.cli.templates import add_templates_command
 from libertem_gpu.errors import LiberTEMGPUError
@@ -54,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(sub)
     add_convert(sub)
     add_templates_command(sub)
+    add_orientation_map_command(sub)
     add_worker(sub)
     return parser
 

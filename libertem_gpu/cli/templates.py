@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.cli.common import UsageError
+from libertem_gpu.udf.crystal_symmetry import SYSTEMS
 
 __all__ = ["add_template_args", "add_templates_command", "template_udf"]
 
@@ -85,9 +86,10 @@ def add_templates_command(sub: Any) -> None:
         "templates",
         help="make a template bank of a crystal for run --templates",
         description="Write the kinematic reflections of a crystal (kinematic_templates) for "
-        "each zone axis or orientation to OUT.npy, a (templates, spots, 3) array of (dy, dx, "
-        "intensity) padded with intensity 0, and the orientations (3 x 3 rotation matrices, "
-        "crystal to laboratory) to OUT_orientations.npy, for match_orientations. "
+        "each zone axis, orientation or beam direction of a crystal system to OUT.npy, a "
+        "(templates, spots, 3) array of (dy, dx, intensity) padded with intensity 0, and the "
+        "orientations (3 x 3 rotation matrices, crystal to laboratory) to "
+        "OUT_orientations.npy, for match_orientations and orientation-map. "
         "Orientations without a reflection are left out of both, and said so.",
     )
     p.add_argument("out", metavar="OUT.npy", help="the template bank to write")
@@ -122,6 +124,19 @@ def add_templates_command(sub: Any) -> None:
         help="rotation matrices (n, 3, 3), crystal to laboratory (e.g. from orix), besides --zone",
     )
     p.add_argument(
+        "--system",
+        choices=SYSTEMS,
+        help="beam directions over the fundamental sector of this crystal system "
+        "(beam_directions), besides --zone and --orientations",
+    )
+    p.add_argument(
+        "--resolution",
+        type=float,
+        default=1.0,
+        metavar="DEG",
+        help="--system: spacing of the beam directions in degrees (default 1)",
+    )
+    p.add_argument(
         "--atom",
         nargs=4,
         type=float,
@@ -148,7 +163,12 @@ def _cmd_templates(args: argparse.Namespace) -> int:
     import sys
 
     from libertem_gpu.outputs import atomic_path
-    from libertem_gpu.udf.template_bank import kinematic_templates, zone_axis_orientation
+    from libertem_gpu.udf.crystal_symmetry import beam_directions
+    from libertem_gpu.udf.template_bank import (
+        direction_orientations,
+        kinematic_templates,
+        zone_axis_orientation,
+    )
 
     if not args.out.endswith(".npy"):
         raise UsageError(f"{args.out}: the template bank is written as a .npy file")
@@ -160,8 +180,12 @@ def _cmd_templates(args: argparse.Namespace) -> int:
     if args.orientations is not None:
         given = _load(args.orientations, "--orientations")
         rotations += list(np.asarray(given, dtype=np.float64).reshape(-1, *given.shape[-2:]))
+    if args.system is not None:
+        rotations += list(direction_orientations(beam_directions(args.system, args.resolution)))
     if not rotations:
-        raise UsageError("give the orientations: --zone U V W (repeatable) or --orientations")
+        raise UsageError(
+            "give the orientations: --zone U V W (repeatable), --orientations or --system"
+        )
     bank = kinematic_templates(
         args.cell,
         np.stack(rotations),

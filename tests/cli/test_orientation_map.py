@@ -1,0 +1,122 @@
+"""``libertem-gpu templates --system`` and ``orientation-map``: a bank over a crystal system's
+sector, matched by ``run --templates``, written as the library writes it (.ang, IPF image and
+key); positions left out by a ROI unindexed; usage errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from libertem_gpu import beam_directions, direction_orientations, load_results
+from libertem_gpu.cli import main
+from tests.udf.test_template_match import render
+
+CELL = ["4.05", "4.05", "4.05", "90", "90", "90"]
+FCC = [["0", "0", "0", "13"], ["0.5", "0.5", "0", "13"], ["0.5", "0", "0.5", "13"]]
+FCC += [["0", "0.5", "0.5", "13"]]
+
+
+@pytest.fixture
+def matched(tmp_path, rng):
+    """A bank of aluminium over the cubic sector, a 2 x 3 scan of its patterns turned, and the
+    results of run --templates with one position left out by a ROI."""
+    argv = ["templates", str(tmp_path / "al.npy"), "--cell", *CELL, "--pixel-size", "0.03"]
+    argv += ["--reach", "30", "--system", "cubic", "--resolution", "6"]
+    for atom in FCC:
+        argv += ["--atom", *atom]
+    assert main(argv) == 0
+    bank = np.load(tmp_path / "al.npy")
+    rotations = np.load(tmp_path / "al_orientations.npy")
+    truth = rng.choice(len(bank), 6, replace=False)
+    frames = [
+        render(bank[t][bank[t][:, 2] > 0] / [1, 1, bank[t][:, 2].max()], (64, 64), (31.5, 31.5), a)
+        for t, a in zip(truth, rng.uniform(0, 2 * np.pi, 6), strict=True)
+    ]
+    data = rng.poisson(100 * np.stack(frames) + 1).astype(np.uint16).reshape(2, 3, 64, 64)
+    np.save(tmp_path / "scan.npy", data)
+    roi = np.ones((2, 3), bool)
+    roi[1, 2] = False
+    np.save(tmp_path / "roi.npy", roi)
+    out = tmp_path / "res.npz"
+    argv = ["run", str(tmp_path / "scan.npy"), "--templates", str(tmp_path / "al.npy")]
+    assert main([*argv, "--mirror", "--roi", str(tmp_path / "roi.npy"), "--out", str(out)]) == 0
+    return tmp_path, out, rotations
+
+
+def test_templates_over_a_crystal_system(matched):
+    *_, rotations = matched
+    directions = beam_directions("cubic", 6)
+    want = direction_orientations(directions)
+    # Every kept orientation is one of the sector's; those without reflections were dropped.
+    match = np.abs(rotations[:, None] - want[None]).max(axis=(2, 3)) < 1e-12
+    assert match.any(axis=1).all() and 10 < len(rotations) <= len(want)
+
+
+def test_orientation_map_as_the_library(matched, capsys):
+    from PIL import Image
+
+    from libertem_gpu import ipf_colors, ipf_key, match_orientations, write_ang
+
+    tmp_path, out, rotations = matched
+    ang, png = tmp_path / "m.ang", tmp_path / "m.png"
+    argv = ["orientation-map", str(out), "--system", "cubic", "--cell", *CELL]
+    assert main([*argv, "--ang", str(ang), "--ipf", str(png), "--step", "2", "0.5"]) == 0
+    assert "5 of 6 positions oriented" in capsys.readouterr().out
+    res = load_results(out)
+    rot = res["template_match_rotation"][..., 0]
+    found = match_orientations(
+        rotations,
+        res["template_match_template"][..., 0],
+        np.nan_to_num(rot),
+        res["template_match_mirrored"][..., 0],
+    )
+    found[np.isnan(rot)] = np.nan
+    want = write_ang(
+        tmp_path / "want.ang",
+        found,
+        "cubic",
+        [float(c) for c in CELL],
+        score=res["template_match_score"][..., 0],
+        step=(2, 0.5),
+    )
+    assert open(ang).read() == open(want).read()
+    table = np.loadtxt(ang, comments="#")
+    assert table[5, 6] == -1 and (table[:5, 6] > 0).all()  # the left-out position
+    image = np.asarray(Image.open(png))
+    colours = np.nan_to_num(ipf_colors(found, "cubic"))
+    np.testing.assert_array_equal(image, np.round(colours * 255).astype(np.uint8))
+    assert (image[1, 2] == 0).all()
+    key = np.asarray(Image.open(tmp_path / "m_key.png"))
+    assert key.shape == (256, 256, 3)
+    inside = ipf_key("cubic", 256)[..., 3] == 1
+    assert (key[~inside] == 255).all() and (key[inside] < 255).any()
+
+
+def test_orientation_map_usage_errors(matched, capsys):
+    tmp_path, out, _ = matched
+    base = ["orientation-map", str(out), "--system", "cubic"]
+    assert main(base) == 2
+    assert "--ang OUT.ang and/or --ipf OUT.png" in capsys.readouterr().err
+    assert main([*base, "--ang", str(tmp_path / "x.ang")]) == 2
+    assert "--ang needs --cell" in capsys.readouterr().err
+    assert main([*base, "--ipf", str(tmp_path / "x.jpg")]) == 2
+    assert ".png" in capsys.readouterr().err
+    (tmp_path / "old.png").write_bytes(b"keep")
+    assert main([*base, "--ipf", str(tmp_path / "old.png")]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "old.png").read_bytes() == b"keep"
+    wrong = ["--orientations", str(tmp_path / "missing.npy"), "--ipf", str(tmp_path / "y.png")]
+    assert main([*base, *wrong]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    other = tmp_path / "sum.npz"
+    assert main(["run", str(tmp_path / "scan.npy"), "--analysis", "sum", "--out", str(other)]) == 0
+    capsys.readouterr()
+    assert (
+        main(["orientation-map", str(other), "--system", "cubic", "--ipf", str(tmp_path / "z.png")])
+        == 2
+    )
+    assert "not results of run --templates" in capsys.readouterr().err
+    # The bank's orientations are found beside the bank the results name; gone, it says so.
+    (tmp_path / "al_orientations.npy").rename(tmp_path / "moved.npy")
+    assert main([*base, "--ipf", str(tmp_path / "w.png")]) == 2
+    assert "al_orientations.npy is not there; pass --orientations" in capsys.readouterr().err
