@@ -158,6 +158,12 @@ def add_templates_command(sub: Any) -> None:
     p.set_defaults(func=_cmd_templates)
 
 
+def _first(indices: list[int], shown: int = 20) -> str:
+    """The first ``shown`` indices, and how many more (a 1-degree bank drops hundreds)."""
+    more = len(indices) - shown
+    return str(indices[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def _cmd_templates(args: argparse.Namespace) -> int:
     import os
     import sys
@@ -200,7 +206,7 @@ def _cmd_templates(args: argparse.Namespace) -> int:
     if dropped:
         print(
             f"note: {len(dropped)} orientation(s) excite no reflection within --reach and "
-            f"--max-excitation and are left out: {dropped}",
+            f"--max-excitation and are left out: {_first(dropped)}",
             file=sys.stderr,
         )
     if not kept:

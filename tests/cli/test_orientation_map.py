@@ -120,3 +120,15 @@ def test_orientation_map_usage_errors(matched, capsys):
     (tmp_path / "al_orientations.npy").rename(tmp_path / "moved.npy")
     assert main([*base, "--ipf", str(tmp_path / "w.png")]) == 2
     assert "al_orientations.npy is not there; pass --orientations" in capsys.readouterr().err
+
+
+def test_many_dropped_directions_are_summed_up(tmp_path, capsys):
+    # Narrow relrods and a short reach: most of a triclinic hemisphere excites nothing.
+    argv = ["templates", str(tmp_path / "t.npy"), "--cell", "3", "4", "5", "80", "95", "100"]
+    argv += ["--pixel-size", "0.05", "--reach", "8", "--system", "triclinic"]
+    assert main([*argv, "--resolution", "6", "--max-excitation", "0.002"]) == 0
+    err = capsys.readouterr().err
+    total = len(beam_directions("triclinic", 6))
+    kept = len(np.load(tmp_path / "t_orientations.npy"))
+    assert f"note: {total - kept} orientation(s)" in err
+    assert f" and {total - kept - 20} more" in err and total - kept > 20
