@@ -13,7 +13,7 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.outputs import atomic_path
-from libertem_gpu.udf.crystal_symmetry import _system
+from libertem_gpu.udf.crystal_symmetry import system_name
 from libertem_gpu.udf.orientation_map import euler_angles
 
 __all__ = ["TSL_SYMMETRY", "write_ang"]
@@ -102,7 +102,7 @@ def write_ang(
     target = os.fspath(path)
     if os.path.lexists(target) and not overwrite:
         raise FileExistsError(f"write_ang: {target} exists; pass overwrite=True to replace it")
-    name = _system(system)
+    name = system_name(system)
     rot = _grid(rotations)
     rows, cols = rot.shape[:2]
     if sample_frame is not None:

@@ -33,11 +33,13 @@ from libertem_gpu.errors import InvalidParameterError
 
 __all__ = [
     "SYSTEMS",
+    "azimuth_span",
     "beam_directions",
     "in_sector",
     "laue_operations",
     "reduce_directions",
     "sector_corners",
+    "system_name",
 ]
 
 #: Azimuth span of each system's sector in degrees; the cubic one is also cut by ``z >= x``.
@@ -58,13 +60,26 @@ SYSTEMS = tuple(_SPAN)
 _EPS = 1e-9
 
 
-def _system(system: Any) -> str:
+def system_name(system: Any) -> str:
+    """The crystal system's name as :data:`SYSTEMS` spells it.
+
+    Raises
+    ------
+    InvalidParameterError
+        For a name not in :data:`SYSTEMS`.
+    """
     name = str(system).strip().lower()
     if name not in _SPAN:
         raise InvalidParameterError(
             f"crystal system must be one of {', '.join(SYSTEMS)}, got {system!r}"
         )
     return name
+
+
+def azimuth_span(system: str) -> float:
+    """The azimuth in degrees that the system's sector spans from x (the cubic one is also
+    cut by ``z >= x``)."""
+    return _SPAN[system_name(system)]
 
 
 def _about_z(degrees: float) -> np.ndarray:
@@ -81,7 +96,7 @@ def laue_operations(system: str) -> np.ndarray:
     InvalidParameterError
         For a name not in :data:`SYSTEMS`.
     """
-    name = _system(system)
+    name = system_name(system)
     flip_z = np.diag([1.0, 1.0, -1.0])
     if name == "cubic":  # every signed permutation of the axes: 48
         ops = []
@@ -118,7 +133,7 @@ def _azimuth(d: np.ndarray) -> np.ndarray:
 def in_sector(directions: Any, system: str) -> np.ndarray:
     """Whether each unit direction ``(..., 3)`` lies in the system's fundamental sector
     (boundaries included)."""
-    name = _system(system)
+    name = system_name(system)
     d = np.asarray(directions, dtype=np.float64)
     x, y, z = d[..., 0], d[..., 1], d[..., 2]
     if name == "cubic":
@@ -155,7 +170,7 @@ def reduce_directions(directions: Any, system: str) -> np.ndarray:
 def sector_corners(system: str) -> np.ndarray | None:
     """The three corners of a triangular sector (cubic, hexagonal, tetragonal, orthorhombic)
     as unit rows, in the order of the colour key's red, green and blue; None for the others."""
-    name = _system(system)
+    name = system_name(system)
     if name == "cubic":
         c = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
     elif name in ("hexagonal", "tetragonal", "orthorhombic"):
@@ -190,7 +205,7 @@ def beam_directions(system: str, resolution: float = 1.0) -> np.ndarray:
     >>> len(beam_directions("cubic", 5.0))
     52
     """
-    name = _system(system)
+    name = system_name(system)
     try:
         step = float(resolution)
     except (TypeError, ValueError):

@@ -14,11 +14,11 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.udf.crystal_symmetry import (
-    _SPAN,
-    _system,
+    azimuth_span,
     in_sector,
     reduce_directions,
     sector_corners,
+    system_name,
 )
 
 __all__ = ["euler_angles", "ipf_colors", "ipf_key", "rotations_from_euler"]
@@ -116,7 +116,7 @@ def _sector_colors(d: np.ndarray, system: str) -> np.ndarray:
         rgb = w / w.max(axis=1, keepdims=True)
         return np.sqrt(rgb).reshape(d.shape)
     # Azimuth across the sector as hue, the angle from z as saturation: z is white.
-    span = _SPAN[system]
+    span = azimuth_span(system)
     phi = np.degrees(np.arctan2(d[..., 1], d[..., 0])) % 360.0
     hue = np.clip(phi / span, 0.0, 1.0) * (5.0 / 6.0 if span < 360.0 else 1.0)
     theta = np.degrees(np.arccos(np.clip(d[..., 2], -1.0, 1.0)))
@@ -148,7 +148,7 @@ def ipf_colors(rotations: Any, system: str, axis: Any = (0.0, 0.0, 1.0)) -> np.n
     numpy.ndarray
         ``(..., 3)`` float RGB in [0, 1]; NaN where the orientation is NaN.
     """
-    name = _system(system)
+    name = system_name(system)
     rot = _rotations(rotations, "ipf_colors")
     v = np.asarray(axis, dtype=np.float64)
     if v.shape != (3,) or not np.linalg.norm(v) > 0:
@@ -170,10 +170,10 @@ def ipf_key(system: str, size: int = 256) -> np.ndarray:
     numpy.ndarray
         float ``(size, size, 4)`` in [0, 1], transparent outside the sector.
     """
-    name = _system(system)
+    name = system_name(system)
     if not isinstance(size, (int, np.integer)) or not 16 <= size <= 4096:
         raise InvalidParameterError(f"ipf_key: size must be an integer in [16, 4096], got {size!r}")
-    span = _SPAN[name]
+    span = azimuth_span(name)
     top = math.atan(math.sqrt(2.0)) if name == "cubic" else math.pi / 2
     reach = math.tan(top / 2)  # stereographic radius of the sector's farthest point
     if span >= 180.0:
