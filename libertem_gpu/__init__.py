@@ -53,6 +53,7 @@ _EXPORTS = {
     "ipf_colors": "libertem_gpu.udf.orientation_map",
     "ipf_key": "libertem_gpu.udf.orientation_map",
     "write_ang": "libertem_gpu.export_ang",
+    "Phase": "libertem_gpu.export_ang",
     "RingStrainUDF": "libertem_gpu.udf.ring_strain",
     "EllipseFit": "libertem_gpu.udf.ellipse",
     "ParallaxUDF": "libertem_gpu.udf.parallax",

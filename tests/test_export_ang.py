@@ -98,3 +98,35 @@ def test_refusals(tmp_path):
     with pytest.raises(InvalidParameterError, match="crystal system"):
         write_ang(tmp_path / "b.ang", rot, "cubical", CELL)
     assert not (tmp_path / "b.ang").exists()
+
+
+def test_several_phases(tmp_path):
+    from libertem_gpu import Phase
+
+    rot = _map(2, 3, seed=5)
+    phases = [
+        Phase("aluminium", "cubic", CELL),
+        Phase("zinc", "hexagonal", (2.66, 2.66, 4.95, 90, 90, 120)),
+    ]
+    which = np.array([[0, 1, 1], [-1, 0, 1]])
+    path = write_ang(tmp_path / "p.ang", rot, phases=phases, phase_index=which)
+    text = open(path).read()
+    assert text.index("# Phase 1") < text.index("aluminium") < text.index("# Phase 2")
+    assert text.index("# Phase 2") < text.index("zinc") < text.index("# GRID")
+    assert "# Symmetry              43" in text and "# Symmetry              62" in text
+    assert "2.660 2.660 4.950 90.000 90.000 120.000" in text
+    table = np.loadtxt(path, comments="#")
+    np.testing.assert_array_equal(table[:, 7], [1, 2, 2, 0, 1, 2])
+    assert table[3, 6] == -1  # no phase: unindexed
+    solved = table[:, 7] > 0
+    np.testing.assert_allclose(
+        rotations_from_euler(table[solved, :3]), rot.reshape(-1, 3, 3)[solved], atol=5e-5
+    )
+    with pytest.raises(InvalidParameterError, match="not both"):
+        write_ang(tmp_path / "q.ang", rot, "cubic", CELL, phases=phases, phase_index=which)
+    with pytest.raises(InvalidParameterError, match="beyond the 2 phases"):
+        write_ang(tmp_path / "q.ang", rot, phases=phases, phase_index=which + 1)
+    with pytest.raises(InvalidParameterError, match="one integer per position"):
+        write_ang(tmp_path / "q.ang", rot, phases=phases, phase_index=which[0])
+    with pytest.raises(InvalidParameterError, match="system and cell, or phases"):
+        write_ang(tmp_path / "q.ang", rot)
