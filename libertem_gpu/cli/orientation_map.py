@@ -27,11 +27,17 @@ def add_orientation_map_command(sub: Any) -> None:
         "--templates (a bank made by the templates command) into orientations "
         "(match_orientations), and write them as a TSL .ang file (--ang, for MTEX, orix, OIM) "
         "and/or an inverse pole figure map of the beam direction as a PNG with its colour key "
-        "beside it (--ipf OUT.png, OUT_key.png). Positions without data are unindexed in the "
-        ".ang file and black in the image.",
+        "beside it (--ipf OUT.png, OUT_key.png), and/or the phase of each position (--phase-map "
+        "OUT.png) for a bank of several phases (templates --append). The phases' names, "
+        "systems and cells come from the bank's BANK_phases.json. Positions without data are "
+        "unindexed in the .ang file and black in the images.",
     )
     p.add_argument("results", metavar="RESULTS", help="results file of run --templates")
-    p.add_argument("--system", choices=SYSTEMS, required=True, help="the crystal system")
+    p.add_argument(
+        "--system",
+        choices=SYSTEMS,
+        help="the crystal system, where the bank does not say (templates without --system)",
+    )
     p.add_argument(
         "--orientations",
         metavar="BANK_orientations.npy",
@@ -42,10 +48,11 @@ def add_orientation_map_command(sub: Any) -> None:
         nargs=6,
         type=float,
         metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),
-        help="lattice parameters for the .ang header (required with --ang)",
+        help="lattice parameters for the .ang header, where the bank does not say",
     )
     p.add_argument("--ang", metavar="OUT.ang", help="write the orientation map as TSL .ang")
     p.add_argument("--ipf", metavar="OUT.png", help="write the IPF-Z map and OUT_key.png")
+    p.add_argument("--phase-map", metavar="OUT.png", help="write each position's phase")
     p.add_argument(
         "--step",
         nargs=2,
@@ -53,7 +60,7 @@ def add_orientation_map_command(sub: Any) -> None:
         metavar=("DY", "DX"),
         help="scan step for the .ang file (default: the data set's calibration, else 1)",
     )
-    p.add_argument("--phase", default="phase", help="the phase's name in the .ang file")
+    p.add_argument("--phase", help="the phase's name, where the bank does not say")
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(func=_cmd_orientation_map)
 
@@ -98,20 +105,70 @@ def _save_png(path: str, rgb: np.ndarray) -> None:
         Image.fromarray(pixels).save(tmp)
 
 
+#: Phase map colours, one per phase in the bank's order (then repeated); unindexed black.
+_PHASE_COLOURS = np.array(
+    [
+        [0.12, 0.47, 0.71],
+        [1.00, 0.50, 0.05],
+        [0.17, 0.63, 0.17],
+        [0.84, 0.15, 0.16],
+        [0.58, 0.40, 0.74],
+        [0.55, 0.34, 0.29],
+        [0.89, 0.47, 0.76],
+        [0.50, 0.50, 0.50],
+    ]
+)
+
+
+def _phases(args: argparse.Namespace, bank_path: str, templates: int) -> tuple[list[Any], Any]:
+    """The bank's phases (with system and cell filled in from the options) and each
+    template's phase."""
+    from libertem_gpu.cli.bank_files import read_phases
+
+    side = ""
+    if bank_path.endswith("_orientations.npy"):
+        side = bank_path[: -len("_orientations.npy")] + "_phases.json"
+    if side and os.path.exists(side):
+        phases, which = read_phases(side, templates)
+    else:
+        phases, which = [{"name": "phase", "system": None, "cell": None}], np.zeros(templates, int)
+    filled = []
+    for phase in phases:
+        system = phase.get("system") or args.system
+        if system is None:
+            raise UsageError(
+                f"the bank does not say the crystal system of phase {phase['name']!r}: pass "
+                "--system"
+            )
+        if phase.get("system") and args.system and args.system != phase["system"]:
+            raise UsageError(
+                f"--system {args.system}, but the bank's phase {phase['name']!r} is "
+                f"{phase['system']}"
+            )
+        cell = phase.get("cell") or args.cell
+        if args.ang is not None and cell is None:
+            raise UsageError(
+                f"--ang needs the cell of phase {phase['name']!r}, which the bank does not say: "
+                "pass --cell A B C ALPHA BETA GAMMA"
+            )
+        name = args.phase if args.phase and len(phases) == 1 else phase["name"]
+        filled.append({"name": name, "system": system, "cell": cell})
+    return filled, which
+
+
 def _cmd_orientation_map(args: argparse.Namespace) -> int:
     from libertem_gpu import load_results
-    from libertem_gpu.export_ang import write_ang
+    from libertem_gpu.export_ang import Phase, write_ang
     from libertem_gpu.udf.orientation_map import ipf_colors, ipf_key
     from libertem_gpu.udf.template_bank import match_orientations
 
-    if args.ang is None and args.ipf is None:
-        raise UsageError("say what to write: --ang OUT.ang and/or --ipf OUT.png")
-    if args.ang is not None and args.cell is None:
-        raise UsageError("--ang needs --cell A B C ALPHA BETA GAMMA for the file's header")
-    if args.ipf is not None and not args.ipf.lower().endswith(".png"):
-        raise UsageError(f"--ipf {args.ipf}: the map is written as a .png file")
-    key = None if args.ipf is None else args.ipf[: -len(".png")] + "_key.png"
-    for target in (args.ang, args.ipf, key):
+    if args.ang is None and args.ipf is None and args.phase_map is None:
+        raise UsageError("say what to write: --ang OUT.ang, --ipf OUT.png and/or --phase-map")
+    for option, path in (("--ipf", args.ipf), ("--phase-map", args.phase_map)):
+        if path is not None and not path.lower().endswith(".png"):
+            raise UsageError(f"{option} {path}: the map is written as a .png file")
+    key_stem = None if args.ipf is None else args.ipf[: -len(".png")] + "_key"
+    for target in (args.ang, args.ipf, args.phase_map):
         if target is not None and os.path.lexists(target) and not args.force:
             raise UsageError(f"{target} exists; pass --force to replace it")
     results = load_results(args.results)
@@ -137,6 +194,15 @@ def _cmd_orientation_map(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--orientations {bank_path}: cannot read a NumPy .npy array ({e})"
         ) from None
+    phases, template_phase = _phases(args, bank_path, len(bank))
+    systems = sorted({p["system"] for p in phases})
+    keys = {
+        system: f"{key_stem}.png" if len(systems) == 1 else f"{key_stem}_{system}.png"
+        for system in systems
+    }
+    for target in keys.values() if key_stem is not None else ():
+        if os.path.lexists(target) and not args.force:
+            raise UsageError(f"{target} exists; pass --force to replace it")
     unsolved = ~np.isfinite(rotation)
     found = match_orientations(
         bank,
@@ -145,6 +211,7 @@ def _cmd_orientation_map(args: argparse.Namespace) -> int:
         None if mirrored is None else np.asarray(mirrored)[..., 0],
     )
     found[unsolved] = np.nan
+    phase_index = np.where(unsolved, -1, template_phase[np.where(unsolved, 0, template)])
     written = []
     if args.ang is not None:
         best = None if score is None else np.asarray(score, dtype=np.float64)[..., 0]
@@ -152,23 +219,37 @@ def _cmd_orientation_map(args: argparse.Namespace) -> int:
             write_ang(
                 args.ang,
                 found,
-                args.system,
-                args.cell,
                 score=best,
                 step=_step(args, results.metadata),
-                phase_name=args.phase,
                 overwrite=args.force,
+                phases=[Phase(p["name"], p["system"], tuple(p["cell"])) for p in phases],
+                phase_index=phase_index,
             )
         except FileExistsError:  # appeared since the check above
             raise UsageError(f"{args.ang} exists; pass --force to replace it") from None
         written.append(args.ang)
-    if args.ipf is not None and key is not None:
-        _save_png(args.ipf, ipf_colors(found, args.system))
-        rgba = ipf_key(args.system, 256)
-        _save_png(key, rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:]))
-        written += [args.ipf, key]
+    if args.ipf is not None:
+        colours = np.full((*phase_index.shape, 3), np.nan)
+        for k, phase in enumerate(phases):
+            here = phase_index == k
+            colours[here] = ipf_colors(found[here], phase["system"])
+        _save_png(args.ipf, colours)
+        written.append(args.ipf)
+        for system, key in keys.items():
+            rgba = ipf_key(system, 256)
+            _save_png(key, rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:]))
+            written.append(key)
+    if args.phase_map is not None:
+        palette = _PHASE_COLOURS[np.arange(len(phases)) % len(_PHASE_COLOURS)]
+        image = np.zeros((*phase_index.shape, 3))
+        image[phase_index >= 0] = palette[phase_index[phase_index >= 0]]
+        _save_png(args.phase_map, image)
+        written.append(args.phase_map)
+    counts = np.bincount(phase_index[phase_index >= 0], minlength=len(phases))
+    shares = ", ".join(f"{p['name']} {c}" for p, c in zip(phases, counts, strict=True))
     print(
-        f"{int((~unsolved).sum())} of {unsolved.size} positions oriented -> {', '.join(written)}",
+        f"{int((~unsolved).sum())} of {unsolved.size} positions oriented ({shares}) -> "
+        f"{', '.join(written)}",
         file=sys.stdout,
     )
     return 0

@@ -89,7 +89,8 @@ def add_templates_command(sub: Any) -> None:
         "each zone axis, orientation or beam direction of a crystal system to OUT.npy, a "
         "(templates, spots, 3) array of (dy, dx, intensity) padded with intensity 0, and the "
         "orientations (3 x 3 rotation matrices, crystal to laboratory) to "
-        "OUT_orientations.npy, for match_orientations and orientation-map. "
+        "OUT_orientations.npy, for match_orientations and orientation-map, and the phase "
+        "(--phase, --system, --cell) to OUT_phases.json; --append adds a phase to the bank. "
         "Orientations without a reflection are left out of both, and said so.",
     )
     p.add_argument("out", metavar="OUT.npy", help="the template bank to write")
@@ -154,6 +155,17 @@ def add_templates_command(sub: Any) -> None:
         metavar="S",
         help="largest excitation error kept, 1/Å (default 0.01)",
     )
+    p.add_argument(
+        "--phase",
+        metavar="NAME",
+        help="the phase's name, for orientation-map (default: phase1, phase2, ...)",
+    )
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add this phase's templates to the existing bank OUT.npy (its orientations and "
+        "phases beside it), for phase maps of several phases",
+    )
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(func=_cmd_templates)
 
@@ -168,7 +180,7 @@ def _cmd_templates(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from libertem_gpu.outputs import atomic_path
+    from libertem_gpu.cli.bank_files import Bank, bank_files, read_bank, write_bank
     from libertem_gpu.udf.crystal_symmetry import beam_directions
     from libertem_gpu.udf.template_bank import (
         direction_orientations,
@@ -176,12 +188,18 @@ def _cmd_templates(args: argparse.Namespace) -> int:
         zone_axis_orientation,
     )
 
-    if not args.out.endswith(".npy"):
-        raise UsageError(f"{args.out}: the template bank is written as a .npy file")
-    side = args.out[: -len(".npy")] + "_orientations.npy"
-    for path in (args.out, side):
-        if os.path.lexists(path) and not args.force:
-            raise UsageError(f"{path} exists; pass --force to replace it")
+    paths = bank_files(args.out)
+    if args.append and args.force:
+        raise UsageError("--append adds to the bank and --force replaces it: give one")
+    before = read_bank(args.out) if args.append else None
+    if before is None:
+        for path in paths.values():
+            if os.path.lexists(path) and not args.force:
+                raise UsageError(f"{path} exists; pass --force to replace it, or --append")
+    taken = [] if before is None else [p["name"] for p in before.phases]
+    name = args.phase or f"phase{len(taken) + 1}"
+    if name in taken:
+        raise UsageError(f"{args.out} already holds a phase {name!r}: name this one --phase")
     rotations = [zone_axis_orientation(args.cell, uvw) for uvw in args.zone]
     if args.orientations is not None:
         given = _load(args.orientations, "--orientations")
@@ -211,12 +229,24 @@ def _cmd_templates(args: argparse.Namespace) -> int:
         )
     if not kept:
         raise UsageError("no orientation excites a reflection: widen --reach or --max-excitation")
-    padded = np.zeros((len(kept), max(len(bank[i]) for i in kept), 3))
-    for row, i in enumerate(kept):
-        padded[row, : len(bank[i])] = bank[i]
-    with atomic_path(args.out) as tmp:
-        np.save(tmp, padded)
-    with atomic_path(side) as tmp:
-        np.save(tmp, np.stack(rotations)[kept])
-    print(f"{len(kept)} templates of up to {padded.shape[1]} reflections -> {args.out}, {side}")
+    phase = {"name": name, "system": args.system, "cell": [float(c) for c in args.cell]}
+    added = Bank(
+        [bank[i] for i in kept],
+        np.stack(rotations)[kept],
+        [phase],
+        np.zeros(len(kept), dtype=np.int64),
+    )
+    if before is not None:
+        added = Bank(
+            before.templates + added.templates,
+            np.concatenate([before.orientations, added.orientations]),
+            [*before.phases, phase],
+            np.concatenate([before.template_phase, np.full(len(kept), len(before.phases))]),
+        )
+    write_bank(args.out, added)
+    spots = max(len(t) for t in added.templates)
+    print(
+        f"{len(kept)} templates of phase {name!r} -> {args.out} ({len(added.templates)} "
+        f"templates of up to {spots} reflections), {paths['orientations']}, {paths['phases']}"
+    )
     return 0
