@@ -8,12 +8,15 @@ import numpy as np
 
 from libertem_gpu.errors import ShapeMismatchError
 from libertem_gpu.kernels.bswap import load, per_byte_order
+from libertem_gpu.kernels.prefetch import prefetch_bytes
 from libertem_gpu.kernels.spans import _SHORT_RUN, MaskSpans
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap
 
 __all__ = ["com_cpu", "masks_cpu"]
 
 _jit = numba.njit(nogil=True, cache=True)
+
+_LINE = 64  # bytes per cache line
 
 
 def _make_runs_direct(swap):  # type: ignore[no-untyped-def]
@@ -133,6 +136,24 @@ def _terms(frame, lo, t_index, t_delta, j0, j1, swap):
     return st, sy, sx
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _prefetch_next_quartet(a, i, n, start, length):  # type: ignore[no-untyped-def]
+    """Ask for the run ``start:start + length`` (elements) of the four frames after ``i:i + 4``
+    into L2 (Numba only). The runs are short pieces of rows, so the hardware prefetchers see
+    only short streams and each run's loads wait on memory; asked for a quartet ahead, they
+    arrive while this quartet is summed. One thread, a disk of radius 64 on 256 x 256 frames
+    streamed from 1 GiB in memory, on a Zen 4 EPYC, alternated with the kernel without it:
+    float32 19.7-20.1 -> 27.5-30.2 GB/s, uint16 18.8-23.2 -> 25.9-28.9 GB/s, about the
+    one-thread memory floor (in cache no slower: 24-41 -> 40 GB/s, 34-45 -> 46)."""
+    nxt = min(i + 4, n - 4)
+    b0 = start * a.itemsize
+    b1 = b0 + length * a.itemsize
+    for f in range(4):
+        row = a[nxt + f]
+        for b in range(b0, b1, _LINE):
+            prefetch_bytes(row, b)
+
+
 @_jit
 def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x, t_index, t_delta):
     # Binary weights: per column one accumulator of the values and one of the values times
@@ -165,6 +186,7 @@ def _com_runs(a, cols, row_offset, rows, starts, stops, out_total, out_y, out_x,
             b0 = st - lo
             length = stops[q] - st
             if nf == 4:
+                _prefetch_next_quartet(a, i, n, b0, length)
                 g0 = a[i, b0 : b0 + length]
                 g1 = a[i + 1, b0 : b0 + length]
                 g2 = a[i + 2, b0 : b0 + length]
@@ -250,6 +272,7 @@ def _make_com_runs_int(lane, swap):  # type: ignore[no-untyped-def]
                 c0 = st - r * cols
                 length = stops[q] - st
                 if nf == 4:
+                    _prefetch_next_quartet(a, i, n, st - lo, length)
                     g0 = a[i, st - lo : st - lo + length]
                     g1 = a[i + 1, st - lo : st - lo + length]
                     g2 = a[i + 2, st - lo : st - lo + length]
