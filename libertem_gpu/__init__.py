@@ -52,6 +52,8 @@ _EXPORTS = {
     "rotations_from_euler": "libertem_gpu.udf.orientation_map",
     "ipf_colors": "libertem_gpu.udf.orientation_map",
     "ipf_key": "libertem_gpu.udf.orientation_map",
+    "misorientation": "libertem_gpu.udf.orientation_map",
+    "kernel_average_misorientation": "libertem_gpu.udf.orientation_map",
     "write_ang": "libertem_gpu.export_ang",
     "Phase": "libertem_gpu.export_ang",
     "RingStrainUDF": "libertem_gpu.udf.ring_strain",

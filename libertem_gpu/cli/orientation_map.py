@@ -54,6 +54,19 @@ def add_orientation_map_command(sub: Any) -> None:
     p.add_argument("--ipf", metavar="OUT.png", help="write the IPF-Z map and OUT_key.png")
     p.add_argument("--phase-map", metavar="OUT.png", help="write each position's phase")
     p.add_argument(
+        "--kam",
+        metavar="OUT.png",
+        help="write the kernel average misorientation (degrees, four neighbours) as OUT.png "
+        "and, the values, OUT.tif",
+    )
+    p.add_argument(
+        "--kam-threshold",
+        type=float,
+        default=5.0,
+        metavar="DEG",
+        help="--kam: neighbours farther apart count as across a grain boundary (default 5)",
+    )
+    p.add_argument(
         "--step",
         nargs=2,
         type=float,
@@ -156,19 +169,43 @@ def _phases(args: argparse.Namespace, bank_path: str, templates: int) -> tuple[l
     return filled, which
 
 
+def _kam(found: np.ndarray, phases: list[Any], phase_index: np.ndarray, threshold: float) -> Any:
+    """Kernel average misorientation over the map, each phase by its own symmetry."""
+    from libertem_gpu.udf.orientation_map import kernel_average_misorientation
+
+    kam = np.full(phase_index.shape, np.nan)
+    for system in {p["system"] for p in phases}:
+        mine = np.isin(phase_index, [k for k, p in enumerate(phases) if p["system"] == system])
+        values = kernel_average_misorientation(found, system, threshold, phase=phase_index)
+        kam[mine] = values[mine]
+    return kam
+
+
+def _save_tif(path: str, values: np.ndarray) -> None:
+    from PIL import Image
+
+    from libertem_gpu.outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(values.astype(np.float32)).save(tmp)
+
+
 def _cmd_orientation_map(args: argparse.Namespace) -> int:
     from libertem_gpu import load_results
     from libertem_gpu.export_ang import Phase, write_ang
     from libertem_gpu.udf.orientation_map import ipf_colors, ipf_key
     from libertem_gpu.udf.template_bank import match_orientations
 
-    if args.ang is None and args.ipf is None and args.phase_map is None:
-        raise UsageError("say what to write: --ang OUT.ang, --ipf OUT.png and/or --phase-map")
-    for option, path in (("--ipf", args.ipf), ("--phase-map", args.phase_map)):
+    if args.ang is None and args.ipf is None and args.phase_map is None and args.kam is None:
+        raise UsageError(
+            "say what to write: --ang OUT.ang, --ipf OUT.png, --phase-map and/or --kam"
+        )
+    for option, path in (("--ipf", args.ipf), ("--phase-map", args.phase_map), ("--kam", args.kam)):
         if path is not None and not path.lower().endswith(".png"):
             raise UsageError(f"{option} {path}: the map is written as a .png file")
     key_stem = None if args.ipf is None else args.ipf[: -len(".png")] + "_key"
-    for target in (args.ang, args.ipf, args.phase_map):
+    kam_tif = None if args.kam is None else args.kam[: -len(".png")] + ".tif"
+    for target in (args.ang, args.ipf, args.phase_map, args.kam, kam_tif):
         if target is not None and os.path.lexists(target) and not args.force:
             raise UsageError(f"{target} exists; pass --force to replace it")
     results = load_results(args.results)
@@ -245,6 +282,11 @@ def _cmd_orientation_map(args: argparse.Namespace) -> int:
         image[phase_index >= 0] = palette[phase_index[phase_index >= 0]]
         _save_png(args.phase_map, image)
         written.append(args.phase_map)
+    if args.kam is not None and kam_tif is not None:
+        kam = _kam(found, phases, phase_index, args.kam_threshold)
+        _save_png(args.kam, np.repeat(np.clip(kam / args.kam_threshold, 0, 1)[..., None], 3, -1))
+        _save_tif(kam_tif, kam)
+        written += [args.kam, kam_tif]
     counts = np.bincount(phase_index[phase_index >= 0], minlength=len(phases))
     shares = ", ".join(f"{p['name']} {c}" for p, c in zip(phases, counts, strict=True))
     print(

@@ -16,12 +16,20 @@ from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.udf.crystal_symmetry import (
     azimuth_span,
     in_sector,
+    laue_operations,
     reduce_directions,
     sector_corners,
     system_name,
 )
 
-__all__ = ["euler_angles", "ipf_colors", "ipf_key", "rotations_from_euler"]
+__all__ = [
+    "euler_angles",
+    "ipf_colors",
+    "ipf_key",
+    "kernel_average_misorientation",
+    "misorientation",
+    "rotations_from_euler",
+]
 
 
 def _rotations(rotations: Any, what: str) -> np.ndarray:
@@ -194,3 +202,86 @@ def ipf_key(system: str, size: int = 256) -> np.ndarray:
     image[inside, :3] = _sector_colors(d[inside], name)
     image[inside, 3] = 1.0
     return image
+
+
+def misorientation(a: Any, b: Any, system: str, degrees: bool = True) -> np.ndarray:
+    """The misorientation angle between orientations ``a`` and ``b`` of one crystal system:
+    the smallest rotation that takes one onto the other, over the symmetry's equivalents.
+
+    Parameters
+    ----------
+    a, b : array_like
+        ``(..., 3, 3)`` orientations, crystal to laboratory, broadcast together; NaN gives NaN.
+    system : str
+        The crystal system: its Laue group's rotations are the equivalents.
+    degrees : bool
+        Degrees (default) instead of radians.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(...)``: from 0 to the system's largest misorientation (62.8 degrees for cubic).
+    """
+    name = system_name(system)
+    ra = _rotations(a, "misorientation")
+    rb = _rotations(b, "misorientation")
+    ops = laue_operations(name)
+    proper = ops[np.linalg.det(ops) > 0]
+    d = np.swapaxes(ra, -1, -2) @ rb  # crystal a to crystal b
+    traces = np.einsum("sij,...ji->...s", proper, d)  # trace(S d) for each rotation S
+    best = np.max(traces, axis=-1)
+    angle = np.arccos(np.clip((best - 1.0) / 2.0, -1.0, 1.0))
+    angle = np.where(np.isfinite(traces).all(axis=-1), angle, np.nan)
+    return np.degrees(angle) if degrees else angle
+
+
+def kernel_average_misorientation(
+    rotations: Any, system: str, threshold: float = 5.0, phase: Any = None
+) -> np.ndarray:
+    """Kernel average misorientation (KAM): each position's mean misorientation, in degrees,
+    to its four nearest neighbours on the scan, leaving out those beyond ``threshold`` (grain
+    boundaries), of another phase, or without an orientation. A map of local lattice
+    curvature: dislocation density, deformation.
+
+    Parameters
+    ----------
+    rotations : array_like
+        ``(rows, cols, 3, 3)`` orientations over a 2-D scan (NaN where none).
+    system : str
+        The crystal system of all of them (with ``phase``, of every phase: misorientations
+        are only taken between positions of one phase, so pass each phase's map separately
+        where the systems differ).
+    threshold : float
+        Degrees; neighbours farther apart count as across a boundary (default 5).
+    phase : array_like, optional
+        ``(rows, cols)`` phase index; neighbours of another phase are left out.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows, cols)`` float64 degrees; NaN where no neighbour counts.
+    """
+    rot = _rotations(rotations, "kernel_average_misorientation")
+    if rot.ndim != 4:
+        raise InvalidParameterError(
+            f"kernel_average_misorientation: rotations must be (rows, cols, 3, 3), got {rot.shape}"
+        )
+    which = np.zeros(rot.shape[:2], dtype=np.int64) if phase is None else np.asarray(phase)
+    if which.shape != rot.shape[:2]:
+        raise InvalidParameterError(
+            f"kernel_average_misorientation: phase must have the scan's shape {rot.shape[:2]}, "
+            f"got {which.shape}"
+        )
+    total = np.zeros(rot.shape[:2])
+    count = np.zeros(rot.shape[:2])
+    for axis in (0, 1):  # each pair of neighbours once, added to both
+        lo = [slice(None), slice(None)]
+        hi = [slice(None), slice(None)]
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        angle = misorientation(rot[tuple(lo)], rot[tuple(hi)], system)
+        keep = (angle <= threshold) & (which[tuple(lo)] == which[tuple(hi)])
+        for side in (lo, hi):
+            total[tuple(side)] += np.where(keep, angle, 0.0)
+            count[tuple(side)] += keep
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)

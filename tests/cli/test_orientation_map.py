@@ -60,7 +60,8 @@ def test_orientation_map_as_the_library(matched, capsys):
     tmp_path, out, rotations = matched
     ang, png = tmp_path / "m.ang", tmp_path / "m.png"
     argv = ["orientation-map", str(out), "--system", "cubic", "--cell", *CELL]
-    assert main([*argv, "--ang", str(ang), "--ipf", str(png), "--step", "2", "0.5"]) == 0
+    kam = ["--kam", str(tmp_path / "k.png"), "--kam-threshold", "60"]
+    assert main([*argv, "--ang", str(ang), "--ipf", str(png), "--step", "2", "0.5", *kam]) == 0
     assert "5 of 6 positions oriented" in capsys.readouterr().out
     res = load_results(out)
     rot = res["template_match_rotation"][..., 0]
@@ -87,6 +88,13 @@ def test_orientation_map_as_the_library(matched, capsys):
     colours = np.nan_to_num(ipf_colors(found, "cubic"))
     np.testing.assert_array_equal(image, np.round(colours * 255).astype(np.uint8))
     assert (image[1, 2] == 0).all()
+    from libertem_gpu import kernel_average_misorientation
+
+    want_kam = kernel_average_misorientation(found, "cubic", 60)
+    got_kam = np.asarray(Image.open(tmp_path / "k.tif"))
+    np.testing.assert_allclose(got_kam, want_kam.astype(np.float32), equal_nan=True)
+    assert np.isfinite(want_kam).sum() >= 4 and np.nanmax(want_kam) > 0
+    assert (tmp_path / "k.png").exists()
     key = np.asarray(Image.open(tmp_path / "m_key.png"))
     assert key.shape == (256, 256, 3)
     inside = ipf_key("cubic", 256)[..., 3] == 1
@@ -97,7 +105,7 @@ def test_orientation_map_usage_errors(matched, capsys):
     tmp_path, out, _ = matched
     base = ["orientation-map", str(out), "--system", "cubic"]
     assert main(base) == 2
-    assert "--ang OUT.ang, --ipf OUT.png and/or --phase-map" in capsys.readouterr().err
+    assert "--ang OUT.ang, --ipf OUT.png, --phase-map and/or --kam" in capsys.readouterr().err
     assert main([*base[:2], "--system", "hexagonal", "--ipf", str(tmp_path / "h.png")]) == 2
     assert (
         "--system hexagonal, but the bank's phase 'aluminium' is cubic" in capsys.readouterr().err
@@ -211,7 +219,8 @@ def test_two_phases(tmp_path, rng, capsys):
     assert main(["run", str(tmp_path / "scan.npy"), "--templates", bank, "--out", str(out)]) == 0
     capsys.readouterr()
     maps = ["--ang", str(tmp_path / "m.ang"), "--ipf", str(tmp_path / "i.png")]
-    maps += ["--phase-map", str(tmp_path / "p.png")]
+    maps += ["--phase-map", str(tmp_path / "p.png"), "--kam", str(tmp_path / "k.png")]
+    maps += ["--kam-threshold", "180"]  # random neighbours: count them all
     assert main(["orientation-map", str(out), *maps]) == 0
     said = capsys.readouterr().out
     assert "6 of 6 positions oriented (Al 3, Mg 3)" in said
@@ -226,7 +235,7 @@ def test_two_phases(tmp_path, rng, capsys):
     for system in ("cubic", "hexagonal"):
         assert (tmp_path / f"i_key_{system}.png").exists()
     # Each position coloured by its own phase's symmetry.
-    from libertem_gpu import ipf_colors, match_orientations
+    from libertem_gpu import ipf_colors, kernel_average_misorientation, match_orientations
 
     res = load_results(out)
     found = match_orientations(
@@ -235,6 +244,10 @@ def test_two_phases(tmp_path, rng, capsys):
         res["template_match_rotation"][..., 0],
     )
     ipf = np.asarray(Image.open(tmp_path / "i.png"))
+    kam = np.asarray(Image.open(tmp_path / "k.tif"))
     for k, system in enumerate(("cubic", "hexagonal")):
         want = np.round(ipf_colors(found[truth == k], system) * 255).astype(np.uint8)
         np.testing.assert_array_equal(ipf[truth == k], want)
+        own = kernel_average_misorientation(found, system, 180.0, phase=truth)[truth == k]
+        assert np.isfinite(own).any()
+        np.testing.assert_allclose(kam[truth == k], own.astype(np.float32), equal_nan=True)

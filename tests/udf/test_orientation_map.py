@@ -164,3 +164,69 @@ def test_orientation_map_of_fcc_frames(inline_ctx: Context, rng):
     assert error.max() <= resolution, error
     colour = np.abs(ipf_colors(found, "cubic") - ipf_colors(truth_rot, "cubic")).max(axis=1)
     assert colour.max() < 0.3
+
+
+#: The largest misorientation of each Laue group (Mackenzie; for -3, 2/m and -1: 180).
+LARGEST = {
+    "cubic": 62.8,
+    "hexagonal": 93.8,
+    "tetragonal": 98.4,
+    "orthorhombic": 120.0,
+    "trigonal": 180.0,
+    "monoclinic": 180.0,
+    "triclinic": 180.0,
+}
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_misorientation(system, rng):
+    from libertem_gpu import misorientation
+
+    a = Rotation.random(3000, random_state=4).as_matrix()
+    b = Rotation.random(3000, random_state=5).as_matrix()
+    angle = misorientation(a, b, system)
+    assert (angle >= 0).all() and angle.max() <= LARGEST[system] + 1e-6
+    assert angle.max() > 0.93 * LARGEST[system]  # random pairs come near the largest
+    np.testing.assert_allclose(misorientation(b, a, system), angle, atol=1e-9)
+    # Symmetry equivalents are 0 apart; a small turn in the lab is its own angle.
+    ops = laue_operations(system)
+    proper = ops[np.linalg.det(ops) > 0][rng.integers(0, len(ops) // 2, len(a))]
+    np.testing.assert_allclose(misorientation(a, a @ proper, system), 0, atol=1e-5)
+    turn = Rotation.from_rotvec(np.radians(3.0) * _unit_vectors(rng, len(a))).as_matrix()
+    np.testing.assert_allclose(misorientation(a, turn @ a @ proper, system), 3.0, atol=1e-6)
+    assert np.isnan(misorientation(np.full((3, 3), np.nan), a[0], system))
+
+
+def _unit_vectors(rng, n):
+    v = rng.normal(size=(n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_kernel_average_misorientation():
+    from libertem_gpu import kernel_average_misorientation
+
+    # Two grains 30 degrees apart, each bent by 0.5 degrees per step along x; one empty spot.
+    rows, cols = 6, 8
+    bend = np.radians(0.5) * np.arange(cols)
+    grain = np.where(np.arange(rows)[:, None] < 3, 0.0, np.radians(30))
+    angles = grain + bend[None, :]
+    rot = Rotation.from_rotvec(np.stack([0 * angles, angles, 0 * angles], -1).reshape(-1, 3))
+    rot = rot.as_matrix().reshape(rows, cols, 3, 3)
+    rot[4, 4] = np.nan
+    kam = kernel_average_misorientation(rot, "cubic", threshold=5)
+    # Inside a grain each neighbour along x is 0.5 away, along y 0: mean over those counted.
+    assert kam[1, 3] == pytest.approx((0.5 + 0.5 + 0 + 0) / 4, abs=1e-6)
+    assert kam[0, 0] == pytest.approx((0.5 + 0) / 2, abs=1e-6)  # a corner has two
+    # Across the boundary (rows 2 | 3) the 30-degree neighbour is left out.
+    assert kam[2, 3] == pytest.approx((0.5 + 0.5 + 0) / 3, abs=1e-6)
+    assert np.isnan(kam[4, 4])  # no orientation
+    assert kam[4, 3] == pytest.approx((0.5 + 0 + 0) / 3, abs=1e-6)  # one neighbour missing
+    # Another phase is a boundary too.
+    phase = np.zeros((rows, cols), int)
+    phase[:, 4:] = 1
+    kam_phases = kernel_average_misorientation(rot, "cubic", threshold=5, phase=phase)
+    assert kam_phases[1, 3] == pytest.approx((0.5 + 0 + 0) / 3, abs=1e-6)
+    with pytest.raises(InvalidParameterError, match="rows, cols, 3, 3"):
+        kernel_average_misorientation(rot[0], "cubic")
+    with pytest.raises(InvalidParameterError, match="phase must have the scan's shape"):
+        kernel_average_misorientation(rot, "cubic", phase=phase[0])
