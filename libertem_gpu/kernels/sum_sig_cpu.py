@@ -104,7 +104,7 @@ _sum_sig_small_int = per_byte_order(_make_sum_sig_small_int)
 @_jit
 def _sum_sig_float(a, npix, out):
     # Two frames per pass (two read streams per core: +12 % with 512-bit vectors on page-cached
-    # float32, kernel alone on two threads); each frame keeps its own 128 lanes, so every sum is
+    # float32, kernel alone on two threads); each frame keeps its own lanes, so every sum is
     # formed in the same order as one frame at a time.
     prefer_wide_vectors()
     acc0 = np.empty(_LANES)
