@@ -54,6 +54,7 @@ _EXPORTS = {
     "ipf_key": "libertem_gpu.udf.orientation_map",
     "misorientation": "libertem_gpu.udf.orientation_map",
     "kernel_average_misorientation": "libertem_gpu.udf.orientation_map",
+    "grain_labels": "libertem_gpu.udf.orientation_map",
     "write_ang": "libertem_gpu.export_ang",
     "Phase": "libertem_gpu.export_ang",
     "RingStrainUDF": "libertem_gpu.udf.ring_strain",

@@ -60,11 +60,17 @@ def add_orientation_map_command(sub: Any) -> None:
         "and, the values, OUT.tif",
     )
     p.add_argument(
-        "--kam-threshold",
+        "--grains",
+        metavar="OUT.png",
+        help="write the grains (neighbours within --boundary-angle, one phase), each its own "
+        "colour, and their labels as OUT.tif",
+    )
+    p.add_argument(
+        "--boundary-angle",
         type=float,
         default=5.0,
         metavar="DEG",
-        help="--kam: neighbours farther apart count as across a grain boundary (default 5)",
+        help="--kam and --grains: neighbours farther apart are across a grain boundary (default 5)",
     )
     p.add_argument(
         "--step",
@@ -181,6 +187,23 @@ def _kam(found: np.ndarray, phases: list[Any], phase_index: np.ndarray, threshol
     return kam
 
 
+def _grains(
+    found: np.ndarray, phases: list[Any], phase_index: np.ndarray, angle: float
+) -> tuple[np.ndarray, int]:
+    """Grain labels over the map, each phase by its own symmetry, numbered across phases."""
+    from libertem_gpu.udf.orientation_map import grain_labels
+
+    labels = np.full(phase_index.shape, -1, dtype=np.int64)
+    count = 0
+    for system in sorted({p["system"] for p in phases}):
+        mine = np.isin(phase_index, [k for k, p in enumerate(phases) if p["system"] == system])
+        masked = np.where(mine[..., None, None], found, np.nan)
+        found_here, n = grain_labels(masked, system, angle, phase=phase_index)
+        labels[mine & (found_here >= 0)] = found_here[mine & (found_here >= 0)] + count
+        count += n
+    return labels, count
+
+
 def _save_tif(path: str, values: np.ndarray) -> None:
     from PIL import Image
 
@@ -196,16 +219,19 @@ def _cmd_orientation_map(args: argparse.Namespace) -> int:
     from libertem_gpu.udf.orientation_map import ipf_colors, ipf_key
     from libertem_gpu.udf.template_bank import match_orientations
 
-    if args.ang is None and args.ipf is None and args.phase_map is None and args.kam is None:
+    images = {"--ipf": args.ipf, "--phase-map": args.phase_map, "--kam": args.kam}
+    images["--grains"] = args.grains
+    if args.ang is None and all(path is None for path in images.values()):
         raise UsageError(
-            "say what to write: --ang OUT.ang, --ipf OUT.png, --phase-map and/or --kam"
+            "say what to write: --ang OUT.ang, --ipf OUT.png, --phase-map, --kam and/or --grains"
         )
-    for option, path in (("--ipf", args.ipf), ("--phase-map", args.phase_map), ("--kam", args.kam)):
+    for option, path in images.items():
         if path is not None and not path.lower().endswith(".png"):
             raise UsageError(f"{option} {path}: the map is written as a .png file")
     key_stem = None if args.ipf is None else args.ipf[: -len(".png")] + "_key"
     kam_tif = None if args.kam is None else args.kam[: -len(".png")] + ".tif"
-    for target in (args.ang, args.ipf, args.phase_map, args.kam, kam_tif):
+    grains_tif = None if args.grains is None else args.grains[: -len(".png")] + ".tif"
+    for target in (args.ang, *images.values(), kam_tif, grains_tif):
         if target is not None and os.path.lexists(target) and not args.force:
             raise UsageError(f"{target} exists; pass --force to replace it")
     results = load_results(args.results)
@@ -283,15 +309,26 @@ def _cmd_orientation_map(args: argparse.Namespace) -> int:
         _save_png(args.phase_map, image)
         written.append(args.phase_map)
     if args.kam is not None and kam_tif is not None:
-        kam = _kam(found, phases, phase_index, args.kam_threshold)
-        _save_png(args.kam, np.repeat(np.clip(kam / args.kam_threshold, 0, 1)[..., None], 3, -1))
+        kam = _kam(found, phases, phase_index, args.boundary_angle)
+        _save_png(args.kam, np.repeat(np.clip(kam / args.boundary_angle, 0, 1)[..., None], 3, -1))
         _save_tif(kam_tif, kam)
         written += [args.kam, kam_tif]
+    grains_said = ""
+    if args.grains is not None and grains_tif is not None:
+        labels, count = _grains(found, phases, phase_index, args.boundary_angle)
+        palette = np.random.default_rng(0).uniform(0.15, 1.0, (max(count, 1), 3))
+        image = np.zeros((*labels.shape, 3))
+        image[labels >= 0] = palette[labels[labels >= 0]]
+        _save_png(args.grains, image)
+        _save_tif(grains_tif, labels.astype(np.float32))
+        written += [args.grains, grains_tif]
+        sizes = np.bincount(labels[labels >= 0], minlength=count)
+        grains_said = f"; {count} grains, {sizes.mean() if count else 0:.1f} positions each"
     counts = np.bincount(phase_index[phase_index >= 0], minlength=len(phases))
     shares = ", ".join(f"{p['name']} {c}" for p, c in zip(phases, counts, strict=True))
     print(
-        f"{int((~unsolved).sum())} of {unsolved.size} positions oriented ({shares}) -> "
-        f"{', '.join(written)}",
+        f"{int((~unsolved).sum())} of {unsolved.size} positions oriented ({shares})"
+        f"{grains_said} -> {', '.join(written)}",
         file=sys.stdout,
     )
     return 0

@@ -24,6 +24,7 @@ from libertem_gpu.udf.crystal_symmetry import (
 
 __all__ = [
     "euler_angles",
+    "grain_labels",
     "ipf_colors",
     "ipf_key",
     "kernel_average_misorientation",
@@ -262,26 +263,90 @@ def kernel_average_misorientation(
         ``(rows, cols)`` float64 degrees; NaN where no neighbour counts.
     """
     rot = _rotations(rotations, "kernel_average_misorientation")
-    if rot.ndim != 4:
-        raise InvalidParameterError(
-            f"kernel_average_misorientation: rotations must be (rows, cols, 3, 3), got {rot.shape}"
-        )
-    which = np.zeros(rot.shape[:2], dtype=np.int64) if phase is None else np.asarray(phase)
-    if which.shape != rot.shape[:2]:
-        raise InvalidParameterError(
-            f"kernel_average_misorientation: phase must have the scan's shape {rot.shape[:2]}, "
-            f"got {which.shape}"
-        )
+    which = _scan_phase(rot, phase, "kernel_average_misorientation")
     total = np.zeros(rot.shape[:2])
     count = np.zeros(rot.shape[:2])
-    for axis in (0, 1):  # each pair of neighbours once, added to both
+    # Each pair of neighbours once, added to both.
+    for lo, hi, angle, keep in _neighbour_pairs(rot, system, threshold, which):
+        for side in (lo, hi):
+            total[side] += np.where(keep, angle, 0.0)
+            count[side] += keep
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def _neighbour_pairs(rot: np.ndarray, system: str, threshold: float, which: np.ndarray):  # type: ignore[no-untyped-def]
+    """For the right and lower neighbour of every position: the slices of each side, the
+    misorientation and whether the two are of one grain (within ``threshold``, one phase)."""
+    for axis in (0, 1):
         lo = [slice(None), slice(None)]
         hi = [slice(None), slice(None)]
         lo[axis], hi[axis] = slice(None, -1), slice(1, None)
         angle = misorientation(rot[tuple(lo)], rot[tuple(hi)], system)
         keep = (angle <= threshold) & (which[tuple(lo)] == which[tuple(hi)])
-        for side in (lo, hi):
-            total[tuple(side)] += np.where(keep, angle, 0.0)
-            count[tuple(side)] += keep
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)
+        yield tuple(lo), tuple(hi), angle, keep
+
+
+def _scan_phase(rot: np.ndarray, phase: Any, what: str) -> np.ndarray:
+    """``phase`` checked against the 2-D scan of ``rot`` (all 0 when None)."""
+    if rot.ndim != 4:
+        raise InvalidParameterError(
+            f"{what}: rotations must be (rows, cols, 3, 3), got {rot.shape}"
+        )
+    which = np.zeros(rot.shape[:2], dtype=np.int64) if phase is None else np.asarray(phase)
+    if which.shape != rot.shape[:2]:
+        raise InvalidParameterError(
+            f"{what}: phase must have the scan's shape {rot.shape[:2]}, got {which.shape}"
+        )
+    return which
+
+
+def grain_labels(
+    rotations: Any, system: str, threshold: float = 5.0, phase: Any = None
+) -> tuple[np.ndarray, int]:
+    """Grains: the scan positions joined to a neighbour (of four) within ``threshold`` degrees
+    of misorientation and of one phase, as connected regions. A gradual bend stays one grain
+    however far it turns in all; a boundary is a step between neighbours.
+
+    Parameters
+    ----------
+    rotations : array_like
+        ``(rows, cols, 3, 3)`` orientations over a 2-D scan (NaN where none).
+    system : str
+        The crystal system (with ``phase``, see :func:`kernel_average_misorientation`).
+    threshold : float
+        Degrees (default 5; 15 for high-angle boundaries only).
+    phase : array_like, optional
+        ``(rows, cols)`` phase index; neighbours of another phase are in another grain.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        ``(rows, cols)`` int64, grains numbered from 0 by their first position in scan order;
+        -1 where there is no orientation.
+    count : int
+        How many grains.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rot = _rotations(rotations, "grain_labels")
+    which = _scan_phase(rot, phase, "grain_labels")
+    rows, cols = rot.shape[:2]
+    index = np.arange(rows * cols).reshape(rows, cols)
+    pairs = [
+        (index[lo][keep], index[hi][keep])
+        for lo, hi, _, keep in _neighbour_pairs(rot, system, threshold, which)
+    ]
+    first = np.concatenate([p[0] for p in pairs])
+    second = np.concatenate([p[1] for p in pairs])
+    graph = coo_matrix((np.ones(first.size), (first, second)), shape=(rows * cols,) * 2)
+    _, component = connected_components(graph, directed=False)
+    solved = np.isfinite(rot).all(axis=(-1, -2)).reshape(-1)
+    # Renumber the components of solved positions by first appearance.
+    order, first_seen = np.unique(component[solved], return_index=True)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[np.argsort(first_seen)] = np.arange(len(order))
+    labels = np.full(rows * cols, -1, dtype=np.int64)
+    labels[solved] = rank[np.searchsorted(order, component[solved])]
+    return labels.reshape(rows, cols), len(order)

@@ -60,9 +60,11 @@ def test_orientation_map_as_the_library(matched, capsys):
     tmp_path, out, rotations = matched
     ang, png = tmp_path / "m.ang", tmp_path / "m.png"
     argv = ["orientation-map", str(out), "--system", "cubic", "--cell", *CELL]
-    kam = ["--kam", str(tmp_path / "k.png"), "--kam-threshold", "60"]
+    kam = ["--kam", str(tmp_path / "k.png"), "--boundary-angle", "60"]
+    kam += ["--grains", str(tmp_path / "g.png")]
     assert main([*argv, "--ang", str(ang), "--ipf", str(png), "--step", "2", "0.5", *kam]) == 0
-    assert "5 of 6 positions oriented" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "5 of 6 positions oriented (aluminium 5); " in said and " grains, " in said
     res = load_results(out)
     rot = res["template_match_rotation"][..., 0]
     found = match_orientations(
@@ -95,6 +97,14 @@ def test_orientation_map_as_the_library(matched, capsys):
     np.testing.assert_allclose(got_kam, want_kam.astype(np.float32), equal_nan=True)
     assert np.isfinite(want_kam).sum() >= 4 and np.nanmax(want_kam) > 0
     assert (tmp_path / "k.png").exists()
+    from libertem_gpu import grain_labels
+
+    want_labels, want_count = grain_labels(found, "cubic", 60)
+    got_labels = np.asarray(Image.open(tmp_path / "g.tif"))
+    np.testing.assert_array_equal(got_labels, want_labels.astype(np.float32))
+    assert f"; {want_count} grains, " in said
+    grains_png = np.asarray(Image.open(tmp_path / "g.png"))
+    assert (grains_png[want_labels < 0] == 0).all() and (grains_png[want_labels >= 0] > 0).any()
     key = np.asarray(Image.open(tmp_path / "m_key.png"))
     assert key.shape == (256, 256, 3)
     inside = ipf_key("cubic", 256)[..., 3] == 1
@@ -105,7 +115,10 @@ def test_orientation_map_usage_errors(matched, capsys):
     tmp_path, out, _ = matched
     base = ["orientation-map", str(out), "--system", "cubic"]
     assert main(base) == 2
-    assert "--ang OUT.ang, --ipf OUT.png, --phase-map and/or --kam" in capsys.readouterr().err
+    assert (
+        "--ang OUT.ang, --ipf OUT.png, --phase-map, --kam and/or --grains"
+        in capsys.readouterr().err
+    )
     assert main([*base[:2], "--system", "hexagonal", "--ipf", str(tmp_path / "h.png")]) == 2
     assert (
         "--system hexagonal, but the bank's phase 'aluminium' is cubic" in capsys.readouterr().err
@@ -220,11 +233,20 @@ def test_two_phases(tmp_path, rng, capsys):
     capsys.readouterr()
     maps = ["--ang", str(tmp_path / "m.ang"), "--ipf", str(tmp_path / "i.png")]
     maps += ["--phase-map", str(tmp_path / "p.png"), "--kam", str(tmp_path / "k.png")]
-    maps += ["--kam-threshold", "180"]  # random neighbours: count them all
+    maps += ["--boundary-angle", "180"]  # random neighbours: count them all
+    maps += ["--grains", str(tmp_path / "g.png")]
     assert main(["orientation-map", str(out), *maps]) == 0
     said = capsys.readouterr().out
-    assert "6 of 6 positions oriented (Al 3, Mg 3)" in said
+    assert "6 of 6 positions oriented (Al 3, Mg 3); " in said
+    # At 180 degrees every same-phase neighbour joins: each phase's connected regions.
+    grains = np.asarray(Image.open(tmp_path / "g.tif")).astype(int)
     truth = both.template_phase[picks].reshape(2, 3)
+    from scipy import ndimage
+
+    regions = sum(ndimage.label(truth == k)[1] for k in (0, 1))
+    assert len(np.unique(grains)) == regions and f"{regions} grains" in said
+    for k in (0, 1):  # no grain spans two phases
+        assert not set(grains[truth == k]) & set(grains[truth != k])
     table = np.loadtxt(tmp_path / "m.ang", comments="#")
     np.testing.assert_array_equal(table[:, 7], truth.ravel() + 1)
     text = open(tmp_path / "m.ang").read()

@@ -230,3 +230,30 @@ def test_kernel_average_misorientation():
         kernel_average_misorientation(rot[0], "cubic")
     with pytest.raises(InvalidParameterError, match="phase must have the scan's shape"):
         kernel_average_misorientation(rot, "cubic", phase=phase[0])
+
+
+def test_grain_labels():
+    from libertem_gpu import grain_labels
+
+    # Left: a grain bent 2 degrees per step over 12 columns (22 degrees in all: one grain).
+    # Right of column 12: 40 degrees away. A row of another phase cuts the right grain in two.
+    rows, cols = 5, 16
+    angle = np.where(np.arange(cols) < 12, np.radians(2.0) * np.arange(cols), np.radians(40.0))
+    angles = np.broadcast_to(angle, (rows, cols))
+    rot = Rotation.from_rotvec(np.stack([0 * angles, 0 * angles, angles], -1).reshape(-1, 3))
+    rot = rot.as_matrix().reshape(rows, cols, 3, 3)
+    rot[0, 0] = np.nan
+    labels, count = grain_labels(rot, "cubic", threshold=5)
+    assert count == 2
+    assert labels[0, 0] == -1
+    assert (labels[:, 1:12] == 0).all() and (labels[1:, 0] == 0).all()
+    assert (labels[:, 12:] == 1).all()
+    phase = np.zeros((rows, cols), int)
+    phase[2, 12:] = 1
+    labels, count = grain_labels(rot, "cubic", threshold=5, phase=phase)
+    assert count == 4  # the bent grain, the cut row, and the right grain's two halves
+    assert len({labels[0, 14], labels[2, 14], labels[4, 14]}) == 3
+    # A threshold below the bend's steps splits every column of the bent grain.
+    assert grain_labels(rot, "cubic", threshold=1)[1] == 12 + 1
+    with pytest.raises(InvalidParameterError, match="rows, cols, 3, 3"):
+        grain_labels(rot[0], "cubic")
