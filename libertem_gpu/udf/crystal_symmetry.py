@@ -159,12 +159,20 @@ def reduce_directions(directions: Any, system: str) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         unit = (d / norm).reshape(-1, 3)
     ops = laue_operations(system)
-    images = np.einsum("oij,nj->oni", ops, unit)  # (ops, n, 3)
-    inside = in_sector(images, system)
-    first = inside.argmax(axis=0)
-    out = images[first, np.arange(len(unit))]
-    out[~inside.any(axis=0)] = np.nan  # NaN input, nothing else
+    out = np.empty_like(unit)
+    # In blocks: all images of a million directions at once would take a gigabyte (cubic).
+    for start in range(0, len(unit), _REDUCE_BLOCK):
+        block = unit[start : start + _REDUCE_BLOCK]
+        images = np.einsum("oij,nj->oni", ops, block)  # (ops, n, 3)
+        inside = in_sector(images, system)
+        found = images[inside.argmax(axis=0), np.arange(len(block))]
+        found[~inside.any(axis=0)] = np.nan  # NaN input, nothing else
+        out[start : start + len(block)] = found
     return out.reshape(d.shape)
+
+
+#: Directions reduced at once (48 images of each: 75 MB for the cubic group).
+_REDUCE_BLOCK = 65536
 
 
 def sector_corners(system: str) -> np.ndarray | None:

@@ -229,10 +229,11 @@ def misorientation(a: Any, b: Any, system: str, degrees: bool = True) -> np.ndar
     ops = laue_operations(name)
     proper = ops[np.linalg.det(ops) > 0]
     d = np.swapaxes(ra, -1, -2) @ rb  # crystal a to crystal b
-    traces = np.einsum("sij,...ji->...s", proper, d)  # trace(S d) for each rotation S
-    best = np.max(traces, axis=-1)
+    best = np.full(d.shape[:-2], -np.inf)
+    for s in proper:  # the largest trace(S d) is the smallest angle; memory of one map
+        best = np.maximum(best, np.einsum("ij,...ji->...", s, d))
     angle = np.arccos(np.clip((best - 1.0) / 2.0, -1.0, 1.0))
-    angle = np.where(np.isfinite(traces).all(axis=-1), angle, np.nan)
+    angle = np.where(np.isfinite(d).all(axis=(-1, -2)), angle, np.nan)
     return np.degrees(angle) if degrees else angle
 
 

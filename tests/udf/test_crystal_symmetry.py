@@ -124,3 +124,14 @@ def test_bad_arguments():
         beam_directions("cubic", "fine")
     with pytest.raises(InvalidParameterError, match=r"\(\.\.\., 3\)"):
         reduce_directions(np.ones((3, 2)), "cubic")
+
+
+def test_reduction_in_blocks_is_the_same(rng):
+    # Past one block of directions (the reduction works block by block), and across its edge.
+    from libertem_gpu.udf.crystal_symmetry import _REDUCE_BLOCK
+
+    v = _unit(rng, _REDUCE_BLOCK + 100).reshape(-1, 4, 3)  # any leading shape
+    whole = reduce_directions(v, "cubic").reshape(-1, 3)
+    edge = slice(_REDUCE_BLOCK - 50, _REDUCE_BLOCK + 50)
+    np.testing.assert_array_equal(whole[edge], reduce_directions(v.reshape(-1, 3)[edge], "cubic"))
+    assert in_sector(whole, "cubic").all()
