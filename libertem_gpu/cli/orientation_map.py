@@ -27,10 +27,11 @@ def add_orientation_map_command(sub: Any) -> None:
         "--templates (a bank made by the templates command) into orientations "
         "(match_orientations), and write them as a TSL .ang file (--ang, for MTEX, orix, OIM) "
         "and/or an inverse pole figure map of the beam direction as a PNG with its colour key "
-        "beside it (--ipf OUT.png, OUT_key.png), and/or the phase of each position (--phase-map "
-        "OUT.png) for a bank of several phases (templates --append). The phases' names, "
-        "systems and cells come from the bank's BANK_phases.json. Positions without data are "
-        "unindexed in the .ang file and black in the images.",
+        "beside it (--ipf OUT.png, OUT_key.png), the phase of each position (--phase-map "
+        "OUT.png) for a bank of several phases (templates --append), the kernel average "
+        "misorientation (--kam) and the grains (--grains). The phases' names, systems and "
+        "cells come from the bank's BANK_phases.json. Positions without data are unindexed in "
+        "the .ang file and black in the images (images need pillow).",
     )
     p.add_argument("results", metavar="RESULTS", help="results file of run --templates")
     p.add_argument(
