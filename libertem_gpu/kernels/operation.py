@@ -220,10 +220,11 @@ class SSBPreparer(Protocol):
 
 
 class WeightedFrameSum(Protocol):
-    """``(tile (n, npix), weights (n, l), out (l, npix))``: ``out += weights.T @ tile`` in
-    float64 (see :mod:`libertem_gpu.kernels.weighted_sum`)."""
+    """``(tile (n, npix), weights (n, l), out (l, npix), squared=False)``: ``out +=
+    weights.T @ tile`` in float64, of ``tile**2`` if ``squared`` (see
+    :mod:`libertem_gpu.kernels.weighted_sum`)."""
 
-    def __call__(self, tile: Any, weights: Any, out: Any) -> None: ...
+    def __call__(self, tile: Any, weights: Any, out: Any, squared: bool = False) -> None: ...
 
 
 class PolarCorrelationPreparer(Protocol):

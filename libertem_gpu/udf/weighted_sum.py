@@ -130,11 +130,9 @@ class WeightedSumUDF(UDF):
         assert self.meta is not None and self.meta.tile is not None
         p0, p1 = pixel_range(self.meta)
         frames = self.xp.asarray(self.meta.tile.frames)
-        data = flat_tile(tile)
-        if self.params.squared:  # exact in float64 for integer data
-            data = self.xp.asarray(data, dtype=np.float64)
-            data = data * data
-        self._sum(data, self._weights[frames], self.results.sums[:, p0:p1])
+        # squares in float64: exact for integers of up to 26 bits
+        sums = self.results.sums[:, p0:p1]
+        self._sum(flat_tile(tile), self._weights[frames], sums, self.params.squared)
 
     def merge(self, dest: BufferNamespace, src: BufferNamespace) -> None:
         """Sums add."""

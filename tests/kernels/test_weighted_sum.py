@@ -1,5 +1,6 @@
 """The ``weighted_frame_sum`` operation: every implementation against the NumPy reference
-(contract kit), the reference against a plain loop, and blocks of frames."""
+(contract kit), of the frames and of their squares; the reference against a plain loop, and
+blocks of frames."""
 
 from __future__ import annotations
 
@@ -28,28 +29,45 @@ class TestWeightedFrameSumContract(KernelContract):
         return [args[2]]
 
 
+class TestWeightedSquaresContract(TestWeightedFrameSumContract):
+    """``squared=True``: the frames' squares, in float64."""
+
+    def arguments(self, rng, tile):
+        return (*super().arguments(rng, tile), True)
+
+    def expected(self, args):
+        tile, weights, out, _ = args
+        return [out + weighted_sum.reference(tile, weights, squared=True)]
+
+
 def test_reference_against_loops(rng):
     tile = rng.integers(0, 1000, (5, 6)).astype(np.uint16)
     weights = rng.standard_normal((5, 2))
     want = np.zeros((2, 6))
+    squares = np.zeros((2, 6))
     for j in range(2):
         for i in range(5):
             for p in range(6):
                 want[j, p] += weights[i, j] * float(tile[i, p])
+                squares[j, p] += weights[i, j] * float(tile[i, p]) ** 2
     np.testing.assert_allclose(weighted_sum.reference(tile, weights), want, rtol=1e-13)
+    np.testing.assert_allclose(weighted_sum.reference(tile, weights, True), squares, rtol=1e-13)
 
 
-def test_blocks_of_frames_add_up(rng, monkeypatch):
+@pytest.mark.parametrize("squared", [False, True])
+def test_blocks_of_frames_add_up(rng, monkeypatch, squared):
     monkeypatch.setattr(weighted_sum, "_BLOCK_BYTES", 8)  # one frame per block
     tile = rng.random((7, 10)).astype(np.float32)
     weights = rng.standard_normal((7, 4))
     out = np.zeros((4, 10))
-    weighted_sum.plain(tile, weights, out)
-    np.testing.assert_allclose(out, weighted_sum.reference(tile, weights), rtol=1e-12)
+    weighted_sum.plain(tile, weights, out, squared)
+    want = weighted_sum.reference(tile, weights, squared)
+    np.testing.assert_allclose(out, want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("squared", [False, True])
 @pytest.mark.parametrize("n", [1, 4, 7, 9])
-def test_cpu_chunks_and_groups_of_four_frames(rng, monkeypatch, n):
+def test_cpu_chunks_and_groups_of_four_frames(rng, monkeypatch, n, squared):
     """Chunks of pixels that do not divide the frame, groups of four frames and the rest, and
     a slab of the sums (its rows strided)."""
     monkeypatch.setattr(weighted_sum_cpu, "_CHUNK", 7)
@@ -57,6 +75,6 @@ def test_cpu_chunks_and_groups_of_four_frames(rng, monkeypatch, n):
     weights = rng.standard_normal((n, 3))
     out = rng.standard_normal((3, 50))
     want = out.copy()
-    want[:, 10:40] += weighted_sum.reference(tile, weights)
-    weighted_sum_cpu.cpu(tile, weights, out[:, 10:40])
+    want[:, 10:40] += weighted_sum.reference(tile, weights, squared)
+    weighted_sum_cpu.cpu(tile, weights, out[:, 10:40], squared)
     np.testing.assert_allclose(out, want, rtol=1e-12)
