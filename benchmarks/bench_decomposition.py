@@ -37,9 +37,9 @@ WIDTH, COMPONENTS, ROUNDS = 16, 8, 2
 PASSES = 2 + 2 * ROUNDS
 
 
-def write_file(path: str, side: int, seed: int = 5) -> None:
-    """Three phases over a ``side`` x ``side`` scan, Poisson counts, written a row at a time."""
-    rng = np.random.default_rng(seed)
+def phase_patterns() -> np.ndarray:
+    """Three phases' frames, ``(3, *SIG)``: a crystal's spots, an amorphous ring and the
+    bright-field disk alone (vacuum), each with the disk."""
     ky, kx = np.mgrid[: SIG[0], : SIG[1]] - 127.5
     r = np.hypot(ky, kx)
     disk = (r <= 20).astype(float)
@@ -50,7 +50,13 @@ def write_file(path: str, side: int, seed: int = 5) -> None:
         if (i, j) != (0, 0)
     )
     ring = disk + 0.5 * np.exp(-((r - 60) ** 2) / 20)
-    patterns = 20 * np.stack([spots, ring, disk])
+    return np.stack([spots, ring, disk])
+
+
+def write_file(path: str, side: int, seed: int = 5) -> None:
+    """Three phases over a ``side`` x ``side`` scan, Poisson counts, written a row at a time."""
+    rng = np.random.default_rng(seed)
+    patterns = 20 * phase_patterns()
     y, x = np.mgrid[:side, :side] / side
     maps = np.stack([np.sin(3 * y) ** 2, np.cos(2 * x + y) ** 2, 0.5 + 0.5 * x * y])
     with open(path, "wb") as f:

@@ -64,6 +64,8 @@ _EXPORTS = {
     "WeightedSumUDF": "libertem_gpu.udf.weighted_sum",
     "decompose": "libertem_gpu.udf.decomposition",
     "Decomposition": "libertem_gpu.udf.decomposition",
+    "cluster_frames": "libertem_gpu.udf.clustering",
+    "Clustering": "libertem_gpu.udf.clustering",
     "electron_wavelength": "libertem_gpu.udf.ssb_geometry",
     "AlignedSumUDF": "libertem_gpu.udf.aligned_sum",
     "estimate_parallax": "libertem_gpu.udf.parallax_fit",

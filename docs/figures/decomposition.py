@@ -11,30 +11,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from three_regions import three_region_scan
 
 from libertem_gpu import Context, decompose
 
-rng = np.random.default_rng(0)
-y, x = np.mgrid[:48, :48]
-regions = np.stack(
-    [
-        1 / (1 + np.exp((np.hypot(y - 16, x - 14) - 11) / 1.5)),  # a round crystal
-        1 / (1 + np.exp(-(x - 0.6 * y - 26) / 2.0)),  # an amorphous band
-    ]
-)
-regions = np.concatenate([regions, np.clip(1 - regions.sum(axis=0, keepdims=True), 0, 1)])
-ky, kx = np.mgrid[:32, :32] - 15.5
-r = np.hypot(ky, kx)
-disk = (r <= 4).astype(float)
-spots = disk + sum(
-    np.exp(-((ky - 8 * i) ** 2 + (kx - 8 * j) ** 2) / 2)
-    for i in (-1, 0, 1)
-    for j in (-1, 0, 1)
-    if (i, j) != (0, 0)
-)
-ring = disk + 0.5 * np.exp(-((r - 11) ** 2) / 4)
-patterns = np.stack([spots, ring, disk])
-frames = rng.poisson(20 * np.einsum("cij,cab->ijab", regions, patterns)).astype(np.float32)
+frames = three_region_scan(np.random.default_rng(0))
 
 with Context("inline") as ctx:
     found = decompose(ctx, ctx.load("memory", data=frames), n_components=6)

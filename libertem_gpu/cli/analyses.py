@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from libertem_gpu.cli.clusters import add_cluster_args
 from libertem_gpu.cli.common import UsageError
 from libertem_gpu.cli.ellipse import add_ellipse_args, ellipse_for
 from libertem_gpu.cli.pca import add_pca_arg
@@ -183,6 +184,7 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "disk is read where the beam's walk puts it",
     )
     add_pca_arg(g)
+    add_cluster_args(g)
     add_template_args(g)
     add_ring_strain_args(g)
     g.add_argument(
@@ -265,6 +267,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.parallax is not None
         or args.ssb is not None
         or args.pca is not None
+        or args.clusters is not None
         or args.templates is not None
         or args.ring_strain is not None
         or args.aligned_sum

@@ -26,15 +26,16 @@ def add_pca_arg(group: Any) -> None:
     group.add_argument(
         "--pca-poisson",
         action="store_true",
-        help="--pca of the frames normalised for counting noise (one more pass; counts only)",
+        help="--pca and --clusters of the frames normalised for counting noise (one more pass; "
+        "counts only)",
     )
 
 
 def run_pca(
     args: argparse.Namespace, ctx: Any, ds: Any, roi: Any, corrections: Any
-) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
-    """Decompose and return ``(arrays, array entries, provenance entry)``; the component
-    frames are saved frame axes first (one image per component with ``--images``)."""
+) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any], Any]:
+    """Decompose and return ``(arrays, array entries, provenance entry, Decomposition)``; the
+    component frames are saved frame axes first (one image per component with ``--images``)."""
     from libertem_gpu import decompose
 
     if args.pca < 1:
@@ -73,4 +74,4 @@ def run_pca(
         entries["pca_pixel_scale"] = array_entry("pca", "pixel_scale", "sig", sig)
     params = {"n_components": args.pca, "oversampling": 8, "power_iterations": 2, "seed": 0}
     params["poisson"] = bool(args.pca_poisson)
-    return arrays, entries, {"name": "pca", "udf": "decompose", "parameters": params}
+    return arrays, entries, {"name": "pca", "udf": "decompose", "parameters": params}, found

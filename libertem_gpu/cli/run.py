@@ -22,6 +22,7 @@ from libertem_gpu.cli.analyses import (
     plan_pick,
     plan_ssb,
 )
+from libertem_gpu.cli.clusters import run_clusters
 from libertem_gpu.cli.common import (
     UsageError,
     add_context_args,
@@ -87,7 +88,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(
             "name at least one analysis: --analysis NAME, a virtual detector (--bf, --adf, "
             "--ring, --disk, --point, --rect, --mask), --pick, --fem, --radial-fourier, "
-            "--radial-profile, --parallax, --ssb, --pca, --templates, --ring-strain or "
+            "--radial-profile, --parallax, --ssb, --pca, --clusters, --templates, --ring-strain or "
             "--crystallinity"
         )
     if args.out is None and args.images is None:
@@ -175,6 +176,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
             picked = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=picks[0], corrections=corrections)
         pca = None if args.pca is None else run_pca(args, ctx, ds, roi, corrections)
+        clusters = None
+        if args.clusters is not None:
+            found = None if pca is None else pca[3]
+            clusters = run_clusters(args, ctx, ds, roi, corrections, found)
         seconds = time.perf_counter() - t0
     finally:
         ctx.close()
@@ -197,10 +202,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         arrays["pick_positions"] = np.array(picks[1], dtype=np.int64).reshape(-1, nav_ndim)
         entries["pick_positions"] = array_entry("pick", "positions", "single", ["frame", "axis"])
         analyses.append({"name": "pick", "udf": "PickUDF", "parameters": {"positions": picks[1]}})
-    if pca is not None:
-        arrays.update(pca[0])
-        entries.update(pca[1])
-        analyses.append(pca[2])
+    for extra in (pca, clusters):
+        if extra is not None:
+            arrays.update(extra[0])
+            entries.update(extra[1])
+            analyses.append(extra[2])
     metadata = make_metadata(
         analyses=analyses,
         dataset=dataset_provenance(ds, roi=roi, roi_source=args.roi),
