@@ -65,6 +65,8 @@ _EXPORTS = {
     "decompose": "libertem_gpu.udf.decomposition",
     "Decomposition": "libertem_gpu.udf.decomposition",
     "cluster_frames": "libertem_gpu.udf.clustering",
+    "ptychography": "libertem_gpu.ptycho.reconstruct",
+    "Ptychography": "libertem_gpu.ptycho.reconstruct",
     "Clustering": "libertem_gpu.udf.clustering",
     "electron_wavelength": "libertem_gpu.udf.ssb_geometry",
     "AlignedSumUDF": "libertem_gpu.udf.aligned_sum",

@@ -1,0 +1,273 @@
+"""Iterative ptychography of a focused or defocused probe scan: :func:`ptychography`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from libertem_gpu.errors import (
+    BackendUnavailableError,
+    InvalidParameterError,
+    ShapeMismatchError,
+    UnsupportedDTypeError,
+)
+from libertem_gpu.ptycho.frames import WindowFramesUDF
+from libertem_gpu.ptycho.geometry import (
+    check_binning,
+    choose_window,
+    initial_probe,
+    pixel_size,
+    probe_corners,
+    scan_image,
+)
+from libertem_gpu.ptycho.solver import SolverSettings, solve
+from libertem_gpu.udf.ssb_geometry import check_optics
+
+__all__ = ["Ptychography", "ptychography"]
+
+
+@dataclass(frozen=True)
+class Ptychography:
+    """The result of :func:`ptychography`.
+
+    Attributes
+    ----------
+    object : numpy.ndarray
+        Complex transmission of the specimen, 2-D, in the detector's frame (the scan turned
+        by ``scan_rotation``), on pixels of ``pixel_size``; 1 where no probe reached.
+    phase : numpy.ndarray
+        ``(rows, columns)`` of the scan: the object's phase at each probe position (bilinear
+        between its pixels), radians, less its mean; NaN at positions not used.
+    probe : numpy.ndarray
+        ``(N, N)`` complex: the probe in real space, centred, as refined.
+    errors : numpy.ndarray
+        Per iteration, the misfit of the patterns' amplitudes:
+        ``sum (|FFT(psi)| - sqrt(I))^2 / sum I``.
+    pixel_size : float
+        Of ``object`` (and ``probe``), in the unit of the wavelength.
+    positions : numpy.ndarray
+        ``(rows, columns, 2)``: each probe centre in ``object``'s pixels (row, column); NaN
+        where not used.
+    window : tuple of int
+        ``(y0, x0, size, binning)``: the part of each frame used.
+    """
+
+    object: np.ndarray
+    phase: np.ndarray
+    probe: np.ndarray
+    errors: np.ndarray
+    pixel_size: float
+    positions: np.ndarray
+    window: tuple[int, int, int, int]
+
+
+def _array_module(device: str) -> Any:
+    if device not in ("auto", "cpu", "gpu"):
+        raise InvalidParameterError(
+            f"ptychography: device must be 'auto', 'cpu' or 'gpu', got {device!r}"
+        )
+    if device == "cpu":
+        return np
+    from libertem_gpu.backends.device import probe
+
+    found = probe()
+    if found.available:
+        import cupy
+
+        return cupy
+    if device == "gpu":
+        raise BackendUnavailableError(f"ptychography: device='gpu' asked for, but {found.reason}")
+    return np
+
+
+def ptychography(
+    ctx: Any,
+    dataset: Any,
+    *,
+    wavelength: float,
+    scan_step: float | Sequence[float],
+    semiconv: float,
+    semiconv_pix: float,
+    center: Sequence[float] | None = None,
+    defocus: float = 0.0,
+    cs: float = 0.0,
+    scan_rotation: float = 0.0,
+    flip_y: bool = False,
+    window: int | None = None,
+    binning: int = 1,
+    iterations: int = 30,
+    batch_size: int = 32,
+    object_step: float = 1.0,
+    probe_step: float = 1.0,
+    probe_after: int = 2,
+    roi: Any = None,
+    corrections: Any = None,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = False,
+    callback: Callable[[int, float], None] | None = None,
+) -> Ptychography:
+    """Reconstruct the specimen's complex transmission and the probe from a 4D-STEM scan by
+    iterative ptychography (rPIE-style updates in batches), on the GPU where there is one.
+
+    One streaming pass gathers each frame's window about the bright-field disk (binned) into
+    memory: ``rows x columns x (window / binning)**2`` float32. The iterations then run on
+    that, with CuPy on a GPU or NumPy and SciPy's FFTs on the CPU.
+
+    Parameters
+    ----------
+    ctx : Context
+        Runs the pass.
+    dataset : DataSet
+        A 2-D scan of 2-D frames, real-valued.
+    wavelength : float
+        The electrons' wavelength (:func:`~libertem_gpu.electron_wavelength`: ångström).
+    scan_step : float or (float, float)
+        Scan step (row, column), in the unit of ``wavelength``.
+    semiconv : float
+        The probe's semi-convergence angle, radians.
+    semiconv_pix : float
+        The bright-field disk's radius on the detector, pixels.
+    center : (float, float), optional
+        The disk's centre on the detector (row, column), pixels; by default found on the
+        mean frame (one more pass).
+    defocus, cs : float
+        The probe's defocus and spherical aberration, in the unit of ``wavelength``
+        (``chi = 2 pi / wavelength (defocus theta^2 / 2 + cs theta^4 / 4)``, as
+        :class:`~libertem_gpu.SSBUDF`): the starting probe, which the iterations refine.
+    scan_rotation, flip_y : float, bool
+        The detector's orientation against the scan, as :class:`~libertem_gpu.SSBUDF` and
+        :class:`~libertem_gpu.CoMUDF` take them.
+    window : int, optional
+        Side of the square of each frame used, about the centre, in frame pixels (a
+        multiple of ``2 * binning``); by default the largest that fits. The object's pixel is
+        ``wavelength / (window * semiconv / semiconv_pix)``: a larger window resolves finer.
+    binning : int
+        Sum ``binning x binning`` blocks of the window: less memory and faster iterations,
+        same object pixel, a smaller field of view per probe position.
+    iterations : int
+        Passes over all positions.
+    batch_size : int
+        Positions updated together; smaller batches converge in fewer iterations, larger ones
+        run faster per iteration (on a GPU especially).
+    object_step, probe_step : float
+        Step sizes of the updates (1: the full rPIE step); ``probe_step=0`` keeps the probe.
+    probe_after : int
+        Iterations with the probe fixed before it is refined.
+    roi : numpy.ndarray, optional
+        Scan positions to use (bool, the scan's shape).
+    corrections : CorrectionSet, optional
+        Applied to every frame before it is windowed.
+    device : {'auto', 'cpu', 'gpu'}
+        Where the iterations run; 'gpu' without a usable GPU is an error.
+    seed : int
+        Of the order positions are visited in.
+    progress : bool
+        Show a progress bar for the pass.
+    callback : callable, optional
+        ``callback(iteration, error)`` after each iteration (to watch convergence).
+
+    Returns
+    -------
+    Ptychography
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from libertem_gpu import Context, ptychography
+    >>> from libertem_gpu.demo.phase_object import random_phase, scan_phase_object
+    >>> phase = random_phase((32, 32), cutoff=0.2, strength=0.3, seed=1)
+    >>> frames, optics = scan_phase_object(phase, step=2, frame=16, radius=4)
+    >>> ctx = Context("inline")
+    >>> found = ptychography(ctx, ctx.load("memory", data=frames), iterations=20, **optics)
+    >>> bool(np.corrcoef(found.phase.ravel(), phase[::2, ::2].ravel())[0, 1] > 0.99)
+    True
+    """
+    optics = check_optics(
+        wavelength, scan_step, semiconv, semiconv_pix, scan_rotation, flip_y, defocus, cs,
+        "ptychography",
+    )  # fmt: skip
+    nav = tuple(int(n) for n in dataset.shape.nav)
+    sig = tuple(int(n) for n in dataset.shape.sig)
+    if len(nav) != 2 or len(sig) != 2:
+        raise ShapeMismatchError(
+            f"ptychography needs a 2-D scan of 2-D frames; this data set is {nav} x {sig}"
+        )
+    if np.dtype(dataset.dtype).kind == "c":
+        raise UnsupportedDTypeError(
+            f"ptychography reads intensities; this data set holds {np.dtype(dataset.dtype)}"
+        )
+    for name, value, least in (
+        ("iterations", iterations, 1),
+        ("batch_size", batch_size, 1),
+        ("probe_after", probe_after, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise InvalidParameterError(
+                f"ptychography: {name} must be a whole number >= {least}, got {value!r}"
+            )
+    for name, step in (("object_step", object_step), ("probe_step", probe_step)):
+        if not (isinstance(step, (int, float, np.number)) and 0 <= float(step) <= 2):
+            raise InvalidParameterError(f"ptychography: {name} must be in [0, 2], got {step!r}")
+    xp = _array_module(device)
+    binning = check_binning(binning)
+    if center is None:
+        center = _disk_centre(ctx, dataset, roi, corrections)
+    cy, cx = (float(c) for c in center)
+    if not (math.isfinite(cy) and math.isfinite(cx)):
+        raise InvalidParameterError(f"ptychography: center must be finite, got {center!r}")
+    win = choose_window(sig, (cy, cx), window, binning)
+    udf = WindowFramesUDF(win.y0, win.x0, win.size, win.binning)
+    res = ctx.run_udf(dataset=dataset, udf=udf, roi=roi, corrections=corrections, progress=progress)
+    used = np.asarray(res["frames"].valid_mask).reshape(-1)
+    if not used.any():
+        raise InvalidParameterError("ptychography: no frame was processed (empty roi?)")
+    n = win.pixels
+    frames = np.asarray(res["frames"].data).reshape(-1, n, n)[used]
+    if not np.isfinite(frames).all():
+        raise InvalidParameterError("ptychography: the frames hold NaN or infinite values")
+    amplitudes = np.sqrt(np.maximum(np.fft.ifftshift(frames, axes=(-2, -1)), 0))
+    all_corners, shape = probe_corners(nav, optics, win)
+    corners = all_corners[used]
+    settings = SolverSettings(
+        iterations=int(iterations),
+        batch_size=int(batch_size),
+        object_step=float(object_step),
+        probe_step=float(probe_step),
+        probe_after=int(probe_after),
+        seed=int(seed),
+    )
+    obj, probe, errors = solve(
+        xp.asarray(amplitudes), corners, shape, xp.asarray(initial_probe(win, optics)),
+        settings, xp=xp, callback=callback,
+    )  # fmt: skip
+    if xp is not np:
+        obj, probe = xp.asnumpy(obj), xp.asnumpy(probe)
+    at_positions = np.angle(scan_image(obj, corners, n))
+    phase = np.full(math.prod(nav), np.nan)
+    phase[used] = at_positions - at_positions.mean()
+    positions = np.full((math.prod(nav), 2), np.nan)
+    positions[used] = corners + n // 2
+    return Ptychography(
+        object=obj,
+        phase=phase.reshape(nav),
+        probe=probe,
+        errors=np.asarray(errors),
+        pixel_size=pixel_size(win, optics),
+        positions=positions.reshape(*nav, 2),
+        window=(win.y0, win.x0, win.size, win.binning),
+    )
+
+
+def _disk_centre(ctx: Any, dataset: Any, roi: Any, corrections: Any) -> tuple[float, float]:
+    """The bright-field disk's centre on the mean frame (one pass)."""
+    from libertem_gpu import SumUDF
+    from libertem_gpu.udf.parallax_fit import find_bright_field
+
+    total = ctx.run_udf(dataset=dataset, udf=SumUDF(), roi=roi, corrections=corrections)
+    centre, _ = find_bright_field(np.asarray(total["intensity"].data))
+    return centre

@@ -1,0 +1,108 @@
+"""The iterations on data from their own model: a random object under a known probe, at whole
+and fractional positions, comes back with the probe fixed; the probe stays centred and keeps
+the patterns' power when refined; the callback sees every iteration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from libertem_gpu.ptycho.geometry import Window, initial_probe
+from libertem_gpu.ptycho.solver import SolverSettings, solve
+from libertem_gpu.udf.ssb_geometry import check_optics
+
+N = 16
+
+
+def probe():
+    o = check_optics(1.0, 2.0, 5 / N, 5.0, 0.0, False, 3.0, 0.0, "test")
+    return initial_probe(Window(0, 0, N, 1, (0.0, 0.0)), o)
+
+
+def patterns(obj, p, corners):
+    """The model's amplitudes: the probe moved by each corner's fraction, times the window."""
+    f = np.fft.fftfreq(N)
+    out = []
+    for c in corners:
+        y, x = np.floor(c).astype(int)
+        fy, fx = c - (y, x)
+        ramp = np.exp(-2j * np.pi * (fy * f[:, None] + fx * f[None, :]))
+        moved = np.fft.ifft2(np.fft.fft2(p) * ramp)
+        out.append(np.abs(np.fft.fft2(moved * obj[y : y + N, x : x + N], norm="ortho")))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("fraction", [False, True])
+def test_object_comes_back_under_a_known_probe(rng, fraction):
+    step = 2.5 if fraction else 2.0
+    iy, ix = np.mgrid[:12, :12]
+    corners = np.stack([iy.ravel(), ix.ravel()], -1) * step
+    shape = (int(corners.max()) + N + 2,) * 2
+    truth = np.exp(1j * 0.4 * rng.standard_normal(shape))
+    p = probe() * 3.0
+    amplitudes = patterns(truth, p, corners)
+    settings = SolverSettings(iterations=40, probe_after=1000)
+    obj, refined, errors = solve(amplitudes, corners, shape, probe(), settings)
+    # a white-noise object converges slowly, but surely
+    assert errors[-1] < errors[10] < errors[0] and errors[-1] < 1e-3 * errors[0]
+    np.testing.assert_allclose(refined, p, rtol=1e-12)  # scaled to the patterns' power only
+    # where the probe is strong, the object is the truth up to one global phase
+    weight = np.zeros(shape)
+    for y, x in np.floor(corners).astype(int):
+        weight[y : y + N, x : x + N] += np.abs(p) ** 2
+    strong = weight > 0.5 * weight.max()
+    ratio = obj[strong] / truth[strong]
+    ratio /= ratio.mean()
+    assert np.abs(ratio - 1).max() < 0.03
+
+
+def test_refined_probe_stays_centred_with_the_power(rng):
+    iy, ix = np.mgrid[:8, :8]
+    corners = np.stack([iy.ravel(), ix.ravel()], -1) * 3.0
+    shape = (int(corners.max()) + N + 2,) * 2
+    truth = np.exp(1j * 0.4 * rng.standard_normal(shape))
+    amplitudes = patterns(truth, probe(), corners)
+    start = np.roll(probe(), 2, axis=1)  # off centre
+    seen = []
+    settings = SolverSettings(iterations=6, probe_after=1, batch_size=8)
+    _, refined, errors = solve(
+        amplitudes, corners, shape, start, settings, callback=lambda i, e: seen.append((i, e))
+    )
+    weight = np.abs(refined) ** 2
+    ar = np.arange(N)
+    centre = [(weight.sum(axis=1) * ar).sum(), (weight.sum(axis=0) * ar).sum()] / weight.sum()
+    np.testing.assert_allclose(centre, [N // 2, N // 2], atol=2e-3)
+    np.testing.assert_allclose(weight.sum(), (amplitudes**2).sum() / len(corners), rtol=1e-12)
+    assert seen == list(enumerate(errors, start=1)) and len(seen) == 6
+
+
+def test_array_module_path_matches_numpy(rng, monkeypatch):
+    """The CuPy code path (flat window indices, atomic adds of real and imaginary parts), run
+    on NumPy through a stand-in module, gives NumPy's result: the GPU's logic is checked on
+    machines without one (its speed and CuPy's own functions need a GPU, ``pytest -m gpu``)."""
+    import sys
+    import types
+
+    import scipy.fft
+
+    class StandIn(types.ModuleType):
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+    xp = StandIn("stand_in_cupy")
+    # SciPy's FFTs, as the NumPy path uses: where a pattern is dark the amplitude ratio
+    # amplifies the last bits in which two FFT libraries differ (1e-6 after one iteration)
+    xp.fft = scipy.fft
+    atomic = types.ModuleType("cupyx")
+    atomic.scatter_add = lambda a, index, values: np.add.at(a, index, values)
+    monkeypatch.setitem(sys.modules, "cupyx", atomic)
+    iy, ix = np.mgrid[:6, :7]
+    corners = np.stack([iy.ravel(), ix.ravel()], -1) * 2.5  # fractional: the ramps too
+    shape = (int(corners.max()) + N + 2,) * 2
+    truth = np.exp(1j * 0.3 * rng.standard_normal(shape))
+    amplitudes = patterns(truth, probe(), corners)
+    settings = SolverSettings(iterations=4, probe_after=1, batch_size=5)
+    want = solve(amplitudes, corners, shape, probe(), settings)
+    got = solve(amplitudes, corners, shape, probe(), settings, xp=xp)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
