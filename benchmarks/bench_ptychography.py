@@ -78,13 +78,14 @@ def main() -> int:
         import cupy as xp
     else:
         xp = np
+    backend = "cupy" if args.device == "gpu" else "numpy"
     stamps: list[float] = []
     with Context("inline") as ctx:
         ds = ctx.load("memory", data=frames)
-        ptychography(ctx, ds, iterations=1, device=args.device, batch_size=BATCH, **optics)
+        ptychography(ctx, ds, iterations=1, backend=backend, batch_size=BATCH, **optics)
         t0 = time.perf_counter()
         found = ptychography(
-            ctx, ds, iterations=args.iterations, device=args.device, batch_size=BATCH,
+            ctx, ds, iterations=args.iterations, backend=backend, batch_size=BATCH,
             callback=lambda i, e: stamps.append(time.perf_counter()), **optics,
         )  # fmt: skip
         total = time.perf_counter() - t0

@@ -28,6 +28,7 @@ from libertem_gpu.kernels.operation import (
     ParallaxSplat,
     PixelMoments,
     PolarCorrelationPreparer,
+    PtychoStep,
     ShiftedMoments,
     SpanCentreOfMass,
     SpanMasks,
@@ -284,6 +285,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "template_match:prepare",
         "template_match:prepare_gpu",
     ),
+    # One batch of iterative ptychography (on the reconstruction's arrays, not on tiles).
+    _float_op("ptycho_step", PtychoStep, "ptycho:reference", "ptycho_cpu:cpu", "ptycho:gpu"),
     # Frames summed with a weight per frame and sum (the transpose of a mask product).
     _op(
         "weighted_frame_sum",

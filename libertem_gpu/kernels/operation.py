@@ -35,6 +35,7 @@ __all__ = [
     "PolarCorrelationPreparer",
     "PreparedCoM",
     "PreparedMasks",
+    "PtychoStep",
     "SSBPreparer",
     "ShiftedMoments",
     "SpanCentreOfMass",
@@ -225,6 +226,25 @@ class WeightedFrameSum(Protocol):
     :mod:`libertem_gpu.kernels.weighted_sum`)."""
 
     def __call__(self, tile: Any, weights: Any, out: Any, squared: bool = False) -> None: ...
+
+
+class PtychoStep(Protocol):
+    """``(obj (H, W) complex, probe (N, N) complex, amplitudes (b, N, N), corners (b, 2) int,
+    fractions (b, 2) or None, object_step, regularisation, probe_terms)``: one batch of
+    iterative ptychography, ``obj`` updated in place; returns ``(misfit, numerator, weight)``
+    (see :mod:`libertem_gpu.kernels.ptycho`)."""
+
+    def __call__(
+        self,
+        obj: Any,
+        probe: Any,
+        amplitudes: Any,
+        corners: Any,
+        fractions: Any,
+        object_step: float,
+        regularisation: float,
+        probe_terms: bool,
+    ) -> tuple[float, Any, Any]: ...
 
 
 class PolarCorrelationPreparer(Protocol):

@@ -119,7 +119,7 @@ def get_kernel(op: str, backend: str) -> Callable[..., Any]:
         ``"logsum"``, ``"pixel_moments"``, or an operation with a prepare step:
         ``"apply_masks"``, ``"centre_of_mass"``, ``"power_spectrum"``, ``"fft_mask_sum"``,
         ``"holo_reconstruct"``, ``"ssb_accumulate"``, ``"weighted_frame_sum"``,
-        ``"polar_correlate"``.
+        ``"polar_correlate"``, ``"ptycho_step"``.
     backend : str
         ``"numpy"`` (Numba CPU kernels), ``"cupy"`` (CuPy / Numba-CUDA), ``"plain"`` (the
         references with the implementations' signature, for small CPU runs), ``"reference"``

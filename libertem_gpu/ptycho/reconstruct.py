@@ -9,12 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.errors import (
-    BackendUnavailableError,
-    InvalidParameterError,
-    ShapeMismatchError,
-    UnsupportedDTypeError,
-)
+from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError, UnsupportedDTypeError
 from libertem_gpu.ptycho.frames import WindowFramesUDF
 from libertem_gpu.ptycho.geometry import (
     check_binning,
@@ -65,25 +60,6 @@ class Ptychography:
     window: tuple[int, int, int, int]
 
 
-def _array_module(device: str) -> Any:
-    if device not in ("auto", "cpu", "gpu"):
-        raise InvalidParameterError(
-            f"ptychography: device must be 'auto', 'cpu' or 'gpu', got {device!r}"
-        )
-    if device == "cpu":
-        return np
-    from libertem_gpu.backends.device import probe
-
-    found = probe()
-    if found.available:
-        import cupy
-
-        return cupy
-    if device == "gpu":
-        raise BackendUnavailableError(f"ptychography: device='gpu' asked for, but {found.reason}")
-    return np
-
-
 def ptychography(
     ctx: Any,
     dataset: Any,
@@ -106,7 +82,7 @@ def ptychography(
     probe_after: int = 2,
     roi: Any = None,
     corrections: Any = None,
-    device: str = "auto",
+    backend: str | None = None,
     seed: int = 0,
     progress: bool = False,
     callback: Callable[[int, float], None] | None = None,
@@ -162,8 +138,10 @@ def ptychography(
         Scan positions to use (bool, the scan's shape).
     corrections : CorrectionSet, optional
         Applied to every frame before it is windowed.
-    device : {'auto', 'cpu', 'gpu'}
-        Where the iterations run; 'gpu' without a usable GPU is an error.
+    backend : str, optional
+        Where the iterations run: ``"numpy"`` (the CPU), ``"cupy"`` (a GPU; an error where
+        none can run), ``"auto"`` (a GPU where there is one), or None for the ``backend``
+        setting (``"auto"`` unless set).
     seed : int
         Of the order positions are visited in.
     progress : bool
@@ -213,7 +191,11 @@ def ptychography(
     for name, step in (("object_step", object_step), ("probe_step", probe_step)):
         if not (isinstance(step, (int, float, np.number)) and 0 <= float(step) <= 2):
             raise InvalidParameterError(f"ptychography: {name} must be in [0, 2], got {step!r}")
-    xp = _array_module(device)
+    from libertem_gpu.backends import get_backend, resolve_backend
+
+    backend_name = resolve_backend(backend, [("numpy", "cupy")])
+    arrays = get_backend(backend_name)()
+    xp = arrays.xp
     binning = check_binning(binning)
     if center is None:
         center = _disk_centre(ctx, dataset, roi, corrections)
@@ -227,10 +209,15 @@ def ptychography(
     if not used.any():
         raise InvalidParameterError("ptychography: no frame was processed (empty roi?)")
     n = win.pixels
-    frames = np.asarray(res["frames"].data).reshape(-1, n, n)[used]
-    if not np.isfinite(frames).all():
+    # raw_data: the roi's positions in scan order (no copy of the scan with NaN elsewhere)
+    frames = np.asarray(res["frames"].raw_data).reshape(-1, n, n)
+    in_roi = np.ones(used.size, bool) if roi is None else np.asarray(roi, bool).reshape(-1)
+    if not used[in_roi].all():
+        frames = frames[used[in_roi]]
+    amplitudes = np.fft.ifftshift(frames, axes=(-2, -1))  # one copy, zero frequency first
+    np.sqrt(np.maximum(amplitudes, 0, out=amplitudes), out=amplitudes)
+    if not np.isfinite(amplitudes).all():
         raise InvalidParameterError("ptychography: the frames hold NaN or infinite values")
-    amplitudes = np.sqrt(np.maximum(np.fft.ifftshift(frames, axes=(-2, -1)), 0))
     all_corners, shape = probe_corners(nav, optics, win)
     corners = all_corners[used]
     settings = SolverSettings(
@@ -243,10 +230,9 @@ def ptychography(
     )
     obj, probe, errors = solve(
         xp.asarray(amplitudes), corners, shape, xp.asarray(initial_probe(win, optics)),
-        settings, xp=xp, callback=callback,
+        settings, xp=xp, backend=backend_name, callback=callback,
     )  # fmt: skip
-    if xp is not np:
-        obj, probe = xp.asnumpy(obj), xp.asnumpy(probe)
+    obj, probe = arrays.to_numpy(obj), arrays.to_numpy(probe)
     at_positions = np.angle(scan_image(obj, corners, n))
     phase = np.full(math.prod(nav), np.nan)
     phase[used] = at_positions - at_positions.mean()

@@ -74,35 +74,3 @@ def test_refined_probe_stays_centred_with_the_power(rng):
     np.testing.assert_allclose(centre, [N // 2, N // 2], atol=2e-3)
     np.testing.assert_allclose(weight.sum(), (amplitudes**2).sum() / len(corners), rtol=1e-12)
     assert seen == list(enumerate(errors, start=1)) and len(seen) == 6
-
-
-def test_array_module_path_matches_numpy(rng, monkeypatch):
-    """The CuPy code path (flat window indices, atomic adds of real and imaginary parts), run
-    on NumPy through a stand-in module, gives NumPy's result: the GPU's logic is checked on
-    machines without one (its speed and CuPy's own functions need a GPU, ``pytest -m gpu``)."""
-    import sys
-    import types
-
-    import scipy.fft
-
-    class StandIn(types.ModuleType):
-        def __getattr__(self, name):
-            return getattr(np, name)
-
-    xp = StandIn("stand_in_cupy")
-    # SciPy's FFTs, as the NumPy path uses: where a pattern is dark the amplitude ratio
-    # amplifies the last bits in which two FFT libraries differ (1e-6 after one iteration)
-    xp.fft = scipy.fft
-    atomic = types.ModuleType("cupyx")
-    atomic.scatter_add = lambda a, index, values: np.add.at(a, index, values)
-    monkeypatch.setitem(sys.modules, "cupyx", atomic)
-    iy, ix = np.mgrid[:6, :7]
-    corners = np.stack([iy.ravel(), ix.ravel()], -1) * 2.5  # fractional: the ramps too
-    shape = (int(corners.max()) + N + 2,) * 2
-    truth = np.exp(1j * 0.3 * rng.standard_normal(shape))
-    amplitudes = patterns(truth, probe(), corners)
-    settings = SolverSettings(iterations=4, probe_after=1, batch_size=5)
-    want = solve(amplitudes, corners, shape, probe(), settings)
-    got = solve(amplitudes, corners, shape, probe(), settings, xp=xp)
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

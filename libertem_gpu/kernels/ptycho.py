@@ -1,0 +1,165 @@
+"""One batch of iterative ptychography (:func:`~libertem_gpu.ptychography`): the exit waves
+of a batch of probe positions, their Fourier amplitudes replaced by the measured ones, and the
+object's rPIE update from the change, in place.
+
+For positions ``j`` with window corners ``c_j`` (whole pixels) and fractions ``f_j``:
+``P_j = IFFT(FFT(P) exp(-2 pi i k . f_j))`` (the probe moved by ``f_j``), ``O_j`` the
+``N x N`` window of the object at ``c_j``, ``psi_j = P_j O_j``, ``Psi_j = FFT(psi_j)``
+(orthonormal), ``d_j = IFFT(a_j Psi_j / |Psi_j|) - psi_j`` with ``a_j`` the measured
+amplitudes. Then, over the batch's box of the object,
+``O += step * S / ((1 - r) W + r max W)``, ``S = sum_j conj(P_j) d_j`` and
+``W = sum_j |P_j|^2`` placed at the windows. Returned: the misfit ``sum (|Psi| - a)^2`` and,
+where asked for, the probe's terms ``sum_j unmove_j(conj(O_j) d_j)`` and ``sum_j |O_j|^2``
+(``O_j`` before the update), which the caller turns into the probe's step.
+
+The reference is plain NumPy; the GPU implementation the same in CuPy with atomic adds; the CPU
+one (:mod:`~libertem_gpu.kernels.ptycho_cpu`) fuses the element-wise work in Numba around
+SciPy's FFTs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["gpu", "reference"]
+
+
+def _moved_probes(xp: Any, probe: Any, fractions: Any, fft: Any) -> tuple[Any, Any]:
+    """``(b, N, N)`` probes moved by ``fractions`` (``(b, 2)``) and the ramps that moved them."""
+    n = probe.shape[-1]
+    f = xp.fft.fftfreq(n)
+    ramps = xp.exp(
+        -2j * math.pi * (fractions[:, 0, None, None] * f[:, None] + fractions[:, 1, None, None] * f)
+    )
+    return fft.ifft2(fft.fft2(probe, norm="ortho") * ramps, norm="ortho"), ramps
+
+
+def _flat(xp: Any, corners: Any, n: int, width: int) -> Any:
+    ar = xp.arange(n)
+    return (corners[:, 0, None, None] + ar[:, None]) * width + (corners[:, 1, None, None] + ar)
+
+
+def _step(
+    xp: Any,
+    fft: Any,
+    scatter: Any,
+    obj: Any,
+    probe: Any,
+    amplitudes: Any,
+    corners: Any,
+    fractions: Any,
+    object_step: float,
+    regularisation: float,
+    probe_terms: bool,
+) -> tuple[float, Any, Any]:
+    n = probe.shape[-1]
+    low = corners.min(axis=0)
+    local = corners - low
+    box = tuple(int(v) for v in local.max(axis=0) + n)
+    part = obj[int(low[0]) : int(low[0]) + box[0], int(low[1]) : int(low[1]) + box[1]]
+    flat = _flat(xp, local, n, box[1])
+    windows = part.reshape(-1)[flat]
+    if fractions is None:
+        probes, ramps = xp.broadcast_to(probe, windows.shape), None
+    else:
+        probes, ramps = _moved_probes(xp, probe, fractions, fft)
+    exit_waves = probes * windows
+    spectra = fft.fft2(exit_waves, norm="ortho")
+    modulus = xp.abs(spectra)
+    misfit = ((modulus - amplitudes) ** 2).sum()
+    change = fft.ifft2(spectra * (amplitudes / xp.maximum(modulus, 1e-12)), norm="ortho")
+    change -= exit_waves
+    total = xp.zeros(box, dtype=np.complex128)
+    weight = xp.zeros(box, dtype=np.float64)
+    scatter(total, flat, xp.conj(probes) * change)
+    scatter(weight, flat, xp.broadcast_to(xp.abs(probes) ** 2, flat.shape))
+    top = float(weight.max())
+    if top > 0:
+        part += object_step * total / ((1 - regularisation) * weight + regularisation * top)
+    if not probe_terms:
+        return float(misfit), None, None
+    gradient = xp.conj(windows) * change
+    if ramps is not None:  # back to the unmoved probe's frame
+        gradient = fft.ifft2(fft.fft2(gradient, norm="ortho") * xp.conj(ramps), norm="ortho")
+    return float(misfit), gradient.sum(axis=0), (xp.abs(windows) ** 2).sum(axis=0)
+
+
+def _numpy_scatter(target: np.ndarray, flat: np.ndarray, values: np.ndarray) -> None:
+    np.add.at(target.reshape(-1), flat.reshape(-1), np.asarray(values).reshape(-1))
+
+
+def reference(
+    obj: np.ndarray,
+    probe: np.ndarray,
+    amplitudes: np.ndarray,
+    corners: np.ndarray,
+    fractions: np.ndarray | None,
+    object_step: float,
+    regularisation: float,
+    probe_terms: bool,
+) -> tuple[float, Any, Any]:
+    """One batch in plain NumPy (see the module's description).
+
+    Parameters
+    ----------
+    obj : numpy.ndarray
+        ``(H, W)`` complex128, updated in place.
+    probe : numpy.ndarray
+        ``(N, N)`` complex128.
+    amplitudes : numpy.ndarray
+        ``(b, N, N)`` float: the measured amplitudes, zero frequency at index 0.
+    corners : numpy.ndarray
+        ``(b, 2)`` int64: the windows' corners, inside ``obj``.
+    fractions : numpy.ndarray or None
+        ``(b, 2)`` float64: the probe's move per position, or None for none.
+    object_step, regularisation : float
+        The rPIE step and its ``r``.
+    probe_terms : bool
+        Return the probe's terms.
+
+    Returns
+    -------
+    misfit : float
+    numerator, weight : numpy.ndarray or None
+        ``(N, N)`` complex128 and float64, where ``probe_terms``.
+    """
+    return _step(
+        np, np.fft, _numpy_scatter, obj, probe, amplitudes, corners, fractions,
+        object_step, regularisation, probe_terms,
+    )  # fmt: skip
+
+
+def _cupy_scatter(target: Any, flat: Any, values: Any) -> None:
+    import cupy
+    import cupyx
+
+    index = flat.reshape(-1)
+    if target.dtype.kind == "c":  # atomic adds of the real and imaginary parts
+        parts = target.reshape(-1).view(cupy.float64)
+        cupyx.scatter_add(parts, 2 * index, values.real.reshape(-1))
+        cupyx.scatter_add(parts, 2 * index + 1, values.imag.reshape(-1))
+    else:
+        cupyx.scatter_add(target.reshape(-1), index, cupy.ascontiguousarray(values).reshape(-1))
+
+
+def gpu(
+    obj: Any,
+    probe: Any,
+    amplitudes: Any,
+    corners: Any,
+    fractions: Any,
+    object_step: float,
+    regularisation: float,
+    probe_terms: bool,
+) -> tuple[float, Any, Any]:
+    """CuPy twin of :func:`reference` (arrays on the device; cuFFT, atomic adds)."""
+    import cupy
+
+    return _step(
+        cupy, cupy.fft, _cupy_scatter, obj, probe, amplitudes, cupy.asarray(corners),
+        None if fractions is None else cupy.asarray(fractions),
+        object_step, regularisation, probe_terms,
+    )  # fmt: skip
