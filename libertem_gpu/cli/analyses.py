@@ -18,6 +18,7 @@ from libertem_gpu.cli.clusters import add_cluster_args
 from libertem_gpu.cli.common import UsageError
 from libertem_gpu.cli.ellipse import add_ellipse_args, ellipse_for
 from libertem_gpu.cli.pca import add_pca_arg
+from libertem_gpu.cli.ptycho import add_ptycho_args
 from libertem_gpu.cli.ring_strain import add_ring_strain_args, ring_strain_udf
 from libertem_gpu.cli.templates import add_template_args, template_udf
 from libertem_gpu.resultfiles.provenance import array_entry, dim_names
@@ -185,6 +186,7 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     )
     add_pca_arg(g)
     add_cluster_args(g)
+    add_ptycho_args(g)
     add_template_args(g)
     add_ring_strain_args(g)
     g.add_argument(
@@ -268,6 +270,7 @@ def any_requested(args: argparse.Namespace) -> bool:
         or args.ssb is not None
         or args.pca is not None
         or args.clusters is not None
+        or args.ptychography is not None
         or args.templates is not None
         or args.ring_strain is not None
         or args.aligned_sum
@@ -513,17 +516,20 @@ def plan_parallax(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any)
     return Planned(fit.udf(args.parallax), [entry], _results_collector("parallax", None, dims))
 
 
-def plan_ssb(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any) -> Planned:
-    """``--ssb KV STEP MRAD``: the bright-field disk from ``--cy/--cx/--semiconv-pix`` or, for
-    what is not given, from the mean frame (:func:`find_bright_field`, one pass), and
-    :class:`~libertem_gpu.SSBUDF` for the main pass."""
-    from libertem_gpu import SSBUDF, SumUDF
+def probe_optics(
+    args: argparse.Namespace, flag: str, ctx: Any, ds: Any, corrections: Any
+) -> tuple[float, dict[str, Any]]:
+    """The kV and the optics (``SSBUDF``'s and ``ptychography``'s keywords) of ``--ssb`` or
+    ``--ptychography KV STEP MRAD`` (``flag``), with the disk's centre and radius from
+    ``--cy/--cx/--semiconv-pix`` or, for what is not given, the mean frame
+    (:func:`find_bright_field`, one pass)."""
+    from libertem_gpu import SumUDF
     from libertem_gpu.udf.parallax_fit import find_bright_field
     from libertem_gpu.udf.ssb_geometry import electron_wavelength
 
-    kv, step, mrad = args.ssb
+    kv, step, mrad = getattr(args, flag.strip("-"))
     if not (kv > 0 and step > 0 and mrad > 0):
-        raise UsageError(f"--ssb {kv:g} {step:g} {mrad:g}: kV, step and mrad must be > 0")
+        raise UsageError(f"{flag} {kv:g} {step:g} {mrad:g}: kV, step and mrad must be > 0")
     center = None if args.cy is None or args.cx is None else (args.cy, args.cx)
     radius = args.semiconv_pix
     if center is None or radius is None:
@@ -531,16 +537,25 @@ def plan_ssb(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any) -> P
         found_center, found_radius = find_bright_field(np.asarray(total.data))
         center = center or found_center
         radius = radius or found_radius
-    params = {
+    return kv, {
         "wavelength": electron_wavelength(kv * 1e3),
         "scan_step": step,
         "semiconv": mrad * 1e-3,
         "semiconv_pix": float(radius),
-        "center": [float(c) for c in center],
+        "center": [float(center[0]), float(center[1])],
         "scan_rotation": args.scan_rotation,
         "flip_y": bool(args.flip_y),
         "defocus": args.defocus,
     }
+
+
+def plan_ssb(args: argparse.Namespace, ctx: Any, ds: Any, corrections: Any) -> Planned:
+    """``--ssb KV STEP MRAD``: the bright-field disk from ``--cy/--cx/--semiconv-pix`` or, for
+    what is not given, from the mean frame (:func:`find_bright_field`, one pass), and
+    :class:`~libertem_gpu.SSBUDF` for the main pass."""
+    from libertem_gpu import SSBUDF
+
+    kv, params = probe_optics(args, "--ssb", ctx, ds, corrections)
     shifts, moved = _shifts(args)
     udf = SSBUDF(**params, shifts=shifts)
     params.update(moved)

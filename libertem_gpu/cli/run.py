@@ -35,6 +35,7 @@ from libertem_gpu.cli.common import (
 )
 from libertem_gpu.cli.ellipse import measure_ellipse
 from libertem_gpu.cli.pca import run_pca
+from libertem_gpu.cli.ptycho import run_ptycho
 from libertem_gpu.errors import DataSetError
 from libertem_gpu.resultfiles.provenance import (
     array_entry,
@@ -88,8 +89,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(
             "name at least one analysis: --analysis NAME, a virtual detector (--bf, --adf, "
             "--ring, --disk, --point, --rect, --mask), --pick, --fem, --radial-fourier, "
-            "--radial-profile, --parallax, --ssb, --pca, --clusters, --templates, --ring-strain or "
-            "--crystallinity"
+            "--radial-profile, --parallax, --ssb, --ptychography, --pca, --clusters, --templates, "
+            "--ring-strain or --crystallinity"
         )
     if args.out is None and args.images is None:
         raise UsageError("say where to save results: --out FILE (.h5, .npz, .zarr), --images DIR")
@@ -180,6 +181,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.clusters is not None:
             found = None if pca is None else pca[3]
             clusters = run_clusters(args, ctx, ds, roi, corrections, found)
+        ptycho = None
+        if args.ptychography is not None:
+            ptycho = run_ptycho(args, ctx, ds, roi, corrections)
         seconds = time.perf_counter() - t0
     finally:
         ctx.close()
@@ -202,7 +206,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         arrays["pick_positions"] = np.array(picks[1], dtype=np.int64).reshape(-1, nav_ndim)
         entries["pick_positions"] = array_entry("pick", "positions", "single", ["frame", "axis"])
         analyses.append({"name": "pick", "udf": "PickUDF", "parameters": {"positions": picks[1]}})
-    for extra in (pca, clusters):
+    for extra in (pca, clusters, ptycho):
         if extra is not None:
             arrays.update(extra[0])
             entries.update(extra[1])
