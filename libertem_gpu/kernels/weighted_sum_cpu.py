@@ -26,14 +26,17 @@ __all__ = ["cpu"]
 _CHUNK = 1024
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _value(x, squared):  # type: ignore[no-untyped-def]
+    """``x`` in float64, squared if ``squared`` (Numba only)."""
+    v = np.float64(x)
+    return v * v if squared else v
+
+
 def _make_accumulate(squared: bool):  # type: ignore[no-untyped-def]
     """The Numba loop summing the pixels (``squared``: their squares) with the weights; the
-    flag is a constant of each compiled loop, so neither has a branch per pixel."""
-
-    @numba.njit(nogil=True, inline="always")
-    def value(x):  # type: ignore[no-untyped-def]
-        v = np.float64(x)
-        return v * v if squared else v
+    flag is a constant of each compiled loop (a plain value in its closure: a function there
+    would change Numba's cache key in every process), so neither has a branch per pixel."""
 
     @numba.njit(nogil=True, cache=True, fastmath={"contract"})
     def accumulate(a, npix, weights, out, chunk):  # type: ignore[no-untyped-def]
@@ -56,10 +59,10 @@ def _make_accumulate(squared: bool):  # type: ignore[no-untyped-def]
                     for p in range(p1 - p0):
                         o[p] = (
                             o[p]
-                            + w0 * value(r0[p])
-                            + w1 * value(r1[p])
-                            + w2 * value(r2[p])
-                            + w3 * value(r3[p])
+                            + w0 * _value(r0[p], squared)
+                            + w1 * _value(r1[p], squared)
+                            + w2 * _value(r2[p], squared)
+                            + w3 * _value(r3[p], squared)
                         )
             for i in range(n4, n):
                 r = a[i, p0:p1]
@@ -67,7 +70,7 @@ def _make_accumulate(squared: bool):  # type: ignore[no-untyped-def]
                     w = weights[i, j]
                     o = out[j, p0:p1]
                     for p in range(p1 - p0):
-                        o[p] += w * value(r[p])
+                        o[p] += w * _value(r[p], squared)
 
     return accumulate
 
