@@ -20,6 +20,7 @@ from libertem_gpu.ptycho.geometry import (
     scan_image,
 )
 from libertem_gpu.ptycho.solver import SolverSettings, solve
+from libertem_gpu.sizes import format_size
 from libertem_gpu.udf.ssb_geometry import check_optics
 
 __all__ = ["Ptychography", "ptychography"]
@@ -203,6 +204,8 @@ def ptychography(
     if not (math.isfinite(cy) and math.isfinite(cx)):
         raise InvalidParameterError(f"ptychography: center must be finite, got {center!r}")
     win = choose_window(sig, (cy, cx), window, binning)
+    wanted = math.prod(nav) if roi is None else int(np.count_nonzero(roi))
+    _check_memory(wanted, win.pixels)
     udf = WindowFramesUDF(win.y0, win.x0, win.size, win.binning)
     res = ctx.run_udf(dataset=dataset, udf=udf, roi=roi, corrections=corrections, progress=progress)
     used = np.asarray(res["frames"].valid_mask).reshape(-1)
@@ -247,6 +250,31 @@ def ptychography(
         positions=positions.reshape(*nav, 2),
         window=(win.y0, win.x0, win.size, win.binning),
     )
+
+
+def _available_bytes() -> int | None:
+    """Memory the system can give without swapping (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _check_memory(positions: int, n: int, available: int | None = None) -> None:
+    """Refuse, before the pass, windows that would not fit in memory: they are held twice
+    (the gathered frames and their amplitudes, float32)."""
+    need = 2 * positions * n * n * 4
+    free = _available_bytes() if available is None else available
+    if free is not None and need > 0.8 * free:
+        raise InvalidParameterError(
+            f"ptychography: {positions} windows of {n} x {n} pixels need {format_size(need)} "
+            f"held in memory, and {format_size(free)} are available; bin them (binning=), "
+            "take a smaller window (window=) or part of the scan (roi=)"
+        )
 
 
 def _disk_centre(ctx: Any, dataset: Any, roi: Any, corrections: Any) -> tuple[float, float]:

@@ -196,3 +196,18 @@ def test_gpu_matches_cpu(strong):
     # cuFFT and SciPy differ in the last bits, which dark pixels amplify a little
     np.testing.assert_allclose(gpu.phase, cpu.phase, atol=1e-4)
     np.testing.assert_allclose(gpu.errors, cpu.errors, rtol=1e-4)
+
+
+def test_windows_that_would_not_fit_are_refused_before_the_pass(strong, monkeypatch):
+    from libertem_gpu.ptycho import reconstruct
+
+    _, frames, optics = strong
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames)
+    # 256 windows of 16 x 16, twice, float32: 512 KiB; "available": 600 KiB
+    monkeypatch.setattr(reconstruct, "_available_bytes", lambda: 600 * 1024)
+    refused = r"256 windows of 16 x 16 pixels need 512.0 KiB.*600.0 KiB.*binning="
+    with pytest.raises(InvalidParameterError, match=refused):
+        ptychography(ctx, ds, **optics)
+    assert ptychography(ctx, ds, binning=2, iterations=2, **optics).probe.shape == (8, 8)
+    assert reconstruct._available_bytes() is None or reconstruct._available_bytes() > 0
