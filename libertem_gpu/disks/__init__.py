@@ -1,5 +1,6 @@
 """Disk finding in diffraction patterns: correlation templates, per-frame correlation and peak
-finding (:mod:`.templates`, :mod:`.peaks`), simulated disk lattices (:mod:`.simulate`,
+finding (:mod:`.templates`, :mod:`.peaks`), Bragg vector maps and dark field from the disks
+(:mod:`.vectors`), simulated disk lattices (:mod:`.simulate`,
 :mod:`.simulate_strain`), lattice fitting (:mod:`.lattice`, :mod:`.fit_udf`), strain maps
 (:mod:`.strain`) and the one-call :func:`find_lattice_strain` (:mod:`.helper`)."""
 
@@ -17,11 +18,13 @@ from libertem_gpu.disks.templates import (
     ring_template,
     user_template,
 )
+from libertem_gpu.disks.vectors import bragg_vector_map, vector_dark_field
 
 __all__ = [
     "LatticeFit",
     "LatticeStrainResult",
     "StrainMaps",
+    "bragg_vector_map",
     "disk_template",
     "find_lattice",
     "find_lattice_strain",
@@ -35,4 +38,5 @@ __all__ = [
     "ring_template",
     "strain_from_basis",
     "user_template",
+    "vector_dark_field",
 ]
