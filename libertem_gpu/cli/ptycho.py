@@ -40,6 +40,13 @@ def add_ptycho_args(group: Any) -> None:
     group.add_argument(
         "--ptycho-binning", type=int, default=1, metavar="B", help="bin the window B x B"
     )
+    group.add_argument(
+        "--ptycho-modes",
+        type=int,
+        default=1,
+        metavar="M",
+        help="incoherent probe modes, for a partly coherent beam (default 1)",
+    )
 
 
 def run_ptycho(
@@ -53,11 +60,14 @@ def run_ptycho(
         raise UsageError("--ptychography needs a 2-D scan of 2-D frames")
     if args.ptycho_iterations < 1:
         raise UsageError(f"--ptycho-iterations {args.ptycho_iterations}: must be 1 or more")
+    if args.ptycho_modes < 1:
+        raise UsageError(f"--ptycho-modes {args.ptycho_modes}: must be 1 or more")
     kv, params = probe_optics(args, "--ptychography", ctx, ds, corrections)
     params.update({
         "window": args.ptycho_window,
         "binning": args.ptycho_binning,
         "iterations": args.ptycho_iterations,
+        "probe_modes": args.ptycho_modes,
     })  # fmt: skip
     found = ptychography(
         ctx, ds, roi=roi, corrections=corrections, progress=want_progress(args), **params
@@ -69,6 +79,7 @@ def run_ptycho(
         "ptycho_probe": found.probe,
         "ptycho_errors": found.errors,
     }
+    probe_dims = ["mode", "probe_y", "probe_x"][3 - found.probe.ndim :]
     entries = {
         "ptycho_phase": array_entry("ptychography", "phase", "nav", ["scan_y", "scan_x"]),
         "ptycho_object_phase": array_entry(
@@ -79,7 +90,7 @@ def run_ptycho(
             pixel_size_angstrom=found.pixel_size,
         ),
         "ptycho_object": array_entry("ptychography", "object", "single", ["object_y", "object_x"]),
-        "ptycho_probe": array_entry("ptychography", "probe", "single", ["probe_y", "probe_x"]),
+        "ptycho_probe": array_entry("ptychography", "probe", "single", probe_dims),
         "ptycho_errors": array_entry("ptychography", "errors", "single", ["iteration"]),
     }
     params.update(voltage_kv=kv, pixel_size_angstrom=found.pixel_size, window=list(found.window))

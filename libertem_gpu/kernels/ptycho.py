@@ -2,15 +2,18 @@
 of a batch of probe positions, their Fourier amplitudes replaced by the measured ones, and the
 object's rPIE update from the change, in place.
 
-For positions ``j`` with window corners ``c_j`` (whole pixels) and fractions ``f_j``:
-``P_j = IFFT(FFT(P) exp(-2 pi i k . f_j))`` (the probe moved by ``f_j``), ``O_j`` the
-``N x N`` window of the object at ``c_j``, ``psi_j = P_j O_j``, ``Psi_j = FFT(psi_j)``
-(orthonormal), ``d_j = IFFT(a_j Psi_j / |Psi_j|) - psi_j`` with ``a_j`` the measured
-amplitudes. Then, over the batch's box of the object,
-``O += step * S / ((1 - r) W + r max W)``, ``S = sum_j conj(P_j) d_j`` and
-``W = sum_j |P_j|^2`` placed at the windows. Returned: the misfit ``sum (|Psi| - a)^2`` and,
-where asked for, the probe's terms ``sum_j unmove_j(conj(O_j) d_j)`` and ``sum_j |O_j|^2``
-(``O_j`` before the update), which the caller turns into the probe's step.
+The probe has ``M`` incoherent modes ``P^m`` (``(M, N, N)``; one for a coherent probe). For
+positions ``j`` with window corners ``c_j`` (whole pixels) and fractions ``f_j``:
+``P^m_j = IFFT(FFT(P^m) exp(-2 pi i k . f_j))`` (each mode moved by ``f_j``), ``O_j`` the
+``N x N`` window of the object at ``c_j``, ``psi^m_j = P^m_j O_j``, ``Psi^m_j =
+FFT(psi^m_j)`` (orthonormal), the modes' intensities adding up:
+``|Psi_j| = sqrt(sum_m |Psi^m_j|^2)``, and ``d^m_j = IFFT(a_j Psi^m_j / |Psi_j|) - psi^m_j``
+with ``a_j`` the measured amplitudes. Then, over the batch's box of the object,
+``O += step * S / ((1 - r) W + r max W)``, ``S = sum_j,m conj(P^m_j) d^m_j`` and
+``W = sum_j,m |P^m_j|^2`` placed at the windows. Returned: the misfit
+``sum (|Psi| - a)^2`` and, where asked for, the probe's terms
+``sum_j unmove_j(conj(O_j) d^m_j)`` (``(M, N, N)``) and ``sum_j |O_j|^2`` (``O_j`` before
+the update), which the caller turns into the probe's step.
 
 The reference is plain NumPy; the GPU implementation the same in CuPy with atomic adds; the CPU
 one (:mod:`~libertem_gpu.kernels.ptycho_cpu`) fuses the element-wise work in Numba around
@@ -28,13 +31,14 @@ __all__ = ["gpu", "reference"]
 
 
 def _moved_probes(xp: Any, probe: Any, fractions: Any, fft: Any) -> tuple[Any, Any]:
-    """``(b, N, N)`` probes moved by ``fractions`` (``(b, 2)``) and the ramps that moved them."""
+    """``(b, M, N, N)`` probe modes (``(M, N, N)``) moved by ``fractions`` (``(b, 2)``), and
+    the ``(b, 1, N, N)`` ramps that moved them."""
     n = probe.shape[-1]
     f = xp.fft.fftfreq(n)
     ramps = xp.exp(
         -2j * math.pi * (fractions[:, 0, None, None] * f[:, None] + fractions[:, 1, None, None] * f)
-    )
-    return fft.ifft2(fft.fft2(probe, norm="ortho") * ramps, norm="ortho"), ramps
+    )[:, None]
+    return fft.ifft2(fft.fft2(probe, norm="ortho")[None] * ramps, norm="ortho"), ramps
 
 
 def _flat(xp: Any, corners: Any, n: int, width: int) -> Any:
@@ -63,25 +67,28 @@ def _step(
     flat = _flat(xp, local, n, box[1])
     windows = part.reshape(-1)[flat]
     if fractions is None:
-        probes, ramps = xp.broadcast_to(probe, windows.shape), None
+        probes, ramps = probe[None], None  # (1, M, N, N)
     else:
-        probes, ramps = _moved_probes(xp, probe, fractions, fft)
-    exit_waves = probes * windows
+        probes, ramps = _moved_probes(xp, probe, fractions, fft)  # (b, M, N, N)
+    exit_waves = probes * windows[:, None]
     spectra = fft.fft2(exit_waves, norm="ortho")
-    modulus = xp.abs(spectra)
+    # the modes are incoherent: their intensities add
+    modulus = xp.sqrt((spectra.real**2 + spectra.imag**2).sum(axis=1))
     misfit = ((modulus - amplitudes) ** 2).sum()
-    change = fft.ifft2(spectra * (amplitudes / xp.maximum(modulus, 1e-12)), norm="ortho")
+    scale = (amplitudes / xp.maximum(modulus, 1e-12))[:, None]
+    change = fft.ifft2(spectra * scale, norm="ortho")
     change -= exit_waves
     total = xp.zeros(box, dtype=np.complex128)
     weight = xp.zeros(box, dtype=np.float64)
-    scatter(total, flat, xp.conj(probes) * change)
-    scatter(weight, flat, xp.broadcast_to(xp.abs(probes) ** 2, flat.shape))
+    scatter(total, flat, (xp.conj(probes) * change).sum(axis=1))
+    power = (probes.real**2 + probes.imag**2).sum(axis=1)
+    scatter(weight, flat, xp.broadcast_to(power, flat.shape))
     top = float(weight.max())
     if top > 0:
         part += object_step * total / ((1 - regularisation) * weight + regularisation * top)
     if not probe_terms:
         return float(misfit), None, None
-    gradient = xp.conj(windows) * change
+    gradient = xp.conj(windows)[:, None] * change
     if ramps is not None:  # back to the unmoved probe's frame
         gradient = fft.ifft2(fft.fft2(gradient, norm="ortho") * xp.conj(ramps), norm="ortho")
     return float(misfit), gradient.sum(axis=0), (xp.abs(windows) ** 2).sum(axis=0)
@@ -108,7 +115,7 @@ def reference(
     obj : numpy.ndarray
         ``(H, W)`` complex128, updated in place.
     probe : numpy.ndarray
-        ``(N, N)`` complex128.
+        ``(M, N, N)`` complex128: the probe's modes.
     amplitudes : numpy.ndarray
         ``(b, N, N)`` float: the measured amplitudes, zero frequency at index 0.
     corners : numpy.ndarray
@@ -124,7 +131,7 @@ def reference(
     -------
     misfit : float
     numerator, weight : numpy.ndarray or None
-        ``(N, N)`` complex128 and float64, where ``probe_terms``.
+        ``(M, N, N)`` complex128 and ``(N, N)`` float64, where ``probe_terms``.
     """
     return _step(
         np, np.fft, _numpy_scatter, obj, probe, amplitudes, corners, fractions,

@@ -16,6 +16,7 @@ __all__ = [
     "Window",
     "check_binning",
     "choose_window",
+    "initial_modes",
     "initial_probe",
     "pixel_size",
     "probe_corners",
@@ -91,6 +92,20 @@ def initial_probe(window: Window, optics: Optics) -> np.ndarray:
         optics.defocus * theta2 / 2 + optics.cs * theta2 * theta2 / 4
     )
     return np.fft.fftshift(np.fft.ifft2(inside * np.exp(-1j * chi)))
+
+
+def initial_modes(probe: np.ndarray, modes: int) -> np.ndarray:
+    """``(modes, N, N)``: the probe, and for a partly coherent beam more modes, each the probe
+    tilted by one Fourier pixel in its own direction with a tenth of its power; the
+    iterations make them orthogonal and give them the power the data asks for."""
+    n = probe.shape[-1]
+    yy, xx = np.mgrid[:n, :n] / n
+    out = [probe]
+    for k in range(1, modes):
+        a = 2 * np.pi * (k - 1) / max(modes - 1, 1)
+        tilt = np.exp(2j * np.pi * (np.cos(a) * yy + np.sin(a) * xx))
+        out.append(probe * tilt * np.sqrt(0.1))
+    return np.array(out)
 
 
 def pixel_size(window: Window, optics: Optics) -> float:

@@ -14,6 +14,7 @@ from libertem_gpu.ptycho.frames import WindowFramesUDF
 from libertem_gpu.ptycho.geometry import (
     check_binning,
     choose_window,
+    initial_modes,
     initial_probe,
     pixel_size,
     probe_corners,
@@ -39,7 +40,8 @@ class Ptychography:
         ``(rows, columns)`` of the scan: the object's phase at each probe position (bilinear
         between its pixels), radians, less its mean; NaN at positions not used.
     probe : numpy.ndarray
-        ``(N, N)`` complex: the probe in real space, centred, as refined.
+        ``(N, N)`` complex: the probe in real space, centred, as refined; with several
+        ``probe_modes``, ``(M, N, N)``: its modes, orthogonal, strongest first.
     errors : numpy.ndarray
         Per iteration, the misfit of the patterns' amplitudes:
         ``sum (|FFT(psi)| - sqrt(I))^2 / sum I``.
@@ -81,6 +83,7 @@ def ptychography(
     object_step: float = 1.0,
     probe_step: float = 1.0,
     probe_after: int = 2,
+    probe_modes: int = 1,
     roi: Any = None,
     corrections: Any = None,
     backend: str | None = None,
@@ -135,6 +138,10 @@ def ptychography(
         Step sizes of the updates (1: the full rPIE step); ``probe_step=0`` keeps the probe.
     probe_after : int
         Iterations with the probe fixed before it is refined.
+    probe_modes : int
+        Incoherent modes of the probe (mixed-state ptychography, Thibault and Menzel 2013):
+        1 for a coherent beam; 2 to 5 where the source's size, vibration or the energy
+        spread blur the patterns (the misfit says whether more modes help).
     roi : numpy.ndarray, optional
         Scan positions to use (bool, the scan's shape).
     corrections : CorrectionSet, optional
@@ -184,6 +191,7 @@ def ptychography(
         ("iterations", iterations, 1),
         ("batch_size", batch_size, 1),
         ("probe_after", probe_after, 0),
+        ("probe_modes", probe_modes, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
             raise InvalidParameterError(
@@ -232,10 +240,13 @@ def ptychography(
         seed=int(seed),
     )
     obj, probe, errors = solve(
-        xp.asarray(amplitudes), corners, shape, xp.asarray(initial_probe(win, optics)),
+        xp.asarray(amplitudes), corners, shape,
+        xp.asarray(initial_modes(initial_probe(win, optics), int(probe_modes))),
         settings, xp=xp, backend=backend_name, callback=callback,
     )  # fmt: skip
     obj, probe = arrays.to_numpy(obj), arrays.to_numpy(probe)
+    if probe_modes == 1:
+        probe = probe[0]
     at_positions = np.angle(scan_image(obj, corners, n))
     phase = np.full(math.prod(nav), np.nan)
     phase[used] = at_positions - at_positions.mean()

@@ -46,11 +46,11 @@ class SolverSettings:
 
 
 def _centred(xp: Any, probe: Any) -> Any:
-    """The probe moved (by a Fourier phase ramp) so that its intensity's centre of mass is at
-    index ``N // 2``: without it, probe and object may drift apart together, the object
-    coming out shifted."""
+    """The probe's modes moved together (by a Fourier phase ramp) so that their intensity's
+    centre of mass is at index ``N // 2``: without it, probe and object may drift apart
+    together, the object coming out shifted."""
     n = probe.shape[-1]
-    weight = xp.abs(probe) ** 2
+    weight = (xp.abs(probe) ** 2).sum(axis=0)
     total = float(weight.sum())
     ar = xp.arange(n, dtype=np.float64)
     rows, cols = weight.sum(axis=1), weight.sum(axis=0)
@@ -60,6 +60,14 @@ def _centred(xp: Any, probe: Any) -> Any:
     f = xp.fft.fftfreq(n)
     ramp = xp.exp(2j * math.pi * (off[0] * f[:, None] + off[1] * f[None, :]))
     return xp.fft.ifft2(xp.fft.fft2(probe) * ramp)
+
+
+def orthogonal_modes(xp: Any, probe: Any) -> Any:
+    """The modes' span in orthogonal modes, strongest first (a singular value decomposition):
+    the same incoherent sum of intensities, each mode as distinct as it can be."""
+    m, n = probe.shape[0], probe.shape[-1]
+    _, s, vh = xp.linalg.svd(probe.reshape(m, n * n), full_matrices=False)
+    return (s[:, None] * vh).reshape(m, n, n)
 
 
 def solve(
@@ -85,7 +93,8 @@ def solve(
     object_shape : tuple of int
         Of the object array.
     probe : array
-        ``(N, N)`` complex: the starting probe in real space.
+        ``(M, N, N)`` complex: the starting probe's modes in real space (``M`` = 1: a
+        coherent probe).
     settings : SolverSettings
     xp : module
         The backend's array module; ``amplitudes`` and ``probe`` are its arrays.
@@ -97,7 +106,7 @@ def solve(
     Returns
     -------
     object, probe : array
-        Complex, of ``xp``.
+        Complex, of ``xp``; the probe's modes ``(M, N, N)``, orthogonal, strongest first.
     errors : list of float
         Per iteration: ``sum (|FFT(psi)| - amplitude)^2 / sum amplitude^2`` over the positions
         as they were visited.
@@ -109,6 +118,8 @@ def solve(
     moved = bool(np.any(fractions != 0))
     obj = xp.ones(object_shape, dtype=np.complex128)
     probe = xp.asarray(probe, dtype=np.complex128)
+    if probe.ndim == 2:
+        probe = probe[None]
     power = float(xp.sum(amplitudes * amplitudes, dtype=np.float64)) / n_pos
     probe *= math.sqrt(power / float((abs(probe) ** 2).sum()))
     rng = np.random.default_rng(settings.seed)
@@ -128,9 +139,12 @@ def solve(
                 continue
             top = float(weight.max())
             if top > 0:
-                probe = probe + settings.probe_step * numerator / ((1 - r) * weight + r * top)
+                denominator = (1 - r) * weight + r * top
+                probe = probe + settings.probe_step * numerator / denominator[None]
             probe = _centred(xp, probe)
             probe *= math.sqrt(power / float((abs(probe) ** 2).sum()))
+        if update_probe and probe.shape[0] > 1:
+            probe = orthogonal_modes(xp, probe)
         errors.append(misfit / (power * n_pos))
         if callback is not None:
             callback(iteration, errors[-1])

@@ -50,6 +50,11 @@ def test_ptychography_equals_the_library(tmp_path):
     assert main([*argv[:6], "--ptycho-iterations", "12", "--out", str(found)]) == 0
     again = load_results(found)
     assert np.corrcoef(again["ptycho_phase"].ravel(), truth.ravel())[0, 1] > 0.99
+    # two probe modes: saved mode first
+    modes = tmp_path / "m.npz"
+    two = ["--ptycho-iterations", "4", "--ptycho-modes", "2"]
+    assert main([*argv, *two, "--out", str(modes)]) == 0
+    assert load_results(modes).dims("ptycho_probe") == ["mode", "probe_y", "probe_x"]
 
 
 def test_bad_input_is_refused(tmp_path):
@@ -57,6 +62,7 @@ def test_bad_input_is_refused(tmp_path):
     base = ["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "x.npz")]
     assert main([*base, "--ptychography", "300", "0", "25"]) == 2
     assert main([*base, "--ptychography", "300", str(step), "25", "--ptycho-iterations", "0"]) == 2
+    assert main([*base, "--ptychography", "300", str(step), "25", "--ptycho-modes", "0"]) == 2
     np.save(tmp_path / "line.npy", frames[0])
     line = ["run", str(tmp_path / "line.npy"), "--out", str(tmp_path / "y.npz")]
     assert main([*line, "--ptychography", "300", str(step), "25"]) == 2

@@ -18,9 +18,9 @@ from tests.kernels.kit import KernelContract
 N = 8
 
 
-def _arguments(rng, b, dtype, moved, terms):
+def _arguments(rng, b, dtype, moved, terms, modes=1):
     obj = np.exp(1j * rng.standard_normal((3 * N, 4 * N))) * (1 + 0.1 * rng.random((3 * N, 4 * N)))
-    probe = rng.standard_normal((N, N)) + 1j * rng.standard_normal((N, N))
+    probe = rng.standard_normal((modes, N, N)) + 1j * rng.standard_normal((modes, N, N))
     amplitudes = np.abs(rng.standard_normal((b, N, N))).astype(dtype)
     corners = np.stack([rng.integers(0, 2 * N, b), rng.integers(0, 3 * N, b)], -1)
     fractions = rng.random((b, 2)) if moved else None
@@ -30,10 +30,10 @@ def _arguments(rng, b, dtype, moved, terms):
 class TestPtychoStepContract(KernelContract):
     op = "ptycho_step"
     simulate = False  # CuPy array code: a real GPU only
-    moved, terms = False, False
+    moved, terms, modes = False, False, 1
 
     def arguments(self, rng, tile):
-        return _arguments(rng, tile.shape[0], tile.dtype, self.moved, self.terms)
+        return _arguments(rng, tile.shape[0], tile.dtype, self.moved, self.terms, self.modes)
 
     def call(self, kernel, args, swap):
         self._returned = kernel(*args)
@@ -59,35 +59,40 @@ class TestPtychoStepProbeTermsContract(TestPtychoStepContract):
     terms = True
 
 
-@pytest.mark.parametrize("moved", [False, True])
-def test_reference_against_a_loop_over_positions(rng, moved):
+class TestPtychoStepModesContract(TestPtychoStepContract):
+    """Three incoherent probe modes, moved, with the probe's terms."""
+
+    moved, terms, modes = True, True, 3
+
+
+@pytest.mark.parametrize("moved, modes", [(False, 1), (True, 1), (True, 2)])
+def test_reference_against_a_loop_over_positions(rng, moved, modes):
     obj, probe, amplitudes, corners, fractions, step, r, _ = _arguments(
-        rng, 5, np.float64, moved, True
+        rng, 5, np.float64, moved, True, modes
     )
     want_obj = obj.copy()
     total = np.zeros(obj.shape, complex)
     weight = np.zeros(obj.shape)
-    numerator = np.zeros((N, N), complex)
+    numerator = np.zeros((modes, N, N), complex)
     window_weight = np.zeros((N, N))
     misfit = 0.0
     k = np.fft.fftfreq(N)
     for j, (y, x) in enumerate(corners):
-        p = probe
+        ramp = np.ones((N, N))
         if moved:
             ramp = np.exp(-2j * np.pi * (fractions[j, 0] * k[:, None] + fractions[j, 1] * k))
-            p = np.fft.ifft2(np.fft.fft2(probe) * ramp)
         o = obj[y : y + N, x : x + N]
-        psi = p * o
-        spectrum = np.fft.fft2(psi, norm="ortho")
-        misfit += ((np.abs(spectrum) - amplitudes[j]) ** 2).sum()
-        fixed = spectrum * amplitudes[j] / np.abs(spectrum)
-        d = np.fft.ifft2(fixed, norm="ortho") - psi
-        total[y : y + N, x : x + N] += np.conj(p) * d
-        weight[y : y + N, x : x + N] += np.abs(p) ** 2
-        g = np.conj(o) * d
-        if moved:
-            g = np.fft.ifft2(np.fft.fft2(g) * np.conj(ramp))
-        numerator += g
+        p = [np.fft.ifft2(np.fft.fft2(probe[m]) * ramp) for m in range(modes)]
+        psi = [p[m] * o for m in range(modes)]
+        spectra = [np.fft.fft2(psi[m], norm="ortho") for m in range(modes)]
+        modulus = np.sqrt(sum(np.abs(s) ** 2 for s in spectra))  # intensities add
+        misfit += ((modulus - amplitudes[j]) ** 2).sum()
+        for m in range(modes):
+            fixed = spectra[m] * amplitudes[j] / modulus
+            d = np.fft.ifft2(fixed, norm="ortho") - psi[m]
+            total[y : y + N, x : x + N] += np.conj(p[m]) * d
+            weight[y : y + N, x : x + N] += np.abs(p[m]) ** 2
+            numerator[m] += np.fft.ifft2(np.fft.fft2(np.conj(o) * d) * np.conj(ramp))
         window_weight += np.abs(o) ** 2
     top = weight.max()
     want_obj += step * total / ((1 - r) * weight + r * top)
@@ -114,7 +119,7 @@ def test_gpu_logic_on_numpy_stand_ins(rng, monkeypatch, moved):
     atomic.scatter_add = lambda a, index, values: np.add.at(a, index, values)
     monkeypatch.setitem(sys.modules, "cupy", StandIn("cupy"))
     monkeypatch.setitem(sys.modules, "cupyx", atomic)
-    args = _arguments(rng, 6, np.float32, moved, True)
+    args = _arguments(rng, 6, np.float32, moved, True, modes=2)
     mine = copy.deepcopy(args)
     want = ptycho.reference(*args)
     got = ptycho.gpu(*mine)

@@ -211,3 +211,38 @@ def test_windows_that_would_not_fit_are_refused_before_the_pass(strong, monkeypa
         ptychography(ctx, ds, **optics)
     assert ptychography(ctx, ds, binning=2, iterations=2, **optics).probe.shape == (8, 8)
     assert reconstruct._available_bytes() is None or reconstruct._available_bytes() > 0
+
+
+def test_probe_modes_for_a_partly_coherent_beam():
+    """A source of finite size, as five probe positions up to 2 px apart whose patterns add
+    up: three modes fit the patterns more than twice as well as one and the phase a little
+    better; on a coherent beam the extra modes stay weak and change nothing."""
+    phase = random_phase((48, 48), cutoff=0.15, strength=0.4, seed=3)
+    blurred = 0
+    for (dy, dx), weight in (((0, 0), 0.4), ((2, 0), 0.15), ((0, 2), 0.15), ((-2, 0), 0.15),
+                             ((0, -2), 0.15)):  # fmt: skip
+        moved = np.roll(phase, (dy, dx), axis=(0, 1))
+        frames, optics = scan_phase_object(moved, step=2, frame=24, radius=6, defocus=8)
+        blurred = blurred + weight * frames
+    coherent, _ = scan_phase_object(phase, step=2, frame=24, radius=6, defocus=8)
+    truth = phase[::2, ::2]
+    ctx = Context("inline")
+    found = {}
+    for name, data in (("blurred", blurred), ("coherent", coherent)):
+        ds = ctx.load("memory", data=data)
+        for modes in (1, 3):
+            found[name, modes] = ptychography(ctx, ds, iterations=30, probe_modes=modes, **optics)
+    one, three = found["blurred", 1], found["blurred", 3]
+    assert one.probe.shape == (24, 24) and three.probe.shape == (3, 24, 24)
+    assert three.errors[-1] < 0.5 * one.errors[-1]
+    assert corr(three.phase, truth) > corr(one.phase, truth)
+    flat = three.probe.reshape(3, -1)
+    gram = flat.conj() @ flat.T
+    power = np.real(np.diag(gram))
+    assert (np.diff(power) <= 0).all()  # strongest first
+    np.testing.assert_allclose(gram - np.diag(np.diag(gram)), 0, atol=1e-9 * power[0])
+    weak = found["coherent", 3].probe.reshape(3, -1)
+    share = (np.abs(weak) ** 2).sum(axis=1)
+    assert share[1:].sum() < 0.03 * share.sum()
+    same = corr(found["coherent", 3].phase, truth) - corr(found["coherent", 1].phase, truth)
+    assert abs(same) < 1e-3
