@@ -89,7 +89,7 @@ def ptychography(
     backend: str | None = None,
     seed: int = 0,
     progress: bool = False,
-    callback: Callable[[int, float], None] | None = None,
+    callback: Callable[[int, float], Any] | None = None,
 ) -> Ptychography:
     """Reconstruct the specimen's complex transmission and the probe from a 4D-STEM scan by
     iterative ptychography (rPIE-style updates in batches), on the GPU where there is one.
@@ -155,7 +155,8 @@ def ptychography(
     progress : bool
         Show a progress bar for the pass.
     callback : callable, optional
-        ``callback(iteration, error)`` after each iteration (to watch convergence).
+        ``callback(iteration, error)`` after each iteration, to watch convergence; if it
+        returns true, the iterations stop there (e.g. once the error stops falling).
 
     Returns
     -------

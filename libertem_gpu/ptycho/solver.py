@@ -78,7 +78,7 @@ def solve(
     settings: SolverSettings,
     xp: Any = np,
     backend: str = "numpy",
-    callback: Callable[[int, float], None] | None = None,
+    callback: Callable[[int, float], Any] | None = None,
 ) -> tuple[Any, Any, list[float]]:
     """Run the iterations.
 
@@ -101,7 +101,8 @@ def solve(
     backend : str
         The backend whose ``ptycho_step`` runs (``"numpy"``, ``"cupy"``).
     callback : callable, optional
-        Called after each iteration with its number (from 1) and its error.
+        Called after each iteration with its number (from 1) and its error; a true return
+        value stops the iterations there.
 
     Returns
     -------
@@ -146,6 +147,6 @@ def solve(
         if update_probe and probe.shape[0] > 1:
             probe = orthogonal_modes(xp, probe)
         errors.append(misfit / (power * n_pos))
-        if callback is not None:
-            callback(iteration, errors[-1])
+        if callback is not None and callback(iteration, errors[-1]):
+            break
     return obj, probe, errors

@@ -246,3 +246,16 @@ def test_probe_modes_for_a_partly_coherent_beam():
     assert share[1:].sum() < 0.03 * share.sum()
     same = corr(found["coherent", 3].phase, truth) - corr(found["coherent", 1].phase, truth)
     assert abs(same) < 1e-3
+
+
+def test_callback_sees_every_iteration_and_may_stop(strong):
+    _, frames, optics = strong
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames)
+    seen = []
+    found = ptychography(ctx, ds, iterations=8, callback=lambda i, e: seen.append((i, e)), **optics)
+    assert [i for i, _ in seen] == list(range(1, 9))
+    np.testing.assert_array_equal([e for _, e in seen], found.errors)
+    stopped = ptychography(ctx, ds, iterations=8, callback=lambda i, e: i == 3, **optics)
+    assert stopped.errors.shape == (3,)
+    np.testing.assert_array_equal(stopped.errors, found.errors[:3])
