@@ -66,7 +66,15 @@ def main() -> int:
     parser.add_argument("--frame", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--out", help="the JSON file (default: benchmarks/results/<date>-...)")
     args = parser.parse_args()
+    if args.device == "gpu":  # before the simulation: a dry run ends at once
+        from libertem_gpu.backends import device
+
+        info = device.probe()
+        if not info.available:
+            print(f"REASON: no usable GPU: {info.reason}", flush=True)
+            return 2
     step = 2
     shape = (args.side * step, args.side * step)
     phase = random_phase(shape, cutoff=0.2, strength=0.5, seed=7)
@@ -117,7 +125,7 @@ def main() -> int:
         "corr_truth_ssb": float(np.corrcoef(ssb.ravel(), truth.ravel())[0, 1]),
         "errors": found.errors.tolist(),
     }
-    out = result_path("ptychography", args.device if args.device == "gpu" else None)
+    out = args.out or result_path("ptychography", args.device if args.device == "gpu" else None)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
     print(

@@ -19,6 +19,9 @@
 #                 rewritten after every measurement
 #   disks         benchmarks/bench_disks.py --device cuda: disk correlation at known positions
 #                 and in whole frames on CuPy, and the cuFFT ceiling of the same transforms
+#   ptycho        benchmarks/bench_ptychography.py --device gpu: seconds per iteration of
+#                 iterative ptychography on CuPy against the cuFFT floor; its result goes into
+#                 steps.json (key "ptychography"), the files that come back being eight already
 #
 # Writes under $OUT (the device tool's output folder: at most 8 files come back) and copies the
 # results into benchmarks/results/ (RESULTS_DIR). Exits 0 where every step passed, else the
@@ -28,7 +31,8 @@
 #
 # Settings (environment): GPU_CHECK_BUDGET_S (330), BENCH_GIB (1), BENCH_REPEAT (3),
 # ANALYSES_SIZE (128MiB), ANALYSES_CAP_S (60),
-# GPU_TESTS (tests), DISKS_CAP_S (60), DISKS_FRAMES (8192), WHEEL_DIR (.whl), SITE_DIR (/tmp/gpu-check-site), RESULTS_DIR
+# GPU_TESTS (tests), DISKS_CAP_S (60), DISKS_FRAMES (8192), PTYCHO_CAP_S (45), WHEEL_DIR (.whl),
+# SITE_DIR (/tmp/gpu-check-site), RESULTS_DIR
 # (benchmarks/results), GPU_CHECK_NUMPY_PIN (auto | never), PYTHON (python3).
 # The step functions run indirectly (exported, through `bash -c` under `timeout`).
 # shellcheck disable=SC2317
@@ -188,25 +192,30 @@ step analyses "${ANALYSES_CAP_S:-60}" "$PY" benchmarks/run_analyses.py --backend
 # The disk-finding benchmark (issue 19) keeps DISKS_CAP_S (60 s) of the budget for itself
 # (15 s without a GPU, where it only says so).
 disks_cap=${DISKS_CAP_S:-60}
-[ "$have_gpu" = yes ] || disks_cap=15
-bench_cap=$(($(remaining) - 10 - disks_cap))
+ptycho_cap=${PTYCHO_CAP_S:-45}
+[ "$have_gpu" = yes ] || { disks_cap=15; ptycho_cap=15; }
+bench_cap=$(($(remaining) - 10 - disks_cap - ptycho_cap))
 step bench "$bench_cap" "$PY" benchmarks/gpu.py "${bench_outs[@]}" \
     --gib "${BENCH_GIB:-1}" --repeat "${BENCH_REPEAT:-3}" --deadline-s "$((bench_cap - 40))"
 # Into $OUT, whose files are what the device tool brings back (RESULTS_DIR on that machine is
 # not); the caller copies them into benchmarks/results/.
 step disks "$disks_cap" "$PY" benchmarks/bench_disks.py --device cuda --frames "${DISKS_FRAMES:-8192}" \
     --repeat "${BENCH_REPEAT:-3}" --out "$OUT"
+step ptycho "$ptycho_cap" "$PY" benchmarks/bench_ptychography.py --device gpu \
+    --out "$SCRATCH/ptycho-gpu.json"
 
 # --- summary ------------------------------------------------------------------------------------
-"$PY" - "$STEPS" "$OUT/steps.json" "$BUDGET" "$SECONDS" "$failed" << 'PYEOF'
-import json, sys
-steps_tsv, out, budget, seconds, failed = sys.argv[1:]
+"$PY" - "$STEPS" "$OUT/steps.json" "$BUDGET" "$SECONDS" "$failed" "$SCRATCH/ptycho-gpu.json" << 'PYEOF'
+import json, os, sys
+steps_tsv, out, budget, seconds, failed, ptycho = sys.argv[1:]
 steps = []
 for line in open(steps_tsv):
     name, status, rc, secs, why = line.rstrip("\n").split("\t", 4)
     steps.append({"step": name, "status": status, "rc": int(rc), "seconds": int(secs), "reason": why})
-json.dump({"budget_s": int(budget), "seconds": int(seconds), "failed": int(failed), "steps": steps},
-          open(out, "w"), indent=2)
+doc = {"budget_s": int(budget), "seconds": int(seconds), "failed": int(failed), "steps": steps}
+if os.path.exists(ptycho):
+    doc["ptychography"] = json.load(open(ptycho))
+json.dump(doc, open(out, "w"), indent=2)
 PYEOF
 printf 'done in %ss; %s step(s) failed\n' "$SECONDS" "$failed" | tee -a "$SUMMARY"
 if [ "$have_gpu" = yes ]; then
@@ -214,6 +223,7 @@ if [ "$have_gpu" = yes ]; then
     for f in summary.txt steps.json probe.json; do
         [ -f "$OUT/$f" ] && cp "$OUT/$f" "$RESULTS_DIR/$stamp-gpu-check-$f"
     done
+    [ -f "$SCRATCH/ptycho-gpu.json" ] && cp "$SCRATCH/ptycho-gpu.json" "$RESULTS_DIR/$stamp-ptychography-gpu.json"
 else
     echo "no GPU found: nothing written to $RESULTS_DIR" | tee -a "$SUMMARY"
 fi

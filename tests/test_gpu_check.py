@@ -25,7 +25,7 @@ import pytest
 from libertem_gpu.backends import device
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["wheels", "numba-compat", "probe", "gpu-tests", "analyses", "bench", "disks"]
+STEPS = ["wheels", "numba-compat", "probe", "gpu-tests", "analyses", "bench", "disks", "ptycho"]
 
 
 def _load(name: str) -> ModuleType:
@@ -83,6 +83,8 @@ def test_dry_run_fails_each_step_with_its_reason(tmp_path):
     assert "no GPU test ran" in by_name["gpu-tests"]["reason"]
     assert by_name["bench"]["rc"] == 2 and "no usable GPU" in by_name["bench"]["reason"]
     assert by_name["disks"]["rc"] == 2 and "no usable GPU" in by_name["disks"]["reason"]
+    assert by_name["ptycho"]["rc"] == 2 and "no usable GPU" in by_name["ptycho"]["reason"]
+    assert "ptychography" not in steps  # no result without a GPU
     assert by_name["analyses"]["status"] == "failed"
     assert "no usable GPU" in by_name["analyses"]["reason"]
     # numba-compat passes where numba-cuda compiles here, and otherwise says why
