@@ -84,6 +84,7 @@ def ptychography(
     probe_step: float = 1.0,
     probe_after: int = 2,
     probe_modes: int = 1,
+    start: Ptychography | None = None,
     roi: Any = None,
     corrections: Any = None,
     backend: str | None = None,
@@ -142,6 +143,10 @@ def ptychography(
         Incoherent modes of the probe (mixed-state ptychography, Thibault and Menzel 2013):
         1 for a coherent beam; 2 to 5 where the source's size, vibration or the energy
         spread blur the patterns (the misfit says whether more modes help).
+    start : Ptychography, optional
+        A result of this data set with the same geometry (window, binning, scan and optics)
+        to go on from: its object and probe (with its modes; ``probe_modes`` is then not
+        used) are where the iterations start, e.g. to run more of them.
     roi : numpy.ndarray, optional
         Scan positions to use (bool, the scan's shape).
     corrections : CorrectionSet, optional
@@ -240,13 +245,17 @@ def ptychography(
         probe_after=int(probe_after),
         seed=int(seed),
     )
+    start_object = None
+    modes = initial_modes(initial_probe(win, optics), int(probe_modes))
+    if start is not None:
+        _check_start(start, win, shape, pixel_size(win, optics))
+        start_object, modes = xp.asarray(start.object), start.probe
     obj, probe, errors = solve(
-        xp.asarray(amplitudes), corners, shape,
-        xp.asarray(initial_modes(initial_probe(win, optics), int(probe_modes))),
-        settings, xp=xp, backend=backend_name, callback=callback,
+        xp.asarray(amplitudes), corners, shape, xp.asarray(modes),
+        settings, xp=xp, backend=backend_name, callback=callback, start_object=start_object,
     )  # fmt: skip
     obj, probe = arrays.to_numpy(obj), arrays.to_numpy(probe)
-    if probe_modes == 1:
+    if probe.shape[0] == 1:
         probe = probe[0]
     at_positions = np.angle(scan_image(obj, corners, n))
     phase = np.full(math.prod(nav), np.nan)
@@ -262,6 +271,26 @@ def ptychography(
         positions=positions.reshape(*nav, 2),
         window=(win.y0, win.x0, win.size, win.binning),
     )
+
+
+def _check_start(start: Any, win: Any, shape: tuple[int, int], pixel: float) -> None:
+    """``start`` must be a result of the same geometry: same window, object and pixel."""
+    if not isinstance(start, Ptychography):
+        raise InvalidParameterError(
+            f"ptychography: start must be what ptychography returned, got {type(start).__name__}"
+        )
+    want = (win.y0, win.x0, win.size, win.binning)
+    if (
+        tuple(start.window) != want
+        or start.object.shape != shape
+        or not math.isclose(start.pixel_size, pixel, rel_tol=1e-9)
+    ):
+        raise InvalidParameterError(
+            "ptychography: start is of another geometry (window "
+            f"{tuple(start.window)}, object {start.object.shape}, pixel {start.pixel_size:g}) "
+            f"than this run (window {want}, object {shape}, pixel {pixel:g}): give the same "
+            "window, binning, scan and optics"
+        )
 
 
 def _available_bytes() -> int | None:

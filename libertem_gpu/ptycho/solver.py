@@ -79,6 +79,7 @@ def solve(
     xp: Any = np,
     backend: str = "numpy",
     callback: Callable[[int, float], Any] | None = None,
+    start_object: Any = None,
 ) -> tuple[Any, Any, list[float]]:
     """Run the iterations.
 
@@ -103,6 +104,8 @@ def solve(
     callback : callable, optional
         Called after each iteration with its number (from 1) and its error; a true return
         value stops the iterations there.
+    start_object : array, optional
+        ``object_shape`` complex: where the object starts (default: 1 everywhere).
 
     Returns
     -------
@@ -117,8 +120,11 @@ def solve(
     whole = np.floor(corners).astype(np.int64)
     fractions = corners - whole
     moved = bool(np.any(fractions != 0))
-    obj = xp.ones(object_shape, dtype=np.complex128)
-    probe = xp.asarray(probe, dtype=np.complex128)
+    if start_object is None:
+        obj = xp.ones(object_shape, dtype=np.complex128)
+    else:
+        obj = xp.array(start_object, dtype=np.complex128)  # a copy: the caller's stays
+    probe = xp.array(probe, dtype=np.complex128)  # a copy: scaled in place below
     if probe.ndim == 2:
         probe = probe[None]
     power = float(xp.sum(amplitudes * amplitudes, dtype=np.float64)) / n_pos

@@ -259,3 +259,26 @@ def test_callback_sees_every_iteration_and_may_stop(strong):
     stopped = ptychography(ctx, ds, iterations=8, callback=lambda i, e: i == 3, **optics)
     assert stopped.errors.shape == (3,)
     np.testing.assert_array_equal(stopped.errors, found.errors[:3])
+
+
+def test_going_on_from_a_result(strong):
+    truth, frames, optics = strong
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames)
+    first = ptychography(ctx, ds, iterations=5, **optics)
+    kept = first.object.copy(), first.probe.copy()
+    more = ptychography(ctx, ds, iterations=10, start=first, **optics)
+    np.testing.assert_array_equal(first.object, kept[0])  # the start is left as it was
+    np.testing.assert_array_equal(first.probe, kept[1])
+    fresh = ptychography(ctx, ds, iterations=10, **optics)
+    # it starts where the first stopped, not from scratch, and ends better than ten alone
+    assert more.errors[0] < 0.5 * fresh.errors[0]
+    assert more.errors[0] < 1.5 * first.errors[-1]
+    assert more.errors[-1] < fresh.errors[-1]
+    assert corr(more.phase, truth) > 0.995
+    two = ptychography(ctx, ds, iterations=3, probe_modes=2, **optics)
+    assert ptychography(ctx, ds, iterations=2, start=two, **optics).probe.shape == (2, 16, 16)
+    with pytest.raises(InvalidParameterError, match="another geometry"):
+        ptychography(ctx, ds, iterations=2, start=first, window=12, **optics)
+    with pytest.raises(InvalidParameterError, match="what ptychography returned"):
+        ptychography(ctx, ds, iterations=2, start=first.object, **optics)
