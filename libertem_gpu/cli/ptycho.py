@@ -41,6 +41,13 @@ def add_ptycho_args(group: Any) -> None:
         "--ptycho-binning", type=int, default=1, metavar="B", help="bin the window B x B"
     )
     group.add_argument(
+        "--ptycho-positions",
+        type=float,
+        default=0.0,
+        metavar="STEP",
+        help="correct the probe positions with this step (1 to 2; default 0: as scanned)",
+    )
+    group.add_argument(
         "--ptycho-modes",
         type=int,
         default=1,
@@ -68,6 +75,7 @@ def run_ptycho(
         "binning": args.ptycho_binning,
         "iterations": args.ptycho_iterations,
         "probe_modes": args.ptycho_modes,
+        "position_step": args.ptycho_positions,
     })  # fmt: skip
     found = ptychography(
         ctx, ds, roi=roi, corrections=corrections, progress=want_progress(args), **params

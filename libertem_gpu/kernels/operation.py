@@ -230,9 +230,9 @@ class WeightedFrameSum(Protocol):
 
 class PtychoStep(Protocol):
     """``(obj (H, W) complex, probe (N, N) complex, amplitudes (b, N, N), corners (b, 2) int,
-    fractions (b, 2) or None, object_step, regularisation, probe_terms)``: one batch of
-    iterative ptychography, ``obj`` updated in place; returns ``(misfit, numerator, weight)``
-    (see :mod:`libertem_gpu.kernels.ptycho`)."""
+    fractions (b, 2) or None, object_step, regularisation, probe_terms,
+    position_terms=False)``: one batch of iterative ptychography, ``obj`` updated in place;
+    returns ``(misfit, numerator, weight, shifts)`` (see :mod:`libertem_gpu.kernels.ptycho`)."""
 
     def __call__(
         self,
@@ -244,7 +244,8 @@ class PtychoStep(Protocol):
         object_step: float,
         regularisation: float,
         probe_terms: bool,
-    ) -> tuple[float, Any, Any]: ...
+        position_terms: bool = False,
+    ) -> tuple[float, Any, Any, Any]: ...
 
 
 class PolarCorrelationPreparer(Protocol):

@@ -13,7 +13,8 @@ with ``a_j`` the measured amplitudes. Then, over the batch's box of the object,
 ``W = sum_j,m |P^m_j|^2`` placed at the windows. Returned: the misfit
 ``sum (|Psi| - a)^2`` and, where asked for, the probe's terms
 ``sum_j unmove_j(conj(O_j) d^m_j)`` (``(M, N, N)``) and ``sum_j |O_j|^2`` (``O_j`` before
-the update), which the caller turns into the probe's step.
+the update), which the caller turns into the probe's step, and where asked for each
+position's best move (:func:`position_shifts`), with which the caller corrects the positions.
 
 The reference is plain NumPy; the GPU implementation the same in CuPy with atomic adds; the CPU
 one (:mod:`~libertem_gpu.kernels.ptycho_cpu`) fuses the element-wise work in Numba around
@@ -41,6 +42,27 @@ def _moved_probes(xp: Any, probe: Any, fractions: Any, fft: Any) -> tuple[Any, A
     return fft.ifft2(fft.fft2(probe, norm="ortho")[None] * ramps, norm="ortho"), ramps
 
 
+def position_shifts(xp: Any, fft: Any, probes: Any, windows: Any, change: Any) -> Any:
+    """``(b, 2)``: for each position the move ``delta`` of its probe (pixels, row and column)
+    that best explains its exit waves' change, ``d ~ delta . G`` with ``G_k = -(d P / d r_k)
+    O`` summed over the modes, by least squares (a 2 x 2 system per position, its diagonal
+    raised by a millionth of its trace)."""
+    n = probes.shape[-1]
+    f = 2j * math.pi * xp.fft.fftfreq(n)
+    spectrum = fft.fft2(probes, norm="ortho")
+    g = [
+        -fft.ifft2(spectrum * f[:, None], norm="ortho") * windows[:, None],
+        -fft.ifft2(spectrum * f[None, :], norm="ortho") * windows[:, None],
+    ]
+    axes = (1, 2, 3)
+    a = [[(xp.conj(g[k]) * g[m]).real.sum(axis=axes) for m in range(2)] for k in range(2)]
+    rhs = [(xp.conj(g[k]) * change).real.sum(axis=axes) for k in range(2)]
+    ridge = 1e-6 * (a[0][0] + a[1][1]) + 1e-300
+    a00, a11, a01 = a[0][0] + ridge, a[1][1] + ridge, a[0][1]
+    det = a00 * a11 - a01 * a01
+    return xp.stack([(a11 * rhs[0] - a01 * rhs[1]) / det, (a00 * rhs[1] - a01 * rhs[0]) / det], -1)
+
+
 def _flat(xp: Any, corners: Any, n: int, width: int) -> Any:
     ar = xp.arange(n)
     return (corners[:, 0, None, None] + ar[:, None]) * width + (corners[:, 1, None, None] + ar)
@@ -58,7 +80,8 @@ def _step(
     object_step: float,
     regularisation: float,
     probe_terms: bool,
-) -> tuple[float, Any, Any]:
+    position_terms: bool,
+) -> tuple[float, Any, Any, Any]:
     n = probe.shape[-1]
     low = corners.min(axis=0)
     local = corners - low
@@ -86,12 +109,13 @@ def _step(
     top = float(weight.max())
     if top > 0:
         part += object_step * total / ((1 - regularisation) * weight + regularisation * top)
+    shifts = position_shifts(xp, fft, probes, windows, change) if position_terms else None
     if not probe_terms:
-        return float(misfit), None, None
+        return float(misfit), None, None, shifts
     gradient = xp.conj(windows)[:, None] * change
     if ramps is not None:  # back to the unmoved probe's frame
         gradient = fft.ifft2(fft.fft2(gradient, norm="ortho") * xp.conj(ramps), norm="ortho")
-    return float(misfit), gradient.sum(axis=0), (xp.abs(windows) ** 2).sum(axis=0)
+    return float(misfit), gradient.sum(axis=0), (xp.abs(windows) ** 2).sum(axis=0), shifts
 
 
 def _numpy_scatter(target: np.ndarray, flat: np.ndarray, values: np.ndarray) -> None:
@@ -107,7 +131,8 @@ def reference(
     object_step: float,
     regularisation: float,
     probe_terms: bool,
-) -> tuple[float, Any, Any]:
+    position_terms: bool = False,
+) -> tuple[float, Any, Any, Any]:
     """One batch in plain NumPy (see the module's description).
 
     Parameters
@@ -126,16 +151,20 @@ def reference(
         The rPIE step and its ``r``.
     probe_terms : bool
         Return the probe's terms.
+    position_terms : bool
+        Return each position's best move (:func:`position_shifts`).
 
     Returns
     -------
     misfit : float
     numerator, weight : numpy.ndarray or None
         ``(M, N, N)`` complex128 and ``(N, N)`` float64, where ``probe_terms``.
+    shifts : numpy.ndarray or None
+        ``(b, 2)``, where ``position_terms`` (a NumPy array on every backend).
     """
     return _step(
         np, np.fft, _numpy_scatter, obj, probe, amplitudes, corners, fractions,
-        object_step, regularisation, probe_terms,
+        object_step, regularisation, probe_terms, position_terms,
     )  # fmt: skip
 
 
@@ -161,12 +190,15 @@ def gpu(
     object_step: float,
     regularisation: float,
     probe_terms: bool,
-) -> tuple[float, Any, Any]:
-    """CuPy twin of :func:`reference` (arrays on the device; cuFFT, atomic adds)."""
+    position_terms: bool = False,
+) -> tuple[float, Any, Any, Any]:
+    """CuPy twin of :func:`reference` (arrays on the device; cuFFT, atomic adds); the shifts
+    come back as a NumPy array (the positions stay on the host)."""
     import cupy
 
-    return _step(
+    misfit, numerator, weight, shifts = _step(
         cupy, cupy.fft, _cupy_scatter, obj, probe, amplitudes, cupy.asarray(corners),
         None if fractions is None else cupy.asarray(fractions),
-        object_step, regularisation, probe_terms,
+        object_step, regularisation, probe_terms, position_terms,
     )  # fmt: skip
+    return misfit, numerator, weight, None if shifts is None else cupy.asnumpy(shifts)

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 import scipy.fft
 
-from libertem_gpu.kernels.ptycho import _moved_probes
+from libertem_gpu.kernels.ptycho import _moved_probes, position_shifts
 
 __all__ = ["cpu"]
 
@@ -141,7 +141,8 @@ def cpu(
     object_step: float,
     regularisation: float,
     probe_terms: bool,
-) -> tuple[float, Any, Any]:
+    position_terms: bool = False,
+) -> tuple[float, Any, Any, Any]:
     """One batch (see :func:`libertem_gpu.kernels.ptycho.reference`, same arguments)."""
     b, modes, n = len(corners), probe.shape[0], probe.shape[-1]
     corners = np.asarray(corners, dtype=np.int64)
@@ -170,8 +171,11 @@ def cpu(
         bool(probe_terms),
     )  # fmt: skip
     _apply(part, total, weight, float(object_step), float(regularisation))
+    shifts = None
+    if position_terms:  # NumPy: the change is not kept by the loops
+        shifts = position_shifts(np, scipy.fft, probes, windows, fixed - exit_waves)
     if not probe_terms:
-        return float(misfit), None, None
+        return float(misfit), None, None, shifts
     if ramps is not None:  # back to the unmoved probe's frame
         gradient = _fft2(_fft2(gradient) * np.conj(ramps), inverse=True)
-    return float(misfit), gradient.sum(axis=0), window_weight
+    return float(misfit), gradient.sum(axis=0), window_weight, shifts

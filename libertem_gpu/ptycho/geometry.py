@@ -13,6 +13,7 @@ from libertem_gpu.udf.com import transform_matrix
 from libertem_gpu.udf.ssb_geometry import Optics
 
 __all__ = [
+    "MARGIN",
     "Window",
     "check_binning",
     "choose_window",
@@ -114,11 +115,16 @@ def pixel_size(window: Window, optics: Optics) -> float:
     return optics.wavelength / (window.pixels * optics.radians_per_pixel * window.binning)
 
 
+#: Object pixels around the scanned field on every side: room for corrected positions.
+MARGIN = 2
+
+
 def probe_corners(
     nav_shape: Sequence[int], optics: Optics, window: Window
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Each scan position's window corner in the object (``(rows * columns, 2)``, pixels, the
-    smallest 0) and the object's shape, with a pixel to spare for the fractions.
+    smallest :data:`MARGIN`) and the object's shape, with a pixel to spare for the fractions
+    and :data:`MARGIN` on every side, where corrected positions may go.
 
     The scan's steps are turned into the detector's frame (``scan_rotation``, ``flip_y`` as
     :class:`~libertem_gpu.SSBUDF` takes them): the object comes out aligned with the
@@ -129,8 +135,8 @@ def probe_corners(
     to_detector = np.linalg.inv(transform_matrix(optics.scan_rotation, optics.flip_y))
     centres = steps @ to_detector.T / pixel_size(window, optics)
     corners = centres - window.pixels // 2
-    corners -= corners.min(axis=0)
-    extent = np.ceil(corners.max(axis=0)).astype(int) + window.pixels + 1
+    corners -= corners.min(axis=0) - MARGIN
+    extent = np.ceil(corners.max(axis=0)).astype(int) + window.pixels + 1 + MARGIN
     return corners, (int(extent[0]), int(extent[1]))
 
 

@@ -48,8 +48,8 @@ class Ptychography:
     pixel_size : float
         Of ``object`` (and ``probe``), in the unit of the wavelength.
     positions : numpy.ndarray
-        ``(rows, columns, 2)``: each probe centre in ``object``'s pixels (row, column); NaN
-        where not used.
+        ``(rows, columns, 2)``: each probe centre in ``object``'s pixels (row, column), as
+        corrected with ``position_step``; NaN where not used.
     window : tuple of int
         ``(y0, x0, size, binning)``: the part of each frame used.
     """
@@ -84,6 +84,7 @@ def ptychography(
     probe_step: float = 1.0,
     probe_after: int = 2,
     probe_modes: int = 1,
+    position_step: float = 0.0,
     start: Ptychography | None = None,
     roi: Any = None,
     corrections: Any = None,
@@ -143,6 +144,12 @@ def ptychography(
         Incoherent modes of the probe (mixed-state ptychography, Thibault and Menzel 2013):
         1 for a coherent beam; 2 to 5 where the source's size, vibration or the energy
         spread blur the patterns (the misfit says whether more modes help).
+    position_step : float
+        Correct the probe positions (scan distortions, drift, a scan step a little off):
+        from the sixth iteration on, each batch's positions move by this fraction of the move
+        that best explains their patterns, at most half a pixel a batch, their mean kept
+        (a common move is the object's). 0 (default): positions as the scan says; 1 to 2
+        where they are off by up to a pixel or two.
     start : Ptychography, optional
         A result of this data set with the same geometry (window, binning, scan and optics)
         to go on from: its object and probe (with its modes; ``probe_modes`` is then not
@@ -203,7 +210,11 @@ def ptychography(
             raise InvalidParameterError(
                 f"ptychography: {name} must be a whole number >= {least}, got {value!r}"
             )
-    for name, step in (("object_step", object_step), ("probe_step", probe_step)):
+    for name, step in (
+        ("object_step", object_step),
+        ("probe_step", probe_step),
+        ("position_step", position_step),
+    ):
         if not (isinstance(step, (int, float, np.number)) and 0 <= float(step) <= 2):
             raise InvalidParameterError(f"ptychography: {name} must be in [0, 2], got {step!r}")
     from libertem_gpu.backends import get_backend, resolve_backend
@@ -244,13 +255,14 @@ def ptychography(
         probe_step=float(probe_step),
         probe_after=int(probe_after),
         seed=int(seed),
+        position_step=float(position_step),
     )
     start_object = None
     modes = initial_modes(initial_probe(win, optics), int(probe_modes))
     if start is not None:
         _check_start(start, win, shape, pixel_size(win, optics))
         start_object, modes = xp.asarray(start.object), start.probe
-    obj, probe, errors = solve(
+    obj, probe, errors, corners = solve(
         xp.asarray(amplitudes), corners, shape, xp.asarray(modes),
         settings, xp=xp, backend=backend_name, callback=callback, start_object=start_object,
     )  # fmt: skip

@@ -43,6 +43,10 @@ class SolverSettings:
     probe_after: int = 2
     regularisation: float = 0.1
     seed: int = 0
+    position_step: float = 0.0
+    position_after: int = 5
+    #: The most a position moves in one batch, pixels.
+    position_limit: float = 0.5
 
 
 def _centred(xp: Any, probe: Any) -> Any:
@@ -80,7 +84,7 @@ def solve(
     backend: str = "numpy",
     callback: Callable[[int, float], Any] | None = None,
     start_object: Any = None,
-) -> tuple[Any, Any, list[float]]:
+) -> tuple[Any, Any, list[float], np.ndarray]:
     """Run the iterations.
 
     Parameters
@@ -114,12 +118,16 @@ def solve(
     errors : list of float
         Per iteration: ``sum (|FFT(psi)| - amplitude)^2 / sum amplitude^2`` over the positions
         as they were visited.
+    corners : numpy.ndarray
+        ``(n, 2)``: the windows' corners, corrected where ``settings.position_step`` is set
+        (after ``position_after`` iterations, each batch's positions move by that fraction of
+        their best move, at most ``position_limit`` px, their mean kept where it was).
     """
     step = get_kernel("ptycho_step", backend)
-    n_pos = int(amplitudes.shape[0])
-    whole = np.floor(corners).astype(np.int64)
-    fractions = corners - whole
-    moved = bool(np.any(fractions != 0))
+    n_pos, n = int(amplitudes.shape[0]), int(amplitudes.shape[-1])
+    at = np.array(corners, dtype=np.float64)
+    centre = at.mean(axis=0)
+    highest = np.array(object_shape) - n - 1.0  # a window and its fraction inside the object
     if start_object is None:
         obj = xp.ones(object_shape, dtype=np.complex128)
     else:
@@ -134,14 +142,21 @@ def solve(
     r = settings.regularisation
     for iteration in range(1, settings.iterations + 1):
         update_probe = iteration > settings.probe_after and settings.probe_step > 0
+        correct = iteration > settings.position_after and settings.position_step > 0
         misfit = 0.0
         for start in rng.permutation(np.arange(0, n_pos, settings.batch_size)):
             stop = min(start + settings.batch_size, n_pos)
-            found, numerator, weight = step(
-                obj, probe, amplitudes[start:stop], whole[start:stop],
-                fractions[start:stop] if moved else None, settings.object_step, r, update_probe,
+            whole = np.floor(at[start:stop]).astype(np.int64)
+            fractions = at[start:stop] - whole
+            found, numerator, weight, shifts = step(
+                obj, probe, amplitudes[start:stop], whole,
+                fractions if fractions.any() else None, settings.object_step, r, update_probe,
+                correct,
             )  # fmt: skip
             misfit += found
+            if shifts is not None:
+                limit = settings.position_limit
+                at[start:stop] += np.clip(settings.position_step * shifts, -limit, limit)
             if numerator is None:
                 continue
             top = float(weight.max())
@@ -152,7 +167,9 @@ def solve(
             probe *= math.sqrt(power / float((abs(probe) ** 2).sum()))
         if update_probe and probe.shape[0] > 1:
             probe = orthogonal_modes(xp, probe)
+        if correct:  # a common move of all positions is a move of the object: undone
+            at = np.clip(at - (at.mean(axis=0) - centre), 0.0, highest)
         errors.append(misfit / (power * n_pos))
         if callback is not None and callback(iteration, errors[-1]):
             break
-    return obj, probe, errors
+    return obj, probe, errors, at

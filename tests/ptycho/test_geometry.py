@@ -9,6 +9,7 @@ import pytest
 
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.ptycho.geometry import (
+    MARGIN,
     Window,
     check_binning,
     choose_window,
@@ -84,13 +85,15 @@ def test_pixel_size_and_corners_with_a_turned_detector():
     dx = pixel_size(w, o)
     np.testing.assert_allclose(dx, 0.5 / (20 * 0.02 / 5.0))
     corners, shape = probe_corners((3, 4), o, w)
-    assert corners.shape == (12, 2) and corners.min() == 0
+    assert corners.shape == (12, 2) and corners.min() == MARGIN
     # turned by 90 degrees (as SSBUDF takes it): the scan's rows run along the detector's
     # columns, its columns against the detector's rows
     steps = corners.reshape(3, 4, 2)
     np.testing.assert_allclose(steps[1, 0] - steps[0, 0], [0, 0.7 / dx], atol=1e-12)
     np.testing.assert_allclose(steps[0, 1] - steps[0, 0], [-0.9 / dx, 0], atol=1e-12)
-    assert shape[0] >= np.ceil(corners[:, 0].max()) + 21 and shape[1] >= corners[:, 1].max() + 21
+    # the windows, a pixel for their fractions and the margin fit
+    assert shape[0] == np.ceil(corners[:, 0].max()) + 21 + MARGIN
+    assert shape[1] == np.ceil(corners[:, 1].max()) + 21 + MARGIN
     flipped, _ = probe_corners((3, 4), optics(flip_y=True), w)
     rows = flipped.reshape(3, 4, 2)
     np.testing.assert_allclose(rows[1, 0] - rows[0, 0], [-0.7 / dx, 0], atol=1e-12)

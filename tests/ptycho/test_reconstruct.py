@@ -282,3 +282,20 @@ def test_going_on_from_a_result(strong):
         ptychography(ctx, ds, iterations=2, start=first, window=12, **optics)
     with pytest.raises(InvalidParameterError, match="what ptychography returned"):
         ptychography(ctx, ds, iterations=2, start=first.object, **optics)
+
+
+def test_position_correction_stays_put_where_the_scan_is_right(strong):
+    """On exact positions, correcting them moves them by little and keeps the phase; the
+    result's positions are the corrected ones (their correction itself is tested on the
+    solver, tests/ptycho/test_solver.py)."""
+    truth, frames, optics = strong
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames)
+    plain = ptychography(ctx, ds, iterations=20, **optics)
+    moved = ptychography(ctx, ds, iterations=20, position_step=2.0, **optics)
+    shift = (moved.positions - plain.positions).reshape(-1, 2)
+    assert 0 < np.abs(shift).max() < 0.3
+    np.testing.assert_allclose(shift.mean(axis=0), 0, atol=1e-9)  # their mean kept
+    assert corr(moved.phase, truth) > 0.995
+    with pytest.raises(InvalidParameterError, match="position_step must be in"):
+        ptychography(ctx, ds, position_step=3, **optics)

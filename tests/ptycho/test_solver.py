@@ -42,7 +42,8 @@ def test_object_comes_back_under_a_known_probe(rng, fraction):
     p = probe() * 3.0
     amplitudes = patterns(truth, p, corners)
     settings = SolverSettings(iterations=40, probe_after=1000)
-    obj, refined, errors = solve(amplitudes, corners, shape, probe(), settings)
+    obj, refined, errors, kept = solve(amplitudes, corners, shape, probe(), settings)
+    np.testing.assert_array_equal(kept, corners)  # no position correction asked for
     # a white-noise object converges slowly, but surely
     assert errors[-1] < errors[10] < errors[0] and errors[-1] < 1e-3 * errors[0]
     np.testing.assert_allclose(refined, p[None], rtol=1e-12)  # scaled to the patterns' power
@@ -65,7 +66,7 @@ def test_refined_probe_stays_centred_with_the_power(rng):
     start = np.roll(probe(), 2, axis=1)  # off centre
     seen = []
     settings = SolverSettings(iterations=6, probe_after=1, batch_size=8)
-    _, refined, errors = solve(
+    _, refined, errors, _ = solve(
         amplitudes, corners, shape, start, settings, callback=lambda i, e: seen.append((i, e))
     )
     assert refined.shape == (1, N, N)
@@ -75,3 +76,30 @@ def test_refined_probe_stays_centred_with_the_power(rng):
     np.testing.assert_allclose(centre, [N // 2, N // 2], atol=2e-3)
     np.testing.assert_allclose(weight.sum(), (amplitudes**2).sum() / len(corners), rtol=1e-12)
     assert seen == list(enumerate(errors, start=1)) and len(seen) == 6
+
+
+def test_positions_off_by_up_to_a_pixel_are_corrected(rng):
+    """Patterns made at grid positions, the solver given them off by up to 0.8 px: with
+    position correction the positions come back (less their common move, which is the
+    object's) and the patterns fit better."""
+    from libertem_gpu.demo.phase_object import random_phase
+
+    o = check_optics(1.0, 2.0, 5 / N, 5.0, 0.0, False, 6.0, 0.0, "test")
+    p = initial_probe(Window(0, 0, N, 1, (0.0, 0.0)), o) * 3
+    iy, ix = np.mgrid[:14, :14]
+    truth = np.stack([iy.ravel(), ix.ravel()], -1) * 2.0 + 2
+    shape = (int(truth.max()) + N + 4,) * 2
+    obj = np.exp(1j * random_phase(shape, cutoff=0.2, strength=0.5, seed=2))
+    amplitudes = patterns(obj, p, truth)
+    given = truth + rng.uniform(-0.8, 0.8, truth.shape)
+
+    def off(corners):
+        d = corners - truth
+        return np.sqrt(((d - d.mean(axis=0)) ** 2).sum(axis=1).mean())
+
+    plain = solve(amplitudes, given, shape, p, SolverSettings(iterations=60))
+    settings = SolverSettings(iterations=60, position_step=2.0, position_after=3)
+    corrected = solve(amplitudes, given, shape, p, settings)
+    assert off(corrected[3]) < 0.4 * off(given)
+    assert corrected[2][-1] < 0.3 * plain[2][-1]
+    np.testing.assert_allclose(corrected[3].mean(axis=0), given.mean(axis=0), atol=1e-9)
