@@ -75,6 +75,11 @@ class Backend(ABC):
         """Return ``array`` as a NumPy array (a copy from the device where needed)."""
         return np.asarray(array)
 
+    def free_device_bytes(self) -> int | None:
+        """Bytes free on this backend's device, for arrays kept there; None where its arrays
+        are in host memory."""
+        return None
+
     @abstractmethod
     def iter_tiles(self, dataset: DataSet, plan: TilePlan) -> Iterator[tuple[TileSlice, Any]]:
         """Yield each tile of ``plan`` with its data, in plan order.

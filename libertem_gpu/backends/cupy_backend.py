@@ -180,6 +180,11 @@ class CupyBackend(Backend):
             return self.cp.asnumpy(array, stream=self.stream)
         return np.asarray(array)
 
+    def free_device_bytes(self) -> int | None:
+        """The device's free memory and the blocks CuPy's pool holds free."""
+        free, _ = self.cp.cuda.runtime.memGetInfo()
+        return int(free) + int(self.cp.get_default_memory_pool().free_bytes())
+
     def close(self) -> None:
         try:
             self.stream.synchronize()

@@ -220,8 +220,6 @@ def ptychography(
     from libertem_gpu.backends import get_backend, resolve_backend
 
     backend_name = resolve_backend(backend, [("numpy", "cupy")])
-    arrays = get_backend(backend_name)()
-    xp = arrays.xp
     binning = check_binning(binning)
     if center is None:
         center = _disk_centre(ctx, dataset, roi, corrections)
@@ -229,25 +227,7 @@ def ptychography(
     if not (math.isfinite(cy) and math.isfinite(cx)):
         raise InvalidParameterError(f"ptychography: center must be finite, got {center!r}")
     win = choose_window(sig, (cy, cx), window, binning)
-    wanted = math.prod(nav) if roi is None else int(np.count_nonzero(roi))
-    _check_memory(wanted, win.pixels)
-    udf = WindowFramesUDF(win.y0, win.x0, win.size, win.binning)
-    res = ctx.run_udf(dataset=dataset, udf=udf, roi=roi, corrections=corrections, progress=progress)
-    used = np.asarray(res["frames"].valid_mask).reshape(-1)
-    if not used.any():
-        raise InvalidParameterError("ptychography: no frame was processed (empty roi?)")
-    n = win.pixels
-    # raw_data: the roi's positions in scan order (no copy of the scan with NaN elsewhere)
-    frames = np.asarray(res["frames"].raw_data).reshape(-1, n, n)
-    in_roi = np.ones(used.size, bool) if roi is None else np.asarray(roi, bool).reshape(-1)
-    if not used[in_roi].all():
-        frames = frames[used[in_roi]]
-    amplitudes = np.fft.ifftshift(frames, axes=(-2, -1))  # one copy, zero frequency first
-    np.sqrt(np.maximum(amplitudes, 0, out=amplitudes), out=amplitudes)
-    if not np.isfinite(amplitudes).all():
-        raise InvalidParameterError("ptychography: the frames hold NaN or infinite values")
     all_corners, shape = probe_corners(nav, optics, win)
-    corners = all_corners[used]
     settings = SolverSettings(
         iterations=int(iterations),
         batch_size=int(batch_size),
@@ -257,16 +237,25 @@ def ptychography(
         seed=int(seed),
         position_step=float(position_step),
     )
-    start_object = None
     modes = initial_modes(initial_probe(win, optics), int(probe_modes))
     if start is not None:
         _check_start(start, win, shape, pixel_size(win, optics))
-        start_object, modes = xp.asarray(start.object), start.probe
-    obj, probe, errors, corners = solve(
-        xp.asarray(amplitudes), corners, shape, xp.asarray(modes),
-        settings, xp=xp, backend=backend_name, callback=callback, start_object=start_object,
-    )  # fmt: skip
-    obj, probe = arrays.to_numpy(obj), arrays.to_numpy(probe)
+        modes = np.asarray(start.probe).reshape(-1, win.pixels, win.pixels)
+    n = win.pixels
+    arrays = get_backend(backend_name)()
+    try:
+        wanted = math.prod(nav) if roi is None else int(np.count_nonzero(roi))
+        _check_memory(wanted, n, arrays.free_device_bytes(), settings.batch_size, len(modes))
+        amplitudes, used = _gather(ctx, dataset, win, roi, corrections, progress)
+        xp = arrays.xp
+        obj, probe, errors, corners = solve(
+            xp.asarray(amplitudes), all_corners[used], shape, xp.asarray(modes), settings,
+            xp=xp, backend=backend_name, callback=callback,
+            start_object=None if start is None else xp.asarray(start.object),
+        )  # fmt: skip
+        obj, probe = arrays.to_numpy(obj), arrays.to_numpy(probe)
+    finally:
+        arrays.close()
     if probe.shape[0] == 1:
         probe = probe[0]
     at_positions = np.angle(scan_image(obj, corners, n))
@@ -283,6 +272,29 @@ def ptychography(
         positions=positions.reshape(*nav, 2),
         window=(win.y0, win.x0, win.size, win.binning),
     )
+
+
+def _gather(
+    ctx: Any, dataset: Any, win: Any, roi: Any, corrections: Any, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pass: each used frame's window as amplitudes (``(used, N, N)`` float32, zero
+    frequency first) and which scan positions were used (flat bool)."""
+    udf = WindowFramesUDF(win.y0, win.x0, win.size, win.binning)
+    res = ctx.run_udf(dataset=dataset, udf=udf, roi=roi, corrections=corrections, progress=progress)
+    used = np.asarray(res["frames"].valid_mask).reshape(-1)
+    if not used.any():
+        raise InvalidParameterError("ptychography: no frame was processed (empty roi?)")
+    n = win.pixels
+    # raw_data: the roi's positions in scan order (no copy of the scan with NaN elsewhere)
+    frames = np.asarray(res["frames"].raw_data).reshape(-1, n, n)
+    in_roi = np.ones(used.size, bool) if roi is None else np.asarray(roi, bool).reshape(-1)
+    if not used[in_roi].all():
+        frames = frames[used[in_roi]]
+    amplitudes = np.fft.ifftshift(frames, axes=(-2, -1))  # one copy, zero frequency first
+    np.sqrt(np.maximum(amplitudes, 0, out=amplitudes), out=amplitudes)
+    if not np.isfinite(amplitudes).all():
+        raise InvalidParameterError("ptychography: the frames hold NaN or infinite values")
+    return amplitudes, used
 
 
 def _check_start(start: Any, win: Any, shape: tuple[int, int], pixel: float) -> None:
@@ -317,16 +329,24 @@ def _available_bytes() -> int | None:
     return None
 
 
-def _check_memory(positions: int, n: int, available: int | None = None) -> None:
-    """Refuse, before the pass, windows that would not fit in memory: they are held twice
-    (the gathered frames and their amplitudes, float32)."""
+def _check_memory(positions: int, n: int, device_free: int | None, batch: int, modes: int) -> None:
+    """Refuse, before the pass, windows that would not fit: in memory they are held twice
+    (the gathered frames and their amplitudes, float32); on a GPU (``device_free`` bytes
+    free) the amplitudes once, with about a dozen complex arrays of a batch's size."""
     need = 2 * positions * n * n * 4
-    free = _available_bytes() if available is None else available
+    free = _available_bytes()
+    advice = "bin them (binning=), take a smaller window (window=) or part of the scan (roi=)"
     if free is not None and need > 0.8 * free:
         raise InvalidParameterError(
             f"ptychography: {positions} windows of {n} x {n} pixels need {format_size(need)} "
-            f"held in memory, and {format_size(free)} are available; bin them (binning=), "
-            "take a smaller window (window=) or part of the scan (roi=)"
+            f"held in memory, and {format_size(free)} are available; {advice}"
+        )
+    on_device = positions * n * n * 4 + 12 * batch * modes * n * n * 16
+    if device_free is not None and on_device > 0.8 * device_free:
+        raise InvalidParameterError(
+            f"ptychography: {positions} windows of {n} x {n} pixels need "
+            f"{format_size(on_device)} on the GPU, and {format_size(device_free)} are free "
+            f"there; {advice}, or run on the CPU (backend='numpy')"
         )
 
 

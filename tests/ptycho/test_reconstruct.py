@@ -213,6 +213,32 @@ def test_windows_that_would_not_fit_are_refused_before_the_pass(strong, monkeypa
     assert reconstruct._available_bytes() is None or reconstruct._available_bytes() > 0
 
 
+def test_windows_that_would_not_fit_on_the_gpu_are_refused(strong, monkeypatch):
+    """A backend whose arrays live on a device with little free memory (a stand-in: NumPy
+    arrays, 1 MiB "free"): refused before the pass, naming the GPU; the backend is closed."""
+    import libertem_gpu.backends as backends
+    from libertem_gpu.backends.numpy_backend import NumpyBackend
+
+    closed = []
+
+    class SmallDevice(NumpyBackend):
+        def free_device_bytes(self):
+            return 2**20
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(backends, "get_backend", lambda name: SmallDevice)
+    _, frames, optics = strong
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames)
+    with pytest.raises(InvalidParameterError, match=r"need .* on the GPU, and 1.0 MiB are free"):
+        ptychography(ctx, ds, batch_size=64, **optics)
+    assert closed == [True]
+    # a batch small enough fits: 256 KiB of amplitudes and 12 arrays of 4 windows
+    assert ptychography(ctx, ds, batch_size=4, iterations=2, **optics).errors.shape == (2,)
+
+
 def test_probe_modes_for_a_partly_coherent_beam():
     """A source of finite size, as five probe positions up to 2 px apart whose patterns add
     up: three modes fit the patterns more than twice as well as one and the phase a little
