@@ -23,18 +23,16 @@ same scores (seconds and inertia).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_decomposition import SIG, phase_patterns
+from bench_decomposition import SIG, phase_patterns, square_scan_args
 from benchlib import VerificationError, alternate, machine_info, result_path
 from floor import MappedFile, floor
 
@@ -142,12 +140,7 @@ def kmeans_alone(scores: np.ndarray, repeat: int) -> dict[str, Any]:
 def main() -> int:
     from libertem_gpu import Context
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mib", type=int, default=512)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--dir", default=tempfile.gettempdir())
-    args = parser.parse_args()
-    side = max(4, int(np.sqrt(args.mib * 2**20 / (2 * SIG[0] * SIG[1]))))
+    args, side = square_scan_args(__doc__, least=4)
     n = side * side
     path = os.path.join(args.dir, "clustering.raw")
     truth = write_file(path, side)

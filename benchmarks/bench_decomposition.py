@@ -98,15 +98,21 @@ def dask_svd(path: str, n: int) -> np.ndarray:
         return np.asarray(s.compute())[:COMPONENTS]
 
 
-def main() -> int:
-    from libertem_gpu import Context
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def square_scan_args(description: str, least: int = 1) -> tuple[argparse.Namespace, int]:
+    """The command line of a benchmark over a square scan of uint16 frames (``--mib``,
+    ``--repeat``, ``--dir``) and the scan's side that fills ``--mib``, at least ``least``."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--mib", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", default=tempfile.gettempdir())
     args = parser.parse_args()
-    side = max(1, int(np.sqrt(args.mib * 2**20 / (2 * SIG[0] * SIG[1]))))
+    return args, max(least, int(np.sqrt(args.mib * 2**20 / (2 * SIG[0] * SIG[1]))))
+
+
+def main() -> int:
+    from libertem_gpu import Context
+
+    args, side = square_scan_args(__doc__)
     n = side * side
     path = os.path.join(args.dir, "decomposition.raw")
     write_file(path, side)
