@@ -63,6 +63,15 @@ def position_shifts(xp: Any, fft: Any, probes: Any, windows: Any, change: Any) -
     return xp.stack([(a11 * rhs[0] - a01 * rhs[1]) / det, (a00 * rhs[1] - a01 * rhs[0]) / det], -1)
 
 
+def batch_box(obj: Any, corners: Any, n: int) -> tuple[Any, Any, tuple[int, int]]:
+    """The part of ``obj`` a batch's ``N x N`` windows cover (a view: its update is the
+    object's), the windows' corners in it and its shape."""
+    low = corners.min(axis=0)
+    local = corners - low
+    box = (int(local[:, 0].max()) + n, int(local[:, 1].max()) + n)
+    return obj[int(low[0]) : int(low[0]) + box[0], int(low[1]) : int(low[1]) + box[1]], local, box
+
+
 def _flat(xp: Any, corners: Any, n: int, width: int) -> Any:
     ar = xp.arange(n)
     return (corners[:, 0, None, None] + ar[:, None]) * width + (corners[:, 1, None, None] + ar)
@@ -83,10 +92,7 @@ def _step(
     position_terms: bool,
 ) -> tuple[float, Any, Any, Any]:
     n = probe.shape[-1]
-    low = corners.min(axis=0)
-    local = corners - low
-    box = tuple(int(v) for v in local.max(axis=0) + n)
-    part = obj[int(low[0]) : int(low[0]) + box[0], int(low[1]) : int(low[1]) + box[1]]
+    part, local, box = batch_box(obj, corners, n)
     flat = _flat(xp, local, n, box[1])
     windows = part.reshape(-1)[flat]
     if fractions is None:

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 import scipy.fft
 
-from libertem_gpu.kernels.ptycho import _moved_probes, position_shifts
+from libertem_gpu.kernels.ptycho import _moved_probes, batch_box, position_shifts
 
 __all__ = ["cpu"]
 
@@ -146,10 +146,7 @@ def cpu(
     """One batch (see :func:`libertem_gpu.kernels.ptycho.reference`, same arguments)."""
     b, modes, n = len(corners), probe.shape[0], probe.shape[-1]
     corners = np.asarray(corners, dtype=np.int64)
-    low = corners.min(axis=0)
-    local = corners - low
-    box = tuple(int(v) for v in local.max(axis=0) + n)
-    part = obj[int(low[0]) : int(low[0]) + box[0], int(low[1]) : int(low[1]) + box[1]]
+    part, local, box = batch_box(obj, corners, n)
     ramps = None
     if fractions is None:
         probes = probe[None]
