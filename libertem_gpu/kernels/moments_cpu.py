@@ -7,8 +7,7 @@ import numba
 import numpy as np
 
 from libertem_gpu import host_threads
-from libertem_gpu.kernels.cpu_target import host_is_amd, target_has
-from libertem_gpu.kernels.exact_float import TWO_52, two52_plus
+from libertem_gpu.kernels.cpu_target import target_has
 from libertem_gpu.kernels.frame_rows import rows4, rows8
 from libertem_gpu.kernels.lanes32 import (
     add_u32,
@@ -56,23 +55,6 @@ def _pixel_block(p0, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
     return p1, p1 - p0, shift[p0:p1], s1[p0:p1], s2[p0:p1]
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def _whole_block(sh):  # type: ignore[no-untyped-def]
-    """Whether every shift of a pixel block is a whole number below 2**24 in magnitude, as the
-    pairwise float64 loop needs for integer frames (Numba only; NaN fails ``v == floor(v)``,
-    infinities the magnitude): deviations of 16-bit values then stay below 2**25, so eight
-    squares sum below 2**53, exact in float64 in any order.
-    Checked block by block inside the kernels, where the block's shifts are read anyway: a
-    check of the whole shift first read it from memory once more, 22-35 ms of each thread's
-    StdDevUDF run over 64 frames of 4096 x 4096 (16 row slabs of 1M shifts). No
-    short-circuiting (``|``, not ``or``), so that the loop vectorises."""
-    bad = False
-    for p in range(sh.shape[0]):
-        v = sh[p]
-        bad |= (abs(v) >= 16777216.0) | (v != np.floor(v))
-    return not bad
-
-
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
 def _in_order_block(a, p0, p1, shift, s1, s2):  # type: ignore[no-untyped-def]
     """Pixels ``p0:p1`` of every frame in frame order, as ``_moments`` adds them (the same
@@ -80,139 +62,69 @@ def _in_order_block(a, p0, p1, shift, s1, s2):  # type: ignore[no-untyped-def]
     _frame_by_frame(a, 0, p0, p1, shift, s1, s2)
 
 
-def _make_four_frames(pairwise):  # type: ignore[no-untyped-def]
-    """Pixels ``p0:p1`` of frames ``i`` to ``i + 3`` in one pass over the sums (Numba only):
-    tiles of four frames' row slabs of large frames (see ``plan.choose_scheme``), whose sums
-    do not stay in any cache, read and write them once instead of four times. ``pairwise``
-    as in :func:`_make_float_moments`; without it the frames are added in order."""
-
-    @numba.njit(nogil=True, cache=True, inline="always", fastmath={"contract"})
-    def four_frames(a, i, p0, p1, shift, s1, s2):
-        r0, r1, r2, r3 = rows4(a, i, p0, p1)
-        sh = shift[p0:p1]
-        o1 = s1[p0:p1]
-        o2 = s2[p0:p1]
-        for p in range(p1 - p0):
-            c = sh[p]
-            d0 = np.float64(r0[p]) - c
-            d1 = np.float64(r1[p]) - c
-            d2 = np.float64(r2[p]) - c
-            d3 = np.float64(r3[p]) - c
-            if pairwise:
-                o1[p] += (d0 + d1) + (d2 + d3)
-                o2[p] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-            else:
-                o1[p] = (((o1[p] + d0) + d1) + d2) + d3
-                o2[p] = (((o2[p] + d0 * d0) + d1 * d1) + d2 * d2) + d3 * d3
-
-    return four_frames
+@numba.njit(nogil=True, cache=True, inline="always", fastmath={"contract"})
+def _four_frames(a, i, p0, p1, shift, s1, s2):  # type: ignore[no-untyped-def]
+    """Pixels ``p0:p1`` of frames ``i`` to ``i + 3`` in one pass over the sums, added in frame
+    order (Numba only): tiles of four frames' row slabs of large frames (see
+    ``plan.choose_scheme``), whose sums do not stay in any cache, read and write them once
+    instead of four times."""
+    r0, r1, r2, r3 = rows4(a, i, p0, p1)
+    sh = shift[p0:p1]
+    o1 = s1[p0:p1]
+    o2 = s2[p0:p1]
+    for p in range(p1 - p0):
+        c = sh[p]
+        d0 = np.float64(r0[p]) - c
+        d1 = np.float64(r1[p]) - c
+        d2 = np.float64(r2[p]) - c
+        d3 = np.float64(r3[p]) - c
+        o1[p] = (((o1[p] + d0) + d1) + d2) + d3
+        o2[p] = (((o2[p] + d0 * d0) + d1 * d1) + d2 * d2) + d3 * d3
 
 
-_four_frames_in_order = _make_four_frames(pairwise=False)
-_four_frames_pairwise = _make_four_frames(pairwise=True)
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _moments(a, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
+    """The float64 moments loop, eight frames per pass (an eighth of the accumulator traffic),
+    added in frame order, so that results equal the one-frame-at-a-time loop whatever the
+    tiling: the kernel for float frames, and for integer blocks the lanes cannot take.
 
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _float_deviation(x, c):  # type: ignore[no-untyped-def]
-    """``x - c`` in float64 (Numba only)."""
-    return np.float64(x) - c
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _or_made_deviation(x, c):  # type: ignore[no-untyped-def]
-    """``x - c`` in float64 for an unsigned integer ``x`` below 2**52 and a whole ``c`` (Numba
-    only): ``x`` made ``2**52 + x`` by an OR (``two52_plus``), then ``2**52 + c`` subtracted,
-    exactly."""
-    return two52_plus(x) - (c + TWO_52)
-
-
-def _make_float_moments(pairwise, or_made=False):  # type: ignore[no-untyped-def]
-    """The float64 moments loop, eight frames per pass (an eighth of the accumulator traffic).
-
-    ``pairwise=False`` adds in frame order, so results equal the one-frame-at-a-time loop
-    whatever the tiling: the kernel for float frames. ``pairwise=True`` adds the eight frames'
-    terms in a tree first (shorter dependency chains), for integer frames with a whole shift
-    only: their deviations, squares and sums are integers, exact in float64 in any order while
-    below 2**53, so the results equal the frame-order loop's bit for bit.
-
-    Fused multiply-add for the squares (contraction only, no reassociation): 7-10% faster, and
-    identical for integer frames, whose squared deviations are exact either way. The float64
-    arithmetic is compute-bound on integer frames: 512-bit vectors (where the CPU has them) run
-    it 18-20% faster on uint16 (kernel alone, two threads), with the same results.
-
-    ``or_made=True`` makes each ``x - c`` of the eight-frame passes by an OR
-    (``_or_made_deviation``), for unsigned integer frames with a whole shift only.
-
-    The closure holds plain values only, the helpers being called in branches on them, which
-    Numba prunes: a dispatcher among a closure's variables pickles differently in every
-    process, and Numba keys its file cache by them, so the kernel compiled again in every
-    process (``tests/kernels/test_cpu_cache.py``). Calls, not a helper chosen into a variable:
-    that changed the machine code; these calls give the same code as the captured helpers did.
+    Fused multiply-add for the squares (contraction only, no reassociation): 7-10% faster.
     """
-
-    @numba.njit(nogil=True, cache=True, fastmath={"contract"})
-    def float_moments(a, npix, shift, s1, s2):
-        prefer_wide_vectors()
-        n = a.shape[0]
-        n8 = n - n % 8
-        n4 = n - n % 4
-        for p0 in range(0, npix, _PIX_BLOCK):
-            p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
-            if pairwise and not _whole_block(sh):
-                _in_order_block(a, p0, p1, shift, s1, s2)
-                continue
-            for i in range(0, n8, 8):
-                r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
-                for p in range(m):
-                    c = sh[p]
-                    d0 = _or_made_deviation(r0[p], c) if or_made else _float_deviation(r0[p], c)
-                    d1 = _or_made_deviation(r1[p], c) if or_made else _float_deviation(r1[p], c)
-                    d2 = _or_made_deviation(r2[p], c) if or_made else _float_deviation(r2[p], c)
-                    d3 = _or_made_deviation(r3[p], c) if or_made else _float_deviation(r3[p], c)
-                    d4 = _or_made_deviation(r4[p], c) if or_made else _float_deviation(r4[p], c)
-                    d5 = _or_made_deviation(r5[p], c) if or_made else _float_deviation(r5[p], c)
-                    d6 = _or_made_deviation(r6[p], c) if or_made else _float_deviation(r6[p], c)
-                    d7 = _or_made_deviation(r7[p], c) if or_made else _float_deviation(r7[p], c)
-                    if pairwise:
-                        o1[p] += ((d0 + d1) + (d2 + d3)) + ((d4 + d5) + (d6 + d7))
-                        o2[p] += ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) + (
-                            (d4 * d4 + d5 * d5) + (d6 * d6 + d7 * d7)
-                        )
-                    else:
-                        o1[p] = (((((((o1[p] + d0) + d1) + d2) + d3) + d4) + d5) + d6) + d7
-                        q = o2[p] + d0 * d0
-                        q = (((q + d1 * d1) + d2 * d2) + d3 * d3) + d4 * d4
-                        o2[p] = ((q + d5 * d5) + d6 * d6) + d7 * d7
-            for i in range(n8, n4, 4):
-                if pairwise:
-                    _four_frames_pairwise(a, i, p0, p1, shift, s1, s2)
-                else:
-                    _four_frames_in_order(a, i, p0, p1, shift, s1, s2)
-            _frame_by_frame(a, n4, p0, p1, shift, s1, s2)
-
-    return float_moments
+    prefer_wide_vectors()
+    n = a.shape[0]
+    n8 = n - n % 8
+    n4 = n - n % 4
+    for p0 in range(0, npix, _PIX_BLOCK):
+        p1, m, sh, o1, o2 = _pixel_block(p0, npix, shift, s1, s2)
+        for i in range(0, n8, 8):
+            r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
+            for p in range(m):
+                c = sh[p]
+                d0 = np.float64(r0[p]) - c
+                d1 = np.float64(r1[p]) - c
+                d2 = np.float64(r2[p]) - c
+                d3 = np.float64(r3[p]) - c
+                d4 = np.float64(r4[p]) - c
+                d5 = np.float64(r5[p]) - c
+                d6 = np.float64(r6[p]) - c
+                d7 = np.float64(r7[p]) - c
+                o1[p] = (((((((o1[p] + d0) + d1) + d2) + d3) + d4) + d5) + d6) + d7
+                q = o2[p] + d0 * d0
+                q = (((q + d1 * d1) + d2 * d2) + d3 * d3) + d4 * d4
+                o2[p] = ((q + d5 * d5) + d6 * d6) + d7 * d7
+        for i in range(n8, n4, 4):
+            _four_frames(a, i, p0, p1, shift, s1, s2)
+        _frame_by_frame(a, n4, p0, p1, shift, s1, s2)
 
 
-_moments = _make_float_moments(pairwise=False)
-
-
-# Unsigned integers of up to 16 bits where the CPU has AVX-512: each value made a float64 by an
-# OR (``two52_plus``; the shift then subtracts 2**52 too, exactly) instead of a widening and a
-# conversion, in the pairwise float64 loop (``_make_float_moments``). Same bits as the
-# frame-order loop. Measured in place of the int64 loop, whose squares are three-uop
-# ``vpmullq``: on a Sapphire Rapids VM, one thread on a 6 MiB uint16 tile 12.4 -> 15.9 GB/s;
-# two threads streaming 1 GiB from the page cache, alternated with the floor, 0.57 -> 0.66.
-_moments_uint8_wide = _make_float_moments(pairwise=True, or_made=True)
-
-
-# Integers of up to 16 bits where the compiled code has no AVX-512 DQ (and, for unsigned
-# ones, no AVX-512 at all); 8-bit ones on AMD's AVX-512 cores and signed 8-bit ones on Intel's
-# too (on the Zen 4 VM, one thread, 8 MiB in L3: uint8 17.7-23.0 GB/s against 10.7-11.0 in the
-# 64-bit lanes, int8 17.2-19.1 against 9.2-11.3): sums of the values and of their squares in
-# 32-bit integer lanes (eight to an AVX2 vector, four for float64), turned into the shifted
-# sums once per pixel block and at most ``_LANE_FRAMES`` frames. Signed values are biased by
-# half their range first (their sign bit flipped), the shift with them, which leaves every
-# deviation as it was.
+# 8-bit integers, and 16-bit ones where the compiled code has no AVX2 (on the Zen 4 VM, one
+# thread, 8 MiB in L3: uint8 17.7-23.0 GB/s against 10.7-11.0 in 64-bit lanes, int8 17.2-19.1
+# against 9.2-11.3; on a Xeon of the Sapphire Rapids family, 2026-12-05, StdDevUDF over 1 GiB
+# of uint8, A/B in fresh processes: 1.76x the floats made by an OR it replaced there): sums of
+# the values and of their squares in 32-bit integer lanes (eight to an AVX2 vector, four for
+# float64), turned into the shifted sums once per pixel block and at most ``_LANE_FRAMES``
+# frames. Signed values are biased by half their range first (their sign bit flipped), the
+# shift with them, which leaves every deviation as it was.
 # A square of a 16-bit value fits 32 bits, but their sum does not: the lanes keep it modulo
 # 2**32 together with the sum of the squares' upper halves, which gives the lost carries back
 # (see ``_add_lane_sums``). About 0.9 vector operations per value and frame against 1.4 for the
@@ -296,13 +208,15 @@ def _make_lane_moments(lanes_of, lane_type, n_lanes, round_frames):  # type: ign
     (``_add_lane_sums(n, sh, bias, lanes, o1, o2)`` or its like) turns them into the shifted
     sums. Signed values are biased by ``bias``, the shift with them.
 
-    ``lanes_of`` names the pair: ``"values"`` (``_lane_sums``, ``_add_lane_sums``), ``"pairs"``
-    (``_pair_sums``, ``_add_pair_sums``) or ``"wide"`` (``_wide_sums``, ``_add_wide_sums``). A
-    name, not the helpers, for the file cache's sake (see ``_make_float_moments``)."""
-    if lanes_of not in ("values", "pairs", "wide"):
-        raise ValueError(f"lanes_of must be 'values', 'pairs' or 'wide', not {lanes_of!r}")
+    ``lanes_of`` names the pair: ``"values"`` (``_lane_sums``, ``_add_lane_sums``) or
+    ``"pairs"`` (``_pair_sums``, ``_add_pair_sums``). A name, not the helpers: the closure
+    holds plain values only, the helpers being called in branches on them, which Numba prunes.
+    A dispatcher among a closure's variables pickles differently in every process, and Numba
+    keys its file cache by them, so the kernel compiled again in every process
+    (``tests/kernels/test_cpu_cache.py``)."""
+    if lanes_of not in ("values", "pairs"):
+        raise ValueError(f"lanes_of must be 'values' or 'pairs', not {lanes_of!r}")
     pairs = lanes_of == "pairs"
-    wide = lanes_of == "wide"
 
     @numba.njit(nogil=True, cache=True)
     def lane_moments(a, npix, shift, s1, s2, bias):
@@ -323,9 +237,6 @@ def _make_lane_moments(lanes_of, lane_type, n_lanes, round_frames):  # type: ign
                 if pairs:
                     _pair_sums(a, first, stop, p0, p1, lanes)
                     _add_pair_sums(stop - first, sh, bias, lanes, o1, o2)
-                elif wide:
-                    _wide_sums(a, first, stop, p0, p1, lanes)
-                    _add_wide_sums(stop - first, sh, bias, lanes, o1, o2)
                 else:
                     _lane_sums(a, first, stop, p0, p1, lanes)
                     _add_lane_sums(stop - first, sh, bias, lanes, o1, o2)
@@ -336,7 +247,7 @@ def _make_lane_moments(lanes_of, lane_type, n_lanes, round_frames):  # type: ign
 _moments_lanes = _make_lane_moments("values", np.uint32, 3, _LANE_FRAMES)
 
 
-# 16-bit integers with AVX2, except on Intel's AVX-512 cores (unmeasured there): the same three
+# 16-bit integers with AVX2 (AVX-512 too): the same three
 # rows of 32-bit lanes as ``_lane_sums``, filled two frames at a time by ``vpmaddwd``
 # (:mod:`libertem_gpu.kernels.pairs16`): the values made signed (``v - 32768`` for unsigned ones;
 # signed ones as they are), each pixel's two values side by side, then one instruction gives the
@@ -412,76 +323,6 @@ def _add_pair_lanes(n, sh, bias, sq, cy, sx, o1, o2, count):  # type: ignore[no-
 _moments_pairs = _make_lane_moments("pairs", np.uint32, 3, _LANE_FRAMES)
 
 
-# Signed 16-bit integers where the compiled code has AVX-512 on Intel (unsigned ones there take
-# ``_moments_uint8_wide`` above; AMD's take ``_moments_pairs``): sums of the values and of their
-# squares in 64-bit lanes, turned into the shifted sums once per pixel block and at most
-# ``_WIDE_FRAMES`` frames. The values are unsigned (signed ones biased by half their range, the
-# shift with them): the square of a value zero-extended to 64 bits is one unsigned 32-bit multiply
-# (``vpmuludq``) or, with AVX-512 IFMA, one 52-bit multiply-add (``vpmadd52luq``), where the
-# deviations from the shift of the int64 kernel this replaces were signed and took a full 64-bit
-# multiply (``vpmullq``) and a subtraction each. Every term of the conversion (``_add_wide_sums``)
-# is a whole number below 2**50, so the sums are the float64 loop's bit for bit. Unmeasured on
-# Intel, where the int64 kernel took signed frames and ``vpmullq`` is three uops. Measured on the
-# 2-vCPU Zen 4 VM (2026-12-04), uint16: one thread on 8 MiB in L3 16.4-17.4 -> 23.0-24.1 GB/s; two
-# threads streaming 1 GiB from the page cache, kernel alone alternated with the floor (20 rounds),
-# median 0.67 -> 0.74-0.76 of it. Compiled for haswell the 32-bit lanes stay faster (21 against 18
-# GB/s in L3).
-_WIDE_FRAMES = 65536  # frames per round: the squares' sums stay below 2**48
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _wide(x):  # type: ignore[no-untyped-def]
-    """An integer of up to 16 bits as an unsigned 64-bit lane, signed ones biased (Numba only)."""
-    return np.uint64(as_unsigned_biased(x))
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _wide_sums(a, first, stop, p0, p1, lanes):  # type: ignore[no-untyped-def]
-    """Add pixels ``p0:p1`` of frames ``first:stop`` into the 64-bit lanes (Numba only): rows
-    ``sx`` the values, ``sq`` their squares; eight frames a pass, then four, then one by one."""
-    sx, sq = lanes[0], lanes[1]
-    m = p1 - p0
-    stop8 = stop - (stop - first) % 8
-    stop4 = stop - (stop - first) % 4
-    for i in range(first, stop8, 8):
-        r0, r1, r2, r3, r4, r5, r6, r7 = rows8(a, i, p0, p1)
-        for p in range(m):
-            v0, v1, v2, v3 = _wide(r0[p]), _wide(r1[p]), _wide(r2[p]), _wide(r3[p])
-            v4, v5, v6, v7 = _wide(r4[p]), _wide(r5[p]), _wide(r6[p]), _wide(r7[p])
-            sx[p] += ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))
-            sq[p] += ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
-                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7)
-            )
-    for i in range(stop8, stop4, 4):
-        r0, r1, r2, r3 = rows4(a, i, p0, p1)
-        for p in range(m):
-            v0, v1, v2, v3 = _wide(r0[p]), _wide(r1[p]), _wide(r2[p]), _wide(r3[p])
-            sx[p] += (v0 + v1) + (v2 + v3)
-            sq[p] += (v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)
-    for i in range(stop4, stop):
-        r0 = a[i, p0:p1]
-        for p in range(m):
-            v0 = _wide(r0[p])
-            sx[p] += v0
-            sq[p] += v0 * v0
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _add_wide_sums(n, sh, bias, lanes, o1, o2):  # type: ignore[no-untyped-def]
-    """Add the 64-bit lanes' sums over ``n <= _WIDE_FRAMES`` frames of values biased by
-    ``bias`` to the shifted sums (Numba only). With ``0 <= c < 2**16`` every term is a whole
-    number below 2**50 (the squares' sum below ``n * 2**32``), exact in float64 in any order."""
-    sx, sq = lanes[0], lanes[1]
-    for p in range(o1.shape[0]):
-        c = sh[p] + bias
-        values = np.float64(sx[p])
-        o1[p] += values - n * c
-        o2[p] += (np.float64(sq[p]) - 2.0 * c * values) + n * c * c
-
-
-_moments_wide = _make_lane_moments("wide", np.uint64, 2, _WIDE_FRAMES)
-
-
 _SMALL_INTS = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16))
 
 
@@ -504,21 +345,15 @@ def cpu(tile: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> 
     if a.shape[0] == 0 or npix == 0:
         return
     if a.dtype in _SMALL_INTS:  # blocks whose shifts are not whole: frame order, in float64
-        # On AMD's AVX-512 cores (Zen 4) the integer lanes beat the OR-made floats: the int64
-        # kernel they replaced already matched them there (StdDevUDF over 1 GiB, A/B in fresh
-        # processes, results/2026-12-03-ab-cpu-vm-amd-int64-moments.json: uint8 1.10x, uint16
-        # 0.99x), and for 16-bit frames the vpmaddwd pairs beat the 64-bit lanes (one thread
-        # on Zen 4: 64 frames in L3 21.6 -> 26.7 GB/s, 256 frames in L2 24.0 -> 38.4). Intel's
-        # AVX-512 paths stay as measured there.
-        unsigned = a.dtype.kind == "u"
-        bias = 0.0 if unsigned else float(2 ** (8 * a.dtype.itemsize - 1))
-        amd_or_avx2 = host_is_amd() or not target_has("avx512f")
-        if unsigned and target_has("avx512f") and not (host_is_amd() and target_has("avx512dq")):
-            _moments_uint8_wide(a, npix, shift, s1, s2)
-        elif a.dtype.itemsize == 2 and target_has("avx2") and amd_or_avx2:
+        # Integer lanes on every CPU. On a Xeon of the Sapphire Rapids family (2026-12-05;
+        # StdDevUDF over 1 GiB, A/B in fresh processes, results/2026-12-05-ab-cpu-vm-std-
+        # lanes-*.json) they beat the floats made by an OR that Intel's AVX-512 cores took
+        # before: uint16 1.33x, uint8 1.76x; int16 took 64-bit lanes there, 1.02x. On Zen 4
+        # the vpmaddwd pairs beat the 64-bit lanes (one thread: 64 frames in L3 21.6 -> 26.7
+        # GB/s, 256 frames in L2 24.0 -> 38.4).
+        bias = 0.0 if a.dtype.kind == "u" else float(2 ** (8 * a.dtype.itemsize - 1))
+        if a.dtype.itemsize == 2 and target_has("avx2"):
             _moments_pairs(a, npix, shift, s1, s2, bias)
-        elif target_has("avx512dq") and a.dtype.itemsize == 2:
-            _moments_wide(a, npix, shift, s1, s2, bias)
         else:  # 8-bit frames (each byte would fill 8 bytes of 64-bit lanes), or no AVX2
             _moments_lanes(a, npix, shift, s1, s2, bias)
     else:

@@ -36,9 +36,7 @@ for swap in (False, True):
     spans.com_cpu(tile.reshape(5, 12, 16), runs, 0, *(np.zeros(5) for _ in range(3)), swap=swap)
 sums = (tile.shape[1], tile[0].astype(np.float64), np.zeros(tile.shape[1]), np.zeros(tile.shape[1]))
 moments_cpu._moments(tile, *sums)
-moments_cpu._moments_uint8_wide(tile, *sums)
 moments_cpu._moments_lanes(tile, *sums, 0.0)
-moments_cpu._moments_wide(tile, *sums, 0.0)
 if target_has("avx2"):
     moments_cpu._moments_pairs(tile, *sums, 0.0)
 """

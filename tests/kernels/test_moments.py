@@ -134,26 +134,17 @@ class TestMomentsContract(KernelContract):
         return [args[2], args[3]]
 
 
-@pytest.mark.parametrize(
-    ("avx512", "amd"), [(True, False), (False, False), (True, True)], ids=["avx512", "avx2", "zen4"]
-)
-@pytest.mark.parametrize("dtype", ["int8", "int16", "uint8", "uint16"])  # each compiles 3 kernels
-def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
-    # small integers with a whole-number shift: unsigned ones take the kernel that makes floats
-    # by an OR where the compiled code has AVX-512 on Intel, signed 16-bit ones the 64-bit
-    # lanes there; 16-bit ones elsewhere (AVX2, AMD's AVX-512) the vpmaddwd pairs; 8-bit ones
-    # the 32-bit lanes: all bit for bit the float64 loop's sums; a shift outside the values'
-    # range or a fractional one too (the kernels add such a block's frames in order, in float64)
+@pytest.mark.parametrize("avx512", [True, False], ids=["avx512", "avx2"])
+@pytest.mark.parametrize("dtype", ["int8", "int16", "uint8", "uint16"])
+def test_integer_kernel_equals_the_float_loop(dtype, avx512, monkeypatch):
+    # small integers with a whole-number shift: 16-bit ones take the vpmaddwd pairs wherever
+    # the compiled code has AVX2, 8-bit ones the 32-bit lanes: all bit for bit the float64
+    # loop's sums; a shift outside the values' range or a fractional one too (the kernels add
+    # such a block's frames in order, in float64)
     from libertem_gpu.kernels import moments_cpu
 
     _compiled_for(moments_cpu, monkeypatch, avx512)
-    monkeypatch.setattr(moments_cpu, "host_is_amd", lambda: amd)
-    if dtype.startswith("u") and avx512 and not amd:
-        int_path = "_moments_uint8_wide"
-    elif dtype.endswith("16"):
-        int_path = "_moments_wide" if avx512 and not amd else "_moments_pairs"
-    else:
-        int_path = "_moments_lanes"
+    int_path = "_moments_pairs" if dtype.endswith("16") else "_moments_lanes"
 
     rng = np.random.default_rng(3)
     info = np.iinfo(dtype)
@@ -161,13 +152,7 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
     frames.flags.writeable = False  # as the engine hands tiles over: no second compile
     float_kernel = moments_cpu._moments
     taken = []
-    kernels = (
-        "_moments",
-        "_moments_wide",
-        "_moments_lanes",
-        "_moments_pairs",
-        "_moments_uint8_wide",
-    )
+    kernels = ("_moments", "_moments_lanes", "_moments_pairs")
     for name in kernels:
         kernel = getattr(moments_cpu, name)
         monkeypatch.setattr(
@@ -195,46 +180,48 @@ def test_integer_kernel_equals_the_float_loop(dtype, avx512, amd, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("shift", "whole"),
+    ("shift", "bias", "fits"),
     [
-        ([1.0, -3.0, 2**24 - 1, -(2**24) + 1], True),
-        ([0.0, 1.5], False),
-        ([np.nan], False),
-        ([np.inf], False),
-        ([2.0**24], False),
-        ([-(2.0**24)], False),
-        ([], True),
+        ([0.0, 1.0, 65535.0], 0.0, True),
+        ([-32768.0, 0.0, 32767.0], 32768.0, True),
+        ([-1.0], 0.0, False),
+        ([65536.0], 0.0, False),
+        ([32768.0], 32768.0, False),
+        ([0.0, 1.5], 0.0, False),
+        ([np.nan], 0.0, False),
+        ([np.inf], 0.0, False),
+        ([], 0.0, True),
     ],
 )
-def test_integer_kernel_only_for_whole_small_shifts(shift, whole):
-    from libertem_gpu.kernels.moments_cpu import _whole_block
+def test_lanes_only_for_whole_shifts_in_the_value_range(shift, bias, fits):
+    # the lanes' conversion to shifted sums is exact for whole shifts in [0, 2**16) after the
+    # bias; other blocks add their frames in order, in float64
+    from libertem_gpu.kernels.moments_cpu import _shift_in_value_range
 
-    assert _whole_block(np.array(shift, dtype=np.float64)) is whole
+    assert _shift_in_value_range(np.array(shift, dtype=np.float64), bias) is fits
 
 
-@pytest.mark.parametrize(
-    ("avx512", "amd"), [(True, False), (False, False), (True, True)], ids=["avx512", "avx2", "zen4"]
-)
+@pytest.mark.parametrize("avx512", [True, False], ids=["avx512", "avx2"])
 @pytest.mark.parametrize("dtype", ["int8", "uint16"])
-def test_shifts_not_whole_in_one_block_only(dtype, avx512, amd, monkeypatch):
+def test_shifts_not_whole_in_one_block_only(dtype, avx512, monkeypatch):
     # The integer kernels check each block of 16384 pixels' shifts: a block with a shift that
-    # is not whole, or 2**24 or more, adds its frames in order, the others take the integer
-    # sums; everything bit for bit the float64 loop's.
+    # is not whole, or outside the values' range, adds its frames in order, the others take
+    # the integer sums; everything bit for bit the float64 loop's.
     from libertem_gpu.kernels import moments_cpu
 
     _compiled_for(moments_cpu, monkeypatch, avx512)
-    monkeypatch.setattr(moments_cpu, "host_is_amd", lambda: amd)
     rng = np.random.default_rng(9)
     info = np.iinfo(dtype)
     npix = 3 * moments_cpu._PIX_BLOCK + 101
     frames = rng.integers(info.min, info.max, (13, npix), endpoint=True).astype(dtype)
     frames.flags.writeable = False
-    # a fraction; a shift of 2**31 (eight squared deviations would overflow int64); one just
-    # below 2**24, whole and small enough (its block takes the integer sums, still exact)
+    # a fraction; shifts far and just outside the values' range (their squared deviations
+    # would wrap the lanes)
     for at, offset in (
         (moments_cpu._PIX_BLOCK + 7, 0.5),
         (npix - 1, 2.0**31),
         (5, 2.0**24 - 200),
+        (2 * moments_cpu._PIX_BLOCK + 3, float(info.max - info.min + 1)),
     ):
         shift = frames[0].astype(np.float64)
         shift[at] += offset
@@ -248,16 +235,14 @@ def test_shifts_not_whole_in_one_block_only(dtype, avx512, amd, monkeypatch):
         np.testing.assert_allclose(got[1], 5 + (d * d).sum(axis=0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("kernel", ["_moments_lanes", "_moments_wide"])
 @pytest.mark.parametrize("dtype", ["uint16", "int16"])
-def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
+def test_lanes_recover_the_carries_of_many_frames(dtype, rng):
     # more frames than the 32-bit lanes could take in one round (65537 values below 2**16 fit a
     # lane), near the end of the range: the squares' sum wraps its lane thousands of times in
     # each round of the kernel's (4096 frames); the sums must still be exact, and equal the
     # float64 frame-order loop's bit for bit. Signed values are biased by 2**15 in the lanes.
-    # The 64-bit lanes take 65536 frames a round: two rounds here. Shifts at both ends of the
-    # range the lanes accept; the fractional and out-of-range ones take the frame-order path
-    # for their block.
+    # Shifts at both ends of the range the lanes accept; the fractional and out-of-range ones
+    # take the frame-order path for their block.
     # (The pairs kernel's carries: test_pairs_kernel_at_the_ends_of_the_range.)
     from libertem_gpu.kernels import moments_cpu
 
@@ -278,7 +263,7 @@ def test_lanes_recover_the_carries_of_many_frames(dtype, kernel, rng):
         shift = np.array(shift)
         got = [np.full(5, 3.0), np.full(5, 5.0)]
         want = [np.full(5, 3.0), np.full(5, 5.0)]
-        getattr(moments_cpu, kernel)(frames, 5, shift, *got, bias)
+        moments_cpu._moments_lanes(frames, 5, shift, *got, bias)
         moments_cpu._moments(frames, 5, shift, *want)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
