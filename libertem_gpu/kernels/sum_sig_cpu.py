@@ -6,7 +6,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from libertem_gpu.kernels import prefetch
 from libertem_gpu.kernels.bswap import load, per_byte_order
+from libertem_gpu.kernels.prefetch import prefetch_span
 from libertem_gpu.kernels.tiles import as_rows, check_no_swap, check_out
 from libertem_gpu.kernels.vector_width import prefer_wide_vectors
 
@@ -101,39 +103,68 @@ def _make_sum_sig_small_int(swap):  # type: ignore[no-untyped-def]
 _sum_sig_small_int = per_byte_order(_make_sum_sig_small_int)
 
 
-@_jit
-def _sum_sig_float(a, npix, out):
-    # Two frames per pass (two read streams per core: +12 % with 512-bit vectors on page-cached
-    # float32, kernel alone on two threads); each frame keeps its own lanes, so every sum is
-    # formed in the same order as one frame at a time.
-    prefer_wide_vectors()
-    acc0 = np.empty(_LANES)
-    acc1 = np.empty(_LANES)
-    nb = npix // _LANES
-    end = nb * _LANES
-    n = a.shape[0]
-    n2 = n - n % 2
-    for i in range(0, n2, 2):
-        blocks0 = a[i, :end].reshape((nb, _LANES))
-        blocks1 = a[i + 1, :end].reshape((nb, _LANES))
-        acc0[:] = 0.0
-        acc1[:] = 0.0
-        for b in range(nb):
-            x0 = blocks0[b]
-            x1 = blocks1[b]
-            for q in range(_LANES):
-                acc0[q] += np.float64(x0[q])
-                acc1[q] += np.float64(x1[q])
-        out[i] += _finish_lanes(acc0, a[i, end:npix])
-        out[i + 1] += _finish_lanes(acc1, a[i + 1, end:npix])
-    for i in range(n2, n):
-        blocks0 = a[i, :end].reshape((nb, _LANES))
-        acc0[:] = 0.0
-        for b in range(nb):
-            x0 = blocks0[b]
-            for q in range(_LANES):
-                acc0[q] += np.float64(x0[q])
-        out[i] += _finish_lanes(acc0, a[i, end:npix])
+# Bytes ahead of a lanes block where the prefetching float kernel asks for its lines: 512,
+# 1024 and 2048 read 0.81, 0.89 and 0.88 of the floor (float32, kernel alone, two threads,
+# Sapphire Rapids family).
+_PREFETCH_AHEAD = 1024
+
+
+def _make_sum_sig_float(prefetching):  # type: ignore[no-untyped-def]
+    """The float sum over each frame's pixels, two frames per pass (two read streams per core:
+    +12 % with 512-bit vectors on page-cached float32, kernel alone on two threads); each frame
+    keeps its own lanes, so every sum is formed in the same order as one frame at a time.
+
+    ``prefetching`` asks, for each block of lanes, for the lines ``_PREFETCH_AHEAD`` bytes on
+    into L1 (see :func:`~libertem_gpu.kernels.prefetch.prefetch_span`). On a 2-vCPU Xeon of the
+    Sapphire Rapids family, float32 from 1 GiB in memory, kernel alone on two threads against
+    the floor: 0.75 -> 0.89 (haswell code 0.71 -> 0.84). Hosts whose hardware prefetchers
+    follow the rows by themselves (AMD's, :func:`~libertem_gpu.kernels.prefetch.enabled`) take
+    the kernel without.
+    """
+
+    @_jit
+    def sum_sig_float(a, npix, out):
+        prefer_wide_vectors()
+        acc0 = np.empty(_LANES)
+        acc1 = np.empty(_LANES)
+        nb = npix // _LANES
+        end = nb * _LANES
+        block_bytes = _LANES * a.itemsize
+        n = a.shape[0]
+        n2 = n - n % 2
+        for i in range(0, n2, 2):
+            r0 = a[i]
+            r1 = a[i + 1]
+            blocks0 = a[i, :end].reshape((nb, _LANES))
+            blocks1 = a[i + 1, :end].reshape((nb, _LANES))
+            acc0[:] = 0.0
+            acc1[:] = 0.0
+            for b in range(nb):
+                if prefetching:
+                    ahead = b * block_bytes + _PREFETCH_AHEAD
+                    prefetch_span(r0, ahead, ahead + block_bytes)
+                    prefetch_span(r1, ahead, ahead + block_bytes)
+                x0 = blocks0[b]
+                x1 = blocks1[b]
+                for q in range(_LANES):
+                    acc0[q] += np.float64(x0[q])
+                    acc1[q] += np.float64(x1[q])
+            out[i] += _finish_lanes(acc0, a[i, end:npix])
+            out[i + 1] += _finish_lanes(acc1, a[i + 1, end:npix])
+        for i in range(n2, n):
+            blocks0 = a[i, :end].reshape((nb, _LANES))
+            acc0[:] = 0.0
+            for b in range(nb):
+                x0 = blocks0[b]
+                for q in range(_LANES):
+                    acc0[q] += np.float64(x0[q])
+            out[i] += _finish_lanes(acc0, a[i, end:npix])
+
+    return sum_sig_float
+
+
+_sum_sig_float = _make_sum_sig_float(prefetching=False)
+_sum_sig_float_prefetched = _make_sum_sig_float(prefetching=True)
 
 
 @_jit
@@ -163,7 +194,7 @@ def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
     -----
     8- to 32-bit integers are summed exactly per call (int32 partial sums of 32768 pixels for
     up to 16 bits, int64 otherwise), then added to ``out``; int64 and float tiles are summed in
-    float64 over 128 fixed lanes.
+    float64 over 64 fixed lanes.
     """
     a, npix = as_rows(tile)
     check_out(out, (a.shape[0],))
@@ -175,4 +206,4 @@ def cpu(tile: np.ndarray, out: np.ndarray, swap: bool = False) -> None:
         _sum_sig_int[swap](a, npix, out)
     else:
         check_no_swap(swap, a.dtype)
-        _sum_sig_float(a, npix, out)
+        (_sum_sig_float_prefetched if prefetch.enabled() else _sum_sig_float)(a, npix, out)

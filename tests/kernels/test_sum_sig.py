@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
+from libertem_gpu import config
 from libertem_gpu.kernels import sum_sig
 from tests.kernels.kit import KernelContract, flat
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["prefetch", "no-prefetch"])
+def software_prefetch(request):
+    """Every test runs both loop shapes of float frames: prefetched (Intel) and plain (AMD)."""
+    with config.set(software_prefetch=request.param):
+        yield request.param
+
 
 DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64", "bool"]
 
@@ -52,6 +61,33 @@ def test_sum_sig_float_pairs_sum_like_single_frames(dtype, npix):
         sum_sig.cpu(tile[i : i + 1], alone[i : i + 1])
     np.testing.assert_array_equal(together, alone)
     np.testing.assert_allclose(together, sum_sig.reference(tile), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sum_sig_float_prefetch_changes_no_bit(dtype, software_prefetch, monkeypatch):
+    # the prefetching kernel (taken where the setting says so) adds in the same order as the
+    # plain one: the same bits, on frames of many lane blocks and a remainder, an odd number
+    from libertem_gpu.kernels import sum_sig_cpu
+
+    rng = np.random.default_rng(8)
+    tile = random_tile(rng, (9, 64 * 37 + 5), dtype)
+    got = np.zeros(9)
+    taken = []
+    for name in ("_sum_sig_float", "_sum_sig_float_prefetched"):
+        kernel = getattr(sum_sig_cpu, name)
+        monkeypatch.setattr(
+            sum_sig_cpu, name, lambda *a, k=kernel, n=name: (taken.append(n), k(*a))[1]
+        )
+    sum_sig.cpu(tile, got)
+    assert taken == ["_sum_sig_float_prefetched" if software_prefetch else "_sum_sig_float"]
+    monkeypatch.undo()
+    plain = np.zeros(9)
+    sum_sig_cpu._sum_sig_float(tile, tile.shape[1], plain)
+    np.testing.assert_array_equal(got, plain)
+    np.testing.assert_allclose(got, sum_sig.reference(tile), rtol=1e-12)
+    fetched = np.zeros(9)
+    sum_sig_cpu._sum_sig_float_prefetched(tile, tile.shape[1], fetched)
+    np.testing.assert_array_equal(fetched, plain)
 
 
 class TestSumSigContract(KernelContract):
