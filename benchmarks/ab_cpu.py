@@ -41,7 +41,13 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from benchlib import VerificationError, machine_info, parse_only, result_path  # noqa: E402
+from benchlib import (  # noqa: E402
+    VerificationError,
+    machine_info,
+    parse_only,
+    result_path,
+    target_env,
+)
 from cpu_cases import (  # noqa: E402
     ANALYSES,
     layout,
@@ -105,10 +111,8 @@ def child(root: str, spec_path: str) -> None:
 
 def _spawn(root: str, spec_path: str, cache: str, cpu_name: str | None) -> dict[str, Any]:
     env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": root}
-    if cpu_name:
-        # As run_cpu.py --cpu-name: features left to the CPU name (haswell: no AVX-512).
-        env["NUMBA_CPU_NAME"] = cpu_name
-        env.setdefault("NUMBA_CPU_FEATURES", "")
+    if cpu_name:  # as run_cpu.py --cpu-name
+        env.update(target_env(cpu_name))
     cmd = [sys.executable, os.path.abspath(__file__), "--child", root, spec_path]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -49,6 +49,33 @@ TARGET_ISA = {
 }
 
 
+def target_env(cpu_name: str) -> dict[str, str]:
+    """Environment variables that make a new process compute as on ``cpu_name`` (LLVM's name).
+
+    Numba compiles for ``cpu_name``, with its features left to the name (Numba takes the
+    host's features whatever the CPU name unless ``NUMBA_CPU_FEATURES`` is set). Where that CPU
+    has no AVX-512 (:data:`TARGET_ISA`), the other contenders lose it too: OpenBLAS takes its
+    Haswell kernels (``OPENBLAS_CORETYPE``: LiberTEM's and Dask's matrix products, the sgemm
+    ceiling, and our own BLAS calls) and NumPy its AVX2 loops (``NPY_DISABLE_CPU_FEATURES``,
+    the AVX-512 targets this NumPy dispatches to). Without them an AVX2 run of ours met
+    LiberTEM on AVX-512 BLAS: 16 float32 masks read 0.9-1.0x LiberTEM where the same kernel
+    read 1.16x an AVX2 sgemm (kernel alone, two threads, 2026-12-05).
+    """
+    env = {
+        "NUMBA_CPU_NAME": cpu_name,
+        "NUMBA_CPU_FEATURES": os.environ.get("NUMBA_CPU_FEATURES", ""),
+    }
+    isa = TARGET_ISA.get(cpu_name)
+    if isa is not None and "avx512f" not in isa:
+        env["OPENBLAS_CORETYPE"] = "Haswell"
+        from numpy._core._multiarray_umath import __cpu_dispatch__
+
+        wide = [t for t in __cpu_dispatch__ if "AVX512" in t or t == "X86_V4"]
+        if wide:
+            env["NPY_DISABLE_CPU_FEATURES"] = " ".join(wide)
+    return env
+
+
 def compile_target() -> dict[str, Any]:
     """What Numba compiles for in this process: ``NUMBA_CPU_NAME`` (``"host"`` unless set) and
     the instruction set the kernels may use there, never more than the host has.
@@ -71,6 +98,9 @@ def compile_target() -> dict[str, Any]:
         "numba_cpu_name": name,
         "numba_cpu_features": features,
         "isa_compiled": isa,
+        # what target_env narrowed besides Numba's code (None: the host's)
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "numpy_disabled_features": os.environ.get("NPY_DISABLE_CPU_FEATURES"),
     }
 
 

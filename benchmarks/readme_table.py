@@ -59,6 +59,8 @@ def _machine(report: dict[str, Any]) -> str:
     if target != "host":
         used = ", ".join(m.get("isa_compiled") or []) or "?"
         isa_text += f"; kernels compiled for {target}: {used} only"
+        if m.get("openblas_coretype"):
+            isa_text += f", OpenBLAS as {m['openblas_coretype']}, NumPy without AVX-512"
     versions = m.get("versions", {})
     return (
         f"{m['cpu']} ({isa_text}), {m.get('cores_usable')} cores, Python {m.get('python')}, "

@@ -65,6 +65,7 @@ from benchlib import (  # noqa: E402
     n_cores,
     resident_fraction,
     result_path,
+    target_env,
 )
 from cpu_cases import (  # noqa: E402
     ANALYSES,
@@ -383,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-name",
         help="compile every Numba kernel (ours and the floor's) for this CPU instead of the host "
-        "(NUMBA_CPU_NAME), e.g. 'haswell' for AVX2 without AVX-512 on an AVX-512 machine",
+        "(NUMBA_CPU_NAME), e.g. 'haswell' for AVX2 without AVX-512 on an AVX-512 machine; "
+        "OpenBLAS and NumPy then lose AVX-512 too (benchlib.target_env)",
     )
     parser.add_argument(
         "--out",
@@ -391,12 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.cpu_name and os.environ.get("NUMBA_CPU_NAME") != args.cpu_name:
-        # Numba reads the target when it is first imported: run again with it set (the
-        # on-disk cache keeps kernels for each target apart).
-        # Numba compiles for the host's features under any CPU name unless features are
-        # named too: an empty list leaves them to the CPU name (haswell: no AVX-512).
-        env = {**os.environ, "NUMBA_CPU_NAME": args.cpu_name}
-        env.setdefault("NUMBA_CPU_FEATURES", "")
+        # Numba, OpenBLAS and NumPy read their targets when first loaded: run again with
+        # them set (the on-disk cache keeps kernels for each target apart).
+        env = {**os.environ, **target_env(args.cpu_name)}
         cmd = [sys.executable, os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
         return subprocess.run(cmd, env=env, check=False).returncode
     analyses = [a for a in args.only.split(",") if a]
