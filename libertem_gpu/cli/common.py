@@ -19,6 +19,16 @@ class UsageError(LiberTEMGPUError):
     """A command line that parses but cannot be right (exit status 2)."""
 
 
+def load_npy(path: str, option: str) -> Any:
+    """The array in ``option``'s ``.npy`` file, or an error naming both (exit status 1)."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataSetError(f"{option} {path}: cannot read a NumPy .npy array ({e})") from None
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """Parse ``"16,16"``, ``"16x16"`` or ``"16 16"`` into a tuple of ints (argparse type)."""
     parts = [p for p in text.replace("x", ",").replace(" ", ",").split(",") if p]

@@ -30,6 +30,7 @@ from libertem_gpu.cli.common import (
     add_progress_arg,
     frame_bar,
     load_dataset,
+    load_npy,
     make_context,
     want_progress,
 )
@@ -102,20 +103,13 @@ def _check(args: argparse.Namespace) -> None:
             )
 
 
-def _load_npy(path: str, option: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataSetError(f"{option} {path}: cannot read a NumPy .npy array ({e})") from None
-
-
 def _corrections(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None]:
     files = {"dark": args.dark, "gain": args.gain, "excluded": args.excluded}
     if not any(files.values()):
         return None, None
     from libertem_gpu import CorrectionSet
 
-    arrays = {k: None if v is None else _load_npy(v, f"--{k}") for k, v in files.items()}
+    arrays = {k: None if v is None else load_npy(v, f"--{k}") for k, v in files.items()}
     if arrays["excluded"] is not None and arrays["excluded"].dtype != bool:
         arrays["excluded"] = arrays["excluded"].astype(np.int64)
     corrections = CorrectionSet(
@@ -141,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     _check(args)
     corrections, correction_files = _corrections(args)
-    roi = None if args.roi is None else _load_npy(args.roi, "--roi")
+    roi = None if args.roi is None else load_npy(args.roi, "--roi")
     if roi is not None and roi.dtype != bool:
         raise UsageError(f"--roi {args.roi}: expected a bool array, got dtype {roi.dtype}")
     ctx = make_context(args)

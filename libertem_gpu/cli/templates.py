@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.cli.common import UsageError
+from libertem_gpu.cli.common import UsageError, load_npy
 from libertem_gpu.udf.crystal_symmetry import SYSTEMS
 
 __all__ = ["add_template_args", "add_templates_command", "template_udf"]
@@ -41,21 +41,13 @@ def add_template_args(group: Any) -> None:
     )
 
 
-def _load(path: str, option: str) -> np.ndarray:
-    """The array of ``option``'s file, or a usage error naming both."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{option} {path}: cannot read a NumPy .npy array ({e})") from None
-
-
 def template_udf(
     args: argparse.Namespace, center: tuple[float, float], ellipse: Any, shifts: Any
 ) -> tuple[Any, dict[str, Any]]:
     """The UDF of ``--templates`` and its provenance parameters."""
     from libertem_gpu import TemplateMatchUDF
 
-    bank = _load(args.templates, "--templates")
+    bank = load_npy(args.templates, "--templates")
     if bank.ndim != 3 or bank.shape[-1] not in (2, 3) or bank.dtype.kind not in "iuf":
         raise UsageError(
             f"--templates {args.templates}: expected numbers of shape (templates, spots, 3), "
@@ -202,7 +194,7 @@ def _cmd_templates(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.out} already holds a phase {name!r}: name this one --phase")
     rotations = [zone_axis_orientation(args.cell, uvw) for uvw in args.zone]
     if args.orientations is not None:
-        given = _load(args.orientations, "--orientations")
+        given = load_npy(args.orientations, "--orientations")
         rotations += list(np.asarray(given, dtype=np.float64).reshape(-1, *given.shape[-2:]))
     if args.system is not None:
         rotations += list(direction_orientations(beam_directions(args.system, args.resolution)))

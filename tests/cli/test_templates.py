@@ -57,7 +57,7 @@ def test_template_usage_errors(scan, capsys):
     run = ["run", str(tmp_path / "scan.npy")]
     assert main([*run, "--templates", str(tmp_path / "flat.npy"), *out]) == 2
     assert "expected numbers of shape (templates, spots, 3)" in capsys.readouterr().err
-    assert main([*run, "--templates", str(tmp_path / "none.npy"), *out]) == 2
+    assert main([*run, "--templates", str(tmp_path / "none.npy"), *out]) == 1  # as --dark
     assert "cannot read" in capsys.readouterr().err
     bank = str(tmp_path / "bank.npy")
     assert main([*run, "--templates", bank, "--n-best", "9", *out]) == 1
