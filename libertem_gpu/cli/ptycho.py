@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem_gpu.cli.common import UsageError, want_progress
+from libertem_gpu.cli.common import UsageError, load_npy, want_progress
 from libertem_gpu.resultfiles.provenance import array_entry
 
 __all__ = ["add_ptycho_args", "run_ptycho"]
@@ -54,6 +54,12 @@ def add_ptycho_args(group: Any) -> None:
         metavar="M",
         help="incoherent probe modes, for a partly coherent beam (default 1)",
     )
+    group.add_argument(
+        "--ptycho-vacuum",
+        metavar="FILE.npy",
+        help="a frame recorded without specimen with the same beam: the starting probe's "
+        "aperture (corrected by --dark/--gain/--excluded as the frames are)",
+    )
 
 
 def run_ptycho(
@@ -77,8 +83,17 @@ def run_ptycho(
         "probe_modes": args.ptycho_modes,
         "position_step": args.ptycho_positions,
     })  # fmt: skip
+    vacuum = None
+    if args.ptycho_vacuum is not None:
+        vacuum = load_npy(args.ptycho_vacuum, "--ptycho-vacuum")
+        params["vacuum"] = args.ptycho_vacuum  # the file, for the provenance
     found = ptychography(
-        ctx, ds, roi=roi, corrections=corrections, progress=want_progress(args), **params
+        ctx,
+        ds,
+        roi=roi,
+        corrections=corrections,
+        progress=want_progress(args),
+        **{**params, "vacuum": vacuum},
     )
     arrays = {
         "ptycho_phase": found.phase,

@@ -39,6 +39,7 @@ def scan_phase_object(
     dose: float | None = None,
     seed: int = 0,
     rows: slice | None = None,
+    edge: float = 0.0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Diffraction patterns of the object ``exp(i phase)`` scanned every ``step`` pixels.
 
@@ -61,6 +62,10 @@ def scan_phase_object(
         Of the counts.
     rows : slice, optional
         Only these rows of the scan (to write a large scan in parts).
+    edge : float
+        Width of the aperture's edge, pixels: 0 for a hard edge; otherwise the amplitude
+        falls linearly from 1 to 0 across ``radius -+ edge / 2``, as a real aperture's edge
+        looks once the source's size and the detector blur it.
 
     Returns
     -------
@@ -78,7 +83,11 @@ def scan_phase_object(
     f = np.fft.fftfreq(frame)
     ky, kx = np.meshgrid(f, f, indexing="ij")
     theta2 = ky**2 + kx**2  # wavelength 1: angle = spatial frequency
-    inside = np.hypot(ky, kx) * frame <= radius
+    r = np.hypot(ky, kx) * frame
+    if edge > 0:
+        inside = np.clip((radius - r) / edge + 0.5, 0.0, 1.0)
+    else:
+        inside = (r <= radius).astype(np.float64)
     aperture = inside * np.exp(-1j * 2 * np.pi * defocus * theta2 / 2)
     probe = np.fft.fftshift(np.fft.ifft2(aperture))  # centred in the window
     obj = np.exp(1j * phase)

@@ -80,19 +80,24 @@ def choose_window(
     return Window(y0=y0, x0=x0, size=size, binning=binning, axis=(axis[0], axis[1]))
 
 
-def initial_probe(window: Window, optics: Optics) -> np.ndarray:
+def initial_probe(window: Window, optics: Optics, vacuum: np.ndarray | None = None) -> np.ndarray:
     """The probe in real space, ``(N, N)`` complex, centred at index ``N // 2``: the aperture
-    (the disk's pixels, about the optical axis) with the aberration phase ``exp(-i chi)``."""
+    with the aberration phase ``exp(-i chi)``. The aperture is the disk's pixels about the
+    optical axis, or with ``vacuum`` (the window of a frame recorded without specimen, binned:
+    ``(N, N)``, zero frequency at index ``N // 2``) the square root of its intensity."""
     n = window.pixels
     per_pixel = optics.radians_per_pixel * window.binning
     k = np.fft.fftfreq(n) * n
     ky, kx = np.meshgrid(k - window.axis[0], k - window.axis[1], indexing="ij")
     theta2 = (ky**2 + kx**2) * per_pixel**2
-    inside = theta2 <= optics.semiconv**2
+    if vacuum is None:
+        aperture = (theta2 <= optics.semiconv**2).astype(np.float64)
+    else:
+        aperture = np.sqrt(np.maximum(np.fft.ifftshift(vacuum), 0.0))
     chi = (2 * np.pi / optics.wavelength) * (
         optics.defocus * theta2 / 2 + optics.cs * theta2 * theta2 / 4
     )
-    return np.fft.fftshift(np.fft.ifft2(inside * np.exp(-1j * chi)))
+    return np.fft.fftshift(np.fft.ifft2(aperture * np.exp(-1j * chi)))
 
 
 def initial_modes(probe: np.ndarray, modes: int) -> np.ndarray:

@@ -74,6 +74,7 @@ def ptychography(
     center: Sequence[float] | None = None,
     defocus: float = 0.0,
     cs: float = 0.0,
+    vacuum: np.ndarray | None = None,
     scan_rotation: float = 0.0,
     flip_y: bool = False,
     window: int | None = None,
@@ -121,6 +122,12 @@ def ptychography(
         The probe's defocus and spherical aberration, in the unit of ``wavelength``
         (``chi = 2 pi / wavelength (defocus theta^2 / 2 + cs theta^4 / 4)``, as
         :class:`~libertem_gpu.SSBUDF`): the starting probe, which the iterations refine.
+    vacuum : numpy.ndarray, optional
+        A frame recorded without specimen with the same beam (detector-shaped; the mean of a
+        vacuum scan, say): the starting probe's aperture is the square root of its intensity,
+        cut and binned as the frames are and corrected by ``corrections``, instead of a disk
+        with a hard edge; ``defocus`` and ``cs`` still give its phase. A measured aperture
+        brings its soft edge and the detector's blur into the model from the start.
     scan_rotation, flip_y : float, bool
         The detector's orientation against the scan, as :class:`~libertem_gpu.SSBUDF` and
         :class:`~libertem_gpu.CoMUDF` take them.
@@ -237,7 +244,8 @@ def ptychography(
         seed=int(seed),
         position_step=float(position_step),
     )
-    modes = initial_modes(initial_probe(win, optics), int(probe_modes))
+    aperture = None if vacuum is None else _vacuum_window(vacuum, sig, win, corrections)
+    modes = initial_modes(initial_probe(win, optics, aperture), int(probe_modes))
     if start is not None:
         _check_start(start, win, shape, pixel_size(win, optics))
         modes = np.asarray(start.probe).reshape(-1, win.pixels, win.pixels)
@@ -295,6 +303,45 @@ def _gather(
     if not np.isfinite(amplitudes).all():
         raise InvalidParameterError("ptychography: the frames hold NaN or infinite values")
     return amplitudes, used
+
+
+def _vacuum_window(vacuum: Any, sig: tuple[int, ...], win: Any, corrections: Any) -> np.ndarray:
+    """The vacuum frame's window, binned as :class:`WindowFramesUDF` bins the frames, after
+    ``corrections``; refused where it is not a finite frame with intensity in the window."""
+    frame = np.asarray(vacuum)
+    if frame.shape != sig:
+        raise ShapeMismatchError(
+            f"ptychography: vacuum must be one frame of the data set's shape {sig}, got an "
+            f"array of shape {frame.shape}"
+        )
+    if frame.dtype.kind not in "uif":
+        raise UnsupportedDTypeError(
+            f"ptychography: vacuum must hold real intensities, got {frame.dtype}"
+        )
+    frame = frame.astype(np.float64)
+    if corrections is not None and corrections.have_corrections():
+        from libertem_gpu.corrections.detector import correct
+
+        frame = correct(
+            frame[np.newaxis],
+            dark_image=corrections.get_dark_frame(),
+            gain_map=corrections.get_gain_map(),
+            excluded_pixels=corrections.excluded_coords,
+            sig_shape=sig,
+            allow_empty=corrections.allow_empty,
+        )[0]
+    n, b = win.pixels, win.binning
+    cut = frame[win.y0 : win.y0 + win.size, win.x0 : win.x0 + win.size]
+    binned = cut.reshape(n, b, n, b).sum(axis=(1, 3))
+    if not np.isfinite(binned).all():
+        raise InvalidParameterError("ptychography: vacuum holds NaN or infinite values")
+    if not (binned > 0).any():
+        raise InvalidParameterError(
+            f"ptychography: vacuum has no intensity in the window (rows {win.y0}:"
+            f"{win.y0 + win.size}, columns {win.x0}:{win.x0 + win.size}): is it a vacuum "
+            "frame of this beam?"
+        )
+    return binned
 
 
 def _check_start(start: Any, win: Any, shape: tuple[int, int], pixel: float) -> None:

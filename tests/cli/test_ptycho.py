@@ -1,6 +1,6 @@
 """``libertem-gpu run --ptychography KV STEP MRAD``: the reconstruction as ``ptychography``
-gives it from the same optics (the disk given or found), saved with its dimensions; bad
-numbers and scans that are not 2-D refused."""
+gives it from the same optics (the disk given or found, a vacuum frame for the probe), saved
+with its dimensions; bad numbers, files and scans that are not 2-D refused."""
 
 from __future__ import annotations
 
@@ -66,3 +66,28 @@ def test_bad_input_is_refused(tmp_path):
     np.save(tmp_path / "line.npy", frames[0])
     line = ["run", str(tmp_path / "line.npy"), "--out", str(tmp_path / "y.npz")]
     assert main([*line, "--ptychography", "300", str(step), "25"]) == 2
+
+
+def test_vacuum_frame_from_a_file(tmp_path):
+    frames, _, step = _scan(tmp_path)
+    vacuum, _ = scan_phase_object(np.zeros((2, 2)), step=2, frame=FRAME, radius=RADIUS, edge=2.0)
+    np.save(tmp_path / "vacuum.npy", vacuum[0, 0])
+    out = tmp_path / "v.npz"
+    argv = ["run", str(tmp_path / "scan.npy"), "--ptychography", str(KV), str(step), str(MRAD)]
+    argv += ["--cy", "8", "--cx", "8", "--semiconv-pix", str(RADIUS), "--ptycho-iterations", "3"]
+    assert main([*argv, "--ptycho-vacuum", str(tmp_path / "vacuum.npy"), "--out", str(out)]) == 0
+    res = load_results(out)
+    with Context("inline") as ctx:
+        want = libertem_gpu.ptychography(
+            ctx, ctx.load("memory", data=frames), wavelength=electron_wavelength(KV * 1e3),
+            scan_step=step, semiconv=MRAD * 1e-3, semiconv_pix=RADIUS, center=(8.0, 8.0),
+            iterations=3, vacuum=vacuum[0, 0],
+        )  # fmt: skip
+    np.testing.assert_allclose(res["ptycho_probe"], want.probe, rtol=1e-10, atol=1e-12)
+    entry = next(a for a in res.metadata["analyses"] if a["name"] == "ptychography")
+    assert entry["parameters"]["vacuum"] == str(tmp_path / "vacuum.npy")
+    missing = [*argv, "--ptycho-vacuum", str(tmp_path / "nope.npy"), "--out", str(out)]
+    assert main(missing) == 1
+    np.save(tmp_path / "small.npy", vacuum[0, 0, :8])
+    small = [*argv, "--ptycho-vacuum", str(tmp_path / "small.npy"), "--out", str(out)]
+    assert main(small) != 0

@@ -325,3 +325,72 @@ def test_position_correction_stays_put_where_the_scan_is_right(strong):
     assert corr(moved.phase, truth) > 0.995
     with pytest.raises(InvalidParameterError, match="position_step must be in"):
         ptychography(ctx, ds, position_step=3, **optics)
+
+
+@pytest.fixture(scope="module")
+def soft_edge():
+    """The strong phase scanned through an aperture with a soft edge (3 px across its 4 px
+    radius), and that beam's vacuum frame (the same scan of no specimen)."""
+    phase = random_phase((32, 32), cutoff=0.2, strength=0.3, seed=1)
+    frames, optics = scan_phase_object(phase, step=2, frame=16, radius=4, edge=3.0)
+    vacuum, _ = scan_phase_object(np.zeros((2, 2)), step=2, frame=16, radius=4, edge=3.0)
+    return phase[::2, ::2], frames, optics, vacuum[0, 0]
+
+
+def test_measured_vacuum_probe(soft_edge):
+    """A hard-edged disk is the wrong aperture here: kept fixed it gives a poor phase. The
+    vacuum frame's aperture gives the phase at once, and with the probe refined it still fits
+    the patterns better and ends nearer the truth."""
+    truth, frames, optics, vacuum = soft_edge
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames, num_partitions=2)
+    runs = {
+        (measured, step): ptychography(
+            ctx, ds, iterations=20, probe_step=step, vacuum=vacuum if measured else None, **optics
+        )
+        for measured in (False, True)
+        for step in (0.0, 1.0)
+    }
+    assert rms(runs[True, 0.0].phase, truth) < 0.06
+    assert rms(runs[True, 0.0].phase, truth) < 0.2 * rms(runs[False, 0.0].phase, truth)
+    assert runs[True, 1.0].errors[-1] < 0.5 * runs[False, 1.0].errors[-1]
+    assert rms(runs[True, 1.0].phase, truth) < 0.8 * rms(runs[False, 1.0].phase, truth)
+
+
+def test_vacuum_frame_is_cut_binned_and_corrected_as_the_frames(soft_edge, rng):
+    from libertem_gpu import CorrectionSet
+    from libertem_gpu.ptycho.geometry import choose_window
+    from libertem_gpu.ptycho.reconstruct import _vacuum_window
+
+    _, _, _, vacuum = soft_edge
+    win = choose_window((16, 16), (8.0, 7.0), 12, 2)
+    want = vacuum[2:14, 1:13].astype(np.float64).reshape(6, 2, 6, 2).sum(axis=(1, 3))
+    np.testing.assert_allclose(_vacuum_window(vacuum, (16, 16), win, None), want, rtol=1e-12)
+    dark = rng.random((16, 16)) * 5
+    gain = 1 + rng.random((16, 16))
+    recorded = vacuum / gain + dark
+    recorded[5, 5] = 1e6  # a hot pixel, excluded: repaired from its neighbours
+    hot = np.zeros((16, 16), bool)
+    hot[5, 5] = True
+    corrections = CorrectionSet(dark=dark, gain=gain, excluded_pixels=hot)
+    corrected = _vacuum_window(recorded, (16, 16), win, corrections)
+    elsewhere = np.ones((6, 6), bool)
+    elsewhere[(5 - 2) // 2, (5 - 1) // 2] = False  # the binned pixel that holds (5, 5)
+    np.testing.assert_allclose(corrected[elsewhere], want[elsewhere], rtol=1e-5, atol=1e-6)
+    assert corrected[1, 2] == pytest.approx(want[1, 2], rel=0.2)
+
+
+def test_vacuum_errors(soft_edge):
+    _, frames, optics, vacuum = soft_edge
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames)
+    with pytest.raises(ShapeMismatchError, match=r"one frame of the data set's shape \(16, 16\)"):
+        ptychography(ctx, ds, vacuum=vacuum[:8], **optics)
+    with pytest.raises(UnsupportedDTypeError, match="real intensities"):
+        ptychography(ctx, ds, vacuum=vacuum.astype(np.complex64), **optics)
+    bad = vacuum.copy()
+    bad[8, 8] = np.inf
+    with pytest.raises(InvalidParameterError, match="NaN or infinite"):
+        ptychography(ctx, ds, vacuum=bad, **optics)
+    with pytest.raises(InvalidParameterError, match="no intensity in the window"):
+        ptychography(ctx, ds, vacuum=np.zeros_like(vacuum), **optics)
