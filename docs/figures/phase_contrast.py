@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from libertem_gpu import SSBUDF, CoMUDF, Context, ParallaxUDF
+from libertem_gpu import SSBUDF, CoMUDF, Context, ParallaxUDF, parallax_shift_matrix
 from libertem_gpu.demo.phase_object import scan_phase_object
 
 shape, step, frame, radius = (128, 128), 2, 32, 9
@@ -38,10 +38,11 @@ with Context("inline") as ctx:
     ]
     defocused, optics = scan_phase_object(phase, step, frame, radius, defocus=40, dose=200, seed=2)
     ds = ctx.load("memory", data=defocused)
-    # The shifts from the optics: defocus x angle per pixel / scan step, scan pixels per
-    # detector pixel (estimate_parallax cannot tell shifts of more than half the lattice's
-    # period on this periodic specimen).
-    matrix = -40 * optics["semiconv"] / optics["semiconv_pix"] / step * np.eye(2)
+    # The shifts from the optics (estimate_parallax cannot tell shifts of more than half the
+    # lattice's period on this periodic specimen).
+    matrix = parallax_shift_matrix(
+        optics["defocus"], optics["scan_step"], optics["semiconv"], optics["semiconv_pix"]
+    )
     mean = defocused.mean(axis=(0, 1))
     udf = ParallaxUDF(matrix, center=optics["center"], radius=radius, mean_frame=mean)
     parallax = ctx.run_udf(ds, udf)["image"].data

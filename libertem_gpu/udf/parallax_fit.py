@@ -20,6 +20,7 @@ import numpy as np
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.masks import SparseMask
 from libertem_gpu.udf.parallax import ParallaxUDF
+from libertem_gpu.udf.parallax_geometry import ParallaxOptics, parallax_optics
 
 __all__ = ["ParallaxFit", "estimate_parallax", "find_bright_field"]
 
@@ -56,6 +57,19 @@ class ParallaxFit:
     shifts: np.ndarray
     residual: float
     bright_field: np.ndarray
+
+    def optics(
+        self,
+        scan_step: float,
+        semiconv: float,
+        semiconv_pix: float,
+        scan_rotation: float | None = None,
+    ) -> ParallaxOptics:
+        """The defocus and the detector's rotation and flip that :attr:`shift_matrix` stands
+        for (:func:`~libertem_gpu.udf.parallax_geometry.parallax_optics`), to start
+        :class:`~libertem_gpu.SSBUDF` or :func:`~libertem_gpu.ptychography` from
+        (``**fit.optics(...).as_params()``)."""
+        return parallax_optics(self.shift_matrix, scan_step, semiconv, semiconv_pix, scan_rotation)
 
     def udf(self, upsampling: int = 1) -> ParallaxUDF:
         """The :class:`~libertem_gpu.udf.parallax.ParallaxUDF` of this fit."""
