@@ -172,7 +172,7 @@ def ptychography(
     seed : int
         Of the order positions are visited in.
     progress : bool
-        Show a progress bar for the pass.
+        Show a progress bar for the pass, then one of the iterations with the misfit.
     callback : callable, optional
         ``callback(iteration, error)`` after each iteration, to watch convergence; if it
         returns true, the iterations stop there (e.g. once the error stops falling).
@@ -256,11 +256,16 @@ def ptychography(
         _check_memory(wanted, n, arrays.free_device_bytes(), settings.batch_size, len(modes))
         amplitudes, used = _gather(ctx, dataset, win, roi, corrections, progress)
         xp = arrays.xp
-        obj, probe, errors, corners = solve(
-            xp.asarray(amplitudes), all_corners[used], shape, xp.asarray(modes), settings,
-            xp=xp, backend=backend_name, callback=callback,
-            start_object=None if start is None else xp.asarray(start.object),
-        )  # fmt: skip
+        bar = _IterationBar(settings.iterations, callback) if progress else None
+        try:
+            obj, probe, errors, corners = solve(
+                xp.asarray(amplitudes), all_corners[used], shape, xp.asarray(modes), settings,
+                xp=xp, backend=backend_name, callback=callback if bar is None else bar,
+                start_object=None if start is None else xp.asarray(start.object),
+            )  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.close()
         obj, probe = arrays.to_numpy(obj), arrays.to_numpy(probe)
     finally:
         arrays.close()
@@ -280,6 +285,26 @@ def ptychography(
         positions=positions.reshape(*nav, 2),
         window=(win.y0, win.x0, win.size, win.binning),
     )
+
+
+class _IterationBar:
+    """A tqdm bar of the iterations with the latest misfit, called as the solver's callback;
+    it passes each call on to the user's ``callback`` (whose return value stops the run)."""
+
+    def __init__(self, iterations: int, callback: Callable[[int, float], Any] | None) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar: Any = tqdm(total=iterations, unit="iteration", desc="ptychography")
+        self.callback = callback
+
+    def __call__(self, iteration: int, error: float) -> Any:
+        self.bar.set_postfix_str(f"misfit {error:.3g}", refresh=False)
+        self.bar.update(1)
+        return None if self.callback is None else self.callback(iteration, error)
+
+    def close(self) -> None:
+        """Draw the bar a last time and release it."""
+        self.bar.close()
 
 
 def _gather(

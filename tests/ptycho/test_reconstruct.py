@@ -287,6 +287,27 @@ def test_callback_sees_every_iteration_and_may_stop(strong):
     np.testing.assert_array_equal(stopped.errors, found.errors[:3])
 
 
+def test_progress_shows_the_iterations_and_their_misfit(strong, capsys):
+    _, frames, optics = strong
+    ctx = Context("inline")
+    ds = ctx.load("memory", data=frames)
+    capsys.readouterr()
+    shown = ptychography(ctx, ds, iterations=8, progress=True, **optics)
+    err = capsys.readouterr().err
+    assert "ptychography" in err and "8/8" in err
+    assert f"misfit {shown.errors[-1]:.3g}" in err
+    plain = ptychography(ctx, ds, iterations=8, **optics)
+    np.testing.assert_array_equal(shown.errors, plain.errors)
+    # the user's callback still sees every iteration and may stop the run
+    seen = []
+    stopped = ptychography(
+        ctx, ds, iterations=8, progress=True, callback=lambda i, e: seen.append(i) or i == 3,
+        **optics,
+    )  # fmt: skip
+    assert seen == [1, 2, 3] and stopped.errors.shape == (3,)
+    assert "3/8" in capsys.readouterr().err
+
+
 def test_going_on_from_a_result(strong):
     truth, frames, optics = strong
     ctx = Context("inline")
