@@ -12,6 +12,7 @@ positions ``q`` from the disk's centre.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,11 @@ from libertem_gpu.udf.parallax import ParallaxUDF
 from libertem_gpu.udf.parallax_geometry import ParallaxOptics, parallax_optics
 
 __all__ = ["ParallaxFit", "estimate_parallax", "find_bright_field"]
+
+
+#: The share of the bright-field disk's radius beyond which a fit's pixels bias the optics
+#: read off it (:meth:`ParallaxFit.optics`).
+_INNER = 0.6
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,21 @@ class ParallaxFit:
         """The defocus and the detector's rotation and flip that :attr:`shift_matrix` stands
         for (:func:`~libertem_gpu.udf.parallax_geometry.parallax_optics`), to start
         :class:`~libertem_gpu.SSBUDF` or :func:`~libertem_gpu.ptychography` from
-        (``**fit.optics(...).as_params()``)."""
+        (``**fit.optics(...).as_params()``).
+
+        Warns where the fit reached out to the disk's edge: pixels there see the specimen
+        through one side of the aperture, and on phase objects the shifts they gave read the
+        defocus too strong (1.45x in ``tests/udf/test_parallax_geometry.py``); fit with
+        ``radius`` about half the disk's and ``block=1`` for this."""
+        _, disk = find_bright_field(self.mean_frame)
+        if self.radius > _INNER * disk:
+            warnings.warn(
+                f"the parallax fit used pixels out to {self.radius:.3g} of the bright-field "
+                f"disk's {disk:.3g}: near its edge the shifts read too strong a defocus; for "
+                f"the optics, fit with radius={disk / 2:.3g} and block=1",
+                UserWarning,
+                stacklevel=2,
+            )
         return parallax_optics(self.shift_matrix, scan_step, semiconv, semiconv_pix, scan_rotation)
 
     def udf(self, upsampling: int = 1) -> ParallaxUDF:

@@ -6,6 +6,8 @@ convention SSB and ptychography use."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -92,8 +94,10 @@ def test_defocus_of_a_simulated_scan_starts_ptychography(turn):
     ctx = Context("inline")
     ds = ctx.load("memory", data=frames)
     fit = estimate_parallax(ctx, ds, center=centre, radius=4, block=1)
-    told = fit.optics(optics["scan_step"], optics["semiconv"], optics["semiconv_pix"],
-                      scan_rotation=rotation + 30.0)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the inner half of the disk: no warning
+        told = fit.optics(optics["scan_step"], optics["semiconv"], optics["semiconv_pix"],
+                          scan_rotation=rotation + 30.0)  # fmt: skip
     assert told.defocus == pytest.approx(20.0, rel=0.05)
     assert told.scan_rotation == pytest.approx(rotation, abs=2.0) and told.flip_y is flip
     assert told.anisotropy < 0.05
@@ -103,3 +107,13 @@ def test_defocus_of_a_simulated_scan_starts_ptychography(turn):
     assert np.corrcoef(found.phase.ravel(), truth.ravel())[0, 1] > 0.97
     wrong = ptychography(ctx, ds, iterations=10, probe_step=0.0, **{**start, "defocus": -20.0})
     assert np.corrcoef(wrong.phase.ravel(), truth.ravel())[0, 1] < 0.9
+
+
+def test_a_fit_out_to_the_disk_edge_is_warned_about():
+    phase = random_phase((64, 64), cutoff=0.1, strength=0.2, seed=4)
+    frames, optics = scan_phase_object(phase, step=2, frame=32, radius=8, defocus=20.0)
+    ctx = Context("inline")
+    fit = estimate_parallax(ctx, ctx.load("memory", data=frames), block=2)
+    with pytest.warns(UserWarning, match=r"too strong a defocus; .* fit with radius=3.96 and"):
+        told = fit.optics(optics["scan_step"], optics["semiconv"], optics["semiconv_pix"], 0.0)
+    assert told.defocus > 1.2 * 20.0  # the bias the warning is about
