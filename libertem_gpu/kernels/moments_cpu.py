@@ -86,7 +86,7 @@ def _four_frames(a, i, p0, p1, shift, s1, s2):  # type: ignore[no-untyped-def]
 def _moments(a, npix, shift, s1, s2):  # type: ignore[no-untyped-def]
     """The float64 moments loop, eight frames per pass (an eighth of the accumulator traffic),
     added in frame order, so that results equal the one-frame-at-a-time loop whatever the
-    tiling: the kernel for float frames, and for integer blocks the lanes cannot take.
+    tiling: the kernel for float frames and integers wider than 16 bits.
 
     Fused multiply-add for the squares (contraction only, no reassociation): 7-10% faster.
     """
