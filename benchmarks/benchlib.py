@@ -68,8 +68,10 @@ def target_env(cpu_name: str) -> dict[str, str]:
     isa = TARGET_ISA.get(cpu_name)
     if isa is not None and "avx512f" not in isa:
         env["OPENBLAS_CORETYPE"] = "Haswell"
-        from numpy._core._multiarray_umath import __cpu_dispatch__
-
+        try:  # NumPy 2; NumPy 1 keeps it in numpy.core
+            from numpy._core._multiarray_umath import __cpu_dispatch__
+        except ImportError:
+            from numpy.core._multiarray_umath import __cpu_dispatch__
         wide = [t for t in __cpu_dispatch__ if "AVX512" in t or t == "X86_V4"]
         if wide:
             env["NPY_DISABLE_CPU_FEATURES"] = " ".join(wide)
