@@ -164,17 +164,27 @@ def test_run_demo_matches_numpy(tmp_path, executor):
 
 @pytest.mark.parametrize("size", ["1MiB", "64KiB"])
 def test_warm_up_takes_the_kernels_of_the_timed_pass(tmp_path, monkeypatch, size):
-    # 1 MiB is a large run here (small runs: up to 256 KiB), but its warm-up's 8 frames are
-    # small: it must still take the compiled kernels, or the timed pass compiles them.
+    # 1 MiB is a large run here (small runs: up to 256 KiB), but its warm-ups' 8 and 32 frames
+    # are small: they must still take the compiled kernels, or the timed pass compiles them.
+    # Tiles of both sides of the depth where the sum over frames changes its loop (on Intel).
     from libertem_gpu import config, plan
+    from libertem_gpu.kernels import sum_frames_cpu
 
     taken = []
     choose = plan.choose_kernels
     monkeypatch.setattr(plan, "choose_kernels", lambda *a: taken.append(choose(*a)) or taken[-1])
+    depths = []
+    summed = sum_frames_cpu.cpu
+    monkeypatch.setattr(
+        sum_frames_cpu, "cpu", lambda t, *a, **k: depths.append(len(t)) or summed(t, *a, **k)
+    )
     with config.set(small_run_bytes=256 * 2**10):
         run_demo(size, tmp_path / "out", executor="inline", sig_shape=(32, 32), log=print)
-    assert len(taken) == 2
-    assert taken[0] == taken[1] == ("numpy" if size == "1MiB" else "plain")
+    assert len(taken) == 3  # two warm-ups, the timed pass
+    assert taken[0] == taken[1] == taken[2] == ("numpy" if size == "1MiB" else "plain")
+    if size == "1MiB":
+        pairs = sum_frames_cpu._PAIR_MIN_FRAMES
+        assert min(depths[:2]) < pairs <= max(depths[:2])
 
 
 def test_run_demo_without_pillow_and_h5py(tmp_path, monkeypatch):
