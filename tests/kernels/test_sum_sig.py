@@ -6,9 +6,10 @@ from libertem_gpu.kernels import sum_sig
 from tests.kernels.kit import KernelContract, flat
 
 
-@pytest.fixture(autouse=True, params=[True, False], ids=["prefetch", "no-prefetch"])
+@pytest.fixture(params=[True, False], ids=["prefetch", "no-prefetch"])
 def software_prefetch(request):
-    """Every test runs both loop shapes of float frames: prefetched (Intel) and plain (AMD)."""
+    """Both loop shapes of float frames: prefetched (Intel) and plain (AMD). The CPU tests
+    take it; the contract's simulated GPU runs do not depend on it."""
     with config.set(software_prefetch=request.param):
         yield request.param
 
@@ -27,6 +28,7 @@ def random_tile(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.usefixtures("software_prefetch")
 def test_sum_sig_dtypes(dtype):
     rng = np.random.default_rng(5)
     tile = random_tile(rng, (7, 13 * 17), dtype)  # 221 px: lanes plus a remainder
@@ -37,6 +39,7 @@ def test_sum_sig_dtypes(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
+@pytest.mark.usefixtures("software_prefetch")
 def test_sum_sig_partial_frames_strided(dtype):
     rng = np.random.default_rng(6)
     big = random_tile(rng, (14, 300), dtype)
@@ -49,6 +52,7 @@ def test_sum_sig_partial_frames_strided(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
 @pytest.mark.parametrize("npix", [100, 128, 1000])
+@pytest.mark.usefixtures("software_prefetch")
 def test_sum_sig_float_pairs_sum_like_single_frames(dtype, npix):
     # Frames go two per pass, each in its own lanes: every sum is bit-identical to summing that
     # frame alone (fewer pixels than one lane block, exactly one, and blocks plus a remainder).
