@@ -10,7 +10,17 @@ import numpy as np
 from libertem_gpu.udf.base import UDF
 from libertem_gpu.udf.buffers import BufferDecl
 
-__all__ = ["WindowFramesUDF"]
+__all__ = ["WindowFramesUDF", "cut_and_bin"]
+
+
+def cut_and_bin(frames: Any, y0: int, x0: int, size: int, binning: int) -> Any:
+    """Rows ``y0:y0 + size`` and columns ``x0:x0 + size`` of ``(k, rows, columns)`` frames,
+    summed in ``binning x binning`` blocks: ``(k, size // binning, size // binning)``."""
+    window = frames[:, y0 : y0 + size, x0 : x0 + size]
+    if binning > 1:
+        n = size // binning
+        window = window.reshape(len(window), n, binning, n, binning).sum(axis=(2, 4))
+    return window
 
 
 class WindowFramesUDF(UDF):
@@ -39,8 +49,4 @@ class WindowFramesUDF(UDF):
     def process_tile(self, tile: Any) -> None:
         """Cut, bin and keep each frame's window."""
         p = self.params
-        window = tile[:, p.y0 : p.y0 + p.size, p.x0 : p.x0 + p.size]
-        if p.binning > 1:
-            n = p.size // p.binning
-            window = window.reshape(len(window), n, p.binning, n, p.binning).sum(axis=(2, 4))
-        self.results.frames[:] = window
+        self.results.frames[:] = cut_and_bin(tile, p.y0, p.x0, p.size, p.binning)

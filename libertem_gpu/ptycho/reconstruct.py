@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError, ShapeMismatchError, UnsupportedDTypeError
-from libertem_gpu.ptycho.frames import WindowFramesUDF
+from libertem_gpu.ptycho.frames import WindowFramesUDF, cut_and_bin
 from libertem_gpu.ptycho.geometry import (
     check_binning,
     choose_window,
@@ -331,7 +331,7 @@ def _gather(
 
 
 def _vacuum_window(vacuum: Any, sig: tuple[int, ...], win: Any, corrections: Any) -> np.ndarray:
-    """The vacuum frame's window, binned as :class:`WindowFramesUDF` bins the frames, after
+    """The vacuum frame's window, cut and binned as the frames are (:func:`cut_and_bin`), after
     ``corrections``; refused where it is not a finite frame with intensity in the window."""
     frame = np.asarray(vacuum)
     if frame.shape != sig:
@@ -355,9 +355,7 @@ def _vacuum_window(vacuum: Any, sig: tuple[int, ...], win: Any, corrections: Any
             sig_shape=sig,
             allow_empty=corrections.allow_empty,
         )[0]
-    n, b = win.pixels, win.binning
-    cut = frame[win.y0 : win.y0 + win.size, win.x0 : win.x0 + win.size]
-    binned = cut.reshape(n, b, n, b).sum(axis=(1, 3))
+    binned = cut_and_bin(frame[np.newaxis], win.y0, win.x0, win.size, win.binning)[0]
     if not np.isfinite(binned).all():
         raise InvalidParameterError("ptychography: vacuum holds NaN or infinite values")
     if not (binned > 0).any():
