@@ -19,6 +19,7 @@ boundaries). The free constant is fixed by a zero mean over the valid positions.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -244,8 +245,14 @@ def _polarity(fy: np.ndarray, fx: np.ndarray, angle: float, flip: bool, roi: Any
     return bool(hist[0] < hist[-1])
 
 
-def _wrap(angle: float) -> float:
-    return angle - 360.0 if angle > 180.0 else angle
+def wrap_degrees(angle: float) -> float:
+    """``angle`` (degrees) turned by whole turns into (-180, 180]."""
+    wrapped = math.fmod(angle, 360.0)
+    if wrapped <= -180.0:
+        wrapped += 360.0
+    elif wrapped > 180.0:
+        wrapped -= 360.0
+    return wrapped
 
 
 def estimate_scan_rotation(field_y: Any, field_x: Any, roi: Any = None) -> ScanRotationEstimate:
@@ -285,7 +292,7 @@ def estimate_scan_rotation(field_y: Any, field_x: Any, roi: Any = None) -> ScanR
     if _polarity(fy, fx, angle, flip, roi):
         angle = (angle + 180.0) % 360.0
     return ScanRotationEstimate(
-        _wrap(angle), flip, float(np.mean(fy[roi])), float(np.mean(fx[roi])), rms
+        wrap_degrees(angle), flip, float(np.mean(fy[roi])), float(np.mean(fx[roi])), rms
     )
 
 
@@ -314,4 +321,6 @@ def guess_corrections(y_centers: Any, x_centers: Any, roi: Any = None) -> GuessR
     angle = float(np.argmin(flipped if flip else straight))
     if _polarity(fy, fx, angle, flip, roi):
         angle += 180.0
-    return GuessResult(int(_wrap(angle)), flip, float(np.mean(fy[roi])), float(np.mean(fx[roi])))
+    return GuessResult(
+        int(wrap_degrees(angle)), flip, float(np.mean(fy[roi])), float(np.mean(fx[roi]))
+    )

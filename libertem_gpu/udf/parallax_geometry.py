@@ -22,6 +22,7 @@ import numpy as np
 
 from libertem_gpu.errors import InvalidParameterError
 from libertem_gpu.udf.com import transform_matrix
+from libertem_gpu.udf.com_fields import wrap_degrees
 
 __all__ = ["ParallaxOptics", "parallax_optics", "parallax_shift_matrix"]
 
@@ -111,16 +112,6 @@ def parallax_shift_matrix(
     return scale * transform_matrix(float(scan_rotation), bool(flip_y))
 
 
-def _wrap(degrees: float) -> float:
-    """``degrees`` in (-180, 180]."""
-    wrapped = math.fmod(degrees, 360.0)
-    if wrapped <= -180.0:
-        wrapped += 360.0
-    elif wrapped > 180.0:
-        wrapped -= 360.0
-    return wrapped
-
-
 def parallax_optics(
     matrix: Any,
     scan_step: float,
@@ -161,9 +152,9 @@ def parallax_optics(
     scale = math.hypot(c, s)
     angle = math.degrees(math.atan2(s, c))
     if scan_rotation is None:
-        other = not -90.0 < _wrap(angle) <= 90.0
+        other = not -90.0 < wrap_degrees(angle) <= 90.0
     else:
-        other = abs(_wrap(angle - float(scan_rotation))) > 90.0
+        other = abs(wrap_degrees(angle - float(scan_rotation))) > 90.0
     if other:
         angle, scale = angle + 180.0, -scale
     fitted = scale * transform_matrix(angle, flip)
@@ -171,7 +162,7 @@ def parallax_optics(
     anisotropy = float(np.linalg.norm(a - fitted)) / size if size > 0 else 0.0
     return ParallaxOptics(
         defocus=-scale / per_defocus,
-        scan_rotation=_wrap(angle),
+        scan_rotation=wrap_degrees(angle),
         flip_y=flip,
         anisotropy=anisotropy,
         ambiguous=scan_rotation is None,
